@@ -1,0 +1,49 @@
+// swift-tools-version: 6.1
+// vlmd: a language-server-style daemon for vision-language models.
+//
+// Module map (arrows point one way: executables -> daemon -> models -> tensor core):
+//   VLMWire      JSON values, JSON-RPC envelopes, error codes, method names, params/results
+//   VLMRPC       LSP base-protocol framing, the stdio connection (reader, back-pressured writer)
+//   VLMDaemon    lifecycle, dispatch, cancellation, progress, handlers, model registry
+//   VLMTensor    Float32 tensor core over OpenBLAS
+//   VLMImage     PNG decoding/encoding (libpng) and CLIP preprocessing
+//   VLMCLIP      CLIP: tokenizer, checkpoints, image and text towers
+//   VLMLanguage  GGUF language models: reader, quantised matmul, decoder, tokenizers, sampling
+//   vlmd / vlm   the daemon and the CLI client
+import PackageDescription
+
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+
+let package = Package(
+    name: "vlmd",
+    products: [
+        .executable(name: "vlmd", targets: ["vlmd"]),
+        .executable(name: "vlm", targets: ["vlm"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        .target(name: "VLMWire"),
+        .target(name: "VLMRPC", dependencies: ["VLMWire"]),
+        .target(name: "VLMTensor", dependencies: ["COpenBLAS"]),
+        .target(name: "VLMImage", dependencies: ["CPNG"]),
+        .target(name: "VLMCLIP", dependencies: ["VLMTensor", "VLMImage", "CZlib"]),
+        .target(name: "VLMLanguage", dependencies: ["VLMTensor"]),
+        .target(name: "VLMDaemon", dependencies: ["VLMWire", "VLMRPC"]),
+
+        .executableTarget(name: "vlmd", dependencies: ["VLMDaemon", argumentParser]),
+        .executableTarget(name: "vlm", dependencies: ["VLMWire", "VLMRPC", argumentParser]),
+
+        .testTarget(name: "VLMRPCTests", dependencies: ["VLMRPC", "VLMWire"]),
+        .testTarget(name: "VLMDaemonTests", dependencies: ["VLMDaemon", "VLMRPC", "VLMWire"]),
+        .testTarget(name: "VLMTensorTests", dependencies: ["VLMTensor"]),
+        .testTarget(name: "VLMImageTests", dependencies: ["VLMImage"]),
+        .testTarget(name: "VLMCLIPTests", dependencies: ["VLMCLIP"]),
+        .testTarget(name: "VLMLanguageTests", dependencies: ["VLMLanguage"]),
+    ]
+)

@@ -1,0 +1,1 @@
+// VLMCLIP: placeholder until its issue lands.

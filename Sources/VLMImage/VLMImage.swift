@@ -1,0 +1,1 @@
+// VLMImage: placeholder until its issue lands.

@@ -1,0 +1,1 @@
+// VLMLanguage: placeholder until its issue lands.

@@ -1,0 +1,1 @@
+// VLMTensor: placeholder until its issue lands.

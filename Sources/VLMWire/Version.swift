@@ -1,0 +1,1 @@
+public enum VLMWireVersion { public static let protocolVersion = "0.1.0" }
