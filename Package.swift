@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "VLMRPC", dependencies: ["VLMWire"]),
         .target(name: "VLMTensor", dependencies: ["COpenBLAS"]),
         .target(name: "VLMImage", dependencies: ["CPNG"]),
-        .target(name: "VLMCLIP", dependencies: ["VLMTensor", "VLMImage", "CZlib"]),
+        .target(name: "VLMCLIP", dependencies: ["VLMTensor", "VLMImage", "CZlib"], resources: [.copy("Resources")]),
         .target(name: "VLMLanguage", dependencies: ["VLMTensor"]),
         .target(name: "VLMDaemon", dependencies: ["VLMWire", "VLMRPC"]),
 
