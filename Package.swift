@@ -2,14 +2,15 @@
 // vlmd: a language-server-style daemon for vision-language models.
 //
 // Module map (arrows point one way: executables -> daemon -> models -> tensor core):
-//   VLMWire      JSON values, JSON-RPC envelopes, error codes, method names, params/results
+//   VLMWire      JSON values, JSON-RPC envelopes, error codes, method names
 //   VLMRPC       LSP base-protocol framing, the stdio connection (reader, back-pressured writer)
 //   VLMDaemon    lifecycle, dispatch, cancellation, progress, handlers, model registry
-//   VLMTensor    Float32 tensor core over OpenBLAS
-//   VLMImage     PNG decoding/encoding (libpng) and CLIP preprocessing
+//   VLMTensor    Float32 tensor core over OpenBLAS (+ quantised kernels for GGUF weights)
+//   VLMImage     PNG decoding/encoding (libpng), CLIP preprocessing, CIFAR-format datasets
 //   VLMCLIP      CLIP: tokenizer, checkpoints, image and text towers
-//   VLMLanguage  GGUF language models: reader, quantised matmul, decoder, tokenizers, sampling
+//   VLMLanguage  GGUF language models: reader, decoder, tokenizers, sampling
 //   vlmd / vlm   the daemon and the CLI client
+//   vlmbench     model-level benchmarks (bench/), compared with the reference implementations
 import PackageDescription
 
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
@@ -34,16 +35,20 @@ let package = Package(
         .target(name: "VLMImage", dependencies: ["CPNG"]),
         .target(name: "VLMCLIP", dependencies: ["VLMTensor", "VLMImage", "CZlib"], resources: [.copy("Resources")]),
         .target(name: "VLMLanguage", dependencies: ["VLMTensor"]),
-        .target(name: "VLMDaemon", dependencies: ["VLMWire", "VLMRPC"]),
+        .target(name: "VLMDaemon", dependencies: ["VLMWire", "VLMRPC", "VLMTensor", "VLMImage", "VLMCLIP", "VLMLanguage"]),
 
-        .executableTarget(name: "vlmd", dependencies: ["VLMDaemon", argumentParser]),
+        .executableTarget(name: "vlmd", dependencies: ["VLMDaemon", "VLMRPC", "VLMWire", argumentParser]),
         .executableTarget(name: "vlm", dependencies: ["VLMWire", "VLMRPC", argumentParser]),
+        .executableTarget(
+            name: "vlmbench", dependencies: ["VLMTensor", "VLMImage", "VLMCLIP", "VLMLanguage"],
+            path: "bench/Sources/vlmbench"),
 
+        .testTarget(name: "VLMWireTests", dependencies: ["VLMWire"]),
         .testTarget(name: "VLMRPCTests", dependencies: ["VLMRPC", "VLMWire"]),
         .testTarget(name: "VLMDaemonTests", dependencies: ["VLMDaemon", "VLMRPC", "VLMWire"]),
         .testTarget(name: "VLMTensorTests", dependencies: ["VLMTensor"]),
         .testTarget(name: "VLMImageTests", dependencies: ["VLMImage"]),
-        .testTarget(name: "VLMCLIPTests", dependencies: ["VLMCLIP"]),
-        .testTarget(name: "VLMLanguageTests", dependencies: ["VLMLanguage"]),
+        .testTarget(name: "VLMCLIPTests", dependencies: ["VLMCLIP", "VLMTensor", "VLMImage"]),
+        .testTarget(name: "VLMLanguageTests", dependencies: ["VLMLanguage", "VLMTensor"]),
     ]
 )

@@ -1,0 +1,1 @@
+func runCLIPBench(_ args: [String]) { print("CLIP benchmark not built yet") }

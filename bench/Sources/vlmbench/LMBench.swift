@@ -1,0 +1,1 @@
+func runLMBench(_ args: [String]) { print("LM benchmark not built yet") }

@@ -1,0 +1,12 @@
+import Foundation
+// vlmbench: model-level benchmarks. `bench/*.sh` run it beside the reference implementations.
+//   vlmbench clip ARGS...   CLIP image/text encoding (CLIPBench.swift)
+//   vlmbench lm ARGS...     language-model prefill/decode (LMBench.swift)
+let args = Array(CommandLine.arguments.dropFirst())
+switch args.first {
+case "clip": runCLIPBench(Array(args.dropFirst()))
+case "lm": runLMBench(Array(args.dropFirst()))
+default:
+    FileHandle.standardError.write("usage: vlmbench clip|lm ARGS...\n".data(using: .utf8)!)
+    exit(2)
+}
