@@ -15,6 +15,10 @@ import PackageDescription
 
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 
+// Numeric modules are compiled with optimisation even in debug builds: `swift test` on real models
+// (and the parity fixtures) would otherwise take minutes per forward pass. Bounds checks stay on.
+let numeric: [SwiftSetting] = [.unsafeFlags(["-O"])]
+
 let package = Package(
     name: "vlmd",
     products: [
@@ -31,10 +35,11 @@ let package = Package(
 
         .target(name: "VLMWire"),
         .target(name: "VLMRPC", dependencies: ["VLMWire"]),
-        .target(name: "VLMTensor", dependencies: ["COpenBLAS"]),
-        .target(name: "VLMImage", dependencies: ["CPNG"]),
-        .target(name: "VLMCLIP", dependencies: ["VLMTensor", "VLMImage", "CZlib"], resources: [.copy("Resources")]),
-        .target(name: "VLMLanguage", dependencies: ["VLMTensor"]),
+        .target(name: "VLMTensor", dependencies: ["COpenBLAS"], swiftSettings: numeric),
+        .target(name: "VLMImage", dependencies: ["CPNG"], swiftSettings: numeric),
+        .target(name: "VLMCLIP", dependencies: ["VLMTensor", "VLMImage", "CZlib"], resources: [.copy("Resources")],
+                swiftSettings: numeric),
+        .target(name: "VLMLanguage", dependencies: ["VLMTensor"], swiftSettings: numeric),
         .target(name: "VLMDaemon", dependencies: ["VLMWire", "VLMRPC", "VLMTensor", "VLMImage", "VLMCLIP", "VLMLanguage"]),
 
         .executableTarget(name: "vlmd", dependencies: ["VLMDaemon", "VLMRPC", "VLMWire", argumentParser]),
