@@ -1,1 +1,294 @@
+import Foundation
 import VLMRPC
+import VLMWire
+
+/// The daemon: lifecycle, dispatch and cancellation. Messages are received one at a time, in
+/// order; lifecycle messages are handled inline so their order is the client's order, and every
+/// other request runs as its own task so a long one never blocks a short one.
+public actor Daemon {
+    enum Phase { case starting, running, shuttingDown }
+
+    let configuration: DaemonConfiguration
+    let outbox: Outbox
+    let startedAt = ContinuousClock.now
+    private var phase = Phase.starting
+    private var table: HandlerTable
+    private var inFlight: [RequestID: InFlight] = [:]
+    private let onExit: @Sendable (Int32) -> Void
+    let services: Services
+
+    struct InFlight {
+        let method: String
+        let started: ContinuousClock.Instant
+        let task: Task<Void, Never>
+        let context: RequestContext
+    }
+
+    /// - Parameter onExit: called with the exit code on `exit` or end of input, after every reply is written.
+    public init(configuration: DaemonConfiguration, sink: any MessageSink, onExit: @escaping @Sendable (Int32) -> Void) {
+        self.configuration = configuration
+        self.outbox = Outbox(sink: sink, stderrLogLevel: configuration.stderrLogLevel)
+        self.onExit = onExit
+        self.services = Services(configuration: configuration, outbox: outbox)
+        var table = HandlerTable()
+        registerHandlers(&table, services: services)
+        // daemon/status reads the in-flight table, which only the daemon has.
+        let statusSource = StatusSource()
+        table.register(Method.status) { (_: NoParams, _) -> StatusResult in
+            guard let daemon = statusSource.daemon else { throw CancellationError() }
+            return await daemon.status()
+        }
+        self.table = table
+        statusSource.daemon = self
+    }
+
+    func status() async -> StatusResult {
+        let requests = inFlightSummary()
+        return StatusResult(
+            uptimeSeconds: (ContinuousClock.now - startedAt).seconds,
+            requestsInFlight: requests.count,
+            inFlight: requests,
+            models: await services.registry.list,
+            memory: MemoryStatus(
+                modelBytes: await services.registry.usedBytes, budgetBytes: configuration.memoryBudgetBytes,
+                residentBytes: residentMemoryBytes()),
+            caches: await services.cacheStatuses())
+    }
+
+    /// Reads frames until end of input, then cancels what is still running and exits.
+    public func run(events: AsyncStream<FrameEvent>) async {
+        for await event in events {
+            await receive(event)
+        }
+        await endOfInput()
+    }
+
+    public func receive(_ event: FrameEvent) async {
+        switch event {
+        case .message(let body):
+            await receive(IncomingMessage.parse(body))
+        case .oversize(let length, let limit):
+            outbox.log(.warning, "skipped a \(length)-byte message (limit \(limit))")
+            await reply(nil, error: .invalidRequest(
+                "message of \(length) bytes exceeds the limit of \(limit) bytes (see maxMessageBytes in initialize); it was skipped"))
+        case .badHeader(let reason):
+            await reply(nil, error: .parseError("bad message header: \(reason)"))
+        }
+    }
+
+    func receive(_ message: IncomingMessage) async {
+        switch message {
+        case .invalid(let id, let error):
+            await reply(id, error: error)
+        case .response:
+            break  // vlmd sends no requests to the client, so there is nothing to match a response to
+        case .notification(let method, let params):
+            await receiveNotification(method, params)
+        case .request(let id, let method, let params):
+            await receiveRequest(id, method, params)
+        }
+    }
+
+    private func receiveNotification(_ method: String, _ params: JSONValue?) async {
+        switch method {
+        case Method.exit:
+            await exit(code: phase == .shuttingDown ? 0 : 1)
+        case Method.cancelRequest:
+            guard let id = params?["id"].flatMap(RequestID.init) else {
+                outbox.log(.warning, "$/cancelRequest without a valid 'id' was ignored")
+                return
+            }
+            cancel(id)
+        case Method.setTrace:
+            if let value = params?["value"]?.stringValue, ["off", "messages", "verbose"].contains(value) {
+                outbox.setTrace(value)
+            } else {
+                outbox.log(.warning, "$/setTrace expects value \"off\", \"messages\" or \"verbose\"")
+            }
+        case Method.initialized:
+            break
+        default:
+            // LSP: notifications starting with "$/" may be ignored; others are logged so typos show up.
+            if !method.hasPrefix("$/") { outbox.log(.warning, "ignored unknown notification '\(method)'") }
+        }
+    }
+
+    private func receiveRequest(_ id: RequestID, _ method: String, _ params: JSONValue?) async {
+        await outbox.traceMessage("Received request '\(method) - (\(id))'.", verbose: params.map { "Params: \($0)" })
+        switch (phase, method) {
+        case (.starting, Method.initialize):
+            await initialize(id, params)
+        case (.starting, _):
+            await reply(id, error: .notInitialized)
+        case (.shuttingDown, _):
+            await reply(id, error: .invalidRequest("server is shutting down: only 'exit' is accepted after 'shutdown'"))
+        case (.running, Method.initialize):
+            await reply(id, error: .invalidRequest("'initialize' may be sent only once"))
+        case (.running, Method.shutdown):
+            phase = .shuttingDown
+            await reply(id, result: JSONValue.null)
+        case (.running, _):
+            await dispatch(id, method, params)
+        }
+    }
+
+    private func initialize(_ id: RequestID, _ raw: JSONValue?) async {
+        let params: InitializeParams
+        do { params = try decodeParams(InitializeParams.self, from: raw) } catch {
+            await reply(id, error: error as? RPCError ?? .invalidParams("\(error)"))
+            return
+        }
+        if let options = params.initializationOptions {
+            if let name = options.logLevel {
+                guard let level = LogLevel(name: name) else {
+                    await reply(id, error: .invalidParams(
+                        "params.initializationOptions.logLevel: expected \"error\", \"warning\", \"info\", \"debug\" or \"off\""))
+                    return
+                }
+                outbox.setClientLogLevel(level)
+            }
+            if let threads = options.threads {
+                guard (1...256).contains(threads) else {
+                    await reply(id, error: .invalidParams("params.initializationOptions.threads: expected an integer in 1...256"))
+                    return
+                }
+                services.setThreads(threads)
+            }
+        }
+        if let trace = params.trace { outbox.setTrace(trace) }
+        phase = .running
+        let client = params.clientInfo.map { "\($0.name) \($0.version ?? "")" } ?? "unnamed client"
+        outbox.log(.info, "initialized by \(client)")
+        await reply(id, result: initializeResult())
+    }
+
+    func initializeResult() -> InitializeResult {
+        InitializeResult(
+            capabilities: ServerCapabilities(experimental: ExperimentalCapabilities(
+                protocolVersion: ProtocolVersion.current,
+                limits: Limits(
+                    maxMessageBytes: configuration.maxMessageBytes, maxImagePixels: configuration.maxImagePixels,
+                    memoryBudgetBytes: configuration.memoryBudgetBytes, threads: services.threads),
+                methods: [Method.initialize, Method.shutdown, Method.exit, Method.cancelRequest, Method.setTrace] + table.methods,
+                modelKinds: services.registry.kinds)),
+            serverInfo: ServerInfo(name: "vlmd", version: ProtocolVersion.current))
+    }
+
+    private func dispatch(_ id: RequestID, _ method: String, _ params: JSONValue?) async {
+        guard let handler = table.handler(for: method) else {
+            await reply(id, error: .methodNotFound(method))
+            return
+        }
+        guard inFlight[id] == nil else {
+            await reply(id, error: .invalidRequest("request id \(id) is already in flight; ids must be unique"))
+            return
+        }
+        let tokens = (try? decodeParams(StreamingTokens.self, from: params)) ?? StreamingTokens()
+        let context = RequestContext(id: id, method: method, tokens: tokens, outbox: outbox, configuration: configuration)
+        let task = Task {
+            let outcome: Result<Data, Error>
+            do { outcome = .success(try await handler(params, context)) } catch { outcome = .failure(error) }
+            await self.finish(id, context: context, outcome: outcome)
+        }
+        inFlight[id] = InFlight(method: method, started: .now, task: task, context: context)
+    }
+
+    /// Sends the one reply a request gets, whatever happened to it.
+    private func finish(_ id: RequestID, context: RequestContext, outcome: Result<Data, Error>) async {
+        let elapsed = inFlight[id].map { ContinuousClock.now - $0.started }
+        inFlight[id] = nil
+        switch outcome {
+        case .success(let result):
+            var body = Data(#"{"jsonrpc":"2.0","id":"#.utf8)
+            body.append((try? JSONCoding.encode(id)) ?? Data("null".utf8))
+            body.append(Data(#","result":"#.utf8))
+            body.append(result)
+            body.append(Data("}".utf8))
+            await outbox.sink.send(body)
+        case .failure(let error):
+            await reply(id, error: rpcError(for: error, context: context))
+        }
+        if let elapsed {
+            await outbox.traceMessage("Sending response '\(context.method) - (\(id))'. Processing request took \(elapsed).")
+        }
+    }
+
+    /// Maps anything a handler throws to a JSON-RPC error: a handler never takes the daemon down.
+    private func rpcError(for error: Error, context: RequestContext) -> RPCError {
+        if context.cancellation.isCancelled || error is CancellationError { return .cancelled }
+        if let rpc = error as? RPCError { return rpc }
+        if let convertible = error as? RPCErrorConvertible { return convertible.rpcError }
+        outbox.log(.error, "'\(context.method)' failed: \(error)")
+        return .internalError("internal error in '\(context.method)': \(error)")
+    }
+
+    private func cancel(_ id: RequestID) {
+        guard let request = inFlight[id] else { return }  // already answered: LSP says ignore
+        request.context.cancellation.cancel()
+        request.task.cancel()
+    }
+
+    private func endOfInput() async {
+        let running = Array(inFlight.values)
+        if !running.isEmpty { outbox.log(.info, "end of input: cancelling \(running.count) request(s) in flight") }
+        for request in running {
+            request.context.cancellation.cancel()
+            request.task.cancel()
+        }
+        for request in running { await request.task.value }
+        await exit(code: phase == .shuttingDown ? 0 : 1)
+    }
+
+    private func exit(code: Int32) async {
+        for request in inFlight.values {
+            request.context.cancellation.cancel()
+            request.task.cancel()
+        }
+        onExit(code)
+    }
+
+    func reply<R: Encodable>(_ id: RequestID, result: R) async {
+        do { await outbox.sink.send(try OutgoingMessage.response(id: id, result: result)) } catch {
+            await reply(id, error: .internalError("could not encode the result: \(error)"))
+        }
+    }
+
+    func reply(_ id: RequestID?, error: RPCError) async {
+        await outbox.sink.send(OutgoingMessage.error(id: id, error))
+    }
+
+    // MARK: status
+
+    func inFlightSummary() -> [InFlightRequest] {
+        let now = ContinuousClock.now
+        return inFlight.map { id, request in
+            InFlightRequest(id: id, method: request.method, runningSeconds: (now - request.started).seconds)
+        }.sorted { $0.runningSeconds > $1.runningSeconds }
+    }
+}
+
+/// Errors from the model modules that know their JSON-RPC code (conformances live in the daemon,
+/// so the model modules need not know about JSON-RPC).
+public protocol RPCErrorConvertible: Error {
+    var rpcError: RPCError { get }
+}
+
+/// A late-bound weak reference to the daemon for the status handler, registered before `self` exists.
+private final class StatusSource: @unchecked Sendable {
+    weak var daemon: Daemon?  // written once in Daemon.init before any request can run
+}
+
+/// Resident set size from /proc (Linux); nil elsewhere.
+func residentMemoryBytes() -> Int? {
+    guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+    let fields = statm.split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+extension Duration {
+    var seconds: Double {
+        let (s, attoseconds) = components
+        return Double(s) + Double(attoseconds) * 1e-18
+    }
+}

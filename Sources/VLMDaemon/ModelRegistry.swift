@@ -1,0 +1,57 @@
+import Foundation
+import VLMWire
+
+/// A model kept resident in memory. Conformances live beside the handlers of each model family.
+protocol ResidentModel: AnyObject, Sendable {
+    var info: ModelInfo { get }
+}
+
+/// Loaded models under a memory budget. Loading refuses (with -32005) when the model would not fit,
+/// rather than silently evicting something a client is using.
+actor ModelRegistry {
+    let budgetBytes: Int
+    private var models: [String: any ResidentModel] = [:]
+    private var loadOrder: [String] = []
+
+    /// Model kinds `models/load` accepts; each family adds its own when it registers its handlers.
+    nonisolated let kinds: [String] = ["clip", "gguf"]
+
+    init(budgetBytes: Int) { self.budgetBytes = budgetBytes }
+
+    var list: [ModelInfo] { loadOrder.compactMap { models[$0]?.info } }
+    var usedBytes: Int { models.values.reduce(0) { $0 + $1.info.memoryBytes } }
+
+    func model(_ id: String) -> (any ResidentModel)? { models[id] }
+
+    /// Fails with -32005 before loading when `estimatedBytes` cannot fit.
+    func checkBudget(adding estimatedBytes: Int) throws {
+        let used = usedBytes
+        if used + estimatedBytes > budgetBytes {
+            throw RPCError(code: ErrorCode.memoryBudgetExceeded, message:
+                "loading needs about \(megabytes(estimatedBytes)) but only \(megabytes(budgetBytes - used)) of the \(megabytes(budgetBytes)) budget is free; unload a model first (models/unload)",
+                data: ["usedBytes": .int(Int64(used)), "budgetBytes": .int(Int64(budgetBytes))])
+        }
+    }
+
+    func add(_ model: any ResidentModel) throws {
+        let id = model.info.id
+        if models[id] != nil { throw RPCError.invalidParams("params.id: a model with id '\(id)' is already loaded") }
+        try checkBudget(adding: model.info.memoryBytes)
+        models[id] = model
+        loadOrder.append(id)
+    }
+
+    @discardableResult
+    func remove(_ id: String) -> (any ResidentModel)? {
+        loadOrder.removeAll { $0 == id }
+        return models.removeValue(forKey: id)
+    }
+}
+
+func megabytes(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
+
+extension RPCError {
+    static func modelNotLoaded(_ id: String, kind: String) -> RPCError {
+        RPCError(code: ErrorCode.modelNotLoaded, message: "no \(kind) model '\(id)' is loaded; load one with models/load")
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import VLMWire
+
+/// What a handler gets besides its params: its identity, streaming, progress and cancellation.
+public final class RequestContext: Sendable {
+    public let id: RequestID
+    public let method: String
+    public let tokens: StreamingTokens
+    let outbox: Outbox
+    let configuration: DaemonConfiguration
+    /// Set when the request is cancelled; compute loops on worker threads poll it once per step.
+    public let cancellation = CancellationFlag()
+
+    init(id: RequestID, method: String, tokens: StreamingTokens, outbox: Outbox, configuration: DaemonConfiguration) {
+        self.id = id
+        self.method = method
+        self.tokens = tokens
+        self.outbox = outbox
+        self.configuration = configuration
+    }
+
+    /// Sends one incremental result (LSP partial result: `$/progress` on the client's partialResultToken).
+    /// Dropped when the client gave no token. Never throttled: partial results are data, not status.
+    public func sendPartial<Value: Encodable & Sendable>(_ value: Value) async {
+        guard let token = tokens.partialResultToken else { return }
+        await outbox.notify(Method.progress, ProgressParams(token: token, value: value))
+    }
+
+    /// Starts work-done progress on the client's workDoneToken (a no-op reporter when there is none).
+    public func beginProgress(title: String, message: String? = nil, cancellable: Bool = true) async -> ProgressReporter {
+        let reporter = ProgressReporter(token: tokens.workDoneToken, outbox: outbox, interval: configuration.progressInterval)
+        await reporter.begin(title: title, message: message, cancellable: cancellable)
+        return reporter
+    }
+
+    public func log(_ level: LogLevel, _ message: String) { outbox.log(level, message) }
+
+    /// Throws CancellationError if the request was cancelled.
+    public func checkCancellation() throws {
+        if cancellation.isCancelled { throw CancellationError() }
+        try Task.checkCancellation()
+    }
+
+    /// Runs CPU-bound work on a worker thread, off Swift's cooperative pool (which has one thread per
+    /// core: a blocking forward pass there would stall every other request). The body polls
+    /// `cancellation` between steps; when it notices, it throws CancellationError.
+    public func compute<T: Sendable>(_ body: @escaping @Sendable (CancellationFlag) throws -> T) async throws -> T {
+        try await ComputeThreads.run(cancellation: cancellation, body)
+    }
+}
+
+/// A cancellation flag readable from any thread.
+public final class CancellationFlag: Sendable {
+    private let flag = Mutex(false)
+    public init() {}
+    public var isCancelled: Bool { flag.withLock { $0 } }
+    public func cancel() { flag.withLock { $0 = true } }
+    /// For compute loops: throws CancellationError once cancelled.
+    public func check() throws { if isCancelled { throw CancellationError() } }
+}
+
+enum ComputeThreads {
+    private static let queue = DispatchQueue(label: "vlmd.compute", attributes: .concurrent)
+
+    static func run<T: Sendable>(cancellation: CancellationFlag, _ body: @escaping @Sendable (CancellationFlag) throws -> T) async throws -> T {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+                queue.async {
+                    continuation.resume(with: Result { try body(cancellation) })
+                }
+            }
+        } onCancel: {
+            cancellation.cancel()
+        }
+    }
+}
+
+/// LSP work-done progress for one token, throttled so a fast loop cannot flood the pipe:
+/// `report` sends at most once per interval (the latest state wins); `begin` and `end` always go out.
+public actor ProgressReporter {
+    let token: RequestID?
+    let outbox: Outbox
+    let interval: Duration
+    private var lastSent: ContinuousClock.Instant?
+    private var ended = false
+
+    init(token: RequestID?, outbox: Outbox, interval: Duration) {
+        self.token = token
+        self.outbox = outbox
+        self.interval = interval
+    }
+
+    func begin(title: String, message: String?, cancellable: Bool) async {
+        guard let token else { return }
+        lastSent = .now
+        await outbox.notify(Method.progress, ProgressParams(
+            token: token, value: WorkDoneProgress(kind: "begin", title: title, message: message, percentage: 0, cancellable: cancellable)))
+    }
+
+    /// `fraction` in 0...1.
+    public func report(fraction: Double? = nil, message: String? = nil) async {
+        guard let token, !ended else { return }
+        let now = ContinuousClock.now
+        if let lastSent, now - lastSent < interval { return }
+        lastSent = now
+        let percentage = fraction.map { Int((min(max($0, 0), 1) * 100).rounded(.down)) }
+        await outbox.notify(Method.progress, ProgressParams(
+            token: token, value: WorkDoneProgress(kind: "report", message: message, percentage: percentage)))
+    }
+
+    public func end(message: String? = nil) async {
+        guard let token, !ended else { return }
+        ended = true
+        await outbox.notify(Method.progress, ProgressParams(token: token, value: WorkDoneProgress(kind: "end", message: message)))
+    }
+}
