@@ -24,14 +24,21 @@ public actor Daemon {
         let context: RequestContext
     }
 
-    /// - Parameter onExit: called with the exit code on `exit` or end of input, after every reply is written.
-    public init(configuration: DaemonConfiguration, sink: any MessageSink, onExit: @escaping @Sendable (Int32) -> Void) {
+    /// - Parameters:
+    ///   - onExit: called with the exit code on `exit` or end of input, after every reply is written.
+    ///   - extraHandlers: registers methods beyond the built-in ones (embedders' own methods, tests).
+    public init(
+        configuration: DaemonConfiguration, sink: any MessageSink,
+        extraHandlers: (inout HandlerTable) -> Void = { _ in },
+        onExit: @escaping @Sendable (Int32) -> Void
+    ) {
         self.configuration = configuration
         self.outbox = Outbox(sink: sink, stderrLogLevel: configuration.stderrLogLevel)
         self.onExit = onExit
         self.services = Services(configuration: configuration, outbox: outbox)
         var table = HandlerTable()
         registerHandlers(&table, services: services)
+        extraHandlers(&table)
         // daemon/status reads the in-flight table, which only the daemon has.
         let statusSource = StatusSource()
         table.register(Method.status) { (_: NoParams, _) -> StatusResult in
