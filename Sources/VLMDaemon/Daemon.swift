@@ -206,12 +206,7 @@ public actor Daemon {
         inFlight[id] = nil
         switch outcome {
         case .success(let result):
-            var body = Data(#"{"jsonrpc":"2.0","id":"#.utf8)
-            body.append((try? JSONCoding.encode(id)) ?? Data("null".utf8))
-            body.append(Data(#","result":"#.utf8))
-            body.append(result)
-            body.append(Data("}".utf8))
-            await outbox.sink.send(body)
+            await outbox.sink.send(OutgoingMessage.response(id: id, encodedResult: result))
         case .failure(let error):
             await reply(id, error: rpcError(for: error, context: context))
         }

@@ -96,20 +96,6 @@ public enum IncomingMessage: Sendable {
 /// Builds outgoing message bodies. The result is encoded straight from the handler's Encodable
 /// so large payloads (embeddings, maps) are not converted through JSONValue.
 public enum OutgoingMessage {
-    private struct Response<Result: Encodable>: Encodable {
-        let jsonrpc = "2.0"
-        let id: RequestID?
-        let result: Result
-
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: Keys.self)
-            try c.encode(jsonrpc, forKey: .jsonrpc)
-            try c.encode(id, forKey: .id)  // explicit null when absent
-            try c.encode(result, forKey: .result)
-        }
-        enum Keys: String, CodingKey { case jsonrpc, id, result }
-    }
-
     private struct ErrorResponse: Encodable {
         let jsonrpc = "2.0"
         let id: RequestID?
@@ -138,7 +124,17 @@ public enum OutgoingMessage {
     }
 
     public static func response<R: Encodable>(id: RequestID, result: R) throws -> Data {
-        try JSONCoding.encode(Response(id: id, result: result))
+        response(id: id, encodedResult: try JSONCoding.encode(result))
+    }
+
+    /// Splices an already-encoded result into the envelope, so a large result is encoded once.
+    public static func response(id: RequestID, encodedResult: Data) -> Data {
+        var body = Data(#"{"jsonrpc":"2.0","id":"#.utf8)
+        body.append((try? JSONCoding.encode(id)) ?? Data("null".utf8))
+        body.append(Data(#","result":"#.utf8))
+        body.append(encodedResult)
+        body.append(UInt8(ascii: "}"))
+        return body
     }
 
     public static func error(id: RequestID?, _ error: RPCError) -> Data {

@@ -41,7 +41,3 @@ public enum Method {
         generate, tokenize, detokenize, score,
     ]
 }
-
-public enum ProtocolVersion {
-    public static let current = "0.1.0"
-}
