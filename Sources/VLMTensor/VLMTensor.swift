@@ -1,1 +1,0 @@
-// VLMTensor: placeholder until its issue lands.
