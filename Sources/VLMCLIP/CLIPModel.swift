@@ -1,0 +1,116 @@
+import Foundation
+import VLMTensor
+
+/// A CLIP model loaded from an open_clip model directory (`open_clip_config.json` +
+/// `open_clip_model.safetensors`, the Hugging Face hub layout), computing the same embeddings as
+/// open_clip's `encode_image` / `encode_text` in float32.
+///
+/// `@unchecked Sendable`: all stored properties are immutable after `init`; every call allocates its
+/// own scratch memory, so concurrent calls are safe (they share OpenBLAS's thread pool).
+public final class CLIPModel: @unchecked Sendable {
+    public static let configFileName = "open_clip_config.json"
+    public static let weightsFileName = "open_clip_model.safetensors"
+    /// Images encoded per forward pass; bounds activation memory (RN50 at 224 px: ~50 MB per 16 images).
+    public static let imageChunk = 16
+
+    public let config: CLIPConfig
+    /// exp(logit_scale): the factor applied to cosine similarities to form logits.
+    public let logitScale: Float
+    /// Bytes held by the converted float32 weights.
+    public let memoryBytes: Int
+    /// open_clip's preprocessing parameters for this model (size, mean, std, interpolation, resize mode).
+    public var preprocess: CLIPConfig.Preprocess { config.preprocess }
+    public var embedDim: Int { config.embedDim }
+
+    private let imageTower: any ImageTower
+    private let textTower: TextTransformer
+
+    public init(directory: URL) throws {
+        config = try CLIPConfig(contentsOf: directory.appendingPathComponent(Self.configFileName))
+        let file = try SafeTensorsFile(url: directory.appendingPathComponent(Self.weightsFileName))
+        let checkpoint = CheckpointReader(file: file)
+        switch config.vision.tower {
+        case let .modifiedResNet(stageBlocks):
+            imageTower = try ModifiedResNet(checkpoint, config: config, stageBlocks: stageBlocks)
+        case let .visionTransformer(layers, patchSize):
+            imageTower = try VisionTransformer(checkpoint, config: config, layers: layers, patchSize: patchSize)
+        }
+        textTower = try TextTransformer(checkpoint, config: config)
+        logitScale = exp(try checkpoint.tensor("logit_scale", []).storage[0])
+        memoryBytes = file.entries.values.reduce(0) { total, entry in
+            total + ([.F32, .F16, .BF16].contains(entry.dtype) ? 4 * entry.shape.reduce(1, *) : 0)
+        }
+    }
+
+    /// L2-normalised image embeddings for `count` images given as one NCHW float array of
+    /// [count, 3, imageSize, imageSize], already preprocessed (resized, cropped, normalised with
+    /// `preprocess.mean` / `preprocess.std`). `shouldCancel` is checked between layers.
+    public func encodeImages(_ pixels: [Float], count: Int, shouldCancel: () -> Bool = { false }) throws -> [[Float]] {
+        try forEachImageChunk(pixels, count: count) { chunk, n, scratch in
+            let rows = try imageTower.encode(chunk, count: n, scratch: scratch, shouldCancel: shouldCancel)
+            return (0..<n).map { l2Normalized(Array(rows[$0 * embedDim..<($0 + 1) * embedDim])) }
+        }
+    }
+
+    /// Per-position image features ([gridHeight · gridWidth][embedDim] per image, not normalised):
+    /// ViT patch tokens after ln_post and proj; for ModifiedResNet, attnpool's value and output
+    /// projections applied to each position.
+    public func encodeImageDense(_ pixels: [Float], count: Int, shouldCancel: () -> Bool = { false }) throws -> DenseImageFeatures {
+        var grid = (0, 0)
+        let maps: [[[Float]]] = try forEachImageChunk(pixels, count: count) { chunk, n, scratch in
+            let dense = try imageTower.encodeDense(chunk, count: n, scratch: scratch, shouldCancel: shouldCancel)
+            grid = (dense.gridHeight, dense.gridWidth)
+            let cells = dense.gridHeight * dense.gridWidth
+            return (0..<n).map { image in
+                (0..<cells).map { cell in
+                    let start = (image * cells + cell) * embedDim
+                    return Array(dense.values[start..<start + embedDim])
+                }
+            }
+        }
+        return DenseImageFeatures(gridHeight: grid.0, gridWidth: grid.1, features: maps)
+    }
+
+    /// L2-normalised text embeddings for token rows from `CLIPTokenizer` (each row 1...contextLength
+    /// ids; shorter rows are treated as zero-padded).
+    public func encodeText(_ tokens: [[Int32]], shouldCancel: () -> Bool = { false }) throws -> [[Float]] {
+        guard !tokens.isEmpty else { return [] }
+        for (index, row) in tokens.enumerated() {
+            guard !row.isEmpty, row.count <= config.text.contextLength else {
+                throw CLIPError.invalidInput("token row \(index) has \(row.count) ids, expected 1...\(config.text.contextLength)")
+            }
+            if let bad = row.first(where: { $0 < 0 || Int($0) >= config.text.vocabSize }) {
+                throw CLIPError.invalidInput("token row \(index) has id \(bad) outside the vocabulary (\(config.text.vocabSize))")
+            }
+        }
+        let scratch = ScratchBuffer()
+        let rows = try textTower.encode(tokens, scratch: scratch, shouldCancel: shouldCancel)
+        return (0..<tokens.count).map { l2Normalized(Array(rows[$0 * embedDim..<($0 + 1) * embedDim])) }
+    }
+
+    /// logitScale · cosine similarity for normalised embeddings: [images][texts].
+    public func logits(images: [[Float]], texts: [[Float]]) -> [[Float]] {
+        images.map { image in texts.map { logitScale * dot(image, $0) } }
+    }
+
+    /// Validates an NCHW batch and runs `body` on chunks of at most `imageChunk` images.
+    private func forEachImageChunk<T>(
+        _ pixels: [Float], count: Int, _ body: ([Float], Int, ScratchBuffer) throws -> [T]
+    ) throws -> [T] {
+        let size = config.vision.imageSize
+        let perImage = 3 * size * size
+        guard count >= 0, pixels.count == count * perImage else {
+            throw CLIPError.invalidInput("expected \(count) images of 3×\(size)×\(size) (\(count * perImage) floats), got \(pixels.count) floats")
+        }
+        let scratch = ScratchBuffer()
+        var results: [T] = []
+        results.reserveCapacity(count)
+        var start = 0
+        while start < count {
+            let n = min(Self.imageChunk, count - start)
+            results += try body(Array(pixels[start * perImage..<(start + n) * perImage]), n, scratch)
+            start += n
+        }
+        return results
+    }
+}

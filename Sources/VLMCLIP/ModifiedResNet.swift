@@ -1,0 +1,200 @@
+import VLMTensor
+
+/// OpenAI CLIP's ModifiedResNet image tower (open_clip `modified_resnet.py`), in inference mode:
+/// - a 3-convolution stem with an average pool instead of a max pool,
+/// - anti-aliased strided Bottlenecks: stride is applied by an average pool after the 3×3 convolution
+///   (and before the 1×1 downsample convolution), never by a strided convolution,
+/// - an attention pool (QKV attention of the mean feature over all positions) instead of global average pooling.
+/// Every batch norm is folded into the preceding convolution at load time.
+struct ModifiedResNet: ImageTower {
+    let stem: [Conv2D]  // three 3×3 convolutions, the first with stride 2, each followed by ReLU
+    let stages: [[Bottleneck]]
+    let attentionPool: AttentionPool2D
+    let imageSize: Int
+
+    init(_ checkpoint: CheckpointReader, config: CLIPConfig, stageBlocks: [Int]) throws {
+        let width = config.vision.width
+        imageSize = config.vision.imageSize
+        stem = [
+            try checkpoint.convolutionWithBatchNorm("visual.conv1.weight", "visual.bn1.", in: 3, out: width / 2, kernel: 3, stride: 2, padding: 1),
+            try checkpoint.convolutionWithBatchNorm("visual.conv2.weight", "visual.bn2.", in: width / 2, out: width / 2, kernel: 3, padding: 1),
+            try checkpoint.convolutionWithBatchNorm("visual.conv3.weight", "visual.bn3.", in: width / 2, out: width, kernel: 3, padding: 1),
+        ]
+        var inPlanes = width
+        var stages: [[Bottleneck]] = []
+        for (index, blocks) in stageBlocks.enumerated() {
+            let planes = width << index
+            var stage: [Bottleneck] = []
+            for block in 0..<blocks {
+                let stride = (index > 0 && block == 0) ? 2 : 1
+                stage.append(try Bottleneck(checkpoint, prefix: "visual.layer\(index + 1).\(block).",
+                                            inPlanes: inPlanes, planes: planes, stride: stride))
+                inPlanes = planes * Bottleneck.expansion
+            }
+            stages.append(stage)
+        }
+        self.stages = stages
+        let featureWidth = width * 32
+        attentionPool = try AttentionPool2D(
+            checkpoint, prefix: "visual.attnpool.", grid: config.vision.imageSize / 32, width: featureWidth,
+            heads: featureWidth / config.vision.headWidth, outputDim: config.embedDim)
+    }
+
+    /// The stem and the four stages: NCHW pixels → [count, 32·width, size/32, size/32].
+    private func features(_ pixels: [Float], count: Int, scratch: ScratchBuffer, shouldCancel: () -> Bool) throws
+        -> (values: [Float], height: Int, width: Int)
+    {
+        var x = (values: pixels, height: imageSize, width: imageSize)
+        for conv in stem {
+            x = conv(x.values, batch: count, height: x.height, width: x.width, scratch: scratch)
+            relu(&x.values)
+        }
+        x = averagePool2D(x.values, planes: count * stem[2].outChannels, height: x.height, width: x.width, kernel: 2)
+        for stage in stages {
+            for block in stage {
+                if shouldCancel() { throw CLIPError.cancelled }
+                x = block.apply(x.values, batch: count, height: x.height, width: x.width, scratch: scratch)
+            }
+        }
+        return x
+    }
+
+    func encode(_ pixels: [Float], count: Int, scratch: ScratchBuffer, shouldCancel: () -> Bool) throws -> [Float] {
+        let x = try features(pixels, count: count, scratch: scratch, shouldCancel: shouldCancel)
+        return attentionPool.pooled(x.values, batch: count, scratch: scratch)
+    }
+
+    func encodeDense(_ pixels: [Float], count: Int, scratch: ScratchBuffer, shouldCancel: () -> Bool) throws
+        -> (values: [Float], gridHeight: Int, gridWidth: Int)
+    {
+        let x = try features(pixels, count: count, scratch: scratch, shouldCancel: shouldCancel)
+        return (attentionPool.perPosition(x.values, batch: count), x.height, x.width)
+    }
+}
+
+/// The ResNet bottleneck: 1×1 reduce, 3×3, (average pool when strided), 1×1 expand (×4), plus a shortcut.
+struct Bottleneck: Sendable {
+    static let expansion = 4
+    let reduce: Conv2D
+    let spatial: Conv2D
+    let expand: Conv2D
+    let stride: Int
+    /// avgpool(stride) then 1×1 convolution (+BN), present when the shape changes.
+    let downsample: Conv2D?
+
+    init(_ checkpoint: CheckpointReader, prefix: String, inPlanes: Int, planes: Int, stride: Int) throws {
+        let outPlanes = planes * Self.expansion
+        reduce = try checkpoint.convolutionWithBatchNorm(prefix + "conv1.weight", prefix + "bn1.", in: inPlanes, out: planes, kernel: 1)
+        spatial = try checkpoint.convolutionWithBatchNorm(prefix + "conv2.weight", prefix + "bn2.", in: planes, out: planes, kernel: 3, padding: 1)
+        expand = try checkpoint.convolutionWithBatchNorm(prefix + "conv3.weight", prefix + "bn3.", in: planes, out: outPlanes, kernel: 1)
+        self.stride = stride
+        downsample = (stride > 1 || inPlanes != outPlanes)
+            ? try checkpoint.convolutionWithBatchNorm(prefix + "downsample.0.weight", prefix + "downsample.1.", in: inPlanes, out: outPlanes, kernel: 1)
+            : nil
+    }
+
+    func apply(_ x: [Float], batch: Int, height: Int, width: Int, scratch: ScratchBuffer) -> (values: [Float], height: Int, width: Int) {
+        var out = reduce(x, batch: batch, height: height, width: width, scratch: scratch)
+        relu(&out.values)
+        out = spatial(out.values, batch: batch, height: out.height, width: out.width, scratch: scratch)
+        relu(&out.values)
+        if stride > 1 { out = averagePool2D(out.values, planes: batch * spatial.outChannels, height: out.height, width: out.width, kernel: stride) }
+        out = expand(out.values, batch: batch, height: out.height, width: out.width, scratch: scratch)
+
+        if let downsample {
+            var shortcut = (values: x, height: height, width: width)
+            if stride > 1 { shortcut = averagePool2D(x, planes: batch * reduce.inChannels, height: height, width: width, kernel: stride) }
+            add(&out.values, downsample(shortcut.values, batch: batch, height: shortcut.height, width: shortcut.width, scratch: scratch).values)
+        } else {
+            add(&out.values, x)
+        }
+        relu(&out.values)
+        return out
+    }
+}
+
+/// CLIP's attention pooling: the mean of all positions is prepended as an extra token, positional
+/// embeddings are added, and the output is multi-head attention of that first token over all tokens
+/// (query, key, value and output projections separate, as in open_clip's AttentionPool2d).
+struct AttentionPool2D: Sendable {
+    let positionalEmbedding: [Float]  // [cells + 1, width]
+    let query: Linear
+    let key: Linear
+    let value: Linear
+    let output: Linear
+    let heads: Int
+    let width: Int
+    let cells: Int
+
+    init(_ checkpoint: CheckpointReader, prefix: String, grid: Int, width: Int, heads: Int, outputDim: Int) throws {
+        cells = grid * grid
+        positionalEmbedding = try checkpoint.tensor(prefix + "positional_embedding", [cells + 1, width]).storage
+        query = try checkpoint.linear(prefix + "q_proj.", in: width, out: width)
+        key = try checkpoint.linear(prefix + "k_proj.", in: width, out: width)
+        value = try checkpoint.linear(prefix + "v_proj.", in: width, out: width)
+        output = try checkpoint.linear(prefix + "c_proj.", in: width, out: outputDim)
+        self.heads = heads
+        self.width = width
+    }
+
+    /// [batch, cells + 1, width]: the mean token then every position, each plus its positional embedding.
+    private func tokens(_ features: [Float], batch: Int) -> [Float] {
+        precondition(features.count == batch * width * cells, "attention pool expects \(cells) cells of width \(width)")
+        let positions = transposeInner(features, batch: batch, rows: width, cols: cells)  // [batch, cells, width]
+        var tokens = [Float](repeating: 0, count: batch * (cells + 1) * width)
+        for b in 0..<batch {
+            let base = b * (cells + 1) * width
+            for c in 0..<cells {
+                for d in 0..<width { tokens[base + (c + 1) * width + d] = positions[(b * cells + c) * width + d] }
+            }
+            for d in 0..<width {
+                var sum: Float = 0
+                for c in 0..<cells { sum += tokens[base + (c + 1) * width + d] }
+                tokens[base + d] = sum / Float(cells)
+            }
+            for i in 0..<((cells + 1) * width) { tokens[base + i] += positionalEmbedding[i] }
+        }
+        return tokens
+    }
+
+    /// [batch, outputDim]. Only the first token's output is used, so only its query is computed.
+    func pooled(_ features: [Float], batch: Int, scratch: ScratchBuffer) -> [Float] {
+        let sequence = cells + 1
+        let x = tokens(features, batch: batch)
+        let keys = key(x, rows: batch * sequence)
+        let values = value(x, rows: batch * sequence)
+        var firstTokens = [Float](repeating: 0, count: batch * width)
+        for b in 0..<batch { for d in 0..<width { firstTokens[b * width + d] = x[b * sequence * width + d] } }
+        let queries = query(firstTokens, rows: batch)
+        var mixed = [Float](repeating: 0, count: batch * width)
+        queries.withUnsafeBufferPointer { q in
+            keys.withUnsafeBufferPointer { k in
+                values.withUnsafeBufferPointer { v in
+                    mixed.withUnsafeMutableBufferPointer { out in
+                        for b in 0..<batch {
+                            scaledDotProductAttention(
+                                queries: q.baseAddress! + b * width, queryCount: 1, queryStride: width,
+                                keys: k.baseAddress! + b * sequence * width, values: v.baseAddress! + b * sequence * width,
+                                keyCount: sequence, keyStride: width, heads: heads, headDim: width / heads, causal: false,
+                                output: out.baseAddress! + b * width, outputStride: width, scratch: scratch)
+                        }
+                    }
+                }
+            }
+        }
+        return output(mixed, rows: batch)
+    }
+
+    /// [batch, cells, outputDim]: the value and output projections applied to each position token
+    /// (with its positional embedding) on its own — the pooled output is an attention-weighted mix of
+    /// exactly these vectors, which is what makes them usable as a dense map (MaskCLIP's observation).
+    func perPosition(_ features: [Float], batch: Int) -> [Float] {
+        let sequence = cells + 1
+        let x = tokens(features, batch: batch)
+        var positionTokens = [Float](repeating: 0, count: batch * cells * width)
+        for b in 0..<batch {
+            for i in 0..<(cells * width) { positionTokens[b * cells * width + i] = x[b * sequence * width + width + i] }
+        }
+        return output(value(positionTokens, rows: batch * cells), rows: batch * cells)
+    }
+}

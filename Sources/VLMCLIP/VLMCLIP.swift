@@ -1,1 +1,0 @@
-// VLMCLIP: placeholder until its issue lands.

@@ -1,0 +1,40 @@
+import Foundation
+
+/// The MLP nonlinearities used by CLIP's transformers.
+public enum Activation: Sendable, Equatable {
+    /// x · σ(1.702 x), the approximation OpenAI's CLIP was trained with.
+    case quickGELU
+    /// The exact GELU, x · Φ(x) = 0.5 x (1 + erf(x / √2)) (PyTorch's nn.GELU default).
+    case gelu
+
+    public func apply(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        switch self {
+        case .quickGELU:
+            for i in 0..<count { let v = x[i]; x[i] = v / (1 + expf(-1.702 * v)) }
+        case .gelu:
+            let invSqrt2: Float = 0.70710678118654752
+            for i in 0..<count { let v = x[i]; x[i] = 0.5 * v * (1 + erff(v * invSqrt2)) }
+        }
+    }
+
+    public func callAsFunction(_ x: inout [Float]) {
+        x.withUnsafeMutableBufferPointer { apply($0.baseAddress!, count: $0.count) }
+    }
+}
+
+/// max(x, 0) in place.
+public func relu(_ x: inout [Float]) {
+    x.withUnsafeMutableBufferPointer { p in
+        for i in p.indices where p[i] < 0 { p[i] = 0 }
+    }
+}
+
+/// Numerically stable softmax of one row in place (subtracts the row maximum; −∞ entries become 0).
+public func softmaxInPlace(_ row: UnsafeMutablePointer<Float>, count: Int) {
+    var maximum = -Float.infinity
+    for i in 0..<count { maximum = max(maximum, row[i]) }
+    var sum: Float = 0
+    for i in 0..<count { let e = expf(row[i] - maximum); row[i] = e; sum += e }
+    let inverse = 1 / sum
+    for i in 0..<count { row[i] *= inverse }
+}

@@ -1,0 +1,50 @@
+/// LayerNorm over the last dimension, applied in place to `rows` rows of `width` values.
+public struct LayerNorm: Sendable {
+    public let weight: [Float]
+    public let bias: [Float]
+    public let eps: Float
+
+    public init(weight: Tensor, bias: Tensor, eps: Float = 1e-5) {
+        precondition(weight.shape.count == 1 && bias.shape == weight.shape, "layer norm weight/bias shapes \(weight.shape) \(bias.shape)")
+        self.weight = weight.storage
+        self.bias = bias.storage
+        self.eps = eps
+    }
+
+    public var width: Int { weight.count }
+
+    public func apply(_ x: UnsafeMutablePointer<Float>, rows: Int) {
+        let n = width
+        for r in 0..<rows {
+            let row = x + r * n
+            var mean: Float = 0
+            for i in 0..<n { mean += row[i] }
+            mean /= Float(n)
+            var variance: Float = 0  // two-pass: no cancellation for rows with a large mean
+            for i in 0..<n { let d = row[i] - mean; variance += d * d }
+            let inverse = 1 / (variance / Float(n) + eps).squareRoot()
+            for i in 0..<n { row[i] = (row[i] - mean) * inverse * weight[i] + bias[i] }
+        }
+    }
+
+    public func callAsFunction(_ x: inout [Float], rows: Int) {
+        precondition(x.count == rows * width, "layer norm input has \(x.count) values, expected \(rows)×\(width)")
+        x.withUnsafeMutableBufferPointer { apply($0.baseAddress!, rows: rows) }
+    }
+}
+
+/// Scales `vector` to unit Euclidean length (PyTorch's F.normalize with eps 1e-12).
+public func l2Normalized(_ vector: [Float]) -> [Float] {
+    var sum: Float = 0
+    for v in vector { sum += v * v }
+    let scale = 1 / max(sum.squareRoot(), 1e-12)
+    return vector.map { $0 * scale }
+}
+
+/// The dot product of two equal-length vectors.
+public func dot(_ a: [Float], _ b: [Float]) -> Float {
+    precondition(a.count == b.count, "dot of lengths \(a.count) and \(b.count)")
+    var sum: Float = 0
+    for i in a.indices { sum += a[i] * b[i] }
+    return sum
+}

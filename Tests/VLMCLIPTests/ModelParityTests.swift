@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+import VLMTensor
+@testable import VLMCLIP
+
+/// CLIPModel against open_clip on the two tiny random-weight fixture models (ModifiedResNet with
+/// F16/F32 weights and QuickGELU; ViT with F32/BF16 weights and exact GELU).
+@Suite struct ModelParityTests {
+    static let models = ["rn-tiny", "vit-tiny"]
+
+    @Test(arguments: models) func imageEmbeddingsMatchOpenCLIP(name: String) throws {
+        let model = try CLIPModel(directory: Fixtures.model(name))
+        let reference = try ModelReference.load(name)
+        let pixels = try Fixtures.floats(Fixtures.model(name).appendingPathComponent("pixels.f32"))
+        let embeddings = try model.encodeImages(pixels, count: reference.image_shape[0])
+        for (ours, theirs) in zip(embeddings, reference.image_embeddings) {
+            #expect(cosine(ours, theirs) > 0.99999)
+        }
+    }
+
+    @Test(arguments: models) func textEmbeddingsAndLogitsMatchOpenCLIP(name: String) throws {
+        let model = try CLIPModel(directory: Fixtures.model(name))
+        let reference = try ModelReference.load(name)
+        let pixels = try Fixtures.floats(Fixtures.model(name).appendingPathComponent("pixels.f32"))
+        let text = try model.encodeText(reference.tokens)
+        for (ours, theirs) in zip(text, reference.text_embeddings) {
+            #expect(cosine(ours, theirs) > 0.99999)
+        }
+        #expect(abs(model.logitScale - reference.logit_scale) < 1e-3)
+        let logits = model.logits(images: try model.encodeImages(pixels, count: reference.image_shape[0]), texts: text)
+        #expect(maxAbsDifference(logits.flatMap { $0 }, reference.logits.flatMap { $0 }) < 1e-3)
+    }
+
+    @Test(arguments: models) func tokenizerReproducesFixtureTokens(name: String) throws {
+        let reference = try ModelReference.load(name)
+        let tokenizer = try CLIPTokenizer()
+        #expect(reference.texts.map { tokenizer.tokenize($0) } == reference.tokens)
+    }
+
+    @Test(arguments: models) func denseFeaturesMatchReference(name: String) throws {
+        let model = try CLIPModel(directory: Fixtures.model(name))
+        let reference = try ModelReference.load(name)
+        let pixels = try Fixtures.floats(Fixtures.model(name).appendingPathComponent("pixels.f32"))
+        let dense = try model.encodeImageDense(pixels, count: reference.image_shape[0])
+        #expect([dense.gridHeight, dense.gridWidth] == reference.dense_grid)
+        for (ours, theirs) in zip(dense.features, reference.dense_features) {
+            #expect(ours.count == theirs.count)
+            for (a, b) in zip(ours, theirs) { #expect(cosine(a, b) > 0.99999) }
+        }
+    }
+
+    /// Batching and the text truncation are exact: one row alone gives the same embedding as in a batch.
+    @Test func textRowAloneMatchesRowInBatch() throws {
+        let model = try CLIPModel(directory: Fixtures.model("rn-tiny"))
+        let reference = try ModelReference.load("rn-tiny")
+        let batch = try model.encodeText(reference.tokens)
+        for (index, row) in reference.tokens.enumerated() {
+            let alone = try model.encodeText([row])[0]
+            #expect(maxAbsDifference(alone, batch[index]) < 1e-5)
+        }
+    }
+
+    @Test func zeroShotClassifierMatchesOpenCLIP() throws {
+        let model = try CLIPModel(directory: Fixtures.model("rn-tiny"))
+        let reference = try ModelReference.load("rn-tiny")
+        let classifier = try ZeroShotClassifier(
+            model: model, tokenizer: try CLIPTokenizer(), classNames: reference.classifier_classnames,
+            templates: PromptTemplates.cifar)
+        for (ours, theirs) in zip(classifier.weights, reference.classifier) {
+            #expect(cosine(ours, theirs) > 0.99999)
+        }
+    }
+
+    @Test func rejectsWrongPixelCountAndBadTokens() throws {
+        let model = try CLIPModel(directory: Fixtures.model("vit-tiny"))
+        #expect(throws: CLIPError.self) { try model.encodeImages([0, 1, 2], count: 1) }
+        #expect(throws: CLIPError.self) { try model.encodeText([[49406, 60000, 49407]]) }
+        #expect(throws: CLIPError.self) { try model.encodeText([[Int32](repeating: 1, count: 78)]) }
+        #expect(throws: CLIPError.cancelled) { try model.encodeImages([Float](repeating: 0, count: 3 * 32 * 32), count: 1, shouldCancel: { true }) }
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+import Testing
+import VLMTensor
+
+/// The tensor-core kernels against straightforward scalar implementations written out here.
+@Suite struct KernelTests {
+    /// Direct 7-loop convolution in Double.
+    static func naiveConvolution(_ x: [Float], batch: Int, inChannels: Int, height: Int, width: Int,
+                                 weight: [Float], bias: [Float]?, outChannels: Int, kernel: Int, stride: Int, padding: Int) -> [Float] {
+        let oh = (height + 2 * padding - kernel) / stride + 1
+        let ow = (width + 2 * padding - kernel) / stride + 1
+        var out = [Float](repeating: 0, count: batch * outChannels * oh * ow)
+        for n in 0..<batch { for o in 0..<outChannels { for y in 0..<oh { for xo in 0..<ow {
+            var sum = Double(bias?[o] ?? 0)
+            for c in 0..<inChannels { for i in 0..<kernel { for j in 0..<kernel {
+                let sy = y * stride - padding + i, sx = xo * stride - padding + j
+                guard sy >= 0, sy < height, sx >= 0, sx < width else { continue }
+                sum += Double(x[((n * inChannels + c) * height + sy) * width + sx]) * Double(weight[((o * inChannels + c) * kernel + i) * kernel + j])
+            } } }
+            out[((n * outChannels + o) * oh + y) * ow + xo] = Float(sum)
+        } } } }
+        return out
+    }
+
+    @Test(arguments: [(3, 1, 1), (3, 2, 1), (1, 1, 0), (4, 4, 0), (3, 1, 0), (5, 2, 2)])
+    func convolutionMatchesDirectLoops(kernel: Int, stride: Int, padding: Int) {
+        var random = SeededRandom(UInt64(kernel * 100 + stride * 10 + padding))
+        let (batch, inChannels, outChannels, height, width) = (2, 3, 5, 9, 8)
+        let x = random.floats(batch * inChannels * height * width)
+        let weight = random.floats(outChannels * inChannels * kernel * kernel)
+        let bias = random.floats(outChannels)
+        let conv = Conv2D(weight: Tensor(shape: [outChannels, inChannels, kernel, kernel], storage: weight), bias: bias, stride: stride, padding: padding)
+        let ours = conv(x, batch: batch, height: height, width: width, scratch: ScratchBuffer())
+        let expected = Self.naiveConvolution(x, batch: batch, inChannels: inChannels, height: height, width: width, weight: weight, bias: bias,
+                                             outChannels: outChannels, kernel: kernel, stride: stride, padding: padding)
+        #expect(ours.height == (height + 2 * padding - kernel) / stride + 1)
+        #expect(maxAbsDifference(ours.values, expected) < 1e-5)
+    }
+
+    @Test func batchNormFoldingEqualsConvolutionThenNorm() {
+        var random = SeededRandom(7)
+        let (inChannels, outChannels, size) = (4, 6, 5)
+        let x = random.floats(inChannels * size * size)
+        let weight = Tensor(shape: [outChannels, inChannels, 3, 3], storage: random.floats(outChannels * inChannels * 9))
+        let norm = BatchNorm(weight: random.floats(outChannels).map { $0 + 1.5 }, bias: random.floats(outChannels),
+                             runningMean: random.floats(outChannels), runningVar: random.floats(outChannels).map { $0 + 1.2 })
+        let folded = Conv2D.foldingBatchNorm(weight, norm, padding: 1)(x, batch: 1, height: size, width: size, scratch: ScratchBuffer())
+        var expected = Conv2D(weight: weight, padding: 1)(x, batch: 1, height: size, width: size, scratch: ScratchBuffer()).values
+        for o in 0..<outChannels {
+            for i in 0..<(size * size) {
+                let v = expected[o * size * size + i]
+                expected[o * size * size + i] = (v - norm.runningMean[o]) / (norm.runningVar[o] + norm.eps).squareRoot() * norm.weight[o] + norm.bias[o]
+            }
+        }
+        #expect(maxAbsDifference(folded.values, expected) < 1e-5)
+    }
+
+    @Test func averagePoolFloorsOddSizes() {
+        let x = (0..<(2 * 5 * 5)).map(Float.init)
+        let pooled = averagePool2D(x, planes: 2, height: 5, width: 5, kernel: 2)
+        #expect(pooled.height == 2 && pooled.width == 2)
+        #expect(pooled.values[0] == (0 + 1 + 5 + 6) / 4)
+        #expect(pooled.values[7] == (37 + 38 + 42 + 43) / 4)  // plane 1 holds 25...49; cell (1,1) covers rows 2-3, cols 2-3
+    }
+
+    @Test func linearMatchesLoopsAndProjectionIsTransposed() {
+        var random = SeededRandom(3)
+        let (rows, inFeatures, outFeatures) = (4, 7, 5)
+        let x = random.floats(rows * inFeatures)
+        let weight = random.floats(outFeatures * inFeatures)
+        let bias = random.floats(outFeatures)
+        let layer = Linear(weight: Tensor(shape: [outFeatures, inFeatures], storage: weight), bias: Tensor(shape: [outFeatures], storage: bias))
+        var expected = [Float](repeating: 0, count: rows * outFeatures)
+        for r in 0..<rows { for o in 0..<outFeatures {
+            var sum = bias[o]
+            for i in 0..<inFeatures { sum += x[r * inFeatures + i] * weight[o * inFeatures + i] }
+            expected[r * outFeatures + o] = sum
+        } }
+        #expect(maxAbsDifference(layer(x, rows: rows), expected) < 1e-5)
+
+        // x @ P with P = Wᵀ stored [in, out] is the same product without bias.
+        var projection = [Float](repeating: 0, count: inFeatures * outFeatures)
+        for o in 0..<outFeatures { for i in 0..<inFeatures { projection[i * outFeatures + o] = weight[o * inFeatures + i] } }
+        let projected = Linear(projection: Tensor(shape: [inFeatures, outFeatures], storage: projection))(x, rows: rows)
+        let withoutBias = (0..<expected.count).map { expected[$0] - bias[$0 % outFeatures] }
+        #expect(maxAbsDifference(projected, withoutBias) < 1e-5)
+    }
+
+    @Test func layerNormMatchesDoublePrecision() {
+        var random = SeededRandom(11)
+        let (rows, width) = (3, 16)
+        var x = random.floats(rows * width).map { $0 * 10 + 100 }  // large mean: the two-pass variance matters
+        let gamma = random.floats(width), beta = random.floats(width)
+        var expected = [Float](repeating: 0, count: x.count)
+        for r in 0..<rows {
+            let row = x[r * width..<(r + 1) * width].map(Double.init)
+            let mean = row.reduce(0, +) / Double(width)
+            let variance = row.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(width)
+            for i in 0..<width { expected[r * width + i] = Float((row[i] - mean) / (variance + 1e-5).squareRoot() * Double(gamma[i]) + Double(beta[i])) }
+        }
+        LayerNorm(weight: Tensor(shape: [width], storage: gamma), bias: Tensor(shape: [width], storage: beta))(&x, rows: rows)
+        #expect(maxAbsDifference(x, expected) < 1e-4)
+    }
+
+    @Test func activationsAndSoftmax() {
+        var values: [Float] = [-3, -1, 0, 0.5, 2]
+        Activation.gelu(&values)
+        let gelu = [-3.0, -1, 0, 0.5, 2].map { Float(0.5 * $0 * (1 + erf($0 / 2.0.squareRoot()))) }
+        #expect(maxAbsDifference(values, gelu) < 1e-6)
+        values = [-3, -1, 0, 0.5, 2]
+        Activation.quickGELU(&values)
+        let quick = [-3.0, -1, 0, 0.5, 2].map { Float($0 / (1 + exp(-1.702 * $0))) }
+        #expect(maxAbsDifference(values, quick) < 1e-6)
+        var row: [Float] = [1, 2, -.infinity, 1000]
+        row.withUnsafeMutableBufferPointer { softmaxInPlace($0.baseAddress!, count: 4) }
+        #expect(row[2] == 0 && abs(row.reduce(0, +) - 1) < 1e-6 && row[3] > 0.999)
+        var r: [Float] = [-1, 2]
+        relu(&r)
+        #expect(r == [0, 2])
+        let unit = l2Normalized([3, 4])
+        #expect(abs(unit[0] - 0.6) < 1e-7 && abs(unit[1] - 0.8) < 1e-7)
+    }
+
+    /// Naive multi-head attention in Double: scores, mask, softmax, weighted sum.
+    static func naiveAttention(q: [Float], k: [Float], v: [Float], sequence: Int, heads: Int, headDim: Int, causal: Bool) -> [Float] {
+        let width = heads * headDim
+        var out = [Float](repeating: 0, count: sequence * width)
+        for h in 0..<heads { for i in 0..<sequence {
+            var scores = (0..<sequence).map { j -> Double in
+                if causal && j > i { return -Double.infinity }
+                var s = 0.0
+                for d in 0..<headDim { s += Double(q[i * width + h * headDim + d]) * Double(k[j * width + h * headDim + d]) }
+                return s / Double(headDim).squareRoot()
+            }
+            let m = scores.max()!
+            scores = scores.map { exp($0 - m) }
+            let total = scores.reduce(0, +)
+            for d in 0..<headDim {
+                var sum = 0.0
+                for j in 0..<sequence { sum += scores[j] / total * Double(v[j * width + h * headDim + d]) }
+                out[i * width + h * headDim + d] = Float(sum)
+            }
+        } }
+        return out
+    }
+
+    @Test(arguments: [false, true]) func attentionMatchesNaive(causal: Bool) {
+        var random = SeededRandom(causal ? 5 : 6)
+        let (sequence, heads, headDim) = (7, 3, 4)
+        let width = heads * headDim
+        let (q, k, v) = (random.floats(sequence * width), random.floats(sequence * width), random.floats(sequence * width))
+        var out = [Float](repeating: 0, count: sequence * width)
+        q.withUnsafeBufferPointer { q in k.withUnsafeBufferPointer { k in v.withUnsafeBufferPointer { v in
+            out.withUnsafeMutableBufferPointer { o in
+                scaledDotProductAttention(queries: q.baseAddress!, queryCount: sequence, queryStride: width,
+                                          keys: k.baseAddress!, values: v.baseAddress!, keyCount: sequence, keyStride: width,
+                                          heads: heads, headDim: headDim, causal: causal,
+                                          output: o.baseAddress!, outputStride: width, scratch: ScratchBuffer())
+            }
+        } } }
+        let expected = Self.naiveAttention(q: q, k: k, v: v, sequence: sequence, heads: heads, headDim: headDim, causal: causal)
+        #expect(maxAbsDifference(out, expected) < 1e-5)
+    }
+
+    /// Causal attention: a prefix's outputs do not depend on later positions (what text truncation relies on).
+    @Test func causalPrefixIsIndependentOfSuffix() {
+        var random = SeededRandom(9)
+        let width = 8
+        let attention = MultiHeadAttention(
+            inProjection: Linear(weight: Tensor(shape: [3 * width, width], storage: random.floats(3 * width * width)), bias: Tensor(shape: [3 * width], storage: random.floats(3 * width))),
+            outProjection: Linear(weight: Tensor(shape: [width, width], storage: random.floats(width * width)), bias: nil),
+            heads: 2)
+        let full = random.floats(10 * width)
+        func run(_ x: [Float], _ sequence: Int) -> [Float] {
+            var out = [Float](repeating: 0, count: x.count)
+            x.withUnsafeBufferPointer { x in out.withUnsafeMutableBufferPointer { o in
+                attention.apply(x.baseAddress!, batch: 1, sequence: sequence, causal: true, into: o.baseAddress!, scratch: ScratchBuffer())
+            } }
+            return out
+        }
+        let whole = run(full, 10)
+        let prefix = run(Array(full[0..<(4 * width)]), 4)
+        #expect(maxAbsDifference(Array(whole[0..<(4 * width)]), prefix) < 1e-6)
+    }
+}
