@@ -7,7 +7,14 @@
 ///     squash:   Resize((S, S))               -> ToTensor -> Normalize
 ///
 /// Resizing is Pillow's (bit-exact, see `PillowResample.swift`), so the uint8 image before ToTensor is
-/// identical to the reference and the float output matches to the last bit.
+/// identical to the reference and the float output matches to the last bit (checked on every shared
+/// photo and variant at 224, and in all three modes with both filters at 64).
+///
+/// The reference is defined on an image already converted to RGB, as the decoder here delivers it.
+/// Feeding open_clip's transform the raw `Image.open(path)` instead gives the same result for RGB, L,
+/// I;16 and opaque RGBA files, but not for palette files (Pillow resizes mode P with NEAREST; measured
+/// max difference 0.80 on chelsea_palette.png) nor gray+alpha (resized premultiplied; max 0.12).
+/// Converting first is the better-defined behaviour and is what this type reproduces.
 public struct CLIPPreprocessing: Sendable {
     public enum ResizeMode: String, Sendable, CaseIterable {
         /// Shortest side to S keeping the aspect ratio, then centre crop (open_clip's default).
@@ -49,61 +56,67 @@ public struct CLIPPreprocessing: Sendable {
     /// The resize / crop / pad steps: the uint8 image the reference feeds to ToTensor.
     public func geometry(_ image: RGBImage) -> RGBImage {
         let s = imageSize
-        switch resizeMode {
-        case .shortest:
-            let (w, h) = Self.shortestSideSize(width: image.width, height: image.height, target: s)
-            return centerCropOrPad(resize(image, width: w, height: h))
-        case .longest:
-            let (w, h) = Self.longestSideSize(width: image.width, height: image.height, target: s)
-            return centerCropOrPad(resize(image, width: w, height: h))
-        case .squash:
-            return resize(image, width: s, height: s)
+        let size: (width: Int, height: Int) = switch resizeMode {
+        case .shortest: Self.shortestSideSize(width: image.width, height: image.height, target: s)
+        case .longest: Self.longestSideSize(width: image.width, height: image.height, target: s)
+        case .squash: (s, s)
         }
+        let x = AxisPlacement(resized: size.width, target: s)
+        let y = AxisPlacement(resized: size.height, target: s)
+        // Only the part of the resized image that survives the crop is computed (identical values).
+        let window: RGBImage
+        if size.width == image.width && size.height == image.height {
+            // torchvision's Resize returns the image untouched when the size is unchanged.
+            window = try! image.cropped(x: x.source.lowerBound, y: y.source.lowerBound,
+                                        width: x.source.count, height: y.source.count)
+        } else {
+            window = image.resizedWindow(width: size.width, height: size.height, columns: x.source, rows: y.source,
+                                         filter: interpolation)
+        }
+        if window.width == s && window.height == s { return window }
+        var canvas = RGBImage(width: s, height: s, fill: (fill, fill, fill))
+        for row in 0..<window.height {
+            let src = row * window.width * 3
+            let dst = ((row + y.offset) * s + x.offset) * 3
+            canvas.pixels.replaceSubrange(dst..<(dst + window.width * 3), with: window.pixels[src..<(src + window.width * 3)])
+        }
+        return canvas
     }
 
-    /// torchvision's Resize: no resampling at all when the size is unchanged.
-    private func resize(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
-        if width == image.width && height == image.height { return image }
-        return image.resized(width: width, height: height, filter: interpolation)
+    /// torchvision's center_crop / open_clip's center_crop_or_pad along one axis of length `resized`:
+    /// shorter than the target, it is padded (the extra pixel of an odd padding going right/bottom) and
+    /// placed at `offset`; longer, the window starting at `round((resized - target) / 2)` (Python's
+    /// round-half-to-even) is kept.
+    struct AxisPlacement {
+        let source: Range<Int>
+        let offset: Int
+
+        init(resized: Int, target: Int) {
+            if resized <= target {
+                source = 0..<resized
+                offset = (target - resized) / 2
+            } else {
+                let start = Int((Double(resized - target) / 2.0).rounded(.toNearestOrEven))
+                source = start..<(start + target)
+                offset = 0
+            }
+        }
     }
 
     /// torchvision `Resize(int)`: short side to `target`, long side `int(target * long / short)` (truncated).
     static func shortestSideSize(width: Int, height: Int, target: Int) -> (width: Int, height: Int) {
         let (short, long) = width <= height ? (width, height) : (height, width)
-        let newLong = Int(Double(target * long) / Double(short))
+        let newLong = Int(Double(target) * Double(long) / Double(short))
         return width <= height ? (target, newLong) : (newLong, target)
     }
 
     /// open_clip's ResizeKeepRatio with longest=1: ratio = max(h/S, w/S), each side `round(side / ratio)`
-    /// with Python's round-half-to-even.
+    /// with Python's round-half-to-even. A side that would round to 0 (aspect beyond 2S:1, where the
+    /// reference fails) is kept at 1 pixel.
     static func longestSideSize(width: Int, height: Int, target: Int) -> (width: Int, height: Int) {
         let ratio = max(Double(height) / Double(target), Double(width) / Double(target))
-        func side(_ x: Int) -> Int { Int((Double(x) / ratio).rounded(.toNearestOrEven)) }
+        func side(_ x: Int) -> Int { max(1, Int((Double(x) / ratio).rounded(.toNearestOrEven))) }
         return (side(width), side(height))
-    }
-
-    /// torchvision's center_crop (and open_clip's center_crop_or_pad): pad with `fill` where the image is
-    /// smaller than S (the extra pixel of an odd padding goes right/bottom), then crop at
-    /// `round((size - S) / 2)` with round-half-to-even.
-    private func centerCropOrPad(_ image: RGBImage) -> RGBImage {
-        let s = imageSize
-        var img = image
-        if image.width < s || image.height < s {
-            let left = max(0, (s - image.width) / 2), top = max(0, (s - image.height) / 2)
-            let newW = max(s, image.width), newH = max(s, image.height)
-            var padded = RGBImage(width: newW, height: newH, fill: (fill, fill, fill))
-            for y in 0..<image.height {
-                let src = y * image.width * 3
-                let dst = ((y + top) * newW + left) * 3
-                padded.pixels.replaceSubrange(dst..<(dst + image.width * 3), with: image.pixels[src..<(src + image.width * 3)])
-            }
-            img = padded
-        }
-        if img.width == s && img.height == s { return img }
-        let top = Int((Double(img.height - s) / 2.0).rounded(.toNearestOrEven))
-        let left = Int((Double(img.width - s) / 2.0).rounded(.toNearestOrEven))
-        // In bounds by construction, so this cannot throw.
-        return try! img.cropped(x: left, y: top, width: s, height: s)
     }
 
     /// ToTensor then Normalize, in float32 with the reference's operation order: `(v / 255 - mean) / std`.

@@ -44,3 +44,20 @@ import Testing
         }
     }
 }
+
+/// Pillow's `Image.resize` itself, on a small random image, to many sizes (resize.json).
+@Suite struct PillowResampleTests {
+    @Test func matchesPillowForManySizes() throws {
+        let json = try Fixtures.json("resize.json")
+        let source = try PNGDecoder().decode(contentsOf: Fixtures.path(json["source"] as! String))
+        var checked = 0
+        for c in json["cases"] as! [[String: Any]] {
+            let (w, h) = (c["width"] as! Int, c["height"] as! Int)
+            let filter = ResampleFilter(rawValue: c["filter"] as! String)!
+            let out = source.resized(width: w, height: h, filter: filter)
+            #expect(SHA256.hex(out.pixels) == c["sha256"] as! String, "\(w)x\(h) \(filter)")
+            checked += 1
+        }
+        #expect(checked >= 100)
+    }
+}

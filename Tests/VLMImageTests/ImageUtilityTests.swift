@@ -73,6 +73,21 @@ import Testing
         #expect(throws: ImageError.self) { try HeatmapOverlay.overlay(on: image, scores: [0], gridWidth: 1, gridHeight: 1, alpha: 2) }
     }
 
+    /// A window of a resize equals the same crop of the full resize, for both filters, up and down.
+    @Test func resizedWindowEqualsCroppedFullResize() throws {
+        let image = Self.gradient(width: 41, height: 29)
+        for filter in ResampleFilter.allCases {
+            for (w, h) in [(17, 11), (90, 13), (41, 60), (7, 29)] {
+                let full = image.resized(width: w, height: h, filter: filter)
+                for (cols, rows) in [(0..<w, 0..<h), (1..<(w - 2), 3..<(h - 1)), ((w - 1)..<w, 0..<1)] {
+                    let window = image.resizedWindow(width: w, height: h, columns: cols, rows: rows, filter: filter)
+                    let crop = try full.cropped(x: cols.lowerBound, y: rows.lowerBound, width: cols.count, height: rows.count)
+                    #expect(window == crop, "\(filter) \(w)x\(h) window \(cols) x \(rows)")
+                }
+            }
+        }
+    }
+
     @Test func resizeIdentityAndUpscaleProperties() {
         let image = Self.gradient(width: 9, height: 5)
         // Pillow skips a pass whose dimension is unchanged; a same-size resize is therefore the identity.

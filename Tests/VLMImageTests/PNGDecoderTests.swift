@@ -22,7 +22,7 @@ import Testing
     /// Small crafted files: low bit depths, tRNS, gAMA, 16-bit. All bit-exact except the documented
     /// 16-bit-with-alpha rounding, whose measured deviation must stay at most 1.
     @Test(arguments: ["gray1.png", "gray2.png", "gray4.png", "gray16_trns.png", "gray_trns.png", "palette4_trns.png",
-                      "rgb16_random.png", "rgb_gamma10.png", "rgba8.png", "rgba16.png", "gray_alpha16.png"])
+                      "rgb16_random.png", "rgb_gamma10.png", "rgba8.png", "rgba16.png", "gray_alpha16.png", "strip.png"])
     func craftedImageMatchesPillow(name: String) throws {
         let entry = (try Fixtures.json("decode.json")["crafted"] as! [String: [String: Any]])[name]!
         let image = try PNGDecoder().decode(contentsOf: Fixtures.path("png/" + name))
