@@ -1,1 +1,0 @@
-// VLMImage: placeholder until its issue lands.
