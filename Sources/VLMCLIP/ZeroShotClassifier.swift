@@ -14,17 +14,28 @@ public struct ZeroShotClassifier: Sendable {
     ) throws {
         guard !classNames.isEmpty, !templates.isEmpty else { throw CLIPError.invalidInput("zero-shot classifier needs class names and templates") }
         let contextLength = model.config.text.contextLength
-        var weights: [[Float]] = []
+        var perClass: [[[Float]]] = []
         for name in classNames {
             if shouldCancel() { throw CLIPError.cancelled }
             let tokens = templates.map { tokenizer.tokenize(PromptTemplates.fill($0, with: name), contextLength: contextLength) }
-            let embeddings = try model.encodeText(tokens, shouldCancel: shouldCancel)
-            var mean = [Float](repeating: 0, count: model.embedDim)
-            for embedding in embeddings { for d in mean.indices { mean[d] += embedding[d] } }
-            weights.append(l2Normalized(mean))  // dividing by the count first would not change the direction
+            perClass.append(try model.encodeText(tokens, shouldCancel: shouldCancel))
         }
+        try self.init(classNames: classNames, templateEmbeddings: perClass)
+    }
+
+    /// From embeddings already computed (e.g. cached): `templateEmbeddings[class][template]`, each
+    /// L2-normalised.
+    public init(classNames: [String], templateEmbeddings: [[[Float]]]) throws {
+        guard !classNames.isEmpty, classNames.count == templateEmbeddings.count,
+              let dim = templateEmbeddings.first?.first?.count,
+              templateEmbeddings.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.count == dim } })
+        else { throw CLIPError.invalidInput("zero-shot classifier needs one non-empty embedding set per class") }
         self.classNames = classNames
-        self.weights = weights
+        self.weights = templateEmbeddings.map { embeddings in
+            var mean = [Float](repeating: 0, count: dim)
+            for embedding in embeddings { for d in mean.indices { mean[d] += embedding[d] } }
+            return l2Normalized(mean)  // dividing by the count first would not change the direction
+        }
     }
 
     /// logitScale · cosine similarity of each image embedding (normalised) with each class: [image][class].

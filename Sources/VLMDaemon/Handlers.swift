@@ -4,6 +4,8 @@ import VLMWire
 /// Registers every method the daemon serves. Each family of methods lives in its own file.
 func registerHandlers(_ table: inout HandlerTable, services: Services) {
     registerDaemonHandlers(&table, services: services)
+    registerModelHandlers(&table, services: services)
+    registerCLIPHandlers(&table, services: services)
 }
 
 func registerDaemonHandlers(_ table: inout HandlerTable, services: Services) {
@@ -34,9 +36,5 @@ func registerDaemonHandlers(_ table: inout HandlerTable, services: Services) {
         }
         await progress.end()
         return DebugStreamResult(count: params.count)
-    }
-
-    table.register(Method.modelsList) { (_: NoParams, _) -> [ModelInfo] in
-        await services.registry.list
     }
 }

@@ -8,12 +8,14 @@ public final class Services: Sendable {
     let configuration: DaemonConfiguration
     let outbox: Outbox
     let registry: ModelRegistry
+    let clip: CLIPRuntime
     private let threadCount: Mutex<Int>
 
     init(configuration: DaemonConfiguration, outbox: Outbox) {
         self.configuration = configuration
         self.outbox = outbox
         self.registry = ModelRegistry(budgetBytes: configuration.memoryBudgetBytes)
+        self.clip = CLIPRuntime(imageCacheBytes: configuration.imageCacheBytes, textCacheBytes: configuration.imageCacheBytes / 4)
         self.threadCount = Mutex(configuration.threads)
         setThreads(configuration.threads)
     }
@@ -26,6 +28,25 @@ public final class Services: Sendable {
     }
 
     func cacheStatuses() async -> [CacheStatus] {
-        []
+        [clip.imageCache.status, clip.textCache.status]
+    }
+
+    /// The loaded model a request names (`id`), or the only one of that kind when it names none.
+    func model<M: ResidentModel>(_ id: String?, kind: String, as type: M.Type) async throws -> M {
+        if let id {
+            guard let model = await registry.model(id) else { throw RPCError.modelNotLoaded(id, kind: kind) }
+            guard let typed = model as? M else {
+                throw RPCError.invalidParams("params.model: '\(id)' is a \(model.info.kind) model, expected a \(kind) model")
+            }
+            return typed
+        }
+        let candidates = await registry.list.filter { $0.kind == kind }
+        guard candidates.count == 1, let only = await registry.model(candidates[0].id) as? M else {
+            if candidates.isEmpty {
+                throw RPCError(code: ErrorCode.modelNotLoaded, message: "no \(kind) model is loaded; load one with models/load {kind: \"\(kind)\", path: ...}")
+            }
+            throw RPCError.invalidParams("params.model: \(candidates.count) \(kind) models are loaded (\(candidates.map(\.id).joined(separator: ", "))); name one")
+        }
+        return only
     }
 }

@@ -1,0 +1,133 @@
+import Foundation
+import VLMCLIP
+import VLMImage
+import VLMWire
+
+/// A resident CLIP model with the preprocessing its config prescribes.
+final class LoadedCLIP: ResidentModel {
+    let id: String
+    let path: String
+    let model: CLIPModel
+    let preprocessing: CLIPPreprocessing
+
+    init(id: String, directory: URL) throws {
+        self.id = id
+        self.path = directory.path
+        model = try CLIPModel(directory: directory)
+        let p = model.preprocess
+        guard let resize = CLIPPreprocessing.ResizeMode(rawValue: p.resizeMode) else {
+            throw CLIPError.invalidConfig(path: directory.path, reason: "unsupported resize_mode \(p.resizeMode)")
+        }
+        // open_clip's "random" interpolation is a training-time augmentation; inference uses bicubic.
+        let filter = ResampleFilter(rawValue: p.interpolation) ?? .bicubic
+        preprocessing = CLIPPreprocessing(
+            imageSize: p.imageSize, mean: p.mean, std: p.std, interpolation: filter, resizeMode: resize,
+            fill: UInt8(clamping: p.fillColor))
+    }
+
+    var info: ModelInfo {
+        let c = model.config
+        let tower: String = switch c.vision.tower {
+        case .modifiedResNet: "ModifiedResNet"
+        case .visionTransformer: "VisionTransformer"
+        }
+        return ModelInfo(id: id, kind: "clip", path: path, memoryBytes: model.memoryBytes, details: [
+            "imageTower": .string(tower), "imageSize": .int(Int64(c.vision.imageSize)),
+            "embedDim": .int(Int64(c.embedDim)), "contextLength": .int(Int64(c.text.contextLength)),
+        ])
+    }
+}
+
+/// The CLIP side of the daemon: embeddings with their caches. Images are cached by content
+/// (SHA-256 of the decoded pixels) per model; text embeddings by (model, prompt).
+final class CLIPRuntime: Sendable {
+    struct ImageKey: Hashable, Sendable { let model: String; let imageId: String }
+    struct TextKey: Hashable, Sendable { let model: String; let prompt: String }
+    struct CachedImage: Sendable { let embedding: [Float]; let width: Int; let height: Int }
+
+    let imageCache: LRUCache<ImageKey, CachedImage>
+    let textCache: LRUCache<TextKey, [Float]>
+    private let tokenizerBox = Mutex<CLIPTokenizer?>(nil)
+
+    init(imageCacheBytes: Int, textCacheBytes: Int) {
+        imageCache = LRUCache(name: "image-embeddings", budgetBytes: imageCacheBytes)
+        textCache = LRUCache(name: "text-embeddings", budgetBytes: textCacheBytes)
+    }
+
+    /// CLIP's BPE tokenizer, loaded once (every CLIP model shares its vocabulary).
+    func tokenizer() throws -> CLIPTokenizer {
+        try tokenizerBox.withLock { box in
+            if let tokenizer = box { return tokenizer }
+            let tokenizer = try CLIPTokenizer()
+            box = tokenizer
+            return tokenizer
+        }
+    }
+
+    func forget(model id: String) {
+        imageCache.removeAll { $0.model == id }
+        textCache.removeAll { $0.model == id }
+    }
+
+    /// The image id clients use to refer to an image's content: the first 128 bits of its pixel digest.
+    static func imageId(for image: RGBImage) -> String { "img_" + image.contentDigest.prefix(32) }
+
+    /// Embeds images (an imageId needs no image), encoding only the cache misses, in batches.
+    /// `onBatch` is called after each encoded batch with the number of images done.
+    func embed(
+        _ items: [(imageId: String, image: RGBImage?)], with clip: LoadedCLIP, batchSize: Int = CLIPModel.imageChunk,
+        cancellation: CancellationFlag, onBatch: (Int) -> Void = { _ in }
+    ) throws -> [(embedding: [Float], cached: Bool, width: Int, height: Int)] {
+        var results: [(embedding: [Float], cached: Bool, width: Int, height: Int)?] = Array(repeating: nil, count: items.count)
+        var misses: [Int] = []
+        for (index, item) in items.enumerated() {
+            if let hit = imageCache.value(for: ImageKey(model: clip.id, imageId: item.imageId)) {
+                results[index] = (hit.embedding, true, hit.width, hit.height)
+            } else if item.image != nil {
+                misses.append(index)
+            } else {
+                throw RPCError(code: ErrorCode.imageUnreadable, message:
+                    "params.images[\(index)].imageId: '\(item.imageId)' is not in the cache of model '\(clip.id)' (never encoded with it, or evicted); send the image itself")
+            }
+        }
+        let size = clip.preprocessing.imageSize
+        var done = items.count - misses.count
+        for start in stride(from: 0, to: misses.count, by: max(1, batchSize)) {
+            try cancellation.check()
+            let batch = Array(misses[start..<min(start + batchSize, misses.count)])
+            var pixels: [Float] = []
+            pixels.reserveCapacity(batch.count * 3 * size * size)
+            for index in batch { pixels += clip.preprocessing(items[index].image!) }
+            let embeddings = try clip.model.encodeImages(pixels, count: batch.count, shouldCancel: { cancellation.isCancelled })
+            for (index, embedding) in zip(batch, embeddings) {
+                let image = items[index].image!
+                imageCache.insert(CachedImage(embedding: embedding, width: image.width, height: image.height),
+                                  for: ImageKey(model: clip.id, imageId: items[index].imageId), cost: embedding.count * 4 + 128)
+                results[index] = (embedding, false, image.width, image.height)
+            }
+            done += batch.count
+            onBatch(done)
+        }
+        return results.map { $0! }
+    }
+
+    /// Normalised text embeddings for prompts, encoding only the cache misses.
+    func embed(prompts: [String], with clip: LoadedCLIP, cancellation: CancellationFlag) throws -> [[Float]] {
+        var results = prompts.map { textCache.value(for: TextKey(model: clip.id, prompt: $0)) }
+        let misses = results.indices.filter { results[$0] == nil }
+        let tokenizer = try tokenizer()
+        let contextLength = clip.model.config.text.contextLength
+        let chunk = 64  // bounds activation memory for large label x template sets
+        for start in stride(from: 0, to: misses.count, by: chunk) {
+            try cancellation.check()
+            let batch = Array(misses[start..<min(start + chunk, misses.count)])
+            let tokens = batch.map { tokenizer.tokenize(prompts[$0], contextLength: contextLength) }
+            let embeddings = try clip.model.encodeText(tokens, shouldCancel: { cancellation.isCancelled })
+            for (index, embedding) in zip(batch, embeddings) {
+                textCache.insert(embedding, for: TextKey(model: clip.id, prompt: prompts[index]), cost: embedding.count * 4 + prompts[index].utf8.count + 64)
+                results[index] = embedding
+            }
+        }
+        return results.map { $0! }
+    }
+}

@@ -1,0 +1,32 @@
+import VLMCLIP
+import VLMImage
+import VLMTensor
+import VLMWire
+
+// JSON-RPC codes for the model modules' errors. The model modules know nothing of JSON-RPC; the
+// mapping lives here, beside the handlers that call them.
+
+extension ImageError: RPCErrorConvertible {
+    public var rpcError: RPCError {
+        switch self {
+        case .invalidPNG, .io, .encodingFailed: return RPCError(code: ErrorCode.imageUnreadable, message: description)
+        case .tooLarge: return RPCError(code: ErrorCode.inputTooLarge, message: description)
+        case .invalidDataset: return RPCError(code: ErrorCode.datasetUnreadable, message: description)
+        case .invalidArgument: return RPCError.invalidParams(description)
+        }
+    }
+}
+
+extension CLIPError: RPCErrorConvertible {
+    public var rpcError: RPCError {
+        switch self {
+        case .invalidConfig, .unsupportedArchitecture: return RPCError(code: ErrorCode.modelLoadFailed, message: description)
+        case .invalidInput: return RPCError.invalidParams(description)
+        case .cancelled: return .cancelled
+        }
+    }
+}
+
+extension SafeTensorsError: RPCErrorConvertible {
+    public var rpcError: RPCError { RPCError(code: ErrorCode.modelLoadFailed, message: description) }
+}

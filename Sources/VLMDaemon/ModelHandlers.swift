@@ -1,0 +1,51 @@
+import Foundation
+import VLMWire
+
+/// models/load, models/unload, models/list.
+func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
+    table.register(Method.modelsList) { (_: NoParams, _) -> [ModelInfo] in
+        await services.registry.list
+    }
+
+    table.register(Method.modelsLoad) { (params: ModelsLoadParams, context) -> ModelInfo in
+        let url = URL(fileURLWithPath: params.path)
+        let id = params.id ?? url.lastPathComponent
+        guard !id.isEmpty else { throw RPCError.invalidParams("params.id: must not be empty") }
+        if await services.registry.model(id) != nil {
+            throw RPCError.invalidParams("params.id: a model with id '\(id)' is already loaded; unload it first or choose another id")
+        }
+        guard FileManager.default.fileExists(atPath: params.path) else {
+            throw RPCError(code: ErrorCode.modelLoadFailed, message: "\(params.path): no such file or directory")
+        }
+        let loader: @Sendable () throws -> any ResidentModel
+        switch params.kind {
+        case "clip":
+            try await services.registry.checkBudget(adding: fileBytes(url.appendingPathComponent("open_clip_model.safetensors")))
+            loader = { try LoadedCLIP(id: id, directory: url) }
+        default:
+            throw RPCError.invalidParams("params.kind: expected one of \(services.registry.kinds.map { "\"\($0)\"" }.joined(separator: ", ")), got \"\(params.kind)\"")
+        }
+        let progress = await context.beginProgress(title: "Loading \(params.kind) model \(id)", cancellable: false)
+        let model: any ResidentModel
+        do { model = try await context.compute { _ in try loader() } } catch {
+            await progress.end(message: "failed")
+            throw error
+        }
+        try await services.registry.add(model)
+        await progress.end(message: "loaded \(megabytes(model.info.memoryBytes))")
+        services.outbox.log(.info, "loaded \(params.kind) model '\(id)' from \(params.path) (\(megabytes(model.info.memoryBytes)))")
+        return model.info
+    }
+
+    table.register(Method.modelsUnload) { (params: ModelsUnloadParams, _) -> ModelsUnloadResult in
+        guard let model = await services.registry.remove(params.id) else {
+            throw RPCError(code: ErrorCode.modelNotLoaded, message: "no model '\(params.id)' is loaded")
+        }
+        services.clip.forget(model: params.id)
+        return ModelsUnloadResult(id: params.id, freedBytes: model.info.memoryBytes)
+    }
+}
+
+func fileBytes(_ url: URL) -> Int {
+    ((try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? NSNumber)?.intValue ?? 0
+}
