@@ -53,6 +53,14 @@ public struct CLIPPreprocessing: Sendable {
         normalizedCHW(geometry(image))
     }
 
+    /// Several images as one NCHW batch, `images.count * 3 * imageSize * imageSize` floats.
+    public func batch(_ images: [RGBImage]) -> [Float] {
+        var out = [Float]()
+        out.reserveCapacity(images.count * 3 * imageSize * imageSize)
+        for image in images { out.append(contentsOf: self(image)) }
+        return out
+    }
+
     /// The resize / crop / pad steps: the uint8 image the reference feeds to ToTensor.
     public func geometry(_ image: RGBImage) -> RGBImage {
         let s = imageSize
