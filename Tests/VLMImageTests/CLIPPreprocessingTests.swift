@@ -26,7 +26,7 @@ import Testing
 
     @Test(arguments: cases)
     func matchesOpenCLIP(_ c: Case) throws {
-        let transform = CLIPPreprocessing(imageSize: c.size, interpolation: ResampleFilter(rawValue: c.interpolation)!,
+        let transform = try CLIPPreprocessing(imageSize: c.size, interpolation: ResampleFilter(rawValue: c.interpolation)!,
                                           resizeMode: CLIPPreprocessing.ResizeMode(rawValue: c.mode)!)
         let image = try Self.load(c.image)
         let resized = transform.geometry(image)

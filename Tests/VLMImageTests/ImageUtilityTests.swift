@@ -91,20 +91,20 @@ import Testing
     /// Extreme aspect ratios: shortest-side resizing of a 1x20000 strip would be 224x4480000 in full;
     /// only the crop is computed. Longest-side resizing of a 1000x1 strip keeps the short side at 1 pixel
     /// (the reference fails there: it asks Pillow for a 0-pixel side).
-    @Test func extremeAspectRatiosStayCheap() {
+    @Test func extremeAspectRatiosStayCheap() throws {
         let tall = Self.gradient(width: 1, height: 20000)
         let clock = ContinuousClock()
         var tensor: [Float] = []
-        let elapsed = clock.measure { tensor = CLIPPreprocessing()(tall) }
+        let elapsed = clock.measure { tensor = try! CLIPPreprocessing()(tall) }
         #expect(tensor.count == 3 * 224 * 224)
         #expect(elapsed < .seconds(5))
-        let wide = CLIPPreprocessing(imageSize: 64, resizeMode: .longest).geometry(Self.gradient(width: 1000, height: 1))
+        let wide = try CLIPPreprocessing(imageSize: 64, resizeMode: .longest).geometry(Self.gradient(width: 1000, height: 1))
         #expect(wide.width == 64 && wide.height == 64)
         // Row 31 holds the image (padding puts (64 - 1) / 2 rows above it); the rest is the fill colour.
         #expect(wide[0, 0] == (0, 0, 0) && wide[0, 63] == (0, 0, 0))
-        let batch = CLIPPreprocessing(imageSize: 16).batch([tall, Self.gradient(width: 5, height: 7)])
+        let batch = try CLIPPreprocessing(imageSize: 16).batch([tall, Self.gradient(width: 5, height: 7)])
         #expect(batch.count == 2 * 3 * 16 * 16)
-        #expect(Array(batch[0..<(3 * 16 * 16)]) == CLIPPreprocessing(imageSize: 16)(tall))
+        #expect(Array(batch[0..<(3 * 16 * 16)]) == (try CLIPPreprocessing(imageSize: 16))(tall))
     }
 
     @Test func resizeIdentityAndUpscaleProperties() {
@@ -117,4 +117,11 @@ import Testing
             #expect(flat.resized(width: 20, height: 2, filter: filter) == RGBImage(width: 20, height: 2, fill: (9, 99, 199)))
         }
     }
+}
+
+@Test func preprocessingRejectsBadConfigurations() {
+    #expect(throws: ImageError.self) { try CLIPPreprocessing(imageSize: 0) }
+    #expect(throws: ImageError.self) { try CLIPPreprocessing(imageSize: 1 << 20) }
+    #expect(throws: ImageError.self) { try CLIPPreprocessing(mean: [0.5, 0.5]) }
+    #expect(throws: ImageError.self) { try CLIPPreprocessing(std: [1, 0, 1]) }
 }
