@@ -92,7 +92,7 @@ public struct CLIPPreprocessing: Sendable {
                                          filter: interpolation)
         }
         if window.width == s && window.height == s { return window }
-        var canvas = RGBImage(width: s, height: s, fill: (fill, fill, fill))
+        var canvas = RGBImage(unchecked: s, height: s, fill: (fill, fill, fill))
         for row in 0..<window.height {
             let src = row * window.width * 3
             let dst = ((row + y.offset) * s + x.offset) * 3

@@ -111,16 +111,16 @@ public struct PNGDecoder: Sendable {
             switch plan {
             case .rgb8:
                 return finishRead(&image, channels: 3, input: input, as: UInt8.self).map { buffer in
-                    RGBImage(width: header.width, height: header.height, pixels: buffer)
+                    RGBImage(unchecked: header.width, height: header.height, pixels: buffer)
                 }
             case .rgba8:
                 return finishRead(&image, channels: 4, input: input, as: UInt8.self).map { buffer in
-                    RGBImage(width: header.width, height: header.height, pixels: Self.dropAlpha(buffer))
+                    RGBImage(unchecked: header.width, height: header.height, pixels: Self.dropAlpha(buffer))
                 }
             case .rgb16(let clipGray):
                 return finishRead(&image, channels: 3, input: input, as: UInt16.self).map { buffer in
                     let pixels = clipGray ? buffer.map { UInt8(min($0, 255)) } : buffer.map { UInt8($0 >> 8) }
-                    return RGBImage(width: header.width, height: header.height, pixels: pixels)
+                    return RGBImage(unchecked: header.width, height: header.height, pixels: pixels)
                 }
             }
         }

@@ -54,7 +54,7 @@ import Testing
         for c in json["cases"] as! [[String: Any]] {
             let (w, h) = (c["width"] as! Int, c["height"] as! Int)
             let filter = ResampleFilter(rawValue: c["filter"] as! String)!
-            let out = source.resized(width: w, height: h, filter: filter)
+            let out = try source.resized(width: w, height: h, filter: filter)
             #expect(SHA256.hex(out.pixels) == c["sha256"] as! String, "\(w)x\(h) \(filter)")
             checked += 1
         }
