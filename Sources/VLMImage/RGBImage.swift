@@ -5,7 +5,8 @@
 public struct RGBImage: Sendable, Equatable {
     public let width: Int
     public let height: Int
-    public var pixels: [UInt8]
+    /// Read-only outside the module so the count always matches the size.
+    public internal(set) var pixels: [UInt8]
 
     /// Wraps existing pixels, checking that there are exactly `width * height * 3` of them.
     public init(width: Int, height: Int, pixels: [UInt8]) throws(ImageError) {
