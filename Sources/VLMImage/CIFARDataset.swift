@@ -63,7 +63,7 @@ public struct CIFARDataset: Sendable {
                 pixels[p * 3 + 2] = raw[base + 2 * plane + p]
             }
         }
-        return (RGBImage(width: Self.side, height: Self.side, pixels: pixels), label)
+        return (RGBImage(unchecked: Self.side, height: Self.side, pixels: pixels), label)
     }
 
     private func checkIndex(_ index: Int) throws(ImageError) {

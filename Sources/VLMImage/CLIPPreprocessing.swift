@@ -29,17 +29,27 @@ public struct CLIPPreprocessing: Sendable {
     public static let openAIMean: [Float] = [0.48145466, 0.4578275, 0.40821073]
     public static let openAIStd: [Float] = [0.26862954, 0.26130258, 0.27577711]
 
-    public var imageSize: Int
-    public var mean: [Float]
-    public var std: [Float]
-    public var interpolation: ResampleFilter
-    public var resizeMode: ResizeMode
-    /// Padding colour for `.longest` (open_clip's `fill_color`, 0 by default).
-    public var fill: UInt8
+    /// Largest accepted `imageSize`: CLIP models use 224-448; this only stops absurd configurations.
+    public static let maxImageSize = 4096
 
+    public let imageSize: Int
+    public let mean: [Float]
+    public let std: [Float]
+    public let interpolation: ResampleFilter
+    public let resizeMode: ResizeMode
+    /// Padding colour for `.longest` (open_clip's `fill_color`, 0 by default).
+    public let fill: UInt8
+
+    /// The default arguments are open_clip's defaults for OpenAI-pretrained models. Throws on a
+    /// configuration that cannot work (the values typically come from a model's config file).
     public init(imageSize: Int = 224, mean: [Float] = openAIMean, std: [Float] = openAIStd,
-                interpolation: ResampleFilter = .bicubic, resizeMode: ResizeMode = .shortest, fill: UInt8 = 0) {
-        precondition(imageSize > 0 && mean.count == 3 && std.count == 3, "CLIPPreprocessing: bad configuration")
+                interpolation: ResampleFilter = .bicubic, resizeMode: ResizeMode = .shortest, fill: UInt8 = 0) throws(ImageError) {
+        guard (1...Self.maxImageSize).contains(imageSize) else {
+            throw .invalidArgument("preprocessing: image size \(imageSize) is outside 1...\(Self.maxImageSize)")
+        }
+        guard mean.count == 3, std.count == 3, std.allSatisfy({ $0 != 0 && $0.isFinite }), mean.allSatisfy(\.isFinite) else {
+            throw .invalidArgument("preprocessing: mean \(mean) and std \(std) need 3 finite values each, std non-zero")
+        }
         self.imageSize = imageSize
         self.mean = mean
         self.std = std
@@ -51,6 +61,14 @@ public struct CLIPPreprocessing: Sendable {
     /// The normalised CHW tensor, `3 * imageSize * imageSize` floats.
     public func callAsFunction(_ image: RGBImage) -> [Float] {
         normalizedCHW(geometry(image))
+    }
+
+    /// Several images as one NCHW batch, `images.count * 3 * imageSize * imageSize` floats.
+    public func batch(_ images: [RGBImage]) -> [Float] {
+        var out = [Float]()
+        out.reserveCapacity(images.count * 3 * imageSize * imageSize)
+        for image in images { out.append(contentsOf: self(image)) }
+        return out
     }
 
     /// The resize / crop / pad steps: the uint8 image the reference feeds to ToTensor.
@@ -74,7 +92,7 @@ public struct CLIPPreprocessing: Sendable {
                                          filter: interpolation)
         }
         if window.width == s && window.height == s { return window }
-        var canvas = RGBImage(width: s, height: s, fill: (fill, fill, fill))
+        var canvas = RGBImage(unchecked: s, height: s, fill: (fill, fill, fill))
         for row in 0..<window.height {
             let src = row * window.width * 3
             let dst = ((row + y.offset) * s + x.offset) * 3

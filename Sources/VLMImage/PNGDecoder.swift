@@ -47,9 +47,14 @@ public struct PNGDecoder: Sendable {
         return try decodeWithLibpng(stream, header: header, input: input)
     }
 
-    /// Decodes a base64-encoded PNG (the daemon's wire format for images).
+    /// Decodes a base64-encoded PNG (the daemon's wire format for images). Line breaks are ignored and a
+    /// `data:image/png;base64,` URL prefix is accepted.
     public func decode(base64: String, input: String = "base64 PNG input") throws(ImageError) -> RGBImage {
-        guard let data = Data(base64Encoded: base64, options: .ignoreUnknownCharacters) else {
+        var payload = Substring(base64)
+        if payload.hasPrefix("data:"), let comma = payload.firstIndex(of: ",") {
+            payload = payload[payload.index(after: comma)...]
+        }
+        guard let data = Data(base64Encoded: String(payload), options: .ignoreUnknownCharacters) else {
             throw .invalidPNG(input: input, reason: "not valid base64")
         }
         return try decode([UInt8](data), input: input)
@@ -111,16 +116,16 @@ public struct PNGDecoder: Sendable {
             switch plan {
             case .rgb8:
                 return finishRead(&image, channels: 3, input: input, as: UInt8.self).map { buffer in
-                    RGBImage(width: header.width, height: header.height, pixels: buffer)
+                    RGBImage(unchecked: header.width, height: header.height, pixels: buffer)
                 }
             case .rgba8:
                 return finishRead(&image, channels: 4, input: input, as: UInt8.self).map { buffer in
-                    RGBImage(width: header.width, height: header.height, pixels: Self.dropAlpha(buffer))
+                    RGBImage(unchecked: header.width, height: header.height, pixels: Self.dropAlpha(buffer))
                 }
             case .rgb16(let clipGray):
                 return finishRead(&image, channels: 3, input: input, as: UInt16.self).map { buffer in
                     let pixels = clipGray ? buffer.map { UInt8(min($0, 255)) } : buffer.map { UInt8($0 >> 8) }
-                    return RGBImage(width: header.width, height: header.height, pixels: pixels)
+                    return RGBImage(unchecked: header.width, height: header.height, pixels: pixels)
                 }
             }
         }

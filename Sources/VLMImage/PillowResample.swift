@@ -91,14 +91,19 @@ struct ResampleAxis {
 
 extension RGBImage {
     /// This image resized to `width` x `height` exactly as Pillow's `Image.resize((width, height), filter)`.
-    public func resized(width newWidth: Int, height newHeight: Int, filter: ResampleFilter) -> RGBImage {
-        resizedWindow(width: newWidth, height: newHeight, columns: 0..<newWidth, rows: 0..<newHeight, filter: filter)
+    /// Throws for a non-positive size or one above `PNGDecoder.defaultPixelBudget` pixels.
+    public func resized(width newWidth: Int, height newHeight: Int, filter: ResampleFilter) throws(ImageError) -> RGBImage {
+        let (area, overflow) = newWidth.multipliedReportingOverflow(by: newHeight)
+        guard newWidth > 0, newHeight > 0, !overflow, area <= PNGDecoder.defaultPixelBudget else {
+            throw .invalidArgument("resize to \(newWidth)x\(newHeight): size must be positive and at most \(PNGDecoder.defaultPixelBudget) pixels")
+        }
+        return resizedWindow(width: newWidth, height: newHeight, columns: 0..<newWidth, rows: 0..<newHeight, filter: filter)
     }
 
     /// The `columns` x `rows` window of `resized(width:height:filter:)`, computed without the rest of it.
     /// Same values as resizing fully and cropping (every output sample depends only on its own kernel),
     /// but memory and time scale with the window: preprocessing a 1x100000 strip to 224x224 stays cheap.
-    public func resizedWindow(width newWidth: Int, height newHeight: Int, columns: Range<Int>, rows: Range<Int>,
+    func resizedWindow(width newWidth: Int, height newHeight: Int, columns: Range<Int>, rows: Range<Int>,
                               filter: ResampleFilter) -> RGBImage {
         precondition(newWidth > 0 && newHeight > 0 && !columns.isEmpty && !rows.isEmpty
                      && columns.clamped(to: 0..<newWidth) == columns && rows.clamped(to: 0..<newHeight) == rows,
@@ -148,7 +153,7 @@ extension RGBImage {
                 }
             }
         }
-        return RGBImage(width: outWidth, height: height, pixels: out)
+        return RGBImage(unchecked: outWidth, height: height, pixels: out)
     }
 
     /// Vertical resampling producing output `rows`; this image's row 0 is source row `firstSourceRow`.
@@ -172,6 +177,6 @@ extension RGBImage {
                 }
             }
         }
-        return RGBImage(width: width, height: rows.count, pixels: out)
+        return RGBImage(unchecked: width, height: rows.count, pixels: out)
     }
 }

@@ -5,26 +5,43 @@
 public struct RGBImage: Sendable, Equatable {
     public let width: Int
     public let height: Int
-    public var pixels: [UInt8]
+    /// Read-only outside the module so the count always matches the size.
+    public internal(set) var pixels: [UInt8]
 
-    /// Wraps existing pixels. Precondition: `pixels.count == width * height * 3` (a programming error otherwise).
-    public init(width: Int, height: Int, pixels: [UInt8]) {
-        precondition(width >= 0 && height >= 0 && pixels.count == width * height * 3,
-                     "RGBImage: \(pixels.count) bytes do not match \(width)x\(height)x3")
+    /// Wraps existing pixels, checking that there are exactly `width * height * 3` of them.
+    public init(width: Int, height: Int, pixels: [UInt8]) throws(ImageError) {
+        let (area, overflow) = width.multipliedReportingOverflow(by: height)
+        guard width > 0, height > 0, !overflow, area <= Int.max / 3, pixels.count == area * 3 else {
+            throw .invalidArgument("RGBImage: \(pixels.count) bytes do not make a \(width)x\(height) RGB image")
+        }
+        self.init(unchecked: width, height: height, pixels: pixels)
+    }
+
+    /// For this module's own producers, whose sizes are correct by construction.
+    init(unchecked width: Int, height: Int, pixels: [UInt8]) {
+        assert(pixels.count == width * height * 3)
         self.width = width
         self.height = height
         self.pixels = pixels
     }
 
     /// A solid-colour image.
-    public init(width: Int, height: Int, fill: (UInt8, UInt8, UInt8) = (0, 0, 0)) {
+    public init(width: Int, height: Int, fill: (UInt8, UInt8, UInt8)) throws(ImageError) {
+        let (area, overflow) = width.multipliedReportingOverflow(by: height)
+        guard width > 0, height > 0, !overflow, area <= PNGDecoder.defaultPixelBudget else {
+            throw .invalidArgument("RGBImage: a \(width)x\(height) image is not allowed")
+        }
+        self.init(unchecked: width, height: height, fill: fill)
+    }
+
+    init(unchecked width: Int, height: Int, fill: (UInt8, UInt8, UInt8)) {
         var pixels = [UInt8](repeating: 0, count: width * height * 3)
         for i in stride(from: 0, to: pixels.count, by: 3) {
             pixels[i] = fill.0
             pixels[i + 1] = fill.1
             pixels[i + 2] = fill.2
         }
-        self.init(width: width, height: height, pixels: pixels)
+        self.init(unchecked: width, height: height, pixels: pixels)
     }
 
     /// The colour at (x, y).
@@ -71,6 +88,6 @@ extension RGBImage {
             let start = (row * width + x0) * 3
             out.append(contentsOf: pixels[start..<(start + (x1 - x0) * 3)])
         }
-        return RGBImage(width: x1 - x0, height: y1 - y0, pixels: out)
+        return RGBImage(unchecked: x1 - x0, height: y1 - y0, pixels: out)
     }
 }

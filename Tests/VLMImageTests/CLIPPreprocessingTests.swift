@@ -26,7 +26,7 @@ import Testing
 
     @Test(arguments: cases)
     func matchesOpenCLIP(_ c: Case) throws {
-        let transform = CLIPPreprocessing(imageSize: c.size, interpolation: ResampleFilter(rawValue: c.interpolation)!,
+        let transform = try CLIPPreprocessing(imageSize: c.size, interpolation: ResampleFilter(rawValue: c.interpolation)!,
                                           resizeMode: CLIPPreprocessing.ResizeMode(rawValue: c.mode)!)
         let image = try Self.load(c.image)
         let resized = transform.geometry(image)
@@ -54,7 +54,7 @@ import Testing
         for c in json["cases"] as! [[String: Any]] {
             let (w, h) = (c["width"] as! Int, c["height"] as! Int)
             let filter = ResampleFilter(rawValue: c["filter"] as! String)!
-            let out = source.resized(width: w, height: h, filter: filter)
+            let out = try source.resized(width: w, height: h, filter: filter)
             #expect(SHA256.hex(out.pixels) == c["sha256"] as! String, "\(w)x\(h) \(filter)")
             checked += 1
         }

@@ -43,6 +43,7 @@ import Testing
         let path = Fixtures.path("png/rgba8.png")
         let base64 = try Data(contentsOf: URL(fileURLWithPath: path)).base64EncodedString()
         #expect(try PNGDecoder().decode(base64: base64) == PNGDecoder().decode(contentsOf: path))
+        #expect(try PNGDecoder().decode(base64: "data:image/png;base64," + base64) == PNGDecoder().decode(contentsOf: path))
         #expect(throws: ImageError.self) { try PNGDecoder().decode(base64: "not base64 !!!") }
     }
 
