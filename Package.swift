@@ -52,7 +52,7 @@ let package = Package(
         .testTarget(name: "VLMRPCTests", dependencies: ["VLMRPC", "VLMWire"]),
         .testTarget(name: "VLMDaemonTests", dependencies: ["VLMDaemon", "VLMRPC", "VLMWire"]),
         .testTarget(name: "VLMTensorTests", dependencies: ["VLMTensor"]),
-        .testTarget(name: "VLMImageTests", dependencies: ["VLMImage"]),
+        .testTarget(name: "VLMImageTests", dependencies: ["VLMImage"], exclude: ["Fixtures"]),
         .testTarget(name: "VLMCLIPTests", dependencies: ["VLMCLIP", "VLMTensor", "VLMImage"]),
         .testTarget(name: "VLMLanguageTests", dependencies: ["VLMLanguage", "VLMTensor"]),
     ]

@@ -20,7 +20,7 @@ final class LoadedCLIP: ResidentModel {
         }
         // open_clip's "random" interpolation is a training-time augmentation; inference uses bicubic.
         let filter = ResampleFilter(rawValue: p.interpolation) ?? .bicubic
-        preprocessing = CLIPPreprocessing(
+        preprocessing = try CLIPPreprocessing(
             imageSize: p.imageSize, mean: p.mean, std: p.std, interpolation: filter, resizeMode: resize,
             fill: UInt8(clamping: p.fillColor))
     }
