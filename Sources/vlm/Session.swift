@@ -92,8 +92,9 @@ final class Session: @unchecked Sendable {
     }
 }
 
-/// Progress on stderr: one line, rewritten in place.
+/// Progress on stderr: one line, rewritten in place (only on a terminal; logs stay clean).
 func renderProgress(_ value: JSONValue) {
+    guard isatty(STDERR_FILENO) != 0 else { return }
     let kind = value["kind"]?.stringValue ?? ""
     var text = value["title"]?.stringValue ?? value["message"]?.stringValue ?? ""
     if let percentage = value["percentage"]?.intValue { text = "[\(percentage)%] " + text }

@@ -1,0 +1,206 @@
+import ArgumentParser
+import Foundation
+import VLMWire
+
+/// Options for commands that use a CLIP model directory.
+struct CLIPOptions: ParsableArguments {
+    @Option(help: "An open_clip model directory (open_clip_config.json + open_clip_model.safetensors).")
+    var clip: String
+}
+
+extension Session {
+    /// Loads the CLIP model directory and returns its id.
+    func loadCLIP(_ directory: String) async throws -> String {
+        let path = URL(fileURLWithPath: directory).standardizedFileURL.path
+        let info = try await run(Method.modelsLoad, params: ["kind": "clip", "path": .string(path)])
+        return info["id"]?.stringValue ?? ""
+    }
+}
+
+func imageInputs(_ paths: [String]) -> JSONValue {
+    .array(paths.map { ["path": .string(URL(fileURLWithPath: $0).standardizedFileURL.path)] })
+}
+
+struct EncodeImage: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "encode-image", abstract: "CLIP image embeddings (L2-normalised) for PNG files.")
+
+    @OptionGroup var options: DaemonOptions
+    @OptionGroup var clip: CLIPOptions
+
+    @Flag(help: "Also output the per-position (patch) features.")
+    var dense = false
+
+    @Argument(help: "PNG files.")
+    var images: [String]
+
+    func validate() throws {
+        guard !images.isEmpty else { throw ValidationError("give at least one image") }
+    }
+
+    func run() async throws {
+        let session = try await Session.start(options)
+        let model = try await session.loadCLIP(clip.clip)
+        let json = options.json, paths = images
+        let result = try await session.run(Method.encodeImage, params: [
+            "model": .string(model), "images": imageInputs(paths), "dense": .bool(dense),
+        ]) { partial in
+            guard let index = partial["index"]?.intValue.map(Int.init) else { return }
+            if json {
+                var line: [String: JSONValue] = ["image": .string(paths[index])]
+                for key in ["imageId", "embedding", "dense"] { line[key] = partial[key] }
+                printJSON(.object(line))
+            } else {
+                let values = partial["embedding"].flatMap { value -> [JSONValue]? in
+                    if case .array(let items) = value { return items }
+                    return nil
+                } ?? []
+                let head = values.prefix(4).compactMap { value -> String? in
+                    if case .double(let d) = value { return String(format: "%+.4f", d) }
+                    return nil
+                }
+                print("\(paths[index])  \(partial["imageId"]?.stringValue ?? "")  dim \(values.count)  [\(head.joined(separator: ", ")), …]")
+            }
+        }
+        await session.close()
+        _ = result
+    }
+}
+
+struct Classify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Zero-shot CLIP classification of PNG files.")
+
+    @OptionGroup var options: DaemonOptions
+    @OptionGroup var clip: CLIPOptions
+
+    @Option(help: "Comma-separated labels, or a file with one label per line.")
+    var labels: String
+
+    @Option(help: "Template bank (cifar, imagenet, simple), one template containing {}, or a file with one template per line.")
+    var templates = "a photo of a {}."
+
+    @Option(help: "How many labels to show per image.")
+    var top = 5
+
+    @Argument(help: "PNG files.")
+    var images: [String]
+
+    func validate() throws {
+        guard !images.isEmpty else { throw ValidationError("give at least one image") }
+        guard top >= 1 else { throw ValidationError("--top must be at least 1") }
+    }
+
+    func run() async throws {
+        let labelList = try listArgument(labels, separator: ",")
+        let session = try await Session.start(options)
+        let model = try await session.loadCLIP(clip.clip)
+        let json = options.json, paths = images
+        _ = try await session.run(Method.classify, params: [
+            "model": .string(model), "images": imageInputs(paths), "labels": .array(labelList.map { .string($0) }),
+            "templates": try templatesArgument(templates), "topK": .int(Int64(top)),
+        ]) { partial in
+            guard let index = partial["index"]?.intValue.map(Int.init), case .array(let probs)? = partial["probs"] else { return }
+            if json {
+                var byLabel: [String: JSONValue] = [:]
+                for (label, prob) in zip(labelList, probs) { byLabel[label] = prob }
+                printJSON(["image": .string(paths[index]), "imageId": partial["imageId"] ?? .null, "probs": .object(byLabel), "top": partial["top"] ?? .null])
+            } else {
+                var line = paths[index] + ":"
+                if case .array(let top)? = partial["top"] {
+                    for entry in top {
+                        let prob = entry["prob"].flatMap { if case .double(let d) = $0 { return d }; return nil } ?? 0
+                        line += String(format: "  %@ %.1f%%", entry["label"]?.stringValue ?? "?", prob * 100)
+                    }
+                }
+                print(line)
+            }
+        }
+        await session.close()
+    }
+}
+
+struct Evaluate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Zero-shot accuracy of a CLIP model on a CIFAR-format dataset.")
+
+    @OptionGroup var options: DaemonOptions
+    @OptionGroup var clip: CLIPOptions
+
+    @Option(help: "Dataset file in CIFAR's binary format (e.g. test_batch.bin).")
+    var dataset: String
+
+    @Option(help: "Class names: a file with one per line (e.g. batches.meta.txt), or comma-separated.")
+    var labels: String
+
+    @Option(help: "cifar10, cifar100 or cifar100-coarse.")
+    var format = "cifar10"
+
+    @Option(help: "Template bank, one template containing {}, or a file with one template per line.")
+    var templates = "cifar"
+
+    @Option(help: "Evaluate only the first N records.")
+    var limit: Int?
+
+    @Option(help: "Images per forward pass.")
+    var batchSize = 32
+
+    func run() async throws {
+        let labelList = try listArgument(labels, separator: ",")
+        let session = try await Session.start(options)
+        let model = try await session.loadCLIP(clip.clip)
+        var params: [String: JSONValue] = [
+            "model": .string(model), "dataset": .string(URL(fileURLWithPath: dataset).standardizedFileURL.path),
+            "format": .string(format), "labels": .array(labelList.map { .string($0) }),
+            "templates": try templatesArgument(templates), "batchSize": .int(Int64(batchSize)),
+        ]
+        if let limit { params["limit"] = .int(Int64(limit)) }
+        let json = options.json
+        let result = try await session.run(Method.evaluateDataset, params: .object(params)) { partial in
+            if json { printJSON(partial) }
+        }
+        await session.close()
+        if json { printJSON(result); return }
+        print(renderEvaluation(result, labels: labelList))
+    }
+}
+
+/// The accuracy table and confusion matrix a person reads.
+func renderEvaluation(_ result: JSONValue, labels: [String]) -> String {
+    func number(_ value: JSONValue?) -> Double {
+        switch value { case .double(let d)?: return d; case .int(let i)?: return Double(i); default: return 0 }
+    }
+    var lines = [String(format: "accuracy %.2f%%  top-5 %.2f%%  (%d images, %d templates, %.1f s)",
+                        100 * number(result["accuracy"]), 100 * number(result["top5Accuracy"]),
+                        Int(number(result["count"])), Int(number(result["templates"])), number(result["seconds"]))]
+    let width = max(8, labels.map(\.count).max() ?? 0)
+    if case .array(let perClass)? = result["perClassAccuracy"], case .array(let rows)? = result["confusion"] {
+        lines.append("")
+        lines.append("class".padding(toLength: width, withPad: " ", startingAt: 0) + "  acc%   confusion (predicted →)")
+        for (index, label) in labels.enumerated() where index < rows.count {
+            var cells = ""
+            if case .array(let row) = rows[index] { cells = row.map { String(format: "%5d", Int(number($0))) }.joined() }
+            lines.append(label.padding(toLength: width, withPad: " ", startingAt: 0)
+                         + String(format: "  %5.1f ", 100 * number(perClass[index])) + cells)
+        }
+    }
+    return lines.joined(separator: "\n")
+}
+
+/// A list given inline (comma-separated) or as a file (one item per line).
+func listArgument(_ text: String, separator: Character) throws -> [String] {
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: text, isDirectory: &isDirectory), !isDirectory.boolValue {
+        let contents = try String(contentsOfFile: text, encoding: .utf8)
+        return contents.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+    let items = text.split(separator: separator).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    guard !items.isEmpty else { throw ValidationError("empty list: \(text)") }
+    return items
+}
+
+/// Templates: a file becomes a list; anything else is passed as is (bank name or one template).
+func templatesArgument(_ text: String) throws -> JSONValue {
+    if FileManager.default.fileExists(atPath: text) {
+        return .array(try listArgument(text, separator: "\n").map { .string($0) })
+    }
+    return .string(text)
+}
