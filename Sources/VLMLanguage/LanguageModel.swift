@@ -1,0 +1,175 @@
+// The public face of VLMLanguage: load a GGUF model, tokenize, generate, score.
+import Foundation
+import VLMTensor
+
+public struct ModelDescription: Sendable, Equatable {
+    public var name: String
+    public var architecture: String
+    public var parameterCount: Int
+    public var contextLength: Int
+    public var trainedContextLength: Int
+    public var vocabularySize: Int
+    /// The format most weight bytes are stored in, e.g. "q4_1".
+    public var quantization: String
+    public var tokenizer: String
+}
+
+public struct GeneratedToken: Sendable {
+    public var id: Int32
+    /// Text completed by this token (may be empty while a UTF-8 sequence spans tokens).
+    public var text: String
+    /// log p(token) under the model's distribution, when asked for.
+    public var logProbability: Double?
+}
+
+public enum StopReason: String, Sendable { case eos, stop, length, cancelled }
+
+public struct GenerationTimings: Sendable {
+    public var promptTokens: Int
+    public var promptSeconds: Double
+    public var generatedTokens: Int
+    public var generationSeconds: Double
+    public var promptTokensPerSecond: Double { promptSeconds > 0 ? Double(promptTokens) / promptSeconds : 0 }
+    public var generatedTokensPerSecond: Double { generationSeconds > 0 ? Double(generatedTokens) / generationSeconds : 0 }
+}
+
+public struct GenerationResult: Sendable {
+    public var text: String
+    public var tokenIDs: [Int32]
+    public var promptTokenIDs: [Int32]
+    public var stopReason: StopReason
+    public var logProbabilities: [Double]?
+    public var timings: GenerationTimings
+}
+
+/// A loaded model. Thread-safety: `generate`/`score` may run concurrently (each uses its own KV cache);
+/// `@unchecked Sendable` because all state is immutable after init (weights are a read-only mapping).
+public final class LanguageModel: @unchecked Sendable {
+    public let transformer: Transformer
+    public let tokenizer: Tokenizer
+    public let gguf: GGUFFile
+    /// Positions one generation may hold (prompt + output).
+    public let contextLength: Int
+    public let chatTemplate: ChatTemplate?
+
+    public var hyperparameters: Hyperparameters { transformer.hyperparameters }
+
+    /// Loads `path`. `contextLength` defaults to min(trained context, 2048); `threads` to the core count.
+    public init(path: URL, contextLength: Int? = nil, threads: Int? = nil) throws {
+        gguf = try GGUFFile(url: path)
+        let hp = try Hyperparameters(gguf: gguf)
+        let weights = try ModelWeights(gguf: gguf, hyperparameters: hp)
+        transformer = Transformer(weights: weights, hyperparameters: hp,
+                                  threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        tokenizer = try Tokenizer(vocabulary: Vocabulary(gguf: gguf))
+        guard tokenizer.vocabulary.count == hp.vocabularySize else {
+            throw LanguageModelError.invalidTokenizer("\(tokenizer.vocabulary.count) tokens for a \(hp.vocabularySize)-row embedding")
+        }
+        let requested = contextLength ?? min(hp.trainedContextLength, 2048)
+        guard requested > 0 else { throw LanguageModelError.invalidHyperparameters("context length \(requested)") }
+        self.contextLength = requested
+        chatTemplate = (try? gguf.string("tokenizer.chat_template")).flatMap(ChatTemplate.init(template:))
+    }
+
+    public var description: ModelDescription {
+        let hp = hyperparameters
+        var bytesByFormat: [WeightFormat: Int] = [:]
+        for t in gguf.tensors.values { bytesByFormat[t.format, default: 0] += t.byteCount }
+        return ModelDescription(
+            name: (try? gguf.string("general.name")) ?? "", architecture: hp.architecture,
+            parameterCount: gguf.tensors.values.reduce(0) { $0 + $1.elementCount },
+            contextLength: contextLength, trainedContextLength: hp.trainedContextLength,
+            vocabularySize: hp.vocabularySize,
+            quantization: bytesByFormat.max { $0.value < $1.value }?.key.rawValue ?? "",
+            tokenizer: tokenizer.vocabulary.model)
+    }
+
+    /// Weight bytes plus one full-context KV cache.
+    public var memoryBytes: Int {
+        transformer.weights.byteCount + 2 * 2 * hyperparameters.blockCount * contextLength * hyperparameters.keyValueDimension
+    }
+
+    /// Token ids of `prompt` (BOS added as the model asks; control tokens parsed when `parseSpecial`).
+    public func tokenize(_ prompt: String, parseSpecial: Bool = false) -> [Int32] {
+        tokenizer.encode(prompt, addSpecial: true, parseSpecial: parseSpecial)
+    }
+
+    /// Generates a continuation of `prompt`. Calls `onToken` for each token, checks `shouldCancel` before each step.
+    public func generate(prompt: [Int32], parameters: SamplingParameters = .greedy,
+                         shouldCancel: () -> Bool = { false },
+                         onToken: (GeneratedToken) -> Void = { _ in }) throws -> GenerationResult {
+        guard !prompt.isEmpty else { throw LanguageModelError.invalidHyperparameters("empty prompt (the model adds no BOS)") }
+        guard prompt.count < contextLength else { throw LanguageModelError.contextFull(needed: prompt.count + 1, capacity: contextLength) }
+        var cache = transformer.makeCache(capacity: contextLength)
+        var sampler = Sampler(parameters)
+        let promptStart = Date()
+        var logits = try prefill(prompt, cache: &cache, shouldCancel: shouldCancel)
+        let promptSeconds = Date().timeIntervalSince(promptStart)
+
+        let generationStart = Date()
+        var tokens: [Int32] = [], logProbabilities: [Double] = [], text = ""
+        var stream = UTF8StreamDecoder()
+        var reason = StopReason.length
+        while tokens.count < parameters.maxTokens {
+            if shouldCancel() { reason = .cancelled; break }
+            let token = sampler.sample(logits, history: prompt + tokens)
+            if tokenizer.vocabulary.endOfGeneration.contains(token) { reason = .eos; break }
+            let logProbability = parameters.logProbabilities ? Sampler.logProbability(of: token, logits: logits) : nil
+            tokens.append(token)
+            if let lp = logProbability { logProbabilities.append(lp) }
+            var piece = stream.append(tokenizer.piece(token))
+            text += piece
+            if let stop = parameters.stopStrings.compactMap({ text.range(of: $0) }).min(by: { $0.lowerBound < $1.lowerBound }) {
+                // Report only the text before the stop string.
+                let kept = text[..<stop.lowerBound]
+                piece = String(piece.dropLast(text.count - kept.count))
+                text = String(kept)
+                onToken(GeneratedToken(id: token, text: piece, logProbability: logProbability))
+                reason = .stop
+                break
+            }
+            onToken(GeneratedToken(id: token, text: piece, logProbability: logProbability))
+            guard cache.count < cache.capacity else { reason = .length; break }
+            if tokens.count < parameters.maxTokens { logits = try transformer.forward([token], cache: &cache).logits }
+        }
+        if reason != .stop { text += stream.flush() }
+        return GenerationResult(
+            text: text, tokenIDs: tokens, promptTokenIDs: prompt, stopReason: reason,
+            logProbabilities: parameters.logProbabilities ? logProbabilities : nil,
+            timings: GenerationTimings(promptTokens: prompt.count, promptSeconds: promptSeconds,
+                                       generatedTokens: tokens.count, generationSeconds: Date().timeIntervalSince(generationStart)))
+    }
+
+    /// Runs the prompt in batches of `batchSize` and returns the logits after its last token.
+    public func prefill(_ prompt: [Int32], cache: inout KVCache, batchSize: Int = 256,
+                        shouldCancel: () -> Bool = { false }) throws -> [Float] {
+        var logits: [Float] = []
+        var start = 0
+        while start < prompt.count {
+            if shouldCancel() { break }
+            let end = min(prompt.count, start + batchSize)
+            logits = try transformer.forward(Array(prompt[start..<end]), cache: &cache).logits
+            start = end
+        }
+        return logits
+    }
+
+    /// Sum of log p(continuation tokens | context) for each continuation (e.g. ranking answers).
+    /// The context is run once; each continuation starts from a copy of its cache.
+    public func score(context: [Int32], continuations: [[Int32]]) throws -> [Double] {
+        guard !context.isEmpty else { throw LanguageModelError.invalidHyperparameters("score needs a non-empty context") }
+        var shared = transformer.makeCache(capacity: contextLength)
+        let contextLogits = try prefill(context, cache: &shared)
+        return try continuations.map { continuation in
+            guard !continuation.isEmpty else { return 0 }
+            var cache = shared  // copy-on-write fork of the shared prefix
+            let all = try transformer.forward(Array(continuation.dropLast()), cache: &cache, logits: .all).logits
+            let v = hyperparameters.vocabularySize
+            var total = Sampler.logProbability(of: continuation[0], logits: contextLogits)
+            for j in 1..<max(1, continuation.count) where j < continuation.count {
+                total += Sampler.logProbability(of: continuation[j], logits: Array(all[(j - 1) * v..<j * v]))
+            }
+            return total
+        }
+    }
+}

@@ -1,0 +1,200 @@
+// The decoder forward pass: embeddings -> N x (attention + SwiGLU feed-forward) -> norm -> logits.
+//
+// Read top to bottom like llama2.c's `forward`; the batch dimension (prefill) is the only addition.
+// Activations are row-major [token][feature] Float arrays.
+import Dispatch
+import VLMTensor
+
+/// Which positions of a forward pass produce logits.
+public enum LogitRows: Sendable { case last, all }
+
+public struct ForwardOutput: Sendable {
+    /// rows x vocabularySize, row-major (rows = 1 for `.last`, the batch size for `.all`).
+    public var logits: [Float]
+    /// For each requested layer: [token][head][position 0..<cache.count] softmax weights (zero past the
+    /// causal limit of each token).
+    public var attention: [Int: [Float]]
+}
+
+/// `@unchecked Sendable`: immutable after load except `threads`, which callers set before use.
+public final class Transformer: @unchecked Sendable {
+    public let hyperparameters: Hyperparameters
+    let weights: ModelWeights
+    /// Worker threads for matrix products and attention.
+    public var threads: Int
+
+    init(weights: ModelWeights, hyperparameters: Hyperparameters, threads: Int) {
+        self.weights = weights
+        self.hyperparameters = hyperparameters
+        self.threads = max(1, threads)
+    }
+
+    public func makeCache(capacity: Int) -> KVCache { KVCache(hyperparameters: hyperparameters, capacity: capacity) }
+
+    /// Runs `tokens` at positions `cache.count...`, appends their keys/values to `cache`, returns logits.
+    public func forward(_ tokens: [Int32], cache: inout KVCache, logits rows: LogitRows = .last,
+                        attentionLayers: Set<Int> = []) throws -> ForwardOutput {
+        let hp = hyperparameters
+        let n = tokens.count, d = hp.embeddingLength, start = cache.count
+        guard n > 0 else { return ForwardOutput(logits: [], attention: [:]) }
+        guard start + n <= cache.capacity else { throw LanguageModelError.contextFull(needed: start + n, capacity: cache.capacity) }
+        for t in tokens where t < 0 || Int(t) >= hp.vocabularySize {
+            throw LanguageModelError.tokenOutOfRange(t, vocabularySize: hp.vocabularySize)
+        }
+
+        // Token embeddings.
+        var x = [Float](repeating: 0, count: n * d)
+        x.withUnsafeMutableBufferPointer { x in
+            for (i, t) in tokens.enumerated() { weights.tokenEmbedding.dequantizeRow(Int(t), into: x.baseAddress! + i * d) }
+        }
+        let angles = (0..<n).map {
+            LayerMath.ropeAngles(position: start + $0, dimensions: hp.ropeDimensionCount,
+                                 base: hp.ropeFrequencyBase, frequencyScale: hp.ropeFrequencyScale)
+        }
+
+        var normed = [Float](repeating: 0, count: n * d)
+        var q = [Float](repeating: 0, count: n * hp.queryDimension)
+        var k = [Float](repeating: 0, count: n * hp.keyValueDimension)
+        var v = [Float](repeating: 0, count: n * hp.keyValueDimension)
+        var attended = [Float](repeating: 0, count: n * hp.queryDimension)
+        var projected = [Float](repeating: 0, count: n * d)
+        var gate = [Float](repeating: 0, count: n * hp.feedForwardLength)
+        var up = [Float](repeating: 0, count: n * hp.feedForwardLength)
+        var attention: [Int: [Float]] = [:]
+
+        for (l, layer) in weights.layers.enumerated() {
+            // Attention block: x += Wo * attention(rope(Wq xn), rope(Wk xn), Wv xn), xn = rmsnorm(x).
+            rmsNormRows(x, weight: layer.attentionNorm, into: &normed, rows: n)
+            multiply(layer.query, normed, rows: n, into: &q)
+            multiply(layer.key, normed, rows: n, into: &k)
+            multiply(layer.value, normed, rows: n, into: &v)
+            applyRope(&q, heads: hp.headCount, angles: angles)
+            applyRope(&k, heads: hp.headCountKV, angles: angles)
+            store(keys: k, values: v, layer: l, at: start, count: n, in: &cache)
+            let weightsOut = attend(q, layer: l, start: start, count: n, cache: cache, into: &attended,
+                                    record: attentionLayers.contains(l))
+            if let weightsOut { attention[l] = weightsOut }
+            multiply(layer.attentionOutput, attended, rows: n, into: &projected)
+            for i in 0..<x.count { x[i] += projected[i] }
+
+            // Feed-forward block: x += W_down (silu(W_gate xn) * W_up xn), xn = rmsnorm(x).
+            rmsNormRows(x, weight: layer.feedForwardNorm, into: &normed, rows: n)
+            multiply(layer.gate, normed, rows: n, into: &gate)
+            multiply(layer.up, normed, rows: n, into: &up)
+            gate.withUnsafeMutableBufferPointer { g in
+                up.withUnsafeBufferPointer { LayerMath.swiglu(g.baseAddress!, $0.baseAddress!, count: g.count) }
+            }
+            multiply(layer.down, gate, rows: n, into: &projected)
+            for i in 0..<x.count { x[i] += projected[i] }
+        }
+        cache.advance(by: n)
+
+        // Final norm and the vocabulary projection, only for the rows asked for.
+        let first = rows == .last ? n - 1 : 0, outRows = n - first
+        let lastRows = Array(x[(first * d)...])
+        var finalNormed = [Float](repeating: 0, count: outRows * d)
+        rmsNormRows(lastRows, weight: weights.outputNorm, into: &finalNormed, rows: outRows)
+        var logits = [Float](repeating: 0, count: outRows * hp.vocabularySize)
+        multiply(weights.output, finalNormed, rows: outRows, into: &logits)
+        return ForwardOutput(logits: logits, attention: attention)
+    }
+
+    // MARK: - Steps
+
+    private func rmsNormRows(_ x: [Float], weight: [Float], into y: inout [Float], rows: Int) {
+        let d = weight.count, eps = hyperparameters.rmsEpsilon
+        x.withUnsafeBufferPointer { x in
+            y.withUnsafeMutableBufferPointer { y in
+                for r in 0..<rows { LayerMath.rmsNorm(x.baseAddress! + r * d, weight: weight, epsilon: eps, into: y.baseAddress! + r * d) }
+            }
+        }
+    }
+
+    private func multiply(_ w: QuantizedMatrix, _ x: [Float], rows: Int, into y: inout [Float]) {
+        x.withUnsafeBufferPointer { x in
+            y.withUnsafeMutableBufferPointer { w.multiply(x.baseAddress!, batch: rows, into: $0.baseAddress!, threads: threads) }
+        }
+    }
+
+    private func applyRope(_ x: inout [Float], heads: Int, angles: [[(cos: Float, sin: Float)]]) {
+        let hp = hyperparameters, width = heads * hp.headDimension
+        x.withUnsafeMutableBufferPointer { x in
+            for (i, a) in angles.enumerated() {
+                LayerMath.applyRope(x.baseAddress! + i * width, heads: heads, headDimension: hp.headDimension,
+                                    angles: a, adjacentPairs: hp.traits.ropeRotatesAdjacentPairs)
+            }
+        }
+    }
+
+    private func store(keys k: [Float], values v: [Float], layer: Int, at start: Int, count n: Int, in cache: inout KVCache) {
+        let width = hyperparameters.keyValueDimension
+        for i in 0..<n {
+            let offset = cache.offset(layer: layer, position: start + i)
+            for j in 0..<width {
+                cache.keys[offset + j] = floatToHalf(k[i * width + j])
+                cache.values[offset + j] = floatToHalf(v[i * width + j])
+            }
+        }
+    }
+
+    /// Causal grouped-query attention of `count` new queries over cache positions 0..<start+count.
+    ///
+    /// As in llama.cpp with an f16 cache: queries are rounded to fp16 for Q.K, and the softmax weights
+    /// are rounded to fp16 before weighting V. Returns the weights when `record` is set.
+    private func attend(_ q: [Float], layer: Int, start: Int, count n: Int, cache: KVCache,
+                        into out: inout [Float], record: Bool) -> [Float]? {
+        let hp = hyperparameters, hd = hp.headDimension, heads = hp.headCount
+        let group = hp.headCount / hp.headCountKV, kvWidth = hp.keyValueDimension
+        let span = start + n, scale = 1 / Float(hd).squareRoot()
+        var recorded = record ? [Float](repeating: 0, count: n * heads * span) : []
+        let base = cache.offset(layer: layer, position: 0)
+        q.withUnsafeBufferPointer { q in
+            cache.keys.withUnsafeBufferPointer { keys in
+                cache.values.withUnsafeBufferPointer { values in
+                    out.withUnsafeMutableBufferPointer { out in
+                        recorded.withUnsafeMutableBufferPointer { recorded in
+                            let q = Shared(q.baseAddress!), keys = Shared(keys.baseAddress! + base)
+                            let values = Shared(values.baseAddress! + base), out = Shared(out.baseAddress!)
+                            let rec = Shared(record ? recorded.baseAddress : nil)  // an empty array may still have a base address
+                            DispatchQueue.concurrentPerform(iterations: min(threads, n * heads)) { worker in
+                                var scores = [Float](repeating: 0, count: span)
+                                var query = [Float](repeating: 0, count: hd)
+                                var job = worker
+                                while job < n * heads {
+                                    let i = job / heads, h = job % heads, kvHead = h / group, visible = start + i + 1
+                                    let qh = q.pointer + i * hp.queryDimension + h * hd
+                                    for j in 0..<hd { query[j] = roundedThroughHalf(qh[j]) }
+                                    for t in 0..<visible {
+                                        let kt = keys.pointer + t * kvWidth + kvHead * hd
+                                        var dot: Float = 0
+                                        for j in 0..<hd { dot += query[j] * halfToFloat(kt[j]) }
+                                        scores[t] = dot * scale
+                                    }
+                                    scores.withUnsafeMutableBufferPointer { LayerMath.softmax($0.baseAddress!, count: visible) }
+                                    if let r = rec.pointer {
+                                        for t in 0..<visible { r[(i * heads + h) * span + t] = scores[t] }
+                                    }
+                                    let o = out.pointer + i * hp.queryDimension + h * hd
+                                    for j in 0..<hd { o[j] = 0 }
+                                    for t in 0..<visible {
+                                        let p = roundedThroughHalf(scores[t])
+                                        let vt = values.pointer + t * kvWidth + kvHead * hd
+                                        for j in 0..<hd { o[j] += p * halfToFloat(vt[j]) }
+                                    }
+                                    job += min(threads, n * heads)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return record ? recorded : nil
+    }
+}
+
+/// A pointer handed to concurrent workers that only read it or write disjoint parts of it.
+struct Shared<T>: @unchecked Sendable {
+    let pointer: T
+    init(_ pointer: T) { self.pointer = pointer }
+}

@@ -1,1 +1,0 @@
-// VLMLanguage: placeholder until its issue lands.

@@ -1,0 +1,80 @@
+// The activation side of a quantised dot product.
+//
+// ggml never dequantises weights for a matrix product on the CPU: it converts the *activation* row to
+// the weight type's partner format (`vec_dot_type`) and takes integer dot products block by block.
+//   q4_0, q8_0 weights -> activations as Q8_0 (fp16 scale d, 32 int8)
+//   q4_1 weights       -> activations as Q8_1 (fp16 d, fp16 s = d * sum(q), 32 int8)
+//   K-quant weights    -> activations as Q8_K (Float d, 256 int8, int16 sums of each 16)
+//   f16 / bf16 weights -> activations rounded to fp16 / bf16
+// Reproducing that rounding is what makes greedy decoding token-for-token identical to llama.cpp.
+
+/// One activation row converted to the partner format of a weight format.
+public struct QuantizedActivation {
+    /// Per-block scale (Q8_0/Q8_1: the fp16-rounded d; Q8_K: the Float d).
+    public var scales: [Float] = []
+    /// Q8_1 only: fp16-rounded d * sum(q) per block of 32.
+    public var blockSums: [Float] = []
+    /// Q8_K only: sum of each group of 16 quants (16 per block of 256).
+    public var groupSums: [Int32] = []
+    /// The int8 quants (Q8_*), or empty.
+    public var quants: [Int8] = []
+    /// f32/f16/bf16: the activation values as the weight format sees them (rounded if needed).
+    public var values: [Float] = []
+
+    public init(_ x: UnsafeBufferPointer<Float>, for format: WeightFormat) {
+        switch format {
+        case .f32: values = Array(x)
+        case .f16: values = x.map(roundedThroughHalf)
+        case .bf16: values = x.map { bfloat16ToFloat(floatToBFloat16($0)) }
+        case .q4_0, .q8_0: quantizeQ8(x, withSums: false)
+        case .q4_1: quantizeQ8(x, withSums: true)
+        case .q4_K, .q6_K: quantizeQ8K(x)
+        }
+    }
+
+    /// `quantize_row_q8_0` / `quantize_row_q8_1` as ggml's AVX2 path computes them (the path llama.cpp
+    /// takes on this hardware): d = max|x| / 127, q = round-half-even(x * (127 / max|x|)).
+    private mutating func quantizeQ8(_ x: UnsafeBufferPointer<Float>, withSums: Bool) {
+        let blocks = x.count / 32
+        scales = .init(repeating: 0, count: blocks)
+        quants = .init(repeating: 0, count: blocks * 32)
+        if withSums { blockSums = .init(repeating: 0, count: blocks) }
+        for b in 0..<blocks {
+            var amax: Float = 0
+            for j in 0..<32 { amax = max(amax, abs(x[b * 32 + j])) }
+            let d = amax / 127
+            let inverse: Float = amax != 0 ? 127 / amax : 0
+            var sum: Int32 = 0
+            for j in 0..<32 {
+                let q = Int8((x[b * 32 + j] * inverse).rounded(.toNearestOrEven))
+                quants[b * 32 + j] = q
+                sum += Int32(q)
+            }
+            scales[b] = roundedThroughHalf(d)
+            if withSums { blockSums[b] = roundedThroughHalf(Float(sum) * d) }
+        }
+    }
+
+    /// `quantize_row_q8_K`: the signed value of largest magnitude maps to -127 (sic, as ggml does).
+    private mutating func quantizeQ8K(_ x: UnsafeBufferPointer<Float>) {
+        let blocks = x.count / 256
+        scales = .init(repeating: 0, count: blocks)
+        quants = .init(repeating: 0, count: blocks * 256)
+        groupSums = .init(repeating: 0, count: blocks * 16)
+        for b in 0..<blocks {
+            var amax: Float = 0, signedMax: Float = 0
+            for j in 0..<256 where abs(x[b * 256 + j]) > amax {
+                amax = abs(x[b * 256 + j]); signedMax = x[b * 256 + j]
+            }
+            if amax == 0 { continue }
+            let inverseScale = -127 / signedMax
+            for j in 0..<256 {
+                let v = Int32((inverseScale * x[b * 256 + j]).rounded(.toNearestOrEven))
+                let q = Int8(min(127, v))
+                quants[b * 256 + j] = q
+                groupSums[b * 16 + j / 16] += Int32(q)
+            }
+            scales[b] = 1 / inverseScale
+        }
+    }
+}

@@ -1,0 +1,85 @@
+// A weight matrix kept in its stored (possibly quantised) format, multiplied without dequantising it.
+import COpenBLAS
+import Dispatch
+
+/// A `rows x columns` row-major weight matrix whose bytes live elsewhere (typically a memory-mapped
+/// GGUF file). The owner of the bytes must outlive the matrix.
+///
+/// `@unchecked Sendable`: the matrix only reads its bytes, which nobody writes after load.
+public struct QuantizedMatrix: @unchecked Sendable {
+    public let format: WeightFormat
+    public let rows: Int
+    public let columns: Int
+    public let data: UnsafeRawPointer
+    public let rowBytes: Int
+
+    /// `data` must hold `rows * format.rowBytes(columns:)` bytes; `columns` must be a whole number of blocks.
+    public init(format: WeightFormat, rows: Int, columns: Int, data: UnsafeRawPointer) {
+        precondition(columns % format.blockLength == 0, "row length \(columns) is not a whole number of \(format) blocks")
+        self.format = format
+        self.rows = rows
+        self.columns = columns
+        self.data = data
+        self.rowBytes = format.rowBytes(columns: columns)!
+    }
+
+    /// Row `r` as Float values (an embedding look-up).
+    public func dequantizeRow(_ r: Int, into y: UnsafeMutablePointer<Float>) {
+        precondition(r >= 0 && r < rows, "row \(r) outside 0..<\(rows)")
+        Dequantize.row(format, data + r * rowBytes, into: y, columns: columns)
+    }
+
+    /// `y[b][r] = sum_c W[r][c] * x[b][c]` for `batch` input rows `x` (batch x columns, row-major),
+    /// writing `y` (batch x rows). Output rows are split over `threads` workers.
+    public func multiply(_ x: UnsafePointer<Float>, batch: Int, into y: UnsafeMutablePointer<Float>, threads: Int) {
+        if format == .f32 && batch > 1 {
+            // Prefill with F32 weights: one BLAS call (Y = X * W^T).
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(batch), Int32(rows), Int32(columns),
+                        1, x, Int32(columns), data.assumingMemoryBound(to: Float.self), Int32(columns), 0, y, Int32(rows))
+            return
+        }
+        let activations = (0..<batch).map {
+            QuantizedActivation(UnsafeBufferPointer(start: x + $0 * columns, count: columns), for: format)
+        }
+        let matrix = self
+        let output = SendablePointer(y)
+        withViews(activations) { views in
+            let workers = max(1, min(threads, rows / 16))
+            let chunk = (rows + workers - 1) / workers
+            let views = UnsafeSendableBuffer(views)
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                let start = worker * chunk, end = min(rows, start + chunk)
+                guard start < end else { return }
+                for r in start..<end {
+                    let row = matrix.data + r * matrix.rowBytes
+                    for b in 0..<views.count {
+                        output.pointer[b * matrix.rows + r] =
+                            BlockDot.dot(matrix.format, row: row, views[b], columns: matrix.columns)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Calls `body` with views of every activation row (each view valid only inside `body`).
+private func withViews<R>(_ activations: [QuantizedActivation], _ body: ([ActivationView]) -> R) -> R {
+    func nest(_ i: Int, _ acc: [ActivationView]) -> R {
+        if i == activations.count { return body(acc) }
+        return activations[i].withView { nest(i + 1, acc + [$0]) }
+    }
+    return nest(0, [])
+}
+
+/// Raw pointers handed to concurrent workers that write disjoint ranges.
+struct SendablePointer<T>: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<T>
+    init(_ pointer: UnsafeMutablePointer<T>) { self.pointer = pointer }
+}
+
+struct UnsafeSendableBuffer<T>: @unchecked Sendable {
+    let items: [T]
+    init(_ items: [T]) { self.items = items }
+    var count: Int { items.count }
+    subscript(i: Int) -> T { items[i] }
+}

@@ -1,0 +1,42 @@
+// Storage formats of weight matrices as ggml lays them out in GGUF files.
+//
+// A row of `columns` values is stored as `columns / blockLength` consecutive blocks of `blockBytes`
+// bytes each. Layouts (ggml-common.h):
+//   q4_0  18 B / 32 values: fp16 d, 16 bytes of nibbles (value j = low nibble of byte j, value j+16 = high)
+//   q4_1  20 B / 32 values: fp16 d, fp16 m, 16 bytes of nibbles; x = d*q + m
+//   q8_0  34 B / 32 values: fp16 d, 32 int8
+//   q4_K 144 B / 256 values: fp16 d, fp16 dmin, 12 bytes of packed 6-bit scales/mins, 128 bytes of nibbles
+//   q6_K 210 B / 256 values: 128 B low nibbles, 64 B high 2-bit pairs, 16 int8 scales, fp16 d
+
+public enum WeightFormat: String, Sendable, CaseIterable {
+    case f32, f16, bf16, q8_0, q4_0, q4_1, q4_K, q6_K
+
+    /// Values per block.
+    public var blockLength: Int {
+        switch self {
+        case .f32, .f16, .bf16: 1
+        case .q8_0, .q4_0, .q4_1: 32
+        case .q4_K, .q6_K: 256
+        }
+    }
+
+    /// Bytes per block.
+    public var blockBytes: Int {
+        switch self {
+        case .f32: 4
+        case .f16, .bf16: 2
+        case .q8_0: 34
+        case .q4_0: 18
+        case .q4_1: 20
+        case .q4_K: 144
+        case .q6_K: 210
+        }
+    }
+
+    /// Bytes of one row of `columns` values, or nil when `columns` is not a whole number of blocks.
+    public func rowBytes(columns: Int) -> Int? {
+        guard columns >= 0, columns % blockLength == 0 else { return nil }
+        return (columns / blockLength).multipliedReportingOverflow(by: blockBytes).overflow
+            ? nil : (columns / blockLength) * blockBytes
+    }
+}
