@@ -6,6 +6,7 @@ func registerHandlers(_ table: inout HandlerTable, services: Services) {
     registerDaemonHandlers(&table, services: services)
     registerModelHandlers(&table, services: services)
     registerCLIPHandlers(&table, services: services)
+    registerLanguageHandlers(&table, services: services)
 }
 
 func registerDaemonHandlers(_ table: inout HandlerTable, services: Services) {

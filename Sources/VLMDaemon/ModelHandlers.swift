@@ -22,6 +22,13 @@ func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
         case "clip":
             try await services.registry.checkBudget(adding: fileBytes(url.appendingPathComponent("open_clip_model.safetensors")))
             loader = { try LoadedCLIP(id: id, directory: url) }
+        case "gguf":
+            if let n = params.contextLength, !(1...1_048_576).contains(n) {
+                throw RPCError.invalidParams("params.contextLength: expected an integer in 1...1048576")
+            }
+            try await services.registry.checkBudget(adding: fileBytes(url))
+            let threads = services.threads
+            loader = { try LoadedLanguageModel(id: id, file: url, contextLength: params.contextLength, threads: threads) }
         default:
             throw RPCError.invalidParams("params.kind: expected one of \(services.registry.kinds.map { "\"\($0)\"" }.joined(separator: ", ")), got \"\(params.kind)\"")
         }

@@ -26,6 +26,17 @@ public final class RequestContext: Sendable {
         await outbox.notify(Method.progress, ProgressParams(token: token, value: value))
     }
 
+    /// `sendPartial` for code running on a compute thread: blocks that thread until the message is
+    /// written, so streaming from a compute loop keeps its order and the client's pace.
+    public func sendPartialFromComputeThread<Value: Encodable & Sendable>(_ value: Value) {
+        let written = DispatchSemaphore(value: 0)
+        Task {
+            await sendPartial(value)
+            written.signal()
+        }
+        written.wait()
+    }
+
     /// Starts work-done progress on the client's workDoneToken (a no-op reporter when there is none).
     public func beginProgress(title: String, message: String? = nil, cancellable: Bool = true) async -> ProgressReporter {
         let reporter = ProgressReporter(token: tokens.workDoneToken, outbox: outbox, interval: configuration.progressInterval)

@@ -1,0 +1,170 @@
+import Foundation
+import VLMLanguage
+import VLMWire
+
+/// A resident GGUF language model.
+final class LoadedLanguageModel: ResidentModel {
+    let id: String
+    let path: String
+    let model: LanguageModel
+
+    init(id: String, file: URL, contextLength: Int?, threads: Int) throws {
+        self.id = id
+        self.path = file.path
+        model = try LanguageModel(path: file, contextLength: contextLength, threads: threads)
+    }
+
+    var info: ModelInfo {
+        let d = model.description
+        return ModelInfo(id: id, kind: "gguf", path: path, memoryBytes: model.memoryBytes, details: [
+            "name": .string(d.name), "architecture": .string(d.architecture),
+            "parameters": .int(Int64(d.parameterCount)), "contextLength": .int(Int64(d.contextLength)),
+            "trainedContextLength": .int(Int64(d.trainedContextLength)), "vocabularySize": .int(Int64(d.vocabularySize)),
+            "quantization": .string(d.quantization), "tokenizer": .string(d.tokenizer),
+            "chatTemplate": model.chatTemplate.map { .string($0.format.rawValue) } ?? .null,
+        ])
+    }
+}
+
+extension GGUFError: RPCErrorConvertible {
+    public var rpcError: RPCError { RPCError(code: ErrorCode.modelLoadFailed, message: description) }
+}
+
+extension LanguageModelError: RPCErrorConvertible {
+    public var rpcError: RPCError {
+        switch self {
+        case .contextFull: return RPCError(code: ErrorCode.contextOverflow, message: description)
+        case .tokenOutOfRange: return RPCError.invalidParams(description)
+        default: return RPCError(code: ErrorCode.modelLoadFailed, message: description)
+        }
+    }
+}
+
+/// generate, tokenize, detokenize, score.
+func registerLanguageHandlers(_ table: inout HandlerTable, services: Services) {
+    table.register(Method.generate) { (params: GenerateParams, context) -> GenerateResult in
+        let lm = try await services.languageModel(params.model)
+        let prompt = try promptTokens(params, lm: lm.model)
+        let sampling = try samplingParameters(params)
+        try checkContext(prompt.count, lm: lm.model, field: params.messages != nil ? "params.messages" : "params.prompt")
+        let progress = await context.beginProgress(title: "Generating with \(lm.id)")
+        let streams = context.tokens.partialResultToken != nil
+        let result = try await context.compute { flag in
+            var index = 0
+            return try lm.model.generate(prompt: prompt, parameters: sampling, shouldCancel: { flag.isCancelled }) { token in
+                if streams {
+                    context.sendPartialFromComputeThread(GeneratedTokenPartial(index: index, id: token.id, text: token.text, logprob: token.logProbability))
+                }
+                index += 1
+            }
+        }
+        await progress.end()
+        if result.stopReason == .cancelled {
+            // The request still gets its one -32800 reply; what was generated so far rides along.
+            throw RPCError(code: ErrorCode.requestCancelled, message: "request cancelled", data: [
+                "text": .string(result.text), "tokenIds": .array(result.tokenIDs.map { .int(Int64($0)) }),
+            ])
+        }
+        let t = result.timings
+        return GenerateResult(
+            model: lm.id, text: result.text, tokenIds: result.tokenIDs, promptTokenIds: result.promptTokenIDs,
+            stopReason: result.stopReason.rawValue, promptTokens: t.promptTokens, generatedTokens: t.generatedTokens,
+            logprobs: result.logProbabilities,
+            timings: GenerationTimingsResult(promptSeconds: t.promptSeconds, generationSeconds: t.generationSeconds,
+                                             promptTokensPerSecond: t.promptTokensPerSecond, generatedTokensPerSecond: t.generatedTokensPerSecond))
+    }
+
+    table.register(Method.tokenize) { (params: TokenizeParams, _) -> TokenizeResult in
+        let lm = try await services.languageModel(params.model)
+        let tokenizer = lm.model.tokenizer
+        let tokens = tokenizer.encode(params.text, addSpecial: params.addSpecial ?? true, parseSpecial: params.parseSpecial ?? false)
+        let pieces = tokens.map { id -> String in
+            let bytes = tokenizer.piece(id, renderSpecial: true)
+            return String(validating: bytes, as: UTF8.self) ?? bytes.map { String(format: "<0x%02X>", $0) }.joined()
+        }
+        return TokenizeResult(tokens: tokens, pieces: pieces)
+    }
+
+    table.register(Method.detokenize) { (params: DetokenizeParams, _) -> DetokenizeResult in
+        let lm = try await services.languageModel(params.model)
+        let size = lm.model.hyperparameters.vocabularySize
+        if let bad = params.tokens.firstIndex(where: { $0 < 0 || Int($0) >= size }) {
+            throw RPCError.invalidParams("params.tokens[\(bad)]: \(params.tokens[bad]) is not a token id (vocabulary size \(size))")
+        }
+        return DetokenizeResult(text: lm.model.tokenizer.decode(params.tokens, renderSpecial: params.renderSpecial ?? false))
+    }
+
+    table.register(Method.score) { (params: ScoreParams, context) -> ScoreResult in
+        let lm = try await services.languageModel(params.model)
+        guard !params.continuations.isEmpty else { throw RPCError.invalidParams("params.continuations: expected at least one") }
+        let tokenizer = lm.model.tokenizer
+        let prefix = tokenizer.encode(params.context, addSpecial: true, parseSpecial: params.parseSpecial ?? false)
+        guard !prefix.isEmpty else { throw RPCError.invalidParams("params.context: tokenizes to nothing") }
+        let continuations = params.continuations.map { tokenizer.encode($0, addSpecial: false, parseSpecial: params.parseSpecial ?? false) }
+        if let longest = continuations.map(\.count).max() {
+            try checkContext(prefix.count + longest, lm: lm.model, field: "params.continuations")
+        }
+        let scores = try await context.compute { _ in try lm.model.score(context: prefix, continuations: continuations) }
+        return ScoreResult(model: lm.id, scores: zip(params.continuations, zip(scores, continuations)).map {
+            ContinuationScore(continuation: $0.0, logprob: $0.1.0, tokens: $0.1.1.count)
+        })
+    }
+}
+
+extension Services {
+    func languageModel(_ id: String?) async throws -> LoadedLanguageModel {
+        try await model(id, kind: "gguf", as: LoadedLanguageModel.self)
+    }
+}
+
+func promptTokens(_ params: GenerateParams, lm: LanguageModel) throws -> [Int32] {
+    let parseSpecial = params.parseSpecial ?? false
+    switch (params.prompt, params.messages) {
+    case (let prompt?, nil) where params.chat != true:
+        return lm.tokenize(prompt, parseSpecial: parseSpecial)
+    case (let prompt?, nil):
+        return try chatTokens([ChatMessage(role: "user", content: prompt)], lm: lm)
+    case (nil, let messages?):
+        guard !messages.isEmpty else { throw RPCError.invalidParams("params.messages: expected at least one message") }
+        if let bad = messages.firstIndex(where: { !["system", "user", "assistant"].contains($0.role) }) {
+            throw RPCError.invalidParams("params.messages[\(bad)].role: expected \"system\", \"user\" or \"assistant\"")
+        }
+        return try chatTokens(messages.map { ChatMessage(role: $0.role, content: $0.content) }, lm: lm)
+    default:
+        throw RPCError.invalidParams("params: give exactly one of 'prompt' or 'messages'")
+    }
+}
+
+/// Renders chat messages with the model's template; control tokens in the template are parsed,
+/// as llama.cpp does for chat prompts.
+func chatTokens(_ messages: [ChatMessage], lm: LanguageModel) throws -> [Int32] {
+    guard let template = lm.chatTemplate else {
+        throw RPCError.invalidParams("params.chat: this model has no chat template (tokenizer.chat_template) vlmd recognises (ChatML, Llama-2)")
+    }
+    return lm.tokenize(template.render(messages), parseSpecial: true)
+}
+
+func samplingParameters(_ p: GenerateParams) throws -> SamplingParameters {
+    let maxTokens = p.maxTokens ?? 128
+    guard (1...1_000_000).contains(maxTokens) else { throw RPCError.invalidParams("params.maxTokens: expected an integer in 1...1000000") }
+    let temperature = p.temperature ?? 0
+    guard temperature >= 0, temperature.isFinite else { throw RPCError.invalidParams("params.temperature: expected a number ≥ 0") }
+    if let k = p.topK, k < 0 { throw RPCError.invalidParams("params.topK: expected an integer ≥ 0 (0 = off)") }
+    if let top = p.topP, !(top > 0 && top <= 1) { throw RPCError.invalidParams("params.topP: expected a number in (0, 1]") }
+    if let minP = p.minP, !(minP >= 0 && minP <= 1) { throw RPCError.invalidParams("params.minP: expected a number in [0, 1]") }
+    if let penalty = p.repetitionPenalty, !(penalty > 0 && penalty.isFinite) {
+        throw RPCError.invalidParams("params.repetitionPenalty: expected a number > 0 (1 = off)")
+    }
+    if let stop = p.stop, stop.contains(where: \.isEmpty) { throw RPCError.invalidParams("params.stop: stop strings must not be empty") }
+    return SamplingParameters(
+        temperature: temperature, topK: p.topK ?? 0, topP: p.topP ?? 1, minP: p.minP ?? 0,
+        repetitionPenalty: p.repetitionPenalty ?? 1, seed: p.seed ?? 0, maxTokens: maxTokens,
+        stopStrings: p.stop ?? [], logProbabilities: p.logprobs ?? false)
+}
+
+func checkContext(_ tokens: Int, lm: LanguageModel, field: String) throws {
+    guard tokens < lm.contextLength else {
+        throw RPCError(code: ErrorCode.contextOverflow, message:
+            "\(field): \(tokens) tokens do not fit the context of \(lm.contextLength) tokens (load the model with a larger contextLength, up to \(lm.hyperparameters.trainedContextLength))")
+    }
+}

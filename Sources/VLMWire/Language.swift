@@ -1,0 +1,124 @@
+/// Wire types for the language-model methods: generate, tokenize, detokenize, score.
+/// protocol/language.md documents them.
+
+public struct ChatMessageParam: Codable, Sendable {
+    public var role: String
+    public var content: String
+}
+
+public struct GenerateParams: Codable, Sendable {
+    /// A loaded GGUF model's id; optional when exactly one is loaded.
+    public var model: String?
+    /// Raw prompt text (BOS added as the model asks).
+    public var prompt: String?
+    /// Chat messages, rendered with the model's chat template. Give `prompt` or `messages`.
+    public var messages: [ChatMessageParam]?
+    /// Treat `prompt` as one user message in the chat template.
+    public var chat: Bool?
+    /// Parse control tokens written in the prompt text (e.g. "<|im_start|>").
+    public var parseSpecial: Bool?
+    public var maxTokens: Int?
+    public var temperature: Float?
+    public var topK: Int?
+    public var topP: Float?
+    public var minP: Float?
+    public var repetitionPenalty: Float?
+    public var seed: UInt64?
+    public var stop: [String]?
+    /// Return the log-probability of each generated token.
+    public var logprobs: Bool?
+    public var workDoneToken: RequestID?
+    public var partialResultToken: RequestID?
+}
+
+/// One streamed token.
+public struct GeneratedTokenPartial: Codable, Sendable {
+    public var index: Int
+    public var id: Int32
+    /// The text this token completes (may be empty while a multi-byte character is incomplete).
+    public var text: String
+    public var logprob: Double?
+    public init(index: Int, id: Int32, text: String, logprob: Double? = nil) {
+        self.index = index; self.id = id; self.text = text; self.logprob = logprob
+    }
+}
+
+public struct GenerationTimingsResult: Codable, Sendable {
+    public var promptSeconds: Double
+    public var generationSeconds: Double
+    public var promptTokensPerSecond: Double
+    public var generatedTokensPerSecond: Double
+    public init(promptSeconds: Double, generationSeconds: Double, promptTokensPerSecond: Double, generatedTokensPerSecond: Double) {
+        self.promptSeconds = promptSeconds; self.generationSeconds = generationSeconds
+        self.promptTokensPerSecond = promptTokensPerSecond; self.generatedTokensPerSecond = generatedTokensPerSecond
+    }
+}
+
+public struct GenerateResult: Codable, Sendable {
+    public var model: String
+    public var text: String
+    public var tokenIds: [Int32]
+    public var promptTokenIds: [Int32]
+    /// "eos", "stop" (a stop string), "length" (maxTokens or the context is full).
+    public var stopReason: String
+    public var promptTokens: Int
+    public var generatedTokens: Int
+    public var logprobs: [Double]?
+    public var timings: GenerationTimingsResult
+    public init(model: String, text: String, tokenIds: [Int32], promptTokenIds: [Int32], stopReason: String,
+                promptTokens: Int, generatedTokens: Int, logprobs: [Double]? = nil, timings: GenerationTimingsResult) {
+        self.model = model; self.text = text; self.tokenIds = tokenIds; self.promptTokenIds = promptTokenIds
+        self.stopReason = stopReason; self.promptTokens = promptTokens; self.generatedTokens = generatedTokens
+        self.logprobs = logprobs; self.timings = timings
+    }
+}
+
+public struct TokenizeParams: Codable, Sendable {
+    public var model: String?
+    public var text: String
+    /// Add BOS/EOS as the model declares (default true).
+    public var addSpecial: Bool?
+    public var parseSpecial: Bool?
+}
+
+public struct TokenizeResult: Codable, Sendable {
+    public var tokens: [Int32]
+    /// Each token's text (byte-fallback pieces that are not valid UTF-8 alone are shown as <0xXX>).
+    public var pieces: [String]
+    public init(tokens: [Int32], pieces: [String]) { self.tokens = tokens; self.pieces = pieces }
+}
+
+public struct DetokenizeParams: Codable, Sendable {
+    public var model: String?
+    public var tokens: [Int32]
+    public var renderSpecial: Bool?
+}
+
+public struct DetokenizeResult: Codable, Sendable {
+    public var text: String
+    public init(text: String) { self.text = text }
+}
+
+public struct ScoreParams: Codable, Sendable {
+    public var model: String?
+    /// The text every continuation follows (BOS added as the model asks).
+    public var context: String
+    public var continuations: [String]
+    public var parseSpecial: Bool?
+}
+
+public struct ContinuationScore: Codable, Sendable {
+    public var continuation: String
+    /// Sum of the natural-log probabilities of the continuation's tokens given the context.
+    public var logprob: Double
+    public var tokens: Int
+    public init(continuation: String, logprob: Double, tokens: Int) {
+        self.continuation = continuation; self.logprob = logprob; self.tokens = tokens
+    }
+}
+
+public struct ScoreResult: Codable, Sendable {
+    public var model: String
+    public var scores: [ContinuationScore]
+    public init(model: String, scores: [ContinuationScore]) { self.model = model; self.scores = scores }
+}
