@@ -1,0 +1,166 @@
+"""Language-model methods through the daemon, against llama.cpp's outputs
+(../shared/models/stories260K.reference.json, produced with llama-cpp-python)."""
+
+import asyncio
+import json
+import os
+
+import pytest
+from pygls.exceptions import JsonRpcException
+
+from conftest import ROOT, Daemon, run
+
+SHARED = ROOT.parent / "shared"
+STORIES = SHARED / "models" / "stories260K.gguf"
+REFERENCE = json.loads((SHARED / "models" / "stories260K.reference.json").read_text())
+
+
+def smollm2_path():
+    cache = os.environ.get("VLMD_MODEL_CACHE") or str(ROOT / "models-cache")
+    path = os.path.join(cache, "SmolLM2-135M-Instruct.Q4_1.gguf")
+    if not os.path.exists(path):
+        if os.environ.get("VLMD_REQUIRE_MODELS") == "1":
+            pytest.fail(f"{path} is missing: run scripts/get-smollm2.sh")
+        pytest.skip(f"{path} is missing (scripts/get-smollm2.sh fetches it)")
+    return path
+
+
+async def with_stories():
+    d = await Daemon().start()
+    info = await d.request("models/load", {"kind": "gguf", "path": str(STORIES), "id": "stories"})
+    assert info.kind == "gguf" and info.details.architecture == "llama"
+    return d
+
+
+@pytest.mark.parametrize("run_index", range(len(REFERENCE["runs"])))
+def test_greedy_generation_matches_llama_cpp(run_index):
+    ref = REFERENCE["runs"][run_index]
+    if not ref["prompt"]:
+        pytest.skip("empty prompt: llama.cpp starts from BOS alone, which `generate` does not accept as text")
+
+    async def body():
+        d = await with_stories()
+        result = await d.request("generate", {"prompt": ref["prompt"], "maxTokens": len(ref["greedy_token_ids"]),
+                                             "partialResultToken": "p"})
+        assert result.promptTokenIds == ref["prompt_token_ids"]
+        assert result.tokenIds == ref["greedy_token_ids"]
+        assert result.text == ref["greedy_text"]
+        streamed = d.progress("p")
+        assert [t["id"] for t in streamed] == ref["greedy_token_ids"]
+        assert "".join(t["text"] for t in streamed) == result.text
+        assert await d.stop() == 0
+    run(body())
+
+
+def test_tokenize_detokenize_round_trip():
+    async def body():
+        d = await with_stories()
+        for ref in REFERENCE["runs"]:
+            tokens = await d.request("tokenize", {"text": ref["prompt"]})
+            assert tokens.tokens == ref["prompt_token_ids"]
+        text = await d.request("detokenize", {"tokens": REFERENCE["runs"][1]["greedy_token_ids"]})
+        assert text.text == REFERENCE["runs"][1]["greedy_text"]
+        with pytest.raises(JsonRpcException) as err:
+            await d.request("detokenize", {"tokens": [1, 99999]})
+        assert err.value.code == -32602 and "params.tokens[1]" in err.value.message
+        assert await d.stop() == 0
+    run(body())
+
+
+def test_score_agrees_with_generation_logprobs():
+    async def body():
+        d = await with_stories()
+        prompt = "Once upon a time"
+        generated = await d.request("generate", {"prompt": prompt, "maxTokens": 8, "logprobs": True})
+        scored = await d.request("score", {"context": prompt, "continuations": [generated.text, " purple elephant quantum"]})
+        # Two code paths (sampling loop vs batched scoring with a forked KV cache) give the same number.
+        assert scored.scores[0].tokens == 8
+        assert abs(scored.scores[0].logprob - sum(generated.logprobs)) < 1e-3
+        assert scored.scores[0].logprob > scored.scores[1].logprob
+        assert await d.stop() == 0
+    run(body())
+
+
+def test_seeded_sampling_is_reproducible():
+    async def body():
+        d = await with_stories()
+        params = {"prompt": "Lily and Tom", "maxTokens": 30, "temperature": 0.9, "topP": 0.9, "seed": 42}
+        a = await d.request("generate", params)
+        b = await d.request("generate", params)
+        c = await d.request("generate", {**params, "seed": 43})
+        assert a.tokenIds == b.tokenIds
+        assert a.tokenIds != c.tokenIds
+        assert await d.stop() == 0
+    run(body())
+
+
+def test_stop_strings_and_bad_params():
+    async def body():
+        d = await with_stories()
+        result = await d.request("generate", {"prompt": "Once upon a time", "maxTokens": 64, "stop": ["Lily"]})
+        assert result.stopReason == "stop" and "Lily" not in result.text and result.text.endswith("named ")
+        for params, field in [({"prompt": "a", "temperature": -1}, "params.temperature"),
+                              ({"prompt": "a", "maxTokens": 0}, "params.maxTokens"),
+                              ({}, "prompt"),
+                              ({"prompt": "a", "messages": [{"role": "user", "content": "b"}]}, "prompt"),
+                              ({"prompt": "a", "chat": True}, "chat template")]:
+            with pytest.raises(JsonRpcException) as err:
+                await d.request("generate", params)
+            assert err.value.code == -32602 and field in err.value.message, err.value.message
+        with pytest.raises(JsonRpcException) as err:
+            await d.request("generate", {"prompt": "Once " * 2000})
+        assert err.value.code == -32008
+        assert await d.stop() == 0
+    run(body())
+
+
+def test_bad_gguf_files_are_refused_with_the_reason(tmp_path):
+    async def body():
+        d = await Daemon().start()
+        truncated = tmp_path / "truncated.gguf"
+        truncated.write_bytes(STORIES.read_bytes()[:5000])
+        junk = tmp_path / "junk.gguf"
+        junk.write_bytes(b"GGUF" + b"\xff" * 60)
+        for path in (truncated, junk, ROOT / "README.md"):
+            with pytest.raises(JsonRpcException) as err:
+                await d.request("models/load", {"kind": "gguf", "path": str(path)})
+            assert err.value.code == -32003, err.value.message
+        assert (await d.request("ping")).pong
+        assert await d.stop() == 0
+    run(body())
+
+
+def test_cancel_mid_generation_answers_32800_with_text_so_far():
+    path = smollm2_path()
+
+    async def body():
+        d = await Daemon().start()
+        await d.request("models/load", {"kind": "gguf", "path": path, "id": "smol"})
+        task = asyncio.ensure_future(d.request("generate", {"prompt": "Write a long story about a dragon.", "chat": True,
+                                                            "maxTokens": 1000, "partialResultToken": "p"}, msg_id="gen"))
+        while len(d.progress("p")) < 3:
+            await asyncio.sleep(0.01)
+        d.notify("$/cancelRequest", {"id": "gen"})
+        with pytest.raises(JsonRpcException) as err:
+            await task
+        assert err.value.code == -32800
+        reply = next(m for m in d.checker.received if m.get("id") == "gen")
+        sent = len([m for m in d.progress("p")])
+        assert len(reply["error"]["data"]["tokenIds"]) <= sent + 1  # stopped within one token of the cancel
+        assert sent < 1000
+        assert await d.stop() == 0
+    run(body(), timeout=300)
+
+
+def test_smollm2_chat_generation_streams():
+    path = smollm2_path()
+
+    async def body():
+        d = await Daemon().start()
+        info = await d.request("models/load", {"kind": "gguf", "path": path, "id": "smol"})
+        assert info.details.tokenizer == "gpt2" and info.details.chatTemplate == "chatML"
+        result = await d.request("generate", {"messages": [{"role": "user", "content": "Say hello."}], "maxTokens": 16,
+                                             "partialResultToken": "p"})
+        assert result.generatedTokens == len(d.progress("p")) and result.generatedTokens > 0
+        assert await d.stop() == 0
+    run(body(), timeout=300)
