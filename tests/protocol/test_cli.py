@@ -1,0 +1,79 @@
+"""The `vlm` command-line client: output formats, exit codes, Ctrl-C."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+from conftest import ROOT, vlmd_path
+
+VLM = os.path.join(os.path.dirname(vlmd_path()), "vlm")
+SHARED = ROOT.parent / "shared"
+RN = ROOT / "Tests" / "VLMCLIPTests" / "Fixtures" / "rn-tiny"
+IMAGES = SHARED / "data" / "images"
+
+
+def vlm(*args, timeout=120):
+    return subprocess.run([VLM, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_exit_codes():
+    assert vlm("ping").returncode == 0
+    assert vlm("call", "no/such").returncode == 1
+    assert vlm("ping", "--count", "0").returncode == 2
+    assert vlm("no-such-subcommand").returncode == 2
+    assert vlm("call", "ping", "{not json").returncode == 2
+
+
+def test_call_streams_json_lines():
+    out = vlm("call", "debug/stream", '{"count": 3}')
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert lines == [{"index": 0}, {"index": 1}, {"index": 2}, {"count": 3}]
+
+
+def test_classify_json_lines_one_per_image():
+    out = vlm("classify", "--clip", str(RN), "--labels", "cat,dog,coin", "--json",
+              str(IMAGES / "chelsea.png"), str(IMAGES / "coins.png"))
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [line["image"] for line in lines] == [str(IMAGES / "chelsea.png"), str(IMAGES / "coins.png")]
+    for line in lines:
+        assert set(line["probs"]) == {"cat", "dog", "coin"}
+        assert abs(sum(line["probs"].values()) - 1) < 1e-5
+        assert line["imageId"].startswith("img_") and line["top"][0]["label"] in line["probs"]
+
+
+def test_encode_image_json_and_bad_image_exit_1():
+    out = vlm("encode-image", "--clip", str(RN), "--json", str(IMAGES / "camera.png"))
+    line = json.loads(out.stdout)
+    assert line["image"] == str(IMAGES / "camera.png") and len(line["embedding"]) == 32
+    bad = vlm("encode-image", "--clip", str(RN), str(ROOT / "README.md"))
+    assert bad.returncode == 1 and "README.md" in bad.stderr
+
+
+def test_evaluate_prints_accuracy_and_confusion():
+    out = vlm("evaluate", "--clip", str(RN), "--dataset", str(SHARED / "data/cifar-10/test_batch.bin"),
+              "--labels", str(SHARED / "data/cifar-10/batches.meta.txt"), "--limit", "50")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("accuracy ") and "airplane" in out.stdout and "truck" in out.stdout
+
+
+def test_generate_json_final_object():
+    out = vlm("generate", "--lm", str(SHARED / "models/stories260K.gguf"), "--max-tokens", "5", "--json", "Once upon a time")
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    tokens, final = lines[:-1], lines[-1]
+    assert [t["event"] for t in tokens] == ["token"] * 5
+    assert final["event"] == "result"
+    for key in ("text", "tokenIds", "promptTokenIds", "stopReason", "timings"):
+        assert key in final
+    assert "".join(t["text"] for t in tokens) == final["text"]
+
+
+def test_ctrl_c_cancels_the_request_and_waits_for_its_reply():
+    proc = subprocess.Popen([VLM, "call", "ping", '{"delayMs": 60000}'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 1
+    assert "cancelled" in err and "-32800" in err
