@@ -9,6 +9,8 @@
 //   VLMImage     PNG decoding/encoding (libpng), CLIP preprocessing, CIFAR-format datasets
 //   VLMCLIP      CLIP: tokenizer, checkpoints, image and text towers
 //   VLMLanguage  GGUF language models: reader, decoder, tokenizers, sampling
+//   VLMPromptLearning  few-shot prompt learning for CLIP (CoOp, projection, template banks, LM proposals)
+//   VLMReasoning staged visual reasoning with patch attribution (LLaVA-CoT stages, beam search, looks)
 //   vlmd / vlm   the daemon and the CLI client
 //   vlmbench     model-level benchmarks (bench/), compared with the reference implementations
 import PackageDescription
@@ -40,7 +42,11 @@ let package = Package(
         .target(name: "VLMCLIP", dependencies: ["VLMTensor", "VLMImage", "CZlib"], resources: [.copy("Resources")],
                 swiftSettings: numeric),
         .target(name: "VLMLanguage", dependencies: ["VLMTensor"], swiftSettings: numeric),
-        .target(name: "VLMDaemon", dependencies: ["VLMWire", "VLMRPC", "VLMTensor", "VLMImage", "VLMCLIP", "VLMLanguage"]),
+        .target(name: "VLMPromptLearning", dependencies: ["VLMTensor", "VLMImage", "VLMCLIP", "VLMLanguage"], swiftSettings: numeric),
+        .target(name: "VLMReasoning", dependencies: ["VLMTensor", "VLMImage", "VLMCLIP", "VLMLanguage"], swiftSettings: numeric),
+        .target(name: "VLMDaemon", dependencies: [
+            "VLMWire", "VLMRPC", "VLMTensor", "VLMImage", "VLMCLIP", "VLMLanguage", "VLMPromptLearning", "VLMReasoning",
+        ]),
 
         .executableTarget(name: "vlmd", dependencies: ["VLMDaemon", "VLMRPC", "VLMWire", argumentParser]),
         .executableTarget(name: "vlm", dependencies: ["VLMWire", "VLMRPC", argumentParser]),
@@ -55,5 +61,7 @@ let package = Package(
         .testTarget(name: "VLMImageTests", dependencies: ["VLMImage"], exclude: ["Fixtures"]),
         .testTarget(name: "VLMCLIPTests", dependencies: ["VLMCLIP", "VLMTensor", "VLMImage"]),
         .testTarget(name: "VLMLanguageTests", dependencies: ["VLMLanguage", "VLMTensor"]),
+        .testTarget(name: "VLMPromptLearningTests", dependencies: ["VLMPromptLearning", "VLMCLIP", "VLMTensor", "VLMImage"]),
+        .testTarget(name: "VLMReasoningTests", dependencies: ["VLMReasoning", "VLMCLIP", "VLMLanguage", "VLMImage", "VLMTensor"]),
     ]
 )

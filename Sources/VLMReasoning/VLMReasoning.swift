@@ -1,0 +1,1 @@
+// VLMReasoning: staged visual reasoning with patch attribution. Placeholder until it lands.
