@@ -42,7 +42,7 @@ struct EncodeImage: AsyncParsableCommand {
         let session = try await Session.start(options)
         let model = try await session.loadCLIP(clip.clip)
         let json = options.json, paths = images
-        let result = try await session.run(Method.encodeImage, params: [
+        _ = try await session.run(Method.encodeImage, params: [
             "model": .string(model), "images": imageInputs(paths), "dense": .bool(dense),
         ]) { partial in
             guard let index = partial["index"]?.intValue.map(Int.init) else { return }
@@ -51,19 +51,12 @@ struct EncodeImage: AsyncParsableCommand {
                 for key in ["imageId", "embedding", "dense"] { line[key] = partial[key] }
                 printJSON(.object(line))
             } else {
-                let values = partial["embedding"].flatMap { value -> [JSONValue]? in
-                    if case .array(let items) = value { return items }
-                    return nil
-                } ?? []
-                let head = values.prefix(4).compactMap { value -> String? in
-                    if case .double(let d) = value { return String(format: "%+.4f", d) }
-                    return nil
-                }
+                let values = partial["embedding"]?.arrayValue ?? []
+                let head = values.prefix(4).compactMap { $0.doubleValue.map { String(format: "%+.4f", $0) } }
                 print("\(paths[index])  \(partial["imageId"]?.stringValue ?? "")  dim \(values.count)  [\(head.joined(separator: ", ")), …]")
             }
         }
         await session.close()
-        _ = result
     }
 }
 
@@ -99,18 +92,15 @@ struct Classify: AsyncParsableCommand {
             "model": .string(model), "images": imageInputs(paths), "labels": .array(labelList.map { .string($0) }),
             "templates": try templatesArgument(templates), "topK": .int(Int64(top)),
         ]) { partial in
-            guard let index = partial["index"]?.intValue.map(Int.init), case .array(let probs)? = partial["probs"] else { return }
+            guard let index = partial["index"]?.intValue.map(Int.init), let probs = partial["probs"]?.arrayValue else { return }
             if json {
                 var byLabel: [String: JSONValue] = [:]
                 for (label, prob) in zip(labelList, probs) { byLabel[label] = prob }
                 printJSON(["image": .string(paths[index]), "imageId": partial["imageId"] ?? .null, "probs": .object(byLabel), "top": partial["top"] ?? .null])
             } else {
                 var line = paths[index] + ":"
-                if case .array(let top)? = partial["top"] {
-                    for entry in top {
-                        let prob = entry["prob"].flatMap { if case .double(let d) = $0 { return d }; return nil } ?? 0
-                        line += String(format: "  %@ %.1f%%", entry["label"]?.stringValue ?? "?", prob * 100)
-                    }
+                for entry in partial["top"]?.arrayValue ?? [] {
+                    line += String(format: "  %@ %.1f%%", entry["label"]?.stringValue ?? "?", (entry["prob"]?.doubleValue ?? 0) * 100)
                 }
                 print(line)
             }
@@ -165,19 +155,16 @@ struct Evaluate: AsyncParsableCommand {
 
 /// The accuracy table and confusion matrix a person reads.
 func renderEvaluation(_ result: JSONValue, labels: [String]) -> String {
-    func number(_ value: JSONValue?) -> Double {
-        switch value { case .double(let d)?: return d; case .int(let i)?: return Double(i); default: return 0 }
-    }
+    func number(_ value: JSONValue?) -> Double { value?.doubleValue ?? 0 }
     var lines = [String(format: "accuracy %.2f%%  top-5 %.2f%%  (%d images, %d templates, %.1f s)",
                         100 * number(result["accuracy"]), 100 * number(result["top5Accuracy"]),
                         Int(number(result["count"])), Int(number(result["templates"])), number(result["seconds"]))]
     let width = max(8, labels.map(\.count).max() ?? 0)
-    if case .array(let perClass)? = result["perClassAccuracy"], case .array(let rows)? = result["confusion"] {
+    if let perClass = result["perClassAccuracy"]?.arrayValue, let rows = result["confusion"]?.arrayValue {
         lines.append("")
         lines.append("class".padding(toLength: width, withPad: " ", startingAt: 0) + "  acc%   confusion (predicted →)")
         for (index, label) in labels.enumerated() where index < rows.count {
-            var cells = ""
-            if case .array(let row) = rows[index] { cells = row.map { String(format: "%5d", Int(number($0))) }.joined() }
+            let cells = (rows[index].arrayValue ?? []).map { String(format: "%5d", Int(number($0))) }.joined()
             lines.append(label.padding(toLength: width, withPad: " ", startingAt: 0)
                          + String(format: "  %5.1f ", 100 * number(perClass[index])) + cells)
         }

@@ -71,7 +71,7 @@ struct Generate: AsyncParsableCommand {
             print("")
             if !options.quiet, let timings = result["timings"] {
                 let stopReason = result["stopReason"]?.stringValue ?? ""
-                let rate = timings["generatedTokensPerSecond"].flatMap { if case .double(let d) = $0 { return d }; return nil } ?? 0
+                let rate = timings["generatedTokensPerSecond"]?.doubleValue ?? 0
                 FileHandle.standardError.write(Data(String(format: "[%@, %.1f tokens/s]\n", stopReason, rate).utf8))
             }
         }
