@@ -99,7 +99,6 @@ class VlmdClient:
         self.process = process
         self._ids = itertools.count(1)
         self._streams: dict[int, Stream] = {}
-        self._write_lock = asyncio.Lock()
         self.on_log: Callable[[dict], None] = lambda params: None
         self.server_info: dict = {}
         self._reader = asyncio.create_task(self._read_loop())
@@ -137,7 +136,9 @@ class VlmdClient:
                    "params": {**(params or {}), "workDoneToken": request_id, "partialResultToken": request_id}}
         if method == "initialize":
             message["params"] = params or {}
-        asyncio.get_running_loop().create_task(self._send(message))
+        # Written at once, in call order (a synchronous write on the event loop cannot interleave);
+        # `request` then awaits the pipe draining, which is the back-pressure.
+        self.process.stdin.write(encode_frame(message))
         return stream
 
     async def request(self, method: str, params: dict | None = None, *,
@@ -146,6 +147,7 @@ class VlmdClient:
         """Sends a request and returns its result. Cancelling the awaiting task cancels the request."""
         stream = self.stream(method, params, on_progress=on_progress)
         try:
+            await self.process.stdin.drain()
             if on_partial is None:
                 return await asyncio.shield(stream.result)
             async for partial in stream:
@@ -173,9 +175,8 @@ class VlmdClient:
         return code
 
     async def _send(self, message: dict) -> None:
-        async with self._write_lock:
-            self.process.stdin.write(encode_frame(message))
-            await self.process.stdin.drain()
+        self.process.stdin.write(encode_frame(message))
+        await self.process.stdin.drain()
 
     async def _read_loop(self) -> None:
         try:
