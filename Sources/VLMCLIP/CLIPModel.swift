@@ -1,3 +1,16 @@
+// VLMCLIP: OpenAI/open_clip CLIP on the CPU, numerically the same model as open_clip in float32.
+//
+// Reading order: CLIPModel (this file, the public entry point) → CLIPConfig (open_clip_config.json)
+// → ModifiedResNet / VisionTransformer (image towers) and TextTransformer, built from Transformer
+// (ResidualAttentionBlock) and the VLMTensor kernels → CLIPTokenizer + TextCleaning (text to ids)
+// → PromptTemplates + ZeroShotClassifier (class names to classifier weights).
+//
+// Typical use:
+//     let model = try CLIPModel(directory: dir)            // open_clip hub-format directory
+//     let tokenizer = try CLIPTokenizer()
+//     let text = try model.encodeText(["a photo of a cat"].map { tokenizer.tokenize($0) })
+//     let images = try model.encodeImages(pixelsNCHW, count: n)   // preprocessed per model.preprocess
+//     let logits = model.logits(images: images, texts: text)
 import Foundation
 import VLMTensor
 
