@@ -62,9 +62,13 @@ public struct Conv2D: Sendable {
     private var isPointwise: Bool { kernelSize == 1 && stride == 1 && padding == 0 }
 
     /// Convolves `batch` images of [inChannels, height, width] into `output` ([batch, outChannels, oh, ow]).
+    /// With `accumulate`, the result is added to what `output` already holds (a residual shortcut),
+    /// so the addition happens inside the matrix product instead of in a separate pass. With `relu`,
+    /// max(·, 0) is applied to each image's block right after its product, while it is still in cache.
     public func apply(
         _ input: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
-        into output: UnsafeMutablePointer<Float>, scratch: ScratchBuffer
+        into output: UnsafeMutablePointer<Float>, scratch: ScratchBuffer,
+        accumulate: Bool = false, relu: Bool = false
     ) {
         let (oh, ow) = outputSize(height: height, width: width)
         let spatial = oh * ow
@@ -76,30 +80,54 @@ public struct Conv2D: Sendable {
                 let out = output + n * outChannels * spatial
                 if let columns { im2col(image, height: height, width: width, outHeight: oh, outWidth: ow, into: columns) }
                 if let bias {
-                    for o in 0..<outChannels { (out + o * spatial).update(repeating: bias[o], count: spatial) }
+                    for o in 0..<outChannels {
+                        let plane = out + o * spatial
+                        if accumulate {
+                            for i in 0..<spatial { plane[i] += bias[o] }
+                        } else {
+                            plane.update(repeating: bias[o], count: spatial)
+                        }
+                    }
                 }
-                // out[outChannels × spatial] = W[outChannels × patch] · columns[patch × spatial]
+                // out[outChannels × spatial] (+)= W[outChannels × patch] · columns[patch × spatial]
                 MatrixMultiply.gemm(
                     m: outChannels, n: spatial, k: patch, a: w.baseAddress!, lda: patch,
                     b: UnsafePointer(columns ?? UnsafeMutablePointer(mutating: image)), ldb: spatial,
-                    beta: bias == nil ? 0 : 1, c: out, ldc: spatial)
+                    beta: (bias != nil || accumulate) ? 1 : 0, c: out, ldc: spatial)
+                if relu {
+                    for i in 0..<(outChannels * spatial) where out[i] < 0 { out[i] = 0 }
+                }
             }
         }
     }
 
-    /// Array convenience for `apply`.
-    public func callAsFunction(_ input: [Float], batch: Int, height: Int, width: Int, scratch: ScratchBuffer)
+    /// Array convenience for `apply` (fresh output).
+    public func callAsFunction(_ input: [Float], batch: Int, height: Int, width: Int, scratch: ScratchBuffer, relu: Bool = false)
         -> (values: [Float], height: Int, width: Int)
     {
         precondition(input.count == batch * inChannels * height * width, "conv input has \(input.count) values")
         let (oh, ow) = outputSize(height: height, width: width)
-        var output = [Float](repeating: 0, count: batch * outChannels * oh * ow)
-        input.withUnsafeBufferPointer { x in
-            output.withUnsafeMutableBufferPointer { y in
-                apply(x.baseAddress!, batch: batch, height: height, width: width, into: y.baseAddress!, scratch: scratch)
+        let output = [Float](unsafeUninitializedCapacity: batch * outChannels * oh * ow) { buffer, initialized in
+            input.withUnsafeBufferPointer { x in
+                apply(x.baseAddress!, batch: batch, height: height, width: width, into: buffer.baseAddress!, scratch: scratch, relu: relu)
             }
+            initialized = buffer.count
         }
         return (output, oh, ow)
+    }
+
+    /// Array convenience for `apply` that adds the convolution to `output` in place.
+    public func accumulate(_ input: [Float], batch: Int, height: Int, width: Int, into output: inout [Float],
+                           scratch: ScratchBuffer, relu: Bool = false) {
+        let (oh, ow) = outputSize(height: height, width: width)
+        precondition(input.count == batch * inChannels * height * width && output.count == batch * outChannels * oh * ow,
+                     "conv accumulate shapes")
+        input.withUnsafeBufferPointer { x in
+            output.withUnsafeMutableBufferPointer { y in
+                apply(x.baseAddress!, batch: batch, height: height, width: width, into: y.baseAddress!, scratch: scratch,
+                      accumulate: true, relu: relu)
+            }
+        }
     }
 
     /// Unfolds one image into columns[(c·k + i)·k + j][y·outWidth + x] = image[c][y·s − p + i][x·s − p + j]

@@ -2,7 +2,7 @@ import Foundation
 import VLMCLIP
 import VLMTensor
 
-// `vlmbench clip --model DIR [--threads N] [--repeats R] [--image-gflop G]`
+// `vlmbench clip --model DIR [--threads N] [--repeats R] [--image-gflop G] [--workloads image1,image16,text,peak]`
 // Times CLIPModel on the workload of bench/clip_reference.py: image encoding at batch 1 and 16
 // (random pixels), text encoding of the 18 CIFAR templates × 10 CIFAR classes, tokenisation, and a
 // large sgemm as the machine's OpenBLAS peak. Prints one JSON object.
@@ -19,6 +19,7 @@ func runCLIPBench(_ args: [String]) {
     }
     let threads = Int(options["threads"] ?? "2") ?? 2
     let repeats = Int(options["repeats"] ?? "5") ?? 5
+    let workloads = Set((options["workloads"] ?? "peak,image1,image16,text").split(separator: ",").map(String.init))
     TensorThreads.set(threads)
     do {
         var result: [String: Any] = ["implementation": "vlmd VLMCLIP (Swift + OpenBLAS)", "threads": threads]
@@ -31,16 +32,23 @@ func runCLIPBench(_ args: [String]) {
         let images16 = (0..<(16 * 3 * size * size)).map { _ in random.gaussian() }
         let image1 = Array(images16[0..<(3 * size * size)])
 
-        result["sgemm_peak_gflops"] = sgemmPeak()
-
-        _ = try model.encodeImages(image1, count: 1)
-        let batch1 = try timed(repeats) { _ = try model.encodeImages(image1, count: 1) }
-        result["image_batch1_ms_per_image"] = ["best": batch1.best * 1e3, "median": batch1.median * 1e3]
-        let batch16 = try timed(max(2, repeats / 2)) { _ = try model.encodeImages(images16, count: 16) }
-        result["image_batch16_ms_per_image"] = ["best": batch16.best * 1e3 / 16, "median": batch16.median * 1e3 / 16]
-        if let gflop = Double(options["image-gflop"] ?? "") {
-            result["image_batch1_gflops"] = gflop / batch1.best
-            result["image_batch16_gflops"] = gflop * 16 / batch16.best
+        if workloads.contains("peak") { result["sgemm_peak_gflops"] = sgemmPeak() }
+        let gflop = Double(options["image-gflop"] ?? "")
+        if workloads.contains("image1") {
+            _ = try model.encodeImages(image1, count: 1)
+            let batch1 = try timed(repeats) { _ = try model.encodeImages(image1, count: 1) }
+            result["image_batch1_ms_per_image"] = ["best": batch1.best * 1e3, "median": batch1.median * 1e3]
+            if let gflop { result["image_batch1_gflops"] = gflop / batch1.best }
+        }
+        if workloads.contains("image16") {
+            let batch16 = try timed(max(2, repeats / 2)) { _ = try model.encodeImages(images16, count: 16) }
+            result["image_batch16_ms_per_image"] = ["best": batch16.best * 1e3 / 16, "median": batch16.median * 1e3 / 16]
+            if let gflop { result["image_batch16_gflops"] = gflop * 16 / batch16.best }
+        }
+        guard workloads.contains("text") else {
+            let json = try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: json, as: UTF8.self))
+            return
         }
 
         let classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
