@@ -78,7 +78,11 @@ public struct Conv2D: Sendable {
             for n in 0..<batch {
                 let image = input + n * inChannels * height * width
                 let out = output + n * outChannels * spatial
-                if let columns { im2col(image, height: height, width: width, outHeight: oh, outWidth: ow, into: columns) }
+                if let columns {
+                    parallelRanges(inChannels, minimumPerThread: 4) { channels in
+                        im2col(image, channels: channels, height: height, width: width, outHeight: oh, outWidth: ow, into: columns)
+                    }
+                }
                 if let bias {
                     for o in 0..<outChannels {
                         let plane = out + o * spatial
@@ -130,15 +134,15 @@ public struct Conv2D: Sendable {
         }
     }
 
-    /// Unfolds one image into columns[(c·k + i)·k + j][y·outWidth + x] = image[c][y·s − p + i][x·s − p + j]
+    /// Unfolds `channels` of one image into columns[(c·k + i)·k + j][y·outWidth + x] = image[c][y·s − p + i][x·s − p + j]
     /// (zero outside the image), the layout that matches the flattened filter.
     private func im2col(
-        _ image: UnsafePointer<Float>, height: Int, width: Int, outHeight: Int, outWidth: Int,
+        _ image: UnsafePointer<Float>, channels: Range<Int>, height: Int, width: Int, outHeight: Int, outWidth: Int,
         into columns: UnsafeMutablePointer<Float>
     ) {
         let k = kernelSize
-        var row = columns
-        for c in 0..<inChannels {
+        var row = columns + channels.lowerBound * k * k * outHeight * outWidth
+        for c in channels {
             let plane = image + c * height * width
             for i in 0..<k {
                 for j in 0..<k {
