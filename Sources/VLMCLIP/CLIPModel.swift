@@ -58,9 +58,12 @@ public final class CLIPModel: @unchecked Sendable {
 
     /// L2-normalised image embeddings for `count` images given as one NCHW float array of
     /// [count, 3, imageSize, imageSize], already preprocessed (resized, cropped, normalised with
-    /// `preprocess.mean` / `preprocess.std`). `shouldCancel` is checked between layers.
-    public func encodeImages(_ pixels: [Float], count: Int, shouldCancel: () -> Bool = { false }) throws -> [[Float]] {
-        try forEachImageChunk(pixels, count: count) { chunk, n, scratch in
+    /// `preprocess.mean` / `preprocess.std`). `shouldCancel` is checked between layers; `progress`
+    /// receives (images done, total) after each chunk of `imageChunk` images.
+    public func encodeImages(
+        _ pixels: [Float], count: Int, shouldCancel: () -> Bool = { false }, progress: (Int, Int) -> Void = { _, _ in }
+    ) throws -> [[Float]] {
+        try forEachImageChunk(pixels, count: count, progress: progress) { chunk, n, scratch in
             let rows = try imageTower.encode(chunk, count: n, scratch: scratch, shouldCancel: shouldCancel)
             return (0..<n).map { l2Normalized(Array(rows[$0 * embedDim..<($0 + 1) * embedDim])) }
         }
@@ -109,7 +112,8 @@ public final class CLIPModel: @unchecked Sendable {
 
     /// Validates an NCHW batch and runs `body` on chunks of at most `imageChunk` images.
     private func forEachImageChunk<T>(
-        _ pixels: [Float], count: Int, _ body: ([Float], Int, ScratchBuffer) throws -> [T]
+        _ pixels: [Float], count: Int, progress: (Int, Int) -> Void = { _, _ in },
+        _ body: ([Float], Int, ScratchBuffer) throws -> [T]
     ) throws -> [T] {
         let size = config.vision.imageSize
         let perImage = 3 * size * size
@@ -124,6 +128,7 @@ public final class CLIPModel: @unchecked Sendable {
             let n = min(Self.imageChunk, count - start)
             results += try body(Array(pixels[start * perImage..<(start + n) * perImage]), n, scratch)
             start += n
+            progress(start, count)
         }
         return results
     }

@@ -12,7 +12,9 @@ import VLMTensor
         let model = try CLIPModel(directory: Fixtures.model(name))
         let reference = try ModelReference.load(name)
         let pixels = try Fixtures.floats(Fixtures.model(name).appendingPathComponent("pixels.f32"))
-        let embeddings = try model.encodeImages(pixels, count: reference.image_shape[0])
+        var reported: [Int] = []
+        let embeddings = try model.encodeImages(pixels, count: reference.image_shape[0], progress: { done, _ in reported.append(done) })
+        #expect(reported.last == reference.image_shape[0])
         for (ours, theirs) in zip(embeddings, reference.image_embeddings) {
             #expect(cosine(ours, theirs) > 0.99999)
         }
