@@ -84,12 +84,14 @@ public struct Conv2D: Sendable {
                     }
                 }
                 if let bias {
-                    for o in 0..<outChannels {
-                        let plane = out + o * spatial
-                        if accumulate {
-                            for i in 0..<spatial { plane[i] += bias[o] }
-                        } else {
-                            plane.update(repeating: bias[o], count: spatial)
+                    parallelRanges(outChannels, minimumPerThread: 8) { channels in
+                        for o in channels {
+                            let plane = out + o * spatial
+                            if accumulate {
+                                for i in 0..<spatial { plane[i] += bias[o] }
+                            } else {
+                                plane.update(repeating: bias[o], count: spatial)
+                            }
                         }
                     }
                 }
@@ -99,7 +101,9 @@ public struct Conv2D: Sendable {
                     b: UnsafePointer(columns ?? UnsafeMutablePointer(mutating: image)), ldb: spatial,
                     beta: (bias != nil || accumulate) ? 1 : 0, c: out, ldc: spatial)
                 if relu {
-                    for i in 0..<(outChannels * spatial) where out[i] < 0 { out[i] = 0 }
+                    parallelRanges(outChannels, minimumPerThread: 8) { channels in
+                        for i in (channels.lowerBound * spatial)..<(channels.upperBound * spatial) where out[i] < 0 { out[i] = 0 }
+                    }
                 }
             }
         }
