@@ -1,3 +1,16 @@
+// VLMCLIP: OpenAI/open_clip CLIP on the CPU, numerically the same model as open_clip in float32.
+//
+// Reading order: CLIPModel (this file, the public entry point) → CLIPConfig (open_clip_config.json)
+// → ModifiedResNet / VisionTransformer (image towers) and TextTransformer, built from Transformer
+// (ResidualAttentionBlock) and the VLMTensor kernels → CLIPTokenizer + TextCleaning (text to ids)
+// → PromptTemplates + ZeroShotClassifier (class names to classifier weights).
+//
+// Typical use:
+//     let model = try CLIPModel(directory: dir)            // open_clip hub-format directory
+//     let tokenizer = try CLIPTokenizer()
+//     let text = try model.encodeText(["a photo of a cat"].map { tokenizer.tokenize($0) })
+//     let images = try model.encodeImages(pixelsNCHW, count: n)   // preprocessed per model.preprocess
+//     let logits = model.logits(images: images, texts: text)
 import Foundation
 import VLMTensor
 
@@ -10,8 +23,9 @@ import VLMTensor
 public final class CLIPModel: @unchecked Sendable {
     public static let configFileName = "open_clip_config.json"
     public static let weightsFileName = "open_clip_model.safetensors"
-    /// Images encoded per forward pass; bounds activation memory (RN50 at 224 px: ~50 MB per 16 images).
-    public static let imageChunk = 16
+    /// Images encoded per forward pass. Every product runs per image anyway, so small chunks lose
+    /// nothing and keep activations cache- and allocator-friendly (RN50 at 224 px: ~3 MB per image and layer).
+    public static let imageChunk = 4
 
     public let config: CLIPConfig
     /// exp(logit_scale): the factor applied to cosine similarities to form logits.
@@ -44,9 +58,12 @@ public final class CLIPModel: @unchecked Sendable {
 
     /// L2-normalised image embeddings for `count` images given as one NCHW float array of
     /// [count, 3, imageSize, imageSize], already preprocessed (resized, cropped, normalised with
-    /// `preprocess.mean` / `preprocess.std`). `shouldCancel` is checked between layers.
-    public func encodeImages(_ pixels: [Float], count: Int, shouldCancel: () -> Bool = { false }) throws -> [[Float]] {
-        try forEachImageChunk(pixels, count: count) { chunk, n, scratch in
+    /// `preprocess.mean` / `preprocess.std`). `shouldCancel` is checked between layers; `progress`
+    /// receives (images done, total) after each chunk of `imageChunk` images.
+    public func encodeImages(
+        _ pixels: [Float], count: Int, shouldCancel: () -> Bool = { false }, progress: (Int, Int) -> Void = { _, _ in }
+    ) throws -> [[Float]] {
+        try forEachImageChunk(pixels, count: count, progress: progress) { chunk, n, scratch in
             let rows = try imageTower.encode(chunk, count: n, scratch: scratch, shouldCancel: shouldCancel)
             return (0..<n).map { l2Normalized(Array(rows[$0 * embedDim..<($0 + 1) * embedDim])) }
         }
@@ -95,7 +112,8 @@ public final class CLIPModel: @unchecked Sendable {
 
     /// Validates an NCHW batch and runs `body` on chunks of at most `imageChunk` images.
     private func forEachImageChunk<T>(
-        _ pixels: [Float], count: Int, _ body: ([Float], Int, ScratchBuffer) throws -> [T]
+        _ pixels: [Float], count: Int, progress: (Int, Int) -> Void = { _, _ in },
+        _ body: ([Float], Int, ScratchBuffer) throws -> [T]
     ) throws -> [T] {
         let size = config.vision.imageSize
         let perImage = 3 * size * size
@@ -110,6 +128,7 @@ public final class CLIPModel: @unchecked Sendable {
             let n = min(Self.imageChunk, count - start)
             results += try body(Array(pixels[start * perImage..<(start + n) * perImage]), n, scratch)
             start += n
+            progress(start, count)
         }
         return results
     }

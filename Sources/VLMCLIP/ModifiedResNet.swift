@@ -46,8 +46,7 @@ struct ModifiedResNet: ImageTower {
     {
         var x = (values: pixels, height: imageSize, width: imageSize)
         for conv in stem {
-            x = conv(x.values, batch: count, height: x.height, width: x.width, scratch: scratch)
-            relu(&x.values)
+            x = conv(x.values, batch: count, height: x.height, width: x.width, scratch: scratch, relu: true)
         }
         x = averagePool2D(x.values, planes: count * stem[2].outChannels, height: x.height, width: x.width, kernel: 2)
         for stage in stages {
@@ -94,22 +93,22 @@ struct Bottleneck: Sendable {
     }
 
     func apply(_ x: [Float], batch: Int, height: Int, width: Int, scratch: ScratchBuffer) -> (values: [Float], height: Int, width: Int) {
-        var out = reduce(x, batch: batch, height: height, width: width, scratch: scratch)
-        relu(&out.values)
-        out = spatial(out.values, batch: batch, height: out.height, width: out.width, scratch: scratch)
-        relu(&out.values)
+        var out = reduce(x, batch: batch, height: height, width: width, scratch: scratch, relu: true)
+        out = spatial(out.values, batch: batch, height: out.height, width: out.width, scratch: scratch, relu: true)
         if stride > 1 { out = averagePool2D(out.values, planes: batch * spatial.outChannels, height: out.height, width: out.width, kernel: stride) }
-        out = expand(out.values, batch: batch, height: out.height, width: out.width, scratch: scratch)
 
+        // The shortcut is written first; the expanding convolution then accumulates onto it (the
+        // residual sum happens inside the matrix product) and applies the final ReLU.
+        var sum: [Float]
         if let downsample {
             var shortcut = (values: x, height: height, width: width)
             if stride > 1 { shortcut = averagePool2D(x, planes: batch * reduce.inChannels, height: height, width: width, kernel: stride) }
-            add(&out.values, downsample(shortcut.values, batch: batch, height: shortcut.height, width: shortcut.width, scratch: scratch).values)
+            sum = downsample(shortcut.values, batch: batch, height: shortcut.height, width: shortcut.width, scratch: scratch).values
         } else {
-            add(&out.values, x)
+            sum = x
         }
-        relu(&out.values)
-        return out
+        expand.accumulate(out.values, batch: batch, height: out.height, width: out.width, into: &sum, scratch: scratch, relu: true)
+        return (sum, out.height, out.width)
     }
 }
 

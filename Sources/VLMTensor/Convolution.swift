@@ -62,9 +62,13 @@ public struct Conv2D: Sendable {
     private var isPointwise: Bool { kernelSize == 1 && stride == 1 && padding == 0 }
 
     /// Convolves `batch` images of [inChannels, height, width] into `output` ([batch, outChannels, oh, ow]).
+    /// With `accumulate`, the result is added to what `output` already holds (a residual shortcut),
+    /// so the addition happens inside the matrix product instead of in a separate pass. With `relu`,
+    /// max(·, 0) is applied to each image's block right after its product, while it is still in cache.
     public func apply(
         _ input: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
-        into output: UnsafeMutablePointer<Float>, scratch: ScratchBuffer
+        into output: UnsafeMutablePointer<Float>, scratch: ScratchBuffer,
+        accumulate: Bool = false, relu: Bool = false
     ) {
         let (oh, ow) = outputSize(height: height, width: width)
         let spatial = oh * ow
@@ -74,43 +78,75 @@ public struct Conv2D: Sendable {
             for n in 0..<batch {
                 let image = input + n * inChannels * height * width
                 let out = output + n * outChannels * spatial
-                if let columns { im2col(image, height: height, width: width, outHeight: oh, outWidth: ow, into: columns) }
-                if let bias {
-                    for o in 0..<outChannels { (out + o * spatial).update(repeating: bias[o], count: spatial) }
+                if let columns {
+                    parallelRanges(inChannels, minimumPerThread: 4) { channels in
+                        im2col(image, channels: channels, height: height, width: width, outHeight: oh, outWidth: ow, into: columns)
+                    }
                 }
-                // out[outChannels × spatial] = W[outChannels × patch] · columns[patch × spatial]
+                if let bias {
+                    parallelRanges(outChannels, minimumPerThread: 8) { channels in
+                        for o in channels {
+                            let plane = out + o * spatial
+                            if accumulate {
+                                for i in 0..<spatial { plane[i] += bias[o] }
+                            } else {
+                                plane.update(repeating: bias[o], count: spatial)
+                            }
+                        }
+                    }
+                }
+                // out[outChannels × spatial] (+)= W[outChannels × patch] · columns[patch × spatial]
                 MatrixMultiply.gemm(
                     m: outChannels, n: spatial, k: patch, a: w.baseAddress!, lda: patch,
                     b: UnsafePointer(columns ?? UnsafeMutablePointer(mutating: image)), ldb: spatial,
-                    beta: bias == nil ? 0 : 1, c: out, ldc: spatial)
+                    beta: (bias != nil || accumulate) ? 1 : 0, c: out, ldc: spatial)
+                if relu {
+                    parallelRanges(outChannels, minimumPerThread: 8) { channels in
+                        for i in (channels.lowerBound * spatial)..<(channels.upperBound * spatial) where out[i] < 0 { out[i] = 0 }
+                    }
+                }
             }
         }
     }
 
-    /// Array convenience for `apply`.
-    public func callAsFunction(_ input: [Float], batch: Int, height: Int, width: Int, scratch: ScratchBuffer)
+    /// Array convenience for `apply` (fresh output).
+    public func callAsFunction(_ input: [Float], batch: Int, height: Int, width: Int, scratch: ScratchBuffer, relu: Bool = false)
         -> (values: [Float], height: Int, width: Int)
     {
         precondition(input.count == batch * inChannels * height * width, "conv input has \(input.count) values")
         let (oh, ow) = outputSize(height: height, width: width)
-        var output = [Float](repeating: 0, count: batch * outChannels * oh * ow)
-        input.withUnsafeBufferPointer { x in
-            output.withUnsafeMutableBufferPointer { y in
-                apply(x.baseAddress!, batch: batch, height: height, width: width, into: y.baseAddress!, scratch: scratch)
+        let output = [Float](unsafeUninitializedCapacity: batch * outChannels * oh * ow) { buffer, initialized in
+            input.withUnsafeBufferPointer { x in
+                apply(x.baseAddress!, batch: batch, height: height, width: width, into: buffer.baseAddress!, scratch: scratch, relu: relu)
             }
+            initialized = buffer.count
         }
         return (output, oh, ow)
     }
 
-    /// Unfolds one image into columns[(c·k + i)·k + j][y·outWidth + x] = image[c][y·s − p + i][x·s − p + j]
+    /// Array convenience for `apply` that adds the convolution to `output` in place.
+    public func accumulate(_ input: [Float], batch: Int, height: Int, width: Int, into output: inout [Float],
+                           scratch: ScratchBuffer, relu: Bool = false) {
+        let (oh, ow) = outputSize(height: height, width: width)
+        precondition(input.count == batch * inChannels * height * width && output.count == batch * outChannels * oh * ow,
+                     "conv accumulate shapes")
+        input.withUnsafeBufferPointer { x in
+            output.withUnsafeMutableBufferPointer { y in
+                apply(x.baseAddress!, batch: batch, height: height, width: width, into: y.baseAddress!, scratch: scratch,
+                      accumulate: true, relu: relu)
+            }
+        }
+    }
+
+    /// Unfolds `channels` of one image into columns[(c·k + i)·k + j][y·outWidth + x] = image[c][y·s − p + i][x·s − p + j]
     /// (zero outside the image), the layout that matches the flattened filter.
     private func im2col(
-        _ image: UnsafePointer<Float>, height: Int, width: Int, outHeight: Int, outWidth: Int,
+        _ image: UnsafePointer<Float>, channels: Range<Int>, height: Int, width: Int, outHeight: Int, outWidth: Int,
         into columns: UnsafeMutablePointer<Float>
     ) {
         let k = kernelSize
-        var row = columns
-        for c in 0..<inChannels {
+        var row = columns + channels.lowerBound * k * k * outHeight * outWidth
+        for c in channels {
             let plane = image + c * height * width
             for i in 0..<k {
                 for j in 0..<k {

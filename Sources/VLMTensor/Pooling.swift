@@ -9,17 +9,20 @@ public func averagePool2D(_ input: [Float], planes: Int, height: Int, width: Int
     let scale = 1 / Float(kernel * kernel)
     input.withUnsafeBufferPointer { x in
         output.withUnsafeMutableBufferPointer { y in
-            for p in 0..<planes {
-                let src = x.baseAddress! + p * height * width
-                let dst = y.baseAddress! + p * oh * ow
-                for oy in 0..<oh {
-                    for ox in 0..<ow {
-                        var sum: Float = 0
-                        for i in 0..<kernel {
-                            let row = src + (oy * kernel + i) * width + ox * kernel
-                            for j in 0..<kernel { sum += row[j] }
+            let (source, destination) = (x.baseAddress!, y.baseAddress!)
+            parallelRanges(planes, minimumPerThread: 16) { range in
+                for p in range {
+                    let src = source + p * height * width
+                    let dst = destination + p * oh * ow
+                    for oy in 0..<oh {
+                        for ox in 0..<ow {
+                            var sum: Float = 0
+                            for i in 0..<kernel {
+                                let row = src + (oy * kernel + i) * width + ox * kernel
+                                for j in 0..<kernel { sum += row[j] }
+                            }
+                            dst[oy * ow + ox] = sum * scale
                         }
-                        dst[oy * ow + ox] = sum * scale
                     }
                 }
             }

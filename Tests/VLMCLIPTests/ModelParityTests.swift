@@ -12,7 +12,9 @@ import VLMTensor
         let model = try CLIPModel(directory: Fixtures.model(name))
         let reference = try ModelReference.load(name)
         let pixels = try Fixtures.floats(Fixtures.model(name).appendingPathComponent("pixels.f32"))
-        let embeddings = try model.encodeImages(pixels, count: reference.image_shape[0])
+        var reported: [Int] = []
+        let embeddings = try model.encodeImages(pixels, count: reference.image_shape[0], progress: { done, _ in reported.append(done) })
+        #expect(reported.last == reference.image_shape[0])
         for (ours, theirs) in zip(embeddings, reference.image_embeddings) {
             #expect(cosine(ours, theirs) > 0.99999)
         }
@@ -77,5 +79,33 @@ import VLMTensor
         #expect(throws: CLIPError.self) { try model.encodeText([[49406, 60000, 49407]]) }
         #expect(throws: CLIPError.self) { try model.encodeText([[Int32](repeating: 1, count: 78)]) }
         #expect(throws: CLIPError.cancelled) { try model.encodeImages([Float](repeating: 0, count: 3 * 32 * 32), count: 1, shouldCancel: { true }) }
+    }
+}
+
+/// The same parity checks on a full-size architecture (e.g. RN50, ViT-B-32 with random weights),
+/// which is too large to commit. Generate it with
+///     /work/refvenv/bin/python scripts/fixtures/make_clip_fixtures.py --full /tmp/clip-rn50 --arch RN50
+/// and run with VLMD_CLIP_FULL_FIXTURE=/tmp/clip-rn50 swift test --filter FullSizeParity.
+@Suite struct FullSizeParityTests {
+    static let directory = ProcessInfo.processInfo.environment["VLMD_CLIP_FULL_FIXTURE"].map { URL(fileURLWithPath: $0) }
+
+    @Test(.enabled(if: directory != nil, "set VLMD_CLIP_FULL_FIXTURE to a --full fixture directory"))
+    func fullSizeModelMatchesOpenCLIP() throws {
+        let directory = Self.directory!
+        let model = try CLIPModel(directory: directory)
+        let reference = try JSONDecoder().decode(ModelReference.self, from: Data(contentsOf: directory.appendingPathComponent("reference.json")))
+        let pixels = try Fixtures.floats(directory.appendingPathComponent("pixels.f32"))
+        let images = try model.encodeImages(pixels, count: reference.image_shape[0])
+        let texts = try model.encodeText(reference.tokens)
+        let imageCosines = zip(images, reference.image_embeddings).map { cosine($0, $1) }
+        let textCosines = zip(texts, reference.text_embeddings).map { cosine($0, $1) }
+        let logitError = maxAbsDifference(model.logits(images: images, texts: texts).flatMap { $0 }, reference.logits.flatMap { $0 })
+        let dense = try model.encodeImageDense(pixels, count: reference.image_shape[0])
+        let denseCosine = zip(dense.features.flatMap { $0 }, reference.dense_features.flatMap { $0 }).map { cosine($0, $1) }.min() ?? 0
+        print("full-size parity: min image cos \(imageCosines.min()!), min text cos \(textCosines.min()!), max logit error \(logitError), min dense cos \(denseCosine)")
+        #expect(imageCosines.allSatisfy { $0 > 0.99999 })
+        #expect(textCosines.allSatisfy { $0 > 0.99999 })
+        #expect(logitError < 1e-3)
+        #expect(denseCosine > 0.99999)
     }
 }

@@ -22,7 +22,7 @@ import VLMTensor
         return out
     }
 
-    @Test(arguments: [(3, 1, 1), (3, 2, 1), (1, 1, 0), (4, 4, 0), (3, 1, 0), (5, 2, 2)])
+    @Test(arguments: [(3, 1, 1), (3, 2, 1), (1, 1, 0), (4, 4, 0), (3, 1, 0), (5, 2, 2), (3, 1, 2)])
     func convolutionMatchesDirectLoops(kernel: Int, stride: Int, padding: Int) {
         var random = SeededRandom(UInt64(kernel * 100 + stride * 10 + padding))
         let (batch, inChannels, outChannels, height, width) = (2, 3, 5, 9, 8)
@@ -35,6 +35,23 @@ import VLMTensor
                                              outChannels: outChannels, kernel: kernel, stride: stride, padding: padding)
         #expect(ours.height == (height + 2 * padding - kernel) / stride + 1)
         #expect(maxAbsDifference(ours.values, expected) < 1e-5)
+    }
+
+    /// The fused epilogue: output += conv(x) + bias, then ReLU — for the Winograd (3×3) and pointwise paths.
+    @Test(arguments: [(3, 1), (1, 0)]) func accumulateAndReluMatchSeparateSteps(kernel: Int, padding: Int) {
+        var random = SeededRandom(UInt64(40 + kernel))
+        let (inChannels, outChannels, size) = (6, 5, 7)
+        let x = random.floats(2 * inChannels * size * size)
+        let weight = random.floats(outChannels * inChannels * kernel * kernel)
+        let bias = random.floats(outChannels)
+        let conv = Conv2D(weight: Tensor(shape: [outChannels, inChannels, kernel, kernel], storage: weight), bias: bias, padding: padding)
+        let residual = random.floats(2 * outChannels * size * size)
+        var fused = residual
+        conv.accumulate(x, batch: 2, height: size, width: size, into: &fused, scratch: ScratchBuffer(), relu: true)
+        let plain = Self.naiveConvolution(x, batch: 2, inChannels: inChannels, height: size, width: size, weight: weight, bias: bias,
+                                          outChannels: outChannels, kernel: kernel, stride: 1, padding: padding)
+        let expected = zip(plain, residual).map { max($0 + $1, 0) }
+        #expect(maxAbsDifference(fused, expected) < 1e-5)
     }
 
     @Test func batchNormFoldingEqualsConvolutionThenNorm() {

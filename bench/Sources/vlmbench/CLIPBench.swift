@@ -1,1 +1,115 @@
-func runCLIPBench(_ args: [String]) { print("CLIP benchmark not built yet") }
+import Foundation
+import VLMCLIP
+import VLMTensor
+
+// `vlmbench clip --model DIR [--threads N] [--repeats R] [--image-gflop G] [--workloads image1,image16,text,peak]`
+// Times CLIPModel on the workload of bench/clip_reference.py: image encoding at batch 1 and 16
+// (random pixels), text encoding of the 18 CIFAR templates × 10 CIFAR classes, tokenisation, and a
+// large sgemm as the machine's OpenBLAS peak. Prints one JSON object.
+func runCLIPBench(_ args: [String]) {
+    var options: [String: String] = [:]
+    var index = 0
+    while index + 1 < args.count, args[index].hasPrefix("--") {
+        options[String(args[index].dropFirst(2))] = args[index + 1]
+        index += 2
+    }
+    guard let modelPath = options["model"] else {
+        FileHandle.standardError.write("usage: vlmbench clip --model DIR [--threads N] [--repeats R] [--image-gflop G]\n".data(using: .utf8)!)
+        exit(2)
+    }
+    let threads = Int(options["threads"] ?? "2") ?? 2
+    let repeats = Int(options["repeats"] ?? "5") ?? 5
+    let workloads = Set((options["workloads"] ?? "peak,image1,image16,text").split(separator: ",").map(String.init))
+    TensorThreads.set(threads)
+    do {
+        var result: [String: Any] = ["implementation": "vlmd VLMCLIP (Swift + OpenBLAS)", "threads": threads]
+        let loadStart = Date()
+        let model = try CLIPModel(directory: URL(fileURLWithPath: modelPath))
+        result["load_s"] = Date().timeIntervalSince(loadStart)
+        let tokenizer = try CLIPTokenizer()
+        let size = model.config.vision.imageSize
+        var random = BenchRandom(seed: 1)
+        let images16 = (0..<(16 * 3 * size * size)).map { _ in random.gaussian() }
+        let image1 = Array(images16[0..<(3 * size * size)])
+
+        if workloads.contains("peak") { result["sgemm_peak_gflops"] = sgemmPeak() }
+        let gflop = Double(options["image-gflop"] ?? "")
+        if workloads.contains("image1") {
+            _ = try model.encodeImages(image1, count: 1)
+            let batch1 = try timed(repeats) { _ = try model.encodeImages(image1, count: 1) }
+            result["image_batch1_ms_per_image"] = ["best": batch1.best * 1e3, "median": batch1.median * 1e3]
+            if let gflop { result["image_batch1_gflops"] = gflop / batch1.best }
+        }
+        if workloads.contains("image16") {
+            let batch16 = try timed(max(2, repeats / 2)) { _ = try model.encodeImages(images16, count: 16) }
+            result["image_batch16_ms_per_image"] = ["best": batch16.best * 1e3 / 16, "median": batch16.median * 1e3 / 16]
+            if let gflop { result["image_batch16_gflops"] = gflop * 16 / batch16.best }
+        }
+        guard workloads.contains("text") else {
+            let json = try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: json, as: UTF8.self))
+            return
+        }
+
+        let classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+        let texts = classes.flatMap { name in PromptTemplates.cifar.map { PromptTemplates.fill($0, with: name) } }
+        let tokens = texts.map { tokenizer.tokenize($0) }
+        _ = try model.encodeText(tokens)
+        let text = try timed(repeats) { _ = try model.encodeText(tokens) }
+        result["text_180_prompts_ms"] = ["best": text.best * 1e3, "median": text.median * 1e3]
+        result["text_longest_prompt_tokens"] = tokens.map { $0.firstIndex(of: tokenizer.endOfText)! + 1 }.max()
+        let tokenize = try timed(repeats) { _ = texts.map { tokenizer.tokenize($0) } }
+        result["tokenize_180_prompts_ms"] = ["best": tokenize.best * 1e3, "median": tokenize.median * 1e3]
+
+        let json = try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys])
+        print(String(decoding: json, as: UTF8.self))
+    } catch {
+        FileHandle.standardError.write("vlmbench clip: \(error)\n".data(using: .utf8)!)
+        exit(1)
+    }
+}
+
+/// Best and median wall time of `repeats` runs, in seconds.
+private func timed(_ repeats: Int, _ body: () throws -> Void) rethrows -> (best: Double, median: Double) {
+    var times: [Double] = []
+    for _ in 0..<max(1, repeats) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        try body()
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+    times.sort()
+    return (times[0], times[times.count / 2])
+}
+
+/// GFLOP/s of a 2048³ sgemm: the ceiling every model product is measured against.
+private func sgemmPeak() -> Double {
+    let n = 2048
+    var random = BenchRandom(seed: 2)
+    let a = (0..<(n * n)).map { _ in random.gaussian() }
+    let b = (0..<(n * n)).map { _ in random.gaussian() }
+    var c = [Float](repeating: 0, count: n * n)
+    let run = {
+        a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in c.withUnsafeMutableBufferPointer { c in
+            MatrixMultiply.gemm(m: n, n: n, k: n, a: a.baseAddress!, lda: n, b: b.baseAddress!, ldb: n, c: c.baseAddress!, ldc: n)
+        } } }
+    }
+    run()
+    let time = timed(8, run)
+    return 2 * Double(n * n * n) / time.best / 1e9
+}
+
+/// Gaussian pseudo-random floats (SplitMix64 + Box–Muller), so both runs see the same kind of input.
+private struct BenchRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func uniform() -> Float {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return (Float((z ^ (z >> 31)) >> 40) + 0.5) / Float(1 << 24)
+    }
+    mutating func gaussian() -> Float {
+        (-2 * log(uniform())).squareRoot() * cos(2 * .pi * uniform())
+    }
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# CLIP benchmark: vlmd's VLMCLIP against open_clip (PyTorch CPU), same machine, same thread count,
+# same model files (a full-size RN50 with random weights, built once by clip_reference.py).
+#
+#   bench/clip.sh [--threads N] [--model DIR] [--repeats R] [--rounds K]
+#   PYTHON=/work/refvenv/bin/python by default.
+# The two implementations run alternately for K rounds and each figure is the best over all runs,
+# so load from other processes on a shared machine penalises neither side systematically.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+THREADS=2
+MODEL=/tmp/vlmd-rn50-random
+REPEATS=5
+ROUNDS=3
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --threads) THREADS="$2"; shift 2 ;;
+    --model) MODEL="$2"; shift 2 ;;
+    --repeats) REPEATS="$2"; shift 2 ;;
+    --rounds) ROUNDS="$2"; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+PYTHON="${PYTHON:-/work/refvenv/bin/python}"
+OUT="$(mktemp -d)"
+
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), threads=$THREADS" >&2
+echo "== building vlmbench (swift build -c release)" >&2
+swift build -c release --product vlmbench >&2
+for round in $(seq 1 "$ROUNDS"); do
+  echo "== round $round/$ROUNDS: open_clip reference (builds $MODEL on first run)" >&2
+  "$PYTHON" bench/clip_reference.py --model "$MODEL" --threads "$THREADS" --repeats "$REPEATS" 2>/dev/null > "$OUT/reference.$round.json"
+  GFLOP=$("$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['image_gflop_per_image'])" "$OUT/reference.$round.json")
+  echo "== round $round/$ROUNDS: vlmd (swift run -c release vlmbench clip)" >&2
+  swift run -c release vlmbench clip --model "$MODEL" --threads "$THREADS" --repeats "$REPEATS" --image-gflop "$GFLOP" > "$OUT/vlmd.$round.json"
+done
+
+"$PYTHON" - "$OUT" "$ROUNDS" <<'PY'
+import json, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+def merged(prefix):
+    """Best figure over all rounds for timings, maximum for throughputs."""
+    runs = [json.load(open(f"{out}/{prefix}.{r}.json")) for r in range(1, rounds + 1)]
+    result = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, dict) and "best" in value:
+            result[key] = {"best": min(r[key]["best"] for r in runs), "median_of_medians": sorted(r[key]["median"] for r in runs)[rounds // 2]}
+        elif key.endswith("gflops"):
+            result[key] = max(r[key] for r in runs)
+    return result
+ref, ours = merged("reference"), merged("vlmd")
+print(json.dumps({"open_clip": ref, "vlmd": ours}, indent=2))
+def row(name, key):
+    r, o = ref[key]["best"], ours[key]["best"]
+    print(f"| {name} | {o:.1f} | {r:.1f} | {o / r:.2f}x |")
+print()
+print(f"threads {ours['threads']}, {rounds} alternating rounds; OpenBLAS sgemm 2048^3 peak {ours['sgemm_peak_gflops']:.0f} GFLOP/s; "
+      f"RN50 image {ref['image_gflop_per_image']:.2f} GFLOP/image")
+print("| workload (best of runs) | vlmd ms | open_clip ms | vlmd / open_clip |")
+print("|---|---|---|---|")
+row("RN50 image, batch 1 (per image)", "image_batch1_ms_per_image")
+row("RN50 image, batch 16 (per image)", "image_batch16_ms_per_image")
+row("text, 18 CIFAR templates x 10 classes", "text_180_prompts_ms")
+row("tokenize 180 prompts", "tokenize_180_prompts_ms")
+print(f"vlmd image GFLOP/s: batch 1 {ours.get('image_batch1_gflops', 0):.0f}, batch 16 {ours.get('image_batch16_gflops', 0):.0f}")
+PY
