@@ -139,15 +139,19 @@ public final class Transformer: @unchecked Sendable {
 
     /// Causal grouped-query attention of `count` new queries over cache positions 0..<start+count.
     ///
-    /// As in llama.cpp with an f16 cache: queries are rounded to fp16 for Q.K, and the softmax weights
-    /// are rounded to fp16 before weighting V. Returns the weights when `record` is set.
+    /// As llama.cpp computes it with its default f16 cache (no flash attention): queries rounded to fp16
+    /// for Q.K, softmax over the KV length padded to 16 lanes, weights rounded to fp16 before weighting V.
+    /// Its dot products run through llamafile's tinyBLAS for a batch of tokens but through
+    /// `ggml_vec_dot_f16` for a single token; the two sum in different orders, so we follow suit.
+    /// Returns the weights when `record` is set.
     private func attend(_ q: [Float], layer: Int, start: Int, count n: Int, cache: KVCache,
                         into out: inout [Float], record: Bool) -> [Float]? {
-        let hp = hyperparameters, hd = hp.headDimension, heads = hp.headCount
-        let group = hp.headCount / hp.headCountKV, kvWidth = hp.keyValueDimension
-        let span = start + n, scale = 1 / Float(hd).squareRoot()
+        let hp = hyperparameters, heads = hp.headCount, span = start + n
+        let padded = (span + 15) / 16 * 16
         var recorded = record ? [Float](repeating: 0, count: n * heads * span) : []
         let base = cache.offset(layer: layer, position: 0)
+        let jobs = n * heads, workers = min(threads, jobs)
+        let order: HalfDot.Order = n == 1 ? .vector : .tiled
         q.withUnsafeBufferPointer { q in
             cache.keys.withUnsafeBufferPointer { keys in
                 cache.values.withUnsafeBufferPointer { values in
@@ -156,32 +160,17 @@ public final class Transformer: @unchecked Sendable {
                             let q = Shared(q.baseAddress!), keys = Shared(keys.baseAddress! + base)
                             let values = Shared(values.baseAddress! + base), out = Shared(out.baseAddress!)
                             let rec = Shared(record ? recorded.baseAddress : nil)  // an empty array may still have a base address
-                            DispatchQueue.concurrentPerform(iterations: min(threads, n * heads)) { worker in
-                                var scores = [Float](repeating: 0, count: span)
-                                var query = [Float](repeating: 0, count: hd)
-                                var job = worker
-                                while job < n * heads {
-                                    let i = job / heads, h = job % heads, kvHead = h / group, visible = start + i + 1
-                                    let qh = q.pointer + i * hp.queryDimension + h * hd
-                                    for j in 0..<hd { query[j] = roundedThroughHalf(qh[j]) }
-                                    for t in 0..<visible {
-                                        let kt = keys.pointer + t * kvWidth + kvHead * hd
-                                        var dot: Float = 0
-                                        for j in 0..<hd { dot += query[j] * halfToFloat(kt[j]) }
-                                        scores[t] = dot * scale
-                                    }
-                                    scores.withUnsafeMutableBufferPointer { LayerMath.softmax($0.baseAddress!, count: visible) }
+                            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                                var scratch = AttentionScratch(headDimension: hp.headDimension, padded: padded)
+                                for job in stride(from: worker, to: jobs, by: workers) {
+                                    let i = job / heads, h = job % heads
+                                    attendOneHead(query: q.pointer + i * hp.queryDimension + h * hp.headDimension,
+                                                  kvHead: h / (heads / hp.headCountKV), visible: start + i + 1,
+                                                  keys: keys.pointer, values: values.pointer, order: order, scratch: &scratch,
+                                                  out: out.pointer + i * hp.queryDimension + h * hp.headDimension)
                                     if let r = rec.pointer {
-                                        for t in 0..<visible { r[(i * heads + h) * span + t] = scores[t] }
+                                        for t in 0..<start + i + 1 { r[(i * heads + h) * span + t] = scratch.weights[t] }
                                     }
-                                    let o = out.pointer + i * hp.queryDimension + h * hd
-                                    for j in 0..<hd { o[j] = 0 }
-                                    for t in 0..<visible {
-                                        let p = roundedThroughHalf(scores[t])
-                                        let vt = values.pointer + t * kvWidth + kvHead * hd
-                                        for j in 0..<hd { o[j] += p * halfToFloat(vt[j]) }
-                                    }
-                                    job += min(threads, n * heads)
                                 }
                             }
                         }
@@ -190,6 +179,85 @@ public final class Transformer: @unchecked Sendable {
             }
         }
         return record ? recorded : nil
+    }
+
+    /// llama.cpp runs attention over the KV length rounded up to 256 cells (masked cells weigh zero).
+    static func kvPadding(_ n: Int) -> Int { (n + 255) / 256 * 256 }
+
+    private struct AttentionScratch {
+        var query: [Float]
+        var weights: [Float]
+        init(headDimension: Int, padded: Int) {
+            query = [Float](repeating: 0, count: headDimension)
+            weights = [Float](repeating: 0, count: padded)
+        }
+    }
+
+    /// One head of one query: softmax(q.K / sqrt(d)) V over the first `visible` positions.
+    private func attendOneHead(query qh: UnsafePointer<Float>, kvHead: Int, visible: Int,
+                               keys: UnsafePointer<UInt16>, values: UnsafePointer<UInt16>, order: HalfDot.Order,
+                               scratch: inout AttentionScratch, out o: UnsafeMutablePointer<Float>) {
+        let hp = hyperparameters, hd = hp.headDimension, kvWidth = hp.keyValueDimension
+        let scale = 1 / Float(hd).squareRoot()
+        for j in 0..<hd { scratch.query[j] = roundedThroughHalf(qh[j]) }
+        let padded = scratch.weights.count
+        scratch.query.withUnsafeBufferPointer { query in
+            scratch.weights.withUnsafeMutableBufferPointer { w in
+                for t in 0..<visible {
+                    w[t] = HalfDot.dot(keys + t * kvWidth + kvHead * hd, stride: 1, query.baseAddress!, count: hd,
+                                      paddedCount: hd, order: order) * scale
+                }
+                for t in visible..<padded { w[t] = -.infinity }
+                LayerMath.softmax(w.baseAddress!, count: padded)
+            }
+        }
+        // Weighted sum of values: per output dimension a dot over positions (fp16 weights).
+        for t in 0..<visible { scratch.weights[t] = roundedThroughHalf(scratch.weights[t]) }
+        scratch.weights.withUnsafeBufferPointer { p in
+            for j in 0..<hd {
+                o[j] = HalfDot.dot(values + kvHead * hd + j, stride: kvWidth, p.baseAddress!, count: visible,
+                                   paddedCount: Self.kvPadding(visible), order: order)
+            }
+        }
+    }
+}
+
+/// Dot products of fp16 data (every `stride`-th element of `a`) with fp16-rounded Floats `b`, summed
+/// in one of the two orders llama.cpp's CPU backend uses. Elements past `count` count as zero (the
+/// KV length llama.cpp pads to), which leaves every partial sum unchanged.
+enum HalfDot {
+    enum Order {
+        /// llamafile tinyBLAS (batches): 16 FMA lanes over the whole length, then the AVX-512 reduction.
+        case tiled
+        /// `ggml_vec_dot_f16` (single tokens): four 16-lane accumulators per 64 elements, combined
+        /// (0+2)+(1+3), then the AVX-512 reduction.
+        case vector
+    }
+
+    /// `count` values, in a product llama.cpp runs over `paddedCount` (>= count) elements.
+    static func dot(_ a: UnsafePointer<UInt16>, stride: Int, _ b: UnsafePointer<Float>, count: Int,
+                    paddedCount: Int, order: Order) -> Float {
+        // tinyBLAS only takes lengths in whole 16-lane vectors; anything else goes to ggml_vec_dot_f16.
+        if order == .tiled && paddedCount % 16 == 0 {
+            var lanes = SIMD16<Float>()
+            for i in 0..<count { lanes[i % 16] = fusedMultiplyAdd(halfToFloat(a[i * stride]), b[i], lanes[i % 16]) }
+            return horizontalSum16(lanes)
+        }
+        // ggml_vec_dot_f16: whole 64-element steps in four accumulators, the tail as exact products in Double.
+        let vectorPart = min(count, paddedCount / 64 * 64)
+        var acc = (SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>())
+        for i in 0..<vectorPart {
+            let lane = i % 16, p = halfToFloat(a[i * stride])
+            switch (i / 16) % 4 {
+            case 0: acc.0[lane] = fusedMultiplyAdd(p, b[i], acc.0[lane])
+            case 1: acc.1[lane] = fusedMultiplyAdd(p, b[i], acc.1[lane])
+            case 2: acc.2[lane] = fusedMultiplyAdd(p, b[i], acc.2[lane])
+            default: acc.3[lane] = fusedMultiplyAdd(p, b[i], acc.3[lane])
+            }
+        }
+        var sum = paddedCount >= 64 ? Double(horizontalSum16((acc.0 + acc.2) + (acc.1 + acc.3))) : 0
+        for i in vectorPart..<count { sum += Double(halfToFloat(a[i * stride]) * b[i]) }
+        return Float(sum)
     }
 }
 

@@ -91,45 +91,65 @@ enum BlockDot {
         return sum
     }
 
+    // The 32-value formats follow ggml's AVX2 kernels exactly: per block, eight int32 lanes each hold
+    // the products of four consecutive values; each lane is fused-multiply-added, scaled by d_w*d_a,
+    // into a float lane accumulator; the lanes are summed with `hsum_float_8` at the end.
+
     /// q8_0 x Q8_0: sum_b d_w * d_a * sum(q_w * q_a).
     static func dotQ8_0(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
-        var sum: Float = 0
+        var acc = SIMD8<Float>()
         for b in 0..<blocks {
-            let block = row + b * 34, aq = a.quants + b * 32
+            let block = row + b * 34
             let w0 = SIMD16<Int16>(truncatingIfNeeded: block.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self))
             let w1 = SIMD16<Int16>(truncatingIfNeeded: block.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self))
-            let sumi = dot16(w0, aq) + dot16(w1, aq + 16)
-            sum += half(block, 0) * a.scales[b] * Float(sumi)
+            acc = accumulate(acc, scale: half(block, 0) * a.scales[b], laneSums(w0, w1, a.quants + b * 32))
         }
-        return sum
+        return horizontalSum8(acc)
     }
 
     /// q4_0 x Q8_0: nibbles are offset by 8.
     static func dotQ4_0(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
-        var sum: Float = 0
+        var acc = SIMD8<Float>()
         for b in 0..<blocks {
-            let block = row + b * 18, aq = a.quants + b * 32
+            let block = row + b * 18
             let packed = block.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self)
             let low = SIMD16<Int16>(truncatingIfNeeded: packed & 0x0F) &- 8
             let high = SIMD16<Int16>(truncatingIfNeeded: packed &>> 4) &- 8
-            let sumi = dot16(low, aq) + dot16(high, aq + 16)
-            sum += half(block, 0) * a.scales[b] * Float(sumi)
+            acc = accumulate(acc, scale: half(block, 0) * a.scales[b], laneSums(low, high, a.quants + b * 32))
         }
-        return sum
+        return horizontalSum8(acc)
     }
 
-    /// q4_1 x Q8_1: d_w*d_a*sum(q_w*q_a) + m_w * s_a, where s_a = d_a * sum(q_a).
+    /// q4_1 x Q8_1: d_w*d_a*sum(q_w*q_a) + m_w * s_a, where s_a = d_a * sum(q_a); the m*s terms are
+    /// summed separately and added last.
     static func dotQ4_1(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
-        var sum: Float = 0
+        var acc = SIMD8<Float>()
+        var minimumTerms: Float = 0
         for b in 0..<blocks {
-            let block = row + b * 20, aq = a.quants + b * 32
+            let block = row + b * 20
+            minimumTerms = fusedMultiplyAdd(half(block, 2), a.blockSums[b], minimumTerms)
             let packed = block.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
             let low = SIMD16<Int16>(truncatingIfNeeded: packed & 0x0F)
             let high = SIMD16<Int16>(truncatingIfNeeded: packed &>> 4)
-            let sumi = dot16(low, aq) + dot16(high, aq + 16)
-            sum += half(block, 0) * a.scales[b] * Float(sumi) + half(block, 2) * a.blockSums[b]
+            acc = accumulate(acc, scale: half(block, 0) * a.scales[b], laneSums(low, high, a.quants + b * 32))
         }
-        return sum
+        return horizontalSum8(acc) + minimumTerms
+    }
+
+    /// Eight lanes; lane k = sum of w[j] * a[j] for j in 4k..<4k+4 (w given as values 0..<16, 16..<32).
+    @inline(__always)
+    static func laneSums(_ w0: SIMD16<Int16>, _ w1: SIMD16<Int16>, _ a: UnsafeRawPointer) -> SIMD8<Int32> {
+        let a0 = SIMD16<Int16>(truncatingIfNeeded: a.loadUnaligned(as: SIMD16<Int8>.self))
+        let a1 = SIMD16<Int16>(truncatingIfNeeded: a.loadUnaligned(fromByteOffset: 16, as: SIMD16<Int8>.self))
+        let p0 = SIMD16<Int32>(truncatingIfNeeded: w0 &* a0), p1 = SIMD16<Int32>(truncatingIfNeeded: w1 &* a1)
+        let pairs0 = p0.evenHalf &+ p0.oddHalf, pairs1 = p1.evenHalf &+ p1.oddHalf
+        return SIMD8(lowHalf: pairs0.evenHalf &+ pairs0.oddHalf, highHalf: pairs1.evenHalf &+ pairs1.oddHalf)
+    }
+
+    /// acc + scale * lanes with one rounding per lane (an AVX2 `fmadd`), via exact Double products.
+    @inline(__always)
+    static func accumulate(_ acc: SIMD8<Float>, scale: Float, _ lanes: SIMD8<Int32>) -> SIMD8<Float> {
+        SIMD8<Float>(SIMD8<Double>(acc) + Double(scale) * SIMD8<Double>(lanes))
     }
 
     /// The 6-bit scale and min of sub-block `j` (0..<8) of a q4_K block (`get_scale_min_k4`).
