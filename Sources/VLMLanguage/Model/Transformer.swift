@@ -129,10 +129,10 @@ public final class Transformer: @unchecked Sendable {
     private func store(keys k: [Float], values v: [Float], layer: Int, at start: Int, count n: Int, in cache: inout KVCache) {
         let width = hyperparameters.keyValueDimension
         for i in 0..<n {
-            let offset = cache.offset(layer: layer, position: start + i)
+            let offset = cache.keyOffset(layer: layer, position: start + i)
             for j in 0..<width {
-                cache.keys[offset + j] = floatToHalf(k[i * width + j])
-                cache.values[offset + j] = floatToHalf(v[i * width + j])
+                cache.keys[offset + j] = roundedThroughHalf(k[i * width + j])
+                cache.values[cache.valueOffset(layer: layer, dimension: j) + start + i] = roundedThroughHalf(v[i * width + j])
             }
         }
     }
@@ -149,7 +149,8 @@ public final class Transformer: @unchecked Sendable {
         let hp = hyperparameters, heads = hp.headCount, span = start + n
         let padded = (span + 15) / 16 * 16
         var recorded = record ? [Float](repeating: 0, count: n * heads * span) : []
-        let base = cache.offset(layer: layer, position: 0)
+        let keyBase = cache.keyOffset(layer: layer, position: 0), valueBase = cache.valueOffset(layer: layer, dimension: 0)
+        let capacity = cache.capacity
         let jobs = n * heads, workers = min(threads, jobs)
         let order: HalfDot.Order = n == 1 ? .vector : .tiled
         q.withUnsafeBufferPointer { q in
@@ -157,8 +158,8 @@ public final class Transformer: @unchecked Sendable {
                 cache.values.withUnsafeBufferPointer { values in
                     out.withUnsafeMutableBufferPointer { out in
                         recorded.withUnsafeMutableBufferPointer { recorded in
-                            let q = Shared(q.baseAddress!), keys = Shared(keys.baseAddress! + base)
-                            let values = Shared(values.baseAddress! + base), out = Shared(out.baseAddress!)
+                            let q = Shared(q.baseAddress!), keys = Shared(keys.baseAddress! + keyBase)
+                            let values = Shared(values.baseAddress! + valueBase), out = Shared(out.baseAddress!)
                             let rec = Shared(record ? recorded.baseAddress : nil)  // an empty array may still have a base address
                             DispatchQueue.concurrentPerform(iterations: workers) { worker in
                                 var scratch = AttentionScratch(headDimension: hp.headDimension, padded: padded)
@@ -166,7 +167,8 @@ public final class Transformer: @unchecked Sendable {
                                     let i = job / heads, h = job % heads
                                     attendOneHead(query: q.pointer + i * hp.queryDimension + h * hp.headDimension,
                                                   kvHead: h / (heads / hp.headCountKV), visible: start + i + 1,
-                                                  keys: keys.pointer, values: values.pointer, order: order, scratch: &scratch,
+                                                  keys: keys.pointer, values: values.pointer, valueStride: capacity,
+                                                  order: order, scratch: &scratch,
                                                   out: out.pointer + i * hp.queryDimension + h * hp.headDimension)
                                     if let r = rec.pointer {
                                         for t in 0..<start + i + 1 { r[(i * heads + h) * span + t] = scratch.weights[t] }
@@ -195,7 +197,8 @@ public final class Transformer: @unchecked Sendable {
 
     /// One head of one query: softmax(q.K / sqrt(d)) V over the first `visible` positions.
     private func attendOneHead(query qh: UnsafePointer<Float>, kvHead: Int, visible: Int,
-                               keys: UnsafePointer<UInt16>, values: UnsafePointer<UInt16>, order: HalfDot.Order,
+                               keys: UnsafePointer<Float>, values: UnsafePointer<Float>, valueStride: Int,
+                               order: HalfDot.Order,
                                scratch: inout AttentionScratch, out o: UnsafeMutablePointer<Float>) {
         let hp = hyperparameters, hd = hp.headDimension, kvWidth = hp.keyValueDimension
         let scale = 1 / Float(hd).squareRoot()
@@ -204,7 +207,7 @@ public final class Transformer: @unchecked Sendable {
         scratch.query.withUnsafeBufferPointer { query in
             scratch.weights.withUnsafeMutableBufferPointer { w in
                 for t in 0..<visible {
-                    w[t] = HalfDot.dot(keys + t * kvWidth + kvHead * hd, stride: 1, query.baseAddress!, count: hd,
+                    w[t] = HalfDot.dot(keys + t * kvWidth + kvHead * hd, query.baseAddress!, count: hd,
                                       paddedCount: hd, order: order) * scale
                 }
                 for t in visible..<padded { w[t] = -.infinity }
@@ -215,14 +218,14 @@ public final class Transformer: @unchecked Sendable {
         for t in 0..<visible { scratch.weights[t] = roundedThroughHalf(scratch.weights[t]) }
         scratch.weights.withUnsafeBufferPointer { p in
             for j in 0..<hd {
-                o[j] = HalfDot.dot(values + kvHead * hd + j, stride: kvWidth, p.baseAddress!, count: visible,
+                o[j] = HalfDot.dot(values + (kvHead * hd + j) * valueStride, p.baseAddress!, count: visible,
                                    paddedCount: Self.kvPadding(visible), order: order)
             }
         }
     }
 }
 
-/// Dot products of fp16 data (every `stride`-th element of `a`) with fp16-rounded Floats `b`, summed
+/// Dot products of fp16-rounded values `a` (cache) with fp16-rounded Floats `b`, summed
 /// in one of the two orders llama.cpp's CPU backend uses. Elements past `count` count as zero (the
 /// KV length llama.cpp pads to), which leaves every partial sum unchanged.
 enum HalfDot {
@@ -235,29 +238,37 @@ enum HalfDot {
     }
 
     /// `count` values, in a product llama.cpp runs over `paddedCount` (>= count) elements.
-    static func dot(_ a: UnsafePointer<UInt16>, stride: Int, _ b: UnsafePointer<Float>, count: Int,
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int,
                     paddedCount: Int, order: Order) -> Float {
         // tinyBLAS only takes lengths in whole 16-lane vectors; anything else goes to ggml_vec_dot_f16.
         if order == .tiled && paddedCount % 16 == 0 {
             var lanes = SIMD16<Float>()
-            for i in 0..<count { lanes[i % 16] = fusedMultiplyAdd(halfToFloat(a[i * stride]), b[i], lanes[i % 16]) }
+            for chunk in stride(from: 0, to: count, by: 16) { lanes = lanes.addingProduct(load16(a, chunk, count), load16(b, chunk, count)) }
             return horizontalSum16(lanes)
         }
         // ggml_vec_dot_f16: whole 64-element steps in four accumulators, the tail as exact products in Double.
         let vectorPart = min(count, paddedCount / 64 * 64)
         var acc = (SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>())
-        for i in 0..<vectorPart {
-            let lane = i % 16, p = halfToFloat(a[i * stride])
-            switch (i / 16) % 4 {
-            case 0: acc.0[lane] = fusedMultiplyAdd(p, b[i], acc.0[lane])
-            case 1: acc.1[lane] = fusedMultiplyAdd(p, b[i], acc.1[lane])
-            case 2: acc.2[lane] = fusedMultiplyAdd(p, b[i], acc.2[lane])
-            default: acc.3[lane] = fusedMultiplyAdd(p, b[i], acc.3[lane])
-            }
+        var chunk = 0
+        while chunk < vectorPart {
+            acc.0 = acc.0.addingProduct(load16(a, chunk, vectorPart), load16(b, chunk, vectorPart))
+            if chunk + 16 < vectorPart { acc.1 = acc.1.addingProduct(load16(a, chunk + 16, vectorPart), load16(b, chunk + 16, vectorPart)) }
+            if chunk + 32 < vectorPart { acc.2 = acc.2.addingProduct(load16(a, chunk + 32, vectorPart), load16(b, chunk + 32, vectorPart)) }
+            if chunk + 48 < vectorPart { acc.3 = acc.3.addingProduct(load16(a, chunk + 48, vectorPart), load16(b, chunk + 48, vectorPart)) }
+            chunk += 64
         }
         var sum = paddedCount >= 64 ? Double(horizontalSum16((acc.0 + acc.2) + (acc.1 + acc.3))) : 0
-        for i in vectorPart..<count { sum += Double(halfToFloat(a[i * stride]) * b[i]) }
+        for i in vectorPart..<count { sum += Double(a[i] * b[i]) }
         return Float(sum)
+    }
+
+    /// Sixteen values from `start`, zero past `count` (llama.cpp's masked/padded cells weigh exactly zero).
+    @inline(__always)
+    private static func load16(_ p: UnsafePointer<Float>, _ start: Int, _ count: Int) -> SIMD16<Float> {
+        if start + 16 <= count { return UnsafeRawPointer(p + start).loadUnaligned(as: SIMD16<Float>.self) }
+        var v = SIMD16<Float>()
+        for i in 0..<max(0, count - start) { v[i] = p[start + i] }
+        return v
     }
 }
 

@@ -6,12 +6,12 @@
 // the same fused multiply-adds, the same SIMD-lane partial sums and reduction trees, the same exp.
 // The orders below are those of ggml's AVX2/AVX-512 kernels (x86-64, the reference's build).
 
-/// a*b + c rounded once (an FMA instruction). The product of two Floats is exact in Double, so one
-/// Double add and the final rounding reproduce `fmaf` except in ~2^-28-rare double-rounding ties;
-/// this avoids a libm call on builds without the FMA target feature.
+/// a*b + c rounded once, as an FMA instruction computes it. Compiled for a CPU with FMA (e.g.
+/// `-Xswiftc -target-cpu -Xswiftc haswell`) this is one instruction; otherwise a call to libm's `fmaf`,
+/// which glibc itself dispatches to the FMA instruction when the CPU has one.
 @inline(__always)
 public func fusedMultiplyAdd(_ a: Float, _ b: Float, _ c: Float) -> Float {
-    Float(Double(a) * Double(b) + Double(c))
+    c.addingProduct(a, b)
 }
 
 /// `hsum_float_8`: (x0+x4 + x2+x6) + (x1+x5 + x3+x7), as ggml reduces an AVX register.
