@@ -163,10 +163,12 @@ public final class LanguageModel: @unchecked Sendable {
         return try continuations.map { continuation in
             guard !continuation.isEmpty else { return 0 }
             var cache = shared  // copy-on-write fork of the shared prefix
-            let all = try transformer.forward(Array(continuation.dropLast()), cache: &cache, logits: .all).logits
+            // The whole continuation as one batch (its last row of logits is unused): the same batch
+            // boundaries llama.cpp would see, hence the same arithmetic.
+            let all = try transformer.forward(continuation, cache: &cache, logits: .all).logits
             let v = hyperparameters.vocabularySize
             var total = Sampler.logProbability(of: continuation[0], logits: contextLogits)
-            for j in 1..<max(1, continuation.count) where j < continuation.count {
+            for j in 1..<continuation.count {
                 total += Sampler.logProbability(of: continuation[j], logits: Array(all[(j - 1) * v..<j * v]))
             }
             return total

@@ -1,8 +1,11 @@
 // Keys and values of every position seen so far, per layer.
 import VLMTensor
 
-/// The attention memory of one sequence. Stored as fp16 like llama.cpp's default cache (`type_k/type_v
-/// = f16`), which both halves memory and reproduces llama.cpp's rounding.
+/// The attention memory of one sequence. Values are rounded through fp16 as in llama.cpp's default
+/// cache (`type_k/type_v = f16`), which reproduces its rounding, but kept as Float so attention reads
+/// them without conversion (twice the memory of an fp16 cache, in exchange for speed).
+/// Values are stored transposed (per dimension, all positions), as llama.cpp's non-flash-attention
+/// cache does, so the weighted sum over positions reads contiguous memory.
 ///
 /// A value type: `var copy = cache` forks a sequence (e.g. beam candidates sharing a prompt prefix);
 /// the arrays are copied lazily on first write.
@@ -10,9 +13,10 @@ public struct KVCache: Sendable {
     public let capacity: Int
     let layerCount: Int
     let keyValueDimension: Int
-    /// [layer][position][keyValueDimension], fp16 bits.
-    var keys: [UInt16]
-    var values: [UInt16]
+    /// [layer][position][keyValueDimension]
+    var keys: [Float]
+    /// [layer][keyValueDimension][position]
+    var values: [Float]
     /// Positions filled so far; the next token goes at `count`.
     public private(set) var count = 0
 
@@ -20,11 +24,11 @@ public struct KVCache: Sendable {
         self.capacity = capacity
         layerCount = hp.blockCount
         keyValueDimension = hp.keyValueDimension
-        keys = [UInt16](repeating: 0, count: hp.blockCount * capacity * hp.keyValueDimension)
+        keys = [Float](repeating: 0, count: hp.blockCount * capacity * hp.keyValueDimension)
         values = keys
     }
 
-    public var byteCount: Int { (keys.count + values.count) * 2 }
+    public var byteCount: Int { (keys.count + values.count) * MemoryLayout<Float>.size }
 
     /// Forgets positions from `length` on (e.g. to re-run a shorter shared prefix).
     public mutating func truncate(to length: Int) {
@@ -34,6 +38,11 @@ public struct KVCache: Sendable {
 
     mutating func advance(by n: Int) { count += n }
 
+    /// Start of the key of `position` in `keys`.
     @inline(__always)
-    func offset(layer: Int, position: Int) -> Int { (layer * capacity + position) * keyValueDimension }
+    func keyOffset(layer: Int, position: Int) -> Int { (layer * capacity + position) * keyValueDimension }
+
+    /// Start of the row of dimension `dimension` (all positions) in `values`.
+    @inline(__always)
+    func valueOffset(layer: Int, dimension: Int) -> Int { (layer * keyValueDimension + dimension) * capacity }
 }

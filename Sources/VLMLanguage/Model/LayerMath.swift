@@ -1,5 +1,7 @@
-// The element-wise pieces of the decoder block, written to round exactly where ggml rounds.
+// The element-wise pieces of the decoder block, written to round exactly where ggml rounds
+// (see VLMTensor's GGMLArithmetic.swift for why bit-identical floats matter).
 import Foundation
+import VLMTensor
 
 enum LayerMath {
     /// RMSNorm then the learned gain: y = (x * 1/sqrt(mean(x^2) + eps)) * w. ggml sums squares in double.
@@ -36,21 +38,30 @@ enum LayerMath {
             for (i, a) in angles.enumerated() {
                 let (i0, i1) = adjacentPairs ? (2 * i, 2 * i + 1) : (i, i + half)
                 let x0 = v[i0], x1 = v[i1]
-                v[i0] = x0 * a.cos - x1 * a.sin
-                v[i1] = x0 * a.sin + x1 * a.cos
+                // x0*cos - x1*sin and x0*sin + x1*cos, with the first product fused as the C compiler does.
+                v[i0] = fusedMultiplyAdd(x0, a.cos, -(x1 * a.sin))
+                v[i1] = fusedMultiplyAdd(x0, a.sin, x1 * a.cos)
             }
         }
     }
 
-    /// In-place softmax; ggml accumulates the normaliser in double.
+    /// In-place softmax over `count` values, as `ggml_vec_soft_max_f32`: exp in chunks of 16 lanes, each
+    /// chunk summed by the AVX-512 reduction tree into a Double total. `count` must be a multiple of 16
+    /// (pad with -infinity: llama.cpp pads its KV length, and padded entries contribute exact zeros).
     static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        precondition(count % 16 == 0, "softmax expects a count padded to 16 lanes")
         var maximum = -Float.infinity
         for i in 0..<count { maximum = max(maximum, x[i]) }
         var sum: Double = 0
-        for i in 0..<count {
-            let e = expf(x[i] - maximum)
-            x[i] = e
-            sum += Double(e)
+        var i = 0
+        while i < count {
+            var chunk = SIMD16<Float>()
+            for l in 0..<16 {
+                chunk[l] = ggmlExp(x[i + l] - maximum)
+                x[i + l] = chunk[l]
+            }
+            sum += Double(horizontalSum16(chunk))
+            i += 16
         }
         let inverse = Float(1 / sum)
         for i in 0..<count { x[i] *= inverse }
@@ -58,9 +69,6 @@ enum LayerMath {
 
     /// SwiGLU: silu(gate) * up, written into `gate`.
     static func swiglu(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
-        for i in 0..<count {
-            let g = gate[i]
-            gate[i] = g / (1 + expf(-g)) * up[i]
-        }
+        for i in 0..<count { gate[i] = ggmlSiLU(gate[i]) * up[i] }
     }
 }

@@ -129,59 +129,50 @@ public final class Transformer: @unchecked Sendable {
     private func store(keys k: [Float], values v: [Float], layer: Int, at start: Int, count n: Int, in cache: inout KVCache) {
         let width = hyperparameters.keyValueDimension
         for i in 0..<n {
-            let offset = cache.offset(layer: layer, position: start + i)
+            let offset = cache.keyOffset(layer: layer, position: start + i)
             for j in 0..<width {
-                cache.keys[offset + j] = floatToHalf(k[i * width + j])
-                cache.values[offset + j] = floatToHalf(v[i * width + j])
+                cache.keys[offset + j] = roundedThroughHalf(k[i * width + j])
+                cache.values[cache.valueOffset(layer: layer, dimension: j) + start + i] = roundedThroughHalf(v[i * width + j])
             }
         }
     }
 
     /// Causal grouped-query attention of `count` new queries over cache positions 0..<start+count.
     ///
-    /// As in llama.cpp with an f16 cache: queries are rounded to fp16 for Q.K, and the softmax weights
-    /// are rounded to fp16 before weighting V. Returns the weights when `record` is set.
+    /// As llama.cpp computes it with its default f16 cache (no flash attention): queries rounded to fp16
+    /// for Q.K, softmax over the KV length padded to 16 lanes, weights rounded to fp16 before weighting V.
+    /// Its dot products run through llamafile's tinyBLAS for a batch of tokens but through
+    /// `ggml_vec_dot_f16` for a single token; the two sum in different orders, so we follow suit.
+    /// Returns the weights when `record` is set.
     private func attend(_ q: [Float], layer: Int, start: Int, count n: Int, cache: KVCache,
                         into out: inout [Float], record: Bool) -> [Float]? {
-        let hp = hyperparameters, hd = hp.headDimension, heads = hp.headCount
-        let group = hp.headCount / hp.headCountKV, kvWidth = hp.keyValueDimension
-        let span = start + n, scale = 1 / Float(hd).squareRoot()
+        let hp = hyperparameters, heads = hp.headCount, span = start + n
+        let padded = (span + 15) / 16 * 16
         var recorded = record ? [Float](repeating: 0, count: n * heads * span) : []
-        let base = cache.offset(layer: layer, position: 0)
+        let keyBase = cache.keyOffset(layer: layer, position: 0), valueBase = cache.valueOffset(layer: layer, dimension: 0)
+        let capacity = cache.capacity
+        let jobs = n * heads, workers = min(threads, jobs)
+        let order: HalfDot.Order = n == 1 ? .vector : .tiled
         q.withUnsafeBufferPointer { q in
             cache.keys.withUnsafeBufferPointer { keys in
                 cache.values.withUnsafeBufferPointer { values in
                     out.withUnsafeMutableBufferPointer { out in
                         recorded.withUnsafeMutableBufferPointer { recorded in
-                            let q = Shared(q.baseAddress!), keys = Shared(keys.baseAddress! + base)
-                            let values = Shared(values.baseAddress! + base), out = Shared(out.baseAddress!)
+                            let q = Shared(q.baseAddress!), keys = Shared(keys.baseAddress! + keyBase)
+                            let values = Shared(values.baseAddress! + valueBase), out = Shared(out.baseAddress!)
                             let rec = Shared(record ? recorded.baseAddress : nil)  // an empty array may still have a base address
-                            DispatchQueue.concurrentPerform(iterations: min(threads, n * heads)) { worker in
-                                var scores = [Float](repeating: 0, count: span)
-                                var query = [Float](repeating: 0, count: hd)
-                                var job = worker
-                                while job < n * heads {
-                                    let i = job / heads, h = job % heads, kvHead = h / group, visible = start + i + 1
-                                    let qh = q.pointer + i * hp.queryDimension + h * hd
-                                    for j in 0..<hd { query[j] = roundedThroughHalf(qh[j]) }
-                                    for t in 0..<visible {
-                                        let kt = keys.pointer + t * kvWidth + kvHead * hd
-                                        var dot: Float = 0
-                                        for j in 0..<hd { dot += query[j] * halfToFloat(kt[j]) }
-                                        scores[t] = dot * scale
-                                    }
-                                    scores.withUnsafeMutableBufferPointer { LayerMath.softmax($0.baseAddress!, count: visible) }
+                            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                                var scratch = AttentionScratch(headDimension: hp.headDimension, padded: padded)
+                                for job in stride(from: worker, to: jobs, by: workers) {
+                                    let i = job / heads, h = job % heads
+                                    attendOneHead(query: q.pointer + i * hp.queryDimension + h * hp.headDimension,
+                                                  kvHead: h / (heads / hp.headCountKV), visible: start + i + 1,
+                                                  keys: keys.pointer, values: values.pointer, valueStride: capacity,
+                                                  order: order, scratch: &scratch,
+                                                  out: out.pointer + i * hp.queryDimension + h * hp.headDimension)
                                     if let r = rec.pointer {
-                                        for t in 0..<visible { r[(i * heads + h) * span + t] = scores[t] }
+                                        for t in 0..<start + i + 1 { r[(i * heads + h) * span + t] = scratch.weights[t] }
                                     }
-                                    let o = out.pointer + i * hp.queryDimension + h * hd
-                                    for j in 0..<hd { o[j] = 0 }
-                                    for t in 0..<visible {
-                                        let p = roundedThroughHalf(scores[t])
-                                        let vt = values.pointer + t * kvWidth + kvHead * hd
-                                        for j in 0..<hd { o[j] += p * halfToFloat(vt[j]) }
-                                    }
-                                    job += min(threads, n * heads)
                                 }
                             }
                         }
@@ -190,6 +181,94 @@ public final class Transformer: @unchecked Sendable {
             }
         }
         return record ? recorded : nil
+    }
+
+    /// llama.cpp runs attention over the KV length rounded up to 256 cells (masked cells weigh zero).
+    static func kvPadding(_ n: Int) -> Int { (n + 255) / 256 * 256 }
+
+    private struct AttentionScratch {
+        var query: [Float]
+        var weights: [Float]
+        init(headDimension: Int, padded: Int) {
+            query = [Float](repeating: 0, count: headDimension)
+            weights = [Float](repeating: 0, count: padded)
+        }
+    }
+
+    /// One head of one query: softmax(q.K / sqrt(d)) V over the first `visible` positions.
+    private func attendOneHead(query qh: UnsafePointer<Float>, kvHead: Int, visible: Int,
+                               keys: UnsafePointer<Float>, values: UnsafePointer<Float>, valueStride: Int,
+                               order: HalfDot.Order,
+                               scratch: inout AttentionScratch, out o: UnsafeMutablePointer<Float>) {
+        let hp = hyperparameters, hd = hp.headDimension, kvWidth = hp.keyValueDimension
+        let scale = 1 / Float(hd).squareRoot()
+        for j in 0..<hd { scratch.query[j] = roundedThroughHalf(qh[j]) }
+        let padded = scratch.weights.count
+        scratch.query.withUnsafeBufferPointer { query in
+            scratch.weights.withUnsafeMutableBufferPointer { w in
+                for t in 0..<visible {
+                    w[t] = HalfDot.dot(keys + t * kvWidth + kvHead * hd, query.baseAddress!, count: hd,
+                                      paddedCount: hd, order: order) * scale
+                }
+                for t in visible..<padded { w[t] = -.infinity }
+                LayerMath.softmax(w.baseAddress!, count: padded)
+            }
+        }
+        // Weighted sum of values: per output dimension a dot over positions (fp16 weights).
+        for t in 0..<visible { scratch.weights[t] = roundedThroughHalf(scratch.weights[t]) }
+        scratch.weights.withUnsafeBufferPointer { p in
+            for j in 0..<hd {
+                o[j] = HalfDot.dot(values + (kvHead * hd + j) * valueStride, p.baseAddress!, count: visible,
+                                   paddedCount: Self.kvPadding(visible), order: order)
+            }
+        }
+    }
+}
+
+/// Dot products of fp16-rounded values `a` (cache) with fp16-rounded Floats `b`, summed
+/// in one of the two orders llama.cpp's CPU backend uses. Elements past `count` count as zero (the
+/// KV length llama.cpp pads to), which leaves every partial sum unchanged.
+enum HalfDot {
+    enum Order {
+        /// llamafile tinyBLAS (batches): 16 FMA lanes over the whole length, then the AVX-512 reduction.
+        case tiled
+        /// `ggml_vec_dot_f16` (single tokens): four 16-lane accumulators per 64 elements, combined
+        /// (0+2)+(1+3), then the AVX-512 reduction.
+        case vector
+    }
+
+    /// `count` values, in a product llama.cpp runs over `paddedCount` (>= count) elements.
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int,
+                    paddedCount: Int, order: Order) -> Float {
+        // tinyBLAS only takes lengths in whole 16-lane vectors; anything else goes to ggml_vec_dot_f16.
+        if order == .tiled && paddedCount % 16 == 0 {
+            var lanes = SIMD16<Float>()
+            for chunk in stride(from: 0, to: count, by: 16) { lanes = lanes.addingProduct(load16(a, chunk, count), load16(b, chunk, count)) }
+            return horizontalSum16(lanes)
+        }
+        // ggml_vec_dot_f16: whole 64-element steps in four accumulators, the tail as exact products in Double.
+        let vectorPart = min(count, paddedCount / 64 * 64)
+        var acc = (SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>())
+        var chunk = 0
+        while chunk < vectorPart {
+            acc.0 = acc.0.addingProduct(load16(a, chunk, vectorPart), load16(b, chunk, vectorPart))
+            if chunk + 16 < vectorPart { acc.1 = acc.1.addingProduct(load16(a, chunk + 16, vectorPart), load16(b, chunk + 16, vectorPart)) }
+            if chunk + 32 < vectorPart { acc.2 = acc.2.addingProduct(load16(a, chunk + 32, vectorPart), load16(b, chunk + 32, vectorPart)) }
+            if chunk + 48 < vectorPart { acc.3 = acc.3.addingProduct(load16(a, chunk + 48, vectorPart), load16(b, chunk + 48, vectorPart)) }
+            chunk += 64
+        }
+        var sum = paddedCount >= 64 ? Double(horizontalSum16((acc.0 + acc.2) + (acc.1 + acc.3))) : 0
+        for i in vectorPart..<count { sum += Double(a[i] * b[i]) }
+        return Float(sum)
+    }
+
+    /// Sixteen values from `start`, zero past `count` (llama.cpp's masked/padded cells weigh exactly zero).
+    @inline(__always)
+    private static func load16(_ p: UnsafePointer<Float>, _ start: Int, _ count: Int) -> SIMD16<Float> {
+        if start + 16 <= count { return UnsafeRawPointer(p + start).loadUnaligned(as: SIMD16<Float>.self) }
+        var v = SIMD16<Float>()
+        for i in 0..<max(0, count - start) { v[i] = p[start + i] }
+        return v
     }
 }
 

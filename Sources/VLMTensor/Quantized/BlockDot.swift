@@ -91,45 +91,87 @@ enum BlockDot {
         return sum
     }
 
+    // The 32-value formats follow ggml's AVX2 kernels exactly: per block, eight int32 lanes each hold
+    // the products of four consecutive values; each lane is fused-multiply-added, scaled by d_w*d_a,
+    // into a float lane accumulator; the lanes are summed with `hsum_float_8` at the end.
+    // The integer work stays in 16-bit lanes with same-type SIMD operations (even/odd bytes split by
+    // shifts, as `pmaddubsw`/`pmaddwd` would), which the compiler lowers to plain vector instructions.
+
     /// q8_0 x Q8_0: sum_b d_w * d_a * sum(q_w * q_a).
     static func dotQ8_0(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
-        var sum: Float = 0
+        var acc = SIMD8<Float>()
         for b in 0..<blocks {
             let block = row + b * 34, aq = a.quants + b * 32
-            let w0 = SIMD16<Int16>(truncatingIfNeeded: block.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self))
-            let w1 = SIMD16<Int16>(truncatingIfNeeded: block.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self))
-            let sumi = dot16(w0, aq) + dot16(w1, aq + 16)
-            sum += half(block, 0) * a.scales[b] * Float(sumi)
+            let w0 = block.loadUnaligned(fromByteOffset: 2, as: SIMD8<Int16>.self)
+            let w1 = block.loadUnaligned(fromByteOffset: 18, as: SIMD8<Int16>.self)
+            // Two 127*127 products fit Int16; four would not, so pairs are widened before adding.
+            let pairs0 = pairSums(even: signedEvenBytes(w0), odd: signedOddBytes(w0), aq)
+            let pairs1 = pairSums(even: signedEvenBytes(w1), odd: signedOddBytes(w1), aq + 16)
+            acc = accumulate(acc, scale: half(block, 0) * a.scales[b],
+                             SIMD8(lowHalf: quadSums(pairs0), highHalf: quadSums(pairs1)))
         }
-        return sum
+        return horizontalSum8(acc)
     }
 
     /// q4_0 x Q8_0: nibbles are offset by 8.
     static func dotQ4_0(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
-        var sum: Float = 0
+        var acc = SIMD8<Float>()
         for b in 0..<blocks {
-            let block = row + b * 18, aq = a.quants + b * 32
-            let packed = block.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self)
-            let low = SIMD16<Int16>(truncatingIfNeeded: packed & 0x0F) &- 8
-            let high = SIMD16<Int16>(truncatingIfNeeded: packed &>> 4) &- 8
-            let sumi = dot16(low, aq) + dot16(high, aq + 16)
-            sum += half(block, 0) * a.scales[b] * Float(sumi)
+            let block = row + b * 18
+            let lanes = nibbleLaneSums(block + 2, a.quants + b * 32, offset: 8)
+            acc = accumulate(acc, scale: half(block, 0) * a.scales[b], lanes)
         }
-        return sum
+        return horizontalSum8(acc)
     }
 
-    /// q4_1 x Q8_1: d_w*d_a*sum(q_w*q_a) + m_w * s_a, where s_a = d_a * sum(q_a).
+    /// q4_1 x Q8_1: d_w*d_a*sum(q_w*q_a) + m_w * s_a, where s_a = d_a * sum(q_a); the m*s terms are
+    /// summed separately and added last.
     static func dotQ4_1(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
-        var sum: Float = 0
+        var acc = SIMD8<Float>()
+        var minimumTerms: Float = 0
         for b in 0..<blocks {
-            let block = row + b * 20, aq = a.quants + b * 32
-            let packed = block.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
-            let low = SIMD16<Int16>(truncatingIfNeeded: packed & 0x0F)
-            let high = SIMD16<Int16>(truncatingIfNeeded: packed &>> 4)
-            let sumi = dot16(low, aq) + dot16(high, aq + 16)
-            sum += half(block, 0) * a.scales[b] * Float(sumi) + half(block, 2) * a.blockSums[b]
+            let block = row + b * 20
+            minimumTerms = fusedMultiplyAdd(half(block, 2), a.blockSums[b], minimumTerms)
+            let lanes = nibbleLaneSums(block + 4, a.quants + b * 32, offset: 0)
+            acc = accumulate(acc, scale: half(block, 0) * a.scales[b], lanes)
         }
-        return sum
+        return horizontalSum8(acc) + minimumTerms
+    }
+
+    /// Lane sums for 16 bytes of nibbles (values 0..<16 low, 16..<32 high, minus `offset`) against 32 int8.
+    @inline(__always)
+    static func nibbleLaneSums(_ nibbles: UnsafeRawPointer, _ aq: UnsafeRawPointer, offset: Int16) -> SIMD8<Int32> {
+        let packed = nibbles.loadUnaligned(as: SIMD8<Int16>.self)  // byte 2m in the low half of lane m
+        let lowEven = (packed & 0x000F) &- offset, lowOdd = ((packed &>> 8) & 0x000F) &- offset
+        let highEven = ((packed &>> 4) & 0x000F) &- offset, highOdd = ((packed &>> 12) & 0x000F) &- offset
+        let pairs0 = pairSums(even: lowEven, odd: lowOdd, aq)
+        let pairs1 = pairSums(even: highEven, odd: highOdd, aq + 16)
+        return SIMD8(lowHalf: quadSums(pairs0), highHalf: quadSums(pairs1))
+    }
+
+    /// Lane m = even[m] * a[2m] + odd[m] * a[2m+1] for 16 int8 activations at `a`.
+    @inline(__always)
+    static func pairSums(even: SIMD8<Int16>, odd: SIMD8<Int16>, _ a: UnsafeRawPointer) -> SIMD8<Int16> {
+        let activations = a.loadUnaligned(as: SIMD8<Int16>.self)
+        return even &* signedEvenBytes(activations) &+ odd &* signedOddBytes(activations)
+    }
+
+    @inline(__always) static func signedEvenBytes(_ v: SIMD8<Int16>) -> SIMD8<Int16> { (v &<< 8) &>> 8 }
+    @inline(__always) static func signedOddBytes(_ v: SIMD8<Int16>) -> SIMD8<Int16> { v &>> 8 }
+
+    /// Adjacent Int16 lanes summed into Int32 lanes (`pmaddwd` with ones): lane k = pairs[2k] + pairs[2k+1].
+    @inline(__always)
+    static func quadSums(_ pairs: SIMD8<Int16>) -> SIMD4<Int32> {
+        let words = unsafeBitCast(pairs, to: SIMD4<Int32>.self)
+        return ((words &<< 16) &>> 16) &+ (words &>> 16)
+    }
+
+    /// acc + scale * lanes per lane with one rounding (`_mm256_fmadd_ps`). The lane sums are below 2^22,
+    /// so they convert to Float exactly through the 1.5*2^23 bit-pattern trick (same-type SIMD only).
+    @inline(__always)
+    static func accumulate(_ acc: SIMD8<Float>, scale: Float, _ lanes: SIMD8<Int32>) -> SIMD8<Float> {
+        let asFloat = unsafeBitCast(lanes &+ 0x4B40_0000, to: SIMD8<Float>.self) - 12_582_912
+        return acc.addingProduct(SIMD8(repeating: scale), asFloat)
     }
 
     /// The 6-bit scale and min of sub-block `j` (0..<8) of a q4_K block (`get_scale_min_k4`).

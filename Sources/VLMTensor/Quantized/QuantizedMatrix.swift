@@ -83,3 +83,4 @@ struct UnsafeSendableBuffer<T>: @unchecked Sendable {
     var count: Int { items.count }
     subscript(i: Int) -> T { items[i] }
 }
+

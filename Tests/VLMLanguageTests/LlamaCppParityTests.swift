@@ -1,0 +1,101 @@
+// Token-for-token parity with llama.cpp (fixtures: scripts/fixtures/make_lm_fixtures.py).
+import Foundation
+import Testing
+@testable import VLMLanguage
+
+/// One model's fixture file and the tolerances its weight format allows.
+struct ParityCase: CustomTestStringConvertible, Sendable {
+    let name: String
+    let fixture: String
+    /// Absolute logit tolerance. The quantised path reproduces llama.cpp's arithmetic bit for bit (0);
+    /// F32 weights go through OpenBLAS, whose summation order differs from ggml's (~1e-3).
+    let logitTolerance: Float
+    var testDescription: String { name }
+
+    static let stories = ParityCase(name: "stories260K", fixture: "stories260K.lm.json", logitTolerance: 0.01)
+    static let smolLM2 = ParityCase(name: "SmolLM2-135M Q4_1", fixture: "smollm2.lm.json", logitTolerance: 0)
+
+    var url: URL? { name == "stories260K" ? TestPaths.stories : TestPaths.smolLM2 }
+}
+
+/// Loaded once per process: the models are read-only.
+enum LoadedModels {
+    static let stories = try! LanguageModel(path: TestPaths.stories, contextLength: 256, threads: 2)
+    static let smolLM2: LanguageModel? = TestPaths.smolLM2.map { try! LanguageModel(path: $0, contextLength: 512, threads: 2) }
+
+    static func model(for c: ParityCase) -> LanguageModel? { c.name == "stories260K" ? stories : smolLM2 }
+}
+
+/// SmolLM2 tests run when the GGUF is present, and must run (failing if absent) when VLMD_REQUIRE_MODELS=1.
+let smolAvailable = TestPaths.smolLM2 != nil || TestPaths.requireModels
+let smolMissing: Comment = "SmolLM2-135M-Instruct.Q4_1.gguf not found in $VLMD_MODEL_CACHE or <repo>/models-cache (run scripts/get-smollm2.sh); skipped"
+
+func parityModel(_ c: ParityCase) throws -> (LanguageModel, [String: Any]) {
+    guard let model = LoadedModels.model(for: c) else {
+        throw ModelMissing(message: "\(c.name): model file missing but VLMD_REQUIRE_MODELS=1")
+    }
+    return (model, try loadJSON(TestPaths.fixtures.appendingPathComponent(c.fixture)))
+}
+
+struct ModelMissing: Error, CustomStringConvertible { let message: String; var description: String { message } }
+
+@Suite struct LlamaCppParityTests {
+    static let cases: [ParityCase] = [.stories] + (smolAvailable ? [.smolLM2] : [])
+
+    @Test(arguments: cases) func tokenization(_ c: ParityCase) throws {
+        let (model, fixture) = try parityModel(c)
+        for entry in fixture["tokenize"] as! [[String: Any]] {
+            let text = entry["text"] as! String, special = entry["parse_special"] as! Bool
+            let ids = model.tokenizer.encode(text, addSpecial: true, parseSpecial: special)
+            #expect(ids == int32s(entry["ids"]), "\(c.name): \(text.debugDescription) parseSpecial=\(special)")
+        }
+    }
+
+    @Test(arguments: cases) func greedyContinuations(_ c: ParityCase) throws {
+        let (model, fixture) = try parityModel(c)
+        for run in fixture["greedy"] as! [[String: Any]] {
+            let prompt = run["prompt"] as! String, expected = int32s(run["greedy_ids"])
+            let ids = model.tokenizer.encode(prompt, addSpecial: true, parseSpecial: true)
+            #expect(ids == int32s(run["prompt_ids"]))
+            let result = try model.generate(prompt: ids, parameters: SamplingParameters(maxTokens: 80))
+            #expect(result.tokenIDs == expected, "\(c.name): \(prompt.debugDescription)")
+            #expect(result.text == run["greedy_text"] as! String)
+            #expect(result.stopReason.rawValue == run["stop"] as! String)
+        }
+    }
+
+    /// The top-5 logits along llama.cpp's greedy path (teacher-forced), within the format's tolerance.
+    @Test(arguments: cases) func logitsAlongGreedyPath(_ c: ParityCase) throws {
+        let (model, fixture) = try parityModel(c)
+        var worst: Float = 0
+        for run in fixture["greedy"] as! [[String: Any]] {
+            let prompt = int32s(run["prompt_ids"]), path = int32s(run["greedy_ids"])
+            var cache = model.transformer.makeCache(capacity: model.contextLength)
+            var logits = try model.prefill(prompt, cache: &cache)
+            var step = 0
+            for top in run["top5"] as! [[String: Any]] {
+                let target = top["step"] as! Int
+                while step < target {
+                    logits = try model.transformer.forward([path[step]], cache: &cache).logits
+                    step += 1
+                }
+                let ids = int32s(top["ids"]), values = (top["logits"] as! [Double]).map(Float.init)
+                for (id, value) in zip(ids, values) { worst = max(worst, abs(logits[Int(id)] - value)) }
+                #expect(Int32(Sampler.argmax(logits)) == ids[0])
+            }
+        }
+        print("\(c.name): max |logit - llama.cpp| over top-5 = \(worst)")
+        #expect(worst <= c.logitTolerance)
+    }
+
+    @Test(arguments: cases) func continuationScores(_ c: ParityCase) throws {
+        let (model, fixture) = try parityModel(c)
+        let score = fixture["score"] as! [String: Any]
+        let entries = score["continuations"] as! [[String: Any]]
+        let ours = try model.score(context: int32s(score["context"]), continuations: entries.map { int32s($0["continuation"]) })
+        for (mine, entry) in zip(ours, entries) {
+            let reference = entry["logprob"] as! Double
+            #expect(abs(mine - reference) <= 1e-4 + Double(c.logitTolerance) * 4, "\(c.name): \(mine) vs \(reference)")
+        }
+    }
+}
