@@ -95,13 +95,3 @@ func rows(_ flat: [Float], count: Int, width: Int) -> [[Float]] {
     (0..<count).map { Array(flat[$0 * width..<($0 + 1) * width]) }
 }
 
-/// Fraction of `images` whose highest-scoring class (cosine with `classWeights`) is their label.
-func accuracy(classWeights: [[Float]], images: FeatureSet) -> Double {
-    guard !images.labels.isEmpty else { return 0 }
-    var correct = 0
-    for (feature, label) in zip(images.features, images.labels) {
-        let scores = classWeights.map { dot(feature, $0) }
-        if scores.indices.max(by: { scores[$0] < scores[$1] }) == label { correct += 1 }
-    }
-    return Double(correct) / Double(images.labels.count)
-}
