@@ -56,7 +56,8 @@ public struct PromptLearningConfiguration: Sendable, Codable, Equatable {
     public var patience: Int? = nil
     /// KgCoOp: λ · mean_c ‖w_c − w̄_c‖² with w̄_c the class's embedding under the template bank ensemble.
     public var textAnchorWeight: Float = 0
-    /// μ · mean_m ‖ctx_m − nearest token embedding‖² (Euclidean), pulling soft vectors toward words.
+    /// μ · mean_m ‖ctx_m − nearest token embedding‖² / mean ‖token embedding‖² (Euclidean; scale-free),
+    /// pulling soft vectors toward real words.
     public var vocabularyDistanceWeight: Float = 0
     public var projectionMetric: ProjectionMetric = .cosine
     public var seed: UInt64 = 0

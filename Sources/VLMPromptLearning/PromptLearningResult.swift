@@ -38,6 +38,9 @@ public struct PromptLearningResult: Sendable {
     public var templates: [String]
     /// Mean per-token log-likelihood of the prompt text under the language model, when one was given.
     public var fluency: Double?
+    /// LM search: proposals received and how many parsed into new valid templates.
+    public var proposalsReceived: Int = 0
+    public var validProposals: Int = 0
     public var initialTrainingLoss: Float?
     public var finalTrainingLoss: Float?
     public var stepsRun: Int

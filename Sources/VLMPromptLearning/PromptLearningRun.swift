@@ -55,6 +55,7 @@ struct PromptLearningRun {
             result.templates = [outcome.best.template]
             result.learnedPrompt.templates = [outcome.best.template]
             (result.stepsRun, result.cancelled) = (outcome.roundsRun, outcome.cancelled)
+            (result.proposalsReceived, result.validProposals) = (outcome.proposalsSeen, outcome.validProposals)
         }
         result.promptText = result.learnedPrompt.templates.joined(separator: "; ")
         result.learned = accuracy(finalWeights)

@@ -26,7 +26,7 @@ struct TokenVocabulary: Sendable {
     /// [count, width] raw token embeddings and their unit-length versions.
     let embeddings: [Float]
     private let unitEmbeddings: [Float]
-    private let squaredNorms: [Float]
+    let squaredNorms: [Float]
 
     var count: Int { ids.count }
 
@@ -102,10 +102,15 @@ struct TokenVocabulary: Sendable {
         }
     }
 
-    /// μ · mean ‖ctx − nearest (Euclidean) token‖² and its gradient 2μ/n · (ctx − e).
+    /// Mean squared norm of the candidate embeddings: the scale that makes the distance penalty
+    /// independent of how large a model's token embeddings are.
+    var meanSquaredNorm: Float { squaredNorms.reduce(0, +) / Float(max(count, 1)) }
+
+    /// μ · mean_m ‖ctx_m − e_m‖² / mean_t ‖e_t‖², e_m the nearest (Euclidean) candidate token, and its
+    /// gradient (2μ / (n · mean ‖e‖²)) · (ctx_m − e_m). Scale-free, so μ ≈ 1 is a moderate pull for any model.
     func distancePenalty(_ context: ContextVectors, weight: Float) -> (penalty: Float, gradient: [Float]) {
         let indices = nearest(context.values, metric: .euclidean)
-        let n = Float(indices.count)
+        let n = Float(indices.count) * meanSquaredNorm
         var penalty: Float = 0
         var gradient = [Float](repeating: 0, count: context.values.count)
         for (v, t) in indices.enumerated() {
