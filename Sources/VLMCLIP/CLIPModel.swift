@@ -37,7 +37,7 @@ public final class CLIPModel: @unchecked Sendable {
     public var embedDim: Int { config.embedDim }
 
     private let imageTower: any ImageTower
-    private let textTower: TextTransformer
+    let textTower: TextTransformer  // internal: exported read-only by TextTowerAccess.swift
 
     public init(directory: URL) throws {
         config = try CLIPConfig(contentsOf: directory.appendingPathComponent(Self.configFileName))

@@ -1,0 +1,84 @@
+import VLMCLIP
+
+/// Everything that determines a prompt-learning run. Together with the seed and the inputs it
+/// reproduces the run exactly; it is stored (as JSON) in every saved `LearnedPrompt`.
+public struct PromptLearningConfiguration: Sendable, Codable, Equatable {
+    public enum Method: String, Sendable, Codable, CaseIterable {
+        /// CoOp (Zhou et al. 2022): free soft context vectors; the result is read back through nearest tokens.
+        case soft
+        /// PEZ (Wen et al. 2023): soft vectors updated with the gradient taken at their projection onto
+        /// the token vocabulary; the result is the projected tokens, an exact readable prompt.
+        case projected
+        /// Greedy forward selection of an ensemble of readable templates from `bank`.
+        case templateBank
+        /// A language model proposes templates (LLM-as-optimiser); CLIP scores them on the training shots.
+        case languageModel
+    }
+
+    public enum Initialisation: Sendable, Codable, Equatable {
+        /// Token embeddings of a phrase (its token count sets M; `contextLength` is ignored).
+        case phrase(String)
+        /// N(0, 0.02²), CoOp's random initialisation.
+        case random
+    }
+
+    public enum Optimiser: String, Sendable, Codable {
+        /// SGD with momentum 0.9 (CoOp's choice).
+        case sgd
+        /// Adam (β₁ 0.9, β₂ 0.999, ε 1e-8); PEZ's choice.
+        case adam
+    }
+
+    /// Nearest-token metric for projection and for reading soft prompts (cosine: PEZ's choice, and
+    /// insensitive to the norm differences between learned vectors and token embeddings).
+    public enum ProjectionMetric: String, Sendable, Codable { case cosine, euclidean }
+
+    public var method: Method = .soft
+    /// Training images per class (K shots) and held-out validation images per class.
+    public var shots: Int = 16
+    public var validationPerClass: Int = 4
+    /// Number of context vectors M (random initialisation).
+    public var contextLength: Int = 4
+    public var classSpecific: Bool = false
+    public var initialisation: Initialisation = .phrase("a photo of a")
+    public var optimiser: Optimiser = .sgd
+    public var learningRate: Float = 0.002
+    /// Optimiser steps (each a full pass over the training shots: the features are cached, so a full
+    /// batch costs one text-tower forward/backward for all classes, the same as a mini-batch).
+    public var steps: Int = 200
+    /// Linear warm-up steps, then cosine decay to zero over the remaining steps (constant when false).
+    public var warmupSteps: Int = 0
+    public var cosineSchedule: Bool = true
+    /// Validation accuracy is measured every `evaluationInterval` steps; training stops after
+    /// `patience` evaluations without improvement (nil: never stops early). The best state on
+    /// validation is kept either way.
+    public var evaluationInterval: Int = 5
+    public var patience: Int? = nil
+    /// KgCoOp: λ · mean_c ‖w_c − w̄_c‖² with w̄_c the class's embedding under the template bank ensemble.
+    public var textAnchorWeight: Float = 0
+    /// μ · mean_m ‖ctx_m − nearest token embedding‖² / mean ‖token embedding‖² (Euclidean; scale-free),
+    /// pulling soft vectors toward real words.
+    public var vocabularyDistanceWeight: Float = 0
+    public var projectionMetric: ProjectionMetric = .cosine
+    public var seed: UInt64 = 0
+    /// Readable templates with "{}" for the class name: the bank for selection, the anchors for
+    /// KgCoOp, the baseline ensemble and the LM's examples.
+    public var bank: [String] = PromptTemplates.cifar
+    /// Largest ensemble the bank selection may build.
+    public var maximumBankTemplates: Int = 8
+    /// LM-as-optimiser: rounds, candidates asked for per round, token budget per proposal.
+    public var languageModelRounds: Int = 3
+    public var languageModelCandidates: Int = 4
+    public var languageModelMaxTokens: Int = 48
+    public var languageModelTemperature: Float = 0.8
+
+    public init() {}
+
+    /// The template a run starts from (and the zero-shot baseline): the initial phrase + " {}.".
+    public var startingTemplate: String {
+        switch initialisation {
+        case let .phrase(text): return text + " {}."
+        case .random: return "a photo of a {}."
+        }
+    }
+}
