@@ -1,0 +1,111 @@
+// From similarities over a grid to a normalised attribution map, and from the map to chosen patches.
+import Foundation
+import VLMTensor
+
+public enum Attribution {
+    /// Cosine similarity of `text` (L2-normalised) with each cell's feature (normalised here: dense
+    /// features come out of the tower unnormalised, and their norms vary by position, which would
+    /// otherwise dominate the map).
+    public static func similarities(text: [Float], cells: [[Float]]) -> [Float] {
+        cells.map { dot(l2Normalized($0), text) }
+    }
+
+    /// Turns similarities into a map that is finite, non-negative and sums to 1.
+    ///
+    /// - softmax: exp((s - max) / T) / sum. Subtracting the max keeps every exponent <= 0, so nothing
+    ///   overflows; the max cell contributes 1, so the sum is >= 1 and the division is safe.
+    /// - minMax: (s - min) / (max - min), divided by its sum; all-equal similarities give the uniform map.
+    /// Non-finite similarities (a degenerate feature) count as the lowest value.
+    public static func normalize(_ similarities: [Float], _ normalization: AttributionNormalization,
+                                 defaultTemperature: Float) -> (scores: [Float], description: String) {
+        precondition(!similarities.isEmpty, "an attribution map needs at least one cell")
+        let finite = similarities.filter(\.isFinite)
+        let low = finite.min() ?? 0, high = finite.max() ?? 0
+        let s = similarities.map { $0.isFinite ? $0 : low }
+        let uniform = [Float](repeating: 1 / Float(s.count), count: s.count)
+        switch normalization {
+        case let .softmax(temperature):
+            let t = temperature ?? defaultTemperature
+            let e = s.map { Foundation.exp(Double(($0 - high) / t)) }
+            let total = e.reduce(0, +)
+            guard total.isFinite, total > 0 else { return (uniform, "softmax(T=\(t))") }
+            return (e.map { Float($0 / total) }, "softmax(T=\(t))")
+        case .minMax:
+            guard high > low else { return (uniform, "min-max") }
+            let scaled = s.map { Double(($0 - low) / (high - low)) }
+            let total = scaled.reduce(0, +)
+            return (scaled.map { Float($0 / total) }, "min-max")
+        }
+    }
+
+    /// The k highest cells (ties: the lower index) and their bounding box.
+    public static func topK(_ scores: [Float], gridWidth: Int, k: Int) -> (cells: [Int], box: GridBox) {
+        let chosen = scores.indices.sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
+            .prefix(max(1, min(k, scores.count))).sorted()
+        let rows = chosen.map { $0 / gridWidth }, columns = chosen.map { $0 % gridWidth }
+        let box = GridBox(row: rows.min()!, column: columns.min()!,
+                          rows: rows.max()! - rows.min()! + 1, columns: columns.max()! - columns.min()! + 1)
+        return (chosen, box)
+    }
+
+    /// The smallest-area axis-aligned box of cells whose mass reaches `fraction` of the total; among
+    /// boxes of that area the one with the most mass (ties: the first in row-major order of its top-left
+    /// corner, then by height). Exhaustive over all boxes with a summed-area table: O(H² W²), which is
+    /// 2,401 boxes for a 7x7 grid and 331,776 for 24x24.
+    public static func smallestBox(_ scores: [Float], gridHeight h: Int, gridWidth w: Int, fraction: Float) -> GridBox {
+        // table[(r) * (w+1) + c] = sum of scores[0..<r][0..<c], in Double so the thresholds are exact enough.
+        var table = [Double](repeating: 0, count: (h + 1) * (w + 1))
+        for r in 0..<h {
+            for c in 0..<w {
+                table[(r + 1) * (w + 1) + c + 1] = Double(scores[r * w + c]) + table[r * (w + 1) + c + 1]
+                    + table[(r + 1) * (w + 1) + c] - table[r * (w + 1) + c]
+            }
+        }
+        let total = table[h * (w + 1) + w]
+        // A small tolerance so a fraction of 1 is reachable despite rounding.
+        let needed = Double(fraction) * total - 1e-9
+        var best = GridBox(row: 0, column: 0, rows: h, columns: w), bestArea = h * w, bestMass = total
+        for row in 0..<h {
+            for column in 0..<w {
+                for rows in 1...(h - row) {
+                    for columns in 1...(w - column) {
+                        let area = rows * columns
+                        guard area <= bestArea else { break }
+                        let mass = table[(row + rows) * (w + 1) + column + columns] - table[row * (w + 1) + column + columns]
+                            - table[(row + rows) * (w + 1) + column] + table[row * (w + 1) + column]
+                        guard mass >= needed else { continue }
+                        if area < bestArea || mass > bestMass {
+                            best = GridBox(row: row, column: column, rows: rows, columns: columns)
+                            bestArea = area
+                            bestMass = mass
+                        }
+                    }
+                }
+            }
+        }
+        return best
+    }
+
+    /// Row-major indices of the cells inside `box`.
+    public static func cells(in box: GridBox, gridWidth: Int) -> [Int] {
+        (box.row..<box.row + box.rows).flatMap { r in (box.column..<box.column + box.columns).map { r * gridWidth + $0 } }
+    }
+
+    /// Applies `selection` to `map`; nil when selection is off.
+    static func select(_ selection: PatchSelection, map: AttributionMap,
+                       pixelBox: (GridBox) -> PixelBox) -> PatchSelectionResult? {
+        let cells: [Int], box: GridBox, method: String
+        switch selection {
+        case .off: return nil
+        case let .topK(k):
+            (cells, box) = topK(map.scores, gridWidth: map.gridWidth, k: k)
+            method = "topK"
+        case let .box(mass):
+            box = smallestBox(map.scores, gridHeight: map.gridHeight, gridWidth: map.gridWidth, fraction: mass)
+            cells = Self.cells(in: box, gridWidth: map.gridWidth)
+            method = "box"
+        }
+        let mass = Self.cells(in: box, gridWidth: map.gridWidth).reduce(Float(0)) { $0 + map.scores[$1] }
+        return PatchSelectionResult(method: method, cells: cells, gridBox: box, pixelBox: pixelBox(box), mass: mass)
+    }
+}

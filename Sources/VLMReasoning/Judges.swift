@@ -1,0 +1,134 @@
+// Choosing the best of N candidates: a single-elimination tournament of pairwise verdicts, as in
+// LLaVA-CoT's stage-level beam search, with the judge behind a protocol.
+import Foundation
+import VLMLanguage
+
+/// One candidate continuation, as a judge sees it.
+public struct JudgeCandidate: Sendable {
+    public var index: Int
+    public var text: String
+    /// Mean log p per sampled token under the unmodified model distribution (nil if not measured).
+    public var meanLogProbability: Double?
+
+    public init(index: Int, text: String, meanLogProbability: Double?) {
+        self.index = index; self.text = text; self.meanLogProbability = meanLogProbability
+    }
+}
+
+/// What a judge compares: two candidates for the same place in the same context.
+public struct JudgeRequest: Sendable {
+    public var question: String
+    public var stage: StageSpecification
+    /// The assistant text written so far (tags, evidence, earlier stages).
+    public var context: String
+    public var first: JudgeCandidate
+    public var second: JudgeCandidate
+}
+
+public protocol CandidateJudge {
+    /// A score per candidate; the higher one wins, a tie goes to `first`.
+    func scores(_ request: JudgeRequest) throws -> (first: Double, second: Double)
+}
+
+/// Prefers the candidate the model itself found more likely, per token (so length does not decide).
+public struct LogLikelihoodJudge: CandidateJudge {
+    public init() {}
+    public func scores(_ request: JudgeRequest) throws -> (first: Double, second: Double) {
+        (request.first.meanLogProbability ?? -.infinity, request.second.meanLogProbability ?? -.infinity)
+    }
+}
+
+/// LLaVA-CoT's pairwise judge: the model is shown the question, the context and both responses, and
+/// asked which is better, answering 1 or 2. The verdict compares log p("1") with log p("2") (via
+/// `LanguageModel.score`) instead of sampling an answer, so it is deterministic and graded.
+public struct PairwiseLanguageJudge: CandidateJudge {
+    public let model: LanguageModel
+    /// Ask again with the responses swapped and add the two verdicts (cancels position bias).
+    public let bothOrders: Bool
+    /// Longest context / response text shown to the judge (the end is kept: it is what is being continued).
+    static let maxContextCharacters = 1200
+    static let maxResponseCharacters = 500
+
+    public init(model: LanguageModel, bothOrders: Bool = true) {
+        self.model = model
+        self.bothOrders = bothOrders
+    }
+
+    public func scores(_ request: JudgeRequest) throws -> (first: Double, second: Double) {
+        let forward = try answerLogProbabilities(request, first: request.first.text, second: request.second.text)
+        guard bothOrders else { return forward }
+        let swapped = try answerLogProbabilities(request, first: request.second.text, second: request.first.text)
+        return (forward.first + swapped.second, forward.second + swapped.first)
+    }
+
+    /// The prompt, in LLaVA-CoT's wording adapted to a text-only judge.
+    func prompt(_ request: JudgeRequest, first: String, second: String) -> String {
+        """
+        Now you act as a judge, helping me determine which of the two texts I provide better answers \
+        the <\(request.stage.tag)> stage of the reasoning for the question (\(request.stage.instruction)).
+        Question: \(request.question)
+        Written so far: \(String(request.context.suffix(Self.maxContextCharacters)))
+        Response 1: \(String(first.prefix(Self.maxResponseCharacters)))
+        Response 2: \(String(second.prefix(Self.maxResponseCharacters)))
+        Which response is better? Answer 1 or 2.
+        """
+    }
+
+    /// (log p("1"), log p("2")) as the model's reply.
+    func answerLogProbabilities(_ request: JudgeRequest, first: String, second: String) throws -> (first: Double, second: Double) {
+        let text = prompt(request, first: first, second: second)
+        let rendered: String
+        if let template = model.chatTemplate {
+            rendered = template.render([ChatMessage(role: "user", content: sanitized(text))])
+        } else {
+            rendered = text + "\nAnswer:"
+        }
+        let context = model.tokenize(rendered, parseSpecial: true)
+        let answers = [" 1", " 2"].map { continuationTokens(context: context, rendered: rendered, answer: $0) }
+        let logProbabilities = try model.score(context: context, continuations: answers)
+        return (logProbabilities[0], logProbabilities[1])
+    }
+
+    /// The answer's tokens as they follow the context (tokenizing the joined text, so merges across the
+    /// boundary are the model's); chat models answer without the leading space.
+    func continuationTokens(context: [Int32], rendered: String, answer: String) -> [Int32] {
+        let answer = model.chatTemplate == nil ? answer : String(answer.dropFirst())
+        let joined = model.tokenize(rendered + answer, parseSpecial: true)
+        if joined.count > context.count, joined.starts(with: context) { return Array(joined[context.count...]) }
+        return model.tokenizer.encode(answer, addSpecial: false)
+    }
+}
+
+/// Removes chat control markers from user-supplied text, so a question cannot open or close turns.
+func sanitized(_ text: String) -> String {
+    text.replacingOccurrences(of: "<|", with: "< |").replacingOccurrences(of: "|>", with: "| >")
+}
+
+public enum Tournament {
+    public typealias Verdict = (first: Int, second: Int, scores: (Double, Double), winner: Int)
+
+    /// Single elimination: candidates meet in pairs (0-1, 2-3, ...), winners advance, an odd one out
+    /// advances unopposed. `compare(a, b)` returns their scores; the higher wins, a tie goes to `a`
+    /// (the lower index). `onVerdict` hears each match as it is decided. Returns the champion and every
+    /// verdict in the order played.
+    public static func run(count: Int, compare: (Int, Int) throws -> (Double, Double),
+                           onVerdict: (Verdict) -> Void = { _ in }) rethrows -> (winner: Int, verdicts: [Verdict]) {
+        precondition(count >= 1, "a tournament needs a candidate")
+        var round = Array(0..<count)
+        var verdicts: [Verdict] = []
+        while round.count > 1 {
+            var next: [Int] = []
+            for i in stride(from: 0, to: round.count, by: 2) {
+                guard i + 1 < round.count else { next.append(round[i]); continue }
+                let (a, b) = (round[i], round[i + 1])
+                let scores = try compare(a, b)
+                let verdict: Verdict = (a, b, scores, scores.1 > scores.0 ? b : a)
+                verdicts.append(verdict)
+                onVerdict(verdict)
+                next.append(verdict.winner)
+            }
+            round = next
+        }
+        return (round[0], verdicts)
+    }
+}

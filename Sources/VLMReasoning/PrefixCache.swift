@@ -1,0 +1,42 @@
+// One KV cache that follows a growing token sequence, re-running only what changed.
+import VLMLanguage
+
+/// The engine re-tokenizes the whole context after each stage or step (so what the model reads is
+/// exactly the tokenization of the text, whatever tokens were sampled); the cache keeps the longest
+/// common prefix and runs only the new tail.
+struct PrefixCache {
+    private(set) var cache: KVCache
+    /// The tokens whose keys and values are in `cache`.
+    private(set) var tokens: [Int32] = []
+    /// Logits after the last of `tokens`.
+    private(set) var logits: [Float] = []
+
+    init(model: LanguageModel) {
+        cache = model.transformer.makeCache(capacity: model.contextLength)
+    }
+
+    /// Makes `cache` hold `target` and returns the logits after its last token.
+    mutating func extend(to target: [Int32], model: LanguageModel, shouldCancel: () -> Bool) throws -> [Float] {
+        precondition(!target.isEmpty, "a prefix needs at least one token")
+        if target == tokens, !logits.isEmpty { return logits }
+        var common = 0
+        let limit = min(tokens.count, target.count - 1)  // at least one token must run to produce logits
+        while common < limit, tokens[common] == target[common] { common += 1 }
+        cache.truncate(to: common)
+        tokens = Array(target[..<common])
+        logits = []
+        let newLogits = try model.prefill(Array(target[common...]), cache: &cache, shouldCancel: shouldCancel)
+        guard !shouldCancel() else {
+            // prefill stops between batches when cancelled: the cache no longer matches any prefix we know.
+            cache.truncate(to: 0)
+            tokens = []
+            throw RunInterruption.cancelled
+        }
+        tokens = target
+        logits = newLogits
+        return logits
+    }
+}
+
+/// Why a run stopped early (internal: the result carries it as its outcome).
+enum RunInterruption: Error { case cancelled }

@@ -1,0 +1,63 @@
+// Where each grid cell of the vision tower lies in the original image.
+//
+// The tower sees an S x S image made by `CLIPPreprocessing.geometry`: for the default `.shortest` mode
+// the short side is resized to S and the centre S x S window is kept. A grid cell covers an equal
+// share of that window; mapping back undoes the crop offset, then the resize. The sizes and offsets
+// follow torchvision / open_clip exactly as `CLIPPreprocessing` does (its helpers are internal to
+// VLMImage, so the two formulas are restated here; `PreprocessingGeometryTests` checks them against
+// `CLIPPreprocessing.geometry` itself).
+import Foundation
+import VLMImage
+
+public struct PreprocessingGeometry: Sendable, Equatable {
+    public let imageWidth: Int, imageHeight: Int
+    /// The tower's input side S.
+    public let size: Int
+    /// The image size after resizing (before crop or pad).
+    public let resizedWidth: Int, resizedHeight: Int
+    /// Resized-image coordinate of the S x S input's left/top edge (negative when the input is padded).
+    public let offsetX: Int, offsetY: Int
+
+    public init(imageWidth: Int, imageHeight: Int, size: Int, mode: CLIPPreprocessing.ResizeMode) {
+        self.imageWidth = imageWidth
+        self.imageHeight = imageHeight
+        self.size = size
+        switch mode {
+        case .shortest:
+            // torchvision Resize(int): short side to S, long side int(S * long / short).
+            let short = min(imageWidth, imageHeight), long = max(imageWidth, imageHeight)
+            let newLong = Int(Double(size) * Double(long) / Double(short))
+            (resizedWidth, resizedHeight) = imageWidth <= imageHeight ? (size, newLong) : (newLong, size)
+        case .longest:
+            // open_clip ResizeKeepRatio(longest=1): each side round(side / ratio), half to even, at least 1.
+            let ratio = max(Double(imageHeight) / Double(size), Double(imageWidth) / Double(size))
+            func side(_ x: Int) -> Int { max(1, Int((Double(x) / ratio).rounded(.toNearestOrEven))) }
+            (resizedWidth, resizedHeight) = (side(imageWidth), side(imageHeight))
+        case .squash:
+            (resizedWidth, resizedHeight) = (size, size)
+        }
+        offsetX = Self.offset(resized: resizedWidth, target: size)
+        offsetY = Self.offset(resized: resizedHeight, target: size)
+    }
+
+    /// Centre crop start round((resized - S) / 2) (half to even), or minus the left/top padding.
+    private static func offset(resized: Int, target: Int) -> Int {
+        resized > target ? Int((Double(resized - target) / 2).rounded(.toNearestOrEven)) : -((target - resized) / 2)
+    }
+
+    /// The original-image pixels behind a box of cells of a `gridHeight` x `gridWidth` grid over the
+    /// S x S input: edges rounded outwards, clamped to the image, never empty.
+    public func pixelBox(of box: GridBox, gridHeight: Int, gridWidth: Int) -> PixelBox {
+        let scaleX = Double(imageWidth) / Double(resizedWidth), scaleY = Double(imageHeight) / Double(resizedHeight)
+        func original(_ cell: Int, cells: Int, offset: Int, scale: Double) -> Double {
+            (Double(cell) * Double(size) / Double(cells) + Double(offset)) * scale
+        }
+        let x0 = Int(original(box.column, cells: gridWidth, offset: offsetX, scale: scaleX).rounded(.down))
+        let x1 = Int(original(box.column + box.columns, cells: gridWidth, offset: offsetX, scale: scaleX).rounded(.up))
+        let y0 = Int(original(box.row, cells: gridHeight, offset: offsetY, scale: scaleY).rounded(.down))
+        let y1 = Int(original(box.row + box.rows, cells: gridHeight, offset: offsetY, scale: scaleY).rounded(.up))
+        let left = min(max(0, x0), imageWidth - 1), top = min(max(0, y0), imageHeight - 1)
+        let right = max(left + 1, min(imageWidth, x1)), bottom = max(top + 1, min(imageHeight, y1))
+        return PixelBox(x: left, y: top, width: right - left, height: bottom - top)
+    }
+}

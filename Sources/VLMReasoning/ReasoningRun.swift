@@ -1,0 +1,245 @@
+// One run of the engine, top to bottom: for each stage, open its tag, generate N candidates from the
+// shared context, let the judge pick one, close the tag. A step-by-step stage does this per step and,
+// after each step, attributes it to image patches and may look again at the selected crop.
+import Foundation
+import VLMLanguage
+
+final class ReasoningRun {
+    let model: LanguageModel
+    let config: ReasoningConfiguration
+    let judge: any CandidateJudge
+    let prepared: any PreparedImage
+    let builder: PromptBuilder
+    let parser: StageParser
+    let question: String
+    let evidence: [Evidence]
+    let start: Date
+    let shouldCancel: () -> Bool
+    let onEvent: (ReasoningEvent) -> Void
+
+    /// The assistant turn so far: what the model reads after the prompt.
+    var transcript = ""
+    var cache: PrefixCache
+    var stages: [StageResult] = []
+    var steps: [ReasoningStep] = []
+    var verdicts: [JudgeVerdict] = []
+    var timings = ReasoningTimings()
+    var looks = 0
+    /// Generation units so far (stages and steps); each unit's candidates get their own seeds.
+    var units = 0
+
+    /// The stage in progress, so an interrupted run can still report it.
+    var current: (index: Int, stage: StageSpecification, started: Date)?
+    var currentText = ""
+    var pendingText = ""
+    var stageGenerated = 0, stageChosen = 0, stageSamplingSeconds = 0.0
+
+    init(reasoner: VisualReasoner, prepared: any PreparedImage, builder: PromptBuilder, question: String,
+         evidence: [Evidence], start: Date, shouldCancel: @escaping () -> Bool, onEvent: @escaping (ReasoningEvent) -> Void) {
+        model = reasoner.languageModel
+        config = reasoner.configuration
+        judge = reasoner.judge
+        self.prepared = prepared
+        self.builder = builder
+        parser = StageParser(tags: config.stages.map(\.tag))
+        self.question = question
+        self.evidence = evidence
+        self.start = start
+        self.shouldCancel = shouldCancel
+        self.onEvent = onEvent
+        cache = PrefixCache(model: model)
+    }
+
+    func execute() -> ReasoningResult {
+        for item in evidence { onEvent(.evidence(item)) }
+        var outcome = ReasoningResult.Outcome.completed
+        do {
+            for (index, stage) in config.stages.enumerated() { try runStage(index, stage) }
+        } catch {
+            outcome = error is RunInterruption || shouldCancel() ? .cancelled : .failed(String(describing: error))
+            closeInterruptedStage()
+        }
+        timings.totalSeconds = Date().timeIntervalSince(start)
+        timings.contextTokens = builder.tokens(transcript).count
+        let answerTag = (config.stages.first { $0.role == .answer } ?? config.stages.last!).tag
+        return ReasoningResult(outcome: outcome, stages: stages, answer: stages.first { $0.tag == answerTag }?.text ?? "",
+                               steps: steps, evidence: evidence, verdicts: verdicts, transcript: transcript, timings: timings)
+    }
+
+    // MARK: Stages
+
+    func runStage(_ index: Int, _ stage: StageSpecification) throws {
+        if shouldCancel() { throw RunInterruption.cancelled }
+        if stage.role == .evidence { transcript += evidence.map { "[\($0.text)]\n" }.joined() }
+        transcript += "<\(stage.tag)>"
+        current = (index, stage, Date())
+        (currentText, pendingText, stageGenerated, stageChosen, stageSamplingSeconds) = ("", "", 0, 0, 0)
+        onEvent(.stageBegan(index: index, tag: stage.tag))
+
+        if stage.role == .steps {
+            transcript += "\n"
+            try runSteps(stage)
+        } else {
+            let chosen = try generateUnit(stage, step: nil, maxTokens: config.maxTokensPerStage, extraStops: [])
+            currentText = parser.stageContent(chosen.text).content
+            transcript += currentText
+        }
+        transcript += "</\(stage.tag)>\n"
+        finishStage(complete: true)
+        onEvent(.stageEnded(index: index, tag: stage.tag, text: currentText))
+    }
+
+    /// Steps until the model closes the stage, stops, or the step / token budget runs out.
+    func runSteps(_ stage: StageSpecification) throws {
+        var used = 0, written: [String] = [], emptyInARow = 0
+        while written.count < config.maxSteps, used < config.maxTokensPerStage {
+            let stepIndex = steps.count
+            let result = try generateUnit(stage, step: stepIndex, maxTokens: config.maxTokensPerStage - used,
+                                          extraStops: StepBoundary.stops)
+            used += result.tokenIDs.count
+            let (content, closedByMarker) = parser.stageContent(result.text)
+            let ending = result.stopReason == .stop
+                ? StepBoundary.ending(kept: result.text, raw: model.tokenizer.decode(result.tokenIDs), otherStops: parser.stopStrings)
+                : .other
+            var text = content
+            if case let .sentence(mark) = ending, !text.isEmpty { text.append(mark) }
+            if text.isEmpty {
+                // A blank line: go on, unless the model is stuck producing nothing.
+                emptyInARow += 1
+                if result.tokenIDs.isEmpty || emptyInARow >= 3 { break }
+            } else {
+                emptyInARow = 0
+                written.append(text)
+                currentText = written.joined(separator: " ")
+                pendingText = ""
+                transcript += text + "\n"
+                try attributeAndLook(step: stepIndex, stage: stage.tag, text: text)
+            }
+            // A tag, end of generation or the token limit ends the stage; a sentence or line end does not.
+            if closedByMarker || ending == .other { break }
+        }
+    }
+
+    func finishStage(complete: Bool) {
+        guard let (_, stage, started) = current else { return }
+        let text = complete ? currentText : [currentText, pendingText].filter { !$0.isEmpty }.joined(separator: " ")
+        stages.append(StageResult(tag: stage.tag, text: text, generatedTokens: stageGenerated, chosenTokens: stageChosen,
+                                  seconds: Date().timeIntervalSince(started),
+                                  tokensPerSecond: stageSamplingSeconds > 0 ? Double(stageGenerated) / stageSamplingSeconds : 0,
+                                  complete: complete))
+        current = nil
+    }
+
+    func closeInterruptedStage() { finishStage(complete: false) }
+
+    // MARK: Candidates
+
+    /// Samples `beamWidth` candidates continuing the transcript and returns the judge's choice.
+    func generateUnit(_ stage: StageSpecification, step: Int?, maxTokens: Int, extraStops: [String]) throws -> GenerationResult {
+        let prefix = builder.tokens(transcript)
+        // Keep room to close the tag after the stage.
+        let room = model.contextLength - prefix.count - 8
+        guard room > 0 else { throw LanguageModelError.contextFull(needed: prefix.count + 8, capacity: model.contextLength) }
+        var parameters = SamplingParameters(temperature: config.temperature, topP: config.topP,
+                                            repetitionPenalty: config.repetitionPenalty, maxTokens: min(maxTokens, room),
+                                            stopStrings: parser.stopStrings + extraStops, logProbabilities: true)
+        let sharedLogits = config.sharePrefix ? try cache.extend(to: prefix, model: model, shouldCancel: shouldCancel) : []
+        let unit = units
+        units += 1
+
+        var results: [GenerationResult] = []
+        for candidate in 0..<config.beamWidth {
+            parameters.seed = Self.seed(config.seed, unit: unit, candidate: candidate)
+            // Forking the cache copies it lazily: candidates share the prefix's keys and values.
+            var fork: KVCache, logits: [Float]
+            if config.sharePrefix {
+                (fork, logits) = (cache.cache, sharedLogits)
+            } else {
+                fork = model.transformer.makeCache(capacity: model.contextLength)
+                logits = try model.prefill(prefix, cache: &fork, shouldCancel: shouldCancel)
+                if shouldCancel() { throw RunInterruption.cancelled }
+            }
+            let result = try model.continueGeneration(cache: &fork, lastLogits: logits, history: prefix, parameters: parameters,
+                                                      shouldCancel: shouldCancel) { token in
+                if timings.firstTokenSeconds == nil { timings.firstTokenSeconds = Date().timeIntervalSince(start) }
+                onEvent(.token(stage: stage.tag, step: step, candidate: candidate, text: token.text))
+            }
+            stageGenerated += result.tokenIDs.count
+            stageSamplingSeconds += result.timings.generationSeconds
+            timings.generatedTokens += result.tokenIDs.count
+            results.append(result)
+            if result.stopReason == .cancelled {
+                pendingText = parser.stageContent(result.text).content
+                throw RunInterruption.cancelled
+            }
+        }
+        let winner = try choose(results, stage: stage, step: step)
+        stageChosen += results[winner].tokenIDs.count
+        return results[winner]
+    }
+
+    /// Candidate seeds: distinct per unit and candidate, reproducible from the configured seed.
+    static func seed(_ base: UInt64, unit: Int, candidate: Int) -> UInt64 {
+        base &+ UInt64(unit + 1) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(candidate) &* 0xBF58_476D_1CE4_E5B9
+    }
+
+    /// The tournament winner (the only candidate when the beam is 1).
+    func choose(_ results: [GenerationResult], stage: StageSpecification, step: Int?) throws -> Int {
+        guard results.count > 1 else { return 0 }
+        let candidates = results.enumerated().map { index, result in
+            let lp = result.logProbabilities ?? []
+            return JudgeCandidate(index: index, text: parser.stageContent(result.text).content,
+                                  meanLogProbability: lp.isEmpty ? nil : lp.reduce(0, +) / Double(lp.count))
+        }
+        let judgeStart = Date()
+        defer { timings.judgeSeconds += Date().timeIntervalSince(judgeStart) }
+        return try Tournament.run(count: results.count, compare: { a, b in
+            if shouldCancel() { throw RunInterruption.cancelled }
+            return try judge.scores(JudgeRequest(question: question, stage: stage, context: transcript,
+                                                 first: candidates[a], second: candidates[b]))
+        }, onVerdict: { v in
+            let verdict = JudgeVerdict(stage: stage.tag, step: step, first: v.first, second: v.second, winner: v.winner,
+                                       firstScore: v.scores.0, secondScore: v.scores.1)
+            verdicts.append(verdict)
+            onEvent(.verdict(verdict))
+        }).winner
+    }
+
+    // MARK: Attribution and looks
+
+    /// The step's attribution map and selection (with its heatmap), then a closer look at the selected
+    /// crop whose tags join the context before the next step.
+    func attributeAndLook(step: Int, stage: String, text: String) throws {
+        let attributionStart = Date()
+        guard let map = try prepared.attribution(of: text, shouldCancel: shouldCancel) else {
+            steps.append(ReasoningStep(index: step, stage: stage, text: text, attribution: nil, look: nil))
+            return
+        }
+        let selection = Attribution.select(config.selection, map: map, pixelBox: prepared.pixelBox(of:))
+        var attribution = StepAttribution(step: step, text: text, map: map, selection: selection, heatmapPNG: nil, heatmapPath: nil)
+        if config.heatmaps != .off {
+            let visible = prepared.pixelBox(of: GridBox(row: 0, column: 0, rows: map.gridHeight, columns: map.gridWidth))
+            let heatmap = try HeatmapRenderer.render(prepared.image, map: map, visible: visible, selected: selection?.pixelBox,
+                                                     alpha: config.heatmapAlpha)
+            (attribution.heatmapPNG, attribution.heatmapPath) = try HeatmapRenderer.output(heatmap, step: step, to: config.heatmaps)
+        }
+        timings.attributionSeconds += Date().timeIntervalSince(attributionStart)
+        onEvent(.attribution(attribution))
+
+        var look: Evidence? = nil
+        let wholeGrid = GridBox(row: 0, column: 0, rows: map.gridHeight, columns: map.gridWidth)
+        // Looking at the whole grid again would only repeat the whole-image evidence.
+        if let selection, looks < config.maxLooks, selection.gridBox != wholeGrid {
+            if shouldCancel() { throw RunInterruption.cancelled }
+            let lookStart = Date()
+            let evidence = try prepared.lookEvidence(at: selection.pixelBox, step: step, shouldCancel: shouldCancel)
+            looks += 1
+            transcript += "[\(evidence.text)]\n"
+            let seconds = Date().timeIntervalSince(lookStart)
+            timings.lookSeconds += seconds
+            onEvent(.look(LookEvent(step: step, evidence: evidence, seconds: seconds)))
+            look = evidence
+        }
+        steps.append(ReasoningStep(index: step, stage: stage, text: text, attribution: attribution, look: look))
+    }
+}

@@ -1,1 +1,0 @@
-// VLMReasoning: staged visual reasoning with patch attribution. Placeholder until it lands.

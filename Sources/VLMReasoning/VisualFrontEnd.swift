@@ -1,0 +1,98 @@
+// What the reasoning engine needs from a vision model, so that another front end (e.g. a LLaVA
+// projector) can replace the CLIP one: text evidence about the image, a map of which patches a piece
+// of text relates to, and evidence about a crop.
+import VLMImage
+
+/// A rectangle of grid cells, inclusive-exclusive: rows `row..<row+rows`, columns `column..<column+columns`.
+public struct GridBox: Sendable, Equatable {
+    public var row: Int, column: Int, rows: Int, columns: Int
+    public init(row: Int, column: Int, rows: Int, columns: Int) {
+        self.row = row; self.column = column; self.rows = rows; self.columns = columns
+    }
+}
+
+/// A rectangle of pixels of the original image: `x..<x+width`, `y..<y+height`.
+public struct PixelBox: Sendable, Equatable, CustomStringConvertible {
+    public var x: Int, y: Int, width: Int, height: Int
+    public init(x: Int, y: Int, width: Int, height: Int) { self.x = x; self.y = y; self.width = width; self.height = height }
+    public var description: String { "x \(x), y \(y), \(width)x\(height)" }
+}
+
+/// One label with its probability among the label bank.
+public struct Tag: Sendable, Equatable {
+    public var label: String
+    public var probability: Float
+}
+
+/// Evidence the vision side contributes to the context, with the text the model reads.
+public struct Evidence: Sendable, Equatable {
+    public enum Source: Sendable, Equatable {
+        case wholeImage
+        /// One of the fixed region crops, e.g. "top left".
+        case region(name: String, box: PixelBox)
+        /// A crop re-encoded because a reasoning step relied on it.
+        case look(step: Int, box: PixelBox)
+    }
+    public var source: Source
+    public var tags: [Tag]
+    /// As written into the context.
+    public var text: String
+}
+
+/// A map over the vision grid that sums to 1.
+public struct AttributionMap: Sendable, Equatable {
+    public var gridHeight: Int
+    public var gridWidth: Int
+    /// Row-major, finite, non-negative, summing to 1.
+    public var scores: [Float]
+    /// How similarities were normalised, e.g. "softmax(T=0.01)" or "min-max".
+    public var normalization: String
+}
+
+/// Patches chosen from an attribution map.
+public struct PatchSelectionResult: Sendable, Equatable {
+    /// "topK" or "box".
+    public var method: String
+    /// Row-major indices of the chosen cells.
+    public var cells: [Int]
+    /// The cells' bounding box (for `box`, the box itself).
+    public var gridBox: GridBox
+    /// `gridBox` in original-image pixels.
+    public var pixelBox: PixelBox
+    /// Attribution mass inside `gridBox`.
+    public var mass: Float
+}
+
+/// A vision model prepared for one image.
+public protocol PreparedImage: AnyObject {
+    var image: RGBImage { get }
+    /// Rows and columns of the attribution grid (nil when this front end cannot attribute).
+    var grid: (height: Int, width: Int)? { get }
+    /// Evidence about the whole image and its fixed regions, for the evidence stage.
+    func initialEvidence(shouldCancel: () -> Bool) throws -> [Evidence]
+    /// Which grid cells `text` relates to; nil when this front end cannot attribute.
+    func attribution(of text: String, shouldCancel: () -> Bool) throws -> AttributionMap?
+    /// The original-image pixels a box of grid cells was computed from (inside the image).
+    func pixelBox(of box: GridBox) -> PixelBox
+    /// Evidence about a crop of the original image, re-encoded at the model's full resolution.
+    func lookEvidence(at box: PixelBox, step: Int, shouldCancel: () -> Bool) throws -> Evidence
+}
+
+/// A vision model the engine can reason with.
+public protocol VisualFrontEnd: AnyObject {
+    /// Encodes `image` once for a run. Throws `ReasoningError.invalidImage` for images it cannot take.
+    func prepare(_ image: RGBImage, precomputed: PrecomputedImageFeatures?, shouldCancel: () -> Bool) throws -> any PreparedImage
+}
+
+/// Image features a caller has already computed (e.g. cached by content digest), to skip re-encoding.
+public struct PrecomputedImageFeatures: Sendable {
+    /// The L2-normalised global embedding of the whole (preprocessed) image.
+    public var globalEmbedding: [Float]?
+    /// The per-position features of the same image (one image).
+    public var dense: (gridHeight: Int, gridWidth: Int, features: [[Float]])?
+
+    public init(globalEmbedding: [Float]? = nil, dense: (gridHeight: Int, gridWidth: Int, features: [[Float]])? = nil) {
+        self.globalEmbedding = globalEmbedding
+        self.dense = dense
+    }
+}

@@ -1,0 +1,119 @@
+// The engine behind `generate-with-visual-selection`: staged reasoning (LLaVA-CoT) by a language model
+// over evidence from a visual front end, with stage-level beam search and per-step patch attribution.
+import Foundation
+import VLMCLIP
+import VLMImage
+import VLMLanguage
+
+/// Synchronous and single-run-at-a-time per call; the daemon calls `run` on a worker thread. The
+/// models are shared read-only, so several reasoners (or runs on different threads) may use them.
+public final class VisualReasoner {
+    public let frontEnd: any VisualFrontEnd
+    public let languageModel: LanguageModel
+    public let configuration: ReasoningConfiguration
+    public let judge: any CandidateJudge
+
+    /// The composed CLIP + language-model path. Builds the label-bank classifier (one CLIP text pass per
+    /// label and template).
+    public convenience init(clip: CLIPModel, clipTokenizer: CLIPTokenizer, preprocessing: CLIPPreprocessing,
+                            languageModel: LanguageModel, configuration: ReasoningConfiguration = ReasoningConfiguration()) throws {
+        try configuration.validate()
+        let frontEnd = try CLIPFrontEnd(clip: clip, tokenizer: clipTokenizer, preprocessing: preprocessing,
+                                        configuration: configuration)
+        try self.init(frontEnd: frontEnd, languageModel: languageModel, configuration: configuration)
+    }
+
+    /// Any visual front end; `judge` overrides the one `configuration.judge` names.
+    public init(frontEnd: any VisualFrontEnd, languageModel: LanguageModel, configuration: ReasoningConfiguration,
+                judge: (any CandidateJudge)? = nil) throws {
+        try configuration.validate()
+        self.frontEnd = frontEnd
+        self.languageModel = languageModel
+        self.configuration = configuration
+        self.judge = judge ?? {
+            switch configuration.judge {
+            case .pairwise: PairwiseLanguageJudge(model: languageModel, bothOrders: configuration.judgeBothOrders)
+            case .logLikelihood: LogLikelihoodJudge()
+            }
+        }()
+    }
+
+    /// Loads both models from disk, naming whichever is missing.
+    public static func load(clipDirectory: URL, languageModelPath: URL, configuration: ReasoningConfiguration = ReasoningConfiguration(),
+                            contextLength: Int? = nil, threads: Int? = nil) throws -> VisualReasoner {
+        try configuration.validate()
+        for file in [clipDirectory.appendingPathComponent(CLIPModel.configFileName),
+                     clipDirectory.appendingPathComponent(CLIPModel.weightsFileName), languageModelPath]
+        where !FileManager.default.fileExists(atPath: file.path) {
+            throw ReasoningError.missingModel(file.path)
+        }
+        let clip = try CLIPModel(directory: clipDirectory)
+        let p = clip.preprocess
+        guard let resize = CLIPPreprocessing.ResizeMode(rawValue: p.resizeMode) else {
+            throw ReasoningError.invalidConfiguration("\(clipDirectory.path): unsupported resize_mode \(p.resizeMode)")
+        }
+        // open_clip's "random" interpolation is a training-time augmentation; inference uses bicubic.
+        let preprocessing = try CLIPPreprocessing(imageSize: p.imageSize, mean: p.mean, std: p.std,
+                                                  interpolation: ResampleFilter(rawValue: p.interpolation) ?? .bicubic,
+                                                  resizeMode: resize, fill: UInt8(clamping: p.fillColor))
+        let languageModel = try LanguageModel(path: languageModelPath, contextLength: contextLength, threads: threads)
+        return try VisualReasoner(clip: clip, clipTokenizer: CLIPTokenizer(), preprocessing: preprocessing,
+                                  languageModel: languageModel, configuration: configuration)
+    }
+
+    /// Answers `question` about `image` in stages, streaming events.
+    ///
+    /// Throws (`ReasoningError`) only before generation starts: bad question or image, a selection the
+    /// vision grid cannot satisfy, a context too small, or cancellation while encoding. Once generation
+    /// has started, cancellation and failures end the run with `outcome` set and everything produced so
+    /// far in the result. `shouldCancel` is checked before every sampled token and between steps.
+    ///
+    /// - Parameter precomputed: features of `image` the caller cached, to skip encoding it again.
+    public func run(image: RGBImage, question: String, precomputed: PrecomputedImageFeatures? = nil,
+                    shouldCancel: () -> Bool = { false },
+                    onEvent: (ReasoningEvent) -> Void = { _ in }) throws -> ReasoningResult {
+        let start = Date()
+        let question = question.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !question.isEmpty else { throw ReasoningError.invalidConfiguration("the question is empty") }
+        let builder = PromptBuilder(model: languageModel, stages: configuration.stages, question: question)
+        // The cheap check first: a question that cannot fit is refused before the image is encoded.
+        try checkContext(builder.tokens("").count)
+
+        let prepared: any PreparedImage
+        let evidence: [Evidence]
+        do {
+            prepared = try frontEnd.prepare(image, precomputed: precomputed, shouldCancel: shouldCancel)
+            evidence = try prepared.initialEvidence(shouldCancel: shouldCancel)
+        } catch let error as ReasoningError {
+            throw error
+        } catch where shouldCancel() {
+            throw ReasoningError.cancelled
+        }
+        if shouldCancel() { throw ReasoningError.cancelled }
+        if case let .topK(k) = configuration.selection, let grid = prepared.grid, k > grid.height * grid.width {
+            throw ReasoningError.invalidConfiguration("topK selection of \(k) patches from a \(grid.height)x\(grid.width) grid")
+        }
+        let visionSeconds = Date().timeIntervalSince(start)
+        let evidenceText = evidence.map { "[\($0.text)]\n" }.joined()
+        try checkContext(builder.tokens(evidenceText).count)
+
+        return withoutActuallyEscaping(shouldCancel) { shouldCancel in
+            withoutActuallyEscaping(onEvent) { onEvent in
+                let run = ReasoningRun(reasoner: self, prepared: prepared, builder: builder, question: question,
+                                       evidence: evidence, start: start, shouldCancel: shouldCancel, onEvent: onEvent)
+                run.timings.visionSeconds = visionSeconds
+                return run.execute()
+            }
+        }
+    }
+
+    /// The prompt must leave room for every stage's tags and a few tokens of each.
+    private func checkContext(_ promptTokens: Int) throws {
+        let needed = promptTokens + configuration.stages.count * Self.minimumTokensPerStage
+        guard needed <= languageModel.contextLength else {
+            throw ReasoningError.contextTooSmall(needed: needed, capacity: languageModel.contextLength)
+        }
+    }
+
+    static let minimumTokensPerStage = 16
+}
