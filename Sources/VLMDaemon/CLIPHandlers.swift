@@ -1,6 +1,7 @@
 import Foundation
 import VLMCLIP
 import VLMImage
+import VLMPromptLearning
 import VLMTensor
 import VLMWire
 
@@ -39,23 +40,37 @@ func registerCLIPHandlers(_ table: inout HandlerTable, services: Services) {
     table.register(Method.classify) { (params: ClassifyParams, context) -> ClassifyResult in
         let clip = try await services.clipModel(params.model)
         let labels = try validatedLabels(params.labels, field: "params.labels")
-        let templates = try resolveTemplates(params.templates, field: "params.templates")
         let topK = params.topK ?? 5
         guard topK >= 1 else { throw RPCError.invalidParams("params.topK: expected an integer ≥ 1") }
         let inputs = try services.decodeImages(params.images)
         let runtime = services.clip
-        let (embeddings, perTemplate) = try await context.compute { flag in
-            let images = try runtime.embed(inputs.map { ($0.imageId, $0.image) }, with: clip, cancellation: flag)
-            let text = try runtime.classTemplateEmbeddings(labels: labels, templates: templates, clip: clip, cancellation: flag)
-            return (images, text)
+        if params.learnedPrompt != nil, params.templates != nil {
+            throw RPCError.invalidParams("params: give 'templates' or 'learnedPrompt', not both")
         }
-        let classifier = try ZeroShotClassifier(classNames: labels, templateEmbeddings: perTemplate)
+        let learned = try params.learnedPrompt.map { name in
+            let url = try services.learnedPromptURL(name: name, field: "params.learnedPrompt")
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw RPCError.invalidParams("params.learnedPrompt: no learned prompt '\(name)' in \(url.deletingLastPathComponent().path)")
+            }
+            return try LearnedPrompt.load(from: url)
+        }
+        let templates = try learned?.templates ?? resolveTemplates(params.templates, field: "params.templates")
+        let (embeddings, perTemplate, classifier) = try await context.compute { flag in
+            let images = try runtime.embed(inputs.map { ($0.imageId, $0.image) }, with: clip, cancellation: flag)
+            if let learned {
+                let classifier = try learned.classifierWeights(clip: clip.model, tokenizer: runtime.tokenizer(), classNames: labels,
+                                                               shouldCancel: { flag.isCancelled })
+                return (images, [[[Float]]](), classifier)
+            }
+            let text = try runtime.classTemplateEmbeddings(labels: labels, templates: templates, clip: clip, cancellation: flag)
+            return (images, text, try ZeroShotClassifier(classNames: labels, templateEmbeddings: text))
+        }
         var results: [ImageClassification] = []
         for (index, (input, image)) in zip(inputs, embeddings).enumerated() {
             let probs = softmax(classifier.logits(imageEmbeddings: [image.embedding], logitScale: clip.model.logitScale)[0])
             var item = ImageClassification(index: index, imageId: input.imageId, probs: probs,
                                            top: topLabels(probs, labels: labels, k: topK))
-            if params.perTemplate == true {
+            if params.perTemplate == true, !perTemplate.isEmpty {
                 item.perTemplate = templates.indices.map { t in
                     let logits = labels.indices.map { c in clip.model.logitScale * dot(image.embedding, perTemplate[c][t]) }
                     return TemplateScores(template: templates[t], probs: softmax(logits))

@@ -7,6 +7,13 @@ public struct DaemonConfiguration: Sendable {
     public var memoryBudgetBytes = 8 << 30
     public var imageCacheBytes = 512 << 20
     public var threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Where `optimise-prompt` saves learned prompts and `classify` finds them by name.
+    public var promptsDirectory: URL = {
+        if let dir = ProcessInfo.processInfo.environment["VLMD_PROMPTS_DIR"] { return URL(fileURLWithPath: dir) }
+        let cache = ProcessInfo.processInfo.environment["XDG_CACHE_HOME"].map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")
+        return cache.appendingPathComponent("vlmd/prompts")
+    }()
     /// Lowest level written to stderr.
     public var stderrLogLevel: LogLevel = .info
     /// Minimum interval between two `$/progress` reports of one token (begin and end always go out).

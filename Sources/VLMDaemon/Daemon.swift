@@ -217,10 +217,10 @@ public actor Daemon {
 
     /// Maps anything a handler throws to a JSON-RPC error: a handler never takes the daemon down.
     private func rpcError(for error: Error, context: RequestContext) -> RPCError {
+        let mapped = (error as? RPCError) ?? (error as? RPCErrorConvertible)?.rpcError
         // A handler's own -32800 may carry what it produced before stopping; keep it.
-        if let rpc = error as? RPCError, rpc.code == ErrorCode.requestCancelled || !context.cancellation.isCancelled { return rpc }
+        if let mapped, mapped.code == ErrorCode.requestCancelled || !context.cancellation.isCancelled { return mapped }
         if context.cancellation.isCancelled || error is CancellationError { return .cancelled }
-        if let convertible = error as? RPCErrorConvertible { return convertible.rpcError }
         outbox.log(.error, "'\(context.method)' failed: \(error)")
         return .internalError("internal error in '\(context.method)': \(error)")
     }

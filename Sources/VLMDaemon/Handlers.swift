@@ -7,6 +7,7 @@ func registerHandlers(_ table: inout HandlerTable, services: Services) {
     registerModelHandlers(&table, services: services)
     registerCLIPHandlers(&table, services: services)
     registerLanguageHandlers(&table, services: services)
+    registerPromptHandlers(&table, services: services)
 }
 
 func registerDaemonHandlers(_ table: inout HandlerTable, services: Services) {

@@ -103,6 +103,9 @@ public struct ClassifyParams: Codable, Sendable {
     public var topK: Int?
     /// Also return each template's own probabilities.
     public var perTemplate: Bool?
+    /// A prompt saved by `optimise-prompt` (its `saveAs` name); replaces `templates`. `labels` may
+    /// name new classes for a shared soft context.
+    public var learnedPrompt: String?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
 }

@@ -75,6 +75,9 @@ struct Classify: AsyncParsableCommand {
     @Option(help: "How many labels to show per image.")
     var top = 5
 
+    @Option(help: "A prompt saved by optimise-prompt --save-as (replaces --templates).")
+    var learnedPrompt: String?
+
     @Argument(help: "PNG files.")
     var images: [String]
 
@@ -88,10 +91,12 @@ struct Classify: AsyncParsableCommand {
         let session = try await Session.start(options)
         let model = try await session.loadCLIP(clip.clip)
         let json = options.json, paths = images
-        _ = try await session.run(Method.classify, params: [
+        var params: [String: JSONValue] = [
             "model": .string(model), "images": imageInputs(paths), "labels": .array(labelList.map { .string($0) }),
-            "templates": try templatesArgument(templates), "topK": .int(Int64(top)),
-        ]) { partial in
+            "topK": .int(Int64(top)),
+        ]
+        if let learnedPrompt { params["learnedPrompt"] = .string(learnedPrompt) } else { params["templates"] = try templatesArgument(templates) }
+        _ = try await session.run(Method.classify, params: .object(params)) { partial in
             guard let index = partial["index"]?.intValue.map(Int.init), let probs = partial["probs"]?.arrayValue else { return }
             if json {
                 var byLabel: [String: JSONValue] = [:]

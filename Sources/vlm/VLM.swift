@@ -9,7 +9,7 @@ struct VLM: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vlm",
         abstract: "Command-line client for the vlmd vision-language model daemon.",
-        subcommands: [Ping.self, Status.self, Call.self, Models.self, EncodeImage.self, Classify.self, Evaluate.self, Generate.self])
+        subcommands: [Ping.self, Status.self, Call.self, Models.self, EncodeImage.self, Classify.self, Evaluate.self, Generate.self, OptimisePrompt.self])
 
     static func main() async {
         do {

@@ -27,6 +27,9 @@ struct VLMDCommand: AsyncParsableCommand {
     @Option(help: "Compute threads (OpenBLAS and vlmd's kernels). Default: one per core.")
     var threads = DaemonConfiguration().threads
 
+    @Option(help: "Directory for learned prompts (optimise-prompt saveAs, classify learnedPrompt). Default: $VLMD_PROMPTS_DIR or ~/.cache/vlmd/prompts.")
+    var promptsDir: String?
+
     @Option(help: "Lowest log level written to stderr: debug, info, warning, error, off.")
     var logLevel = "info"
 
@@ -44,6 +47,7 @@ struct VLMDCommand: AsyncParsableCommand {
         config.memoryBudgetBytes = memoryBudgetMib << 20
         config.imageCacheBytes = imageCacheMib << 20
         config.threads = threads
+        if let promptsDir { config.promptsDirectory = URL(fileURLWithPath: promptsDir) }
         config.stderrLogLevel = LogLevel(name: logLevel) ?? .info
 
         let writer = FrameWriter(fileDescriptor: STDOUT_FILENO)

@@ -77,3 +77,20 @@ def test_ctrl_c_cancels_the_request_and_waits_for_its_reply():
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 1
     assert "cancelled" in err and "-32800" in err
+
+
+def test_optimise_prompt_prints_the_table_and_saves(tmp_path):
+    env = {**os.environ, "VLMD_PROMPTS_DIR": str(tmp_path)}
+    cifar = SHARED / "data" / "cifar-10"
+    out = subprocess.run([VLM, "optimise-prompt", "--clip", str(RN), "--dataset", str(cifar / "train_5000.bin"),
+                          "--labels", str(cifar / "batches.meta.txt"), "--shots", "2", "--steps", "5", "--save-as", "cli"],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "zero-shot" in out.stdout and "learned" in out.stdout and "prompt (coop)" in out.stdout
+    assert (tmp_path / "cli.safetensors").exists()
+    assert "step 5/5" in out.stderr
+    classified = subprocess.run([VLM, "classify", "--clip", str(RN), "--labels", str(cifar / "batches.meta.txt"),
+                                 "--learned-prompt", "cli", "--json", str(IMAGES / "chelsea.png")],
+                                capture_output=True, text=True, timeout=120, env=env)
+    assert classified.returncode == 0, classified.stderr
+    assert len(json.loads(classified.stdout)["probs"]) == 10

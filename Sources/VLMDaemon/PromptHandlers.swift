@@ -1,0 +1,206 @@
+import Foundation
+import VLMCLIP
+import VLMImage
+import VLMPromptLearning
+import VLMWire
+
+extension PromptLearningError: RPCErrorConvertible {
+    public var rpcError: RPCError {
+        switch self {
+        case .cancelled(let best):
+            return RPCError(code: ErrorCode.requestCancelled, message: "request cancelled",
+                            data: (try? JSONCoding.value(of: summary(best, method: best.configuration.method))) ?? .null)
+        case .invalidFile: return RPCError(code: ErrorCode.datasetUnreadable, message: description)
+        default: return RPCError.invalidParams(description)
+        }
+    }
+}
+
+/// optimise-prompt: draws the few-shot split, encodes only the images it needs (through the image
+/// cache: the tower is frozen), then learns on the text side with one notification per step.
+func registerPromptHandlers(_ table: inout HandlerTable, services: Services) {
+    table.register(Method.optimisePrompt) { (params: OptimisePromptParams, context) -> OptimisePromptResult in
+        let started = ContinuousClock.now
+        let clip = try await services.clipModel(params.model)
+        let configuration = try promptConfiguration(params)
+        let lm = configuration.method == .languageModel ? try await services.languageModel(params.lm).model : nil
+        let saveURL = try params.saveAs.map { try services.learnedPromptURL(name: $0, field: "params.saveAs") }
+        let data = try PromptDataset(params.dataset)
+        let split = try FewShotSplit(labels: data.labels, classNames: data.classNames, shots: configuration.shots,
+                                     validationPerClass: configuration.validationPerClass, seed: configuration.seed)
+        let test = try params.dataset.test.map { try PromptDataset(params.dataset, path: $0, classNames: data.classNames) }
+
+        let progress = await context.beginProgress(title: "Optimising a prompt (\(params.method)) for \(data.classNames.count) classes")
+        let runtime = services.clip
+        let (train, validation, testSet) = try await context.compute { flag in
+            let total = split.train.count + split.validation.count + (test?.count(limit: params.dataset.testLimit) ?? 0)
+            var done = 0
+            func features(_ source: PromptDataset, _ indices: [Int]) throws -> FeatureSet {
+                let images = try indices.map { try source.image(at: $0) }
+                let embedded = try runtime.embed(images.map { (CLIPRuntime.imageId(for: $0), $0) }, with: clip, cancellation: flag) { n in
+                    let fraction = 0.3 * Double(done + n) / Double(max(total, 1))
+                    let message = "encoding images \(done + n)/\(total)"
+                    Task { await progress.report(fraction: fraction, message: message) }
+                }
+                done += indices.count
+                return FeatureSet(features: embedded.map(\.embedding), labels: indices.map { source.labels[$0] })
+            }
+            let train = try features(data, split.train)
+            let validation = try features(data, split.validation)
+            let testSet = try test.map { try features($0, Array(0..<$0.count(limit: params.dataset.testLimit))) }
+            return (train, validation, testSet)
+        }
+        let tokenizer = try runtime.tokenizer()
+        let result = try await context.compute { flag in
+            try optimisePrompt(
+                clip: clip.model, tokenizer: tokenizer, classNames: data.classNames, train: train, validation: validation,
+                test: testSet, configuration: configuration, languageModel: lm, shouldCancel: { flag.isCancelled }
+            ) { step in
+                context.sendPartialFromComputeThread(OptimisePromptStep(
+                    step: step.step, totalSteps: step.totalSteps, loss: step.loss, trainAccuracy: step.trainAccuracy,
+                    validationAccuracy: step.validationAccuracy, prompt: step.prompt, learningRate: step.learningRate))
+                let fraction = 0.3 + 0.7 * Double(step.step) / Double(max(step.totalSteps, 1))
+                Task { await progress.report(fraction: fraction, message: "step \(step.step)/\(step.totalSteps): \(step.prompt)") }
+            }
+        }
+        if let saveURL {
+            try FileManager.default.createDirectory(at: saveURL.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try result.learnedPrompt.save(to: saveURL)
+        }
+        await progress.end(message: "learned: \(result.promptText)")
+        var reply = summary(result, method: configuration.method)
+        reply.trainImages = train.count
+        reply.validationImages = validation.count
+        reply.testImages = testSet?.count ?? 0
+        reply.savedTo = saveURL?.path
+        reply.seconds = (ContinuousClock.now - started).seconds
+        return reply
+    }
+}
+
+/// The wire form of a prompt-learning result (also the best-so-far attached to a cancellation).
+func summary(_ r: PromptLearningResult, method: PromptLearningConfiguration.Method) -> OptimisePromptResult {
+    let names: [PromptLearningConfiguration.Method: String] = [.soft: "coop", .projected: "pez", .templateBank: "bank", .languageModel: "lm"]
+    return OptimisePromptResult(
+        method: names[method] ?? method.rawValue, prompt: r.promptText, templates: r.templates,
+        zeroShot: AccuracyPair(validation: r.zeroShot.validation, test: r.zeroShot.test),
+        bankEnsemble: AccuracyPair(validation: r.bankEnsemble.validation, test: r.bankEnsemble.test),
+        learned: AccuracyPair(validation: r.learned.validation, test: r.learned.test), trainAccuracy: r.trainAccuracy,
+        nearestTokens: r.nearestTokens.map { $0.map { NearestTokenInfo(id: $0.id, text: $0.text, distance: $0.distance, cosine: $0.cosine) } },
+        fluency: r.fluency, initialTrainingLoss: r.initialTrainingLoss, finalTrainingLoss: r.finalTrainingLoss,
+        stepsRun: r.stepsRun, bestStep: r.bestStep, stoppedEarly: r.stoppedEarly, trainImages: 0, validationImages: 0,
+        testImages: 0, savedTo: nil, configuration: (try? JSONCoding.value(of: r.configuration)) ?? .null, seconds: 0)
+}
+
+func promptConfiguration(_ p: OptimisePromptParams) throws -> PromptLearningConfiguration {
+    var c = PromptLearningConfiguration()
+    switch p.method {
+    case "coop": c.method = .soft
+    case "pez": c.method = .projected
+    case "bank": c.method = .templateBank
+    case "lm": c.method = .languageModel
+    default: throw RPCError.invalidParams("params.method: expected \"coop\", \"pez\", \"bank\" or \"lm\", got \"\(p.method)\"")
+    }
+    if let v = p.shots { guard v >= 1 else { throw RPCError.invalidParams("params.shots: expected an integer ≥ 1") }; c.shots = v }
+    if let v = p.validationPerClass {
+        guard v >= 1 else { throw RPCError.invalidParams("params.validationPerClass: expected an integer ≥ 1") }
+        c.validationPerClass = v
+    }
+    if let v = p.contextLength {
+        guard (1...64).contains(v) else { throw RPCError.invalidParams("params.contextLength: expected an integer in 1...64") }
+        c.contextLength = v
+    }
+    if let v = p.classSpecific { c.classSpecific = v }
+    if let v = p.initialisation { c.initialisation = v == "random" ? .random : .phrase(v) }
+    switch p.optimiser {
+    case nil: break
+    case "sgd": c.optimiser = .sgd
+    case "adam": c.optimiser = .adam
+    case let other?: throw RPCError.invalidParams("params.optimiser: expected \"sgd\" or \"adam\", got \"\(other)\"")
+    }
+    if let v = p.learningRate { c.learningRate = v }
+    if let v = p.steps {
+        guard v >= 1 else { throw RPCError.invalidParams("params.steps: expected an integer ≥ 1 (a step budget of \(v) does nothing)") }
+        c.steps = v
+    }
+    if let v = p.warmupSteps { c.warmupSteps = v }
+    if let v = p.cosineSchedule { c.cosineSchedule = v }
+    if let v = p.evaluationInterval { c.evaluationInterval = v }
+    if let v = p.patience { c.patience = v }
+    if let v = p.textAnchorWeight { c.textAnchorWeight = v }
+    if let v = p.vocabularyDistanceWeight { c.vocabularyDistanceWeight = v }
+    if let bank = p.bank { c.bank = try resolveTemplates(bank, field: "params.bank") }
+    if let v = p.maximumBankTemplates { c.maximumBankTemplates = v }
+    if let v = p.languageModelRounds { c.languageModelRounds = v }
+    if let v = p.languageModelCandidates { c.languageModelCandidates = v }
+    if let v = p.seed { c.seed = v }
+    return c
+}
+
+/// Labelled images for prompt learning: a CIFAR-format file or a labelled image list.
+struct PromptDataset: Sendable {
+    let classNames: [String]
+    let labels: [Int]
+    private let cifar: CIFARDataset?
+    private let list: [LabelledImageList.Entry]
+
+    init(_ param: PromptDatasetParam, path: String? = nil, classNames: [String]? = nil) throws {
+        let path = path ?? param.path
+        switch param.format ?? "cifar10" {
+        case "list":
+            let entries = try LabelledImageList(contentsOf: path).entries
+            let names = classNames ?? Array(NSOrderedSet(array: entries.map(\.label))) as! [String]
+            labels = try entries.enumerated().map { index, entry in
+                guard let label = names.firstIndex(of: entry.label) else {
+                    throw RPCError(code: ErrorCode.datasetUnreadable, message: "\(path): line \(index + 1) has label '\(entry.label)', not one of the training labels")
+                }
+                return label
+            }
+            self.classNames = names
+            cifar = nil
+            list = entries
+        case let format:
+            let layout: CIFARDataset.Layout = switch format {
+            case "cifar10": .cifar10
+            case "cifar100": .cifar100(useFineLabel: true)
+            case "cifar100-coarse": .cifar100(useFineLabel: false)
+            default: throw RPCError.invalidParams("params.dataset.format: expected \"cifar10\", \"cifar100\", \"cifar100-coarse\" or \"list\", got \"\(format)\"")
+            }
+            let dataset = try CIFARDataset(path: path, layout: layout)
+            let names: [String]
+            if let classNames { names = classNames } else {
+                switch (param.labels, param.labelsFile) {
+                case (let list?, nil): names = try validatedLabels(list, field: "params.dataset.labels")
+                case (nil, let file?): names = try validatedLabels(CIFARDataset.labelNames(contentsOf: file), field: "params.dataset.labelsFile")
+                default: throw RPCError.invalidParams("params.dataset: give exactly one of 'labels' or 'labelsFile'")
+                }
+            }
+            labels = try (0..<dataset.count).map { try dataset.label(at: $0) }
+            if let bad = labels.firstIndex(where: { $0 >= names.count }) {
+                throw RPCError(code: ErrorCode.datasetUnreadable, message:
+                    "\(path): record \(bad) has label \(labels[bad]) but only \(names.count) class names were given")
+            }
+            self.classNames = names
+            cifar = dataset
+            list = []
+        }
+    }
+
+    func count(limit: Int?) -> Int { min(labels.count, limit ?? labels.count) }
+
+    func image(at index: Int) throws -> RGBImage {
+        if let cifar { return try cifar.record(at: index).image }
+        return try PNGDecoder().decode(contentsOf: list[index].path)
+    }
+}
+
+extension Services {
+    /// `<prompts directory>/<name>.safetensors`, for a plain name (no paths).
+    func learnedPromptURL(name: String, field: String) throws -> URL {
+        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "._-"))
+        guard !name.isEmpty, !name.hasPrefix("."), name.unicodeScalars.allSatisfy(allowed.contains) else {
+            throw RPCError.invalidParams("\(field): '\(name)' is not a plain name (letters, digits, '.', '_', '-')")
+        }
+        return configuration.promptsDirectory.appendingPathComponent(name + ".safetensors")
+    }
+}
