@@ -201,6 +201,26 @@ import VLMTensor
         }
     }
 
+    @Test func cancelledLanguageModelSearchKeepsBestTemplate() throws {
+        struct Good: TemplateProposer {
+            func propose(examples: [(template: String, accuracy: Double)], count: Int, round: Int, shouldCancel: () -> Bool) throws -> [String] {
+                [SyntheticTask.hiddenTemplate]
+            }
+            func fluency(of text: String) throws -> Double? { nil }
+        }
+        var configuration = PromptLearningConfiguration()
+        (configuration.method, configuration.languageModelRounds, configuration.bank) = (.languageModel, 5, ["a photo of a {}."])
+        var rounds = 0
+        #expect {
+            _ = try optimisePrompt(clip: task.clip, tokenizer: Shared.tokenizer, classNames: SyntheticTask.classNames,
+                                   train: task.train, validation: task.validation, test: task.test, configuration: configuration,
+                                   proposer: Good(), shouldCancel: { rounds >= 1 }, onStep: { _ in rounds += 1 })
+        } throws: { error in
+            guard case let PromptLearningError.cancelled(partial) = error else { return false }
+            return partial.stepsRun == 1 && partial.templates == [SyntheticTask.hiddenTemplate] && partial.learned.test! > 0.9
+        }
+    }
+
     @Test func earlyStoppingKeepsBestState() throws {
         var steps: [PromptLearningStep] = []
         // A huge learning rate makes validation accuracy stall or fall: patience stops the run.
