@@ -67,3 +67,24 @@ import VLMTensor
         #expect { try LearnedPrompt.load(from: bad) } throws: { "\($0)".contains("shape") }
     }
 }
+
+@Test func configurationJSONIsReadable() throws {
+    var configuration = PromptLearningConfiguration()
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .sortedKeys
+    let phrase = String(decoding: try encoder.encode(configuration), as: UTF8.self)
+    #expect(phrase.contains("\"initialisation\":{\"phrase\":\"a photo of a\"}"))
+    configuration.initialisation = .random
+    let random = try encoder.encode(configuration)
+    #expect(String(decoding: random, as: UTF8.self).contains("\"initialisation\":\"random\""))
+    #expect(try JSONDecoder().decode(PromptLearningConfiguration.self, from: random) == configuration)
+}
+
+@Test func partialConfigurationKeepsDefaults() throws {
+    let configuration = try JSONDecoder().decode(PromptLearningConfiguration.self,
+                                                 from: Data(#"{"method": "projected", "steps": 300, "initialisation": "random"}"#.utf8))
+    var expected = PromptLearningConfiguration()
+    (expected.method, expected.steps, expected.initialisation) = (.projected, 300, .random)
+    #expect(configuration == expected)
+    #expect(throws: DecodingError.self) { try JSONDecoder().decode(PromptLearningConfiguration.self, from: Data(#"{"method": "magic"}"#.utf8)) }
+}
