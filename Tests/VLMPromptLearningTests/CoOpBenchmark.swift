@@ -44,7 +44,7 @@ import VLMTensor
 
     /// Wall time of a whole soft-prompt run on the tiny model (the synthetic task of LearningTests).
     @Test(.enabled(if: modelDirectory != nil)) func tinyModelRunToConvergence() throws {
-        let task = try SyntheticTask(noise: 0.05)
+        let task = try SyntheticTask()
         var configuration = PromptLearningConfiguration()
         (configuration.optimiser, configuration.learningRate, configuration.steps, configuration.patience) = (.adam, 0.002, 400, 10)
         let start = Date()

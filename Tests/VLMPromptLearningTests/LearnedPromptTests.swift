@@ -12,7 +12,7 @@ import VLMTensor
     }
 
     @Test func softPromptRoundTripsAndClassifies() throws {
-        let task = try SyntheticTask(noise: 0.05)
+        let task = try SyntheticTask()
         var configuration = PromptLearningConfiguration()
         (configuration.optimiser, configuration.learningRate, configuration.steps, configuration.seed) = (.adam, 0.002, 30, 9)
         let result = try optimisePrompt(clip: task.clip, tokenizer: Shared.tokenizer, classNames: SyntheticTask.classNames,
@@ -44,8 +44,8 @@ import VLMTensor
         try prompt.save(to: url)
         let loaded = try LearnedPrompt.load(from: url)
         #expect(loaded == prompt)
-        let weights = try loaded.classifierWeights(clip: Shared.rnTiny, tokenizer: Shared.tokenizer)
-        let expected = try ZeroShotClassifier(model: Shared.rnTiny, tokenizer: Shared.tokenizer, classNames: ["cat", "dog"], templates: prompt.templates)
+        let weights = try loaded.classifierWeights(clip: Shared.quickGELU, tokenizer: Shared.tokenizer)
+        let expected = try ZeroShotClassifier(model: Shared.quickGELU, tokenizer: Shared.tokenizer, classNames: ["cat", "dog"], templates: prompt.templates)
         #expect(weights.weights == expected.weights)
     }
 
