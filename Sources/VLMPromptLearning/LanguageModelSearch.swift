@@ -39,7 +39,8 @@ struct LanguageModelSearch {
                                                              contextLength: contextLength),
                       !pool.contains(where: { $0.template == template }) else { continue }
                 outcome.validProposals += 1
-                pool.append(try scored(template, train: train, shouldCancel: shouldCancel))
+                // Cancellation is honoured between rounds, so a round's scoring always completes.
+                pool.append(try scored(template, train: train, shouldCancel: { false }))
             }
             outcome.best = ranked(pool)[0]
             outcome.roundsRun = round

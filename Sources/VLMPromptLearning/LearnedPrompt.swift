@@ -6,7 +6,7 @@ import VLMTensor
 ///
 /// Soft prompts keep their context vectors (the text is only a nearest-token reading); every other
 /// method's prompt *is* its text templates.
-public struct LearnedPrompt: Sendable, Equatable {
+public struct LearnedPrompt: Sendable, Equatable, Codable {
     public var method: PromptLearningConfiguration.Method
     public var classNames: [String]
     /// Readable templates with "{}" (soft: the nearest-token reading, for display only).

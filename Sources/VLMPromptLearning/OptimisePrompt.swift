@@ -5,9 +5,15 @@ import VLMLanguage
 /// Few-shot prompt learning for a CLIP model on cached image features: the engine behind the
 /// daemon's `optimise-prompt`.
 ///
+/// Methods (configuration.method): `.soft` (CoOp), `.projected` (PEZ), `.templateBank` (greedy
+/// ensemble selection), `.languageModel` (LM proposals scored by CLIP); KgCoOp and
+/// vocabulary-distance penalties apply to the two gradient methods.
+///
 /// All input is validated before any work. `shouldCancel` is checked once per optimiser step
-/// (template added, LM round); a cancelled run throws `PromptLearningError.cancelled` carrying the
-/// best-so-far result. `onStep` reports every step.
+/// (template added, LM round; LM generation also polls it per token); a cancelled run throws
+/// `PromptLearningError.cancelled` carrying the best-so-far result. Cancelling while the baselines
+/// are computed (text embeddings of the bank, before any step) throws `CLIPError.cancelled`.
+/// `onStep` reports every step.
 public func optimisePrompt(
     clip: CLIPModel, tokenizer: CLIPTokenizer, classNames: [String],
     train: FeatureSet, validation: FeatureSet, test: FeatureSet? = nil,

@@ -70,7 +70,7 @@ struct PromptLayout: Sendable {
 }
 
 /// The learnable context: M vectors of the text width, shared by all classes or one set per class.
-public struct ContextVectors: Sendable, Equatable {
+public struct ContextVectors: Sendable, Equatable, Codable {
     public let count: Int  // M
     public let width: Int
     public let classSpecific: Bool

@@ -15,11 +15,31 @@ public struct PromptLearningConfiguration: Sendable, Codable, Equatable {
         case languageModel
     }
 
+    /// JSON: `{"phrase": "a photo of a"}` or `"random"`.
     public enum Initialisation: Sendable, Codable, Equatable {
         /// Token embeddings of a phrase (its token count sets M; `contextLength` is ignored).
         case phrase(String)
         /// N(0, 0.02²), CoOp's random initialisation.
         case random
+
+        private struct Phrase: Codable { var phrase: String }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let text = try? container.decode(Phrase.self) { self = .phrase(text.phrase); return }
+            guard try container.decode(String.self) == "random" else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "initialisation must be \"random\" or {\"phrase\": ...}")
+            }
+            self = .random
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            switch self {
+            case let .phrase(text): try container.encode(Phrase(phrase: text))
+            case .random: try container.encode("random")
+            }
+        }
     }
 
     public enum Optimiser: String, Sendable, Codable {
@@ -73,6 +93,39 @@ public struct PromptLearningConfiguration: Sendable, Codable, Equatable {
     public var languageModelTemperature: Float = 0.8
 
     public init() {}
+
+    private enum CodingKeys: String, CodingKey {
+        case method, shots, validationPerClass, contextLength, classSpecific, initialisation, optimiser, learningRate, steps, warmupSteps, cosineSchedule, evaluationInterval, patience, textAnchorWeight, vocabularyDistanceWeight, projectionMetric, seed, bank, maximumBankTemplates, languageModelRounds, languageModelCandidates, languageModelMaxTokens, languageModelTemperature
+    }
+
+    /// Decodes a partial configuration: missing keys keep their defaults (so a request may give
+    /// only what it changes, e.g. {"method": "projected", "steps": 300}).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        method = try c.decodeIfPresent(type(of: method).self, forKey: .method) ?? method
+        shots = try c.decodeIfPresent(type(of: shots).self, forKey: .shots) ?? shots
+        validationPerClass = try c.decodeIfPresent(type(of: validationPerClass).self, forKey: .validationPerClass) ?? validationPerClass
+        contextLength = try c.decodeIfPresent(type(of: contextLength).self, forKey: .contextLength) ?? contextLength
+        classSpecific = try c.decodeIfPresent(type(of: classSpecific).self, forKey: .classSpecific) ?? classSpecific
+        initialisation = try c.decodeIfPresent(type(of: initialisation).self, forKey: .initialisation) ?? initialisation
+        optimiser = try c.decodeIfPresent(type(of: optimiser).self, forKey: .optimiser) ?? optimiser
+        learningRate = try c.decodeIfPresent(type(of: learningRate).self, forKey: .learningRate) ?? learningRate
+        steps = try c.decodeIfPresent(type(of: steps).self, forKey: .steps) ?? steps
+        warmupSteps = try c.decodeIfPresent(type(of: warmupSteps).self, forKey: .warmupSteps) ?? warmupSteps
+        cosineSchedule = try c.decodeIfPresent(type(of: cosineSchedule).self, forKey: .cosineSchedule) ?? cosineSchedule
+        evaluationInterval = try c.decodeIfPresent(type(of: evaluationInterval).self, forKey: .evaluationInterval) ?? evaluationInterval
+        patience = try c.decodeIfPresent(Int.self, forKey: .patience)
+        textAnchorWeight = try c.decodeIfPresent(type(of: textAnchorWeight).self, forKey: .textAnchorWeight) ?? textAnchorWeight
+        vocabularyDistanceWeight = try c.decodeIfPresent(type(of: vocabularyDistanceWeight).self, forKey: .vocabularyDistanceWeight) ?? vocabularyDistanceWeight
+        projectionMetric = try c.decodeIfPresent(type(of: projectionMetric).self, forKey: .projectionMetric) ?? projectionMetric
+        seed = try c.decodeIfPresent(type(of: seed).self, forKey: .seed) ?? seed
+        bank = try c.decodeIfPresent(type(of: bank).self, forKey: .bank) ?? bank
+        maximumBankTemplates = try c.decodeIfPresent(type(of: maximumBankTemplates).self, forKey: .maximumBankTemplates) ?? maximumBankTemplates
+        languageModelRounds = try c.decodeIfPresent(type(of: languageModelRounds).self, forKey: .languageModelRounds) ?? languageModelRounds
+        languageModelCandidates = try c.decodeIfPresent(type(of: languageModelCandidates).self, forKey: .languageModelCandidates) ?? languageModelCandidates
+        languageModelMaxTokens = try c.decodeIfPresent(type(of: languageModelMaxTokens).self, forKey: .languageModelMaxTokens) ?? languageModelMaxTokens
+        languageModelTemperature = try c.decodeIfPresent(type(of: languageModelTemperature).self, forKey: .languageModelTemperature) ?? languageModelTemperature
+    }
 
     /// The template a run starts from (and the zero-shot baseline): the initial phrase + " {}.".
     public var startingTemplate: String {

@@ -1,5 +1,5 @@
 /// Progress of one optimiser step (soft/projected), one template added (bank) or one LM round.
-public struct PromptLearningStep: Sendable, Equatable {
+public struct PromptLearningStep: Sendable, Equatable, Codable {
     public var step: Int
     public var totalSteps: Int
     /// Training loss at the start of the step (nil for methods without a differentiable loss).
@@ -19,7 +19,7 @@ public struct SplitAccuracy: Sendable, Equatable, Codable {
 }
 
 /// The outcome of `optimisePrompt`.
-public struct PromptLearningResult: Sendable {
+public struct PromptLearningResult: Sendable, Codable {
     /// The learned prompt; save it with `learnedPrompt.save(to:)`.
     public var learnedPrompt: LearnedPrompt
     /// Readable prompt: the template(s) with "{}" for the class name ("; "-joined for ensembles

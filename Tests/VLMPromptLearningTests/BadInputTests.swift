@@ -7,7 +7,7 @@ import VLMCLIP
 @Suite struct BadInputTests {
     let names = ["cat", "dog"]
     var good: FeatureSet { FeatureSet(features: [unit(0), unit(1), unit(2), unit(3)], labels: [0, 1, 0, 1]) }
-    func unit(_ i: Int) -> [Float] { var v = [Float](repeating: 0, count: Shared.rnTiny.embedDim); v[i] = 1; return v }
+    func unit(_ i: Int) -> [Float] { var v = [Float](repeating: 0, count: Shared.quickGELU.embedDim); v[i] = 1; return v }
 
     func expectError(_ fragment: String, classNames: [String]? = nil, train: FeatureSet? = nil,
                      configure: (inout PromptLearningConfiguration) -> Void = { _ in }) {
@@ -15,7 +15,7 @@ import VLMCLIP
         configure(&configuration)
         var stepped = false
         #expect {
-            _ = try optimisePrompt(clip: Shared.rnTiny, tokenizer: Shared.tokenizer, classNames: classNames ?? names,
+            _ = try optimisePrompt(clip: Shared.quickGELU, tokenizer: Shared.tokenizer, classNames: classNames ?? names,
                                    train: train ?? good, validation: good, test: nil, configuration: configuration,
                                    proposer: nil, onStep: { _ in stepped = true })
         } throws: { "\($0)".contains(fragment) }
@@ -39,7 +39,7 @@ import VLMCLIP
         var configuration = PromptLearningConfiguration()
         (configuration.shots, configuration.validationPerClass) = (16, 4)
         #expect {
-            _ = try optimisePrompt(clip: Shared.rnTiny, tokenizer: Shared.tokenizer, classNames: names, pool: good, configuration: configuration)
+            _ = try optimisePrompt(clip: Shared.quickGELU, tokenizer: Shared.tokenizer, classNames: names, pool: good, configuration: configuration)
         } throws: { "\($0)".contains("class 0 'cat' has 2 images, 16 shots + 4 validation requested") }
     }
 }

@@ -12,7 +12,7 @@ import VLMTensor
     }
 
     @Test func softPromptRoundTripsAndClassifies() throws {
-        let task = try SyntheticTask(noise: 0.05)
+        let task = try SyntheticTask()
         var configuration = PromptLearningConfiguration()
         (configuration.optimiser, configuration.learningRate, configuration.steps, configuration.seed) = (.adam, 0.002, 30, 9)
         let result = try optimisePrompt(clip: task.clip, tokenizer: Shared.tokenizer, classNames: SyntheticTask.classNames,
@@ -44,8 +44,8 @@ import VLMTensor
         try prompt.save(to: url)
         let loaded = try LearnedPrompt.load(from: url)
         #expect(loaded == prompt)
-        let weights = try loaded.classifierWeights(clip: Shared.rnTiny, tokenizer: Shared.tokenizer)
-        let expected = try ZeroShotClassifier(model: Shared.rnTiny, tokenizer: Shared.tokenizer, classNames: ["cat", "dog"], templates: prompt.templates)
+        let weights = try loaded.classifierWeights(clip: Shared.quickGELU, tokenizer: Shared.tokenizer)
+        let expected = try ZeroShotClassifier(model: Shared.quickGELU, tokenizer: Shared.tokenizer, classNames: ["cat", "dog"], templates: prompt.templates)
         #expect(weights.weights == expected.weights)
     }
 
@@ -66,4 +66,25 @@ import VLMTensor
         ], to: bad)
         #expect { try LearnedPrompt.load(from: bad) } throws: { "\($0)".contains("shape") }
     }
+}
+
+@Test func configurationJSONIsReadable() throws {
+    var configuration = PromptLearningConfiguration()
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .sortedKeys
+    let phrase = String(decoding: try encoder.encode(configuration), as: UTF8.self)
+    #expect(phrase.contains("\"initialisation\":{\"phrase\":\"a photo of a\"}"))
+    configuration.initialisation = .random
+    let random = try encoder.encode(configuration)
+    #expect(String(decoding: random, as: UTF8.self).contains("\"initialisation\":\"random\""))
+    #expect(try JSONDecoder().decode(PromptLearningConfiguration.self, from: random) == configuration)
+}
+
+@Test func partialConfigurationKeepsDefaults() throws {
+    let configuration = try JSONDecoder().decode(PromptLearningConfiguration.self,
+                                                 from: Data(#"{"method": "projected", "steps": 300, "initialisation": "random"}"#.utf8))
+    var expected = PromptLearningConfiguration()
+    (expected.method, expected.steps, expected.initialisation) = (.projected, 300, .random)
+    #expect(configuration == expected)
+    #expect(throws: DecodingError.self) { try JSONDecoder().decode(PromptLearningConfiguration.self, from: Data(#"{"method": "magic"}"#.utf8)) }
 }

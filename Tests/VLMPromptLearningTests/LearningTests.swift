@@ -8,7 +8,7 @@ import VLMTensor
 /// End-to-end runs on the synthetic task (tiny random CLIP, features around a hidden template's
 /// class embeddings): every method must beat the zero-shot baseline on held-out data.
 @Suite(.serialized) struct LearningTests {
-    static let task = try! SyntheticTask(noise: 0.05)
+    static let task = try! SyntheticTask()
     var task: SyntheticTask { Self.task }
 
     func run(_ configure: (inout PromptLearningConfiguration) -> Void, proposer: (any TemplateProposer)? = nil,
@@ -109,7 +109,7 @@ import VLMTensor
     /// and to real words, trading accuracy.
     @Test func regularisedSoftPromptsTradeOff() throws {
         var rows: [(Float, Float, Double, Float)] = []
-        for (anchor, distance) in [(Float(0), Float(0)), (0, 1), (0, 10), (1, 0), (10, 0)] {
+        for (anchor, distance) in [(Float(0), Float(0)), (0, 1), (0, 10), (1, 0), (3, 0)] {
             var steps: [PromptLearningStep] = []
             let r = try run({
                 $0.method = .soft; $0.optimiser = .adam; $0.learningRate = 0.002; $0.steps = 60
@@ -121,7 +121,7 @@ import VLMTensor
         }
         #expect(rows[2].3 < rows[0].3 * 0.6)  // strong vocabulary pull → closer to words
         #expect(rows[1].3 < rows[0].3)
-        #expect(rows.allSatisfy { $0.2 > 0.2 })
+        #expect(rows.allSatisfy { $0.2 >= 0.3 })  // zero-shot: 0.1
     }
 
     @Test func languageModelSearchWithStubProposer() throws {
@@ -130,7 +130,7 @@ import VLMTensor
             var shown: [[String]] = []
             func propose(examples: [(template: String, accuracy: Double)], count: Int, round: Int, shouldCancel: () -> Bool) throws -> [String] {
                 shown.append(examples.map(\.template))
-                return ["", "{}{}{}", "1. \"a black and white photo of the {}.\"", "no slot here", String(repeating: "x ", count: 200) + "{}"]
+                return ["", "{}{}{}", "1. \"\(SyntheticTask.hiddenTemplate)\"", "no slot here", String(repeating: "x ", count: 200) + "{}"]
             }
             func fluency(of text: String) throws -> Double? { -1.5 }
         }
@@ -198,6 +198,26 @@ import VLMTensor
             #expect(steps.count == 30)
             #expect(partial.learned.validation >= partial.zeroShot.validation)
             #expect(partial.learnedPrompt.context != nil)
+        }
+    }
+
+    @Test func cancelledLanguageModelSearchKeepsBestTemplate() throws {
+        struct Good: TemplateProposer {
+            func propose(examples: [(template: String, accuracy: Double)], count: Int, round: Int, shouldCancel: () -> Bool) throws -> [String] {
+                [SyntheticTask.hiddenTemplate]
+            }
+            func fluency(of text: String) throws -> Double? { nil }
+        }
+        var configuration = PromptLearningConfiguration()
+        (configuration.method, configuration.languageModelRounds, configuration.bank) = (.languageModel, 5, ["a photo of a {}."])
+        var rounds = 0
+        #expect {
+            _ = try optimisePrompt(clip: task.clip, tokenizer: Shared.tokenizer, classNames: SyntheticTask.classNames,
+                                   train: task.train, validation: task.validation, test: task.test, configuration: configuration,
+                                   proposer: Good(), shouldCancel: { rounds >= 1 }, onStep: { _ in rounds += 1 })
+        } throws: { error in
+            guard case let PromptLearningError.cancelled(partial) = error else { return false }
+            return partial.stepsRun == 1 && partial.templates == [SyntheticTask.hiddenTemplate] && partial.learned.test! > 0.9
         }
     }
 

@@ -4,11 +4,8 @@ import VLMCLIP
 
 enum Fixtures {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
-    /// The tiny open_clip models committed for VLMCLIP's parity tests.
-    static func clipModel(_ name: String) -> URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("VLMCLIPTests/Fixtures").appendingPathComponent(name)
-    }
+    /// Tiny random open_clip models (scripts/fixtures/make_prompt_fixtures.py).
+    static func clipModel(_ name: String) -> URL { directory.appendingPathComponent(name) }
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let shared = packageRoot.deletingLastPathComponent().appendingPathComponent("shared")
 }
@@ -16,9 +13,10 @@ enum Fixtures {
 /// Models and the tokenizer are loaded once per test process.
 enum Shared {
     static let tokenizer = try! CLIPTokenizer()
-    static let rnTiny = try! CLIPModel(directory: Fixtures.clipModel("rn-tiny"))
-    static let vitTiny = try! CLIPModel(directory: Fixtures.clipModel("vit-tiny"))
-    static func model(_ name: String) -> CLIPModel { name == "rn-tiny" ? rnTiny : vitTiny }
+    /// Width-8 text towers: QuickGELU (OpenAI CLIP's activation) and exact GELU.
+    static let quickGELU = try! CLIPModel(directory: Fixtures.clipModel("text-quickgelu"))
+    static let gelu = try! CLIPModel(directory: Fixtures.clipModel("text-gelu"))
+    static func model(_ name: String) -> CLIPModel { name == "text-quickgelu" ? quickGELU : gelu }
 }
 
 func maxRelativeError(_ a: [Float], _ b: [Double]) -> Double {

@@ -18,6 +18,9 @@ public struct QuantizedActivation {
     public var groupSums: [Int32] = []
     /// The int8 quants (Q8_*), or empty.
     public var quants: [Int8] = []
+    /// Q8_0/Q8_1: each block's quants widened to Int16 and split into its 16 even-indexed then its 16
+    /// odd-indexed elements, the layout the 32-value block kernels multiply against.
+    public var splitQuants: [Int16] = []
     /// f32/f16/bf16: the activation values as the weight format sees them (rounded if needed).
     public var values: [Float] = []
 
@@ -52,6 +55,13 @@ public struct QuantizedActivation {
             }
             scales[b] = roundedThroughHalf(d)
             if withSums { blockSums[b] = roundedThroughHalf(Float(sum) * d) }
+        }
+        splitQuants = .init(repeating: 0, count: blocks * 32)
+        for b in 0..<blocks {
+            for m in 0..<16 {
+                splitQuants[b * 32 + m] = Int16(quants[b * 32 + 2 * m])
+                splitQuants[b * 32 + 16 + m] = Int16(quants[b * 32 + 2 * m + 1])
+            }
         }
     }
 

@@ -10,6 +10,7 @@ public struct ActivationView {
     let blockSums: UnsafePointer<Float>
     let groupSums: UnsafePointer<Int32>
     let quants: UnsafeRawPointer
+    let splitQuants: UnsafeRawPointer
     let values: UnsafePointer<Float>
 }
 
@@ -20,9 +21,11 @@ extension QuantizedActivation {
             try blockSums.withUnsafeBufferPointerOrDummy { bs in
                 try groupSums.withUnsafeBufferPointerOrDummy { gs in
                     try quants.withUnsafeBufferPointerOrDummy { q in
-                        try values.withUnsafeBufferPointerOrDummy { v in
-                            try body(ActivationView(scales: s, blockSums: bs, groupSums: gs,
-                                                    quants: UnsafeRawPointer(q), values: v))
+                        try splitQuants.withUnsafeBufferPointerOrDummy { sq in
+                            try values.withUnsafeBufferPointerOrDummy { v in
+                                try body(ActivationView(scales: s, blockSums: bs, groupSums: gs, quants: UnsafeRawPointer(q),
+                                                        splitQuants: UnsafeRawPointer(sq), values: v))
+                            }
                         }
                     }
                 }
@@ -94,32 +97,25 @@ enum BlockDot {
     // The 32-value formats follow ggml's AVX2 kernels exactly: per block, eight int32 lanes each hold
     // the products of four consecutive values; each lane is fused-multiply-added, scaled by d_w*d_a,
     // into a float lane accumulator; the lanes are summed with `hsum_float_8` at the end.
-    // The integer work stays in 16-bit lanes with same-type SIMD operations (even/odd bytes split by
-    // shifts, as `pmaddubsw`/`pmaddwd` would), which the compiler lowers to plain vector instructions.
+    // The integer work uses 16-bit lanes split into even and odd elements by shifts (what `pmaddubsw`
+    // and `pmaddwd` do in hardware), with same-type SIMD operations the compiler lowers directly.
 
-    /// q8_0 x Q8_0: sum_b d_w * d_a * sum(q_w * q_a).
     static func dotQ8_0(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
         var acc = SIMD8<Float>()
         for b in 0..<blocks {
-            let block = row + b * 34, aq = a.quants + b * 32
-            let w0 = block.loadUnaligned(fromByteOffset: 2, as: SIMD8<Int16>.self)
-            let w1 = block.loadUnaligned(fromByteOffset: 18, as: SIMD8<Int16>.self)
-            // Two 127*127 products fit Int16; four would not, so pairs are widened before adding.
-            let pairs0 = pairSums(even: signedEvenBytes(w0), odd: signedOddBytes(w0), aq)
-            let pairs1 = pairSums(even: signedEvenBytes(w1), odd: signedOddBytes(w1), aq + 16)
-            acc = accumulate(acc, scale: half(block, 0) * a.scales[b],
-                             SIMD8(lowHalf: quadSums(pairs0), highHalf: quadSums(pairs1)))
+            let block = row + b * 34
+            let w = Unpacked32(int8: block + 2)
+            acc = accumulate(acc, scale: half(block, 0) * a.scales[b], w.laneSums(a.splitQuants + b * 64))
         }
         return horizontalSum8(acc)
     }
 
-    /// q4_0 x Q8_0: nibbles are offset by 8.
     static func dotQ4_0(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
         var acc = SIMD8<Float>()
         for b in 0..<blocks {
             let block = row + b * 18
-            let lanes = nibbleLaneSums(block + 2, a.quants + b * 32, offset: 8)
-            acc = accumulate(acc, scale: half(block, 0) * a.scales[b], lanes)
+            let w = Unpacked32(nibbles: block + 2, offset: 8)
+            acc = accumulate(acc, scale: half(block, 0) * a.scales[b], w.laneSums(a.splitQuants + b * 64))
         }
         return horizontalSum8(acc)
     }
@@ -132,38 +128,75 @@ enum BlockDot {
         for b in 0..<blocks {
             let block = row + b * 20
             minimumTerms = fusedMultiplyAdd(half(block, 2), a.blockSums[b], minimumTerms)
-            let lanes = nibbleLaneSums(block + 4, a.quants + b * 32, offset: 0)
-            acc = accumulate(acc, scale: half(block, 0) * a.scales[b], lanes)
+            let w = Unpacked32(nibbles: block + 4, offset: 0)
+            acc = accumulate(acc, scale: half(block, 0) * a.scales[b], w.laneSums(a.splitQuants + b * 64))
         }
         return horizontalSum8(acc) + minimumTerms
     }
 
-    /// Lane sums for 16 bytes of nibbles (values 0..<16 low, 16..<32 high, minus `offset`) against 32 int8.
-    @inline(__always)
-    static func nibbleLaneSums(_ nibbles: UnsafeRawPointer, _ aq: UnsafeRawPointer, offset: Int16) -> SIMD8<Int32> {
-        let packed = nibbles.loadUnaligned(as: SIMD8<Int16>.self)  // byte 2m in the low half of lane m
-        let lowEven = (packed & 0x000F) &- offset, lowOdd = ((packed &>> 8) & 0x000F) &- offset
-        let highEven = ((packed &>> 4) & 0x000F) &- offset, highOdd = ((packed &>> 12) & 0x000F) &- offset
-        let pairs0 = pairSums(even: lowEven, odd: lowOdd, aq)
-        let pairs1 = pairSums(even: highEven, odd: highOdd, aq + 16)
-        return SIMD8(lowHalf: quadSums(pairs0), highHalf: quadSums(pairs1))
+    /// One weight row against several activation rows (a prefill batch): each block is unpacked once
+    /// and applied to every activation, with per-activation accumulators (same arithmetic as `dot`).
+    static func dotBatch(_ format: WeightFormat, row: UnsafeRawPointer, _ views: UnsafeBufferPointer<ActivationView>,
+                         columns: Int, accumulators: UnsafeMutablePointer<SIMD8<Float>>,
+                         minimumTerms: UnsafeMutablePointer<Float>, into out: (Int, Float) -> Void) {
+        let (blockBytes, quantOffset): (Int, Int)
+        switch format {
+        case .q8_0: (blockBytes, quantOffset) = (34, 2)
+        case .q4_0: (blockBytes, quantOffset) = (18, 2)
+        case .q4_1: (blockBytes, quantOffset) = (20, 4)
+        default:
+            for (b, view) in views.enumerated() { out(b, dot(format, row: row, view, columns: columns)) }
+            return
+        }
+        let n = views.count
+        for b in 0..<n { accumulators[b] = SIMD8<Float>(); minimumTerms[b] = 0 }
+        for j in 0..<columns / 32 {
+            let block = row + j * blockBytes, d = half(block, 0)
+            let w = format == .q8_0 ? Unpacked32(int8: block + quantOffset)
+                : Unpacked32(nibbles: block + quantOffset, offset: format == .q4_0 ? 8 : 0)
+            if format == .q4_1 {
+                let m = half(block, 2)
+                for b in 0..<n { minimumTerms[b] = fusedMultiplyAdd(m, views[b].blockSums[j], minimumTerms[b]) }
+            }
+            for b in 0..<n {
+                accumulators[b] = accumulate(accumulators[b], scale: d * views[b].scales[j], w.laneSums(views[b].splitQuants + j * 64))
+            }
+        }
+        for b in 0..<n { out(b, horizontalSum8(accumulators[b]) + (format == .q4_1 ? minimumTerms[b] : 0)) }
     }
 
-    /// Lane m = even[m] * a[2m] + odd[m] * a[2m+1] for 16 int8 activations at `a`.
-    @inline(__always)
-    static func pairSums(even: SIMD8<Int16>, odd: SIMD8<Int16>, _ a: UnsafeRawPointer) -> SIMD8<Int16> {
-        let activations = a.loadUnaligned(as: SIMD8<Int16>.self)
-        return even &* signedEvenBytes(activations) &+ odd &* signedOddBytes(activations)
-    }
+    /// A block of 32 small signed weights, as its even-indexed and odd-indexed elements
+    /// (lane m of `even` is element 2m, of `odd` element 2m+1).
+    struct Unpacked32 {
+        let even: SIMD16<Int16>, odd: SIMD16<Int16>
 
-    @inline(__always) static func signedEvenBytes(_ v: SIMD8<Int16>) -> SIMD8<Int16> { (v &<< 8) &>> 8 }
-    @inline(__always) static func signedOddBytes(_ v: SIMD8<Int16>) -> SIMD8<Int16> { v &>> 8 }
+        /// 32 int8 (q8_0).
+        @inline(__always)
+        init(int8 p: UnsafeRawPointer) {
+            let v = p.loadUnaligned(as: SIMD16<Int16>.self)
+            even = (v &<< 8) &>> 8
+            odd = v &>> 8
+        }
 
-    /// Adjacent Int16 lanes summed into Int32 lanes (`pmaddwd` with ones): lane k = pairs[2k] + pairs[2k+1].
-    @inline(__always)
-    static func quadSums(_ pairs: SIMD8<Int16>) -> SIMD4<Int32> {
-        let words = unsafeBitCast(pairs, to: SIMD4<Int32>.self)
-        return ((words &<< 16) &>> 16) &+ (words &>> 16)
+        /// 16 bytes of nibbles: element i is the low nibble of byte i, element 16+i its high nibble.
+        @inline(__always)
+        init(nibbles p: UnsafeRawPointer, offset: Int16) {
+            let packed = p.loadUnaligned(as: SIMD8<Int16>.self)  // lane m: byte 2m low, byte 2m+1 high
+            let both = SIMD16(lowHalf: packed, highHalf: packed &>> 4)
+            even = (both & 0x000F) &- offset
+            odd = ((both &>> 8) & 0x000F) &- offset
+        }
+
+        /// Eight int32 lanes; lane k = sum of w[j] * a[j] for j in 4k..<4k+4, for a block of activations
+        /// in `splitQuants` layout (16 even-indexed then 16 odd-indexed Int16).
+        @inline(__always)
+        func laneSums(_ a: UnsafeRawPointer) -> SIMD8<Int32> {
+            let aEven = a.loadUnaligned(as: SIMD16<Int16>.self), aOdd = a.loadUnaligned(fromByteOffset: 32, as: SIMD16<Int16>.self)
+            // Two products fit Int16 (|q| <= 127); the pairs are widened before adding four.
+            let pairs = even &* aEven &+ odd &* aOdd
+            let words = unsafeBitCast(pairs, to: SIMD8<Int32>.self)
+            return ((words &<< 16) &>> 16) &+ (words &>> 16)
+        }
     }
 
     /// acc + scale * lanes per lane with one rounding (`_mm256_fmadd_ps`). The lane sums are below 2^22,

@@ -44,17 +44,30 @@ public struct QuantizedMatrix: @unchecked Sendable {
         let matrix = self
         let output = SendablePointer(y)
         withViews(activations) { views in
-            let workers = max(1, min(threads, rows / 16))
-            let chunk = (rows + workers - 1) / workers
+            // More chunks than threads, handed out dynamically, so a core that is busy elsewhere
+            // does not hold everyone up.
+            let chunks = max(1, min(threads * 4, rows / 16))
+            let chunkRows = (rows + chunks - 1) / chunks
             let views = UnsafeSendableBuffer(views)
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                let start = worker * chunk, end = min(rows, start + chunk)
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                let start = chunk * chunkRows, end = min(rows, start + chunkRows)
                 guard start < end else { return }
-                for r in start..<end {
-                    let row = matrix.data + r * matrix.rowBytes
-                    for b in 0..<views.count {
-                        output.pointer[b * matrix.rows + r] =
-                            BlockDot.dot(matrix.format, row: row, views[b], columns: matrix.columns)
+                if views.count == 1 {
+                    for r in start..<end {
+                        output.pointer[r] = BlockDot.dot(matrix.format, row: matrix.data + r * matrix.rowBytes,
+                                                         views[0], columns: matrix.columns)
+                    }
+                    return
+                }
+                views.items.withUnsafeBufferPointer { viewBuffer in
+                    let accumulators = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: views.count)
+                    let minimumTerms = UnsafeMutablePointer<Float>.allocate(capacity: views.count)
+                    defer { accumulators.deallocate(); minimumTerms.deallocate() }
+                    for r in start..<end {
+                        BlockDot.dotBatch(matrix.format, row: matrix.data + r * matrix.rowBytes, viewBuffer,
+                                          columns: matrix.columns, accumulators: accumulators, minimumTerms: minimumTerms) {
+                            output.pointer[$0 * matrix.rows + r] = $1
+                        }
                     }
                 }
             }

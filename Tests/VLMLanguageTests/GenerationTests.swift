@@ -1,0 +1,168 @@
+// Generation API behaviour on stories260K (fast): sampling, stop conditions, cancellation,
+// log-probabilities, cache forking, attention weights; plus the chat template and UTF-8 streaming.
+import Foundation
+import Testing
+@testable import VLMLanguage
+
+@Suite struct GenerationTests {
+    var model: LanguageModel { LoadedModels.stories }
+    var prompt: [Int32] { model.tokenize("Once upon a time") }
+
+    @Test func seededSamplingIsReproducible() throws {
+        let p = SamplingParameters(temperature: 0.9, topK: 40, topP: 0.95, minP: 0.02, repetitionPenalty: 1.1, seed: 42, maxTokens: 24)
+        let a = try model.generate(prompt: prompt, parameters: p)
+        let b = try model.generate(prompt: prompt, parameters: p)
+        var other = p
+        other.seed = 7
+        let c = try model.generate(prompt: prompt, parameters: other)
+        #expect(a.tokenIDs == b.tokenIDs && a.text == b.text)
+        #expect(a.tokenIDs != c.tokenIDs)
+        #expect(a.tokenIDs.count == 24 && a.stopReason == .length)
+    }
+
+    @Test func topKOneIsGreedy() throws {
+        let greedy = try model.generate(prompt: prompt, parameters: SamplingParameters(maxTokens: 20))
+        let topOne = try model.generate(prompt: prompt, parameters: SamplingParameters(temperature: 1.5, topK: 1, seed: 3, maxTokens: 20))
+        #expect(greedy.tokenIDs == topOne.tokenIDs)
+    }
+
+    @Test func samplerFollowsTheDistributionAndFilters() {
+        // p = (0.25, 0.75) at temperature 1.
+        var sampler = Sampler(SamplingParameters(temperature: 1, seed: 1))
+        let logits: [Float] = [0, log(3)]
+        let ones = (0..<20_000).filter { _ in sampler.sample(logits, history: []) == 1 }.count
+        #expect(abs(Double(ones) / 20_000 - 0.75) < 0.015)
+
+        let wide: [Float] = [5, 4, 3, 0, -1]
+        var topK = Sampler(SamplingParameters(temperature: 5, topK: 2, seed: 2))
+        #expect(Set((0..<500).map { _ in topK.sample(wide, history: []) }).isSubset(of: [0, 1]))
+        var minP = Sampler(SamplingParameters(temperature: 5, minP: 0.3, seed: 3))  // keeps p >= 0.3 * p_max: tokens 0, 1
+        #expect(Set((0..<500).map { _ in minP.sample(wide, history: []) }).isSubset(of: [0, 1]))
+        var topP = Sampler(SamplingParameters(temperature: 1, topP: 0.5, seed: 4))  // token 0 alone holds p > 0.5
+        #expect(Set((0..<200).map { _ in topP.sample(wide, history: []) }) == [0])
+        var penalised = Sampler(SamplingParameters(repetitionPenalty: 10))
+        #expect(penalised.sample(wide, history: [0]) == 1)
+    }
+
+    @Test func stopsAtStopStringAndReportsTextBeforeIt() throws {
+        let full = try model.generate(prompt: prompt, parameters: SamplingParameters(maxTokens: 40))
+        #expect(full.text.contains(" Lily"))
+        var streamed = ""
+        let stopped = try model.generate(prompt: prompt, parameters: SamplingParameters(maxTokens: 40, stopStrings: [" Lily"]),
+                                         onToken: { streamed += $0.text })
+        #expect(stopped.stopReason == .stop)
+        #expect(stopped.text == String(full.text[..<full.text.range(of: " Lily")!.lowerBound]))
+        #expect(streamed == stopped.text)
+    }
+
+    @Test func cancellationStopsBetweenTokens() throws {
+        var produced = 0
+        let result = try model.generate(prompt: prompt, parameters: SamplingParameters(maxTokens: 50),
+                                        shouldCancel: { produced >= 3 }, onToken: { _ in produced += 1 })
+        #expect(result.stopReason == .cancelled && result.tokenIDs.count == 3)
+    }
+
+    @Test func logProbabilitiesAgreeWithScore() throws {
+        let result = try model.generate(prompt: prompt, parameters: SamplingParameters(maxTokens: 12, logProbabilities: true))
+        let total = result.logProbabilities!.reduce(0, +)
+        let scored = try model.score(context: prompt, continuations: [result.tokenIDs, [result.tokenIDs[0]]])
+        #expect(abs(scored[0] - total) < 1e-3)
+        #expect(abs(scored[1] - result.logProbabilities![0]) < 1e-6)
+        #expect(result.logProbabilities!.allSatisfy { $0 <= 0 })
+    }
+
+    @Test func forkedCachesContinueIndependently() throws {
+        let t = model.transformer
+        var shared = t.makeCache(capacity: 64)
+        _ = try t.forward(prompt, cache: &shared)
+        var a = shared, b = shared
+        let la = try t.forward([432], cache: &a).logits
+        let lb = try t.forward([286], cache: &b).logits
+        #expect(shared.count == prompt.count && a.count == prompt.count + 1 && b.count == prompt.count + 1)
+        var fresh = t.makeCache(capacity: 64)
+        let direct = try t.forward(prompt + [286], cache: &fresh).logits
+        #expect(zip(lb, direct).allSatisfy { abs($0 - $1) < 1e-3 })
+        #expect(la != lb)
+    }
+
+    @Test func attentionWeightsAreCausalDistributions() throws {
+        var cache = model.transformer.makeCache(capacity: 64)
+        let n = prompt.count, heads = model.hyperparameters.headCount
+        let out = try model.transformer.forward(prompt, cache: &cache, logits: .all, attentionLayers: [0, 4])
+        #expect(out.logits.count == n * model.hyperparameters.vocabularySize)
+        for layer in [0, 4] {
+            let w = out.attention[layer]!
+            #expect(w.count == n * heads * n)
+            for i in 0..<n {
+                for h in 0..<heads {
+                    let row = w[((i * heads + h) * n)..<((i * heads + h) * n + n)]
+                    #expect(abs(row.reduce(0, +) - 1) < 2e-3)
+                    #expect(row.dropFirst(i + 1).allSatisfy { $0 == 0 })
+                }
+            }
+        }
+    }
+
+    @Test func contextOverflowIsAnError() throws {
+        let small = try LanguageModel(path: TestPaths.stories, contextLength: 8, threads: 1)
+        #expect(throws: LanguageModelError.self) { try small.generate(prompt: Array(repeating: 1, count: 8)) }
+        let result = try small.generate(prompt: [1, 403], parameters: SamplingParameters(maxTokens: 100))
+        #expect(result.stopReason == .length && result.tokenIDs.count == 7)  // the last one needs no cache slot
+        #expect(throws: LanguageModelError.tokenOutOfRange(9999, vocabularySize: 512)) {
+            var cache = small.transformer.makeCache(capacity: 8)
+            _ = try small.transformer.forward([9999], cache: &cache)
+        }
+    }
+
+    @Test func describesTheModel() {
+        let d = model.description
+        #expect(d.architecture == "llama" && d.vocabularySize == 512 && d.quantization == "f32" && d.tokenizer == "llama")
+        #expect(d.parameterCount > 200_000 && d.parameterCount < 300_000)
+        #expect(model.memoryBytes > 1_000_000)
+    }
+}
+
+@Suite struct TextTests {
+    @Test func utf8StreamHoldsBackPartialSequences() {
+        let text = "aé😀日b"
+        let bytes = Array(text.utf8)
+        for split in 0...bytes.count {
+            var d = UTF8StreamDecoder()
+            let out = d.append(Array(bytes[..<split])) + d.append(Array(bytes[split...])) + d.flush()
+            #expect(out == text)
+        }
+        var d = UTF8StreamDecoder()
+        var pieces: [String] = []
+        for b in bytes { pieces.append(d.append([b])) }
+        #expect(pieces.joined() == text && !pieces.contains { $0.contains("\u{FFFD}") })
+    }
+
+    @Test func byteFallbackTokensDecodeAcrossTokens() throws {
+        let model = LoadedModels.stories
+        let ids = model.tokenize("日本")  // not in the 512-token vocabulary: byte tokens
+        #expect(ids.count > 3)
+        #expect(model.tokenizer.decode(Array(ids.dropFirst())) == " 日本")
+    }
+
+    @Test func chatTemplateFormats() throws {
+        let chatML = ChatTemplate(template: "{% for m in messages %}<|im_start|>{{m.role}}...")!
+        #expect(chatML.format == .chatML && chatML.defaultSystemMessage == nil)
+        #expect(chatML.render([ChatMessage(role: "user", content: "Hi")]) == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+        let llama2 = ChatTemplate(template: "{{ bos_token + '[INST] ' + content + ' [/INST]' }}")!
+        #expect(llama2.format == .llama2)
+        let rendered = llama2.render([ChatMessage(role: "system", content: "Be brief."), ChatMessage(role: "user", content: "Hi"),
+                                      ChatMessage(role: "assistant", content: "Hello."), ChatMessage(role: "user", content: "Bye")])
+        #expect(rendered == "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello. </s><s>[INST] Bye [/INST]")
+        #expect(ChatTemplate(template: "{{ messages }}") == nil)
+    }
+
+    /// SmolLM2's own template, rendered by jinja2 in the fixture script.
+    @Test(.enabled(if: smolAvailable, smolMissing)) func smolLM2ChatTemplateMatchesJinja() throws {
+        let (model, fixture) = try parityModel(.smolLM2)
+        let chat = fixture["chat"] as! [String: Any]
+        let messages = (chat["messages"] as! [[String: String]]).map { ChatMessage(role: $0["role"]!, content: $0["content"]!) }
+        let rendered = try #require(model.chatTemplate).render(messages)
+        #expect(rendered == chat["rendered"] as! String)
+        #expect(model.tokenizer.encode(rendered, parseSpecial: true) == int32s(chat["ids"]))
+    }
+}
