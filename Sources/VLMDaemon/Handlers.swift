@@ -8,6 +8,7 @@ func registerHandlers(_ table: inout HandlerTable, services: Services) {
     registerCLIPHandlers(&table, services: services)
     registerLanguageHandlers(&table, services: services)
     registerPromptHandlers(&table, services: services)
+    registerVisualReasoningHandlers(&table, services: services)
 }
 
 func registerDaemonHandlers(_ table: inout HandlerTable, services: Services) {

@@ -1,0 +1,169 @@
+import Foundation
+import VLMCLIP
+import VLMImage
+import VLMReasoning
+import VLMWire
+
+extension ReasoningError: RPCErrorConvertible {
+    public var rpcError: RPCError {
+        switch self {
+        case .missingModel: return RPCError(code: ErrorCode.modelNotLoaded, message: description)
+        case .invalidConfiguration: return RPCError.invalidParams(description)
+        case .invalidImage: return RPCError(code: ErrorCode.imageUnreadable, message: description)
+        case .contextTooSmall: return RPCError(code: ErrorCode.contextOverflow, message: description)
+        case .cancelled: return .cancelled
+        }
+    }
+}
+
+/// generate-with-visual-selection: staged reasoning by a GGUF language model over CLIP evidence, with
+/// stage-level beam search, per-step patch attribution and looks, every event streamed.
+func registerVisualReasoningHandlers(_ table: inout HandlerTable, services: Services) {
+    table.register(Method.generateWithVisualSelection) { (params: VisualReasoningParams, context) -> VisualReasoningResult in
+        let clip = try await services.clipModel(params.clip)
+        let lm = try await services.languageModel(params.lm)
+        let configuration = try reasoningConfiguration(params)
+        guard let input = try services.decodeImages([params.image]).first, let image = input.image else {
+            throw RPCError.invalidParams("params.image: expected a 'path' or 'png' (the image itself is needed to crop and look again)")
+        }
+        let runtime = services.clip
+        let cached = runtime.imageCache.value(for: CLIPRuntime.ImageKey(model: clip.id, imageId: input.imageId))
+        let progress = await context.beginProgress(title: "Reasoning about the image with \(lm.id) and \(clip.id)")
+        let result = try await context.compute { flag in
+            let reasoner = try VisualReasoner(clip: clip.model, clipTokenizer: runtime.tokenizer(), preprocessing: clip.preprocessing,
+                                              languageModel: lm.model, configuration: configuration)
+            return try reasoner.run(image: image, question: params.question,
+                                    precomputed: cached.map { PrecomputedImageFeatures(globalEmbedding: $0.embedding) },
+                                    shouldCancel: { flag.isCancelled }) { event in
+                let wire = wireEvent(event)
+                context.sendPartialFromComputeThread(wire)
+                if wire.event == "stage" {
+                    let message = "\(wire.phase ?? "") \(wire.stage ?? "")"
+                    Task { await progress.report(message: message) }
+                }
+            }
+        }
+        await progress.end()
+        let reply = wireResult(result)
+        switch result.outcome {
+        case .completed:
+            return reply
+        case .cancelled:
+            throw RPCError(code: ErrorCode.requestCancelled, message: "request cancelled", data: try? JSONCoding.value(of: reply))
+        case .failed(let reason):
+            throw RPCError(code: ErrorCode.internalError, message: "generation stopped: \(reason)", data: try? JSONCoding.value(of: reply))
+        }
+    }
+}
+
+func reasoningConfiguration(_ p: VisualReasoningParams) throws -> ReasoningConfiguration {
+    var c = ReasoningConfiguration()
+    if let stages = p.stages {
+        c.stages = try stages.enumerated().map { index, stage in
+            guard let role = StageSpecification.Role(rawValue: stage.role ?? "plain") else {
+                throw RPCError.invalidParams("params.stages[\(index)].role: expected \"plain\", \"evidence\", \"steps\" or \"answer\"")
+            }
+            return StageSpecification(tag: stage.tag, instruction: stage.instruction, role: role)
+        }
+    }
+    if let v = p.beam { c.beamWidth = v }
+    switch p.judge {
+    case nil: break
+    case "pairwise": c.judge = .pairwise
+    case "loglik": c.judge = .logLikelihood
+    case let other?: throw RPCError.invalidParams("params.judge: expected \"pairwise\" or \"loglik\", got \"\(other)\"")
+    }
+    if let v = p.sharePrefix { c.sharePrefix = v }
+    switch p.select {
+    case nil: if let mass = p.mass { c.selection = .box(mass: mass) }
+    case "off": c.selection = .off
+    case "topk": c.selection = .topK(p.k ?? 4)
+    case "box": c.selection = .box(mass: p.mass ?? 0.5)
+    case let other?: throw RPCError.invalidParams("params.select: expected \"off\", \"topk\" or \"box\", got \"\(other)\"")
+    }
+    if let v = p.maxLooks { c.maxLooks = v }
+    if let v = p.maxSteps { c.maxSteps = v }
+    if let v = p.labels { c.labelBank = v }
+    if let grid = p.regionGrid {
+        guard grid.count == 2 else { throw RPCError.invalidParams("params.regionGrid: expected [rows, columns]") }
+        c.regionGrid = (grid[0], grid[1])
+    }
+    if let v = p.maxTokensPerStage { c.maxTokensPerStage = v }
+    if let v = p.temperature { c.temperature = v }
+    if let v = p.topP { c.topP = v }
+    if let v = p.seed { c.seed = v }
+    switch (p.heatmapDir, p.heatmapsInline) {
+    case (let dir?, nil), (let dir?, false?): c.heatmaps = .directory(URL(fileURLWithPath: dir))
+    case (nil, true?): c.heatmaps = .inline
+    case (_?, true?): throw RPCError.invalidParams("params: give 'heatmapDir' or 'heatmapsInline', not both")
+    default: c.heatmaps = .off
+    }
+    do { try c.validate() } catch let error as ReasoningError { throw error.rpcError }
+    return c
+}
+
+// MARK: - Engine values to wire values
+
+func wireBox(_ b: PixelBox) -> BoxParam { BoxParam(x: b.x, y: b.y, width: b.width, height: b.height) }
+
+func wireEvidence(_ e: Evidence) -> EvidenceInfo {
+    let tags = e.tags.map { TagScore(label: $0.label, probability: $0.probability) }
+    switch e.source {
+    case .wholeImage: return EvidenceInfo(source: "image", region: nil, step: nil, box: nil, tags: tags, text: e.text)
+    case let .region(name, box): return EvidenceInfo(source: "region", region: name, step: nil, box: wireBox(box), tags: tags, text: e.text)
+    case let .look(step, box): return EvidenceInfo(source: "look", region: nil, step: step, box: wireBox(box), tags: tags, text: e.text)
+    }
+}
+
+func wireAttribution(_ a: StepAttribution) -> AttributionInfo {
+    let selection = a.selection.map { s in
+        SelectionInfo(method: s.method, cells: s.cells, gridBox: [s.gridBox.row, s.gridBox.column, s.gridBox.rows, s.gridBox.columns],
+                      pixelBox: wireBox(s.pixelBox), mass: s.mass)
+    }
+    return AttributionInfo(step: a.step, text: a.text, gridHeight: a.map.gridHeight, gridWidth: a.map.gridWidth, scores: a.map.scores,
+                           normalization: a.map.normalization, selection: selection, heatmapPath: a.heatmapPath,
+                           heatmapPNG: a.heatmapPNG.map { Data($0).base64EncodedString() })
+}
+
+func wireVerdict(_ v: JudgeVerdict) -> VerdictInfo {
+    VerdictInfo(stage: v.stage, step: v.step, first: v.first, second: v.second, winner: v.winner,
+                firstScore: v.firstScore, secondScore: v.secondScore)
+}
+
+func wireEvent(_ event: ReasoningEvent) -> VisualReasoningEvent {
+    switch event {
+    case .evidence(let e):
+        var w = VisualReasoningEvent(event: "evidence"); w.evidence = wireEvidence(e); return w
+    case let .stageBegan(index, tag):
+        var w = VisualReasoningEvent(event: "stage"); w.phase = "begin"; w.stageIndex = index; w.stage = tag; return w
+    case let .stageEnded(index, tag, text):
+        var w = VisualReasoningEvent(event: "stage"); w.phase = "end"; w.stageIndex = index; w.stage = tag; w.text = text; return w
+    case let .token(stage, step, candidate, text):
+        var w = VisualReasoningEvent(event: "token"); w.stage = stage; w.step = step; w.candidate = candidate; w.text = text; return w
+    case .verdict(let v):
+        var w = VisualReasoningEvent(event: "verdict"); w.verdict = wireVerdict(v); return w
+    case .attribution(let a):
+        var w = VisualReasoningEvent(event: "attribution"); w.attribution = wireAttribution(a); w.step = a.step; return w
+    case .look(let l):
+        var w = VisualReasoningEvent(event: "look"); w.step = l.step; w.evidence = wireEvidence(l.evidence); w.seconds = l.seconds; return w
+    }
+}
+
+func wireResult(_ r: ReasoningResult) -> VisualReasoningResult {
+    let (outcome, failure): (String, String?) = switch r.outcome {
+    case .completed: ("completed", nil)
+    case .cancelled: ("cancelled", nil)
+    case .failed(let reason): ("failed", reason)
+    }
+    let t = r.timings
+    return VisualReasoningResult(
+        outcome: outcome, failure: failure, answer: r.answer,
+        stages: r.stages.map { StageInfo(tag: $0.tag, text: $0.text, generatedTokens: $0.generatedTokens, chosenTokens: $0.chosenTokens,
+                                         seconds: $0.seconds, tokensPerSecond: $0.tokensPerSecond, complete: $0.complete) },
+        steps: r.steps.map { StepInfo(index: $0.index, stage: $0.stage, text: $0.text, attribution: $0.attribution.map(wireAttribution),
+                                      look: $0.look.map(wireEvidence)) },
+        evidence: r.evidence.map(wireEvidence), verdicts: r.verdicts.map(wireVerdict), transcript: r.transcript,
+        timings: ReasoningTimingsInfo(visionSeconds: t.visionSeconds, firstTokenSeconds: t.firstTokenSeconds, judgeSeconds: t.judgeSeconds,
+                                      attributionSeconds: t.attributionSeconds, lookSeconds: t.lookSeconds, totalSeconds: t.totalSeconds,
+                                      contextTokens: t.contextTokens, generatedTokens: t.generatedTokens))
+}

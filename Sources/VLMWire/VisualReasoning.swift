@@ -1,0 +1,193 @@
+/// Wire types for `generate-with-visual-selection` (protocol/visual-reasoning.md).
+
+public struct StageParam: Codable, Sendable {
+    public var tag: String
+    public var instruction: String
+    /// "plain" | "evidence" (visual evidence written before it) | "steps" (per-step attribution) | "answer".
+    public var role: String?
+}
+
+public struct VisualReasoningParams: Codable, Sendable {
+    /// CLIP model id and GGUF model id (each optional when exactly one of its kind is loaded).
+    public var clip: String?
+    public var lm: String?
+    public var image: ImageInput
+    public var question: String
+    public var stages: [StageParam]?
+    /// Candidates per stage (1...8); 1 is plain decoding.
+    public var beam: Int?
+    /// "pairwise" (the model compares candidates, LLaVA-CoT) or "loglik" (mean log-likelihood).
+    public var judge: String?
+    /// Share the KV cache of the common prefix across candidates (default true).
+    public var sharePrefix: Bool?
+    /// "off" | "topk" | "box" (default "box").
+    public var select: String?
+    public var k: Int?
+    /// Fraction of attribution mass the box covers (default 0.5).
+    public var mass: Float?
+    public var maxLooks: Int?
+    public var maxSteps: Int?
+    /// The label bank for CLIP evidence tags (default: vlmd's common-objects bank).
+    public var labels: [String]?
+    /// Region grid for regional tags: [rows, columns] (default [2, 2]).
+    public var regionGrid: [Int]?
+    public var maxTokensPerStage: Int?
+    public var temperature: Float?
+    public var topP: Float?
+    public var seed: UInt64?
+    /// Write heatmap PNGs (image + colour-mapped attribution) into this directory.
+    public var heatmapDir: String?
+    /// Send heatmap PNGs inline, base64, in attribution events.
+    public var heatmapsInline: Bool?
+    public var workDoneToken: RequestID?
+    public var partialResultToken: RequestID?
+}
+
+public struct TagScore: Codable, Sendable {
+    public var label: String
+    public var probability: Float
+    public init(label: String, probability: Float) { self.label = label; self.probability = probability }
+}
+
+public struct BoxParam: Codable, Sendable {
+    public var x: Int, y: Int, width: Int, height: Int
+    public init(x: Int, y: Int, width: Int, height: Int) { self.x = x; self.y = y; self.width = width; self.height = height }
+}
+
+public struct EvidenceInfo: Codable, Sendable {
+    /// "image" | "region" | "look".
+    public var source: String
+    public var region: String?
+    public var step: Int?
+    /// In original image pixels.
+    public var box: BoxParam?
+    public var tags: [TagScore]
+    public var text: String
+    public init(source: String, region: String?, step: Int?, box: BoxParam?, tags: [TagScore], text: String) {
+        self.source = source; self.region = region; self.step = step; self.box = box; self.tags = tags; self.text = text
+    }
+}
+
+public struct SelectionInfo: Codable, Sendable {
+    public var method: String
+    /// Selected grid cells, row-major indices.
+    public var cells: [Int]
+    /// [row, column, rows, columns] on the grid.
+    public var gridBox: [Int]
+    /// In original image pixels.
+    public var pixelBox: BoxParam
+    public var mass: Float
+    public init(method: String, cells: [Int], gridBox: [Int], pixelBox: BoxParam, mass: Float) {
+        self.method = method; self.cells = cells; self.gridBox = gridBox; self.pixelBox = pixelBox; self.mass = mass
+    }
+}
+
+public struct AttributionInfo: Codable, Sendable {
+    public var step: Int
+    public var text: String
+    public var gridHeight: Int
+    public var gridWidth: Int
+    /// Row-major, non-negative, summing to 1.
+    public var scores: [Float]
+    public var normalization: String
+    public var selection: SelectionInfo?
+    public var heatmapPath: String?
+    public var heatmapPNG: String?
+    public init(step: Int, text: String, gridHeight: Int, gridWidth: Int, scores: [Float], normalization: String,
+                selection: SelectionInfo?, heatmapPath: String?, heatmapPNG: String?) {
+        self.step = step; self.text = text; self.gridHeight = gridHeight; self.gridWidth = gridWidth; self.scores = scores
+        self.normalization = normalization; self.selection = selection; self.heatmapPath = heatmapPath; self.heatmapPNG = heatmapPNG
+    }
+}
+
+public struct VerdictInfo: Codable, Sendable {
+    public var stage: String
+    public var step: Int?
+    public var first: Int
+    public var second: Int
+    public var winner: Int
+    public var firstScore: Double
+    public var secondScore: Double
+    public init(stage: String, step: Int?, first: Int, second: Int, winner: Int, firstScore: Double, secondScore: Double) {
+        self.stage = stage; self.step = step; self.first = first; self.second = second; self.winner = winner
+        self.firstScore = firstScore; self.secondScore = secondScore
+    }
+}
+
+/// One streamed event; `event` says which fields are set.
+public struct VisualReasoningEvent: Codable, Sendable {
+    /// "evidence" | "stage" | "token" | "verdict" | "attribution" | "look".
+    public var event: String
+    /// stage: "begin" | "end".
+    public var phase: String?
+    public var stage: String?
+    public var stageIndex: Int?
+    public var step: Int?
+    public var candidate: Int?
+    public var text: String?
+    public var evidence: EvidenceInfo?
+    public var verdict: VerdictInfo?
+    public var attribution: AttributionInfo?
+    public var seconds: Double?
+    public init(event: String) { self.event = event }
+}
+
+public struct StageInfo: Codable, Sendable {
+    public var tag: String
+    public var text: String
+    public var generatedTokens: Int
+    public var chosenTokens: Int
+    public var seconds: Double
+    public var tokensPerSecond: Double
+    public var complete: Bool
+    public init(tag: String, text: String, generatedTokens: Int, chosenTokens: Int, seconds: Double, tokensPerSecond: Double, complete: Bool) {
+        self.tag = tag; self.text = text; self.generatedTokens = generatedTokens; self.chosenTokens = chosenTokens
+        self.seconds = seconds; self.tokensPerSecond = tokensPerSecond; self.complete = complete
+    }
+}
+
+public struct StepInfo: Codable, Sendable {
+    public var index: Int
+    public var stage: String
+    public var text: String
+    public var attribution: AttributionInfo?
+    public var look: EvidenceInfo?
+    public init(index: Int, stage: String, text: String, attribution: AttributionInfo?, look: EvidenceInfo?) {
+        self.index = index; self.stage = stage; self.text = text; self.attribution = attribution; self.look = look
+    }
+}
+
+public struct ReasoningTimingsInfo: Codable, Sendable {
+    public var visionSeconds: Double
+    public var firstTokenSeconds: Double?
+    public var judgeSeconds: Double
+    public var attributionSeconds: Double
+    public var lookSeconds: Double
+    public var totalSeconds: Double
+    public var contextTokens: Int
+    public var generatedTokens: Int
+    public init(visionSeconds: Double, firstTokenSeconds: Double?, judgeSeconds: Double, attributionSeconds: Double,
+                lookSeconds: Double, totalSeconds: Double, contextTokens: Int, generatedTokens: Int) {
+        self.visionSeconds = visionSeconds; self.firstTokenSeconds = firstTokenSeconds; self.judgeSeconds = judgeSeconds
+        self.attributionSeconds = attributionSeconds; self.lookSeconds = lookSeconds; self.totalSeconds = totalSeconds
+        self.contextTokens = contextTokens; self.generatedTokens = generatedTokens
+    }
+}
+
+public struct VisualReasoningResult: Codable, Sendable {
+    /// "completed" | "cancelled" | "failed".
+    public var outcome: String
+    public var failure: String?
+    public var answer: String
+    public var stages: [StageInfo]
+    public var steps: [StepInfo]
+    public var evidence: [EvidenceInfo]
+    public var verdicts: [VerdictInfo]
+    public var transcript: String
+    public var timings: ReasoningTimingsInfo
+    public init(outcome: String, failure: String?, answer: String, stages: [StageInfo], steps: [StepInfo], evidence: [EvidenceInfo],
+                verdicts: [VerdictInfo], transcript: String, timings: ReasoningTimingsInfo) {
+        self.outcome = outcome; self.failure = failure; self.answer = answer; self.stages = stages; self.steps = steps
+        self.evidence = evidence; self.verdicts = verdicts; self.transcript = transcript; self.timings = timings
+    }
+}
