@@ -4,7 +4,11 @@ import VLMWire
 
 struct Generate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Generate text with a GGUF language model, streaming tokens as they are decoded.")
+        abstract: "Generate text with a GGUF language model, streaming tokens as they are decoded.",
+        discussion: """
+            With --image and --question (and --clip DIR), reasons about the image in stages (SUMMARY, CAPTION, \
+            REASONING, CONCLUSION) with patch-attribution maps: generate-with-visual-selection.
+            """)
 
     @OptionGroup var options: DaemonOptions
 
@@ -41,10 +45,41 @@ struct Generate: AsyncParsableCommand {
     @Option(help: "KV-cache length in tokens.")
     var contextLength: Int?
 
-    @Argument(help: "The prompt.")
-    var prompt: String
+    @Argument(help: "The prompt (text generation).")
+    var prompt: String?
+
+    @Option(help: "A PNG image to reason about (visual reasoning).")
+    var image: String?
+
+    @Option(help: "The question about --image.")
+    var question: String?
+
+    @Option(help: "An open_clip model directory (visual reasoning).")
+    var clip: String?
+
+    @Option(help: "Candidates per stage for stage-level beam search (1: plain decoding).")
+    var beam = 1
+
+    @Option(help: "Patch selection after each reasoning step: topk, box or off.")
+    var select = "box"
+
+    @Option(help: "Write heatmap PNGs (image + attribution overlay) into this directory.")
+    var heatmaps: String?
+
+    func validate() throws {
+        if image != nil || question != nil {
+            guard image != nil, question != nil, clip != nil else {
+                throw ValidationError("visual reasoning needs --image, --question and --clip together")
+            }
+            guard prompt == nil else { throw ValidationError("give a PROMPT or --image/--question, not both") }
+        } else if prompt == nil {
+            throw ValidationError("give a PROMPT (or --image IMG --question Q --clip DIR)")
+        }
+    }
 
     func run() async throws {
+        if let image, let question, let clip { return try await reason(image: image, question: question, clip: clip) }
+        let prompt = self.prompt ?? ""
         let session = try await Session.start(options)
         var load: [String: JSONValue] = ["kind": "gguf", "path": .string(URL(fileURLWithPath: lm).standardizedFileURL.path)]
         if let contextLength { load["contextLength"] = .int(Int64(contextLength)) }
@@ -75,5 +110,59 @@ struct Generate: AsyncParsableCommand {
                 FileHandle.standardError.write(Data(String(format: "[%@, %.1f tokens/s]\n", stopReason, rate).utf8))
             }
         }
+    }
+
+    /// generate-with-visual-selection, rendered live: stage headers, streamed tokens of the chosen
+    /// candidate, one line per attribution and look.
+    private func reason(image: String, question: String, clip: String) async throws {
+        let session = try await Session.start(options)
+        let clipID = try await session.loadCLIP(clip)
+        var load: [String: JSONValue] = ["kind": "gguf", "path": .string(absolute(lm))]
+        if let contextLength { load["contextLength"] = .int(Int64(contextLength)) }
+        let lmID = try await session.run(Method.modelsLoad, params: .object(load))["id"] ?? .null
+        var params: [String: JSONValue] = [
+            "clip": .string(clipID), "lm": lmID, "image": ["path": .string(absolute(image))], "question": .string(question),
+            "beam": .int(Int64(beam)), "select": .string(select), "maxTokensPerStage": .int(Int64(maxTokens)),
+            "temperature": .double(Double(temperature == 0 && beam > 1 ? 0.7 : temperature)), "seed": .int(Int64(bitPattern: seed)),
+        ]
+        if let heatmaps { params["heatmapDir"] = .string(absolute(heatmaps)) }
+        let json = options.json
+        let result = try await session.run(Method.generateWithVisualSelection, params: .object(params)) { event in
+            if json { printJSON(event); return }
+            renderReasoningEvent(event, beam: beam)
+        }
+        await session.close()
+        if json { printJSON(result); return }
+        print("\nanswer: \(result["answer"]?.stringValue ?? "")")
+    }
+}
+
+/// Live terminal rendering of reasoning events. With a beam, only candidate 0's tokens are echoed;
+/// the chosen text is printed when the stage ends.
+func renderReasoningEvent(_ event: JSONValue, beam: Int) {
+    func out(_ text: String) { FileHandle.standardOutput.write(Data(text.utf8)) }
+    switch event["event"]?.stringValue {
+    case "stage":
+        if event["phase"] == "begin" { out("\n== \(event["stage"]?.stringValue ?? "") ==\n") }
+        else if beam > 1 { out("\n[chosen] \(event["text"]?.stringValue ?? "")\n") }
+    case "token":
+        if beam == 1 || event["candidate"] == .int(0) { out(event["text"]?.stringValue ?? "") }
+    case "evidence":
+        out("\n  [evidence] \(event["evidence"]?["text"]?.stringValue ?? "")")
+    case "attribution":
+        let a = event["attribution"]
+        var line = "\n  [attribution step \(a?["step"]?.intValue ?? 0): \(a?["gridHeight"]?.intValue ?? 0)x\(a?["gridWidth"]?.intValue ?? 0) grid"
+        if let box = a?["selection"]?["pixelBox"] {
+            line += ", looks at x \(box["x"]?.intValue ?? 0) y \(box["y"]?.intValue ?? 0) \(box["width"]?.intValue ?? 0)x\(box["height"]?.intValue ?? 0)"
+        }
+        if let path = a?["heatmapPath"]?.stringValue { line += ", heatmap \(path)" }
+        out(line + "]\n")
+    case "look":
+        out("  [look] \(event["evidence"]?["text"]?.stringValue ?? "")\n")
+    case "verdict":
+        let v = event["verdict"]
+        out("\n  [judge] \(v?["first"]?.intValue ?? 0) vs \(v?["second"]?.intValue ?? 0): \(v?["winner"]?.intValue ?? 0) wins")
+    default:
+        break
     }
 }

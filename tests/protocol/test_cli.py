@@ -94,3 +94,15 @@ def test_optimise_prompt_prints_the_table_and_saves(tmp_path):
                                 capture_output=True, text=True, timeout=120, env=env)
     assert classified.returncode == 0, classified.stderr
     assert len(json.loads(classified.stdout)["probs"]) == 10
+
+
+def test_generate_with_image_renders_stages_and_writes_heatmaps(tmp_path):
+    out = vlm("generate", "--lm", str(SHARED / "models/stories260K.gguf"), "--context-length", "1024", "--clip", str(RN),
+              "--image", str(IMAGES / "chelsea.png"), "--question", "What animal is it?", "--max-tokens", "12",
+              "--heatmaps", str(tmp_path), timeout=300)
+    assert out.returncode == 0, out.stderr
+    for tag in ("SUMMARY", "CAPTION", "REASONING", "CONCLUSION"):
+        assert f"== {tag} ==" in out.stdout
+    assert "answer:" in out.stdout and list(tmp_path.glob("step-*.png"))
+    usage = vlm("generate", "--lm", str(SHARED / "models/stories260K.gguf"), "--image", str(IMAGES / "chelsea.png"))
+    assert usage.returncode == 2
