@@ -138,6 +138,7 @@ public struct CLIPConfig: Sendable, Equatable {
             guard vision.imageSize % patch == 0 else { throw reader.invalid("image_size \(vision.imageSize) is not a multiple of patch_size \(patch)") }
             guard vision.width % vision.headWidth == 0 else { throw reader.invalid("vision width \(vision.width) not divisible by head_width \(vision.headWidth)") }
         }
+        guard vision.mlpRatio <= 64, text.mlpRatio <= 64 else { throw reader.invalid("mlp_ratio above 64 is implausible") }
         guard text.width % text.heads == 0 else { throw reader.invalid("text width \(text.width) not divisible by \(text.heads) heads") }
         guard ["shortest", "longest", "squash"].contains(preprocess.resizeMode) else { throw reader.invalid("unknown resize_mode \(preprocess.resizeMode)") }
         guard preprocess.std.allSatisfy({ $0 > 0 }) else { throw reader.invalid("preprocess std must be positive") }

@@ -7,7 +7,7 @@ import Foundation
 ///
 /// `ftfy.fix_text` is approximated by the steps of it that apply to well-formed Unicode input:
 /// one extra round of semicolon-terminated entity decoding when the text has no '<' (ftfy's
-/// "auto" HTML mode), ANSI terminal escapes removed, Latin ligatures expanded (ﬁ → fi), halfwidth
+/// "auto" HTML mode, including its all-caps names such as &EACUTE;), ANSI terminal escapes removed, Latin ligatures expanded (ﬁ → fi), halfwidth
 /// and fullwidth forms folded (ＡＢＣ → ABC, U+3000 → space), curly quotes straightened, ftfy's
 /// control characters removed, and NFC normalisation. Not reproduced: ftfy's mojibake repair
 /// (text that was decoded with the wrong encoding, e.g. "cafÃ©"), which needs its statistical
@@ -122,7 +122,13 @@ enum TextCleaning {
         let name = String(String.UnicodeScalarView(s[start..<j]))
         let hasSemicolon = j < s.count && s[j] == ";"
         if hasSemicolon, let value = htmlEntities[name + ";"] ?? htmlEntities[name] { return (value, j - start + 1) }
-        if requireSemicolon { return nil }
+        if requireSemicolon {
+            // ftfy also reads all-caps names as the capital letter: &EACUTE; → É, &SZLIG; → SS.
+            let lower = name.lowercased()
+            guard hasSemicolon, name == name.uppercased(), lower != name,
+                  let value = htmlEntities[lower + ";"] ?? htmlEntities[lower] else { return nil }
+            return (value.uppercased(), j - start + 1)
+        }
         if !hasSemicolon, let value = htmlEntities[name] { return (value, j - start) }
         // Longest legacy (semicolon-free) name that prefixes the run, as Python does: "&ampx" → "&x".
         let nameScalars = Array(name.unicodeScalars)

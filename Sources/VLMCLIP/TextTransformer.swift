@@ -27,31 +27,34 @@ struct TextTransformer: Sendable {
     /// Unnormalised embeddings [rows.count, embedDim] for token rows (each at most `contextLength`
     /// long; missing positions count as padding id 0, as in open_clip's zero-padded batches).
     ///
-    /// Only positions up to the last pooled (end-of-text) position in the batch are computed: with
-    /// the causal mask, position i never sees positions after i, so later (padding) positions cannot
-    /// change the pooled features. Typical prompts are ~10 tokens of the 77-token context.
+    /// Each row is computed only up to its pooled (end-of-text) position: with the causal mask,
+    /// position i never sees positions after i, so the padding after the end-of-text token cannot
+    /// change the pooled features. The rows are packed back to back as a ragged batch, so a batch
+    /// costs the sum of the prompt lengths (typically ~10 tokens of the 77-token context).
     func encode(_ rows: [[Int32]], scratch: ScratchBuffer, shouldCancel: () -> Bool) throws -> [Float] {
-        let pooledPositions = rows.map(Self.argmax)
-        let sequence = (pooledPositions.max() ?? 0) + 1
-        let batch = rows.count
-        var x = [Float](repeating: 0, count: batch * sequence * width)
-        for (b, row) in rows.enumerated() {
-            for position in 0..<sequence {
+        let lengths = rows.map { Self.argmax($0) + 1 }
+        var x = [Float](repeating: 0, count: lengths.reduce(0, +) * width)
+        var first = 0
+        for (row, length) in zip(rows, lengths) {
+            for position in 0..<length {
                 let id = position < row.count ? Int(row[position]) : 0
-                let destination = (b * sequence + position) * width
+                let destination = (first + position) * width
                 for d in 0..<width {
                     x[destination + d] = tokenEmbedding[id * width + d] + positionalEmbedding[position * width + d]
                 }
             }
+            first += length
         }
-        try transformer.apply(&x, batch: batch, sequence: sequence, causal: true, scratch: scratch, shouldCancel: shouldCancel)
-        var pooled = [Float](repeating: 0, count: batch * width)
-        for b in 0..<batch {
-            let source = (b * sequence + pooledPositions[b]) * width
+        try transformer.apply(&x, sequenceLengths: lengths, causal: true, scratch: scratch, shouldCancel: shouldCancel)
+        var pooled = [Float](repeating: 0, count: rows.count * width)
+        first = 0
+        for (b, length) in lengths.enumerated() {
+            let source = (first + length - 1) * width  // the end-of-text position is each row's last
             for d in 0..<width { pooled[b * width + d] = x[source + d] }
+            first += length
         }
-        finalNorm(&pooled, rows: batch)  // per-row, so normalising only the pooled rows is exact
-        return projection(pooled, rows: batch)
+        finalNorm(&pooled, rows: rows.count)  // per-row, so normalising only the pooled rows is exact
+        return projection(pooled, rows: rows.count)
     }
 
     /// Index of the first maximum (torch.argmax's tie rule).

@@ -24,15 +24,15 @@ struct ResidualAttentionBlock: Sendable {
         self.activation = activation
     }
 
-    /// Updates `x` ([batch · sequence, width]) in place.
-    func apply(_ x: inout [Float], batch: Int, sequence: Int, causal: Bool, scratch: ScratchBuffer) {
-        let rows = batch * sequence
+    /// Updates `x` in place: sequences of `sequenceLengths` rows stored back to back, [Σ lengths, width].
+    func apply(_ x: inout [Float], sequenceLengths: [Int], causal: Bool, scratch: ScratchBuffer) {
+        let rows = sequenceLengths.reduce(0, +)
         var normed = x
         norm1(&normed, rows: rows)
         var attended = [Float](repeating: 0, count: x.count)
         normed.withUnsafeBufferPointer { input in
             attended.withUnsafeMutableBufferPointer { output in
-                attention.apply(input.baseAddress!, batch: batch, sequence: sequence, causal: causal,
+                attention.apply(input.baseAddress!, sequenceLengths: sequenceLengths, causal: causal,
                                 into: output.baseAddress!, scratch: scratch)
             }
         }
@@ -58,11 +58,11 @@ struct Transformer: Sendable {
         }
     }
 
-    func apply(_ x: inout [Float], batch: Int, sequence: Int, causal: Bool, scratch: ScratchBuffer,
+    func apply(_ x: inout [Float], sequenceLengths: [Int], causal: Bool, scratch: ScratchBuffer,
                shouldCancel: () -> Bool) throws {
         for block in blocks {
             if shouldCancel() { throw CLIPError.cancelled }
-            block.apply(&x, batch: batch, sequence: sequence, causal: causal, scratch: scratch)
+            block.apply(&x, sequenceLengths: sequenceLengths, causal: causal, scratch: scratch)
         }
     }
 }

@@ -44,7 +44,8 @@ struct VisionTransformer: ImageTower {
             for i in 0..<(sequence * width) { x[base + i] += positionalEmbedding[i] }
         }
         preNorm(&x, rows: count * sequence)
-        try transformer.apply(&x, batch: count, sequence: sequence, causal: false, scratch: scratch, shouldCancel: shouldCancel)
+        try transformer.apply(&x, sequenceLengths: [Int](repeating: sequence, count: count), causal: false,
+                              scratch: scratch, shouldCancel: shouldCancel)
         return x
     }
 

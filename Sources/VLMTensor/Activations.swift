@@ -17,8 +17,14 @@ public enum Activation: Sendable, Equatable {
         }
     }
 
+    /// Applies the activation in place, split across the BLAS thread count (erf is not cheap).
     public func callAsFunction(_ x: inout [Float]) {
-        x.withUnsafeMutableBufferPointer { apply($0.baseAddress!, count: $0.count) }
+        x.withUnsafeMutableBufferPointer { buffer in
+            let base = buffer.baseAddress!
+            parallelRanges(buffer.count, minimumPerThread: 4096) { range in
+                apply(base + range.lowerBound, count: range.count)
+            }
+        }
     }
 }
 

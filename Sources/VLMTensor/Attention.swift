@@ -46,29 +46,40 @@ public struct MultiHeadAttention: Sendable {
 
     public var width: Int { inProjection.inFeatures }
 
-    /// Self-attention over `batch` sequences of `sequence` rows each ([batch · sequence, width] in,
-    /// same shape out).
+    /// Self-attention within each of several sequences stored back to back: `sequenceLengths[i]` rows
+    /// for sequence i, [Σ lengths, width] in and out. Sequences may differ in length (a ragged batch),
+    /// so a batch of prompts costs the sum of their lengths, not count × the longest.
     public func apply(
-        _ x: UnsafePointer<Float>, batch: Int, sequence: Int, causal: Bool,
+        _ x: UnsafePointer<Float>, sequenceLengths: [Int], causal: Bool,
         into output: UnsafeMutablePointer<Float>, scratch: ScratchBuffer
     ) {
         let width = self.width
-        let rows = batch * sequence
+        let rows = sequenceLengths.reduce(0, +)
         var qkv = [Float](repeating: 0, count: rows * 3 * width)
         var mixed = [Float](repeating: 0, count: rows * width)
         qkv.withUnsafeMutableBufferPointer { qkv in
             inProjection.apply(x, rows: rows, into: qkv.baseAddress!)
             mixed.withUnsafeMutableBufferPointer { mixed in
-                for b in 0..<batch {
-                    let base = qkv.baseAddress! + b * sequence * 3 * width
+                var first = 0
+                for length in sequenceLengths {
+                    let base = qkv.baseAddress! + first * 3 * width
                     scaledDotProductAttention(
-                        queries: base, queryCount: sequence, queryStride: 3 * width,
-                        keys: base + width, values: base + 2 * width, keyCount: sequence, keyStride: 3 * width,
+                        queries: base, queryCount: length, queryStride: 3 * width,
+                        keys: base + width, values: base + 2 * width, keyCount: length, keyStride: 3 * width,
                         heads: heads, headDim: width / heads, causal: causal,
-                        output: mixed.baseAddress! + b * sequence * width, outputStride: width, scratch: scratch)
+                        output: mixed.baseAddress! + first * width, outputStride: width, scratch: scratch)
+                    first += length
                 }
                 outProjection.apply(mixed.baseAddress!, rows: rows, into: output)
             }
         }
+    }
+
+    /// Self-attention over `batch` sequences of `sequence` rows each.
+    public func apply(
+        _ x: UnsafePointer<Float>, batch: Int, sequence: Int, causal: Bool,
+        into output: UnsafeMutablePointer<Float>, scratch: ScratchBuffer
+    ) {
+        apply(x, sequenceLengths: [Int](repeating: sequence, count: batch), causal: causal, into: output, scratch: scratch)
     }
 }

@@ -39,6 +39,10 @@ import VLMTensor
         #"{"model_cfg": {"embed_dim": 8, "vision_cfg": {"layers": [3, 4, 6]}, "text_cfg": {}}}"#,
         #"{"model_cfg": {"embed_dim": 8, "vision_cfg": {"image_size": 100, "patch_size": 32}, "text_cfg": {}}}"#,
         #"{"model_cfg": {"embed_dim": 8, "vision_cfg": {}, "text_cfg": {"width": 10, "heads": 3}}}"#,
+        #"{"model_cfg": {"embed_dim": 8, "vision_cfg": {"mlp_ratio": 1e300}, "text_cfg": {}}}"#,
+        #"{"model_cfg": {"embed_dim": 99999999999, "vision_cfg": {}, "text_cfg": {}}}"#,
+        #"{"model_cfg": {"embed_dim": 1e300, "vision_cfg": {}, "text_cfg": {}}}"#,
+        #"{"model_cfg": {"embed_dim": 8, "vision_cfg": {"layers": [1e300, 1, 1, 1]}, "text_cfg": {}}}"#,
     ]) func rejectsMalformedConfigs(json: String) {
         #expect(throws: CLIPError.self) { try Self.config(json) }
     }

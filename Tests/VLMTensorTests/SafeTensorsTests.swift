@@ -51,6 +51,8 @@ import VLMTensor
         (#"{"t":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,8]}}"#, 8, nil, "'t': shape"),
         (#"{"t":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#, 4, nil, "'t': shape"),
         (#"{"t":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}}"#, 4, nil, "'t': shape"),
+        (#"{"t":{"dtype":"F32","shape":[1e300],"data_offsets":[0,4]}}"#, 4, nil, "'t': shape"),
+        (#"{"t":{"dtype":"F32","shape":[1],"data_offsets":[0,1e300]}}"#, 4, nil, "'t': data_offsets"),
         (#"{"t":{"dtype":"F32","shape":[1]}}"#, 4, nil, "'t': data_offsets must be"),
         (#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, 12, nil, "overlaps"),
     ]
