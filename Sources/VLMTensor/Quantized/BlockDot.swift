@@ -134,6 +134,38 @@ enum BlockDot {
         return horizontalSum8(acc) + minimumTerms
     }
 
+    /// Two weight rows against one activation row (matrix-vector products): the same arithmetic as
+    /// two `dot` calls, interleaved so the two accumulator chains overlap in the pipeline.
+    static func dotPair(_ format: WeightFormat, _ row0: UnsafeRawPointer, _ row1: UnsafeRawPointer, _ a: ActivationView,
+                        columns: Int) -> (Float, Float) {
+        let (blockBytes, quantOffset): (Int, Int)
+        switch format {
+        case .q8_0: (blockBytes, quantOffset) = (34, 2)
+        case .q4_0: (blockBytes, quantOffset) = (18, 2)
+        case .q4_1: (blockBytes, quantOffset) = (20, 4)
+        default: return (dot(format, row: row0, a, columns: columns), dot(format, row: row1, a, columns: columns))
+        }
+        var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
+        var minimum0: Float = 0, minimum1: Float = 0
+        for j in 0..<columns / 32 {
+            let b0 = row0 + j * blockBytes, b1 = row1 + j * blockBytes, aq = a.splitQuants + j * 64, da = a.scales[j]
+            let w0: Unpacked32, w1: Unpacked32
+            if format == .q8_0 {
+                w0 = Unpacked32(int8: b0 + quantOffset); w1 = Unpacked32(int8: b1 + quantOffset)
+            } else {
+                let offset: Int16 = format == .q4_0 ? 8 : 0
+                w0 = Unpacked32(nibbles: b0 + quantOffset, offset: offset); w1 = Unpacked32(nibbles: b1 + quantOffset, offset: offset)
+            }
+            if format == .q4_1 {
+                minimum0 = fusedMultiplyAdd(half(b0, 2), a.blockSums[j], minimum0)
+                minimum1 = fusedMultiplyAdd(half(b1, 2), a.blockSums[j], minimum1)
+            }
+            acc0 = accumulate(acc0, scale: half(b0, 0) * da, w0.laneSums(aq))
+            acc1 = accumulate(acc1, scale: half(b1, 0) * da, w1.laneSums(aq))
+        }
+        return (horizontalSum8(acc0) + minimum0, horizontalSum8(acc1) + minimum1)
+    }
+
     /// One weight row against several activation rows (a prefill batch): each block is unpacked once
     /// and applied to every activation, with per-activation accumulators (same arithmetic as `dot`).
     static func dotBatch(_ format: WeightFormat, row: UnsafeRawPointer, _ views: UnsafeBufferPointer<ActivationView>,
