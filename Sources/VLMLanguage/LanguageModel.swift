@@ -141,7 +141,9 @@ public final class LanguageModel: @unchecked Sendable {
     }
 
     /// Runs the prompt in batches of `batchSize` and returns the logits after its last token.
-    public func prefill(_ prompt: [Int32], cache: inout KVCache, batchSize: Int = 256,
+    /// 512 is llama.cpp's default batch: the same split gives the same arithmetic (a one-token batch
+    /// sums attention in a different order from a longer one).
+    public func prefill(_ prompt: [Int32], cache: inout KVCache, batchSize: Int = 512,
                         shouldCancel: () -> Bool = { false }) throws -> [Float] {
         var logits: [Float] = []
         var start = 0

@@ -42,6 +42,12 @@ struct ModelMissing: Error, CustomStringConvertible { let message: String; var d
 @Suite struct LlamaCppParityTests {
     static let cases: [ParityCase] = [.stories] + (smolAvailable ? [.smolLM2] : [])
 
+    /// Shows up as skipped (with the reason) when SmolLM2 is absent; fails if VLMD_REQUIRE_MODELS=1.
+    @Test(.enabled(if: smolAvailable, smolMissing)) func smolLM2IsPresent() throws {
+        let url = try #require(TestPaths.smolLM2, "SmolLM2 GGUF missing but VLMD_REQUIRE_MODELS=1 (run scripts/get-smollm2.sh)")
+        #expect(LoadedModels.smolLM2?.description.quantization == "q4_1", "\(url.path)")
+    }
+
     @Test(arguments: cases) func tokenization(_ c: ParityCase) throws {
         let (model, fixture) = try parityModel(c)
         for entry in fixture["tokenize"] as! [[String: Any]] {

@@ -1,6 +1,6 @@
 // Text <-> token ids for a GGUF model, following llama.cpp's `llama_tokenize` / `llama_token_to_piece`.
 
-/// `@unchecked Sendable` is not needed: every stored property is an immutable Sendable value.
+/// Immutable after init, so freely shared between threads.
 public struct Tokenizer: Sendable {
     public let vocabulary: Vocabulary
     private let algorithm: Algorithm

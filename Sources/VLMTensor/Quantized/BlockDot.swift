@@ -4,6 +4,43 @@
 // one float multiply-add per block with the two scales. The integer part is exact, so results differ
 // from ggml only in the order floats are summed.
 
+/// A 32-value block format as the generic kernels see it.
+protocol Block32 {
+    static var bytes: Int { get }
+    /// Blocks carry a minimum m (x = d*q + m), multiplied with the activation's block sums.
+    static var hasMinimum: Bool { get }
+    static func unpack(_ block: UnsafeRawPointer) -> BlockDot.Unpacked32
+}
+
+extension Block32 {
+    @inline(__always)
+    static func scale(_ block: UnsafeRawPointer, _ table: UnsafeBufferPointer<Float>) -> Float {
+        table[Int(block.loadUnaligned(as: UInt16.self))]
+    }
+    @inline(__always)
+    static func minimum(_ block: UnsafeRawPointer, _ table: UnsafeBufferPointer<Float>) -> Float {
+        table[Int(block.loadUnaligned(fromByteOffset: 2, as: UInt16.self))]
+    }
+}
+
+enum Q8_0Block: Block32 {
+    static var bytes: Int { 34 }
+    static var hasMinimum: Bool { false }
+    @inline(__always) static func unpack(_ block: UnsafeRawPointer) -> BlockDot.Unpacked32 { .init(int8: block + 2) }
+}
+
+enum Q4_0Block: Block32 {
+    static var bytes: Int { 18 }
+    static var hasMinimum: Bool { false }
+    @inline(__always) static func unpack(_ block: UnsafeRawPointer) -> BlockDot.Unpacked32 { .init(nibbles: block + 2, offset: 8) }
+}
+
+enum Q4_1Block: Block32 {
+    static var bytes: Int { 20 }
+    static var hasMinimum: Bool { true }
+    @inline(__always) static func unpack(_ block: UnsafeRawPointer) -> BlockDot.Unpacked32 { .init(nibbles: block + 4, offset: 0) }
+}
+
 /// Raw pointers into a `QuantizedActivation`, valid inside `QuantizedActivation.withView`.
 public struct ActivationView {
     let scales: UnsafePointer<Float>
@@ -96,42 +133,54 @@ enum BlockDot {
 
     // The 32-value formats follow ggml's AVX2 kernels exactly: per block, eight int32 lanes each hold
     // the products of four consecutive values; each lane is fused-multiply-added, scaled by d_w*d_a,
-    // into a float lane accumulator; the lanes are summed with `hsum_float_8` at the end.
-    // The integer work uses 16-bit lanes split into even and odd elements by shifts (what `pmaddubsw`
-    // and `pmaddwd` do in hardware), with same-type SIMD operations the compiler lowers directly.
+    // into a float lane accumulator; the lanes are summed with `hsum_float_8` at the end. For q4_1 the
+    // m_w * s_a terms (s_a = d_a * sum(q_a)) are summed separately and added last.
+    // The kernels are generic over the block format so each is compiled without format checks inside
+    // the loop; scales are read through the fp16 table's base pointer, fetched once per call.
 
-    static func dotQ8_0(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
-        var acc = SIMD8<Float>()
-        for b in 0..<blocks {
-            let block = row + b * 34
-            let w = Unpacked32(int8: block + 2)
-            acc = accumulate(acc, scale: half(block, 0) * a.scales[b], w.laneSums(a.splitQuants + b * 64))
+    static func dotQ8_0(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float { dot(Q8_0Block.self, row, a, blocks) }
+    static func dotQ4_0(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float { dot(Q4_0Block.self, row, a, blocks) }
+    static func dotQ4_1(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float { dot(Q4_1Block.self, row, a, blocks) }
+
+    static func dot<F: Block32>(_: F.Type, _ row: UnsafeRawPointer, _ a: ActivationView, _ blocks: Int) -> Float {
+        halfToFloatTable.withUnsafeBufferPointer { table in
+            var acc = SIMD8<Float>(), minimum: Float = 0
+            for j in 0..<blocks {
+                let block = row + j * F.bytes
+                if F.hasMinimum { minimum = fusedMultiplyAdd(F.minimum(block, table), a.blockSums[j], minimum) }
+                acc = accumulate(acc, scale: F.scale(block, table) * a.scales[j], F.unpack(block).laneSums(a.splitQuants + j * 64))
+            }
+            return horizontalSum8(acc) + minimum
         }
-        return horizontalSum8(acc)
     }
 
-    static func dotQ4_0(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
-        var acc = SIMD8<Float>()
-        for b in 0..<blocks {
-            let block = row + b * 18
-            let w = Unpacked32(nibbles: block + 2, offset: 8)
-            acc = accumulate(acc, scale: half(block, 0) * a.scales[b], w.laneSums(a.splitQuants + b * 64))
+    /// Two weight rows against one activation row (matrix-vector products): the same arithmetic as
+    /// two `dot` calls, interleaved so the two accumulator chains overlap in the pipeline.
+    static func dotPair(_ format: WeightFormat, _ row0: UnsafeRawPointer, _ row1: UnsafeRawPointer, _ a: ActivationView,
+                        columns: Int) -> (Float, Float) {
+        switch format {
+        case .q8_0: dotPair(Q8_0Block.self, row0, row1, a, columns / 32)
+        case .q4_0: dotPair(Q4_0Block.self, row0, row1, a, columns / 32)
+        case .q4_1: dotPair(Q4_1Block.self, row0, row1, a, columns / 32)
+        default: (dot(format, row: row0, a, columns: columns), dot(format, row: row1, a, columns: columns))
         }
-        return horizontalSum8(acc)
     }
 
-    /// q4_1 x Q8_1: d_w*d_a*sum(q_w*q_a) + m_w * s_a, where s_a = d_a * sum(q_a); the m*s terms are
-    /// summed separately and added last.
-    static func dotQ4_1(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
-        var acc = SIMD8<Float>()
-        var minimumTerms: Float = 0
-        for b in 0..<blocks {
-            let block = row + b * 20
-            minimumTerms = fusedMultiplyAdd(half(block, 2), a.blockSums[b], minimumTerms)
-            let w = Unpacked32(nibbles: block + 4, offset: 0)
-            acc = accumulate(acc, scale: half(block, 0) * a.scales[b], w.laneSums(a.splitQuants + b * 64))
+    static func dotPair<F: Block32>(_: F.Type, _ row0: UnsafeRawPointer, _ row1: UnsafeRawPointer, _ a: ActivationView,
+                                    _ blocks: Int) -> (Float, Float) {
+        halfToFloatTable.withUnsafeBufferPointer { table in
+            var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>(), minimum0: Float = 0, minimum1: Float = 0
+            for j in 0..<blocks {
+                let b0 = row0 + j * F.bytes, b1 = row1 + j * F.bytes, aq = a.splitQuants + j * 64, da = a.scales[j]
+                if F.hasMinimum {
+                    minimum0 = fusedMultiplyAdd(F.minimum(b0, table), a.blockSums[j], minimum0)
+                    minimum1 = fusedMultiplyAdd(F.minimum(b1, table), a.blockSums[j], minimum1)
+                }
+                acc0 = accumulate(acc0, scale: F.scale(b0, table) * da, F.unpack(b0).laneSums(aq))
+                acc1 = accumulate(acc1, scale: F.scale(b1, table) * da, F.unpack(b1).laneSums(aq))
+            }
+            return (horizontalSum8(acc0) + minimum0, horizontalSum8(acc1) + minimum1)
         }
-        return horizontalSum8(acc) + minimumTerms
     }
 
     /// One weight row against several activation rows (a prefill batch): each block is unpacked once
@@ -139,30 +188,32 @@ enum BlockDot {
     static func dotBatch(_ format: WeightFormat, row: UnsafeRawPointer, _ views: UnsafeBufferPointer<ActivationView>,
                          columns: Int, accumulators: UnsafeMutablePointer<SIMD8<Float>>,
                          minimumTerms: UnsafeMutablePointer<Float>, into out: (Int, Float) -> Void) {
-        let (blockBytes, quantOffset): (Int, Int)
         switch format {
-        case .q8_0: (blockBytes, quantOffset) = (34, 2)
-        case .q4_0: (blockBytes, quantOffset) = (18, 2)
-        case .q4_1: (blockBytes, quantOffset) = (20, 4)
-        default:
-            for (b, view) in views.enumerated() { out(b, dot(format, row: row, view, columns: columns)) }
-            return
+        case .q8_0: dotBatch(Q8_0Block.self, row, views, columns / 32, accumulators, minimumTerms, out)
+        case .q4_0: dotBatch(Q4_0Block.self, row, views, columns / 32, accumulators, minimumTerms, out)
+        case .q4_1: dotBatch(Q4_1Block.self, row, views, columns / 32, accumulators, minimumTerms, out)
+        default: for (b, view) in views.enumerated() { out(b, dot(format, row: row, view, columns: columns)) }
         }
-        let n = views.count
-        for b in 0..<n { accumulators[b] = SIMD8<Float>(); minimumTerms[b] = 0 }
-        for j in 0..<columns / 32 {
-            let block = row + j * blockBytes, d = half(block, 0)
-            let w = format == .q8_0 ? Unpacked32(int8: block + quantOffset)
-                : Unpacked32(nibbles: block + quantOffset, offset: format == .q4_0 ? 8 : 0)
-            if format == .q4_1 {
-                let m = half(block, 2)
-                for b in 0..<n { minimumTerms[b] = fusedMultiplyAdd(m, views[b].blockSums[j], minimumTerms[b]) }
+    }
+
+    static func dotBatch<F: Block32>(_: F.Type, _ row: UnsafeRawPointer, _ views: UnsafeBufferPointer<ActivationView>,
+                                     _ blocks: Int, _ accumulators: UnsafeMutablePointer<SIMD8<Float>>,
+                                     _ minimumTerms: UnsafeMutablePointer<Float>, _ out: (Int, Float) -> Void) {
+        halfToFloatTable.withUnsafeBufferPointer { table in
+            let n = views.count
+            for b in 0..<n { accumulators[b] = SIMD8<Float>(); minimumTerms[b] = 0 }
+            for j in 0..<blocks {
+                let block = row + j * F.bytes, d = F.scale(block, table), w = F.unpack(block)
+                if F.hasMinimum {
+                    let m = F.minimum(block, table)
+                    for b in 0..<n { minimumTerms[b] = fusedMultiplyAdd(m, views[b].blockSums[j], minimumTerms[b]) }
+                }
+                for b in 0..<n {
+                    accumulators[b] = accumulate(accumulators[b], scale: d * views[b].scales[j], w.laneSums(views[b].splitQuants + j * 64))
+                }
             }
-            for b in 0..<n {
-                accumulators[b] = accumulate(accumulators[b], scale: d * views[b].scales[j], w.laneSums(views[b].splitQuants + j * 64))
-            }
+            for b in 0..<n { out(b, horizontalSum8(accumulators[b]) + minimumTerms[b]) }
         }
-        for b in 0..<n { out(b, horizontalSum8(accumulators[b]) + (format == .q4_1 ? minimumTerms[b] : 0)) }
     }
 
     /// A block of 32 small signed weights, as its even-indexed and odd-indexed elements

@@ -1,6 +1,7 @@
 // A weight matrix kept in its stored (possibly quantised) format, multiplied without dequantising it.
 import COpenBLAS
 import Dispatch
+import Synchronization
 
 /// A `rows x columns` row-major weight matrix whose bytes live elsewhere (typically a memory-mapped
 /// GGUF file). The owner of the bytes must outlive the matrix.
@@ -49,11 +50,18 @@ public struct QuantizedMatrix: @unchecked Sendable {
             let chunks = max(1, min(threads * 4, rows / 16))
             let chunkRows = (rows + chunks - 1) / chunks
             let views = UnsafeSendableBuffer(views)
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            parallelFor(chunks, threads: threads) { chunk in
                 let start = chunk * chunkRows, end = min(rows, start + chunkRows)
                 guard start < end else { return }
                 if views.count == 1 {
-                    for r in start..<end {
+                    var r = start
+                    while r + 1 < end {
+                        (output.pointer[r], output.pointer[r + 1]) = BlockDot.dotPair(
+                            matrix.format, matrix.data + r * matrix.rowBytes, matrix.data + (r + 1) * matrix.rowBytes,
+                            views[0], columns: matrix.columns)
+                        r += 2
+                    }
+                    if r < end {
                         output.pointer[r] = BlockDot.dot(matrix.format, row: matrix.data + r * matrix.rowBytes,
                                                          views[0], columns: matrix.columns)
                     }
@@ -82,6 +90,33 @@ private func withViews<R>(_ activations: [QuantizedActivation], _ body: ([Activa
         return activations[i].withView { nest(i + 1, acc + [$0]) }
     }
     return nest(0, [])
+}
+
+/// Runs `body(0..<count)` on at most `threads` threads (the caller's included), each taking the next
+/// index as it finishes one. Dispatch's `concurrentPerform` alone would use every core.
+public func parallelFor(_ count: Int, threads: Int, _ body: (Int) -> Void) {
+    let workers = max(1, min(threads, count))
+    if workers == 1 {
+        for i in 0..<count { body(i) }
+        return
+    }
+    let next = Atomic<Int>(0)
+    withoutActuallyEscaping(body) { body in
+        let task = UnsafeSendableClosure(body)
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while true {
+                let i = next.add(1, ordering: .relaxed).oldValue
+                if i >= count { return }
+                task.body(i)
+            }
+        }
+    }
+}
+
+/// `@unchecked Sendable`: the closures passed to `parallelFor` only write disjoint outputs.
+struct UnsafeSendableClosure: @unchecked Sendable {
+    let body: (Int) -> Void
+    init(_ body: @escaping (Int) -> Void) { self.body = body }
 }
 
 /// Raw pointers handed to concurrent workers that write disjoint ranges.
