@@ -81,13 +81,13 @@ struct PromptObjective: Sendable {
         return Evaluation(
             loss: Float(crossEntropy + penalty), crossEntropy: Float(crossEntropy),
             accuracy: Double(correct) / Double(max(n, 1)), classWeights: weights,
-            contextGradient: layout.contextGradient(embeddingGradient, context: context, width: tower.width))
+            contextGradient: layout.contextGradient(embeddingGradient, width: tower.width))
     }
 
     private func forwardFeatures(_ context: ContextVectors) -> ([Float], DifferentiableTextTower.Tape) {
         let embeddings = layout.embeddings(context: context, tokenEmbedding: tower.weights.tokenEmbedding, width: tower.width)
-        return tower.forward(embeddings: embeddings, batch: layout.classCount, sequence: layout.sequence,
-                             pooledPositions: layout.endPositions)
+        return tower.forward(embeddings: embeddings, positions: layout.positions, segments: layout.segments,
+                             pooledRows: layout.pooledRows)
     }
 }
 

@@ -18,7 +18,7 @@ import VLMTensor
         let clip = try CLIPModel(directory: URL(fileURLWithPath: Self.modelDirectory!))
         let weights = clip.textTowerWeights
         let (m, shots) = (16, 16)
-        let layout = try PromptLayout(tokenizer: Shared.tokenizer, classNames: SyntheticTask.classNames, contextLength: m, maximumTokens: 77)
+        let layout = try PromptLayout(tokenizer: Shared.tokenizer, classNames: SyntheticTask.classNames, contextLength: m, classSpecific: false, maximumTokens: 77)
         let objective = PromptObjective(tower: DifferentiableTextTower(weights: weights), layout: layout, logitScale: clip.logitScale)
         var rng = SplitMix64(seed: 1)
         var context = ContextVectors(count: m, width: weights.width, classSpecific: false,
@@ -39,7 +39,7 @@ import VLMTensor
             times.append(Date().timeIntervalSince(start))
         }
         let median = times.sorted()[times.count / 2]
-        print("{\"implementation\": \"swift\", \"threads\": \(threads), \"sequence\": \(layout.sequence), \"median_seconds_per_step\": \(String(format: "%.4f", median)), \"min_seconds_per_step\": \(String(format: "%.4f", times.min()!))}")
+        print("{\"implementation\": \"swift\", \"threads\": \(threads), \"packed_rows\": \(layout.rowCount), \"sequence\": \(layout.tokens.map(\.count).max()!), \"median_seconds_per_step\": \(String(format: "%.4f", median)), \"min_seconds_per_step\": \(String(format: "%.4f", times.min()!))}")
     }
 
     /// Wall time of a whole soft-prompt run on the tiny model (the synthetic task of LearningTests).
