@@ -14,6 +14,6 @@ PYTHON="${PYTHON:-/work/refvenv/bin/python}"
 
 echo "== PyTorch (full 77-token context as CoOp runs it, then truncated at the longest EOT)"
 OMP_NUM_THREADS="$THREADS" "$PYTHON" bench/coop_reference.py --model-dir "$MODEL_DIR" --threads "$THREADS" --steps "$STEPS" 2>/dev/null
-echo "== Swift (EOT-truncated, input gradients only)"
+echo "== Swift (EOT-truncated, [SOT]+context prefix computed once for all classes, input gradients only)"
 COOP_BENCH_MODEL="$MODEL_DIR" COOP_BENCH_THREADS="$THREADS" COOP_BENCH_STEPS="$STEPS" OPENBLAS_NUM_THREADS="$THREADS" \
   swift test --filter VLMPromptLearningTests.CoOpBenchmark 2>&1 | grep -E '^\{' 

@@ -98,40 +98,70 @@ extension Activation {
     }
 }
 
+/// Which packed rows attend to which. Rows `0..<prefixLength` are a shared prefix (causal among
+/// themselves); each segment is a run of rows that attends causally within itself and to the whole
+/// prefix. With a shared soft context the prefix is [SOT] ctx_1…ctx_M, identical for every class,
+/// so it is computed once instead of once per class (exact: under the causal mask those positions
+/// never see the class name). Without a shared prefix (`prefixLength` 0) segments are independent
+/// sequences, i.e. an ordinary batch.
+struct AttentionSegments: Sendable, Equatable {
+    let prefixLength: Int
+    let segments: [Range<Int>]
+
+    /// The attention units: the prefix (sees nothing before it) then every segment (sees the prefix).
+    var units: [(rows: Range<Int>, visiblePrefix: Int)] {
+        (prefixLength > 0 ? [(0..<prefixLength, 0)] : []) + segments.map { ($0, prefixLength) }
+    }
+}
+
 /// Multi-head self-attention with the attention probabilities kept for the backward pass.
 struct AttentionTape {
     var qkv: [Float]  // [rows, 3·width]: q | k | v
-    var probabilities: [Float]  // [batch, heads, sequence, sequence], zero above the diagonal when causal
+    /// Per unit and head: [unit rows, visible prefix + unit rows], zero where masked.
+    var probabilities: [Float]
 }
 
 extension MultiHeadAttention {
-    /// Causal self-attention over `batch` sequences ([batch · sequence, width] in and out), the same
-    /// computation as `apply`, but keeping q, k, v and the softmax probabilities.
-    func forward(_ x: [Float], batch: Int, sequence: Int) -> (output: [Float], tape: AttentionTape) {
-        let (width, rows, headDim, s) = (self.width, batch * sequence, self.width / heads, sequence)
+    /// Self-attention over packed rows ([rows, width] in and out) laid out by `segments`; for one
+    /// unit of n rows seeing c prefix rows, per head: P = softmax(scale·Q·[K_prefix; K_unit]ᵀ + causal
+    /// mask), out = P·[V_prefix; V_unit]. Keeps q, k, v and P.
+    func forward(_ x: [Float], rows: Int, segments: AttentionSegments) -> (output: [Float], tape: AttentionTape) {
+        let (width, headDim) = (self.width, self.width / heads)
         let qkv = inProjection(x, rows: rows)
-        var probabilities = [Float](repeating: 0, count: batch * heads * s * s)
+        let units = segments.units
+        var probabilities = [Float](repeating: 0, count: units.reduce(0) { $0 + heads * $1.rows.count * ($1.visiblePrefix + $1.rows.count) })
         var mixed = [Float](repeating: 0, count: rows * width)
         let scale = 1 / Float(headDim).squareRoot()
-        qkv.withUnsafeBufferPointer { qkv in
-            probabilities.withUnsafeMutableBufferPointer { p in
-                mixed.withUnsafeMutableBufferPointer { out in
-                    for b in 0..<batch {
-                        let base = qkv.baseAddress! + b * s * 3 * width
+        qkv.withUnsafeBufferPointer { qkvBuffer in
+            probabilities.withUnsafeMutableBufferPointer { pBuffer in
+                mixed.withUnsafeMutableBufferPointer { outBuffer in
+                    let qkv = qkvBuffer.baseAddress!, ld = 3 * width
+                    var probs = pBuffer.baseAddress!
+                    for unit in units {
+                        let (a, n, c) = (unit.rows.lowerBound, unit.rows.count, unit.visiblePrefix)
+                        let keys = c + n
                         for h in 0..<heads {
-                            let scores = p.baseAddress! + (b * heads + h) * s * s
-                            let offset = h * headDim
-                            MatrixMultiply.gemm(transposeB: true, m: s, n: s, k: headDim, alpha: scale,
-                                                a: base + offset, lda: 3 * width, b: base + width + offset, ldb: 3 * width,
-                                                c: scores, ldc: s)
-                            for q in 0..<s {
-                                let row = scores + q * s
-                                if q + 1 < s { (row + q + 1).update(repeating: -.infinity, count: s - q - 1) }
-                                softmaxInPlace(row, count: s)
+                            let off = h * headDim
+                            let (q, k, v) = (qkv + a * ld + off, qkv + width + off, qkv + 2 * width + off)
+                            // scores = scale · Q_unit · [K_prefix; K_unit]ᵀ, causal within the unit
+                            if c > 0 {
+                                MatrixMultiply.gemm(transposeB: true, m: n, n: c, k: headDim, alpha: scale,
+                                                    a: q, lda: ld, b: k, ldb: ld, c: probs, ldc: keys)
                             }
-                            MatrixMultiply.gemm(m: s, n: headDim, k: s, a: scores, lda: s,
-                                                b: base + 2 * width + offset, ldb: 3 * width,
-                                                c: out.baseAddress! + b * s * width + offset, ldc: width)
+                            MatrixMultiply.gemm(transposeB: true, m: n, n: n, k: headDim, alpha: scale,
+                                                a: q, lda: ld, b: k + a * ld, ldb: ld, c: probs + c, ldc: keys)
+                            for i in 0..<n {
+                                let row = probs + i * keys
+                                if c + i + 1 < keys { (row + c + i + 1).update(repeating: -.infinity, count: keys - c - i - 1) }
+                                softmaxInPlace(row, count: keys)
+                            }
+                            let out = outBuffer.baseAddress! + a * width + off
+                            if c > 0 {
+                                MatrixMultiply.gemm(m: n, n: headDim, k: c, a: probs, lda: keys, b: v, ldb: ld, c: out, ldc: width)
+                            }
+                            MatrixMultiply.gemm(m: n, n: headDim, k: n, a: probs + c, lda: keys, b: v + a * ld, ldb: ld,
+                                                beta: c > 0 ? 1 : 0, c: out, ldc: width)
+                            probs += n * keys
                         }
                     }
                 }
@@ -140,45 +170,63 @@ extension MultiHeadAttention {
         return (outProjection(mixed, rows: rows), AttentionTape(qkv: qkv, probabilities: probabilities))
     }
 
-    /// dL/dx from dL/d(output). Per head, with O = P·V and P = softmax(scale·Q·Kᵀ + mask):
-    /// dP = dO·Vᵀ, dV = Pᵀ·dO, dS = P ⊙ (dP − rowsum(dP ⊙ P)), dQ = scale·dS·K, dK = scale·dSᵀ·Q.
+    /// dL/dx from dL/d(output). Per unit and head, with O = P·V and P = softmax(S):
+    /// dP = dO·Vᵀ, dV = Pᵀ·dO, dS = P ⊙ (dP − rowsum(dP ⊙ P)), dQ = scale·dS·K, dK = scale·dSᵀ·Q,
+    /// where K and V stack the visible prefix rows over the unit's rows. Prefix rows collect
+    /// gradient from every unit that sees them (hence every product accumulates, beta = 1).
     /// Masked entries have P = 0, so they get no gradient.
-    func backward(_ outputGradient: [Float], tape: AttentionTape, batch: Int, sequence: Int) -> [Float] {
-        let (width, rows, headDim, s) = (self.width, batch * sequence, self.width / heads, sequence)
+    func backward(_ outputGradient: [Float], tape: AttentionTape, rows: Int, segments: AttentionSegments) -> [Float] {
+        let (width, headDim) = (self.width, self.width / heads)
         let mixedGradient = outProjection.inputGradient(outputGradient, rows: rows)
         var qkvGradient = [Float](repeating: 0, count: rows * 3 * width)
-        var scoreGradient = [Float](repeating: 0, count: s * s)
+        let units = segments.units
+        let widest = units.map { $0.rows.count * ($0.visiblePrefix + $0.rows.count) }.max() ?? 0
+        var scoreGradient = [Float](repeating: 0, count: widest)
         let scale = 1 / Float(headDim).squareRoot()
-        tape.qkv.withUnsafeBufferPointer { qkv in
-            tape.probabilities.withUnsafeBufferPointer { p in
-                mixedGradient.withUnsafeBufferPointer { dOut in
-                    qkvGradient.withUnsafeMutableBufferPointer { dqkv in
-                        scoreGradient.withUnsafeMutableBufferPointer { dS in
-                            for b in 0..<batch {
-                                let base = qkv.baseAddress! + b * s * 3 * width
-                                let dBase = dqkv.baseAddress! + b * s * 3 * width
+        tape.qkv.withUnsafeBufferPointer { qkvBuffer in
+            tape.probabilities.withUnsafeBufferPointer { pBuffer in
+                mixedGradient.withUnsafeBufferPointer { dOutBuffer in
+                    qkvGradient.withUnsafeMutableBufferPointer { dqkvBuffer in
+                        scoreGradient.withUnsafeMutableBufferPointer { dSBuffer in
+                            let (qkv, dqkv, dS, ld) = (qkvBuffer.baseAddress!, dqkvBuffer.baseAddress!, dSBuffer.baseAddress!, 3 * width)
+                            var probs = pBuffer.baseAddress!
+                            for unit in units {
+                                let (a, n, c) = (unit.rows.lowerBound, unit.rows.count, unit.visiblePrefix)
+                                let keys = c + n
                                 for h in 0..<heads {
-                                    let offset = h * headDim
-                                    let probs = p.baseAddress! + (b * heads + h) * s * s
-                                    let dO = dOut.baseAddress! + b * s * width + offset
-                                    // dP = dO · Vᵀ
-                                    MatrixMultiply.gemm(transposeB: true, m: s, n: s, k: headDim, a: dO, lda: width,
-                                                        b: base + 2 * width + offset, ldb: 3 * width, c: dS.baseAddress!, ldc: s)
-                                    // dV = Pᵀ · dO
-                                    MatrixMultiply.gemm(transposeA: true, m: s, n: headDim, k: s, a: probs, lda: s,
-                                                        b: dO, ldb: width, c: dBase + 2 * width + offset, ldc: 3 * width)
-                                    // softmax backward, row by row
-                                    for q in 0..<s {
-                                        var rowDot: Float = 0
-                                        for k in 0...q { rowDot += dS[q * s + k] * probs[q * s + k] }
-                                        for k in 0..<s { dS[q * s + k] = probs[q * s + k] * (dS[q * s + k] - rowDot) }
+                                    let off = h * headDim
+                                    let (q, k, v) = (qkv + a * ld + off, qkv + width + off, qkv + 2 * width + off)
+                                    let (dq, dk, dv) = (dqkv + a * ld + off, dqkv + width + off, dqkv + 2 * width + off)
+                                    let dO = dOutBuffer.baseAddress! + a * width + off
+                                    // dP = dO · [V_prefix; V_unit]ᵀ ; dV += Pᵀ · dO
+                                    if c > 0 {
+                                        MatrixMultiply.gemm(transposeB: true, m: n, n: c, k: headDim, a: dO, lda: width,
+                                                            b: v, ldb: ld, c: dS, ldc: keys)
+                                        MatrixMultiply.gemm(transposeA: true, m: c, n: headDim, k: n, a: probs, lda: keys,
+                                                            b: dO, ldb: width, beta: 1, c: dv, ldc: ld)
                                     }
-                                    // dQ = scale · dS · K,  dK = scale · dSᵀ · Q
-                                    MatrixMultiply.gemm(m: s, n: headDim, k: s, alpha: scale, a: dS.baseAddress!, lda: s,
-                                                        b: base + width + offset, ldb: 3 * width, c: dBase + offset, ldc: 3 * width)
-                                    MatrixMultiply.gemm(transposeA: true, m: s, n: headDim, k: s, alpha: scale,
-                                                        a: dS.baseAddress!, lda: s, b: base + offset, ldb: 3 * width,
-                                                        c: dBase + width + offset, ldc: 3 * width)
+                                    MatrixMultiply.gemm(transposeB: true, m: n, n: n, k: headDim, a: dO, lda: width,
+                                                        b: v + a * ld, ldb: ld, c: dS + c, ldc: keys)
+                                    MatrixMultiply.gemm(transposeA: true, m: n, n: headDim, k: n, a: probs + c, lda: keys,
+                                                        b: dO, ldb: width, beta: 1, c: dv + a * ld, ldc: ld)
+                                    // softmax backward, row by row
+                                    for i in 0..<n {
+                                        var rowDot: Float = 0
+                                        for j in 0..<keys { rowDot += dS[i * keys + j] * probs[i * keys + j] }
+                                        for j in 0..<keys { dS[i * keys + j] = probs[i * keys + j] * (dS[i * keys + j] - rowDot) }
+                                    }
+                                    // dQ += scale · dS · [K_prefix; K_unit] ; dK += scale · dSᵀ · Q
+                                    if c > 0 {
+                                        MatrixMultiply.gemm(m: n, n: headDim, k: c, alpha: scale, a: dS, lda: keys,
+                                                            b: k, ldb: ld, beta: 1, c: dq, ldc: ld)
+                                        MatrixMultiply.gemm(transposeA: true, m: c, n: headDim, k: n, alpha: scale, a: dS, lda: keys,
+                                                            b: q, ldb: ld, beta: 1, c: dk, ldc: ld)
+                                    }
+                                    MatrixMultiply.gemm(m: n, n: headDim, k: n, alpha: scale, a: dS + c, lda: keys,
+                                                        b: k + a * ld, ldb: ld, beta: 1, c: dq, ldc: ld)
+                                    MatrixMultiply.gemm(transposeA: true, m: n, n: headDim, k: n, alpha: scale, a: dS + c, lda: keys,
+                                                        b: q, ldb: ld, beta: 1, c: dk + a * ld, ldc: ld)
+                                    probs += n * keys
                                 }
                             }
                         }

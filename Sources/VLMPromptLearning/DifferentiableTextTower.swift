@@ -6,8 +6,11 @@ import VLMTensor
 ///
 /// Forward (open_clip's encode_text after the token lookup):
 ///     x = embeddings + positional;  x = blocks(x) (causal);  p = x[eot];  t = ln_final(p) · text_projection
-/// Only positions 0...max(eot) are computed: with the causal mask, position i never sees later
-/// positions, so trailing padding cannot change the pooled features (exact, not an approximation).
+///
+/// Rows are *packed* (see `PackedPrompts`): each row carries its own position, and attention follows
+/// `AttentionSegments`, so a prefix shared by every prompt is computed once, and nothing after a
+/// prompt's end-of-text token is computed at all (with the causal mask, position i never sees later
+/// positions, so trailing padding cannot change the pooled features: exact, not an approximation).
 struct DifferentiableTextTower: Sendable {
     let weights: TextTowerWeights
 
@@ -22,29 +25,26 @@ struct DifferentiableTextTower: Sendable {
             var norm2: LayerNormTape
             var hiddenPreActivation: [Float]
         }
-        var batch: Int
-        var sequence: Int
-        var pooledPositions: [Int]
+        var rows: Int
+        var segments: AttentionSegments
+        var pooledRows: [Int]
         var blocks: [Block]
         var finalNorm: LayerNormTape
     }
 
-    /// Unnormalised text features [batch, embedDim] for `embeddings` ([batch, sequence, width],
-    /// without positional embeddings), pooled at `pooledPositions[b]` (each < sequence).
-    func forward(embeddings: [Float], batch: Int, sequence: Int, pooledPositions: [Int]) -> (features: [Float], tape: Tape) {
-        precondition(embeddings.count == batch * sequence * width && pooledPositions.count == batch)
-        precondition(sequence <= weights.contextLength && pooledPositions.allSatisfy { $0 < sequence })
-        let rows = batch * sequence
+    /// Unnormalised text features [pooledRows.count, embedDim] for `embeddings` ([rows, width],
+    /// without positional embeddings; row r sits at `positions[r]`), pooled at `pooledRows`.
+    func forward(embeddings: [Float], positions: [Int], segments: AttentionSegments, pooledRows: [Int]) -> (features: [Float], tape: Tape) {
+        let rows = positions.count
+        precondition(embeddings.count == rows * width && positions.allSatisfy { $0 < weights.contextLength })
         var x = embeddings
-        for b in 0..<batch {
-            for p in 0..<sequence {
-                for d in 0..<width { x[(b * sequence + p) * width + d] += weights.positionalEmbedding[p * width + d] }
-            }
+        for (r, p) in positions.enumerated() {
+            for d in 0..<width { x[r * width + d] += weights.positionalEmbedding[p * width + d] }
         }
         var blockTapes: [Tape.Block] = []
         for block in weights.blocks {
             let (normed1, norm1Tape) = block.norm1.forward(x, rows: rows)
-            let (attended, attentionTape) = block.attention.forward(normed1, batch: batch, sequence: sequence)
+            let (attended, attentionTape) = block.attention.forward(normed1, rows: rows, segments: segments)
             addInPlace(&x, attended)
             let (normed2, norm2Tape) = block.norm2.forward(x, rows: rows)
             let hidden = block.fullyConnected(normed2, rows: rows)
@@ -53,28 +53,25 @@ struct DifferentiableTextTower: Sendable {
             addInPlace(&x, block.projection(activated, rows: rows))
             blockTapes.append(Tape.Block(norm1: norm1Tape, attention: attentionTape, norm2: norm2Tape, hiddenPreActivation: hidden))
         }
+        let batch = pooledRows.count
         var pooled = [Float](repeating: 0, count: batch * width)
-        for b in 0..<batch {
-            let source = (b * sequence + pooledPositions[b]) * width
-            for d in 0..<width { pooled[b * width + d] = x[source + d] }
+        for (b, row) in pooledRows.enumerated() {
+            for d in 0..<width { pooled[b * width + d] = x[row * width + d] }
         }
         let (normed, finalTape) = weights.finalNorm.forward(pooled, rows: batch)
         let features = weights.projection(normed, rows: batch)
-        return (features, Tape(batch: batch, sequence: sequence, pooledPositions: pooledPositions,
-                               blocks: blockTapes, finalNorm: finalTape))
+        return (features, Tape(rows: rows, segments: segments, pooledRows: pooledRows, blocks: blockTapes, finalNorm: finalTape))
     }
 
-    /// dL/d(embeddings) [batch, sequence, width] from dL/d(features) [batch, embedDim].
+    /// dL/d(embeddings) [rows, width] from dL/d(features) [pooledRows.count, embedDim].
     /// (The positional embedding is added, so its gradient passes through unchanged.)
     func backward(featureGradient: [Float], tape: Tape) -> [Float] {
-        let (batch, sequence) = (tape.batch, tape.sequence)
-        let rows = batch * sequence
+        let (rows, batch) = (tape.rows, tape.pooledRows.count)
         let pooledGradient = weights.finalNorm.backward(
             weights.projection.inputGradient(featureGradient, rows: batch), tape: tape.finalNorm, rows: batch)
         var dx = [Float](repeating: 0, count: rows * width)
-        for b in 0..<batch {
-            let destination = (b * sequence + tape.pooledPositions[b]) * width
-            for d in 0..<width { dx[destination + d] = pooledGradient[b * width + d] }
+        for (b, row) in tape.pooledRows.enumerated() {
+            for d in 0..<width { dx[row * width + d] += pooledGradient[b * width + d] }
         }
         for (block, blockTape) in zip(weights.blocks, tape.blocks).reversed() {
             // x2 = x1 + c_proj(act(c_fc(ln_2(x1))))
@@ -83,7 +80,7 @@ struct DifferentiableTextTower: Sendable {
             let norm2Gradient = block.fullyConnected.inputGradient(hiddenGradient, rows: rows)
             addInPlace(&dx, block.norm2.backward(norm2Gradient, tape: blockTape.norm2, rows: rows))
             // x1 = x0 + attn(ln_1(x0))
-            let norm1Gradient = block.attention.backward(dx, tape: blockTape.attention, batch: batch, sequence: sequence)
+            let norm1Gradient = block.attention.backward(dx, tape: blockTape.attention, rows: rows, segments: tape.segments)
             addInPlace(&dx, block.norm1.backward(norm1Gradient, tape: blockTape.norm1, rows: rows))
         }
         return dx

@@ -31,6 +31,11 @@ public struct FeatureSet: Sendable, Equatable {
         if let bad = features.firstIndex(where: { !$0.allSatisfy(\.isFinite) }) {
             throw PromptLearningError.invalidInput("\(name): feature \(bad) has non-finite values")
         }
+        // Logits are logitScale · cosine only for unit vectors; anything else is a caller mistake.
+        if let bad = features.firstIndex(where: { abs($0.reduce(0) { $0 + $1 * $1 }.squareRoot() - 1) > 1e-3 }) {
+            let norm = features[bad].reduce(0) { $0 + $1 * $1 }.squareRoot()
+            throw PromptLearningError.invalidInput("\(name): feature \(bad) has norm \(norm); expected L2-normalised image features")
+        }
     }
 }
 

@@ -26,7 +26,10 @@ struct LanguageModelSearch {
 
     func run(seeds: [String], train: FeatureSet, validation: FeatureSet, contextLength: Int,
              shouldCancel: () -> Bool, onStep: (PromptLearningStep) -> Void) throws -> Outcome {
-        var pool: [Scored] = try seeds.map { try scored($0, train: train, shouldCancel: shouldCancel) }
+        var pool: [Scored] = []
+        for seed in seeds where !pool.contains(where: { $0.template == seed }) {
+            pool.append(try scored(seed, train: train, shouldCancel: shouldCancel))
+        }
         var outcome = Outcome(best: ranked(pool)[0], proposalsSeen: 0, validProposals: 0, roundsRun: 0, cancelled: false)
         for round in 1...rounds {
             if shouldCancel() { outcome.cancelled = true; break }

@@ -38,7 +38,7 @@ public struct LearnedPrompt: Sendable, Equatable, Codable {
         if context.classSpecific && names != self.classNames {
             throw PromptLearningError.invalidInput("a class-specific context only applies to its own \(self.classNames.count) classes")
         }
-        let layout = try PromptLayout(tokenizer: tokenizer, classNames: names, contextLength: context.count,
+        let layout = try PromptLayout(tokenizer: tokenizer, classNames: names, contextLength: context.count, classSpecific: context.classSpecific,
                                       maximumTokens: weights.contextLength)
         let objective = PromptObjective(tower: DifferentiableTextTower(weights: weights), layout: layout, logitScale: clip.logitScale)
         let classWeights = objective.classWeights(context)

@@ -71,6 +71,10 @@ func validateInputs(clip: CLIPModel, classNames: [String], train: FeatureSet, va
     if let bad = classNames.firstIndex(where: { $0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }) {
         throw E.invalidInput("class name \(bad) is empty")
     }
+    // The prompt pools at its one [EOT]; a name spelling a marker would add another.
+    if let bad = classNames.first(where: { $0.contains("<end_of_text>") || $0.contains("<start_of_text>") }) {
+        throw E.invalidInput("class name '\(bad)' contains a CLIP special-token marker")
+    }
     if let duplicate = classNames.enumerated().first(where: { classNames[..<$0.offset].contains($0.element) }) {
         throw E.invalidInput("class name '\(duplicate.element)' appears twice")
     }

@@ -4,20 +4,30 @@ import VLMCLIP
 ///
 ///     [SOT] ctx_1 … ctx_M  <class-name tokens> .  [EOT]
 ///
-/// One row per class; the context occupies positions 1...M of every row.
+/// and how the prompts are packed into rows for the text tower. With a shared context the first
+/// 1 + M positions are the same for every class and, under the causal mask, never see the class
+/// name: they are packed once as a shared prefix, followed by each class's remaining positions
+/// (name, ".", EOT) as a segment that attends to the prefix. With class-specific contexts every
+/// class is its own segment. Either way only positions up to each prompt's EOT exist.
 struct PromptLayout: Sendable {
-    /// Token ids per class; the M context slots hold `placeholder` (never looked up).
+    /// Token ids per class as open_clip would see them; the M context slots hold 0 (never looked up).
     let tokens: [[Int32]]
     let contextLength: Int  // M
-    /// Position of [EOT] in each row, where the text tower pools.
-    let endPositions: [Int]
-    /// Rows are computed up to here (max EOT + 1): the causal mask makes later positions irrelevant.
-    var sequence: Int { (endPositions.max() ?? 0) + 1 }
+    let classSpecific: Bool
+    /// Packed rows: each row's position in its prompt and its token (nil: a context slot).
+    let positions: [Int]
+    let rowTokens: [Int32?]
+    /// Packed row of context vector m of group g, at index g·M + m.
+    let contextRows: [Int]
+    /// Packed row of each class's [EOT], where the text tower pools.
+    let pooledRows: [Int]
+    let segments: AttentionSegments
+
     var classCount: Int { tokens.count }
+    var rowCount: Int { positions.count }
     static let firstContextPosition = 1
 
-    init(tokenizer: CLIPTokenizer, classNames: [String], contextLength: Int, maximumTokens: Int) throws {
-        self.contextLength = contextLength
+    init(tokenizer: CLIPTokenizer, classNames: [String], contextLength: Int, classSpecific: Bool, maximumTokens: Int) throws {
         var rows: [[Int32]] = []
         for (index, name) in classNames.enumerated() {
             let row = [tokenizer.startOfText] + [Int32](repeating: 0, count: contextLength)
@@ -28,42 +38,50 @@ struct PromptLayout: Sendable {
             }
             rows.append(row)
         }
-        tokens = rows
-        endPositions = rows.map { $0.count - 1 }
+        (tokens, self.contextLength, self.classSpecific) = (rows, contextLength, classSpecific)
+
+        let contextStart = Self.firstContextPosition, contextEnd = Self.firstContextPosition + contextLength
+        var positions: [Int] = [], rowTokens: [Int32?] = [], contextRows: [Int] = [], pooledRows: [Int] = []
+        var segments: [Range<Int>] = []
+        // Appends positions `range` of class c's prompt as packed rows.
+        func append(_ c: Int, _ range: Range<Int>) {
+            for p in range {
+                if p >= contextStart && p < contextEnd { contextRows.append(positions.count) }
+                rowTokens.append(p >= contextStart && p < contextEnd ? nil : rows[c][p])
+                positions.append(p)
+            }
+        }
+        let sharedPrefix = classSpecific ? 0 : contextEnd
+        if sharedPrefix > 0 { append(0, 0..<sharedPrefix) }
+        for c in rows.indices {
+            let start = positions.count
+            append(c, sharedPrefix..<rows[c].count)
+            segments.append(start..<positions.count)
+            pooledRows.append(positions.count - 1)
+        }
+        (self.positions, self.rowTokens, self.contextRows, self.pooledRows) = (positions, rowTokens, contextRows, pooledRows)
+        self.segments = AttentionSegments(prefixLength: sharedPrefix, segments: segments)
     }
 
-    /// Input embeddings [classCount, sequence, width]: token embeddings, with the context vectors
-    /// (`context.vectors(forClass:)`) in positions 1...M. Positions past a row's EOT are padding (id 0).
+    /// Input embeddings [rowCount, width]: token embeddings, with the context vectors in their slots.
     func embeddings(context: ContextVectors, tokenEmbedding: [Float], width: Int) -> [Float] {
-        let s = sequence
-        var x = [Float](repeating: 0, count: classCount * s * width)
-        for c in 0..<classCount {
-            let ctxBase = context.offset(class: c)
-            for p in 0..<s {
-                let destination = (c * s + p) * width
-                if p >= Self.firstContextPosition && p < Self.firstContextPosition + contextLength {
-                    let source = ctxBase + (p - Self.firstContextPosition) * width
-                    for d in 0..<width { x[destination + d] = context.values[source + d] }
-                } else {
-                    let id = p < tokens[c].count ? Int(tokens[c][p]) : 0
-                    for d in 0..<width { x[destination + d] = tokenEmbedding[id * width + d] }
-                }
-            }
+        precondition(context.values.count == contextRows.count * width)
+        var x = [Float](repeating: 0, count: rowCount * width)
+        for (r, token) in rowTokens.enumerated() {
+            guard let token else { continue }
+            for d in 0..<width { x[r * width + d] = tokenEmbedding[Int(token) * width + d] }
+        }
+        for (i, r) in contextRows.enumerated() {
+            for d in 0..<width { x[r * width + d] = context.values[i * width + d] }
         }
         return x
     }
 
-    /// Gradient w.r.t. the context vectors from the gradient w.r.t. the embeddings: shared context
-    /// sums the contributions of every class row.
-    func contextGradient(_ embeddingGradient: [Float], context: ContextVectors, width: Int) -> [Float] {
-        let s = sequence
-        var gradient = [Float](repeating: 0, count: context.values.count)
-        for c in 0..<classCount {
-            let ctxBase = context.offset(class: c)
-            for m in 0..<contextLength {
-                let source = (c * s + Self.firstContextPosition + m) * width
-                for d in 0..<width { gradient[ctxBase + m * width + d] += embeddingGradient[source + d] }
-            }
+    /// Gradient w.r.t. the context vectors from the gradient w.r.t. the packed embeddings.
+    func contextGradient(_ embeddingGradient: [Float], width: Int) -> [Float] {
+        var gradient = [Float](repeating: 0, count: contextRows.count * width)
+        for (i, r) in contextRows.enumerated() {
+            for d in 0..<width { gradient[i * width + d] = embeddingGradient[r * width + d] }
         }
         return gradient
     }
@@ -83,9 +101,6 @@ public struct ContextVectors: Sendable, Equatable, Codable {
     }
 
     public var groups: Int { values.count / (count * width) }
-
-    /// Start of the vectors used by class `c`.
-    func offset(class c: Int) -> Int { classSpecific ? c * count * width : 0 }
 
     /// Vector `m` of group `g`.
     func vector(group g: Int, position m: Int) -> ArraySlice<Float> {

@@ -68,7 +68,7 @@ struct PromptLearningRun {
                               onStep: (PromptLearningStep) -> Void) throws -> [[Float]] {
         let weights = clip.textTowerWeights
         let initial = initialContext(weights: weights)
-        let layout = try PromptLayout(tokenizer: tokenizer, classNames: classNames, contextLength: initial.count,
+        let layout = try PromptLayout(tokenizer: tokenizer, classNames: classNames, contextLength: initial.count, classSpecific: initial.classSpecific,
                                       maximumTokens: weights.contextLength)
         var objective = PromptObjective(tower: DifferentiableTextTower(weights: weights), layout: layout, logitScale: clip.logitScale)
         if configuration.textAnchorWeight > 0 {

@@ -39,25 +39,7 @@ struct PromptObjective: Sendable {
         let norms = raw.map { max(dot($0, $0).squareRoot(), 1e-12) }
         let weights = zip(raw, norms).map { row, norm in row.map { $0 / norm } }
 
-        // Cross-entropy on logits z = s · F · Wᵀ; dz = (softmax − onehot) / N.
-        let n = images.labels.count
-        var weightGradient = [[Float]](repeating: [Float](repeating: 0, count: e), count: layout.classCount)
-        var crossEntropy: Double = 0
-        var correct = 0
-        for (feature, label) in zip(images.features, images.labels) {
-            var logits = weights.map { logitScale * dot(feature, $0) }
-            if logits.indices.max(by: { logits[$0] < logits[$1] }) == label { correct += 1 }
-            let maximum = logits.max()!
-            let logSum = log(logits.reduce(0) { $0 + exp(Double($1 - maximum)) }) + Double(maximum)
-            crossEntropy += logSum - Double(logits[label])
-            for c in logits.indices { logits[c] = Float(exp(Double(logits[c]) - logSum)) }
-            logits[label] -= 1
-            for c in logits.indices {
-                let scale = logitScale * logits[c] / Float(n)
-                for d in 0..<e { weightGradient[c][d] += scale * feature[d] }
-            }
-        }
-        crossEntropy /= Double(n)
+        var (crossEntropy, accuracy, weightGradient) = crossEntropyGradient(classWeights: weights, images: images, logitScale: logitScale)
 
         var penalty: Double = 0
         if let anchors, anchorWeight > 0 {
@@ -80,14 +62,14 @@ struct PromptObjective: Sendable {
         let embeddingGradient = tower.backward(featureGradient: featureGradient, tape: tape)
         return Evaluation(
             loss: Float(crossEntropy + penalty), crossEntropy: Float(crossEntropy),
-            accuracy: Double(correct) / Double(max(n, 1)), classWeights: weights,
-            contextGradient: layout.contextGradient(embeddingGradient, context: context, width: tower.width))
+            accuracy: accuracy, classWeights: weights,
+            contextGradient: layout.contextGradient(embeddingGradient, width: tower.width))
     }
 
     private func forwardFeatures(_ context: ContextVectors) -> ([Float], DifferentiableTextTower.Tape) {
         let embeddings = layout.embeddings(context: context, tokenEmbedding: tower.weights.tokenEmbedding, width: tower.width)
-        return tower.forward(embeddings: embeddings, batch: layout.classCount, sequence: layout.sequence,
-                             pooledPositions: layout.endPositions)
+        return tower.forward(embeddings: embeddings, positions: layout.positions, segments: layout.segments,
+                             pooledRows: layout.pooledRows)
     }
 }
 

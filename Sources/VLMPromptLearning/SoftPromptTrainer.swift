@@ -92,16 +92,3 @@ struct SoftPromptTrainer {
     }
 }
 
-/// Accuracy and mean cross-entropy of logitScale · cosine logits.
-func score(classWeights: [[Float]], images: FeatureSet, logitScale: Float) -> (accuracy: Double, crossEntropy: Double) {
-    guard !images.labels.isEmpty else { return (0, 0) }
-    var correct = 0
-    var total = 0.0
-    for (feature, label) in zip(images.features, images.labels) {
-        let logits = classWeights.map { Double(logitScale * dot(feature, $0)) }
-        if logits.indices.max(by: { logits[$0] < logits[$1] }) == label { correct += 1 }
-        let maximum = logits.max()!
-        total += log(logits.reduce(0) { $0 + exp($1 - maximum) }) + maximum - logits[label]
-    }
-    return (Double(correct) / Double(images.labels.count), total / Double(images.labels.count))
-}

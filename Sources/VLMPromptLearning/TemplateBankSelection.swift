@@ -68,8 +68,8 @@ struct TemplateBankSelection {
             onStep(PromptLearningStep(step: round + 1, totalSteps: rounds, loss: Float(loss), trainAccuracy: trainAccuracy,
                                       validationAccuracy: onValidation.accuracy, prompt: bank[next], learningRate: nil))
         }
-        let kept = Array(order.prefix(max(best.count, order.isEmpty ? 0 : 1)))
-        let chosen = kept.isEmpty ? [0] : kept  // cancelled before any round: the first template
+        // Cancelled before the first round: the first bank template.
+        let chosen = order.isEmpty ? [0] : Array(order.prefix(best.count))
         let weights = TemplateEmbeddings.ensemble(chosen.map { embeddings[$0] })
         return Outcome(chosen: chosen.map { bank[$0] }, classWeights: weights,
                        trainAccuracy: score(classWeights: weights, images: train, logitScale: logitScale).accuracy,

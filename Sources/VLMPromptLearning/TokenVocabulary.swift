@@ -23,10 +23,11 @@ struct TokenVocabulary: Sendable {
     let ids: [Int32]
     let words: [String]
     let width: Int
-    /// [count, width] raw token embeddings and their unit-length versions.
-    let embeddings: [Float]
-    private let unitEmbeddings: [Float]
-    let squaredNorms: [Float]
+    /// The model's whole token table [vocab, width] (shared, not copied: the products below run
+    /// over every row and only candidates are considered, which costs less memory than a copy).
+    private let table: [Float]
+    /// ‖e‖² per vocabulary row.
+    private let tableSquaredNorms: [Float]
 
     var count: Int { ids.count }
 
@@ -42,37 +43,44 @@ struct TokenVocabulary: Sendable {
             ids.append(id)
             words.append(word)
         }
-        var embeddings = [Float](), unit = [Float](), norms = [Float]()
-        embeddings.reserveCapacity(ids.count * width)
-        for id in ids {
-            let row = Array(tokenEmbedding[Int(id) * width..<(Int(id) + 1) * width])
-            embeddings += row
-            unit += l2Normalized(row)
-            norms.append(dot(row, row))
+        (self.ids, self.words, self.width, table) = (ids, words, width, tokenEmbedding)
+        tableSquaredNorms = (0..<tokenEmbedding.count / width).map { row in
+            var sum: Float = 0
+            for d in 0..<width { sum += tokenEmbedding[row * width + d] * tokenEmbedding[row * width + d] }
+            return sum
         }
-        (self.ids, self.words, self.width) = (ids, words, width)
-        (self.embeddings, unitEmbeddings, squaredNorms) = (embeddings, unit, norms)
     }
 
-    /// Candidate index of the nearest token for each of `vectors` ([n, width]).
+    /// Embedding of candidate `t`.
+    func embedding(_ t: Int) -> ArraySlice<Float> {
+        let row = Int(ids[t])
+        return table[row * width..<(row + 1) * width]
+    }
+
+    /// Mean squared norm of the candidate embeddings: the scale that makes the distance penalty
+    /// independent of how large a model's token embeddings are.
+    var meanSquaredNorm: Float { ids.reduce(0) { $0 + tableSquaredNorms[Int($1)] } / Float(max(count, 1)) }
+
+    /// Candidate index of the nearest token for each of `vectors` ([n, width]):
+    /// cosine: argmax e·x / ‖e‖ (the query norm does not change the argmax);
+    /// Euclidean: argmin ‖x − e‖² = argmax 2 e·x − ‖e‖².
     func nearest(_ vectors: [Float], metric: PromptLearningConfiguration.ProjectionMetric) -> [Int] {
         let n = vectors.count / width
-        // scores[v, t] = e_t · x_v (cosine: unit e_t; the query norm does not change the argmax)
-        var scores = [Float](repeating: 0, count: n * count)
-        let table = metric == .cosine ? unitEmbeddings : embeddings
+        let rows = tableSquaredNorms.count
+        var products = [Float](repeating: 0, count: n * rows)  // products[v, r] = x_v · e_r
         vectors.withUnsafeBufferPointer { x in
             table.withUnsafeBufferPointer { e in
-                scores.withUnsafeMutableBufferPointer { s in
-                    MatrixMultiply.gemm(transposeB: true, m: n, n: count, k: width, a: x.baseAddress!, lda: width,
-                                        b: e.baseAddress!, ldb: width, c: s.baseAddress!, ldc: count)
+                products.withUnsafeMutableBufferPointer { p in
+                    MatrixMultiply.gemm(transposeB: true, m: n, n: rows, k: width, a: x.baseAddress!, lda: width,
+                                        b: e.baseAddress!, ldb: width, c: p.baseAddress!, ldc: rows)
                 }
             }
         }
         return (0..<n).map { v in
             var best = 0, bestScore = -Float.infinity
-            for t in 0..<count {
-                // Euclidean: argmin ‖x − e‖² = argmax (2 x·e − ‖e‖²)
-                let score = metric == .cosine ? scores[v * count + t] : 2 * scores[v * count + t] - squaredNorms[t]
+            for (t, id) in ids.enumerated() {
+                let (product, squaredNorm) = (products[v * rows + Int(id)], tableSquaredNorms[Int(id)])
+                let score = metric == .cosine ? product / max(squaredNorm.squareRoot(), 1e-12) : 2 * product - squaredNorm
                 if score > bestScore { (best, bestScore) = (t, score) }
             }
             return best
@@ -83,7 +91,7 @@ struct TokenVocabulary: Sendable {
     func project(_ context: ContextVectors, metric: PromptLearningConfiguration.ProjectionMetric) -> (ContextVectors, [Int]) {
         let indices = nearest(context.values, metric: metric)
         var projected = context
-        projected.values = indices.flatMap { Array(embeddings[$0 * width..<($0 + 1) * width]) }
+        projected.values = indices.flatMap { Array(embedding($0)) }
         return (projected, indices)
     }
 
@@ -94,7 +102,7 @@ struct TokenVocabulary: Sendable {
             (0..<context.count).map { m in
                 let t = indices[g * context.count + m]
                 let vector = Array(context.vector(group: g, position: m))
-                let token = Array(embeddings[t * width..<(t + 1) * width])
+                let token = Array(embedding(t))
                 let difference = zip(vector, token).map { $0 - $1 }
                 return NearestToken(id: ids[t], text: words[t], distance: dot(difference, difference).squareRoot(),
                                     cosine: dot(l2Normalized(vector), l2Normalized(token)))
@@ -102,20 +110,17 @@ struct TokenVocabulary: Sendable {
         }
     }
 
-    /// Mean squared norm of the candidate embeddings: the scale that makes the distance penalty
-    /// independent of how large a model's token embeddings are.
-    var meanSquaredNorm: Float { squaredNorms.reduce(0, +) / Float(max(count, 1)) }
-
     /// μ · mean_m ‖ctx_m − e_m‖² / mean_t ‖e_t‖², e_m the nearest (Euclidean) candidate token, and its
     /// gradient (2μ / (n · mean ‖e‖²)) · (ctx_m − e_m). Scale-free, so μ ≈ 1 is a moderate pull for any model.
     func distancePenalty(_ context: ContextVectors, weight: Float) -> (penalty: Float, gradient: [Float]) {
         let indices = nearest(context.values, metric: .euclidean)
-        let n = Float(indices.count) * meanSquaredNorm
+        let n = Float(indices.count) * meanSquaredNorm  // (a full pass over the candidates: fine once per step)
         var penalty: Float = 0
         var gradient = [Float](repeating: 0, count: context.values.count)
         for (v, t) in indices.enumerated() {
+            let token = embedding(t)
             for d in 0..<width {
-                let diff = context.values[v * width + d] - embeddings[t * width + d]
+                let diff = context.values[v * width + d] - token[token.startIndex + d]
                 penalty += weight * diff * diff / n
                 gradient[v * width + d] = 2 * weight * diff / n
             }

@@ -28,6 +28,10 @@ import VLMCLIP
         expectError("has 3 values", train: FeatureSet(features: [[1, 0, 0], unit(1)], labels: [0, 1]))
         expectError("class 1 'dog' has no training images", train: FeatureSet(features: [unit(0)], labels: [0]))
         expectError("class name 1 is empty", classNames: ["cat", "  "])
+        expectError("expected L2-normalised", train: FeatureSet(features: [unit(0).map { $0 * 3 }, unit(1)], labels: [0, 1]))
+        expectError("non-finite", train: FeatureSet(features: [unit(0).map { $0 * .nan }, unit(1)], labels: [0, 1]))
+        expectError("appears twice", classNames: ["cat", "cat"])
+        expectError("special-token marker", classNames: ["cat", "dog<end_of_text>"])
         expectError("no class names", classNames: [])
         expectError("steps must be at least 1") { $0.steps = 0 }
         expectError("needs a language model") { $0.method = .languageModel }

@@ -18,7 +18,7 @@ import VLMTensor
         let clip = try CLIPModel(directory: URL(fileURLWithPath: Self.modelDirectory!))
         let weights = clip.textTowerWeights
         let (m, shots) = (16, 16)
-        let layout = try PromptLayout(tokenizer: Shared.tokenizer, classNames: SyntheticTask.classNames, contextLength: m, maximumTokens: 77)
+        let layout = try PromptLayout(tokenizer: Shared.tokenizer, classNames: SyntheticTask.classNames, contextLength: m, classSpecific: false, maximumTokens: 77)
         let objective = PromptObjective(tower: DifferentiableTextTower(weights: weights), layout: layout, logitScale: clip.logitScale)
         var rng = SplitMix64(seed: 1)
         var context = ContextVectors(count: m, width: weights.width, classSpecific: false,
@@ -39,7 +39,32 @@ import VLMTensor
             times.append(Date().timeIntervalSince(start))
         }
         let median = times.sorted()[times.count / 2]
-        print("{\"implementation\": \"swift\", \"threads\": \(threads), \"sequence\": \(layout.sequence), \"seconds_per_step\": \(String(format: "%.4f", median))}")
+        print("{\"implementation\": \"swift\", \"threads\": \(threads), \"packed_rows\": \(layout.rowCount), \"sequence\": \(layout.tokens.map(\.count).max()!), \"median_seconds_per_step\": \(String(format: "%.4f", median)), \"min_seconds_per_step\": \(String(format: "%.4f", times.min()!))}")
+    }
+
+    /// A whole `optimisePrompt` call at RN50 text-tower size (random features): set-up (baselines:
+    /// 19 templates × 10 classes through the text tower; the projection vocabulary) and the mean
+    /// cost of a step including the per-step nearest-token reading and periodic validation.
+    @Test(.enabled(if: modelDirectory != nil)) func fullRunAtRN50Size() throws {
+        let clip = try CLIPModel(directory: URL(fileURLWithPath: Self.modelDirectory!))
+        TensorThreads.set(Int(ProcessInfo.processInfo.environment["COOP_BENCH_THREADS"] ?? "2") ?? 2)
+        var rng = SplitMix64(seed: 2)
+        func features(_ perClass: Int) -> FeatureSet {
+            FeatureSet(features: (0..<perClass * 10).map { _ in l2Normalized((0..<clip.embedDim).map { _ in Float(rng.nextGaussian()) }) },
+                       labels: (0..<perClass * 10).map { $0 / perClass })
+        }
+        var configuration = PromptLearningConfiguration()
+        (configuration.steps, configuration.evaluationInterval) = (10, 5)
+        configuration.initialisation = .random
+        configuration.contextLength = 16
+        var stepTimes: [Date] = []
+        let start = Date()
+        _ = try optimisePrompt(clip: clip, tokenizer: Shared.tokenizer, classNames: SyntheticTask.classNames, train: features(16),
+                               validation: features(4), test: nil, configuration: configuration, proposer: nil,
+                               onStep: { _ in stepTimes.append(Date()) })
+        let setup = stepTimes[0].timeIntervalSince(start)
+        let perStep = stepTimes.last!.timeIntervalSince(stepTimes[0]) / Double(stepTimes.count - 1)
+        print("{\"full_run_rn50_text\": {\"setup_and_first_step_seconds\": \(String(format: "%.2f", setup)), \"seconds_per_step\": \(String(format: "%.3f", perStep))}}")
     }
 
     /// Wall time of a whole soft-prompt run on the tiny model (the synthetic task of LearningTests).

@@ -32,7 +32,7 @@ struct GradientCase: Decodable {
     func objective() throws -> (PromptObjective, ContextVectors, FeatureSet) {
         let clip = Shared.model(model)
         let layout = try PromptLayout(tokenizer: Shared.tokenizer, classNames: class_names,
-                                      contextLength: context_length, maximumTokens: 77)
+                                      contextLength: context_length, classSpecific: class_specific, maximumTokens: 77)
         var objective = PromptObjective(tower: DifferentiableTextTower(weights: clip.textTowerWeights),
                                         layout: layout, logitScale: clip.logitScale)
         objective.anchors = anchors
@@ -91,7 +91,7 @@ struct GradientCase: Decodable {
         for clip in [Shared.quickGELU, Shared.gelu] {
             let tokenizer = Shared.tokenizer
             let words = tokenizer.encode("a photo of a")
-            let layout = try PromptLayout(tokenizer: tokenizer, classNames: ["cat", "pickup truck"], contextLength: words.count, maximumTokens: 77)
+            let layout = try PromptLayout(tokenizer: tokenizer, classNames: ["cat", "pickup truck"], contextLength: words.count, classSpecific: false, maximumTokens: 77)
             let weights = clip.textTowerWeights
             let width = weights.width
             let values = words.flatMap { Array(weights.tokenEmbedding[Int($0) * width..<(Int($0) + 1) * width]) }

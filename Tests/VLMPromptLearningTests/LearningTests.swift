@@ -221,6 +221,21 @@ import VLMTensor
         }
     }
 
+    /// Same seed and inputs → identical run (random initialisation, LM sampling seeds, everything).
+    @Test func runsAreDeterministic() throws {
+        var steps: [PromptLearningStep] = []
+        let configure: (inout PromptLearningConfiguration) -> Void = {
+            $0.initialisation = .random; $0.contextLength = 3; $0.optimiser = .adam; $0.learningRate = 0.003; $0.steps = 15
+        }
+        let a = try run(configure, steps: &steps)
+        let b = try run(configure, steps: &steps)
+        #expect(a.learnedPrompt == b.learnedPrompt)
+        #expect(steps[0..<15].map(\.loss) == steps[15..<30].map(\.loss))
+        var other = PromptLearningConfiguration()
+        configure(&other)
+        #expect(a.learnedPrompt.configuration.seed == 5 && other.seed == 0)
+    }
+
     @Test func earlyStoppingKeepsBestState() throws {
         var steps: [PromptLearningStep] = []
         // A huge learning rate makes validation accuracy stall or fall: patience stops the run.
