@@ -101,43 +101,21 @@ public final class LanguageModel: @unchecked Sendable {
         guard !prompt.isEmpty else { throw LanguageModelError.invalidHyperparameters("empty prompt (the model adds no BOS)") }
         guard prompt.count < contextLength else { throw LanguageModelError.contextFull(needed: prompt.count + 1, capacity: contextLength) }
         var cache = transformer.makeCache(capacity: contextLength)
-        var sampler = Sampler(parameters)
         let promptStart = Date()
-        var logits = try prefill(prompt, cache: &cache, shouldCancel: shouldCancel)
+        let logits = try prefill(prompt, cache: &cache, shouldCancel: shouldCancel)
         let promptSeconds = Date().timeIntervalSince(promptStart)
-
-        let generationStart = Date()
-        var tokens: [Int32] = [], logProbabilities: [Double] = [], text = ""
-        var stream = UTF8StreamDecoder()
-        var reason = StopReason.length
-        while tokens.count < parameters.maxTokens {
-            if shouldCancel() { reason = .cancelled; break }
-            let token = sampler.sample(logits, history: prompt + tokens)
-            if tokenizer.vocabulary.endOfGeneration.contains(token) { reason = .eos; break }
-            let logProbability = parameters.logProbabilities ? Sampler.logProbability(of: token, logits: logits) : nil
-            tokens.append(token)
-            if let lp = logProbability { logProbabilities.append(lp) }
-            var piece = stream.append(tokenizer.piece(token))
-            text += piece
-            if let stop = parameters.stopStrings.compactMap({ text.range(of: $0) }).min(by: { $0.lowerBound < $1.lowerBound }) {
-                // Report only the text before the stop string.
-                let kept = text[..<stop.lowerBound]
-                piece = String(piece.dropLast(text.count - kept.count))
-                text = String(kept)
-                onToken(GeneratedToken(id: token, text: piece, logProbability: logProbability))
-                reason = .stop
-                break
-            }
-            onToken(GeneratedToken(id: token, text: piece, logProbability: logProbability))
-            guard cache.count < cache.capacity else { reason = .length; break }
-            if tokens.count < parameters.maxTokens { logits = try transformer.forward([token], cache: &cache).logits }
+        var result: GenerationResult
+        if shouldCancel() {  // the prefill may have stopped part-way: there are no logits to sample from
+            result = GenerationResult(text: "", tokenIDs: [], promptTokenIDs: prompt, stopReason: .cancelled,
+                                      logProbabilities: parameters.logProbabilities ? [] : nil,
+                                      timings: GenerationTimings(promptTokens: 0, promptSeconds: 0, generatedTokens: 0, generationSeconds: 0))
+        } else {
+            result = try continueGeneration(cache: &cache, lastLogits: logits, history: prompt, parameters: parameters,
+                                            shouldCancel: shouldCancel, onToken: onToken)
         }
-        if reason != .stop { text += stream.flush() }
-        return GenerationResult(
-            text: text, tokenIDs: tokens, promptTokenIDs: prompt, stopReason: reason,
-            logProbabilities: parameters.logProbabilities ? logProbabilities : nil,
-            timings: GenerationTimings(promptTokens: prompt.count, promptSeconds: promptSeconds,
-                                       generatedTokens: tokens.count, generationSeconds: Date().timeIntervalSince(generationStart)))
+        result.timings.promptTokens = prompt.count
+        result.timings.promptSeconds = promptSeconds
+        return result
     }
 
     /// Runs the prompt in batches of `batchSize` and returns the logits after its last token.

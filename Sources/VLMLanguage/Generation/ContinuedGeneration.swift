@@ -1,6 +1,6 @@
 // Generating from a sequence that is already in a KV cache: the decoding loop of `generate` without
 // the prefill, so callers can run a shared prefix once and fork the cache per continuation (beam
-// candidates, staged prompting). `generate` is prefill + this loop with identical semantics.
+// candidates, staged prompting). `generate` is prefill + this loop.
 import Foundation
 
 extension LanguageModel {
