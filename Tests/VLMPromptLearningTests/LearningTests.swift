@@ -164,7 +164,12 @@ import VLMTensor
         #expect(template.components(separatedBy: "{}").count == 2)
         #expect(TemplateCandidate.parse(template, tokenizer: Shared.tokenizer, classNames: SyntheticTask.classNames, contextLength: 77) == template)
         #expect(steps.count == 2)
-        #expect(r.learned.validation >= r.zeroShot.validation)  // never worse than the seed templates
+        // The search keeps the best template on the training shots (the seed is in the pool from the start):
+        // training accuracy never falls from round to round, and the result is the last round's best.
+        // (Validation accuracy is not guaranteed: the choice is made on the training shots.)
+        let trainAccuracies = steps.compactMap(\.trainAccuracy)
+        #expect(trainAccuracies.count == 2 && zip(trainAccuracies, trainAccuracies.dropFirst()).allSatisfy { $0 <= $1 })
+        #expect(r.trainAccuracy == trainAccuracies.last)
         let fluency = try #require(r.fluency)
         #expect(fluency < 0 && fluency.isFinite)
         print("fluency \(fluency); meta-prompt:\n\(LanguageModelProposer.metaPrompt(examples: [("a photo of a {}.", 0.15)]))")
