@@ -84,9 +84,10 @@ public final class LanguageModel: @unchecked Sendable {
             tokenizer: tokenizer.vocabulary.model)
     }
 
-    /// Weight bytes plus one full-context KV cache.
+    /// Weight bytes (memory-mapped) plus one full-context KV cache (keys and values, Float).
     public var memoryBytes: Int {
-        transformer.weights.byteCount + 2 * 2 * hyperparameters.blockCount * contextLength * hyperparameters.keyValueDimension
+        let cacheBytes = 2 * MemoryLayout<Float>.size * hyperparameters.blockCount * contextLength * hyperparameters.keyValueDimension
+        return transformer.weights.byteCount + cacheBytes
     }
 
     /// Token ids of `prompt` (BOS added as the model asks; control tokens parsed when `parseSpecial`).

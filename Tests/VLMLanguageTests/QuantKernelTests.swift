@@ -49,10 +49,11 @@ import VLMTensor
                     }
                 }
             }
-            // A batch gives each row the same result as one at a time.
-            var batched = [Float](repeating: 0, count: 2 * c.rows)
-            m.multiply(c.x + c.x, batch: 2, into: &batched, threads: 2)
-            #expect(Array(batched[0..<c.rows]) == y && Array(batched[c.rows...]) == y)
+            // A batch (a tile of four plus a remainder) gives each row the same result as one at a time.
+            let batch = 5
+            var batched = [Float](repeating: 0, count: batch * c.rows)
+            m.multiply(Array((0..<batch).map { _ in c.x }.joined()), batch: batch, into: &batched, threads: 2)
+            for b in 0..<batch { #expect(Array(batched[(b * c.rows)..<((b + 1) * c.rows)]) == y, "batch row \(b)") }
         }
     }
 }

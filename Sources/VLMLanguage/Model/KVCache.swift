@@ -8,7 +8,7 @@ import VLMTensor
 /// cache does, so the weighted sum over positions reads contiguous memory.
 ///
 /// A value type: `var copy = cache` forks a sequence (e.g. beam candidates sharing a prompt prefix);
-/// the arrays are copied lazily on first write.
+/// the arrays are copied (whole, all layers) on the first write to either copy.
 public struct KVCache: Sendable {
     public let capacity: Int
     let layerCount: Int

@@ -11,8 +11,8 @@ public enum LogitRows: Sendable { case last, all }
 public struct ForwardOutput: Sendable {
     /// rows x vocabularySize, row-major (rows = 1 for `.last`, the batch size for `.all`).
     public var logits: [Float]
-    /// For each requested layer: [token][head][position 0..<cache.count] softmax weights (zero past the
-    /// causal limit of each token).
+    /// For each requested layer: [token][head][position 0..<cache.count] softmax weights, rounded to
+    /// fp16 as llama.cpp applies them (zero past the causal limit of each token).
     public var attention: [Int: [Float]]
 }
 

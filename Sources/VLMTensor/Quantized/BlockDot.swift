@@ -183,36 +183,48 @@ enum BlockDot {
         }
     }
 
-    /// One weight row against several activation rows (a prefill batch): each block is unpacked once
-    /// and applied to every activation, with per-activation accumulators (same arithmetic as `dot`).
+    /// One weight row against several activation rows (a prefill batch), with the same arithmetic per
+    /// activation as `dot`.
     static func dotBatch(_ format: WeightFormat, row: UnsafeRawPointer, _ views: UnsafeBufferPointer<ActivationView>,
-                         columns: Int, accumulators: UnsafeMutablePointer<SIMD8<Float>>,
-                         minimumTerms: UnsafeMutablePointer<Float>, into out: (Int, Float) -> Void) {
+                         columns: Int, into out: (Int, Float) -> Void) {
         switch format {
-        case .q8_0: dotBatch(Q8_0Block.self, row, views, columns / 32, accumulators, minimumTerms, out)
-        case .q4_0: dotBatch(Q4_0Block.self, row, views, columns / 32, accumulators, minimumTerms, out)
-        case .q4_1: dotBatch(Q4_1Block.self, row, views, columns / 32, accumulators, minimumTerms, out)
+        case .q8_0: dotBatch(Q8_0Block.self, row, views, columns / 32, out)
+        case .q4_0: dotBatch(Q4_0Block.self, row, views, columns / 32, out)
+        case .q4_1: dotBatch(Q4_1Block.self, row, views, columns / 32, out)
         default: for (b, view) in views.enumerated() { out(b, dot(format, row: row, view, columns: columns)) }
         }
     }
 
     static func dotBatch<F: Block32>(_: F.Type, _ row: UnsafeRawPointer, _ views: UnsafeBufferPointer<ActivationView>,
-                                     _ blocks: Int, _ accumulators: UnsafeMutablePointer<SIMD8<Float>>,
-                                     _ minimumTerms: UnsafeMutablePointer<Float>, _ out: (Int, Float) -> Void) {
+                                     _ blocks: Int, _ out: (Int, Float) -> Void) {
         halfToFloatTable.withUnsafeBufferPointer { table in
-            let n = views.count
-            for b in 0..<n { accumulators[b] = SIMD8<Float>(); minimumTerms[b] = 0 }
-            for j in 0..<blocks {
-                let block = row + j * F.bytes, d = F.scale(block, table), w = F.unpack(block)
-                if F.hasMinimum {
-                    let m = F.minimum(block, table)
-                    for b in 0..<n { minimumTerms[b] = fusedMultiplyAdd(m, views[b].blockSums[j], minimumTerms[b]) }
+            // Four activations at a time keep their accumulators in registers; a block is unpacked
+            // once per four.
+            var b = 0
+            while b + 4 <= views.count {
+                let v0 = views[b], v1 = views[b + 1], v2 = views[b + 2], v3 = views[b + 3]
+                var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+                var m0: Float = 0, m1: Float = 0, m2: Float = 0, m3: Float = 0
+                for j in 0..<blocks {
+                    let block = row + j * F.bytes, d = F.scale(block, table), w = F.unpack(block)
+                    if F.hasMinimum {
+                        let m = F.minimum(block, table)
+                        m0 = fusedMultiplyAdd(m, v0.blockSums[j], m0); m1 = fusedMultiplyAdd(m, v1.blockSums[j], m1)
+                        m2 = fusedMultiplyAdd(m, v2.blockSums[j], m2); m3 = fusedMultiplyAdd(m, v3.blockSums[j], m3)
+                    }
+                    a0 = accumulate(a0, scale: d * v0.scales[j], w.laneSums(v0.splitQuants + j * 64))
+                    a1 = accumulate(a1, scale: d * v1.scales[j], w.laneSums(v1.splitQuants + j * 64))
+                    a2 = accumulate(a2, scale: d * v2.scales[j], w.laneSums(v2.splitQuants + j * 64))
+                    a3 = accumulate(a3, scale: d * v3.scales[j], w.laneSums(v3.splitQuants + j * 64))
                 }
-                for b in 0..<n {
-                    accumulators[b] = accumulate(accumulators[b], scale: d * views[b].scales[j], w.laneSums(views[b].splitQuants + j * 64))
-                }
+                out(b, horizontalSum8(a0) + m0); out(b + 1, horizontalSum8(a1) + m1)
+                out(b + 2, horizontalSum8(a2) + m2); out(b + 3, horizontalSum8(a3) + m3)
+                b += 4
             }
-            for b in 0..<n { out(b, horizontalSum8(accumulators[b]) + minimumTerms[b]) }
+            while b < views.count {
+                out(b, dot(F.self, row, views[b], blocks))
+                b += 1
+            }
         }
     }
 

@@ -68,14 +68,9 @@ public struct QuantizedMatrix: @unchecked Sendable {
                     return
                 }
                 views.items.withUnsafeBufferPointer { viewBuffer in
-                    let accumulators = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: views.count)
-                    let minimumTerms = UnsafeMutablePointer<Float>.allocate(capacity: views.count)
-                    defer { accumulators.deallocate(); minimumTerms.deallocate() }
                     for r in start..<end {
                         BlockDot.dotBatch(matrix.format, row: matrix.data + r * matrix.rowBytes, viewBuffer,
-                                          columns: matrix.columns, accumulators: accumulators, minimumTerms: minimumTerms) {
-                            output.pointer[$0 * matrix.rows + r] = $1
-                        }
+                                          columns: matrix.columns) { output.pointer[$0 * matrix.rows + r] = $1 }
                     }
                 }
             }
