@@ -1,0 +1,88 @@
+import Foundation
+import Testing
+import VLMImage
+import VLMLanguage
+@testable import VLMReasoning
+
+/// llama.cpp's multimodal path on a random-initialised mmproj (scripts/fixtures/make_llava_fixtures.py).
+struct LLaVAReference: Decodable {
+    struct Encoding: Decodable { let image: String; let size: [Int]; let tokens: Int; let embeddings: [Float] }
+    enum Chunk: Decodable {
+        case text([Int32]), image(Int)
+        enum Keys: String, CodingKey { case text, image }
+        init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: Keys.self)
+            if let t = try c.decodeIfPresent([Int32].self, forKey: .text) { self = .text(t) } else { self = .image(try c.decode(Int.self, forKey: .image)) }
+        }
+    }
+    struct Run: Decodable {
+        let prompt: String; let image: String; let chunks: [Chunk]; let positions: Int
+        let greedy_ids: [Int32]; let greedy_text: String
+    }
+    let marker: String
+    let encodings: [Encoding]
+    let greedy: [Run]
+
+    static let directory = TestPaths.fixtures.appendingPathComponent("llava")
+    static let mmproj = directory.appendingPathComponent("tiny-mmproj.gguf")
+    static let load: LLaVAReference = try! JSONDecoder().decode(
+        LLaVAReference.self, from: Data(contentsOf: directory.appendingPathComponent("reference.json")))
+}
+
+enum LLaVAModels {
+    static let tower = try! LLaVAVisionTower(url: LLaVAReference.mmproj, threads: 2)
+    static func image(_ name: String) throws -> RGBImage {
+        try PNGDecoder().decode(contentsOf: TestPaths.images.appendingPathComponent(name).path)
+    }
+}
+
+@Suite struct LLaVATowerTests {
+    @Test func readsTheHeader() throws {
+        let hp = LLaVAModels.tower.hyperparameters
+        #expect(hp.imageSize == 32 && hp.patchSize == 8 && hp.width == 48 && hp.headCount == 4)
+        #expect(hp.blockCount == 3 && hp.blocksRun == 2 && hp.projectionWidth == 64 && hp.useGELU)
+        #expect(LLaVAModels.tower.tokenCount == 16)
+        try LLaVAModels.tower.checkCompatible(languageModelWidth: 64)
+        #expect(throws: MMProjError.widthMismatch(projector: 64, languageModel: 576)) {
+            try LLaVAModels.tower.checkCompatible(languageModelWidth: 576)
+        }
+    }
+
+    /// Square and non-square (pad-to-square) images, grayscale converted to RGB: llama.cpp's embeddings.
+    @Test func embeddingsMatchLlamaCpp() throws {
+        for reference in LLaVAReference.load.encodings {
+            let image = try LLaVAModels.image(reference.image)
+            let ours = try LLaVAModels.tower.encode(image)
+            #expect(ours.count == reference.embeddings.count)
+            var maxError: Float = 0, dotProduct: Float = 0, a: Float = 0, b: Float = 0
+            for (x, y) in zip(ours, reference.embeddings) {
+                maxError = max(maxError, abs(x - y)); dotProduct += x * y; a += x * x; b += y * y
+            }
+            let cosine = dotProduct / (a * b).squareRoot()
+            print("LLaVA tower \(reference.image): max |error| \(maxError), cosine \(cosine)")
+            // llama.cpp runs the tower's attention in fp16 (flash attention) and GELU through an fp16 table.
+            #expect(maxError < 1e-2, "\(reference.image)")
+            #expect(cosine > 0.99999, "\(reference.image)")
+        }
+    }
+
+    @Test func preprocessingPlacesTheImageLikeLlamaCpp() {
+        let p = LLaVAPreprocessing(LLaVAModels.tower.hyperparameters)
+        // chelsea.png is 451x300: scale 32/451, height ceil(21.28) = 22, centred at y = 5.
+        #expect(p.placement(width: 451, height: 300) == (0, 5, 32, 22))
+        #expect(p.placement(width: 512, height: 512) == (0, 0, 32, 32))
+    }
+
+    @Test func rejectsBadFiles() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("llava-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // The language model is a GGUF without a vision tower.
+        #expect(throws: MMProjError.self) { _ = try LLaVAVisionTower(url: TestPaths.stories) }
+        // A truncated mmproj: the GGUF reader names the failure.
+        let bytes = try Data(contentsOf: LLaVAReference.mmproj)
+        let truncated = directory.appendingPathComponent("truncated.gguf")
+        try bytes.prefix(bytes.count / 2).write(to: truncated)
+        #expect(throws: (any Error).self) { _ = try LLaVAVisionTower(url: truncated) }
+    }
+}
