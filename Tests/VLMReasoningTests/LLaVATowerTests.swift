@@ -86,3 +86,58 @@ enum LLaVAModels {
         #expect(throws: (any Error).self) { _ = try LLaVAVisionTower(url: truncated) }
     }
 }
+
+@Suite struct LLaVALanguageParityTests {
+    /// Text and image chunks as libmtmd tokenizes them, then greedy decoding on stories260K: the same
+    /// token ids as llama.cpp's `mtmd_helper_eval_chunks` + `llama_decode`.
+    @Test func greedyTokensMatchLlamaCpp() throws {
+        let model = Models.stories
+        let tower = LLaVAModels.tower
+        try tower.checkCompatible(languageModelWidth: model.hyperparameters.embeddingLength)
+        for run in LLaVAReference.load.greedy {
+            let image = try tower.encode(LLaVAModels.image(run.image))
+            let segments = try LLaVAPrompt.segments(run.prompt, images: [(image, tower.tokenCount)], model: model)
+            #expect(segments.count == run.chunks.count)
+            for (ours, theirs) in zip(segments, run.chunks) {
+                switch (ours, theirs) {
+                case let (.tokens(a), .text(b)): #expect(a == b, "\(run.prompt)")
+                case let (.embeddings(_, count), .image(n)): #expect(count == n)
+                default: Issue.record("chunk kinds differ for \(run.prompt)")
+                }
+            }
+            var cache = model.transformer.makeCache(capacity: 256)
+            var logits = try model.prefill(segments: segments, cache: &cache)
+            #expect(cache.count == run.positions)
+            var generated: [Int32] = []
+            while generated.count < run.greedy_ids.count {
+                let token = Int32(logits.indices.max { logits[$0] < logits[$1] }!)
+                generated.append(token)
+                logits = try model.transformer.forward([token], cache: &cache).logits
+            }
+            print("LLaVA greedy \(run.prompt): \(generated == run.greedy_ids ? "identical" : "DIFFERENT") (\(generated.count) tokens)")
+            #expect(generated == run.greedy_ids, "\(run.prompt)")
+
+            // The image matters: another image's tokens change the next-token distribution.
+            let other = try tower.encode(LLaVAModels.image(run.image == "coins.png" ? "chelsea.png" : "coins.png"))
+            var otherCache = model.transformer.makeCache(capacity: 256)
+            let otherLogits = try model.prefill(
+                segments: LLaVAPrompt.segments(run.prompt, images: [(other, tower.tokenCount)], model: model), cache: &otherCache)
+            var firstCache = model.transformer.makeCache(capacity: 256)
+            let firstLogits = try model.prefill(segments: segments, cache: &firstCache)
+            #expect(zip(firstLogits, otherLogits).map { abs($0 - $1) }.max()! > 1e-3)
+        }
+    }
+
+    @Test func embeddingInputIsChecked() throws {
+        let model = Models.stories
+        var cache = model.transformer.makeCache(capacity: 8)
+        #expect(throws: LanguageModelError.self) { _ = try model.transformer.forward(embeddings: [1, 2, 3], count: 1, cache: &cache) }
+        #expect(throws: LanguageModelError.self) {
+            _ = try model.transformer.forward(embeddings: [Float](repeating: 0, count: 64 * 9), count: 9, cache: &cache)
+        }
+        #expect(throws: LanguageModelError.self) {
+            _ = try model.transformer.forward(embeddings: [Float](repeating: .nan, count: 64), count: 1, cache: &cache)
+        }
+        #expect(cache.count == 0)
+    }
+}
