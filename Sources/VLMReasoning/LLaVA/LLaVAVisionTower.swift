@@ -33,6 +33,8 @@ public final class LLaVAVisionTower: @unchecked Sendable {
     public var outputWidth: Int { hyperparameters.projectionWidth }
     /// Image tokens per image.
     public var tokenCount: Int { hyperparameters.patchCount }
+    /// Whether the last image token carries the class token (and token i patch i+1).
+    public var hasClassToken: Bool { weights.classEmbedding != nil }
 
     /// Checks the projector feeds a language model of width `width`.
     public func checkCompatible(languageModelWidth width: Int) throws {
