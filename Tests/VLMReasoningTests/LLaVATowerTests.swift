@@ -84,6 +84,21 @@ enum LLaVAModels {
         let truncated = directory.appendingPathComponent("truncated.gguf")
         try bytes.prefix(bytes.count / 2).write(to: truncated)
         #expect(throws: (any Error).self) { _ = try LLaVAVisionTower(url: truncated) }
+
+        // One fault each (scripts/fixtures/make_llava_fixtures.py): the error names the key or tensor.
+        func error(_ name: String) -> String {
+            do { _ = try LLaVAVisionTower(url: LLaVAReference.directory.appendingPathComponent(name)); return "loaded" } catch {
+                return String(describing: error)
+            }
+        }
+        #expect(error("bad-projector-type.gguf").contains("projector type 'ldp'"))
+        #expect(error("bad-missing-tensor.gguf").contains("'v.blk.0.attn_k.weight': missing"))
+        #expect(error("bad-patch-shape.gguf").contains("'v.patch_embd.weight': shape [2, 2, 3, 8]"))
+        // A tiny tower that loads, but projects to 32 values: not for stories260K's 64-wide embeddings.
+        let narrow = try LLaVAVisionTower(url: LLaVAReference.directory.appendingPathComponent("bad-width-32.gguf"))
+        #expect(throws: MMProjError.widthMismatch(projector: 32, languageModel: 64)) {
+            _ = try LLaVAFrontEnd(tower: narrow, languageModel: Models.stories)
+        }
     }
 }
 
