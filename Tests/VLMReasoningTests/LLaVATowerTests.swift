@@ -143,6 +143,25 @@ enum LLaVAModels {
         }
     }
 
+    /// Mean attention of new tokens to earlier positions: weights of a softmax row, so non-negative and
+    /// summing to at most 1 (the rest goes to the new tokens themselves); bad layers or ranges throw.
+    @Test func meanAttentionReadsSoftmaxWeights() throws {
+        let model = Models.stories
+        var cache = model.transformer.makeCache(capacity: 64)
+        let image = try LLaVAModels.tower.encode(LLaVAModels.image("coins.png"))
+        _ = try model.prefill(segments: [.tokens([1]), .embeddings(image, count: 16)], cache: &cache)
+        let tokens = model.tokenizer.encode("a big cat", addSpecial: false)
+        let all = try model.transformer.meanAttention(of: tokens, after: cache, layers: [0, 4], to: 0..<17)
+        #expect(all.allSatisfy { $0 >= 0 && $0.isFinite })
+        let total = all.reduce(0, +)
+        #expect(total > 0 && total <= 1 + 1e-5)
+        let imageOnly = try model.transformer.meanAttention(of: tokens, after: cache, layers: [0, 4], to: 1..<17)
+        #expect(imageOnly == Array(all[1...]))
+        #expect(cache.count == 17)  // the caller's cache is untouched
+        #expect(throws: LanguageModelError.self) { _ = try model.transformer.meanAttention(of: tokens, after: cache, layers: [5], to: 0..<17) }
+        #expect(throws: LanguageModelError.self) { _ = try model.transformer.meanAttention(of: tokens, after: cache, layers: [0], to: 0..<18) }
+    }
+
     @Test func embeddingInputIsChecked() throws {
         let model = Models.stories
         var cache = model.transformer.makeCache(capacity: 8)

@@ -113,17 +113,9 @@ final class LLaVAPreparedImage: PreparedImage {
         let cells = side * side
         var perToken = [Double](repeating: 0, count: tower.tokenCount)
         if !tokens.isEmpty, prefix.cache.count + tokens.count <= prefix.cache.capacity {
-            var fork = prefix.cache
-            let output = try model.transformer.forward(tokens, cache: &fork, attentionLayers: Set(frontEnd.attentionLayers))
-            let heads = model.hyperparameters.headCount, span = prefix.cache.count + tokens.count
-            for weights in output.attention.values {
-                for t in 0..<tokens.count {
-                    for h in 0..<heads {
-                        let row = (t * heads + h) * span
-                        for i in 0..<tower.tokenCount { perToken[i] += Double(weights[row + imageStart + i]) }
-                    }
-                }
-            }
+            perToken = try model.transformer.meanAttention(
+                of: tokens, after: prefix.cache, layers: Set(frontEnd.attentionLayers),
+                to: imageStart..<(imageStart + tower.tokenCount)).map(Double.init)
         }
         let scores = Self.gridScores(perToken, cells: cells, classTokenLast: tower.hasClassToken)
         return AttributionMap(gridHeight: side, gridWidth: side, scores: scores,

@@ -44,13 +44,15 @@ public final class LLaVAVisionTower: @unchecked Sendable {
     /// Preprocesses and encodes `image`: [tokenCount][outputWidth], row-major.
     public func encode(_ image: RGBImage) throws -> [Float] {
         let pixels = try LLaVAPreprocessing(hyperparameters).pixels(image)
-        return encode(pixels: pixels)
+        return try encode(pixels: pixels)
     }
 
     /// Encodes preprocessed pixels ([y][x][channel], imageSize^2 x 3 normalised values).
-    public func encode(pixels: [Float]) -> [Float] {
+    public func encode(pixels: [Float]) throws -> [Float] {
         let hp = hyperparameters, d = hp.width, n = hp.patchCount
-        precondition(pixels.count == hp.imageSize * hp.imageSize * 3, "pixels must be \(hp.imageSize)^2 x 3")
+        guard pixels.count == hp.imageSize * hp.imageSize * 3, pixels.allSatisfy(\.isFinite) else {
+            throw MMProjError.notSupported("pixels must be \(hp.imageSize)x\(hp.imageSize)x3 finite values, got \(pixels.count) values")
+        }
         let sequence = n + (weights.classEmbedding == nil ? 0 : 1)
 
         // Patch embedding: each patch flattened as (channel, y, x), times the conv kernel.
