@@ -11,24 +11,38 @@ struct PrefixCache {
     /// Logits after the last of `tokens`.
     private(set) var logits: [Float] = []
 
+    /// The visual prefix `cache` starts with (its version), and its length in positions.
+    private var visualVersion: Int?
+    private var base = 0
+
     init(model: LanguageModel) {
         cache = model.transformer.makeCache(capacity: model.contextLength)
     }
 
-    /// Makes `cache` hold `target` and returns the logits after its last token.
-    mutating func extend(to target: [Int32], model: LanguageModel, shouldCancel: () -> Bool) throws -> [Float] {
+    /// Makes `cache` hold `visual`'s positions (when given) then `target` and returns the logits after
+    /// its last token. A visual prefix that changed since the last call (a look appended image tokens)
+    /// restarts the cache from it.
+    mutating func extend(to target: [Int32], model: LanguageModel, visual: VisualPrefix? = nil,
+                         shouldCancel: () -> Bool) throws -> [Float] {
+        var target = target
+        if let visual {
+            target = visual.textTokens(target)
+            if visualVersion != visual.version {
+                (cache, base, visualVersion, tokens, logits) = (visual.cache, visual.cache.count, visual.version, [], [])
+            }
+        }
         precondition(!target.isEmpty, "a prefix needs at least one token")
         if target == tokens, !logits.isEmpty { return logits }
         var common = 0
         let limit = min(tokens.count, target.count - 1)  // at least one token must run to produce logits
         while common < limit, tokens[common] == target[common] { common += 1 }
-        cache.truncate(to: common)
+        cache.truncate(to: base + common)
         tokens = Array(target[..<common])
         logits = []
         let newLogits = try model.prefill(Array(target[common...]), cache: &cache, shouldCancel: shouldCancel)
         guard !shouldCancel() else {
             // prefill stops between batches when cancelled: the cache no longer matches any prefix we know.
-            cache.truncate(to: 0)
+            cache.truncate(to: base)
             tokens = []
             throw RunInterruption.cancelled
         }

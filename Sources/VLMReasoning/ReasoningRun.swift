@@ -137,13 +137,17 @@ final class ReasoningRun {
     /// Samples `beamWidth` candidates continuing the transcript and returns the judge's choice.
     func generateUnit(_ stage: StageSpecification, step: Int?, maxTokens: Int, extraStops: [String]) throws -> GenerationResult {
         let prefix = builder.tokens(transcript)
+        let visual = prepared.visualPrefix
+        let visualPositions = visual.map { $0.cache.count - $0.leadingTokens.count } ?? 0
         // Keep room to close the tag after the stage.
-        let room = model.contextLength - prefix.count - 8
-        guard room > 0 else { throw LanguageModelError.contextFull(needed: prefix.count + 8, capacity: model.contextLength) }
+        let room = model.contextLength - visualPositions - prefix.count - 8
+        guard room > 0 else {
+            throw LanguageModelError.contextFull(needed: visualPositions + prefix.count + 8, capacity: model.contextLength)
+        }
         var parameters = SamplingParameters(temperature: config.temperature, topP: config.topP,
                                             repetitionPenalty: config.repetitionPenalty, maxTokens: min(maxTokens, room),
                                             stopStrings: parser.stopStrings + extraStops, logProbabilities: true)
-        let sharedLogits = config.sharePrefix ? try cache.extend(to: prefix, model: model, shouldCancel: shouldCancel) : []
+        let sharedLogits = config.sharePrefix ? try cache.extend(to: prefix, model: model, visual: visual, shouldCancel: shouldCancel) : []
         let unit = units
         units += 1
 
@@ -155,8 +159,8 @@ final class ReasoningRun {
             if config.sharePrefix {
                 (fork, logits) = (cache.cache, sharedLogits)
             } else {
-                fork = model.transformer.makeCache(capacity: model.contextLength)
-                logits = try model.prefill(prefix, cache: &fork, shouldCancel: shouldCancel)
+                fork = visual?.cache ?? model.transformer.makeCache(capacity: model.contextLength)
+                logits = try model.prefill(visual?.textTokens(prefix) ?? prefix, cache: &fork, shouldCancel: shouldCancel)
                 if shouldCancel() { throw RunInterruption.cancelled }
             }
             let result = try model.continueGeneration(cache: &fork, lastLogits: logits, history: prefix, parameters: parameters,

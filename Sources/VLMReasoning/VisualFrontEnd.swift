@@ -76,6 +76,13 @@ public protocol PreparedImage: AnyObject {
     func pixelBox(of box: GridBox) -> PixelBox
     /// Evidence about a crop of the original image, re-encoded at the model's full resolution.
     func lookEvidence(at box: PixelBox, step: Int, shouldCancel: () -> Bool) throws -> Evidence
+    /// Positions the language model reads before the prompt (e.g. LLaVA's image tokens); nil for a
+    /// front end that gives the model text evidence only.
+    var visualPrefix: VisualPrefix? { get }
+}
+
+extension PreparedImage {
+    public var visualPrefix: VisualPrefix? { nil }
 }
 
 /// A vision model the engine can reason with.

@@ -47,6 +47,16 @@ public final class Transformer: @unchecked Sendable {
         x.withUnsafeMutableBufferPointer { x in
             for (i, t) in tokens.enumerated() { weights.tokenEmbedding.dequantizeRow(Int(t), into: x.baseAddress! + i * d) }
         }
+        return try forwardEmbedded(x, count: n, cache: &cache, logits: rows, attentionLayers: attentionLayers)
+    }
+
+    /// The decoder from input embeddings `x` ([n][embeddingLength]) at positions `cache.count...` on
+    /// (`forward(_:)` after its token lookup; `forward(embeddings:)` for inputs such as image tokens).
+    func forwardEmbedded(_ x: [Float], count n: Int, cache: inout KVCache, logits rows: LogitRows,
+                         attentionLayers: Set<Int>) throws -> ForwardOutput {
+        let hp = hyperparameters
+        let d = hp.embeddingLength, start = cache.count
+        var x = x
         let angles = (0..<n).map {
             LayerMath.ropeAngles(position: start + $0, dimensions: hp.ropeDimensionCount,
                                  base: hp.ropeFrequencyBase, frequencyScale: hp.ropeFrequencyScale)
