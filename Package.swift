@@ -70,6 +70,8 @@ let package = Package(
         .testTarget(
             name: "VLMPromptLearningTests", dependencies: ["VLMPromptLearning", "VLMCLIP", "VLMTensor", "VLMImage", "VLMLanguage"],
             exclude: ["Fixtures"]),
-        .testTarget(name: "VLMReasoningTests", dependencies: ["VLMReasoning", "VLMCLIP", "VLMLanguage", "VLMImage", "VLMTensor"]),
+        .testTarget(
+            name: "VLMReasoningTests", dependencies: ["VLMReasoning", "VLMCLIP", "VLMLanguage", "VLMImage", "VLMTensor"],
+            exclude: ["Fixtures"]),
     ]
 )
