@@ -83,13 +83,13 @@ public final class CLIPFrontEnd: VisualFrontEnd {
 
     /// The label bank's top tags for each embedding: softmax over logitScale · cosine, like zero-shot
     /// classification.
-    func tags(for embeddings: [[Float]]) -> [[Tag]] {
+    func tags(for embeddings: [[Float]]) -> [[LabelProbability]] {
         classifier.logits(imageEmbeddings: embeddings, logitScale: clip.logitScale).map { logits in
             let top = logits.max() ?? 0
             let e = logits.map { Foundation.exp(Double($0 - top)) }
             let total = e.reduce(0, +)
             return logits.indices.sorted { e[$0] != e[$1] ? e[$0] > e[$1] : $0 < $1 }.prefix(tagsPerRegion)
-                .map { Tag(label: classifier.classNames[$0], probability: Float(e[$0] / total)) }
+                .map { LabelProbability(label: classifier.classNames[$0], probability: Float(e[$0] / total)) }
         }
     }
 
@@ -100,7 +100,7 @@ public final class CLIPFrontEnd: VisualFrontEnd {
 }
 
 /// Evidence text: "whole image: cat 62%, dog 21%, bird 4%".
-func renderEvidence(_ subject: String, _ tags: [Tag]) -> String {
+func renderEvidence(_ subject: String, _ tags: [LabelProbability]) -> String {
     subject + ": " + tags.map { "\($0.label) \(Int(($0.probability * 100).rounded()))%" }.joined(separator: ", ")
 }
 

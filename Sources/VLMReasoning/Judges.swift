@@ -39,19 +39,27 @@ public struct LogLikelihoodJudge: CandidateJudge {
 }
 
 /// LLaVA-CoT's pairwise judge: the model is shown the question, the context and both responses, and
-/// asked which is better, answering 1 or 2. The verdict compares log p("1") with log p("2") (via
-/// `LanguageModel.score`) instead of sampling an answer, so it is deterministic and graded.
-public struct PairwiseLanguageJudge: CandidateJudge {
+/// asked which is better, answering 1 or 2. The verdict compares log p("1") with log p("2") instead of
+/// sampling an answer, so it is deterministic and graded.
+///
+/// The prompt puts what stays the same (instructions, question, context) before what changes (the two
+/// responses), and the judge keeps its KV cache between verdicts: asking again with the order swapped,
+/// the next pair of the tournament, or the next stage (whose context extends this one) re-runs only the
+/// tokens after the common prefix. A class because of that cache; not for concurrent use.
+public final class PairwiseLanguageJudge: CandidateJudge {
     public let model: LanguageModel
     /// Ask again with the responses swapped and add the two verdicts (cancels position bias).
     public let bothOrders: Bool
-    /// Longest context / response text shown to the judge (the end is kept: it is what is being continued).
+    /// Longest context / response text shown to the judge (the end of the context is kept: it is what
+    /// is being continued).
     static let maxContextCharacters = 1200
     static let maxResponseCharacters = 500
+    private var cache: PrefixCache
 
     public init(model: LanguageModel, bothOrders: Bool = true) {
         self.model = model
         self.bothOrders = bothOrders
+        cache = PrefixCache(model: model)
     }
 
     public func scores(_ request: JudgeRequest) throws -> (first: Double, second: Double) {
@@ -84,8 +92,12 @@ public struct PairwiseLanguageJudge: CandidateJudge {
             rendered = text + "\nAnswer:"
         }
         let context = model.tokenize(rendered, parseSpecial: true)
+        guard context.count < model.contextLength else {
+            throw LanguageModelError.contextFull(needed: context.count + 1, capacity: model.contextLength)
+        }
         let answers = [" 1", " 2"].map { continuationTokens(context: context, rendered: rendered, answer: $0) }
-        let logProbabilities = try model.score(context: context, continuations: answers)
+        let logits = try cache.extend(to: context, model: model, shouldCancel: { false })
+        let logProbabilities = try model.scoreContinuations(cache: cache.cache, lastLogits: logits, continuations: answers)
         return (logProbabilities[0], logProbabilities[1])
     }
 

@@ -38,7 +38,7 @@ final class ReasoningRun {
          evidence: [Evidence], start: Date, shouldCancel: @escaping () -> Bool, onEvent: @escaping (ReasoningEvent) -> Void) {
         model = reasoner.languageModel
         config = reasoner.configuration
-        judge = reasoner.judge
+        judge = reasoner.makeJudge()
         self.prepared = prepared
         self.builder = builder
         parser = StageParser(tags: config.stages.map(\.tag))

@@ -19,7 +19,7 @@ public struct PixelBox: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// One label with its probability among the label bank.
-public struct Tag: Sendable, Equatable {
+public struct LabelProbability: Sendable, Equatable {
     public var label: String
     public var probability: Float
 }
@@ -34,7 +34,7 @@ public struct Evidence: Sendable, Equatable {
         case look(step: Int, box: PixelBox)
     }
     public var source: Source
-    public var tags: [Tag]
+    public var tags: [LabelProbability]
     /// As written into the context.
     public var text: String
 }

@@ -11,7 +11,8 @@ public final class VisualReasoner {
     public let frontEnd: any VisualFrontEnd
     public let languageModel: LanguageModel
     public let configuration: ReasoningConfiguration
-    public let judge: any CandidateJudge
+    /// A judge given at init replaces the one `configuration.judge` names (e.g. a test's stub).
+    public let customJudge: (any CandidateJudge)?
 
     /// The composed CLIP + language-model path. Builds the label-bank classifier (one CLIP text pass per
     /// label and template).
@@ -30,12 +31,16 @@ public final class VisualReasoner {
         self.frontEnd = frontEnd
         self.languageModel = languageModel
         self.configuration = configuration
-        self.judge = judge ?? {
-            switch configuration.judge {
-            case .pairwise: PairwiseLanguageJudge(model: languageModel, bothOrders: configuration.judgeBothOrders)
-            case .logLikelihood: LogLikelihoodJudge()
-            }
-        }()
+        customJudge = judge
+    }
+
+    /// The judge for one run: the pairwise judge keeps a KV cache, so each run gets its own.
+    func makeJudge() -> any CandidateJudge {
+        if let customJudge { return customJudge }
+        return switch configuration.judge {
+        case .pairwise: PairwiseLanguageJudge(model: languageModel, bothOrders: configuration.judgeBothOrders)
+        case .logLikelihood: LogLikelihoodJudge()
+        }
     }
 
     /// Loads both models from disk, naming whichever is missing.

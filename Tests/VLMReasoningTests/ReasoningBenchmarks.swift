@@ -1,0 +1,46 @@
+// Cost of the engine with SmolLM2-135M-Instruct and the tiny CLIP: time to first token, tokens/s
+// per stage, beam width with and without prefix sharing, time per look. Runs only with
+// VLMD_REASONING_BENCH=1 (bench/reasoning.sh); prints a table.
+import Foundation
+import Testing
+import VLMLanguage
+@testable import VLMReasoning
+
+@Suite struct ReasoningBenchmarks {
+    static var enabled: Bool { ProcessInfo.processInfo.environment["VLMD_REASONING_BENCH"] == "1" }
+
+    @Test func beamWidthAndPrefixSharing() throws {
+        guard Self.enabled, let model = SmolLM2Tests.model else { return }
+        let image = Models.image("chelsea.png")
+        let question = "What animal is in the photo, and what is it doing?"
+        let tokens = Int(ProcessInfo.processInfo.environment["VLMD_REASONING_BENCH_TOKENS"] ?? "") ?? 32
+        func report(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        report("SmolLM2-135M-Instruct Q4_1 (threads \(model.transformer.threads)) + rn-tiny CLIP; \(tokens) tokens per stage, 2 steps, judge = log-likelihood unless noted")
+        report("beam | share | judge    | total s | TTFT s | prompt tok | generated | gen tok/s (SUMMARY/CAPTION/REASONING/CONCLUSION) | judge s | looks | s/look")
+        // VLMD_REASONING_BENCH_BEAMS="1,2,4" picks the beam widths; each runs with and without prefix
+        // sharing (log-likelihood judge), then beam 2 once with the pairwise judge.
+        let beams = (ProcessInfo.processInfo.environment["VLMD_REASONING_BENCH_BEAMS"] ?? "1,2,4").split(separator: ",").compactMap { Int($0) }
+        var settings: [(Int, Bool, JudgeMode)] = []
+        for beam in beams { for share in [true, false] { settings.append((beam, share, .logLikelihood)) } }
+        if beams.contains(2) { settings.append((2, true, .pairwise)) }
+        for (beam, share, judge) in settings {
+            var configuration = ReasoningConfiguration()
+            configuration.beamWidth = beam
+            configuration.sharePrefix = share
+            configuration.judge = judge
+            configuration.maxTokensPerStage = tokens
+            configuration.maxSteps = 2
+            configuration.maxLooks = 2
+            configuration.selection = .box(mass: 0.3)
+            configuration.seed = 3
+            let engine = try reasoner(Models.rnTiny, configuration, model: model)
+            var looks = 0
+            let result = try engine.run(image: image, question: question, onEvent: { if case .look = $0 { looks += 1 } })
+            let t = result.timings
+            let rates = result.stages.map { String(format: "%.1f", $0.tokensPerSecond) }.joined(separator: "/")
+            report(String(format: "%4d | %5@ | %-8@ | %7.2f | %6.2f | %10d | %9d | %@ | %7.2f | %5d | %6.3f", beam, share ? "yes" : "no",
+                         judge.rawValue, t.totalSeconds, t.firstTokenSeconds ?? -1, t.contextTokens, t.generatedTokens, rates,
+                         t.judgeSeconds, looks, looks > 0 ? t.lookSeconds / Double(looks) : 0))
+        }
+    }
+}
