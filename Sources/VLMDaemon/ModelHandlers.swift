@@ -29,6 +29,10 @@ func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
             try await services.registry.checkBudget(adding: fileBytes(url))
             let threads = services.threads
             loader = { try LoadedLanguageModel(id: id, file: url, contextLength: params.contextLength, threads: threads) }
+        case "mmproj":
+            try await services.registry.checkBudget(adding: fileBytes(url))
+            let threads = services.threads
+            loader = { try LoadedProjector(id: id, file: url, threads: threads) }
         default:
             throw RPCError.invalidParams("params.kind: expected one of \(services.registry.kinds.map { "\"\($0)\"" }.joined(separator: ", ")), got \"\(params.kind)\"")
         }

@@ -14,7 +14,7 @@ actor ModelRegistry {
     private var loadOrder: [String] = []
 
     /// Model kinds `models/load` accepts; each family adds its own when it registers its handlers.
-    nonisolated let kinds: [String] = ["clip", "gguf"]
+    nonisolated let kinds: [String] = ["clip", "gguf", "mmproj"]
 
     init(budgetBytes: Int) { self.budgetBytes = budgetBytes }
 

@@ -4,6 +4,38 @@ import VLMImage
 import VLMReasoning
 import VLMWire
 
+/// A resident LLaVA vision tower + projector (llama.cpp's mmproj GGUF).
+final class LoadedProjector: ResidentModel {
+    let id: String
+    let path: String
+    let tower: LLaVAVisionTower
+    let bytes: Int
+
+    init(id: String, file: URL, threads: Int) throws {
+        self.id = id
+        path = file.path
+        tower = try LLaVAVisionTower(url: file, threads: threads)
+        bytes = fileBytes(file)
+    }
+
+    var info: ModelInfo {
+        let hp = tower.hyperparameters
+        return ModelInfo(id: id, kind: "mmproj", path: path, memoryBytes: bytes, details: [
+            "imageTokens": .int(Int64(tower.tokenCount)), "outputWidth": .int(Int64(tower.outputWidth)),
+            "imageSize": .int(Int64(hp.imageSize)), "patchSize": .int(Int64(hp.patchSize)),
+        ])
+    }
+}
+
+extension MMProjError: RPCErrorConvertible {
+    public var rpcError: RPCError {
+        switch self {
+        case .widthMismatch: return RPCError.invalidParams("params.mmproj: \(description)")
+        default: return RPCError(code: ErrorCode.modelLoadFailed, message: description)
+        }
+    }
+}
+
 extension ReasoningError: RPCErrorConvertible {
     public var rpcError: RPCError {
         switch self {
@@ -20,20 +52,41 @@ extension ReasoningError: RPCErrorConvertible {
 /// stage-level beam search, per-step patch attribution and looks, every event streamed.
 func registerVisualReasoningHandlers(_ table: inout HandlerTable, services: Services) {
     table.register(Method.generateWithVisualSelection) { (params: VisualReasoningParams, context) -> VisualReasoningResult in
-        let clip = try await services.clipModel(params.clip)
         let lm = try await services.languageModel(params.lm)
         let configuration = try reasoningConfiguration(params)
+        if params.mmproj != nil, params.clip != nil {
+            throw RPCError.invalidParams("params: give 'clip' (composed path) or 'mmproj' (LLaVA path), not both")
+        }
+        if params.attentionLayers != nil, params.mmproj == nil {
+            throw RPCError.invalidParams("params.attentionLayers: only the LLaVA path ('mmproj') attributes by attention")
+        }
         guard let input = try services.decodeImages([params.image]).first, let image = input.image else {
             throw RPCError.invalidParams("params.image: expected a 'path' or 'png' (the image itself is needed to crop and look again)")
         }
-        let runtime = services.clip
-        let cached = runtime.imageCache.value(for: CLIPRuntime.ImageKey(model: clip.id, imageId: input.imageId))
-        let progress = await context.beginProgress(title: "Reasoning about the image with \(lm.id) and \(clip.id)")
+        let makeReasoner: @Sendable () throws -> VisualReasoner
+        let precomputed: PrecomputedImageFeatures?
+        let seer: String
+        if let projectorID = params.mmproj {
+            let projector = try await services.model(projectorID, kind: "mmproj", as: LoadedProjector.self)
+            // Checked here, before anything runs: a projector must emit the language model's width.
+            let frontEnd = try LLaVAFrontEnd(tower: projector.tower, languageModel: lm.model, attentionLayers: params.attentionLayers)
+            makeReasoner = { try VisualReasoner(frontEnd: frontEnd, languageModel: lm.model, configuration: configuration) }
+            precomputed = nil
+            seer = projector.id
+        } else {
+            let clip = try await services.clipModel(params.clip)
+            let runtime = services.clip
+            let cached = runtime.imageCache.value(for: CLIPRuntime.ImageKey(model: clip.id, imageId: input.imageId))
+            makeReasoner = {
+                try VisualReasoner(clip: clip.model, clipTokenizer: runtime.tokenizer(), preprocessing: clip.preprocessing,
+                                   languageModel: lm.model, configuration: configuration)
+            }
+            precomputed = cached.map { PrecomputedImageFeatures(globalEmbedding: $0.embedding) }
+            seer = clip.id
+        }
+        let progress = await context.beginProgress(title: "Reasoning about the image with \(lm.id) and \(seer)")
         let result = try await context.compute { flag in
-            let reasoner = try VisualReasoner(clip: clip.model, clipTokenizer: runtime.tokenizer(), preprocessing: clip.preprocessing,
-                                              languageModel: lm.model, configuration: configuration)
-            return try reasoner.run(image: image, question: params.question,
-                                    precomputed: cached.map { PrecomputedImageFeatures(globalEmbedding: $0.embedding) },
+            try makeReasoner().run(image: image, question: params.question, precomputed: precomputed,
                                     shouldCancel: { flag.isCancelled }) { event in
                 let wire = wireEvent(event)
                 context.sendPartialFromComputeThread(wire)

@@ -2,7 +2,8 @@
 /// protocol/clip.md and protocol/daemon.md document them; vlmd.schema.json has their schemas.
 
 public struct ModelsLoadParams: Codable, Sendable {
-    /// "clip" (an open_clip model directory) or "gguf" (a language model file).
+    /// "clip" (an open_clip model directory), "gguf" (a language model file) or "mmproj" (a LLaVA
+    /// vision tower + projector in llama.cpp's mmproj GGUF layout).
     public var kind: String
     public var path: String
     /// The name later requests use; default: the directory or file name.

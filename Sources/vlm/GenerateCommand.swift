@@ -6,7 +6,7 @@ struct Generate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate text with a GGUF language model, streaming tokens as they are decoded.",
         discussion: """
-            With --image and --question (and --clip DIR), reasons about the image in stages (SUMMARY, CAPTION, \
+            With --image and --question (and --clip DIR or --mmproj FILE), reasons about the image in stages (SUMMARY, CAPTION, \
             REASONING, CONCLUSION) with patch-attribution maps: generate-with-visual-selection.
             """)
 
@@ -54,8 +54,11 @@ struct Generate: AsyncParsableCommand {
     @Option(help: "The question about --image.")
     var question: String?
 
-    @Option(help: "An open_clip model directory (visual reasoning).")
+    @Option(help: "An open_clip model directory (visual reasoning, composed CLIP + LM path).")
     var clip: String?
+
+    @Option(help: "A LLaVA mmproj GGUF (visual reasoning, LLaVA path; instead of --clip).")
+    var mmproj: String?
 
     @Option(help: "Candidates per stage for stage-level beam search (1: plain decoding).")
     var beam = 1
@@ -68,8 +71,8 @@ struct Generate: AsyncParsableCommand {
 
     func validate() throws {
         if image != nil || question != nil {
-            guard image != nil, question != nil, clip != nil else {
-                throw ValidationError("visual reasoning needs --image, --question and --clip together")
+            guard image != nil, question != nil, (clip == nil) != (mmproj == nil) else {
+                throw ValidationError("visual reasoning needs --image, --question and one of --clip DIR or --mmproj FILE")
             }
             guard prompt == nil else { throw ValidationError("give a PROMPT or --image/--question, not both") }
         } else if prompt == nil {
@@ -78,7 +81,7 @@ struct Generate: AsyncParsableCommand {
     }
 
     func run() async throws {
-        if let image, let question, let clip { return try await reason(image: image, question: question, clip: clip) }
+        if let image, let question { return try await reason(image: image, question: question) }
         let prompt = self.prompt ?? ""
         let session = try await Session.start(options)
         var load: [String: JSONValue] = ["kind": "gguf", "path": .string(URL(fileURLWithPath: lm).standardizedFileURL.path)]
@@ -114,17 +117,21 @@ struct Generate: AsyncParsableCommand {
 
     /// generate-with-visual-selection, rendered live: stage headers, streamed tokens of the chosen
     /// candidate, one line per attribution and look.
-    private func reason(image: String, question: String, clip: String) async throws {
+    private func reason(image: String, question: String) async throws {
         let session = try await Session.start(options)
-        let clipID = try await session.loadCLIP(clip)
+        var seer: [String: JSONValue] = [:]
+        if let clip { seer["clip"] = .string(try await session.loadCLIP(clip)) }
+        if let mmproj {
+            seer["mmproj"] = try await session.run(Method.modelsLoad, params: ["kind": "mmproj", "path": .string(absolute(mmproj))])["id"] ?? .null
+        }
         var load: [String: JSONValue] = ["kind": "gguf", "path": .string(absolute(lm))]
         if let contextLength { load["contextLength"] = .int(Int64(contextLength)) }
         let lmID = try await session.run(Method.modelsLoad, params: .object(load))["id"] ?? .null
-        var params: [String: JSONValue] = [
-            "clip": .string(clipID), "lm": lmID, "image": ["path": .string(absolute(image))], "question": .string(question),
+        var params: [String: JSONValue] = seer.merging([
+            "lm": lmID, "image": ["path": .string(absolute(image))], "question": .string(question),
             "beam": .int(Int64(beam)), "select": .string(select), "maxTokensPerStage": .int(Int64(maxTokens)),
             "temperature": .double(Double(temperature == 0 && beam > 1 ? 0.7 : temperature)), "seed": .int(Int64(bitPattern: seed)),
-        ]
+        ]) { first, _ in first }
         if let heatmaps { params["heatmapDir"] = .string(absolute(heatmaps)) }
         let json = options.json
         let result = try await session.run(Method.generateWithVisualSelection, params: .object(params)) { event in

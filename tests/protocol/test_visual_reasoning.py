@@ -127,3 +127,41 @@ def test_smollm2_end_to_end_and_cancellation_mid_stage(tmp_path):
         assert reply["error"]["data"]["outcome"] == "cancelled"
         assert await d.stop() == 0
     run(body(), timeout=900)
+
+
+LLAVA = ROOT / "Tests" / "VLMReasoningTests" / "Fixtures" / "llava"
+
+
+def test_llava_path_streams_attention_attribution_on_the_patch_grid(tmp_path):
+    async def body():
+        d = await Daemon().start()
+        await d.request("models/load", {"kind": "gguf", "path": str(SHARED / "models/stories260K.gguf"), "contextLength": 1024})
+        info = await d.request("models/load", {"kind": "mmproj", "path": str(LLAVA / "tiny-mmproj.gguf"), "id": "proj"})
+        assert info.kind == "mmproj" and info.details.outputWidth == 64
+        result = await d.request("generate-with-visual-selection", {
+            "mmproj": "proj", "image": {"path": str(IMAGES / "chelsea.png")}, "question": "What animal is it?",
+            "maxTokensPerStage": 12, "maxSteps": 2, "heatmapDir": str(tmp_path), "partialResultToken": "p"})
+        assert result.outcome == "completed" and len(result.stages) == 4
+        maps = events(d, "attribution")
+        assert maps
+        for a in maps:
+            check_attribution(a["attribution"], 451, 300)
+            assert (a["attribution"]["gridHeight"], a["attribution"]["gridWidth"]) == (4, 4)
+        assert await d.stop() == 0
+    run(body(), timeout=600)
+
+
+def test_llava_projector_width_must_match_the_language_model():
+    async def body():
+        d = await Daemon().start()
+        await d.request("models/load", {"kind": "gguf", "path": str(SHARED / "models/stories260K.gguf")})
+        await d.request("models/load", {"kind": "mmproj", "path": str(LLAVA / "bad-width-32.gguf"), "id": "narrow"})
+        with pytest.raises(JsonRpcException) as err:
+            await d.request("generate-with-visual-selection", {"mmproj": "narrow", "image": {"path": str(IMAGES / "coins.png")}, "question": "What?"})
+        assert err.value.code == -32602 and "width" in err.value.message
+        for bad in ("bad-missing-tensor.gguf", "bad-patch-shape.gguf", "bad-projector-type.gguf"):
+            with pytest.raises(JsonRpcException) as err:
+                await d.request("models/load", {"kind": "mmproj", "path": str(LLAVA / bad)})
+            assert err.value.code == -32003
+        assert await d.stop() == 0
+    run(body(), timeout=300)
