@@ -13,7 +13,7 @@ def test_initialize_advertises_server_limits_methods_and_models():
         assert d.init_result.serverInfo.name == "vlmd"
         assert experimental.limits.maxMessageBytes == 123456
         assert "ping" in experimental.methods and "daemon/status" in experimental.methods
-        assert set(experimental.modelKinds) <= {"clip", "gguf"}
+        assert set(experimental.modelKinds) == {"clip", "gguf", "mmproj"}
         # Every advertised method is in the spec.
         for method in experimental.methods:
             assert method in SCHEMA["methods"] or method in SCHEMA["notifications"], method
