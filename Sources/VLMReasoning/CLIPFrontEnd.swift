@@ -5,7 +5,8 @@ import VLMCLIP
 import VLMImage
 import VLMTensor
 
-public final class CLIPFrontEnd: VisualFrontEnd {
+/// `@unchecked Sendable`: immutable after init (the models are themselves safe to share).
+public final class CLIPFrontEnd: VisualFrontEnd, @unchecked Sendable {
     public let clip: CLIPModel
     public let tokenizer: CLIPTokenizer
     public let preprocessing: CLIPPreprocessing
@@ -31,6 +32,15 @@ public final class CLIPFrontEnd: VisualFrontEnd {
         regionGrid = configuration.regionGrid
         normalization = configuration.normalization
         maxAspectRatio = configuration.maxAspectRatio
+    }
+
+    /// The features `prepare` computes for `image`, for a caller that caches them (e.g. by
+    /// `RGBImage.contentDigest`) and passes them back as `precomputed`.
+    public func features(of image: RGBImage, shouldCancel: () -> Bool = { false }) throws -> PrecomputedImageFeatures {
+        let pixels = preprocessing(image)
+        let dense = try clip.encodeImageDense(pixels, count: 1, shouldCancel: shouldCancel)
+        return PrecomputedImageFeatures(globalEmbedding: try clip.encodeImages(pixels, count: 1, shouldCancel: shouldCancel)[0],
+                                        dense: (dense.gridHeight, dense.gridWidth, dense.features[0]))
     }
 
     public func prepare(_ image: RGBImage, precomputed: PrecomputedImageFeatures?, shouldCancel: () -> Bool) throws -> any PreparedImage {

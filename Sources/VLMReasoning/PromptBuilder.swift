@@ -26,7 +26,8 @@ struct PromptBuilder {
         You answer questions about an image. You cannot see the image: a vision model describes it in \
         lines in square brackets, giving labels with their probabilities. Answer in stages, each inside its tags:
         """
-        for stage in stages { text += "\n<\(stage.tag)>: \(stage.instruction)" }
+        // "<TAG>...</TAG>" rather than "<TAG>: ...": small models copy the colon into their answer.
+        for stage in stages { text += "\n<\(stage.tag)>...</\(stage.tag)> \(stage.instruction)" }
         return text
     }
 

@@ -99,6 +99,7 @@ public struct ReasoningConfiguration: Sendable {
     /// The image is also described as rows x columns equal crops (0 x 0 disables regions).
     public var regionGrid: (rows: Int, columns: Int) = (2, 2)
 
+    /// Tokens each candidate may sample per stage; a step-by-step stage shares it among its steps.
     public var maxTokensPerStage: Int = 96
     /// 0 is greedy (candidates beyond the first then repeat it: use > 0 with beamWidth > 1).
     public var temperature: Float = 0.7

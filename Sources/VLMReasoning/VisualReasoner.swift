@@ -5,9 +5,11 @@ import VLMCLIP
 import VLMImage
 import VLMLanguage
 
-/// Synchronous and single-run-at-a-time per call; the daemon calls `run` on a worker thread. The
-/// models are shared read-only, so several reasoners (or runs on different threads) may use them.
-public final class VisualReasoner {
+/// Synchronous: the daemon calls `run` on a worker thread. `@unchecked Sendable` because everything it
+/// holds is immutable after init (models, front end, configuration) and each run keeps its state (KV
+/// caches, the pairwise judge's cache, the transcript) to itself, so runs may go on concurrently on
+/// different threads. A custom judge passed at init is shared by every run and must allow that too.
+public final class VisualReasoner: @unchecked Sendable {
     public let frontEnd: any VisualFrontEnd
     public let languageModel: LanguageModel
     public let configuration: ReasoningConfiguration

@@ -249,11 +249,11 @@ func reasoner(_ clip: CLIPModel, _ configuration: ReasoningConfiguration, model:
         configuration.selection = .topK(2)
         let clip = Models.vitTiny
         let image = Models.image("motorcycle_left.png")
-        let pixels = Models.preprocessing(for: clip)(image)
-        let dense = try clip.encodeImageDense(pixels, count: 1)
-        let precomputed = PrecomputedImageFeatures(globalEmbedding: try clip.encodeImages(pixels, count: 1)[0],
-                                                   dense: (dense.gridHeight, dense.gridWidth, dense.features[0]))
         let engine = try reasoner(clip, configuration)
+        let precomputed = try (engine.frontEnd as! CLIPFrontEnd).features(of: image)
+        let pixels = Models.preprocessing(for: clip)(image)
+        #expect(precomputed.globalEmbedding == (try clip.encodeImages(pixels, count: 1)[0]))
+        #expect(precomputed.dense?.features == (try clip.encodeImageDense(pixels, count: 1).features[0]))
         let fresh = try engine.run(image: image, question: "What vehicle?")
         let cached = try engine.run(image: image, question: "What vehicle?", precomputed: precomputed)
         #expect(fresh.transcript == cached.transcript)
