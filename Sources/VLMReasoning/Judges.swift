@@ -52,7 +52,7 @@ public final class PairwiseLanguageJudge: CandidateJudge {
     public let bothOrders: Bool
     /// Longest context / response text shown to the judge (the end of the context is kept: it is what
     /// is being continued).
-    static let maxContextCharacters = 1200
+    static let maxContextCharacters = 3000
     static let maxResponseCharacters = 500
     private var cache: PrefixCache
 
@@ -69,13 +69,16 @@ public final class PairwiseLanguageJudge: CandidateJudge {
         return (forward.first + swapped.second, forward.second + swapped.first)
     }
 
-    /// The prompt, in LLaVA-CoT's wording adapted to a text-only judge.
-    func prompt(_ request: JudgeRequest, first: String, second: String) -> String {
+    /// The prompt, in LLaVA-CoT's wording adapted to a text-only judge. Everything that depends on the
+    /// stage or the responses comes after the context, so consecutive verdicts share the longest
+    /// possible prefix (and the context is cut from the front only when it is very long).
+    func prompt(_ request: JudgeRequest, first: String, second: String, contextCharacters: Int = maxContextCharacters) -> String {
         """
-        Now you act as a judge, helping me determine which of the two texts I provide better answers \
-        the <\(request.stage.tag)> stage of the reasoning for the question (\(request.stage.instruction)).
+        Now you act as a judge, helping me determine which of two texts better continues a staged answer \
+        to a question about an image.
         Question: \(request.question)
-        Written so far: \(String(request.context.suffix(Self.maxContextCharacters)))
+        Written so far: \(String(request.context.suffix(contextCharacters)))
+        Which text is the better <\(request.stage.tag)> stage (\(request.stage.instruction))?
         Response 1: \(String(first.prefix(Self.maxResponseCharacters)))
         Response 2: \(String(second.prefix(Self.maxResponseCharacters)))
         Which response is better? Answer 1 or 2.
@@ -84,16 +87,17 @@ public final class PairwiseLanguageJudge: CandidateJudge {
 
     /// (log p("1"), log p("2")) as the model's reply.
     func answerLogProbabilities(_ request: JudgeRequest, first: String, second: String) throws -> (first: Double, second: Double) {
-        let text = prompt(request, first: first, second: second)
-        let rendered: String
-        if let template = model.chatTemplate {
-            rendered = template.render([ChatMessage(role: "user", content: sanitized(text))])
-        } else {
-            rendered = text + "\nAnswer:"
-        }
-        let context = model.tokenize(rendered, parseSpecial: true)
-        guard context.count < model.contextLength else {
-            throw LanguageModelError.contextFull(needed: context.count + 1, capacity: model.contextLength)
+        // Shorten the context shown until the prompt fits the model (small models have small contexts).
+        var contextCharacters = Self.maxContextCharacters
+        var rendered: String, context: [Int32]
+        repeat {
+            let text = prompt(request, first: first, second: second, contextCharacters: contextCharacters)
+            rendered = model.chatTemplate.map { $0.render([ChatMessage(role: "user", content: sanitized(text))]) } ?? text + "\nAnswer:"
+            context = model.tokenize(rendered, parseSpecial: true)
+            contextCharacters /= 2
+        } while context.count + 4 > model.contextLength && contextCharacters > 0
+        guard context.count + 4 <= model.contextLength else {
+            throw LanguageModelError.contextFull(needed: context.count + 4, capacity: model.contextLength)
         }
         let answers = [" 1", " 2"].map { continuationTokens(context: context, rendered: rendered, answer: $0) }
         let logits = try cache.extend(to: context, model: model, shouldCancel: { false })

@@ -23,6 +23,8 @@ import VLMLanguage
         var settings: [(Int, Bool, JudgeMode)] = []
         for beam in beams { for share in [true, false] { settings.append((beam, share, .logLikelihood)) } }
         if beams.contains(2) { settings.append((2, true, .pairwise)) }
+        // VLMD_REASONING_BENCH_PAIRWISE_ONLY=1: just the pairwise-judge row.
+        if ProcessInfo.processInfo.environment["VLMD_REASONING_BENCH_PAIRWISE_ONLY"] == "1" { settings = [(2, true, .pairwise)] }
         for (beam, share, judge) in settings {
             var configuration = ReasoningConfiguration()
             configuration.beamWidth = beam

@@ -1,5 +1,6 @@
 // The tournament picks the candidate the judge's scores imply.
 import Testing
+import VLMLanguage
 @testable import VLMReasoning
 
 @Suite struct TournamentTests {
@@ -34,5 +35,40 @@ import Testing
                                    second: JudgeCandidate(index: 1, text: "b", meanLogProbability: -0.5))
         let scores = try LogLikelihoodJudge().scores(request)
         #expect(scores == (-2.5, -0.5))
+    }
+}
+
+@Suite struct PairwiseJudgeTests {
+    func request(context: String, _ a: String, _ b: String, tag: String = "SUMMARY") -> JudgeRequest {
+        JudgeRequest(question: "Is there a cat?", stage: StageSpecification(tag: tag, instruction: "plan."), context: context,
+                     first: JudgeCandidate(index: 0, text: a, meanLogProbability: nil),
+                     second: JudgeCandidate(index: 1, text: b, meanLogProbability: nil))
+    }
+
+    /// The verdict is log p(" 1") / log p(" 2") after the prompt, exactly what `LanguageModel.score` gives,
+    /// whatever the judge's cache held before (it re-runs only past the common prefix).
+    @Test func answersAreScoredLikeLanguageModelScore() throws {
+        let model = Models.stories
+        let judge = PairwiseLanguageJudge(model: model, bothOrders: false)
+        let warmUp = request(context: "<SUMMARY>Lily saw a dog.</SUMMARY>\n", "The dog ran.", "A cat sat.", tag: "CAPTION")
+        _ = try judge.scores(warmUp)
+        let asked = request(context: "<SUMMARY>Lily saw a cat.</SUMMARY>\n", "It is a cat.", "It is a dog.")
+        let scores = try judge.scores(asked)
+        let rendered = judge.prompt(asked, first: "It is a cat.", second: "It is a dog.") + "\nAnswer:"
+        let context = model.tokenize(rendered)
+        let expected = try model.score(context: context, continuations: [" 1", " 2"].map {
+            judge.continuationTokens(context: context, rendered: rendered, answer: $0)
+        })
+        #expect(abs(scores.first - expected[0]) < 1e-3 && abs(scores.second - expected[1]) < 1e-3, "\(scores) \(expected)")
+        // Asking in both orders adds the swapped verdict.
+        let both = try PairwiseLanguageJudge(model: model).scores(asked)
+        #expect(both.first.isFinite && both.second.isFinite && both.first < scores.first)
+    }
+
+    /// A context longer than the model's window is shortened from the front until the prompt fits.
+    @Test func longContextsAreShortenedToFit() throws {
+        let judge = PairwiseLanguageJudge(model: Models.stories)
+        let scores = try judge.scores(request(context: String(repeating: "The cat sat on the mat. ", count: 400), "A cat.", "A dog."))
+        #expect(scores.first.isFinite && scores.second.isFinite)
     }
 }
