@@ -8,6 +8,16 @@
 # The model is found in $VLMD_MODEL_CACHE or models-cache/ (scripts/get-smollm2.sh). The numeric
 # modules are built with -O even in debug, so the debug test build measures optimised code. The table
 # goes to stderr.
+#
+# Measured 2026-11-26 (bench/reasoning.sh 16 1,2,4; 2 shared cores, load ~1; rn-tiny 64 px CLIP):
+#   beam share judge     total s  TTFT s  generated  gen tok/s per stage   judge s  s/look
+#   1    yes   loglik      16.5    4.08      64      19.5/16.5/16.3/15.3     0.0   0.001
+#   1    no    loglik      38.6    4.05      64      19.6/17.1/16.3/15.0     0.0   0.001
+#   2    yes   loglik      17.8    4.02      99      20.2/16.8/16.4/14.6     0.0   0.001
+#   2    no    loglik      73.8    4.01      99      18.9/16.0/15.6/13.8     0.0   0.001
+#   4    yes   loglik      25.0    4.06     218      19.7/16.9/16.1/15.2     0.0   0.001
+#   4    no    loglik     156.7    4.00     218      20.2/16.9/16.3/12.9     0.0   0.001
+#   2    yes   pairwise    48.4    4.03     126      20.0/16.9/16.4/15.3    28.5   0.001
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export VLMD_REASONING_BENCH=1

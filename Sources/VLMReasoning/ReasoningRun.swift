@@ -195,18 +195,25 @@ final class ReasoningRun {
             return JudgeCandidate(index: index, text: parser.stageContent(result.text).content,
                                   meanLogProbability: lp.isEmpty ? nil : lp.reduce(0, +) / Double(lp.count))
         }
+        // An empty candidate (the model closed the stage at once) never beats one with content: only the
+        // non-empty ones go to the judge, unless none has content.
+        let nonEmpty = candidates.filter { !$0.text.isEmpty }
+        let contenders = nonEmpty.isEmpty ? candidates : nonEmpty
+        guard contenders.count > 1 else { return contenders[0].index }
         let judgeStart = Date()
         defer { timings.judgeSeconds += Date().timeIntervalSince(judgeStart) }
-        return try Tournament.run(count: results.count, compare: { a, b in
+        let winner = try Tournament.run(count: contenders.count, compare: { a, b in
             if shouldCancel() { throw RunInterruption.cancelled }
             return try judge.scores(JudgeRequest(question: question, stage: stage, context: transcript,
-                                                 first: candidates[a], second: candidates[b]))
+                                                 first: contenders[a], second: contenders[b]))
         }, onVerdict: { v in
-            let verdict = JudgeVerdict(stage: stage.tag, step: step, first: v.first, second: v.second, winner: v.winner,
+            let verdict = JudgeVerdict(stage: stage.tag, step: step, first: contenders[v.first].index,
+                                       second: contenders[v.second].index, winner: contenders[v.winner].index,
                                        firstScore: v.scores.0, secondScore: v.scores.1)
             verdicts.append(verdict)
             onEvent(.verdict(verdict))
         }).winner
+        return contenders[winner].index
     }
 
     // MARK: Attribution and looks
