@@ -74,11 +74,7 @@ public struct CLIPPreprocessing: Sendable {
     /// The resize / crop / pad steps: the uint8 image the reference feeds to ToTensor.
     public func geometry(_ image: RGBImage) -> RGBImage {
         let s = imageSize
-        let size: (width: Int, height: Int) = switch resizeMode {
-        case .shortest: Self.shortestSideSize(width: image.width, height: image.height, target: s)
-        case .longest: Self.longestSideSize(width: image.width, height: image.height, target: s)
-        case .squash: (s, s)
-        }
+        let size = Self.resizedSize(width: image.width, height: image.height, target: s, mode: resizeMode)
         let x = AxisPlacement(resized: size.width, target: s)
         let y = AxisPlacement(resized: size.height, target: s)
         // Only the part of the resized image that survives the crop is computed (identical values).
@@ -99,6 +95,22 @@ public struct CLIPPreprocessing: Sendable {
             canvas.pixels.replaceSubrange(dst..<(dst + window.width * 3), with: window.pixels[src..<(src + window.width * 3)])
         }
         return canvas
+    }
+
+    /// The image size after the resize step (before the crop or pad) for a `width` x `height` input.
+    public static func resizedSize(width: Int, height: Int, target: Int, mode: ResizeMode) -> (width: Int, height: Int) {
+        switch mode {
+        case .shortest: shortestSideSize(width: width, height: height, target: target)
+        case .longest: longestSideSize(width: width, height: height, target: target)
+        case .squash: (target, target)
+        }
+    }
+
+    /// Where the `target`-long input starts along one axis of the resized image: the crop's start
+    /// (≥ 0), or minus the padding before the image when it is shorter than the target.
+    public static func inputOffset(resized: Int, target: Int) -> Int {
+        let placement = AxisPlacement(resized: resized, target: target)
+        return resized > target ? placement.source.lowerBound : -placement.offset
     }
 
     /// torchvision's center_crop / open_clip's center_crop_or_pad along one axis of length `resized`:

@@ -2,10 +2,8 @@
 //
 // The tower sees an S x S image made by `CLIPPreprocessing.geometry`: for the default `.shortest` mode
 // the short side is resized to S and the centre S x S window is kept. A grid cell covers an equal
-// share of that window; mapping back undoes the crop offset, then the resize. The sizes and offsets
-// follow torchvision / open_clip exactly as `CLIPPreprocessing` does (its helpers are internal to
-// VLMImage, so the two formulas are restated here; `PreprocessingGeometryTests` checks them against
-// `CLIPPreprocessing.geometry` itself).
+// share of that window; mapping back undoes the crop offset, then the resize. Sizes and offsets come
+// from `CLIPPreprocessing` itself (`resizedSize`, `inputOffset`), so they are torchvision's / open_clip's.
 import Foundation
 import VLMImage
 
@@ -22,27 +20,9 @@ public struct PreprocessingGeometry: Sendable, Equatable {
         self.imageWidth = imageWidth
         self.imageHeight = imageHeight
         self.size = size
-        switch mode {
-        case .shortest:
-            // torchvision Resize(int): short side to S, long side int(S * long / short).
-            let short = min(imageWidth, imageHeight), long = max(imageWidth, imageHeight)
-            let newLong = Int(Double(size) * Double(long) / Double(short))
-            (resizedWidth, resizedHeight) = imageWidth <= imageHeight ? (size, newLong) : (newLong, size)
-        case .longest:
-            // open_clip ResizeKeepRatio(longest=1): each side round(side / ratio), half to even, at least 1.
-            let ratio = max(Double(imageHeight) / Double(size), Double(imageWidth) / Double(size))
-            func side(_ x: Int) -> Int { max(1, Int((Double(x) / ratio).rounded(.toNearestOrEven))) }
-            (resizedWidth, resizedHeight) = (side(imageWidth), side(imageHeight))
-        case .squash:
-            (resizedWidth, resizedHeight) = (size, size)
-        }
-        offsetX = Self.offset(resized: resizedWidth, target: size)
-        offsetY = Self.offset(resized: resizedHeight, target: size)
-    }
-
-    /// Centre crop start round((resized - S) / 2) (half to even), or minus the left/top padding.
-    private static func offset(resized: Int, target: Int) -> Int {
-        resized > target ? Int((Double(resized - target) / 2).rounded(.toNearestOrEven)) : -((target - resized) / 2)
+        (resizedWidth, resizedHeight) = CLIPPreprocessing.resizedSize(width: imageWidth, height: imageHeight, target: size, mode: mode)
+        offsetX = CLIPPreprocessing.inputOffset(resized: resizedWidth, target: size)
+        offsetY = CLIPPreprocessing.inputOffset(resized: resizedHeight, target: size)
     }
 
     /// The original-image pixels behind a box of cells of a `gridHeight` x `gridWidth` grid over the
