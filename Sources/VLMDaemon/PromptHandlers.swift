@@ -25,10 +25,11 @@ func registerPromptHandlers(_ table: inout HandlerTable, services: Services) {
         let configuration = try promptConfiguration(params)
         let lm = configuration.method == .languageModel ? try await services.languageModel(params.lm).model : nil
         let saveURL = try params.saveAs.map { try services.learnedPromptURL(name: $0, field: "params.saveAs") }
-        let data = try PromptDataset(params.dataset)
+        let budget = services.configuration.maxImagePixels
+        let data = try PromptDataset(params.dataset, pixelBudget: budget)
         let split = try FewShotSplit(labels: data.labels, classNames: data.classNames, shots: configuration.shots,
                                      validationPerClass: configuration.validationPerClass, seed: configuration.seed)
-        let test = try params.dataset.test.map { try PromptDataset(params.dataset, path: $0, classNames: data.classNames) }
+        let test = try params.dataset.test.map { try PromptDataset(params.dataset, path: $0, classNames: data.classNames, pixelBudget: budget) }
 
         let progress = await context.beginProgress(title: "Optimising a prompt (\(params.method)) for \(data.classNames.count) classes")
         let runtime = services.clip
@@ -143,13 +144,16 @@ struct PromptDataset: Sendable {
     let labels: [Int]
     private let cifar: CIFARDataset?
     private let list: [LabelledImageList.Entry]
+    private let decoder: PNGDecoder
 
-    init(_ param: PromptDatasetParam, path: String? = nil, classNames: [String]? = nil) throws {
+    init(_ param: PromptDatasetParam, path: String? = nil, classNames: [String]? = nil, pixelBudget: Int) throws {
         let path = path ?? param.path
+        decoder = PNGDecoder(pixelBudget: pixelBudget)
         switch param.format ?? "cifar10" {
         case "list":
-            let entries = try LabelledImageList(contentsOf: path).entries
-            let names = classNames ?? Array(NSOrderedSet(array: entries.map(\.label))) as! [String]
+            let listFile = try LabelledImageList(contentsOf: path)
+            let entries = listFile.entries
+            let names = classNames ?? listFile.labels
             labels = try entries.enumerated().map { index, entry in
                 guard let label = names.firstIndex(of: entry.label) else {
                     throw RPCError(code: ErrorCode.datasetUnreadable, message: "\(path): line \(index + 1) has label '\(entry.label)', not one of the training labels")
@@ -190,7 +194,7 @@ struct PromptDataset: Sendable {
 
     func image(at index: Int) throws -> RGBImage {
         if let cifar { return try cifar.record(at: index).image }
-        return try PNGDecoder().decode(contentsOf: list[index].path)
+        return try decoder.decode(contentsOf: list[index].path)
     }
 }
 

@@ -95,3 +95,38 @@ def test_bad_input_is_refused_before_work(tmp_path, params, code, needle):
         assert err.value.code == code and needle in err.value.message, err.value.message
         assert await d.stop() == 0
     run(body(), timeout=300)
+
+
+def image_list(tmp_path):
+    images = SHARED / "data" / "images"
+    lines = [f"{images / 'chelsea.png'} cat"] + [f"{p} cat" for p in sorted((images / "variants").glob("*.png"))]
+    lines += [f"{images / name} thing" for name in ("astronaut.png", "coffee.png", "motorcycle_left.png", "camera.png", "coins.png")]
+    path = tmp_path / "list.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_labelled_image_list_dataset(tmp_path):
+    async def body():
+        d = await with_clip(tmp_path)
+        result = await d.request("optimise-prompt", {"method": "coop", "dataset": {"format": "list", "path": str(image_list(tmp_path))},
+                                                     "shots": 2, "validationPerClass": 2, "steps": 3})
+        assert result.trainImages == 4 and result.validationImages == 4
+        with pytest.raises(JsonRpcException) as err:
+            await d.request("optimise-prompt", {"method": "coop", "dataset": {"format": "list", "path": str(image_list(tmp_path))},
+                                                "shots": 5, "validationPerClass": 1})
+        assert err.value.code == -32602 and "thing" in err.value.message  # names the class that is too small
+        assert await d.stop() == 0
+    run(body(), timeout=300)
+
+
+def test_image_list_respects_the_pixel_budget(tmp_path):
+    async def body():
+        d = await Daemon("--prompts-dir", str(tmp_path), "--max-image-pixels", "1000").start()
+        await d.request("models/load", {"kind": "clip", "path": str(RN)})
+        with pytest.raises(JsonRpcException) as err:
+            await d.request("optimise-prompt", {"method": "coop", "dataset": {"format": "list", "path": str(image_list(tmp_path))},
+                                                "shots": 1, "validationPerClass": 1, "steps": 1})
+        assert err.value.code == -32006
+        assert await d.stop() == 0
+    run(body(), timeout=300)
