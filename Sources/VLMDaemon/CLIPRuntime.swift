@@ -1,6 +1,7 @@
 import Foundation
 import VLMCLIP
 import VLMImage
+import VLMReasoning
 import VLMWire
 
 /// A resident CLIP model with the preprocessing its config prescribes.
@@ -47,11 +48,15 @@ final class CLIPRuntime: Sendable {
 
     let imageCache: LRUCache<ImageKey, CachedImage>
     let textCache: LRUCache<TextKey, [Float]>
+    /// Global + dense features of images that visual reasoning has seen, so a second question about
+    /// the same picture encodes nothing.
+    let reasoningCache: LRUCache<ImageKey, PrecomputedImageFeatures>
     private let tokenizerBox = Mutex<CLIPTokenizer?>(nil)
 
     init(imageCacheBytes: Int, textCacheBytes: Int) {
         imageCache = LRUCache(name: "image-embeddings", budgetBytes: imageCacheBytes)
         textCache = LRUCache(name: "text-embeddings", budgetBytes: textCacheBytes)
+        reasoningCache = LRUCache(name: "reasoning-image-features", budgetBytes: imageCacheBytes / 2)
     }
 
     /// CLIP's BPE tokenizer, loaded once (every CLIP model shares its vocabulary).
@@ -67,6 +72,7 @@ final class CLIPRuntime: Sendable {
     func forget(model id: String) {
         imageCache.removeAll { $0.model == id }
         textCache.removeAll { $0.model == id }
+        reasoningCache.removeAll { $0.model == id }
     }
 
     /// The image id clients use to refer to an image's content: the first 128 bits of its pixel digest.
@@ -129,5 +135,20 @@ final class CLIPRuntime: Sendable {
             }
         }
         return results.map { $0! }
+    }
+
+    /// Visual-reasoning features of `image` (global + dense), through `reasoningCache`; the global
+    /// embedding also lands in the image cache for encode-image and classify.
+    func reasoningFeatures(of image: RGBImage, imageId: String, frontEnd: CLIPFrontEnd, clip: LoadedCLIP,
+                           cancellation: CancellationFlag) throws -> PrecomputedImageFeatures {
+        let key = ImageKey(model: clip.id, imageId: imageId)
+        if let cached = reasoningCache.value(for: key) { return cached }
+        let features = try frontEnd.features(of: image, shouldCancel: { cancellation.isCancelled })
+        let cells = features.dense.map { $0.features.count * ($0.features.first?.count ?? 0) } ?? 0
+        reasoningCache.insert(features, for: key, cost: 4 * (cells + (features.globalEmbedding?.count ?? 0)) + 256)
+        if let global = features.globalEmbedding {
+            imageCache.insert(CachedImage(embedding: global, width: image.width, height: image.height), for: key, cost: global.count * 4 + 128)
+        }
+        return features
     }
 }

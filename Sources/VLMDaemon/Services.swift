@@ -28,7 +28,7 @@ public final class Services: Sendable {
     }
 
     func cacheStatuses() async -> [CacheStatus] {
-        [clip.imageCache.status, clip.textCache.status]
+        [clip.imageCache.status, clip.textCache.status, clip.reasoningCache.status]
     }
 
     /// The loaded model a request names (`id`), or the only one of that kind when it names none.

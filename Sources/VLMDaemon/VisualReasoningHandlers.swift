@@ -63,30 +63,33 @@ func registerVisualReasoningHandlers(_ table: inout HandlerTable, services: Serv
         guard let input = try services.decodeImages([params.image]).first, let image = input.image else {
             throw RPCError.invalidParams("params.image: expected a 'path' or 'png' (the image itself is needed to crop and look again)")
         }
-        let makeReasoner: @Sendable () throws -> VisualReasoner
-        let precomputed: PrecomputedImageFeatures?
+        let makeReasoner: @Sendable (CancellationFlag) throws -> (VisualReasoner, PrecomputedImageFeatures?)
         let seer: String
         if let projectorID = params.mmproj {
             let projector = try await services.model(projectorID, kind: "mmproj", as: LoadedProjector.self)
             // Checked here, before anything runs: a projector must emit the language model's width.
             let frontEnd = try LLaVAFrontEnd(tower: projector.tower, languageModel: lm.model, attentionLayers: params.attentionLayers)
-            makeReasoner = { try VisualReasoner(frontEnd: frontEnd, languageModel: lm.model, configuration: configuration) }
-            precomputed = nil
+            makeReasoner = { _ in (try VisualReasoner(frontEnd: frontEnd, languageModel: lm.model, configuration: configuration), nil) }
             seer = projector.id
         } else {
             let clip = try await services.clipModel(params.clip)
             let runtime = services.clip
-            let cached = runtime.imageCache.value(for: CLIPRuntime.ImageKey(model: clip.id, imageId: input.imageId))
-            makeReasoner = {
-                try VisualReasoner(clip: clip.model, clipTokenizer: runtime.tokenizer(), preprocessing: clip.preprocessing,
-                                   languageModel: lm.model, configuration: configuration)
+            makeReasoner = { flag in
+                // The label bank's text embeddings and the image's features both come through the caches.
+                let bank = try runtime.classTemplateEmbeddings(labels: configuration.labelBank, templates: configuration.labelTemplates,
+                                                               clip: clip, cancellation: flag)
+                let frontEnd = try CLIPFrontEnd(
+                    clip: clip.model, tokenizer: runtime.tokenizer(), preprocessing: clip.preprocessing,
+                    classifier: ZeroShotClassifier(classNames: configuration.labelBank, templateEmbeddings: bank), configuration: configuration)
+                let features = try runtime.reasoningFeatures(of: image, imageId: input.imageId, frontEnd: frontEnd, clip: clip, cancellation: flag)
+                return (try VisualReasoner(frontEnd: frontEnd, languageModel: lm.model, configuration: configuration), features)
             }
-            precomputed = cached.map { PrecomputedImageFeatures(globalEmbedding: $0.embedding) }
             seer = clip.id
         }
         let progress = await context.beginProgress(title: "Reasoning about the image with \(lm.id) and \(seer)")
         let result = try await context.compute { flag in
-            try makeReasoner().run(image: image, question: params.question, precomputed: precomputed,
+            let (reasoner, precomputed) = try makeReasoner(flag)
+            return try reasoner.run(image: image, question: params.question, precomputed: precomputed,
                                     shouldCancel: { flag.isCancelled }) { event in
                 let wire = wireEvent(event)
                 context.sendPartialFromComputeThread(wire)

@@ -17,17 +17,29 @@ public final class CLIPFrontEnd: VisualFrontEnd, @unchecked Sendable {
     let maxAspectRatio: Double
 
     /// Builds the zero-shot classifier over `configuration.labelBank` (one text-tower pass per label).
+    public convenience init(clip: CLIPModel, tokenizer: CLIPTokenizer, preprocessing: CLIPPreprocessing,
+                            configuration: ReasoningConfiguration, shouldCancel: () -> Bool = { false }) throws {
+        let classifier = try ZeroShotClassifier(model: clip, tokenizer: tokenizer, classNames: configuration.labelBank,
+                                                templates: configuration.labelTemplates, shouldCancel: shouldCancel)
+        try self.init(clip: clip, tokenizer: tokenizer, preprocessing: preprocessing, classifier: classifier,
+                      configuration: configuration)
+    }
+
+    /// With a label-bank classifier the caller built (e.g. from cached text embedding); its classes
+    /// must be `configuration.labelBank`.
     public init(clip: CLIPModel, tokenizer: CLIPTokenizer, preprocessing: CLIPPreprocessing,
-                configuration: ReasoningConfiguration, shouldCancel: () -> Bool = { false }) throws {
+                classifier: ZeroShotClassifier, configuration: ReasoningConfiguration) throws {
         guard preprocessing.imageSize == clip.config.vision.imageSize else {
             throw ReasoningError.invalidConfiguration(
                 "preprocessing makes \(preprocessing.imageSize) px images, the CLIP tower takes \(clip.config.vision.imageSize) px")
         }
+        guard classifier.classNames == configuration.labelBank else {
+            throw ReasoningError.invalidConfiguration("the classifier's classes are not the configuration's label bank")
+        }
         self.clip = clip
         self.tokenizer = tokenizer
         self.preprocessing = preprocessing
-        classifier = try ZeroShotClassifier(model: clip, tokenizer: tokenizer, classNames: configuration.labelBank,
-                                            templates: configuration.labelTemplates, shouldCancel: shouldCancel)
+        self.classifier = classifier
         tagsPerRegion = configuration.tagsPerRegion
         regionGrid = configuration.regionGrid
         normalization = configuration.normalization

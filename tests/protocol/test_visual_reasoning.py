@@ -73,6 +73,9 @@ def test_seeded_beam_search_is_reproducible_and_reports_verdicts():
             assert base64.b64decode(e["attribution"]["heatmapPNG"])[:8] == b"\x89PNG\r\n\x1a\n"
         b = await d.request("generate-with-visual-selection", params)
         assert a.transcript == b.transcript and a.answer == b.answer
+        # The second run's image features and label-bank text embeddings came from the daemon's caches.
+        caches = {c.name: c for c in (await d.request("daemon/status")).caches}
+        assert caches["reasoning-image-features"].hits >= 1 and caches["text-embeddings"].hits >= len(SMALL["labels"])
         assert await d.stop() == 0
     run(body(), timeout=600)
 
