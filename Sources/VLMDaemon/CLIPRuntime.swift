@@ -15,15 +15,7 @@ final class LoadedCLIP: ResidentModel {
         self.id = id
         self.path = directory.path
         model = try CLIPModel(directory: directory)
-        let p = model.preprocess
-        guard let resize = CLIPPreprocessing.ResizeMode(rawValue: p.resizeMode) else {
-            throw CLIPError.invalidConfig(path: directory.path, reason: "unsupported resize_mode \(p.resizeMode)")
-        }
-        // open_clip's "random" interpolation is a training-time augmentation; inference uses bicubic.
-        let filter = ResampleFilter(rawValue: p.interpolation) ?? .bicubic
-        preprocessing = try CLIPPreprocessing(
-            imageSize: p.imageSize, mean: p.mean, std: p.std, interpolation: filter, resizeMode: resize,
-            fill: UInt8(clamping: p.fillColor))
+        preprocessing = try model.imagePreprocessing()
     }
 
     var info: ModelInfo {

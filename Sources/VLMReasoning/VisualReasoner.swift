@@ -55,14 +55,7 @@ public final class VisualReasoner: @unchecked Sendable {
             throw ReasoningError.missingModel(file.path)
         }
         let clip = try CLIPModel(directory: clipDirectory)
-        let p = clip.preprocess
-        guard let resize = CLIPPreprocessing.ResizeMode(rawValue: p.resizeMode) else {
-            throw ReasoningError.invalidConfiguration("\(clipDirectory.path): unsupported resize_mode \(p.resizeMode)")
-        }
-        // open_clip's "random" interpolation is a training-time augmentation; inference uses bicubic.
-        let preprocessing = try CLIPPreprocessing(imageSize: p.imageSize, mean: p.mean, std: p.std,
-                                                  interpolation: ResampleFilter(rawValue: p.interpolation) ?? .bicubic,
-                                                  resizeMode: resize, fill: UInt8(clamping: p.fillColor))
+        let preprocessing = try clip.imagePreprocessing()
         let languageModel = try LanguageModel(path: languageModelPath, contextLength: contextLength, threads: threads)
         return try VisualReasoner(clip: clip, clipTokenizer: CLIPTokenizer(), preprocessing: preprocessing,
                                   languageModel: languageModel, configuration: configuration)
