@@ -9,16 +9,25 @@ struct CLIPOptions: ParsableArguments {
 }
 
 extension Session {
-    /// Loads the CLIP model directory and returns its id.
+    /// Loads a model file or directory (`kind`: clip, gguf, mmproj) and returns its ModelInfo.
+    func loadModel(kind: String, path: String, contextLength: Int? = nil) async throws -> JSONValue {
+        var params: [String: JSONValue] = ["kind": .string(kind), "path": .string(absolute(path))]
+        if let contextLength { params["contextLength"] = .int(Int64(contextLength)) }
+        return try await run(Method.modelsLoad, params: .object(params))
+    }
+
+    /// Loads a model and returns the id later requests name it by.
+    func loadModelID(kind: String, path: String, contextLength: Int? = nil) async throws -> JSONValue {
+        try await loadModel(kind: kind, path: path, contextLength: contextLength)["id"] ?? .null
+    }
+
     func loadCLIP(_ directory: String) async throws -> String {
-        let path = URL(fileURLWithPath: directory).standardizedFileURL.path
-        let info = try await run(Method.modelsLoad, params: ["kind": "clip", "path": .string(path)])
-        return info["id"]?.stringValue ?? ""
+        try await loadModelID(kind: "clip", path: directory).stringValue ?? ""
     }
 }
 
 func imageInputs(_ paths: [String]) -> JSONValue {
-    .array(paths.map { ["path": .string(URL(fileURLWithPath: $0).standardizedFileURL.path)] })
+    .array(paths.map { ["path": .string(absolute($0))] })
 }
 
 struct EncodeImage: AsyncParsableCommand {
@@ -143,7 +152,7 @@ struct Evaluate: AsyncParsableCommand {
         let session = try await Session.start(options)
         let model = try await session.loadCLIP(clip.clip)
         var params: [String: JSONValue] = [
-            "model": .string(model), "dataset": .string(URL(fileURLWithPath: dataset).standardizedFileURL.path),
+            "model": .string(model), "dataset": .string(absolute(dataset)),
             "format": .string(format), "labels": .array(labelList.map { .string($0) }),
             "templates": try templatesArgument(templates), "batchSize": .int(Int64(batchSize)),
         ]

@@ -84,9 +84,7 @@ struct Generate: AsyncParsableCommand {
         if let image, let question { return try await reason(image: image, question: question) }
         let prompt = self.prompt ?? ""
         let session = try await Session.start(options)
-        var load: [String: JSONValue] = ["kind": "gguf", "path": .string(URL(fileURLWithPath: lm).standardizedFileURL.path)]
-        if let contextLength { load["contextLength"] = .int(Int64(contextLength)) }
-        let model = try await session.run(Method.modelsLoad, params: .object(load))["id"] ?? .null
+        let model = try await session.loadModelID(kind: "gguf", path: lm, contextLength: contextLength)
         let json = options.json
         let result = try await session.run(Method.generate, params: [
             "model": model, "prompt": .string(prompt), "chat": .bool(chat), "maxTokens": .int(Int64(maxTokens)),
@@ -121,12 +119,8 @@ struct Generate: AsyncParsableCommand {
         let session = try await Session.start(options)
         var seer: [String: JSONValue] = [:]
         if let clip { seer["clip"] = .string(try await session.loadCLIP(clip)) }
-        if let mmproj {
-            seer["mmproj"] = try await session.run(Method.modelsLoad, params: ["kind": "mmproj", "path": .string(absolute(mmproj))])["id"] ?? .null
-        }
-        var load: [String: JSONValue] = ["kind": "gguf", "path": .string(absolute(lm))]
-        if let contextLength { load["contextLength"] = .int(Int64(contextLength)) }
-        let lmID = try await session.run(Method.modelsLoad, params: .object(load))["id"] ?? .null
+        if let mmproj { seer["mmproj"] = try await session.loadModelID(kind: "mmproj", path: mmproj) }
+        let lmID = try await session.loadModelID(kind: "gguf", path: lm, contextLength: contextLength)
         var params: [String: JSONValue] = seer.merging([
             "lm": lmID, "image": ["path": .string(absolute(image))], "question": .string(question),
             "beam": .int(Int64(beam)), "select": .string(select), "maxTokensPerStage": .int(Int64(maxTokens)),

@@ -61,9 +61,7 @@ struct ModelsCheck: AsyncParsableCommand {
     func run() async throws {
         let (kind, path) = clip.map { ("clip", $0) } ?? gguf.map { ("gguf", $0) } ?? ("mmproj", mmproj!)
         let session = try await Session.start(options)
-        let info = try await session.run(Method.modelsLoad, params: [
-            "kind": .string(kind), "path": .string(URL(fileURLWithPath: path).standardizedFileURL.path),
-        ])
+        let info = try await session.loadModel(kind: kind, path: path)
         await session.close()
         if options.json { printJSON(info); return }
         print("ok: \(path) loads as a \(kind) model")

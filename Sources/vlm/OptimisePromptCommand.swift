@@ -66,10 +66,7 @@ struct OptimisePrompt: AsyncParsableCommand {
         params["dataset"] = .object(data)
         if let learningRate { params["learningRate"] = .double(Double(learningRate)) }
         if let saveAs { params["saveAs"] = .string(saveAs) }
-        if let lm {
-            let info = try await session.run(Method.modelsLoad, params: ["kind": "gguf", "path": .string(absolute(lm))])
-            params["lm"] = info["id"] ?? .null
-        }
+        if let lm { params["lm"] = try await session.loadModelID(kind: "gguf", path: lm) }
         let json = options.json, quiet = options.quiet
         let result = try await session.run(Method.optimisePrompt, params: .object(params)) { step in
             if json { printJSON(step); return }
@@ -81,7 +78,6 @@ struct OptimisePrompt: AsyncParsableCommand {
     }
 }
 
-func absolute(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.path }
 
 func describeStep(_ step: JSONValue) -> String {
     var line = "step \(step["step"]?.intValue ?? 0)/\(step["totalSteps"]?.intValue ?? 0)"

@@ -106,6 +106,9 @@ func printJSON(_ value: JSONValue) {
     if let data = try? JSONCoding.encode(value), let line = String(data: data, encoding: .utf8) { print(line) }
 }
 
+/// A command-line path as the daemon needs it: absolute (the daemon may run in another directory).
+func absolute(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.path }
+
 /// Parses a command-line JSON argument, as a usage error if it is not JSON.
 func parseJSONArgument(_ text: String, name: String) throws -> JSONValue {
     do { return try JSONCoding.decode(JSONValue.self, from: Data(text.utf8)) } catch {
