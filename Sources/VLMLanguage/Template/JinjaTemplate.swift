@@ -34,7 +34,7 @@ public enum JinjaError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// Bounds that keep a hostile template from exhausting the stack, memory or time.
 public struct JinjaLimits: Sendable, Equatable {
-    public var maxDepth = 200
+    public var maxDepth = 100
     public var maxOutputBytes = 4 << 20
     public var maxLoopIterations = 100_000
     public init() {}
