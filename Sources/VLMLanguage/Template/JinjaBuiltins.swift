@@ -54,10 +54,9 @@ extension JinjaRenderer {
         case .dict(let d):
             switch name {
             case "get":
-                guard case .string(let key)? = args.value(0, "key") else { return args.value(1, "default") ?? .none }
-                return d[key] ?? args.value(1, "default") ?? .none
-            case "items": return .list(d.pairs.map { .tuple([.string($0.key), $0.value]) })
-            case "keys": return .list(d.keys.map { .string($0) })
+                return args.value(0, "key").flatMap(JinjaKey.init).flatMap { d[$0] } ?? args.value(1, "default") ?? .none
+            case "items": return .list(d.pairs.map { .tuple([$0.key.value, $0.value]) })
+            case "keys": return .list(d.keys.map(\.value))
             default: return .list(d.values)
             }
         case .list(let items):
@@ -118,6 +117,8 @@ extension JinjaRenderer {
                 guard case .string(let part) = item else { throw JinjaError.runtime("sequence item: expected str instance, \(item.typeName) found") }
                 return part
             }.joined(separator: s))
+        case "format":
+            return .string(try JinjaText.format(s, args))
         default:
             throw JinjaError.unsupported("the string method '\(name)'")
         }
@@ -169,7 +170,7 @@ extension JinjaRenderer {
         case "items":
             if case .undefined = value { return .list([]) }
             guard case .dict(let d) = value else { throw JinjaError.runtime("Can only get item pairs from a mapping.") }
-            return .list(d.pairs.map { .tuple([.string($0.key), $0.value]) })
+            return .list(d.pairs.map { .tuple([$0.key.value, $0.value]) })
         case "join":
             var items = try iterate(value)
             if case .string(let name)? = args.keywords["attribute"] { items = try items.map { try attribute(of: $0, name) } }
@@ -179,13 +180,36 @@ extension JinjaRenderer {
             var seen: [JinjaValue] = []
             for item in try iterate(value) where !seen.contains(where: { $0.pythonEquals(item) }) { seen.append(item) }
             return .list(seen)
-        case "sort": return .list(try sorted(try iterate(value), args))
-        case "map": return .list(try iterate(value).map { try mapItem($0, args) })
+        case "sort":
+            let attributeName: String? = if case .string(let a)? = args.value(2, "attribute") { a } else { nil }
+            return .list(try sorted(try iterate(value), reverse: args.value(0, "reverse")?.isTruthy ?? false,
+                                    caseSensitive: args.value(1, "case_sensitive")?.isTruthy ?? false) { item in
+                try attributeName.map { try attribute(of: item, $0) } ?? item
+            })
+        case "min", "max":
+            let attributeName: String? = if case .string(let a)? = args.value(1, "attribute") { a } else { nil }
+            let ordered = try sorted(try iterate(value), reverse: name == "max", caseSensitive: args.value(0, "case_sensitive")?.isTruthy ?? false) { item in
+                try attributeName.map { try attribute(of: item, $0) } ?? item
+            }
+            return ordered.first ?? .undefined(hint: "No aggregated item, sequence was empty.")
+        case "escape", "e":
+            return .string(JinjaText.escapeHTML(value.string))
+        case "dictsort":
+            guard case .dict(let d) = value else { throw JinjaError.runtime("you can only sort by either \"key\" or \"value\"") }
+            let byValue = args.value(1, "by")?.string == "value"
+            return .list(try sorted(d.pairs.map { .tuple([$0.key.value, $0.value]) }, reverse: args.value(2, "reverse")?.isTruthy ?? false,
+                                    caseSensitive: args.value(0, "case_sensitive")?.isTruthy ?? false) { pair in
+                guard case .tuple(let kv) = pair else { return pair }
+                return kv[byValue ? 1 : 0]
+            })
+        // jinja2's map, select and reject walk nothing when the value is falsy (None included).
+        case "map": return .list(value.isTruthy ? try iterate(value).map { try mapItem($0, args) } : [])
         case "select", "reject":
-            return .list(try iterate(value).filter { try passes($0, testArguments: args, from: 0) == (name == "select") })
+            let items = value.isTruthy ? try iterate(value) : []
+            return .list(try items.filter { try passes($0, testArguments: args, from: 0) == (name == "select") })
         case "selectattr", "rejectattr":
             guard case .string(let attributeName)? = args.positional.first else { throw JinjaError.runtime("\(name) needs an attribute name") }
-            return .list(try iterate(value).filter { item in
+            return .list(try (value.isTruthy ? try iterate(value) : []).filter { item in
                 try passes(try attribute(of: item, attributeName), testArguments: args, from: 1) == (name == "selectattr")
             })
         case "tojson":
@@ -201,21 +225,19 @@ extension JinjaRenderer {
         }
     }
 
-    private func sorted(_ items: [JinjaValue], _ args: JinjaCallArguments) throws -> [JinjaValue] {
-        let reverse = args.value(0, "reverse")?.isTruthy ?? false
-        let caseSensitive = args.value(1, "case_sensitive")?.isTruthy ?? false
-        let attributeName: String? = if case .string(let a)? = args.value(2, "attribute") { a } else { nil }
-        func key(_ v: JinjaValue) throws -> JinjaValue {
-            let k = try attributeName.map { try attribute(of: v, $0) } ?? v
-            if !caseSensitive, case .string(let s) = k { return .string(s.lowercased()) }
-            return k
+    /// Python's stable sort on a key, strings compared case-insensitively unless asked otherwise.
+    private func sorted(_ items: [JinjaValue], reverse: Bool, caseSensitive: Bool,
+                        key: (JinjaValue) throws -> JinjaValue) throws -> [JinjaValue] {
+        let keyed = try items.map { item -> (JinjaValue, JinjaValue) in
+            let k = try key(item)
+            if !caseSensitive, case .string(let s) = k { return (.string(s.lowercased()), item) }
+            return (k, item)
         }
-        let keyed = try items.map { (try key($0), $0) }
         var failure: Error?
         let result = keyed.enumerated().sorted { a, b in
             do {
                 let order = try a.element.0.pythonCompare(b.element.0)
-                if order == 0 { return a.offset < b.offset }  // stable, like Python's sort
+                if order == 0 { return a.offset < b.offset }
                 return reverse ? order > 0 : order < 0
             } catch { failure = error; return false }
         }
@@ -487,6 +509,55 @@ enum JinjaText {
         return out
     }
 
+    /// markupsafe's escape, as jinja2's `escape` filter applies it.
+    static func escapeHTML(_ s: String) -> String {
+        var out = ""
+        for c in s.unicodeScalars {
+            switch c {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&#34;"
+            case "'": out += "&#39;"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out
+    }
+
+    /// Python's str.format for plain fields: `{}`, `{0}`, `{name}`, `!r` and `!s`, `{{` and `}}`.
+    static func format(_ s: String, _ args: JinjaCallArguments) throws -> String {
+        var out = "", field: String?, next = 0
+        var scalars = s.unicodeScalars[...]
+        while let c = scalars.popFirst() {
+            if var name = field {
+                guard c == "}" else { field = name + String(c); continue }
+                field = nil
+                var conversion = "s"
+                if let bang = name.firstIndex(of: "!") { conversion = String(name[name.index(after: bang)...]); name = String(name[..<bang]) }
+                guard !name.contains(":"), !name.contains("."), !name.contains("["), conversion == "s" || conversion == "r" else {
+                    throw JinjaError.unsupported("format specification '{\(name)}'")
+                }
+                let value: JinjaValue?
+                if name.isEmpty { value = next < args.positional.count ? args.positional[next] : nil; next += 1 }
+                else if let i = Int(name) { value = i < args.positional.count ? args.positional[i] : nil }
+                else { value = args.keywords[name] }
+                guard let value else { throw JinjaError.runtime("format: no argument for '{\(name)}'") }
+                out += conversion == "r" ? value.repr : value.string
+            } else if c == "{" || c == "}", scalars.first == c {
+                out.unicodeScalars.append(scalars.removeFirst())
+            } else if c == "{" {
+                field = ""
+            } else if c == "}" {
+                throw JinjaError.runtime("Single '}' encountered in format string")
+            } else {
+                out.unicodeScalars.append(c)
+            }
+        }
+        if field != nil { throw JinjaError.runtime("Single '{' encountered in format string") }
+        return out
+    }
+
     static func indent(_ s: String, width: Int, first: Bool, blank: Bool) -> String {
         let pad = String(repeating: " ", count: max(0, width))
         var lines = s.components(separatedBy: "\n")
@@ -515,9 +586,11 @@ enum JinjaJSON {
         case .list(let a), .tuple(let a):
             return items(try a.map { try encode($0, indent: indent, ensureASCII: ensureASCII, sortKeys: sortKeys, level: level + 1) }, "[", "]")
         case .dict(let d):
-            let keys = sortKeys ? d.keys.sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) } : d.keys
-            return items(try keys.map {
-                quoted($0, ensureASCII: ensureASCII) + ": " + (try encode(d[$0]!, indent: indent, ensureASCII: ensureASCII, sortKeys: sortKeys, level: level + 1))
+            // JSON keys are strings: json.dumps writes integer keys as their digits.
+            let named = d.pairs.map { (name: $0.key.value.string, value: $0.value) }
+            let ordered = sortKeys ? named.sorted { $0.name.unicodeScalars.lexicographicallyPrecedes($1.name.unicodeScalars) } : named
+            return items(try ordered.map {
+                quoted($0.name, ensureASCII: ensureASCII) + ": " + (try encode($0.value, indent: indent, ensureASCII: ensureASCII, sortKeys: sortKeys, level: level + 1))
             }, "{", "}")
         default:
             throw JinjaError.runtime("Object of type \(value.typeName) is not JSON serializable")

@@ -145,7 +145,7 @@ struct JinjaRenderer {
         case .dict(let pairs):
             var dict = JinjaDict()
             for pair in pairs {
-                guard case .string(let key) = try evaluate(pair.key) else { throw JinjaError.unsupported("dictionary keys other than strings") }
+                guard let key = JinjaKey(try evaluate(pair.key)) else { throw JinjaError.unsupported("dictionary keys other than strings and integers") }
                 dict[key] = try evaluate(pair.value)
             }
             return .dict(dict)
@@ -222,9 +222,7 @@ struct JinjaRenderer {
             }
             return n.isEmpty || s.contains(n)
         case .list(let items), .tuple(let items): return items.contains { $0.pythonEquals(needle) }
-        case .dict(let d):
-            if case .string(let key) = needle { return d[key] != nil }
-            return false
+        case .dict(let d): return JinjaKey(needle).map { d[$0] != nil } ?? false
         case .undefined: return false
         default: throw JinjaError.runtime("argument of type '\(container.typeName)' is not iterable")
         }
@@ -252,6 +250,7 @@ struct JinjaRenderer {
     /// `value[key]`: the item first, then (for a string key) the attribute.
     func item(of value: JinjaValue, _ key: JinjaValue) throws -> JinjaValue {
         if case .undefined(let hint) = value { throw JinjaError.undefined(hint) }
+        if case .dict(let d) = value, let k = JinjaKey(key), let found = d[k] { return found }
         if let i = key.integer {
             let items: [JinjaValue]
             switch value {
@@ -263,10 +262,7 @@ struct JinjaRenderer {
             guard items.indices.contains(index) else { return .undefined(hint: "index \(i) out of range") }
             return items[index]
         }
-        if case .string(let name) = key {
-            if case .dict(let d) = value, let found = d[name] { return found }
-            return try attribute(of: value, name)
-        }
+        if case .string(let name) = key { return try attribute(of: value, name) }
         return .undefined(hint: "'\(value.typeName) object' has no element \(key.repr)")
     }
 
@@ -308,7 +304,7 @@ struct JinjaRenderer {
         switch value {
         case .list(let a), .tuple(let a): return a
         case .string(let s): return s.unicodeScalars.map { .string(String($0)) }
-        case .dict(let d): return d.keys.map { .string($0) }
+        case .dict(let d): return d.keys.map(\.value)
         case .undefined: return []
         default: throw JinjaError.runtime("'\(value.typeName)' object is not iterable")
         }

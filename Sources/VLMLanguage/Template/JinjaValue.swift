@@ -2,15 +2,37 @@
 // tests them. Chat templates are written against Python semantics, so these follow Python's rules:
 // `True`/`None` spelling, repr() inside lists, int/float arithmetic, truthiness of empty containers.
 
+/// A dictionary key: templates use strings, and sometimes integers (`{512: 128}`).
+public enum JinjaKey: Hashable, Sendable {
+    case string(String)
+    case int(Int)
+
+    /// nil for values Python could hash but templates do not use as keys (floats, tuples).
+    public init?(_ value: JinjaValue) {
+        switch value {
+        case .string(let s): self = .string(s)
+        case .int, .bool: self = .int(value.integer!)
+        default: return nil
+        }
+    }
+
+    public var value: JinjaValue {
+        switch self {
+        case .string(let s): return .string(s)
+        case .int(let i): return .int(i)
+        }
+    }
+}
+
 /// A dictionary that keeps insertion order, as Python's does (tojson and iteration depend on it).
 public struct JinjaDict: Sendable, Equatable {
-    public private(set) var keys: [String] = []
-    private var storage: [String: JinjaValue] = [:]
+    public private(set) var keys: [JinjaKey] = []
+    private var storage: [JinjaKey: JinjaValue] = [:]
 
     public init() {}
     public init(_ pairs: [(String, JinjaValue)]) { for (k, v) in pairs { self[k] = v } }
 
-    public subscript(key: String) -> JinjaValue? {
+    public subscript(key: JinjaKey) -> JinjaValue? {
         get { storage[key] }
         set {
             if storage[key] == nil, newValue != nil { keys.append(key) }
@@ -18,8 +40,12 @@ public struct JinjaDict: Sendable, Equatable {
             storage[key] = newValue
         }
     }
+    public subscript(key: String) -> JinjaValue? {
+        get { self[.string(key)] }
+        set { self[.string(key)] = newValue }
+    }
     public var count: Int { keys.count }
-    public var pairs: [(key: String, value: JinjaValue)] { keys.map { ($0, storage[$0]!) } }
+    public var pairs: [(key: JinjaKey, value: JinjaValue)] { keys.map { ($0, storage[$0]!) } }
     public var values: [JinjaValue] { keys.map { storage[$0]! } }
 }
 
@@ -119,7 +145,7 @@ public indirect enum JinjaValue: Sendable, Equatable {
         case .string(let s): return JinjaValue.pythonQuoted(s)
         case .list(let a): return "[" + a.map(\.repr).joined(separator: ", ") + "]"
         case .tuple(let a): return a.count == 1 ? "(\(a[0].repr),)" : "(" + a.map(\.repr).joined(separator: ", ") + ")"
-        case .dict(let d): return "{" + d.pairs.map { "\(JinjaValue.pythonQuoted($0.key)): \($0.value.repr)" }.joined(separator: ", ") + "}"
+        case .dict(let d): return "{" + d.pairs.map { "\($0.key.value.repr): \($0.value.repr)" }.joined(separator: ", ") + "}"
         case .namespace: return "<Namespace>"
         case .macro(let m): return "<Macro '\(m.name)'>"
         case .function(let name): return "<function \(name)>"
