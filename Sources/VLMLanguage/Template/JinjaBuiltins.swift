@@ -511,18 +511,7 @@ enum JinjaText {
 
     /// markupsafe's escape, as jinja2's `escape` filter applies it.
     static func escapeHTML(_ s: String) -> String {
-        var out = ""
-        for c in s.unicodeScalars {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&#34;"
-            case "'": out += "&#39;"
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out
+        s.replacingScalars { ["&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&#34;", "'": "&#39;"][$0] }
     }
 
     /// Python's str.format for plain fields: `{}`, `{0}`, `{name}`, `!r` and `!s`, `{{` and `}}`.
@@ -598,25 +587,13 @@ enum JinjaJSON {
     }
 
     static func quoted(_ s: String, ensureASCII: Bool) -> String {
-        var out = "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if c.value < 0x20 || (ensureASCII && c.value > 0x7e) {
-                    for unit in String(c).utf16 { out += "\\u" + hex(UInt32(unit), digits: 4) }
-                } else {
-                    out.unicodeScalars.append(c)
-                }
-            }
-        }
-        return out + "\""
+        let escapes: [Unicode.Scalar: String] = ["\"": "\\\"", "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+                                                 "\u{08}": "\\b", "\u{0C}": "\\f"]
+        return "\"" + s.replacingScalars { c in
+            if let escape = escapes[c] { return escape }
+            guard c.value < 0x20 || (ensureASCII && c.value > 0x7e) else { return nil }
+            return String(c).utf16.map { "\\u" + hex(UInt32($0), digits: 4) }.joined()
+        } + "\""
     }
 }
 
