@@ -312,9 +312,11 @@ struct JinjaLexer {
     }
 
     private func matches(_ s: String, at i: Int) -> Bool {
-        let scalars = Array(s.unicodeScalars)
-        guard i >= 0, i + scalars.count <= source.count else { return false }
-        for (k, c) in scalars.enumerated() where source[i + k] != c { return false }
+        var j = i
+        for c in s.unicodeScalars {
+            guard j < source.count, source[j] == c else { return false }
+            j += 1
+        }
         return true
     }
 
