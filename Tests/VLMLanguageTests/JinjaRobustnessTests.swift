@@ -57,9 +57,25 @@ import Testing
                          "{{ " + String(repeating: "not ", count: 5000) + "1 }}",
                          "{{ " + String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000) + " }}",
                          String(repeating: "{% if true %}", count: 5000),
-                         "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}"] {
+                         "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+                         "{% set ns = namespace(x=none) %}{% for i in range(10000) %}{% set ns.x = [ns.x] %}{% endfor %}"] {
             #expect(Self.isLimit(Self.outcome(template)), "\(template.prefix(40))")
         }
+    }
+
+    /// Extreme numbers and sizes: an error or a value, never a trap.
+    @Test func extremeArgumentsThrowOrRender() {
+        let max = "9223372036854775807", min = "(-9223372036854775807 - 1)"
+        for template in ["{{ range(-\(max), \(max))|length }}", "{{ range(\(max), -\(max), -1)|length }}",
+                         "{{ 'a' * \(max) }}", "{{ [1] * \(max) }}", "{{ \(min) is divisibleby(-1) }}", "{{ \(max) + 1 }}",
+                         "{{ -\(min) }}", "{{ \(min) // -1 }}", "{{ \(min) % -1 }}", "{{ \(min)|abs }}", "{{ 10 ** 30 }}",
+                         "{{ 99999999999999999999 }}", "{{ (1e308 * 10)|int }}", "{{ 'x'[\(max)] }}", "{{ 'abc'[-\(max):\(max):-\(max)] }}",
+                         "{{ [1, 2][::\(min)] }}", "{{ 'x'.split('') }}", "{{ '{'.format() }}", "{{ 'a'.replace('', 'x' * 4000000) }}",
+                         "{{ {}|tojson(indent=\(max)) }}", "{{ 'a'|indent(\(max)) }}", "{{ strftime_now('%') }}"] {
+            _ = Self.outcome(template)
+        }
+        #expect(Self.outcome("{{ 'a' * \(max) }}") == .failure(.limit("string longer than 4194304 bytes")))
+        #expect(Self.outcome("{{ \(min) is divisibleby(-1) }}") == .success("True"))
     }
 
     @Test func outputAndIterationsAreBounded() {

@@ -37,8 +37,8 @@ extension JinjaRenderer {
             guard (1...3).contains(bounds.count) else { throw JinjaError.runtime("range expected 1 to 3 arguments") }
             let (start, stop, step) = bounds.count == 1 ? (0, bounds[0], 1) : (bounds[0], bounds[1], bounds.count == 3 ? bounds[2] : 1)
             guard step != 0 else { throw JinjaError.runtime("range() arg 3 must not be zero") }
-            let count = step > 0 ? max(0, (stop - start + step - 1) / step) : max(0, (start - stop - step - 1) / -step)
-            guard count <= limits.maxLoopIterations else { throw JinjaError.limit("range of \(count) items") }
+            let count = ((Double(stop) - Double(start)) / Double(step)).rounded(.up)  // in Double: no overflow
+            guard count <= Double(limits.maxLoopIterations) else { throw JinjaError.limit("range of \(count) items") }
             return .list(Swift.stride(from: start, to: stop, by: step).map { .int($0) })
         }
     }
@@ -213,11 +213,11 @@ extension JinjaRenderer {
                 try passes(try attribute(of: item, attributeName), testArguments: args, from: 1) == (name == "selectattr")
             })
         case "tojson":
-            let indent = args.value(0, "indent")?.integer
+            let indent = try JinjaRenderer.indentWidth(args.value(0, "indent")?.integer)
             return .string(try JinjaJSON.encode(value, indent: indent, ensureASCII: args.keywords["ensure_ascii"]?.isTruthy ?? false,
                                                 sortKeys: args.keywords["sort_keys"]?.isTruthy ?? false))
         case "indent":
-            return .string(JinjaText.indent(value.string, width: args.value(0, "width")?.integer ?? 4,
+            return .string(JinjaText.indent(value.string, width: try JinjaRenderer.indentWidth(args.value(0, "width")?.integer) ?? 4,
                                             first: args.value(1, "first")?.isTruthy ?? false,
                                             blank: args.value(2, "blank")?.isTruthy ?? false))
         default:
@@ -226,6 +226,13 @@ extension JinjaRenderer {
     }
 
     /// Python's stable sort on a key, strings compared case-insensitively unless asked otherwise.
+    /// An indentation a template asks for: Python treats a negative one as none; a huge one is refused.
+    static func indentWidth(_ width: Int?) throws -> Int? {
+        guard let width else { return nil }
+        guard width <= 1000 else { throw JinjaError.limit("indentation of \(width)") }
+        return max(0, width)
+    }
+
     private func sorted(_ items: [JinjaValue], reverse: Bool, caseSensitive: Bool,
                         key: (JinjaValue) throws -> JinjaValue) throws -> [JinjaValue] {
         let keyed = try items.map { item -> (JinjaValue, JinjaValue) in
@@ -299,7 +306,7 @@ extension JinjaRenderer {
             return (abs(i % 2) == 1) == (name == "odd")
         case "divisibleby":
             guard let i = value.integer, let n = other.integer, n != 0 else { throw JinjaError.runtime("divisibleby needs integers") }
-            return i % n == 0
+            return i.remainderReportingOverflow(dividingBy: n).partialValue == 0
         case "lower": return value.string == value.string.lowercased()
         case "upper": return value.string == value.string.uppercased()
         case "equalto", "eq", "==", "sameas": return value.pythonEquals(other)
@@ -382,15 +389,17 @@ enum JinjaArithmetic {
         let n = max(0, times)
         switch value {
         case .string(let s):
-            guard s.utf8.count.multipliedReportingOverflow(by: n).partialValue <= limits.maxOutputBytes || s.isEmpty else {
+            let size = s.utf8.count.multipliedReportingOverflow(by: n)
+            guard !size.overflow, size.partialValue <= limits.maxOutputBytes else {
                 throw JinjaError.limit("string longer than \(limits.maxOutputBytes) bytes")
             }
-            return .string(String(repeating: s, count: n))
+            return .string(String(repeating: s, count: s.isEmpty ? 0 : n))
         case .list(let a):
-            guard a.count.multipliedReportingOverflow(by: n).partialValue <= limits.maxLoopIterations || a.isEmpty else {
+            let size = a.count.multipliedReportingOverflow(by: n)
+            guard !size.overflow, size.partialValue <= limits.maxLoopIterations else {
                 throw JinjaError.limit("list longer than \(limits.maxLoopIterations) items")
             }
-            return .list(Array(repeating: a, count: n).flatMap { $0 })
+            return .list(Array(repeating: a, count: a.isEmpty ? 0 : n).flatMap { $0 })
         default: return value
         }
     }

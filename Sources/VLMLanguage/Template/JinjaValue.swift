@@ -123,6 +123,18 @@ public indirect enum JinjaValue: Sendable, Equatable {
         }
     }
 
+    /// Whether containers nest more than `limit` deep. Printing, comparing and freeing a value recurse
+    /// through it, so a template must not build one deeper than the stack allows (the walk stops at `limit`).
+    func nestsDeeper(than limit: Int) -> Bool {
+        if limit < 0 { return true }
+        switch self {
+        case .list(let a), .tuple(let a): return a.contains { $0.nestsDeeper(than: limit - 1) }
+        case .dict(let d): return d.values.contains { $0.nestsDeeper(than: limit - 1) }
+        case .boundMethod(let receiver, _): return receiver.nestsDeeper(than: limit - 1)
+        default: return false
+        }
+    }
+
     // MARK: Printing
 
     /// `str(value)`: what `{{ value }}` prints.
