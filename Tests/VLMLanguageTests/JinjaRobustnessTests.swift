@@ -87,6 +87,9 @@ import Testing
         #expect(Self.isLimit(Self.outcome("{{ range(1000000000) }}")))
         #expect(Self.isLimit(Self.outcome("{{ 'ab' * 1000000000000 }}")))
         #expect(Self.isLimit(Self.outcome("{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}")))
+        // 2,000 copies of a 1 MB string: within every other bound, stopped by the work budget.
+        #expect(Self.outcome("{% set ns = namespace(s='x' * 1000000, n=0) %}{% for i in range(2000) %}"
+                             + "{% set ns.n = (ns.s ~ i)|length %}{% endfor %}") == .failure(.limit("more than 67108864 bytes of intermediate values")))
         #expect(Self.outcome("{{ 2 ** 64 }}") == .failure(.runtime("integer overflow")))
         #expect(Self.outcome("{{ 1 // 0 }}") == .failure(.runtime("integer division or modulo by zero")))
         #expect(Self.outcome("{{ [1][::0] }}") == .failure(.runtime("slice step cannot be zero")))

@@ -12,6 +12,7 @@ struct JinjaRenderer {
     private(set) var scopes: [[String: JinjaValue]]
     var namespaces: [JinjaDict] = []
     private var written = 0
+    private var allocated = 0
     private var iterations = 0
     private var depth = 0
 
@@ -170,10 +171,10 @@ struct JinjaRenderer {
             return try slice(value, start: bounds[0], stop: bounds[1], step: bounds[2])
         case .call(let callee, let arguments):
             let (function, values) = (try evaluate(callee), try evaluateArguments(arguments))
-            return try call(function, values)
+            return try charged(try call(function, values))
         case .filter(let base, let name, let arguments):
             let (value, values) = (try evaluate(base), try evaluateArguments(arguments))
-            return try applyFilter(name, to: value, values)
+            return try charged(try applyFilter(name, to: value, values))
         case .test(let base, let name, let arguments, let negated):
             let (value, values) = (try evaluate(base), try evaluateArguments(arguments))
             return .bool(try applyTest(name, to: value, values) != negated)
@@ -188,7 +189,8 @@ struct JinjaRenderer {
             let l = try evaluate(left)
             return l.isTruthy ? l : try evaluate(right)
         case .binary(let op, let left, let right):
-            return try JinjaArithmetic.apply(op, try evaluate(left), try evaluate(right), limits: limits)
+            let (l, r) = (try evaluate(left), try evaluate(right))
+            return try charged(try JinjaArithmetic.apply(op, l, r, limits: limits))
         case .comparison(let first, let rest):
             var left = try evaluate(first)
             for comparison in rest {
@@ -201,6 +203,17 @@ struct JinjaRenderer {
             if try evaluate(condition).isTruthy { return try evaluate(value) }
             return try otherwise.map { try evaluate($0) } ?? .undefined(hint: "the conditional expression has no else")
         }
+    }
+
+    /// Counts what an operation created against the work budget.
+    private mutating func charged(_ value: JinjaValue) throws -> JinjaValue {
+        switch value {
+        case .string(let s): allocated += s.utf8.count
+        case .list(let a), .tuple(let a): allocated += 8 * a.count
+        default: break
+        }
+        if allocated > limits.maxWorkBytes { throw JinjaError.limit("more than \(limits.maxWorkBytes) bytes of intermediate values") }
+        return value
     }
 
     private mutating func evaluateArguments(_ arguments: JinjaArguments) throws -> JinjaCallArguments {

@@ -37,6 +37,9 @@ public struct JinjaLimits: Sendable, Equatable {
     public var maxDepth = 100
     public var maxOutputBytes = 4 << 20
     public var maxLoopIterations = 100_000
+    /// Bytes of strings (and list slots) that operators, filters and calls may create in one render:
+    /// bounds the time a loop of large concatenations takes.
+    public var maxWorkBytes = 64 << 20
     public init() {}
 }
 
