@@ -3,7 +3,8 @@
 //   JinjaLexer     text -> tokens, whitespace control (trim_blocks, lstrip_blocks, `-` markers)
 //   JinjaParser    tokens -> JinjaNode / JinjaExpression trees
 //   JinjaEvaluator the tree walk: scopes, loops, macros, calls
-//   JinjaBuiltins  filters, tests, string and dict methods, globals, tojson, strftime
+//   JinjaBuiltins  filters, tests, string and dict methods, globals
+//   JinjaPython    Python's arithmetic, str methods, json.dumps and strftime, which templates rely on
 //   JinjaValue     the values, printed and compared the way Python does
 import Foundation
 
