@@ -182,9 +182,8 @@ final class ReasoningRenderer: @unchecked Sendable {
             Terminal.finishLine()
             Terminal.line(describeAttribution(event["attribution"]))
         case "look":
-            let evidence = event["evidence"]
             Terminal.finishLine()
-            Terminal.line("  [look at \(describeBox(evidence?["box"]))] \(evidence?["text"]?.stringValue ?? "")")
+            Terminal.line("  [look] \(event["evidence"]?["text"]?.stringValue ?? "")")
         case "verdict":
             let v = event["verdict"]
             Terminal.progress("\(stage): judge \(v?["first"]?.intValue ?? 0) vs \(v?["second"]?.intValue ?? 0): \(v?["winner"]?.intValue ?? 0) wins")

@@ -117,3 +117,20 @@ def test_models_check_names_the_problem():
     assert vlm("models", "check", "--clip", str(RN), "--gguf", "x").returncode == 2
     listing = vlm("models")
     assert listing.returncode == 0 and "timm/resnet50_clip.openai" in listing.stdout
+
+
+def test_beam_search_shows_each_stage_once_and_looks_only_when_looking():
+    args = ["generate", "--lm", str(SHARED / "models/stories260K.gguf"), "--context-length", "2048", "--clip", str(RN),
+            "--image", str(IMAGES / "chelsea.png"), "--question", "What animal is it?", "--max-tokens", "12", "--beam", "2",
+            "--seed", "3"]
+    events = [json.loads(line) for line in vlm(*args, "--json", timeout=300).stdout.splitlines()]
+    chosen = {e["stage"]: e["text"] for e in events if e.get("event") == "stage" and e.get("phase") == "end"}
+    looks = [e for e in events if e.get("event") == "look"]
+    out = vlm(*args, timeout=300)
+    assert out.returncode == 0, out.stderr
+    for stage, text in chosen.items():
+        section = out.stdout.split(f"== {stage} ==\n", 1)[1].split("\n== ", 1)[0].split("\nanswer:", 1)[0]
+        prose = [line for line in section.splitlines() if line.strip() and not line.startswith("  [")]
+        assert " ".join(" ".join(prose).split()) == " ".join(text.split()), (stage, section)
+    assert "looks at" not in out.stdout
+    assert out.stdout.count("  [look] ") == len(looks)
