@@ -31,6 +31,13 @@ final class Interruption: @unchecked Sendable {
         self.source = source
     }
 
+    /// For a command that runs a child in the foreground instead of a daemon (models fetch): Ctrl-C
+    /// ends both at once, the ordinary way.
+    func restoreDefault() {
+        source?.cancel()
+        signal(SIGINT, SIG_DFL)
+    }
+
     var isInterrupted: Bool { lock.withLock { interrupted } }
 
     /// The daemon of this run: cancelled requests go to it, and it is ended on a hard stop.
@@ -72,7 +79,7 @@ final class Interruption: @unchecked Sendable {
     private func sayCancelledAndExit() -> Never {
         Terminal.finishLine()
         Terminal.progress(nil)
-        Terminal.note("vlm: cancelled")
+        Terminal.note("vlm: cancelled", freshLine: true)
         exit(130)
     }
 

