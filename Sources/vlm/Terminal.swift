@@ -107,7 +107,10 @@ private final class Screen: @unchecked Sendable {
         while !bytes.isEmpty {
             let written = bytes.withUnsafeBytes { Foundation.write(descriptor, $0.baseAddress, $0.count) }
             if written < 0, errno == EINTR { continue }
-            if written <= 0 { return }  // a closed pipe (vlm … | head): nothing more to say there
+            // Whoever read stdout has gone (vlm … | head): stop, as SIGPIPE would; the daemon sees
+            // its input end and stops too.
+            if written < 0, errno == EPIPE, descriptor == STDOUT_FILENO { Foundation.exit(141) }
+            if written <= 0 { return }
             bytes = bytes.dropFirst(written)
         }
     }

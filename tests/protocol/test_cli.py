@@ -134,3 +134,15 @@ def test_beam_search_shows_each_stage_once_and_looks_only_when_looking():
         assert " ".join(" ".join(prose).split()) == " ".join(text.split()), (stage, section)
     assert "looks at" not in out.stdout
     assert out.stdout.count("  [look] ") == len(looks)
+
+
+def test_models_fetch_finds_its_script_when_vlm_is_run_by_name_from_elsewhere(tmp_path):
+    bin_dir, cache = tmp_path / "bin", tmp_path / "cache"
+    bin_dir.mkdir()
+    cache.mkdir()
+    (bin_dir / "vlm").symlink_to(VLM)
+    (cache / "SmolLM2-135M-Instruct.Q4_1.gguf").write_bytes(b"already here")  # the script then has nothing to fetch
+    out = subprocess.run(["vlm", "models", "fetch", "smollm2", "--dir", str(cache)], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path, env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(cache / "SmolLM2-135M-Instruct.Q4_1.gguf")

@@ -219,6 +219,15 @@ def test_piped_lines_arrive_as_they_are_made():
     assert min(gaps) > 0.25, gaps
 
 
+def test_a_reader_that_goes_away_ends_vlm():
+    # `vlm ... | head -2`: once nobody reads, vlm stops (as SIGPIPE would stop a C tool), not 20 s later.
+    proc = subprocess.Popen([VLM, "call", "debug/stream", '{"count": 2000, "intervalMs": 10}'],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert json.loads(proc.stdout.readline()) == {"index": 0}
+    proc.stdout.close()
+    assert proc.wait(timeout=10) == 141
+
+
 # --- Ctrl-C ----------------------------------------------------------------------------------------
 
 def test_ctrl_c_cancels_a_generation_and_exits_130(tmp_path):
