@@ -39,9 +39,6 @@ public final class RPCClient: @unchecked Sendable {
         Task { [weak self] in await self?.readLoop() }
     }
 
-    /// The daemon's process id.
-    public var processIdentifier: pid_t { daemon.pid }
-
     private func readLoop() async {
         for await event in reader.events {
             guard case .message(let body) = event, let message = try? JSONCoding.decode(JSONValue.self, from: body) else { continue }

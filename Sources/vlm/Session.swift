@@ -17,6 +17,10 @@ struct DaemonOptions: ParsableArguments {
     @Flag(help: "Do not show progress on stderr.")
     var quiet = false
 
+    func validate() throws {
+        try require(threads.map { (1...256).contains($0) } ?? true, "--threads must be in 1...256")
+    }
+
     func daemonURL() throws -> URL {
         if let daemon {
             var isDirectory: ObjCBool = false
