@@ -68,8 +68,10 @@ public struct Vocabulary: Sendable {
         eos = tokenID("tokenizer.ggml.eos_token_id")
         unknown = tokenID("tokenizer.ggml.unknown_token_id")
         padding = tokenID("tokenizer.ggml.padding_token_id")
-        // llama.cpp's defaults: SentencePiece adds BOS and a space prefix, byte-level BPE neither.
-        addBOS = gguf.metadata["tokenizer.ggml.add_bos_token"]?.boolValue ?? (model == "llama")
+        // llama.cpp's defaults: SentencePiece adds BOS and a space prefix, byte-level BPE neither
+        // (but Llama 3's pre-tokenizer adds BOS).
+        addBOS = gguf.metadata["tokenizer.ggml.add_bos_token"]?.boolValue
+            ?? (model == "llama" || PreTokenizer.llama3Names.contains(preTokenizer))
         addEOS = gguf.metadata["tokenizer.ggml.add_eos_token"]?.boolValue ?? false
         addSpacePrefix = gguf.metadata["tokenizer.ggml.add_space_prefix"]?.boolValue ?? (model == "llama")
         let endMarkers: Set<String> = ["<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>", "<|end_of_text|>"]
