@@ -51,6 +51,8 @@ public final class LanguageModel: @unchecked Sendable {
     /// Positions one generation may hold (prompt + output).
     public let contextLength: Int
     public let chatTemplate: ChatTemplate?
+    /// Where `chatTemplate` comes from: "file", "fallback: <reason>", "unusable: <reason>" or "none".
+    public let chatTemplateSource: String
 
     public var hyperparameters: Hyperparameters { transformer.hyperparameters }
 
@@ -68,7 +70,7 @@ public final class LanguageModel: @unchecked Sendable {
         let requested = contextLength ?? min(hp.trainedContextLength, 2048)
         guard requested > 0 else { throw LanguageModelError.invalidHyperparameters("context length \(requested)") }
         self.contextLength = requested
-        chatTemplate = (try? gguf.string("tokenizer.chat_template")).flatMap(ChatTemplate.init(template:))
+        (chatTemplate, chatTemplateSource) = ChatTemplate.resolve(gguf: gguf, vocabulary: tokenizer.vocabulary)
     }
 
     public var description: ModelDescription {
