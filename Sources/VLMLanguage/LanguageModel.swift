@@ -51,6 +51,8 @@ public final class LanguageModel: @unchecked Sendable {
     /// Positions one generation may hold (prompt + output).
     public let contextLength: Int
     public let chatTemplate: ChatTemplate?
+    /// Where `chatTemplate` comes from: "file", "fallback: <reason>", "unusable: <reason>" or "none".
+    public let chatTemplateSource: String
 
     public var hyperparameters: Hyperparameters { transformer.hyperparameters }
 
@@ -68,7 +70,7 @@ public final class LanguageModel: @unchecked Sendable {
         let requested = contextLength ?? min(hp.trainedContextLength, 2048)
         guard requested > 0 else { throw LanguageModelError.invalidHyperparameters("context length \(requested)") }
         self.contextLength = requested
-        chatTemplate = (try? gguf.string("tokenizer.chat_template")).flatMap(ChatTemplate.init(template:))
+        (chatTemplate, chatTemplateSource) = ChatTemplate.resolve(gguf: gguf, vocabulary: tokenizer.vocabulary)
     }
 
     public var description: ModelDescription {
@@ -84,10 +86,9 @@ public final class LanguageModel: @unchecked Sendable {
             tokenizer: tokenizer.vocabulary.model)
     }
 
-    /// Weight bytes (memory-mapped) plus one full-context KV cache (keys and values, Float).
+    /// Weight bytes (memory-mapped) plus one full-context KV cache (keys and values, fp16).
     public var memoryBytes: Int {
-        let cacheBytes = 2 * MemoryLayout<Float>.size * hyperparameters.blockCount * contextLength * hyperparameters.keyValueDimension
-        return transformer.weights.byteCount + cacheBytes
+        transformer.weights.byteCount + KVCache.byteCount(hyperparameters: hyperparameters, capacity: contextLength)
     }
 
     /// Token ids of `prompt` (BOS added as the model asks; control tokens parsed when `parseSpecial`).

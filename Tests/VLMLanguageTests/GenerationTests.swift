@@ -153,7 +153,7 @@ import Testing
         let rendered = llama2.render([ChatMessage(role: "system", content: "Be brief."), ChatMessage(role: "user", content: "Hi"),
                                       ChatMessage(role: "assistant", content: "Hello."), ChatMessage(role: "user", content: "Bye")])
         #expect(rendered == "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello. </s><s>[INST] Bye [/INST]")
-        #expect(ChatTemplate(template: "{{ messages }}") == nil)
+        #expect(ChatTemplate(template: "{% for m in messages %}{{ m }}") == nil)  // unparseable and of no known family
     }
 
     /// SmolLM2's own template, rendered by jinja2 in the fixture script.
