@@ -208,7 +208,7 @@ def test_status_is_a_table_unless_json():
 # --- piped output ----------------------------------------------------------------------------------
 
 def test_piped_lines_arrive_as_they_are_made():
-    proc = subprocess.Popen([VLM, "call", "debug/stream", '{"count": 5, "intervalMs": 300}'],
+    proc = subprocess.Popen([VLM, "call", "debug/stream", '{"count": 5, "intervalMs": 400}'],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     arrivals = []
     for line in proc.stdout:
