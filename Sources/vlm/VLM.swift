@@ -1,14 +1,16 @@
 import ArgumentParser
 import Foundation
 
-/// `vlm`: the command-line client. It starts `vlmd` as a subprocess (or the one given with
-/// --daemon), sends one request per invocation, streams progress to stderr and prints the result.
-/// Exit codes: 0 ok, 1 the request failed, 2 usage error.
+/// `vlm`: the command-line client. It starts a private `vlmd` as a subprocess (or the one given with
+/// --daemon), sends the requests a subcommand needs (model loads, then the work), shows progress on
+/// stderr and prints results as they stream (Terminal), and turns Ctrl-C into a cancellation
+/// (Interruption). Exit codes: 0 ok, 1 a request failed, 2 usage error, 130 interrupted.
 @main
 struct VLM: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vlm",
         abstract: "Command-line client for the vlmd vision-language model daemon.",
+        discussion: "Exit codes: 0 ok, 1 a request failed, 2 usage error, 130 interrupted (Ctrl-C).",
         subcommands: [Ping.self, Status.self, Call.self, Models.self, EncodeImage.self, Classify.self, Evaluate.self, Generate.self, OptimisePrompt.self])
 
     static func main() async {
