@@ -6,34 +6,23 @@ import VLMTensor
 import VLMWire
 
 /// encode-image, classify and dataset/evaluate.
+///
+/// encode-image and classify stream: images are read, encoded and answered `batchSize` at a time
+/// (one partial result per image as soon as its batch is done), and never more than one decoded
+/// image is held at once, so a long list neither waits for its last image nor needs memory for all.
 func registerCLIPHandlers(_ table: inout HandlerTable, services: Services) {
     table.register(Method.encodeImage) { (params: EncodeImageParams, context) -> EncodeImageResult in
         let clip = try await services.clipModel(params.model)
-        let inputs = try services.decodeImages(params.images)
+        let sources = try imageSources(params.images)
+        let batchSize = try imageBatchSize(params.batchSize)
         let dense = params.dense ?? false
-        let progress = await context.beginProgress(title: "Encoding \(inputs.count) image(s) with \(clip.id)")
-        let runtime = services.clip
-        let encoded = try await context.compute { flag in
-            try runtime.embed(inputs.map { ($0.imageId, $0.image) }, with: clip, cancellation: flag)
+        let runtime = services.clip, decoder = services.pngDecoder
+        let progress = await context.beginProgress(title: "Encoding \(sources.count) image(s) with \(clip.id)")
+        let images = try await streamImageBatches(sources, size: batchSize, context: context, progress: progress) { batch, flag in
+            try runtime.encodeBatch(batch, with: clip, dense: dense, decoder: decoder, cancellation: flag)
+        } soFar: { done in
+            EncodeImageResult(model: clip.id, images: done)
         }
-        var images: [EncodedImage] = []
-        for (index, (input, result)) in zip(inputs, encoded).enumerated() {
-            var item = EncodedImage(index: index, imageId: input.imageId, width: result.width, height: result.height,
-                                    cached: result.cached, embedding: result.embedding)
-            if dense {
-                guard let image = input.image else {
-                    throw RPCError.invalidParams("params.images[\(index)]: dense features need the image itself, not an imageId")
-                }
-                let pixels = clip.preprocessing(image)
-                let map = try await context.compute { flag in
-                    try clip.model.encodeImageDense(pixels, count: 1, shouldCancel: { flag.isCancelled })
-                }
-                item.dense = DenseFeatures(gridHeight: map.gridHeight, gridWidth: map.gridWidth, features: map.features[0])
-            }
-            await context.sendPartial(item)
-            images.append(item)
-        }
-        await progress.end()
         return EncodeImageResult(model: clip.id, images: images)
     }
 
@@ -42,8 +31,9 @@ func registerCLIPHandlers(_ table: inout HandlerTable, services: Services) {
         let labels = try validatedLabels(params.labels, field: "params.labels")
         let topK = params.topK ?? 5
         guard topK >= 1 else { throw RPCError.invalidParams("params.topK: expected an integer ≥ 1") }
-        let inputs = try services.decodeImages(params.images)
-        let runtime = services.clip
+        let sources = try imageSources(params.images)
+        let batchSize = try imageBatchSize(params.batchSize)
+        let runtime = services.clip, decoder = services.pngDecoder
         if params.learnedPrompt != nil, params.templates != nil {
             throw RPCError.invalidParams("params: give 'templates' or 'learnedPrompt', not both")
         }
@@ -55,35 +45,157 @@ func registerCLIPHandlers(_ table: inout HandlerTable, services: Services) {
             return try LearnedPrompt.load(from: url)
         }
         let templates = try learned?.templates ?? resolveTemplates(params.templates, field: "params.templates")
-        let (embeddings, perTemplate, classifier) = try await context.compute { flag in
-            let images = try runtime.embed(inputs.map { ($0.imageId, $0.image) }, with: clip, cancellation: flag)
+        let progress = await context.beginProgress(title: "Classifying \(sources.count) image(s) with \(clip.id)")
+        let (perTemplate, classifier) = try await context.compute { flag in
             if let learned {
                 let classifier = try learned.classifierWeights(clip: clip.model, tokenizer: runtime.tokenizer(), classNames: labels,
                                                                shouldCancel: { flag.isCancelled })
-                return (images, [[[Float]]](), classifier)
+                return ([[[Float]]](), classifier)
             }
             let text = try runtime.classTemplateEmbeddings(labels: labels, templates: templates, clip: clip, cancellation: flag)
-            return (images, text, try ZeroShotClassifier(classNames: labels, templateEmbeddings: text))
+            return (text, try ZeroShotClassifier(classNames: labels, templateEmbeddings: text))
         }
-        var results: [ImageClassification] = []
-        for (index, (input, image)) in zip(inputs, embeddings).enumerated() {
-            let probs = softmax(classifier.logits(imageEmbeddings: [image.embedding], logitScale: clip.model.logitScale)[0])
-            var item = ImageClassification(index: index, imageId: input.imageId, probs: probs,
-                                           top: topLabels(probs, labels: labels, k: topK))
-            if params.perTemplate == true, !perTemplate.isEmpty {
-                item.perTemplate = templates.indices.map { t in
-                    let logits = labels.indices.map { c in clip.model.logitScale * dot(image.embedding, perTemplate[c][t]) }
-                    return TemplateScores(template: templates[t], probs: softmax(logits))
+        let perTemplateWanted = params.perTemplate == true && !perTemplate.isEmpty
+        let results = try await streamImageBatches(sources, size: batchSize, context: context, progress: progress) { batch, flag in
+            try runtime.encodeBatch(batch, with: clip, dense: false, decoder: decoder, cancellation: flag).map { image in
+                let probs = softmax(classifier.logits(imageEmbeddings: [image.embedding], logitScale: clip.model.logitScale)[0])
+                var item = ImageClassification(index: image.index, imageId: image.imageId, probs: probs,
+                                               top: topLabels(probs, labels: labels, k: topK))
+                if perTemplateWanted {
+                    item.perTemplate = templates.indices.map { t in
+                        let logits = labels.indices.map { c in clip.model.logitScale * dot(image.embedding, perTemplate[c][t]) }
+                        return TemplateScores(template: templates[t], probs: softmax(logits))
+                    }
                 }
+                return item
             }
-            await context.sendPartial(item)
-            results.append(item)
+        } soFar: { done in
+            ClassifyResult(model: clip.id, labels: labels, templates: templates, results: done)
         }
         return ClassifyResult(model: clip.id, labels: labels, templates: templates, results: results)
     }
 
     table.register(Method.evaluateDataset) { (params: EvaluateParams, context) -> EvaluateResult in
         try await evaluateDataset(params, context: context, services: services)
+    }
+}
+
+/// Runs `process` over a request's images `size` at a time on a compute thread, sending each result
+/// as a partial as soon as its batch is done. A cancelled request still gets its one -32800 reply,
+/// whose data is `soFar(results done)`, as generate and optimise-prompt return their best so far.
+func streamImageBatches<Item: Encodable & Sendable, Summary: Encodable>(
+    _ sources: [ImageSource], size: Int, context: RequestContext, progress: ProgressReporter,
+    process: @escaping @Sendable (ArraySlice<ImageSource>, CancellationFlag) throws -> [Item],
+    soFar: ([Item]) -> Summary
+) async throws -> [Item] {
+    var done: [Item] = []
+    do {
+        for start in stride(from: 0, to: sources.count, by: size) {
+            let batch = sources[start..<min(start + size, sources.count)]
+            let items = try await context.compute { flag in
+                try flag.check()
+                return try process(batch, flag)
+            }
+            for item in items { await context.sendPartial(item) }
+            done += items
+            await progress.report(fraction: Double(done.count) / Double(sources.count), message: "\(done.count)/\(sources.count) images")
+        }
+    } catch where context.cancellation.isCancelled {
+        await progress.end(message: "cancelled")
+        throw RPCError(code: ErrorCode.requestCancelled, message: "request cancelled", data: try? JSONCoding.value(of: soFar(done)))
+    } catch {
+        await progress.end(message: "failed")
+        throw error
+    }
+    await progress.end()
+    return done
+}
+
+/// How many images encode-image and classify read and encode per step (default 8).
+func imageBatchSize(_ requested: Int?) throws -> Int {
+    let size = requested ?? 8
+    guard (1...256).contains(size) else { throw RPCError.invalidParams("params.batchSize: expected an integer in 1...256") }
+    return size
+}
+
+/// One image of a request, its input checked but not read yet.
+struct ImageSource: Sendable {
+    let index: Int
+    let input: ImageInput
+}
+
+/// Checks every image input's shape (exactly one of path, png, imageId) before any is read.
+func imageSources(_ inputs: [ImageInput]) throws -> [ImageSource] {
+    guard !inputs.isEmpty else { throw RPCError.invalidParams("params.images: expected at least one image") }
+    return try inputs.enumerated().map { index, input in
+        let given = [input.path != nil, input.png != nil, input.imageId != nil].filter { $0 }.count
+        guard given == 1 else {
+            throw RPCError.invalidParams("params.images[\(index)]: expected exactly one of 'path', 'png' (base64) or 'imageId'")
+        }
+        return ImageSource(index: index, input: input)
+    }
+}
+
+/// Reads one checked image input: pixels with their content id, or only the id to look up.
+func readImage(_ source: ImageSource, decoder: PNGDecoder) throws -> RequestImage {
+    let input = source.input
+    if let imageId = input.imageId { return RequestImage(imageId: imageId, image: nil) }
+    let image = if let path = input.path {
+        try decoder.decode(contentsOf: path)
+    } else {
+        try decoder.decode(base64: input.png ?? "", input: "params.images[\(source.index)].png")
+    }
+    return RequestImage(imageId: CLIPRuntime.imageId(for: image), image: image)
+}
+
+extension CLIPRuntime {
+    /// Encodes one batch of a request's images. Each image is read and reduced to its preprocessed
+    /// pixels before the next is read; cache hits are not encoded again; the misses go through the
+    /// image tower in one forward pass.
+    func encodeBatch(
+        _ sources: ArraySlice<ImageSource>, with clip: LoadedCLIP, dense: Bool, decoder: PNGDecoder, cancellation: CancellationFlag
+    ) throws -> [EncodedImage] {
+        var encoded: [EncodedImage?] = []
+        var misses: [(slot: Int, image: PreparedImage)] = []
+        var densePixels: [(slot: Int, pixels: [Float])] = []
+        for source in sources {
+            try cancellation.check()
+            let slot = encoded.count
+            let request = try readImage(source, decoder: decoder)
+            guard let image = request.image else {
+                if dense {
+                    throw RPCError.invalidParams("params.images[\(source.index)]: dense features need the image itself, not an imageId")
+                }
+                guard let hit = cachedEmbedding(of: request.imageId, clip: clip) else { throw notCached(request.imageId, index: source.index, clip: clip) }
+                encoded.append(EncodedImage(index: source.index, imageId: request.imageId, width: hit.width, height: hit.height,
+                                            cached: true, embedding: hit.embedding))
+                continue
+            }
+            let hit = cachedEmbedding(of: request.imageId, clip: clip)
+            let pixels = hit == nil || dense ? clip.preprocessing(image) : []
+            if let hit {
+                encoded.append(EncodedImage(index: source.index, imageId: request.imageId, width: hit.width, height: hit.height,
+                                            cached: true, embedding: hit.embedding))
+            } else {
+                encoded.append(nil)
+                misses.append((slot, PreparedImage(imageId: request.imageId, width: image.width, height: image.height, pixels: pixels)))
+            }
+            if dense { densePixels.append((slot, pixels)) }
+        }
+        let embeddings = try encodeAndCache(misses.map(\.image), with: clip, cancellation: cancellation)
+        for ((slot, image), embedding) in zip(misses, embeddings) {
+            encoded[slot] = EncodedImage(index: sources[sources.startIndex + slot].index, imageId: image.imageId,
+                                         width: image.width, height: image.height, cached: false, embedding: embedding)
+        }
+        var result = encoded.map { $0! }
+        if !densePixels.isEmpty {
+            let maps = try clip.model.encodeImageDense(densePixels.flatMap(\.pixels), count: densePixels.count,
+                                                       shouldCancel: { cancellation.isCancelled })
+            for (index, input) in densePixels.enumerated() {
+                result[input.slot].dense = DenseFeatures(gridHeight: maps.gridHeight, gridWidth: maps.gridWidth, features: maps.features[index])
+            }
+        }
+        return result
     }
 }
 
@@ -108,24 +220,14 @@ extension Services {
         try await model(id, kind: "clip", as: LoadedCLIP.self)
     }
 
+    /// A PNG decoder with the daemon's pixel budget.
+    var pngDecoder: PNGDecoder { PNGDecoder(pixelBudget: configuration.maxImagePixels) }
+
+    /// Reads every image of a request at once (for requests about one image; lists stream through
+    /// `CLIPRuntime.encodeBatch`).
     func decodeImages(_ inputs: [ImageInput]) throws -> [RequestImage] {
-        guard !inputs.isEmpty else { throw RPCError.invalidParams("params.images: expected at least one image") }
-        let decoder = PNGDecoder(pixelBudget: configuration.maxImagePixels)
-        return try inputs.enumerated().map { index, input in
-            let field = "params.images[\(index)]"
-            let given = [input.path != nil, input.png != nil, input.imageId != nil].filter { $0 }.count
-            guard given == 1 else {
-                throw RPCError.invalidParams("\(field): expected exactly one of 'path', 'png' (base64) or 'imageId'")
-            }
-            if let imageId = input.imageId { return RequestImage(imageId: imageId, image: nil) }
-            let image: RGBImage
-            if let path = input.path {
-                image = try decoder.decode(contentsOf: path)
-            } else {
-                image = try decoder.decode(base64: input.png!, input: "\(field).png")
-            }
-            return RequestImage(imageId: CLIPRuntime.imageId(for: image), image: image)
-        }
+        let decoder = pngDecoder
+        return try imageSources(inputs).map { try readImage($0, decoder: decoder) }
     }
 }
 

@@ -79,34 +79,58 @@ final class CLIPRuntime: Sendable {
         var results: [(embedding: [Float], cached: Bool, width: Int, height: Int)?] = Array(repeating: nil, count: items.count)
         var misses: [Int] = []
         for (index, item) in items.enumerated() {
-            if let hit = imageCache.value(for: ImageKey(model: clip.id, imageId: item.imageId)) {
+            if let hit = cachedEmbedding(of: item.imageId, clip: clip) {
                 results[index] = (hit.embedding, true, hit.width, hit.height)
             } else if item.image != nil {
                 misses.append(index)
             } else {
-                throw RPCError(code: ErrorCode.imageUnreadable, message:
-                    "params.images[\(index)].imageId: '\(item.imageId)' is not in the cache of model '\(clip.id)' (never encoded with it, or evicted); send the image itself")
+                throw notCached(item.imageId, index: index, clip: clip)
             }
         }
-        let size = clip.preprocessing.imageSize
         var done = items.count - misses.count
         for start in stride(from: 0, to: misses.count, by: max(1, batchSize)) {
             try cancellation.check()
-            let batch = Array(misses[start..<min(start + batchSize, misses.count)])
-            var pixels: [Float] = []
-            pixels.reserveCapacity(batch.count * 3 * size * size)
-            for index in batch { pixels += clip.preprocessing(items[index].image!) }
-            let embeddings = try clip.model.encodeImages(pixels, count: batch.count, shouldCancel: { cancellation.isCancelled })
-            for (index, embedding) in zip(batch, embeddings) {
+            let batch = misses[start..<min(start + batchSize, misses.count)].map { index in
                 let image = items[index].image!
-                imageCache.insert(CachedImage(embedding: embedding, width: image.width, height: image.height),
-                                  for: ImageKey(model: clip.id, imageId: items[index].imageId), cost: embedding.count * 4 + 128)
+                return PreparedImage(imageId: items[index].imageId, width: image.width, height: image.height, pixels: clip.preprocessing(image))
+            }
+            let embeddings = try encodeAndCache(batch, with: clip, cancellation: cancellation)
+            for (index, (image, embedding)) in zip(misses[start...], zip(batch, embeddings)) {
                 results[index] = (embedding, false, image.width, image.height)
             }
             done += batch.count
             onBatch(done)
         }
         return results.map { $0! }
+    }
+
+    /// An image reduced to what encoding needs: its content id, size and preprocessed pixels.
+    struct PreparedImage: Sendable {
+        let imageId: String
+        let width: Int
+        let height: Int
+        let pixels: [Float]
+    }
+
+    func cachedEmbedding(of imageId: String, clip: LoadedCLIP) -> CachedImage? {
+        imageCache.value(for: ImageKey(model: clip.id, imageId: imageId))
+    }
+
+    func notCached(_ imageId: String, index: Int, clip: LoadedCLIP) -> RPCError {
+        RPCError(code: ErrorCode.imageUnreadable, message:
+            "params.images[\(index)].imageId: '\(imageId)' is not in the cache of model '\(clip.id)' (never encoded with it, or evicted); send the image itself")
+    }
+
+    /// Encodes prepared images in one forward pass and caches their embeddings.
+    func encodeAndCache(_ images: [PreparedImage], with clip: LoadedCLIP, cancellation: CancellationFlag) throws -> [[Float]] {
+        guard !images.isEmpty else { return [] }
+        let embeddings = try clip.model.encodeImages(images.flatMap(\.pixels), count: images.count,
+                                                     shouldCancel: { cancellation.isCancelled })
+        for (image, embedding) in zip(images, embeddings) {
+            imageCache.insert(CachedImage(embedding: embedding, width: image.width, height: image.height),
+                              for: ImageKey(model: clip.id, imageId: image.imageId), cost: embedding.count * 4 + 128)
+        }
+        return embeddings
     }
 
     /// Normalised text embeddings for prompts, encoding only the cache misses.

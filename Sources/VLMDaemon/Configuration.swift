@@ -1,4 +1,5 @@
 import Foundation
+import VLMWire
 
 /// Limits and settings fixed at start-up (flags of `vlmd`), some adjustable by `initialize`.
 public struct DaemonConfiguration: Sendable {
@@ -6,6 +7,8 @@ public struct DaemonConfiguration: Sendable {
     public var maxImagePixels = 64 << 20
     public var memoryBudgetBytes = 8 << 30
     public var imageCacheBytes = 512 << 20
+    /// Deepest nesting accepted in a message body (arrays and objects).
+    public var maxJSONDepth = JSONParser.defaultMaxDepth
     public var threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
     /// Where `optimise-prompt` saves learned prompts and `classify` finds them by name.
     public var promptsDirectory: URL = {

@@ -14,6 +14,11 @@ public actor Daemon {
     private var phase = Phase.starting
     private var table: HandlerTable
     private var inFlight: [RequestID: InFlight] = [:]
+    /// Large bodies being parsed on a compute thread, so they never hold up the messages behind them.
+    private var pendingParses: [Int: Task<Void, Never>] = [:]
+    private var parseSequence = 0
+    /// Ids cancelled while some body was still being parsed: the request may be in that body.
+    private var earlyCancels: Set<RequestID> = []
     private let onExit: @Sendable (Int32) -> Void
     let services: Services
 
@@ -59,7 +64,8 @@ public actor Daemon {
             memory: MemoryStatus(
                 modelBytes: await services.registry.usedBytes, budgetBytes: configuration.memoryBudgetBytes,
                 residentBytes: residentMemoryBytes()),
-            caches: await services.cacheStatuses())
+            caches: await services.cacheStatuses(),
+            logLinesDropped: outbox.stderr.droppedLines)
     }
 
     /// Reads frames until end of input, then cancels what is still running and exits.
@@ -72,8 +78,10 @@ public actor Daemon {
 
     public func receive(_ event: FrameEvent) async {
         switch event {
+        case .message(let body) where body.count <= Self.inlineParseBytes:
+            await receive(IncomingMessage.parse(body, maxDepth: configuration.maxJSONDepth))
         case .message(let body):
-            await receive(IncomingMessage.parse(body))
+            parseInBackground(body)
         case .oversize(let length, let limit):
             outbox.log(.warning, "skipped a \(length)-byte message (limit \(limit))")
             await reply(nil, error: .invalidRequest(
@@ -81,6 +89,33 @@ public actor Daemon {
         case .badHeader(let reason):
             await reply(nil, error: .parseError("bad message header: \(reason)"))
         }
+    }
+
+    /// Bodies up to this size are parsed in the message loop (well under a millisecond); larger ones
+    /// on a compute thread.
+    static let inlineParseBytes = 64 << 10
+
+    private func parseInBackground(_ body: Data) {
+        parseSequence += 1
+        let sequence = parseSequence
+        let maxDepth = configuration.maxJSONDepth
+        pendingParses[sequence] = Task {
+            let message = try? await ComputeThreads.run(cancellation: CancellationFlag()) { _ in
+                IncomingMessage.parse(body, maxDepth: maxDepth)
+            }
+            if let message { await self.receive(message) }
+            self.parseFinished(sequence)
+        }
+    }
+
+    private func parseFinished(_ sequence: Int) {
+        pendingParses[sequence] = nil
+        if pendingParses.isEmpty { earlyCancels.removeAll() }
+    }
+
+    /// Lifecycle steps apply after every message received before them, including those still being parsed.
+    private func awaitPendingParses() async {
+        while let pending = pendingParses.values.first { await pending.value }
     }
 
     func receive(_ message: IncomingMessage) async {
@@ -99,12 +134,14 @@ public actor Daemon {
     private func receiveNotification(_ method: String, _ params: JSONValue?) async {
         switch method {
         case Method.exit:
+            await awaitPendingParses()
             await exit(code: phase == .shuttingDown ? 0 : 1)
         case Method.cancelRequest:
             guard let id = params?["id"].flatMap(RequestID.init) else {
                 outbox.log(.warning, "$/cancelRequest without a valid 'id' was ignored")
                 return
             }
+            if inFlight[id] == nil, !pendingParses.isEmpty, earlyCancels.count < 10_000 { earlyCancels.insert(id) }
             cancel(id)
         case Method.setTrace:
             if let value = params?["value"]?.stringValue, ["off", "messages", "verbose"].contains(value) {
@@ -132,6 +169,7 @@ public actor Daemon {
         case (.running, Method.initialize):
             await reply(id, error: .invalidRequest("'initialize' may be sent only once"))
         case (.running, Method.shutdown):
+            await awaitPendingParses()
             phase = .shuttingDown
             await reply(id, result: JSONValue.null)
         case (.running, _):
@@ -175,7 +213,8 @@ public actor Daemon {
                 protocolVersion: ProtocolVersion.current,
                 limits: Limits(
                     maxMessageBytes: configuration.maxMessageBytes, maxImagePixels: configuration.maxImagePixels,
-                    memoryBudgetBytes: configuration.memoryBudgetBytes, threads: services.threads),
+                    memoryBudgetBytes: configuration.memoryBudgetBytes, threads: services.threads,
+                maxJSONDepth: configuration.maxJSONDepth),
                 methods: [Method.initialize, Method.shutdown, Method.exit, Method.cancelRequest, Method.setTrace] + table.methods,
                 modelKinds: services.registry.kinds)),
             serverInfo: ServerInfo(name: "vlmd", version: ProtocolVersion.current))
@@ -198,6 +237,7 @@ public actor Daemon {
             await self.finish(id, context: context, outcome: outcome)
         }
         inFlight[id] = InFlight(method: method, started: .now, task: task, context: context)
+        if earlyCancels.remove(id) != nil { cancel(id) }
     }
 
     /// Sends the one reply a request gets, whatever happened to it.
@@ -232,6 +272,7 @@ public actor Daemon {
     }
 
     private func endOfInput() async {
+        await awaitPendingParses()
         let running = Array(inFlight.values)
         if !running.isEmpty { outbox.log(.info, "end of input: cancelling \(running.count) request(s) in flight") }
         for request in running {
@@ -240,6 +281,27 @@ public actor Daemon {
         }
         for request in running { await request.task.value }
         await exit(code: phase == .shuttingDown ? 0 : 1)
+    }
+
+    /// For SIGTERM/SIGINT/SIGHUP: cancels every request in flight and waits (up to `grace`) until each
+    /// has sent its reply. Does not exit; the caller does, once the output is flushed.
+    public func terminate(reason: String, grace: Duration = .seconds(10)) async {
+        let running = Array(inFlight.values)
+        outbox.log(.info, "\(reason): cancelling \(running.count) request(s) in flight and exiting")
+        for request in running {
+            request.context.cancellation.cancel()
+            request.task.cancel()
+        }
+        // Wait for the replies, but not past the grace period: a model load cannot be interrupted.
+        let answered = Mutex(false)
+        Task {
+            for request in running { await request.task.value }
+            answered.withLock { $0 = true }
+        }
+        let deadline = ContinuousClock.now + grace
+        while !answered.withLock({ $0 }), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
     }
 
     private func exit(code: Int32) async {

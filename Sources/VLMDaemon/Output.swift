@@ -13,6 +13,7 @@ extension FrameWriter: MessageSink {}
 /// Sends notifications and logs on behalf of every part of the daemon.
 public final class Outbox: Sendable {
     let sink: any MessageSink
+    let stderr: LogWriter
     private let state: Mutex<State>
 
     private struct State {
@@ -21,8 +22,9 @@ public final class Outbox: Sendable {
         var trace = "off"
     }
 
-    init(sink: any MessageSink, stderrLogLevel: LogLevel) {
+    init(sink: any MessageSink, stderrLogLevel: LogLevel, stderr: LogWriter = .standardError) {
         self.sink = sink
+        self.stderr = stderr
         state = Mutex(State(stderrLogLevel: stderrLogLevel))
     }
 
@@ -41,7 +43,7 @@ public final class Outbox: Sendable {
     func log(_ level: LogLevel, _ message: String, toClient: Bool = true) {
         let (stderrLevel, clientLevel) = state.withLock { ($0.stderrLogLevel, $0.clientLogLevel) }
         if level >= stderrLevel {
-            FileHandle.standardError.write(Data("vlmd [\(level)] \(message)\n".utf8))
+            stderr.write("vlmd [\(level)] \(message)")
         }
         if toClient, clientLevel != .off, level >= clientLevel {
             Task { await notify(Method.logMessage, LogMessageParams(type: level.lspMessageType, message: message)) }
@@ -57,13 +59,13 @@ public final class Outbox: Sendable {
 
 /// A minimal lock-protected box (Synchronization.Mutex needs a newer deployment target on some
 /// toolchains; NSLock is everywhere).
-final class Mutex<Value>: @unchecked Sendable {
+public final class Mutex<Value>: @unchecked Sendable {
     private var value: Value
     private let lock = NSLock()
 
-    init(_ value: Value) { self.value = value }
+    public init(_ value: Value) { self.value = value }
 
-    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+    public func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
         lock.lock()
         defer { lock.unlock() }
         return try body(&value)

@@ -86,10 +86,9 @@ public final class LanguageModel: @unchecked Sendable {
             tokenizer: tokenizer.vocabulary.model)
     }
 
-    /// Weight bytes (memory-mapped) plus one full-context KV cache (keys and values, Float).
+    /// Weight bytes (memory-mapped) plus one full-context KV cache (keys and values, fp16).
     public var memoryBytes: Int {
-        let cacheBytes = 2 * MemoryLayout<Float>.size * hyperparameters.blockCount * contextLength * hyperparameters.keyValueDimension
-        return transformer.weights.byteCount + cacheBytes
+        transformer.weights.byteCount + KVCache.byteCount(hyperparameters: hyperparameters, capacity: contextLength)
     }
 
     /// Token ids of `prompt` (BOS added as the model asks; control tokens parsed when `parseSpecial`).

@@ -3,7 +3,8 @@
 // Where things are (read in this order):
 //   LanguageModel.swift        the public API: load, tokenize, generate (streaming), score, describe
 //   GGUF/                      the file format: bounds-checked reader over a memory mapping
-//   Model/Hyperparameters      `<arch>.*` keys -> shapes; ArchitectureTraits is where new families plug in
+//   Model/Architecture         the registry of families (llama, qwen2, qwen3, gemma3): options of the one forward pass
+//   Model/Hyperparameters      `<arch>.*` keys -> shapes
 //   Model/Weights              tensors by name, viewed in place (no dequantisation at load)
 //   Model/Transformer          the forward pass, top to bottom (embeddings, N blocks, norm, logits)
 //   Model/LayerMath, KVCache   RMSNorm, RoPE, softmax, SwiGLU; the per-sequence attention memory

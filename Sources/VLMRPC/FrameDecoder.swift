@@ -6,17 +6,22 @@ public enum FrameEvent: Sendable, Equatable {
     case message(Data)
     /// A message larger than the limit. Its body was skipped without being buffered.
     case oversize(length: Int, limit: Int)
-    /// A header block that could not be understood; it was discarded and decoding resynchronised
-    /// at the end of that block.
+    /// A header block that could not be accepted. When it carried a usable Content-Length, that
+    /// many body bytes were skipped, so the stream stays in step; otherwise decoding resynchronised
+    /// at the end of the block.
     case badHeader(String)
 }
 
 /// Incremental decoder for the LSP base protocol: `Header: value\r\n` lines, a blank line, then
 /// exactly Content-Length bytes of body. Bytes can arrive split at any point.
 ///
-/// Memory is bounded whatever the peer sends: a header block may be at most `maxHeaderBytes`, and a
-/// body is buffered only when its announced length is within `maxMessageBytes` (bigger bodies are
-/// counted off as they stream past).
+/// Headers are read line by line, so a Content-Length is known whatever else is wrong with its
+/// block (a second Content-Length, a foreign charset, LF-only line ends, an overlong block): the
+/// message is refused but its body is still consumed, and the next message starts where it should.
+///
+/// Memory is bounded whatever the peer sends: at most `maxHeaderBytes` of a header line are kept,
+/// and a body is buffered only when its announced length is within `maxMessageBytes` (bigger
+/// bodies are counted off as they stream past).
 public struct FrameDecoder: Sendable {
     public let maxMessageBytes: Int
     public let maxHeaderBytes: Int
@@ -25,12 +30,24 @@ public struct FrameDecoder: Sendable {
         case header
         case body(remaining: Int)
         case skipping(remaining: Int)
-        /// After an overlong header: discard until the next blank line.
-        case resyncing
+    }
+
+    /// What the header lines of the current block said so far.
+    private struct HeaderBlock: Sendable {
+        var lines = 0
+        var bytes = 0
+        var contentLength: Int?
+        var problems: [String] = []
+
+        mutating func note(_ problem: String) {
+            if problems.count < 4, !problems.contains(problem) { problems.append(problem) }
+        }
     }
 
     private var state: State = .header
-    private var header: [UInt8] = []
+    private var line: [UInt8] = []
+    private var lineTruncated = false
+    private var block = HeaderBlock()
     private var body = Data()
 
     public init(maxMessageBytes: Int, maxHeaderBytes: Int = 8192) {
@@ -44,7 +61,7 @@ public struct FrameDecoder: Sendable {
         var index = bytes.startIndex
         while index != bytes.endIndex {
             switch state {
-            case .header, .resyncing:
+            case .header:
                 let byte = bytes[index]
                 index = bytes.index(after: index)
                 if let event = consumeHeaderByte(byte) { events.append(event) }
@@ -72,81 +89,106 @@ public struct FrameDecoder: Sendable {
 
     /// True when no partial message is pending (a clean place for the stream to end).
     public var isAtMessageBoundary: Bool {
-        if case .header = state { return header.isEmpty }
+        if case .header = state { return line.isEmpty && block.lines == 0 }
         return false
     }
 
     private mutating func consumeHeaderByte(_ byte: UInt8) -> FrameEvent? {
-        header.append(byte)
-        let endsBlock = header.count >= 4 && header.suffix(4).elementsEqual([13, 10, 13, 10])
-        if case .resyncing = state {
-            if header.count > 4 { header.removeFirst(header.count - 4) }
-            if endsBlock { header.removeAll(keepingCapacity: true); state = .header }
+        block.bytes += 1
+        guard byte == 10 else {  // not LF: part of the current line
+            if line.count < maxHeaderBytes { line.append(byte) } else { lineTruncated = true }
             return nil
         }
-        if endsBlock {
-            let block = header
-            header.removeAll(keepingCapacity: true)
-            return startBody(headerBlock: block)
+        var text = line[...]
+        if text.last == 13 { text = text.dropLast() } else { block.note("header lines must end in CRLF, not a bare LF") }
+        defer {
+            line.removeAll(keepingCapacity: true)
+            lineTruncated = false
         }
-        if header.count > maxHeaderBytes {
-            header.removeAll(keepingCapacity: true)
-            state = .resyncing
-            return .badHeader("header block longer than \(maxHeaderBytes) bytes without a blank line")
+        if text.isEmpty {
+            // A blank line before any header line is stray line-end bytes between messages; skip it.
+            guard block.lines > 0 else {
+                block = HeaderBlock()
+                return nil
+            }
+            return endOfBlock()
         }
+        block.lines += 1
+        if lineTruncated { block.note("a header line is longer than \(maxHeaderBytes) bytes") }
+        readHeaderLine(text)
         return nil
     }
 
-    private mutating func startBody(headerBlock: [UInt8]) -> FrameEvent? {
-        switch Self.contentLength(in: headerBlock.dropLast(4)) {
-        case .failure(let reason):
-            return .badHeader(reason.message)
-        case .success(let length):
-            if length > maxMessageBytes {
-                state = length == 0 ? .header : .skipping(remaining: length)
-                return .oversize(length: length, limit: maxMessageBytes)
+    private mutating func readHeaderLine(_ bytes: ArraySlice<UInt8>) {
+        guard bytes.allSatisfy({ $0 < 0x80 }), let text = String(bytes: bytes, encoding: .ascii) else {
+            block.note("header is not ASCII text")
+            return
+        }
+        var line = Substring(text)
+        guard let colon = line.firstIndex(of: ":") else {
+            block.note("malformed header line '\(line.prefix(80))' (expected 'Name: value')")
+            return
+        }
+        if !isToken(line[..<colon]) {
+            // The tail of a body whose header was refused runs into the next header without a line
+            // break; pick up the Content-Length that follows it instead of losing that message too.
+            guard let range = line.range(of: "content-length:", options: [.caseInsensitive, .backwards]) else {
+                block.note("malformed header line '\(line.prefix(80))' (expected 'Name: value')")
+                return
             }
-            if length == 0 { return .message(Data()) }
-            body.reserveCapacity(length)
-            state = .body(remaining: length)
-            return nil
+            line = line[range.lowerBound...]
+        }
+        let separator = line.firstIndex(of: ":")!
+        let name = line[..<separator].trimmingCharacters(in: .whitespaces).lowercased()
+        let value = line[line.index(after: separator)...].trimmingCharacters(in: .whitespaces)
+        switch name {
+        case "content-length":
+            guard !value.isEmpty, value.count <= 18, value.allSatisfy({ $0.isASCII && $0.isNumber }), let parsed = Int(value) else {
+                block.note("Content-Length '\(value.prefix(40))' is not a non-negative integer")
+                return
+            }
+            if block.contentLength != nil {
+                block.note("Content-Length given twice")
+            } else {
+                block.contentLength = parsed
+            }
+        case "content-type":
+            let lower = value.lowercased()
+            if lower.contains("charset"), !lower.contains("utf-8"), !lower.contains("utf8") {
+                block.note("unsupported Content-Type '\(value.prefix(80))': bodies must be UTF-8")
+            }
+        default:
+            break  // unknown headers are ignored, as LSP allows
         }
     }
 
-    struct HeaderError: Error { let message: String }
+    private func isToken(_ name: Substring) -> Bool {
+        let trimmed = name.trimmingCharacters(in: .whitespaces)
+        return !trimmed.isEmpty && trimmed.unicodeScalars.allSatisfy {
+            CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0)
+        }
+    }
 
-    /// Parses the header lines. Content-Length is required; Content-Type, if present, must be JSON in UTF-8.
-    static func contentLength(in block: ArraySlice<UInt8>) -> Result<Int, HeaderError> {
-        guard let text = String(bytes: block, encoding: .ascii) ?? String(bytes: block, encoding: .utf8) else {
-            return .failure(HeaderError(message: "header is not ASCII text"))
+    private mutating func endOfBlock() -> FrameEvent? {
+        var finished = block
+        block = HeaderBlock()
+        if finished.bytes > maxHeaderBytes { finished.note("header block longer than \(maxHeaderBytes) bytes") }
+        guard let length = finished.contentLength else {
+            finished.note("missing Content-Length header")
+            return .badHeader(finished.problems.joined(separator: "; "))
         }
-        var length: Int?
-        for line in text.components(separatedBy: "\r\n") {
-            guard let colon = line.firstIndex(of: ":") else {
-                return .failure(HeaderError(message: "malformed header line '\(line.prefix(80))' (expected 'Name: value')"))
-            }
-            let name = line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
-            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            switch name {
-            case "content-length":
-                guard !value.isEmpty, value.count <= 18, value.allSatisfy(\.isASCII), value.allSatisfy(\.isNumber),
-                    let parsed = Int(value)
-                else {
-                    return .failure(HeaderError(message: "Content-Length '\(value.prefix(40))' is not a non-negative integer"))
-                }
-                if length != nil { return .failure(HeaderError(message: "Content-Length given twice")) }
-                length = parsed
-            case "content-type":
-                let lower = value.lowercased()
-                if lower.contains("charset"), !lower.contains("utf-8"), !lower.contains("utf8") {
-                    return .failure(HeaderError(message: "unsupported Content-Type '\(value)': bodies must be UTF-8"))
-                }
-            default:
-                continue  // unknown headers are ignored, as LSP allows
-            }
+        if length > maxMessageBytes {
+            state = length == 0 ? .header : .skipping(remaining: length)
+            return .oversize(length: length, limit: maxMessageBytes)
         }
-        guard let length else { return .failure(HeaderError(message: "missing Content-Length header")) }
-        return .success(length)
+        if !finished.problems.isEmpty {
+            state = length == 0 ? .header : .skipping(remaining: length)
+            return .badHeader(finished.problems.joined(separator: "; ") + " (the \(length)-byte body was skipped)")
+        }
+        if length == 0 { return .message(Data()) }
+        body.reserveCapacity(length)
+        state = .body(remaining: length)
+        return nil
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import VLMWire
 
 /// A JSON-RPC client for a `vlmd` subprocess (used by the `vlm` CLI and by tests).
@@ -7,7 +8,7 @@ import VLMWire
 public final class RPCClient: @unchecked Sendable {
     public typealias NotificationHandler = @Sendable (_ method: String, _ params: JSONValue) -> Void
 
-    private let process: Process
+    private let daemon: DaemonProcess
     private let writer: FrameWriter
     private let reader: FrameReader
     private let lock = NSLock()
@@ -28,18 +29,13 @@ public final class RPCClient: @unchecked Sendable {
         public var description: String { "the daemon exited before replying" }
     }
 
-    /// Starts `executable` with `arguments`; its stderr is passed through to ours.
+    /// Starts `executable` with `arguments`; its stderr is passed through to ours. The daemon runs in
+    /// its own process group, so a Ctrl-C at the terminal reaches only the client, which cancels
+    /// requests and shuts the daemon down in order.
     public init(executable: URL, arguments: [String] = []) throws {
-        process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        let stdin = Pipe(), stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = FileHandle.standardError
-        try process.run()
-        writer = FrameWriter(fileDescriptor: stdin.fileHandleForWriting.fileDescriptor)
-        reader = FrameReader(fileDescriptor: stdout.fileHandleForReading.fileDescriptor, maxMessageBytes: 1 << 30)
+        daemon = try DaemonProcess(executable: executable.path, arguments: arguments)
+        writer = FrameWriter(fileDescriptor: daemon.input)
+        reader = FrameReader(fileDescriptor: daemon.output, maxMessageBytes: 1 << 30)
         Task { [weak self] in await self?.readLoop() }
     }
 
@@ -125,12 +121,118 @@ public final class RPCClient: @unchecked Sendable {
         return result
     }
 
-    /// `shutdown` + `exit`, then waits for the process; returns its exit code.
+    /// `shutdown` + `exit`, then waits for the process; returns its exit code. With a `deadline`,
+    /// a daemon still running then (say, busy finishing a model load) is killed.
     @discardableResult
-    public func shutdown() async -> Int32 {
-        _ = try? await request(Method.shutdown, params: .null)
-        await notify(Method.exit, params: .null)
-        process.waitUntilExit()
-        return process.terminationStatus
+    public func shutdown(deadline: Duration? = nil) async -> Int32 {
+        let stop = Task {
+            _ = try? await request(Method.shutdown, params: .null)
+            await notify(Method.exit, params: .null)
+            daemon.closeInput()  // end of input also ends a daemon that missed `exit`
+        }
+        if let deadline {
+            let killer = Task {
+                try await Task.sleep(for: deadline)
+                daemon.terminateNow()
+            }
+            await stop.value
+            let status = await daemon.waitForExit()
+            killer.cancel()
+            return status
+        }
+        await stop.value
+        return await daemon.waitForExit()
+    }
+
+    /// Ends the daemon at once (SIGKILL); for a client that must exit now.
+    public func killDaemon() { daemon.terminateNow() }
+}
+
+/// A child process with pipes on its stdin and stdout, spawned in a process group of its own (so
+/// signals from the terminal go to the client alone) with default signal dispositions (so what the
+/// client ignores does not leak into the daemon).
+final class DaemonProcess: Sendable {
+    let pid: pid_t
+    /// Our ends of its stdin and stdout.
+    let input: Int32
+    let output: Int32
+    private let status = Mutex<Int32?>(nil)
+    private let inputOpen = Mutex(true)
+
+    struct LaunchFailed: Error, CustomStringConvertible {
+        let path: String
+        let reason: String
+        var description: String { "cannot start \(path): \(reason)" }
+    }
+
+    init(executable: String, arguments: [String]) throws {
+        var toChild: [Int32] = [0, 0], fromChild: [Int32] = [0, 0]
+        guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else {
+            throw LaunchFailed(path: executable, reason: String(cString: strerror(errno)))
+        }
+        // Only the dup2'd copies reach the child (dup2 clears close-on-exec on them).
+        for descriptor in toChild + fromChild { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, toChild[0], STDIN_FILENO)
+        posix_spawn_file_actions_adddup2(&actions, fromChild[1], STDOUT_FILENO)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaults = sigset_t(), empty = sigset_t()
+        sigemptyset(&empty)
+        sigemptyset(&defaults)
+        for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var child: pid_t = 0
+        let result = posix_spawn(&child, executable, &actions, &attributes, argv, environ)
+        close(toChild[0])
+        close(fromChild[1])
+        guard result == 0 else {
+            close(toChild[1])
+            close(fromChild[0])
+            throw LaunchFailed(path: executable, reason: String(cString: strerror(result)))
+        }
+        pid = child
+        input = toChild[1]
+        output = fromChild[0]
+    }
+
+    func closeInput() {
+        if inputOpen.withLock({ open in defer { open = false }; return open }) { close(input) }
+    }
+
+    func terminateNow() {
+        if status.withLock({ $0 }) == nil { _ = kill(pid, SIGKILL) }
+    }
+
+    /// Waits for the process to end (polling, so a concurrent `kill` can interrupt a hung daemon);
+    /// returns its exit code, or 128 + the signal that ended it.
+    func waitForExit() async -> Int32 {
+        while true {
+            if let known = status.withLock({ $0 }) { return known }
+            var raw: Int32 = 0
+            let reaped = waitpid(pid, &raw, WNOHANG)
+            if reaped == pid || (reaped < 0 && errno == ECHILD) {
+                let code = reaped == pid ? Self.exitCode(raw) : -1
+                status.withLock { $0 = code }
+                closeInput()
+                return code
+            }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    private static func exitCode(_ raw: Int32) -> Int32 {
+        let signal = raw & 0x7f
+        return signal == 0 ? (raw >> 8) & 0xff : 128 + signal
     }
 }

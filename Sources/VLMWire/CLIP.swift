@@ -37,6 +37,8 @@ public struct EncodeImageParams: Codable, Sendable {
     public var images: [ImageInput]
     /// Also return the per-position (patch) features before pooling, through the final projection.
     public var dense: Bool?
+    /// Images read, encoded and streamed per step (1...256, default 8).
+    public var batchSize: Int?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
 }
@@ -107,6 +109,8 @@ public struct ClassifyParams: Codable, Sendable {
     /// A prompt saved by `optimise-prompt` (its `saveAs` name); replaces `templates`. `labels` may
     /// name new classes for a shared soft context.
     public var learnedPrompt: String?
+    /// Images read, encoded and streamed per step (1...256, default 8).
+    public var batchSize: Int?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
 }

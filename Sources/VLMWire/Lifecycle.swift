@@ -40,8 +40,13 @@ public struct Limits: Codable, Sendable {
     public var maxImagePixels: Int
     public var memoryBudgetBytes: Int
     public var threads: Int
+    /// Deepest nesting of arrays and objects accepted in a message; deeper ones get -32600.
+    public var maxJSONDepth: Int
 
-    public init(maxMessageBytes: Int, maxImagePixels: Int, memoryBudgetBytes: Int, threads: Int) { self.maxMessageBytes = maxMessageBytes; self.maxImagePixels = maxImagePixels; self.memoryBudgetBytes = memoryBudgetBytes; self.threads = threads }
+    public init(maxMessageBytes: Int, maxImagePixels: Int, memoryBudgetBytes: Int, threads: Int, maxJSONDepth: Int = JSONParser.defaultMaxDepth) {
+        self.maxMessageBytes = maxMessageBytes; self.maxImagePixels = maxImagePixels; self.memoryBudgetBytes = memoryBudgetBytes
+        self.threads = threads; self.maxJSONDepth = maxJSONDepth
+    }
 }
 
 public struct ExperimentalCapabilities: Codable, Sendable {
@@ -125,8 +130,13 @@ public struct StatusResult: Codable, Sendable {
     public var models: [ModelInfo]
     public var memory: MemoryStatus
     public var caches: [CacheStatus]
+    /// stderr log lines dropped because stderr was closed or not being read.
+    public var logLinesDropped: Int
 
-    public init(uptimeSeconds: Double, requestsInFlight: Int, inFlight: [InFlightRequest], models: [ModelInfo], memory: MemoryStatus, caches: [CacheStatus]) { self.uptimeSeconds = uptimeSeconds; self.requestsInFlight = requestsInFlight; self.inFlight = inFlight; self.models = models; self.memory = memory; self.caches = caches }
+    public init(uptimeSeconds: Double, requestsInFlight: Int, inFlight: [InFlightRequest], models: [ModelInfo], memory: MemoryStatus, caches: [CacheStatus], logLinesDropped: Int = 0) {
+        self.uptimeSeconds = uptimeSeconds; self.requestsInFlight = requestsInFlight; self.inFlight = inFlight; self.models = models
+        self.memory = memory; self.caches = caches; self.logLinesDropped = logLinesDropped
+    }
 }
 
 public struct InFlightRequest: Codable, Sendable {

@@ -4,6 +4,9 @@ import Foundation
 public enum RequestID: Sendable, Hashable, Codable, CustomStringConvertible {
     case int(Int64)
     case string(String)
+    /// An integral id written with a fraction or an exponent (`2.0`, `1e3`): equal to `.int` of its
+    /// value, but replies echo `text` so the client sees its id exactly as it sent it.
+    case spelled(Int64, text: String)
 
     public init(from decoder: Decoder) throws {
         let container = try decoder.singleValueContainer()
@@ -13,15 +16,23 @@ public enum RequestID: Sendable, Hashable, Codable, CustomStringConvertible {
     public func encode(to encoder: Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
-        case .int(let i): try container.encode(i)
+        case .int(let i), .spelled(let i, _): try container.encode(i)
         case .string(let s): try container.encode(s)
         }
     }
 
     public var json: JSONValue {
         switch self {
-        case .int(let i): return .int(i)
+        case .int(let i), .spelled(let i, _): return .int(i)
         case .string(let s): return .string(s)
+        }
+    }
+
+    /// The id's JSON text as the client wrote it.
+    public var wireText: Data {
+        switch self {
+        case .spelled(_, let text): return Data(text.utf8)
+        default: return (try? JSONCoding.encode(self)) ?? Data("null".utf8)
         }
     }
 
@@ -34,9 +45,20 @@ public enum RequestID: Sendable, Hashable, Codable, CustomStringConvertible {
         }
     }
 
+    public static func == (a: RequestID, b: RequestID) -> Bool {
+        switch (a.json, b.json) {
+        case (.int(let x), .int(let y)): return x == y
+        case (.string(let x), .string(let y)): return x == y
+        default: return false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(json) }
+
     public var description: String {
         switch self {
         case .int(let i): return String(i)
+        case .spelled(_, let text): return text
         case .string(let s): return "\"\(s)\""
         }
     }
@@ -50,15 +72,41 @@ public enum IncomingMessage: Sendable {
     case response(id: RequestID?, result: JSONValue?, error: RPCError?)
     case invalid(id: RequestID?, error: RPCError)
 
-    public static func parse(_ body: Data) -> IncomingMessage {
+    public static func parse(_ body: Data, maxDepth: Int = JSONParser.defaultMaxDepth) -> IncomingMessage {
         guard String(data: body, encoding: .utf8) != nil else {
             return .invalid(id: nil, error: .parseError("message body is not valid UTF-8"))
         }
-        let json: JSONValue
-        do { json = try JSONCoding.decode(JSONValue.self, from: body) } catch {
-            return .invalid(id: nil, error: .parseError("message body is not valid JSON: \(describe(error))"))
+        let parsed: JSONParser.Parsed
+        do { parsed = try JSONParser.parse(body, maxDepth: maxDepth) } catch {
+            return .invalid(id: nil, error: .parseError("message body is not valid JSON: \(error)"))
         }
-        return classify(json)
+        let message = classify(parsed.value).keepingSpelling(of: parsed.rawNumericID)
+        if let offset = parsed.depthExceededAt {
+            return .invalid(id: message.id, error: .invalidRequest(
+                "message nests arrays/objects deeper than \(maxDepth) levels (at byte \(offset); see maxJSONDepth in initialize)"))
+        }
+        return message
+    }
+
+    /// The id the message carries, if any.
+    public var id: RequestID? {
+        switch self {
+        case .request(let id, _, _): return id
+        case .response(let id, _, _), .invalid(let id, _): return id
+        case .notification: return nil
+        }
+    }
+
+    /// Replaces an integral id parsed from `2.0`-style text by one that echoes that text.
+    private func keepingSpelling(of rawID: String?) -> IncomingMessage {
+        guard let rawID, Int64(rawID) == nil, let value = id?.json.intValue else { return self }
+        let spelled = RequestID.spelled(value, text: rawID)
+        switch self {
+        case .request(_, let method, let params): return .request(id: spelled, method: method, params: params)
+        case .response(_, let result, let error): return .response(id: spelled, result: result, error: error)
+        case .invalid(_, let error): return .invalid(id: spelled, error: error)
+        case .notification: return self
+        }
     }
 
     static func classify(_ json: JSONValue) -> IncomingMessage {
@@ -96,20 +144,6 @@ public enum IncomingMessage: Sendable {
 /// Builds outgoing message bodies. The result is encoded straight from the handler's Encodable
 /// so large payloads (embeddings, maps) are not converted through JSONValue.
 public enum OutgoingMessage {
-    private struct ErrorResponse: Encodable {
-        let jsonrpc = "2.0"
-        let id: RequestID?
-        let error: RPCError
-
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: Keys.self)
-            try c.encode(jsonrpc, forKey: .jsonrpc)
-            try c.encode(id, forKey: .id)
-            try c.encode(error, forKey: .error)
-        }
-        enum Keys: String, CodingKey { case jsonrpc, id, error }
-    }
-
     private struct Notification<Params: Encodable>: Encodable {
         let jsonrpc = "2.0"
         let method: String
@@ -129,17 +163,23 @@ public enum OutgoingMessage {
 
     /// Splices an already-encoded result into the envelope, so a large result is encoded once.
     public static func response(id: RequestID, encodedResult: Data) -> Data {
-        var body = Data(#"{"jsonrpc":"2.0","id":"#.utf8)
-        body.append((try? JSONCoding.encode(id)) ?? Data("null".utf8))
-        body.append(Data(#","result":"#.utf8))
-        body.append(encodedResult)
-        body.append(UInt8(ascii: "}"))
-        return body
+        envelope(id: id, member: "result", encodedValue: encodedResult)
     }
 
     public static func error(id: RequestID?, _ error: RPCError) -> Data {
         // An RPCError always encodes (its data is a JSONValue, whose non-finite numbers become null).
-        (try? JSONCoding.encode(ErrorResponse(id: id, error: error))) ?? Data()
+        let encoded = (try? JSONCoding.encode(error)) ?? Data(#"{"code":-32603,"message":"unencodable error"}"#.utf8)
+        return envelope(id: id, member: "error", encodedValue: encoded)
+    }
+
+    /// `{"jsonrpc":"2.0","id":<id as the client spelled it>,"<member>":<value>}`.
+    private static func envelope(id: RequestID?, member: String, encodedValue: Data) -> Data {
+        var body = Data(#"{"jsonrpc":"2.0","id":"#.utf8)
+        body.append(id?.wireText ?? Data("null".utf8))
+        body.append(Data(",\"\(member)\":".utf8))
+        body.append(encodedValue)
+        body.append(UInt8(ascii: "}"))
+        return body
     }
 
     public static func notification<P: Encodable>(method: String, params: P) throws -> Data {

@@ -8,6 +8,20 @@ struct CLIPOptions: ParsableArguments {
     var clip: String
 }
 
+/// Options of the commands that stream one result per image.
+struct ImageBatchOptions: ParsableArguments {
+    @Option(parsing: .unconditional, help: "Images decoded and encoded per step; each image's line prints as soon as its step is done (default: the daemon's, 8).")
+    var batchSize: Int?
+
+    func validate() throws {
+        try require(batchSize.map { $0 >= 1 } ?? true, "--batch-size must be at least 1")
+    }
+
+    func add(to params: inout [String: JSONValue]) {
+        if let batchSize { params["batchSize"] = .int(Int64(batchSize)) }
+    }
+}
+
 extension Session {
     /// Loads a model file or directory (`kind`: clip, gguf, mmproj) and returns its ModelInfo.
     func loadModel(kind: String, path: String, contextLength: Int? = nil) async throws -> JSONValue {
@@ -36,6 +50,7 @@ struct EncodeImage: AsyncParsableCommand {
 
     @OptionGroup var options: DaemonOptions
     @OptionGroup var clip: CLIPOptions
+    @OptionGroup var batching: ImageBatchOptions
 
     @Flag(help: "Also output the per-position (patch) features.")
     var dense = false
@@ -51,18 +66,18 @@ struct EncodeImage: AsyncParsableCommand {
         let session = try await Session.start(options)
         let model = try await session.loadCLIP(clip.clip)
         let json = options.json, paths = images
-        _ = try await session.run(Method.encodeImage, params: [
-            "model": .string(model), "images": imageInputs(paths), "dense": .bool(dense),
-        ]) { partial in
+        var params: [String: JSONValue] = ["model": .string(model), "images": imageInputs(paths), "dense": .bool(dense)]
+        batching.add(to: &params)
+        _ = try await session.run(Method.encodeImage, params: .object(params)) { partial in
             guard let index = partial["index"]?.intValue.map(Int.init) else { return }
             if json {
                 var line: [String: JSONValue] = ["image": .string(paths[index])]
                 for key in ["imageId", "embedding", "dense"] { line[key] = partial[key] }
-                printJSON(.object(line))
+                Terminal.json(.object(line))
             } else {
                 let values = partial["embedding"]?.arrayValue ?? []
                 let head = values.prefix(4).compactMap { $0.doubleValue.map { String(format: "%+.4f", $0) } }
-                print("\(paths[index])  \(partial["imageId"]?.stringValue ?? "")  dim \(values.count)  [\(head.joined(separator: ", ")), …]")
+                Terminal.line("\(paths[index])  \(partial["imageId"]?.stringValue ?? "")  dim \(values.count)  [\(head.joined(separator: ", ")), …]")
             }
         }
         await session.close()
@@ -74,6 +89,7 @@ struct Classify: AsyncParsableCommand {
 
     @OptionGroup var options: DaemonOptions
     @OptionGroup var clip: CLIPOptions
+    @OptionGroup var batching: ImageBatchOptions
 
     @Option(help: "Comma-separated labels, or a file with one label per line.")
     var labels: String
@@ -81,7 +97,7 @@ struct Classify: AsyncParsableCommand {
     @Option(help: "Template bank (cifar, imagenet, simple), one template containing {}, or a file with one template per line.")
     var templates = "a photo of a {}."
 
-    @Option(help: "How many labels to show per image.")
+    @Option(parsing: .unconditional, help: "How many labels to show per image.")
     var top = 5
 
     @Option(help: "A prompt saved by optimise-prompt --save-as (replaces --templates).")
@@ -105,18 +121,19 @@ struct Classify: AsyncParsableCommand {
             "topK": .int(Int64(top)),
         ]
         if let learnedPrompt { params["learnedPrompt"] = .string(learnedPrompt) } else { params["templates"] = try templatesArgument(templates) }
+        batching.add(to: &params)
         _ = try await session.run(Method.classify, params: .object(params)) { partial in
             guard let index = partial["index"]?.intValue.map(Int.init), let probs = partial["probs"]?.arrayValue else { return }
             if json {
                 var byLabel: [String: JSONValue] = [:]
                 for (label, prob) in zip(labelList, probs) { byLabel[label] = prob }
-                printJSON(["image": .string(paths[index]), "imageId": partial["imageId"] ?? .null, "probs": .object(byLabel), "top": partial["top"] ?? .null])
+                Terminal.json(["image": .string(paths[index]), "imageId": partial["imageId"] ?? .null, "probs": .object(byLabel), "top": partial["top"] ?? .null])
             } else {
                 var line = paths[index] + ":"
                 for entry in partial["top"]?.arrayValue ?? [] {
                     line += String(format: "  %@ %.1f%%", entry["label"]?.stringValue ?? "?", (entry["prob"]?.doubleValue ?? 0) * 100)
                 }
-                print(line)
+                Terminal.line(line)
             }
         }
         await session.close()
@@ -141,11 +158,16 @@ struct Evaluate: AsyncParsableCommand {
     @Option(help: "Template bank, one template containing {}, or a file with one template per line.")
     var templates = "cifar"
 
-    @Option(help: "Evaluate only the first N records.")
+    @Option(parsing: .unconditional, help: "Evaluate only the first N records (the whole file otherwise: 10,000 for test_batch.bin).")
     var limit: Int?
 
-    @Option(help: "Images per forward pass.")
+    @Option(parsing: .unconditional, help: "Images per forward pass.")
     var batchSize = 32
+
+    func validate() throws {
+        try require(limit.map { $0 >= 1 } ?? true, "--limit must be at least 1")
+        try require(batchSize >= 1, "--batch-size must be at least 1")
+    }
 
     func run() async throws {
         let labelList = try listArgument(labels, separator: ",")
@@ -158,12 +180,32 @@ struct Evaluate: AsyncParsableCommand {
         ]
         if let limit { params["limit"] = .int(Int64(limit)) }
         let json = options.json
-        let result = try await session.run(Method.evaluateDataset, params: .object(params)) { partial in
-            if json { printJSON(partial) }
-        }
+        let latest = LatestValue()
+        let result = try await session.run(Method.evaluateDataset, params: .object(params), onPartial: { partial in
+            latest.value = partial
+            if json { Terminal.json(partial) }
+        }, onCancelled: { _ in
+            if !json, let sofar = latest.value { Terminal.line(renderEvaluationSoFar(sofar)) }
+        })
         await session.close()
-        if json { printJSON(result); return }
-        print(renderEvaluation(result, labels: labelList))
+        if json { Terminal.json(result); return }
+        Terminal.line(renderEvaluation(result, labels: labelList))
+    }
+}
+
+/// The last partial result of an evaluation cut short.
+func renderEvaluationSoFar(_ partial: JSONValue) -> String {
+    String(format: "accuracy so far %.2f%%  (%d of %d images)", 100 * (partial["accuracy"]?.doubleValue ?? 0),
+           Int(partial["processed"]?.intValue ?? 0), Int(partial["total"]?.intValue ?? 0))
+}
+
+/// Holds the latest streamed value, for printing when a request is cut short.
+final class LatestValue: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: JSONValue?
+    var value: JSONValue? {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
     }
 }
 

@@ -7,7 +7,7 @@ struct Ping: AsyncParsableCommand {
 
     @OptionGroup var options: DaemonOptions
 
-    @Option(help: "Number of pings to send one after another.")
+    @Option(parsing: .unconditional, help: "Number of pings to send one after another.")
     var count = 1
 
     func validate() throws {
@@ -26,9 +26,9 @@ struct Ping: AsyncParsableCommand {
         await session.close()
         let median = latencies.sorted()[latencies.count / 2]
         if options.json {
-            printJSON(["pongs": .int(Int64(count)), "medianMs": .double(median)])
+            Terminal.json(["pongs": .int(Int64(count)), "medianMs": .double(median)])
         } else {
-            print(String(format: "pong ×%d, median round trip %.3f ms", count, median))
+            Terminal.line(String(format: "pong ×%d, median round trip %.3f ms", count, median))
         }
     }
 }
@@ -42,7 +42,7 @@ struct Status: AsyncParsableCommand {
         let session = try await Session.start(options)
         let status = try await session.run(Method.status, params: [:])
         await session.close()
-        printJSON(status)
+        if options.json { Terminal.json(status) } else { Terminal.line(renderStatus(status)) }
     }
 }
 
@@ -64,8 +64,46 @@ struct Call: AsyncParsableCommand {
         var options = self.options
         options.json = true
         let session = try await Session.start(options)
-        let result = try await session.run(method, params: value)
+        let result = try await session.run(method, params: value, onCancelled: { sofar in
+            if sofar != .null { Terminal.json(sofar) }
+        })
         await session.close()
-        printJSON(result)
+        Terminal.json(result)
     }
+}
+
+/// daemon/status as a person reads it: uptime, memory, models, requests in flight, caches.
+func renderStatus(_ s: JSONValue) -> String {
+    func mib(_ value: JSONValue?) -> String { String(format: "%.1f MiB", Double(value?.intValue ?? 0) / 1_048_576) }
+    func column(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
+    let memory = s["memory"]
+    var lines = [
+        String(format: "uptime %.1f s, %d request(s) in flight", s["uptimeSeconds"]?.doubleValue ?? 0, Int(s["requestsInFlight"]?.intValue ?? 0)),
+        "memory: models \(mib(memory?["modelBytes"])) of \(mib(memory?["budgetBytes"])) budget, resident \(mib(memory?["residentBytes"]))",
+    ]
+    let models = s["models"]?.arrayValue ?? []
+    lines.append("")
+    lines.append(models.isEmpty ? "models: none loaded" : "models:")
+    for model in models {
+        lines.append("  " + column(model["id"]?.stringValue ?? "", 24) + "  " + column(model["kind"]?.stringValue ?? "", 6)
+                     + "  " + column(mib(model["memoryBytes"]), 11) + "  " + (model["path"]?.stringValue ?? ""))
+    }
+    for request in s["inFlight"]?.arrayValue ?? [] {
+        lines.append(String(format: "  request %@  %@  %.3f s", request["id"].map(describeJSON) ?? "?",
+                            request["method"]?.stringValue ?? "", request["runningSeconds"]?.doubleValue ?? 0))
+    }
+    lines.append("")
+    func right(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
+    let headers = ["entries", "size", "budget", "hits", "misses", "evictions"], widths = [8, 12, 12, 8, 8, 10]
+    lines.append(column("caches:", 26) + zip(headers, widths).map { right($0, $1) }.joined())
+    for cache in s["caches"]?.arrayValue ?? [] {
+        let cells = [String(cache["entries"]?.intValue ?? 0), mib(cache["bytes"]), mib(cache["budgetBytes"]),
+                     String(cache["hits"]?.intValue ?? 0), String(cache["misses"]?.intValue ?? 0), String(cache["evictions"]?.intValue ?? 0)]
+        lines.append("  " + column(cache["name"]?.stringValue ?? "", 24) + zip(cells, widths).map { right($0, $1) }.joined())
+    }
+    return lines.joined(separator: "\n")
+}
+
+func describeJSON(_ value: JSONValue) -> String {
+    (try? JSONCoding.encode(value)).flatMap { String(data: $0, encoding: .utf8) } ?? "?"
 }

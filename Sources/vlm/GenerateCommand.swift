@@ -18,31 +18,31 @@ struct Generate: AsyncParsableCommand {
     @Flag(help: "Wrap the prompt in the model's chat template as a user message.")
     var chat = false
 
-    @Option(help: "Most tokens to generate.")
+    @Option(parsing: .unconditional, help: "Most tokens to generate.")
     var maxTokens = 128
 
-    @Option(help: "Sampling temperature (0: greedy).")
+    @Option(parsing: .unconditional, help: "Sampling temperature (0: greedy).")
     var temperature: Float = 0
 
-    @Option(help: "Top-k (0: off).")
+    @Option(parsing: .unconditional, help: "Top-k (0: off).")
     var topK = 0
 
-    @Option(help: "Top-p (1: off).")
+    @Option(parsing: .unconditional, help: "Top-p (1: off).")
     var topP: Float = 1
 
-    @Option(help: "Min-p (0: off).")
+    @Option(parsing: .unconditional, help: "Min-p (0: off).")
     var minP: Float = 0
 
-    @Option(help: "Repetition penalty (1: off).")
+    @Option(parsing: .unconditional, help: "Repetition penalty (1: off).")
     var repetitionPenalty: Float = 1
 
-    @Option(help: "Random seed for sampling.")
+    @Option(parsing: .unconditional, help: "Random seed for sampling.")
     var seed: UInt64 = 0
 
     @Option(help: "Stop string (repeatable).")
     var stop: [String] = []
 
-    @Option(help: "KV-cache length in tokens.")
+    @Option(parsing: .unconditional, help: "KV-cache length in tokens.")
     var contextLength: Int?
 
     @Argument(help: "The prompt (text generation).")
@@ -60,7 +60,7 @@ struct Generate: AsyncParsableCommand {
     @Option(help: "A LLaVA mmproj GGUF (visual reasoning, LLaVA path; instead of --clip).")
     var mmproj: String?
 
-    @Option(help: "Candidates per stage for stage-level beam search (1: plain decoding).")
+    @Option(parsing: .unconditional, help: "Candidates per stage for stage-level beam search (1: plain decoding).")
     var beam = 1
 
     @Option(help: "Patch selection after each reasoning step: topk, box or off.")
@@ -78,6 +78,14 @@ struct Generate: AsyncParsableCommand {
         } else if prompt == nil {
             throw ValidationError("give a PROMPT (or --image IMG --question Q --clip DIR)")
         }
+        try require(maxTokens >= 1, "--max-tokens must be at least 1, got \(maxTokens)")
+        try require(temperature >= 0, "--temperature must be ≥ 0 (0: greedy), got \(temperature)")
+        try require(topK >= 0, "--top-k must be ≥ 0 (0: off), got \(topK)")
+        try require(topP > 0 && topP <= 1, "--top-p must be in (0, 1] (1: off), got \(topP)")
+        try require(minP >= 0 && minP < 1, "--min-p must be in [0, 1) (0: off), got \(minP)")
+        try require(repetitionPenalty > 0, "--repetition-penalty must be > 0 (1: off), got \(repetitionPenalty)")
+        try require(contextLength.map { $0 >= 1 } ?? true, "--context-length must be at least 1")
+        try require((1...8).contains(beam), "--beam must be in 1...8, got \(beam)")
     }
 
     func run() async throws {
@@ -91,30 +99,34 @@ struct Generate: AsyncParsableCommand {
             "temperature": .double(Double(temperature)), "topK": .int(Int64(topK)), "topP": .double(Double(topP)),
             "minP": .double(Double(minP)), "repetitionPenalty": .double(Double(repetitionPenalty)),
             "seed": .int(Int64(bitPattern: seed)), "stop": .array(stop.map { .string($0) }),
-        ]) { token in
+        ], onPartial: { token in
             if json {
-                printJSON(["event": "token", "index": token["index"] ?? .null, "id": token["id"] ?? .null, "text": token["text"] ?? .null])
+                Terminal.json(["event": "token", "index": token["index"] ?? .null, "id": token["id"] ?? .null, "text": token["text"] ?? .null])
             } else if let text = token["text"]?.stringValue {
-                FileHandle.standardOutput.write(Data(text.utf8))
+                Terminal.text(text)
             }
-        }
+        }, onCancelled: { sofar in
+            // Text mode has streamed every token already; JSON gets the final object, marked.
+            guard json, var final = sofar.objectValue else { return }
+            final["event"] = "cancelled"
+            Terminal.json(.object(final))
+        })
         await session.close()
         if json {
             var final = result.objectValue ?? [:]
             final["event"] = "result"
-            printJSON(.object(final))
+            Terminal.json(.object(final))
         } else {
-            print("")
+            Terminal.finishLine()
             if !options.quiet, let timings = result["timings"] {
                 let stopReason = result["stopReason"]?.stringValue ?? ""
                 let rate = timings["generatedTokensPerSecond"]?.doubleValue ?? 0
-                FileHandle.standardError.write(Data(String(format: "[%@, %.1f tokens/s]\n", stopReason, rate).utf8))
+                Terminal.note(String(format: "[%@, %.1f tokens/s]", stopReason, rate))
             }
         }
     }
 
-    /// generate-with-visual-selection, rendered live: stage headers, streamed tokens of the chosen
-    /// candidate, one line per attribution and look.
+    /// generate-with-visual-selection, rendered live (see `ReasoningRenderer`).
     private func reason(image: String, question: String) async throws {
         let session = try await Session.start(options)
         var seer: [String: JSONValue] = [:]
@@ -128,42 +140,89 @@ struct Generate: AsyncParsableCommand {
         ]) { first, _ in first }
         if let heatmaps { params["heatmapDir"] = .string(absolute(heatmaps)) }
         let json = options.json
-        let result = try await session.run(Method.generateWithVisualSelection, params: .object(params)) { event in
-            if json { printJSON(event); return }
-            renderReasoningEvent(event, beam: beam)
-        }
+        let renderer = ReasoningRenderer(beam: beam)
+        let result = try await session.run(Method.generateWithVisualSelection, params: .object(params), onPartial: { event in
+            if json { Terminal.json(event) } else { renderer.render(event) }
+        }, onCancelled: { sofar in
+            if json, sofar != .null { Terminal.json(sofar) }
+        })
         await session.close()
-        if json { printJSON(result); return }
-        print("\nanswer: \(result["answer"]?.stringValue ?? "")")
+        if json { Terminal.json(result); return }
+        Terminal.finishLine()
+        Terminal.line("\nanswer: \(result["answer"]?.stringValue ?? "")")
     }
 }
 
-/// Live terminal rendering of reasoning events. With a beam, only candidate 0's tokens are echoed;
-/// the chosen text is printed when the stage ends.
-func renderReasoningEvent(_ event: JSONValue, beam: Int) {
-    func out(_ text: String) { FileHandle.standardOutput.write(Data(text.utf8)) }
-    switch event["event"]?.stringValue {
-    case "stage":
-        if event["phase"] == "begin" { out("\n== \(event["stage"]?.stringValue ?? "") ==\n") }
-        else if beam > 1 { out("\n[chosen] \(event["text"]?.stringValue ?? "")\n") }
-    case "token":
-        if beam == 1 || event["candidate"] == .int(0) { out(event["text"]?.stringValue ?? "") }
-    case "evidence":
-        out("\n  [evidence] \(event["evidence"]?["text"]?.stringValue ?? "")")
-    case "attribution":
-        let a = event["attribution"]
-        var line = "\n  [attribution step \(a?["step"]?.intValue ?? 0): \(a?["gridHeight"]?.intValue ?? 0)x\(a?["gridWidth"]?.intValue ?? 0) grid"
-        if let box = a?["selection"]?["pixelBox"] {
-            line += ", looks at x \(box["x"]?.intValue ?? 0) y \(box["y"]?.intValue ?? 0) \(box["width"]?.intValue ?? 0)x\(box["height"]?.intValue ?? 0)"
+/// Throws a usage error with `message` unless `condition` holds.
+func require(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+    guard condition else { throw ValidationError(message()) }
+}
+
+/// Live terminal rendering of reasoning events; every stage's text appears once, the chosen one.
+/// Without a beam the tokens stream as they are decoded. With a beam, the candidates being written
+/// and the judge's verdicts show on the progress line, and the chosen text is printed when the
+/// stage ends. An attribution names the region it selects; "looks at" appears only for a look.
+final class ReasoningRenderer: @unchecked Sendable {
+    let beam: Int
+    private var stage = ""
+    private var candidates: [Int: String] = [:]
+
+    init(beam: Int) { self.beam = beam }
+
+    func render(_ event: JSONValue) {
+        switch event["event"]?.stringValue {
+        case "stage":
+            stageEvent(event)
+        case "token":
+            token(event)
+        case "evidence":
+            Terminal.finishLine()
+            Terminal.line("  [evidence] \(event["evidence"]?["text"]?.stringValue ?? "")")
+        case "attribution":
+            Terminal.finishLine()
+            Terminal.line(describeAttribution(event["attribution"]))
+        case "look":
+            Terminal.finishLine()
+            Terminal.line("  [look] \(event["evidence"]?["text"]?.stringValue ?? "")")
+        case "verdict":
+            let v = event["verdict"]
+            Terminal.progress("\(stage): judge \(v?["first"]?.intValue ?? 0) vs \(v?["second"]?.intValue ?? 0): \(v?["winner"]?.intValue ?? 0) wins")
+        default:
+            break
         }
-        if let path = a?["heatmapPath"]?.stringValue { line += ", heatmap \(path)" }
-        out(line + "]\n")
-    case "look":
-        out("  [look] \(event["evidence"]?["text"]?.stringValue ?? "")\n")
-    case "verdict":
-        let v = event["verdict"]
-        out("\n  [judge] \(v?["first"]?.intValue ?? 0) vs \(v?["second"]?.intValue ?? 0): \(v?["winner"]?.intValue ?? 0) wins")
-    default:
-        break
     }
+
+    private func stageEvent(_ event: JSONValue) {
+        if event["phase"] == "begin" {
+            stage = event["stage"]?.stringValue ?? ""
+            candidates = [:]
+            Terminal.finishLine()
+            Terminal.line("\n== \(stage) ==")
+        } else if beam > 1 {
+            Terminal.progress(nil)
+            Terminal.line(event["text"]?.stringValue ?? "")
+        } else {
+            Terminal.finishLine()
+        }
+    }
+
+    private func token(_ event: JSONValue) {
+        let text = event["text"]?.stringValue ?? ""
+        guard beam > 1 else { return Terminal.text(text) }
+        let candidate = Int(event["candidate"]?.intValue ?? 0)
+        candidates[candidate, default: ""] += text
+        let latest = candidates[candidate, default: ""].replacingOccurrences(of: "\n", with: " ")
+        Terminal.progress("\(stage): writing candidate \(candidate + 1)/\(beam): …\(latest.suffix(60))")
+    }
+}
+
+func describeBox(_ box: JSONValue?) -> String {
+    "x \(box?["x"]?.intValue ?? 0) y \(box?["y"]?.intValue ?? 0) \(box?["width"]?.intValue ?? 0)x\(box?["height"]?.intValue ?? 0)"
+}
+
+func describeAttribution(_ a: JSONValue?) -> String {
+    var line = "  [attribution step \(a?["step"]?.intValue ?? 0): \(a?["gridHeight"]?.intValue ?? 0)x\(a?["gridWidth"]?.intValue ?? 0) grid"
+    if let selection = a?["selection"] { line += ", selects \(describeBox(selection["pixelBox"]))" }
+    if let path = a?["heatmapPath"]?.stringValue { line += ", heatmap \(path)" }
+    return line + "]"
 }

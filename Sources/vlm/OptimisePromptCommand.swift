@@ -22,22 +22,22 @@ struct OptimisePrompt: AsyncParsableCommand {
     @Option(help: "Test file in the same format, evaluated at the end.")
     var test: String?
 
-    @Option(help: "Evaluate only the first N test records.")
+    @Option(parsing: .unconditional, help: "Evaluate only the first N test records.")
     var testLimit: Int?
 
     @Option(help: "coop (soft context), pez (projected onto real tokens), bank (template selection), lm (language-model proposals).")
     var method = "coop"
 
-    @Option(help: "Training images per class.")
+    @Option(parsing: .unconditional, help: "Training images per class.")
     var shots = 16
 
-    @Option(help: "Optimiser steps (coop, pez).")
+    @Option(parsing: .unconditional, help: "Optimiser steps (coop, pez).")
     var steps = 200
 
     @Option(help: "sgd or adam.")
     var optimiser = "sgd"
 
-    @Option(help: "Learning rate.")
+    @Option(parsing: .unconditional, help: "Learning rate.")
     var learningRate: Float?
 
     @Option(help: "Initial phrase, or 'random'.")
@@ -46,11 +46,18 @@ struct OptimisePrompt: AsyncParsableCommand {
     @Option(help: "A GGUF language model (needed by --method lm).")
     var lm: String?
 
-    @Option(help: "Random seed for the split and the optimiser.")
+    @Option(parsing: .unconditional, help: "Random seed for the split and the optimiser.")
     var seed: UInt64 = 0
 
     @Option(help: "Save the learned prompt under this name (classify --learned-prompt NAME).")
     var saveAs: String?
+
+    func validate() throws {
+        try require(shots >= 1, "--shots must be at least 1")
+        try require(steps >= 1, "--steps must be at least 1")
+        try require(testLimit.map { $0 >= 1 } ?? true, "--test-limit must be at least 1")
+        try require(learningRate.map { $0 > 0 } ?? true, "--learning-rate must be > 0")
+    }
 
     func run() async throws {
         let session = try await Session.start(options)
@@ -68,13 +75,17 @@ struct OptimisePrompt: AsyncParsableCommand {
         if let saveAs { params["saveAs"] = .string(saveAs) }
         if let lm { params["lm"] = try await session.loadModelID(kind: "gguf", path: lm) }
         let json = options.json, quiet = options.quiet
-        let result = try await session.run(Method.optimisePrompt, params: .object(params)) { step in
-            if json { printJSON(step); return }
+        let result = try await session.run(Method.optimisePrompt, params: .object(params), onPartial: { step in
+            if json { Terminal.json(step); return }
             guard !quiet else { return }
-            FileHandle.standardError.write(Data((describeStep(step) + "\n").utf8))
-        }
+            Terminal.note(describeStep(step))
+        }, onCancelled: { best in
+            // The daemon returns the best prompt so far; show it as the table, marked as cut short.
+            guard best != .null else { return }
+            if json { Terminal.json(best) } else { Terminal.line(renderPromptResult(best) + "\n(stopped by Ctrl-C: best so far)") }
+        })
         await session.close()
-        if json { printJSON(result) } else { print(renderPromptResult(result)) }
+        if json { Terminal.json(result) } else { Terminal.line(renderPromptResult(result)) }
     }
 }
 

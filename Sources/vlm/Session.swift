@@ -8,7 +8,7 @@ struct DaemonOptions: ParsableArguments {
     @Option(help: "Path of the vlmd executable (default: next to vlm, then $PATH).")
     var daemon: String?
 
-    @Option(help: "Compute threads for the daemon.")
+    @Option(parsing: .unconditional, help: "Compute threads for the daemon.")
     var threads: Int?
 
     @Flag(help: "Machine-readable output: JSON lines (one per streamed event, then the result).")
@@ -17,10 +17,22 @@ struct DaemonOptions: ParsableArguments {
     @Flag(help: "Do not show progress on stderr.")
     var quiet = false
 
+    func validate() throws {
+        try require(threads.map { (1...256).contains($0) } ?? true, "--threads must be in 1...256")
+    }
+
     func daemonURL() throws -> URL {
-        if let daemon { return URL(fileURLWithPath: daemon) }
-        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("vlmd")
+        if let daemon {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: daemon, isDirectory: &isDirectory) else {
+                throw ValidationError("--daemon \(daemon): no such file")
+            }
+            guard !isDirectory.boolValue, FileManager.default.isExecutableFile(atPath: daemon) else {
+                throw ValidationError("--daemon \(daemon): not an executable file")
+            }
+            return URL(fileURLWithPath: daemon)
+        }
+        let beside = executableDirectory().appendingPathComponent("vlmd")
         if FileManager.default.isExecutableFile(atPath: beside.path) { return beside }
         for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
             let candidate = URL(fileURLWithPath: String(dir)).appendingPathComponent("vlmd")
@@ -30,12 +42,10 @@ struct DaemonOptions: ParsableArguments {
     }
 }
 
-/// One daemon session: start, initialize, run requests, shut down. Ctrl-C cancels the running
-/// request with $/cancelRequest and waits for its reply before exiting.
-final class Session: @unchecked Sendable {
+/// One daemon session: start, initialize, run requests, shut down. Ctrl-C is `Interruption`'s.
+final class Session: Sendable {
     let client: RPCClient
     let options: DaemonOptions
-    private var interrupt: DispatchSourceSignal?
 
     private init(client: RPCClient, options: DaemonOptions) {
         self.client = client
@@ -43,7 +53,13 @@ final class Session: @unchecked Sendable {
     }
 
     static func start(_ options: DaemonOptions) async throws -> Session {
-        let client = try RPCClient(executable: try options.daemonURL(), arguments: ["--log-level", "warning"])
+        let client: RPCClient
+        do { client = try RPCClient(executable: try options.daemonURL(), arguments: ["--log-level", "warning"]) } catch let error as ValidationError {
+            throw error
+        } catch {
+            throw RequestFailed(message: "could not start the daemon: \(error)")
+        }
+        Interruption.shared.attach(client)
         let session = Session(client: client, options: options)
         var initOptions: [String: JSONValue] = [:]
         if let threads = options.threads { initOptions["threads"] = .int(Int64(threads)) }
@@ -53,57 +69,61 @@ final class Session: @unchecked Sendable {
         return session
     }
 
-    /// Sends a request, rendering its progress and streamed partial results as they arrive.
-    func run(_ method: String, params: JSONValue, onPartial: (@Sendable (JSONValue) -> Void)? = nil) async throws -> JSONValue {
+    /// Sends a request, rendering its progress and streamed partial results as they arrive. When
+    /// Ctrl-C cancelled it, `onCancelled` gets what the daemon returned so far (the -32800 error's
+    /// data, null if none) and `Interrupted` is thrown.
+    func run(
+        _ method: String, params: JSONValue, onPartial: (@Sendable (JSONValue) -> Void)? = nil,
+        onCancelled: ((JSONValue) -> Void)? = nil
+    ) async throws -> JSONValue {
         let id = client.reserveID()
-        installInterrupt(cancelling: id)
-        defer { interrupt?.cancel(); interrupt = nil }
+        try Interruption.shared.begin(id)
+        defer { Interruption.shared.end(id) }
         let json = options.json, quiet = options.quiet
+        let progress = ProgressLine()
         do {
+            defer { Terminal.progress(nil) }
             return try await client.request(method, params: params, id: id) { _, notification in
                 let value = notification["value"] ?? .null
                 if value["kind"] != nil, value["partial"] == nil {
-                    if !quiet { renderProgress(value) }
+                    if !quiet { progress.show(value) }
                 } else if let onPartial {
                     onPartial(value)
                 } else if json {
-                    printJSON(value)
+                    Terminal.json(value)
                 }
             }
         } catch let error as RPCClient.ResponseError {
-            if !quiet { FileHandle.standardError.write(Data("\n".utf8)) }
+            if error.error.code == ErrorCode.requestCancelled, Interruption.shared.isInterrupted {
+                onCancelled?(error.error.data ?? .null)
+                throw Interrupted()
+            }
             throw RequestFailed(message: "\(method) failed: \(error.error.message) (code \(error.error.code))")
+        } catch is RPCClient.DaemonExited where Interruption.shared.isInterrupted {
+            throw Interrupted()
         }
     }
 
     func close() async {
         await client.shutdown()
     }
+}
 
-    private func installInterrupt(cancelling id: RequestID) {
-        signal(SIGINT, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: SIGINT)
-        source.setEventHandler { [client] in
-            FileHandle.standardError.write(Data("\nvlm: cancelling…\n".utf8))
-            Task { await client.cancel(id) }
+/// A request's work-done progress as the terminal's progress line: "[34%] title: message".
+final class ProgressLine: @unchecked Sendable {
+    private var title = ""
+
+    func show(_ value: JSONValue) {
+        switch value["kind"]?.stringValue {
+        case "begin": title = value["title"]?.stringValue ?? ""
+        case "end": return Terminal.progress(nil)
+        default: break
         }
-        source.resume()
-        interrupt = source
+        var text = title
+        if let message = value["message"]?.stringValue, !message.isEmpty { text += text.isEmpty ? message : ": " + message }
+        if let percentage = value["percentage"]?.intValue { text = "[\(percentage)%] " + text }
+        Terminal.progress(text)
     }
-}
-
-/// Progress on stderr: one line, rewritten in place (only on a terminal; logs stay clean).
-func renderProgress(_ value: JSONValue) {
-    guard isatty(STDERR_FILENO) != 0 else { return }
-    let kind = value["kind"]?.stringValue ?? ""
-    var text = value["title"]?.stringValue ?? value["message"]?.stringValue ?? ""
-    if let percentage = value["percentage"]?.intValue { text = "[\(percentage)%] " + text }
-    let end = kind == "end" ? "\n" : ""
-    FileHandle.standardError.write(Data("\r\u{1B}[2K\(text)\(end)".utf8))
-}
-
-func printJSON(_ value: JSONValue) {
-    if let data = try? JSONCoding.encode(value), let line = String(data: data, encoding: .utf8) { print(line) }
 }
 
 /// A command-line path as the daemon needs it: absolute (the daemon may run in another directory).

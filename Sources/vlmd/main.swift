@@ -34,6 +34,7 @@ struct VLMDCommand: AsyncParsableCommand {
     var logLevel = "info"
 
     func validate() throws {
+        reserveStandardDescriptors()
         guard maxMessageBytes >= 1024 else { throw ValidationError("--max-message-bytes must be at least 1024") }
         guard maxImagePixels >= 1 else { throw ValidationError("--max-image-pixels must be positive") }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
@@ -54,8 +55,59 @@ struct VLMDCommand: AsyncParsableCommand {
         let reader = FrameReader(fileDescriptor: STDIN_FILENO, maxMessageBytes: maxMessageBytes)
         let daemon = Daemon(configuration: config, sink: writer) { code in
             writer.flush()
+            LogWriter.standardError.drain()
             Foundation.exit(code)
         }
+        let signals = TerminationSignals { signal in
+            await daemon.terminate(reason: "received \(signalName(signal))")
+            writer.flush()
+            LogWriter.standardError.drain()
+        }
         await daemon.run(events: reader.events)
+        withExtendedLifetime(signals) {}
+    }
+}
+
+/// SIGTERM, SIGHUP and SIGINT end the daemon cleanly: every request in flight is cancelled and gets
+/// its reply, then the process dies of the same signal (so its parent sees how it ended). A second
+/// signal while that is under way ends it at once.
+final class TerminationSignals: @unchecked Sendable {  // the sources are only kept alive, never touched again
+    private let sources: [any DispatchSourceSignal]
+
+    init(cleanUp: @escaping @Sendable (Int32) async -> Void) {
+        let started = Mutex(false)
+        sources = [SIGTERM, SIGHUP, SIGINT].map { number in
+            signal(number, SIG_IGN)  // delivered to the dispatch source instead of killing the process
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                let isFirst = started.withLock { first in defer { first = true }; return !first }
+                guard isFirst else { Self.die(of: number) }
+                Task {
+                    await cleanUp(number)
+                    Self.die(of: number)
+                }
+            }
+            source.resume()
+            return source
+        }
+    }
+
+    private static func die(of number: Int32) -> Never {
+        signal(number, SIG_DFL)
+        var unblocked = sigset_t()  // dispatch threads block the signals their sources watch
+        sigemptyset(&unblocked)
+        sigaddset(&unblocked, number)
+        pthread_sigmask(SIG_UNBLOCK, &unblocked, nil)
+        raise(number)
+        Foundation.exit(128 + number)  // not reached: the default action of these signals ends the process
+    }
+}
+
+private func signalName(_ number: Int32) -> String {
+    switch number {
+    case SIGTERM: return "SIGTERM"
+    case SIGHUP: return "SIGHUP"
+    case SIGINT: return "SIGINT"
+    default: return "signal \(number)"
     }
 }

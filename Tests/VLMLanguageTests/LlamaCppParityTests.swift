@@ -65,37 +65,13 @@ struct ModelMissing: Error, CustomStringConvertible { let message: String; var d
 
     @Test(arguments: cases) func greedyContinuations(_ c: ParityCase) throws {
         let (model, fixture) = try parityModel(c)
-        for run in fixture["greedy"] as! [[String: Any]] where includeRun(run) {
-            let prompt = run["prompt"] as! String, expected = int32s(run["greedy_ids"])
-            let ids = model.tokenizer.encode(prompt, addSpecial: true, parseSpecial: true)
-            #expect(ids == int32s(run["prompt_ids"]))
-            let result = try model.generate(prompt: ids, parameters: SamplingParameters(maxTokens: 80))
-            #expect(result.tokenIDs == expected, "\(c.name): \(prompt.debugDescription)")
-            #expect(result.text == run["greedy_text"] as! String)
-            #expect(result.stopReason.rawValue == run["stop"] as! String)
-        }
+        try expectGreedyParity(model, runs: (fixture["greedy"] as! [[String: Any]]).filter(includeRun), maxTokens: 80, label: c.name)
     }
 
     /// The top-5 logits along llama.cpp's greedy path (teacher-forced), within the format's tolerance.
     @Test(arguments: cases) func logitsAlongGreedyPath(_ c: ParityCase) throws {
         let (model, fixture) = try parityModel(c)
-        var worst: Float = 0
-        for run in fixture["greedy"] as! [[String: Any]] where includeRun(run) {
-            let prompt = int32s(run["prompt_ids"]), path = int32s(run["greedy_ids"])
-            var cache = model.transformer.makeCache(capacity: model.contextLength)
-            var logits = try model.prefill(prompt, cache: &cache)
-            var step = 0
-            for top in run["top5"] as! [[String: Any]] {
-                let target = top["step"] as! Int
-                while step < target {
-                    logits = try model.transformer.forward([path[step]], cache: &cache).logits
-                    step += 1
-                }
-                let ids = int32s(top["ids"]), values = (top["logits"] as! [Double]).map(Float.init)
-                for (id, value) in zip(ids, values) { worst = max(worst, abs(logits[Int(id)] - value)) }
-                #expect(Int32(Sampler.argmax(logits)) == ids[0])
-            }
-        }
+        let worst = try worstTop5Difference(model, runs: (fixture["greedy"] as! [[String: Any]]).filter(includeRun), label: c.name)
         print("\(c.name): max |logit - llama.cpp| over top-5 = \(worst)")
         #expect(worst <= c.logitTolerance)
     }

@@ -1,59 +1,136 @@
-// Block formats and dot products against blocks quantised, dequantised and multiplied by ggml itself
-// (fixture: scripts/fixtures/make_lm_fixtures.py, `kernel_fixture`).
+// Quantised kernels against ggml's own CPU backend, bit for bit (Float bit patterns, not tolerances).
+// Fixture: scripts/fixtures/make_quant_fixtures.py calls llama-cpp-python's libggml through ctypes.
 import Foundation
 import Testing
-import VLMTensor
+@testable import VLMTensor
+import VLMLanguage
 
-@Suite struct QuantKernelTests {
-    struct Case: CustomTestStringConvertible, Sendable {
-        let format: WeightFormat, columns: Int, rows: Int, weights: [UInt8], x: [Float], dequantized: [[Float]], dots: [Float]
-        var testDescription: String { format.rawValue }
-    }
+struct KernelCase: CustomTestStringConvertible, Sendable {
+    struct Activation: Sendable { let x: [Float], partner: String, bytes: [UInt8] }
+    let format: WeightFormat, label: String, columns: Int, rows: Int
+    let weights: [UInt8], dequantized: [Float], activations: [Activation]
+    /// dots[activation][row]: `vec_dot` bit patterns; repacked: the same through `ggml_gemv_q4_K_8x8_q8_K`.
+    let dots: [[UInt32]], repacked: [[UInt32]]?
+    var testDescription: String { "\(format.rawValue) \(label)" }
 
-    static let cases: [Case] = {
-        let json = try! loadJSON(TestPaths.fixtures.appendingPathComponent("quant_kernels.json"))
+    static let all: [KernelCase] = {
+        let json = try! loadJSON(TestPaths.fixtures.appendingPathComponent("ggml_kernels.json"))
         return (json["cases"] as! [[String: Any]]).map { c in
-            Case(format: WeightFormat(rawValue: (c["type"] as! String).replacingOccurrences(of: "_k", with: "_K"))!,
-                 columns: c["columns"] as! Int, rows: c["rows"] as! Int,
-                 weights: Array(Data(base64Encoded: c["weights"] as! String)!),
-                 x: (c["x"] as! [Double]).map(Float.init),
-                 dequantized: (c["dequantized"] as! [[Double]]).map { $0.map(Float.init) },
-                 dots: (c["dots"] as! [Double]).map(Float.init))
+            KernelCase(
+                format: WeightFormat(rawValue: c["type"] as! String)!, label: c["label"] as! String,
+                columns: c["columns"] as! Int, rows: c["rows"] as! Int, weights: bytes(c["weights"]),
+                dequantized: floats(c["dequantized"]),
+                activations: (c["activations"] as! [[String: Any]]).map {
+                    Activation(x: floats($0["x"]), partner: $0["format"] as! String, bytes: bytes($0["bytes"]))
+                },
+                dots: (c["dots"] as! [[Int]]).map { $0.map(UInt32.init) },
+                repacked: (c["repacked"] as? [[Int]])?.map { $0.map(UInt32.init) })
         }
     }()
 
-    @Test(arguments: cases) func dequantizesLikeGGML(_ c: Case) {
-        c.weights.withUnsafeBytes { raw in
-            let m = QuantizedMatrix(format: c.format, rows: c.rows, columns: c.columns, data: raw.baseAddress!)
+    static func bytes(_ v: Any?) -> [UInt8] { Array(Data(base64Encoded: v as! String)!) }
+    static func floats(_ v: Any?) -> [Float] {
+        bytes(v).withUnsafeBytes { raw in (0..<raw.count / 4).map { Float(bitPattern: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)) } }
+    }
+
+    func withMatrix<R>(_ body: (QuantizedMatrix) -> R) -> R {
+        weights.withUnsafeBytes { body(QuantizedMatrix(format: format, rows: rows, columns: columns, data: $0.baseAddress!)) }
+    }
+}
+
+/// "" when equal, else where the two first differ (arrays of bit patterns are too long to print whole).
+func firstDifference<T: Equatable>(_ a: [T], _ b: [T]) -> String {
+    guard a != b else { return "" }
+    guard a.count == b.count else { return "lengths \(a.count) vs \(b.count)" }
+    let i = a.indices.first { a[$0] != b[$0] }!
+    return "\(zip(a, b).filter { $0 != $1 }.count) differ, first at \(i): \(a[i]) vs \(b[i])"
+}
+
+/// The bytes ggml stores for an activation row converted to Q8_0, Q8_1 or Q8_K.
+func serialized(_ a: QuantizedActivation, as partner: String) -> [UInt8] {
+    var out: [UInt8] = []
+    func append<T>(_ v: T) { withUnsafeBytes(of: v) { out += $0 } }
+    switch partner {
+    case "q8_K":
+        for b in 0..<a.scales.count {
+            append(a.scales[b])
+            out += a.quants[(b * 256)..<((b + 1) * 256)].map { UInt8(bitPattern: $0) }
+            for g in 0..<16 { append(Int16(a.groupSums[b * 16 + g])) }
+        }
+    default:
+        for b in 0..<a.scales.count {
+            append(floatToHalf(a.scales[b]))
+            if partner == "q8_1" { append(floatToHalf(a.blockSums[b])) }
+            out += a.quants[(b * 32)..<((b + 1) * 32)].map { UInt8(bitPattern: $0) }
+        }
+    }
+    return out
+}
+
+@Suite struct QuantKernelTests {
+    @Test(arguments: KernelCase.all) func dequantizesBitForBit(_ c: KernelCase) {
+        c.withMatrix { m in
             var row = [Float](repeating: 0, count: c.columns)
             for r in 0..<c.rows {
                 m.dequantizeRow(r, into: &row)
-                #expect(row == c.dequantized[r], "\(c.format) row \(r)")
+                let expected = c.dequantized[(r * c.columns)..<((r + 1) * c.columns)]
+                #expect(firstDifference(row.map(\.bitPattern), expected.map(\.bitPattern)) == "", "row \(r)")
             }
         }
     }
 
-    /// 32-value formats reproduce ggml's arithmetic order exactly; the K-quant kernels sum in a
-    /// different order (not yet bit-identical), so they are held to float rounding.
-    @Test(arguments: cases) func dotProductsMatchGGML(_ c: Case) {
-        c.weights.withUnsafeBytes { raw in
-            let m = QuantizedMatrix(format: c.format, rows: c.rows, columns: c.columns, data: raw.baseAddress!)
-            var y = [Float](repeating: 0, count: c.rows)
-            for threads in [1, 2] {
-                m.multiply(c.x, batch: 1, into: &y, threads: threads)
-                for r in 0..<c.rows {
-                    if c.format.blockLength == 32 {
-                        #expect(y[r] == c.dots[r], "\(c.format) row \(r)")
-                    } else {
-                        #expect(abs(y[r] - c.dots[r]) <= 1e-5 * max(1, abs(c.dots[r])), "\(c.format) row \(r): \(y[r]) vs \(c.dots[r])")
-                    }
-                }
-            }
-            // A batch (a tile of four plus a remainder) gives each row the same result as one at a time.
-            let batch = 5
-            var batched = [Float](repeating: 0, count: batch * c.rows)
-            m.multiply(Array((0..<batch).map { _ in c.x }.joined()), batch: batch, into: &batched, threads: 2)
-            for b in 0..<batch { #expect(Array(batched[(b * c.rows)..<((b + 1) * c.rows)]) == y, "batch row \(b)") }
+    @Test(arguments: KernelCase.all) func quantizesActivationsLikeGGML(_ c: KernelCase) {
+        for (i, a) in c.activations.enumerated() {
+            let ours = a.x.withUnsafeBufferPointer { QuantizedActivation($0, for: c.format) }
+            #expect(firstDifference(serialized(ours, as: a.partner), a.bytes) == "", "activation \(i) as \(a.partner)")
         }
+    }
+
+    /// Every row against every activation, in `ggml_vec_dot_*` order.
+    @Test(arguments: KernelCase.all) func vecDotBitForBit(_ c: KernelCase) {
+        c.withMatrix { m in
+            for (i, a) in c.activations.enumerated() {
+                let q = a.x.withUnsafeBufferPointer { QuantizedActivation($0, for: c.format) }
+                let ours = q.withView { view in
+                    (0..<c.rows).map { BlockDot.dot(c.format, row: m.data + $0 * m.rowBytes, view, columns: c.columns).bitPattern }
+                }
+                #expect(ours == c.dots[i], "activation \(i)")
+            }
+        }
+    }
+
+    /// The matrix product, one activation or a batch, on 1 and 2 threads: the order llama.cpp's
+    /// matrix multiplication uses (repacked for q4_K with 8 rows, `vec_dot` otherwise).
+    @Test(arguments: KernelCase.all) func matrixProductBitForBit(_ c: KernelCase) throws {
+        let expected = c.format == .q4_K ? try #require(c.repacked, "fixture lacks the repacked q4_K reference") : c.dots
+        c.withMatrix { m in
+            for threads in [1, 2] {
+                for (i, a) in c.activations.enumerated() {
+                    var y = [Float](repeating: 0, count: c.rows)
+                    m.multiply(a.x, batch: 1, into: &y, threads: threads)
+                    #expect(y.map(\.bitPattern) == expected[i], "activation \(i), \(threads) threads")
+                }
+                let batch = c.activations.flatMap(\.x)
+                var y = [Float](repeating: 0, count: c.rows * c.activations.count)
+                m.multiply(batch, batch: c.activations.count, into: &y, threads: threads)
+                #expect(y.map(\.bitPattern) == expected.flatMap { $0 }, "batch, \(threads) threads")
+            }
+        }
+    }
+}
+
+@Suite struct GGMLTypeNameTests {
+    @Test func unsupportedTypesAreNamed() {
+        let error = GGUFError.unsupportedTensorType(name: "blk.0.attn_q.weight", type: 16)
+        #expect(error.description == "tensor 'blk.0.attn_q.weight' has unsupported ggml type IQ2_XXS (16)")
+        #expect(GGUFError.unsupportedTensorType(name: "w", type: 77).description.hasSuffix("unknown type 77"))
+    }
+
+    /// Each supported code maps to the format of the same name (ggml.h's enum order).
+    @Test func supportedCodesMatchTheirNames() {
+        for (code, format) in GGMLType.formats {
+            #expect(GGMLType.names[code]?.lowercased() == format.rawValue.lowercased(), "code \(code)")
+        }
+        #expect(Set(GGMLType.formats.values) == Set(WeightFormat.allCases))
     }
 }

@@ -111,3 +111,41 @@ import Testing
         #expect(!decoder.isAtMessageBoundary)
     }
 }
+
+/// A header refused after its Content-Length was read still has its body consumed.
+@Suite struct RefusedHeaderTests {
+    let body = Data(#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#.utf8)
+    let next = Data("{}".utf8)
+
+    func decode(_ header: String, maxHeaderBytes: Int = 8192) -> [FrameEvent] {
+        var decoder = FrameDecoder(maxMessageBytes: 1 << 20, maxHeaderBytes: maxHeaderBytes)
+        return decoder.feed(Data(header.utf8) + body + frame(next))
+    }
+
+    @Test(arguments: [
+        "Content-Length: 40\r\nContent-Length: 40\r\n\r\n",
+        "Content-Length: 40\r\nContent-Type: application/json; charset=latin1\r\n\r\n",
+        "Content-Length: 40\n\n",
+        "Content-Length: 40\r\nX-Pad: \(String(repeating: "p", count: 9000))\r\n\r\n",
+        "Content-Length: 40\r\nX-Name: café\r\n\r\n",
+    ])
+    func bodyIsSkippedAndTheNextMessageDecodes(header: String) {
+        let events = decode(header)
+        #expect(events.count == 2, "\(events)")
+        guard case .badHeader(let reason) = events.first else { Issue.record("expected badHeader, got \(events)"); return }
+        #expect(reason.contains("skipped"))
+        #expect(events.last == .message(next))
+    }
+
+    @Test func leadingBlankLinesAreIgnored() {
+        var decoder = FrameDecoder(maxMessageBytes: 100)
+        #expect(decoder.feed(Data("\r\n\n".utf8) + frame(next)) == [.message(next)])
+    }
+
+    @Test func junkRunningIntoTheNextHeaderDoesNotLoseThatMessage() {
+        var decoder = FrameDecoder(maxMessageBytes: 100)
+        let events = decoder.feed(Data("X-Only: 1\r\n\r\n{\"a\":1}".utf8) + frame(next))
+        #expect(events.count == 2)
+        #expect(events.last == .message(next))
+    }
+}

@@ -15,6 +15,9 @@
 Errors from the daemon raise VlmdError (with .code, .message, .data). Cancelling the task that
 awaits a request, or calling stream.cancel(), sends $/cancelRequest; the daemon then answers
 -32800, which surfaces as VlmdError(code=-32800).
+
+Typed helpers (encode_image, classify, generate, generate_with_visual_selection, load_model)
+returning dataclasses are in vlmd_methods.py; VlmdClient has them.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ import itertools
 import json
 import os
 from typing import Any, AsyncIterator, Callable, Optional
+
+from vlmd_methods import (Classification, DenseFeatures, EncodedImage, Generation, Stage,  # noqa: F401 (re-exported)
+                          TypedMethods, VisualReasoning)
 
 REQUEST_CANCELLED = -32800
 
@@ -92,8 +98,9 @@ class Stream:
 _END = object()
 
 
-class VlmdClient:
-    """One vlmd subprocess. Use `await VlmdClient.start([...])`, then `request` / `stream`."""
+class VlmdClient(TypedMethods):
+    """One vlmd subprocess. Use `await VlmdClient.start([...])`, then `request` / `stream`, or the
+    typed helpers (`encode_image`, `classify`, `generate`, `generate_with_visual_selection`)."""
 
     def __init__(self, process: asyncio.subprocess.Process):
         self.process = process

@@ -1,4 +1,5 @@
 // Everything that can be wrong with a GGUF file, each case naming the part of the file at fault.
+import VLMTensor
 
 public enum GGUFError: Error, CustomStringConvertible, Equatable {
     case cannotOpen(path: String, reason: String)
@@ -32,7 +33,7 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
         case let .duplicateTensor(name): "tensor '\(name)' appears twice"
         case let .badAlignment(a): "general.alignment \(a) is not a power of two"
         case let .badTensor(name, reason): "tensor '\(name)': \(reason)"
-        case let .unsupportedTensorType(name, type): "tensor '\(name)' has unsupported ggml type \(type)"
+        case let .unsupportedTensorType(name, type): "tensor '\(name)' has unsupported ggml type \(GGMLType.describe(type))"
         case let .missingKey(key): "metadata key '\(key)' is missing"
         case let .wrongKeyType(key, expected): "metadata key '\(key)' is not \(expected)"
         case let .missingTensor(name): "tensor '\(name)' is missing"

@@ -35,10 +35,6 @@ public final class GGUFFile: @unchecked Sendable {
     public let alignment: Int
     public let file: MappedFile
 
-    /// ggml type codes this reader understands (ggml.h `ggml_type`).
-    static let formatsByGGMLType: [UInt32: WeightFormat] = [
-        0: .f32, 1: .f16, 2: .q4_0, 3: .q4_1, 8: .q8_0, 12: .q4_K, 14: .q6_K, 30: .bf16,
-    ]
     static let maxDimensions = 4
     static let maxArrayNesting = 8
 
@@ -91,7 +87,7 @@ public final class GGUFFile: @unchecked Sendable {
                 dims.append(Int(ne))
             }
             let typeCode = try reader.read(UInt32.self, "type of '\(name)'")
-            guard let format = Self.formatsByGGMLType[typeCode] else {
+            guard let format = GGMLType.formats[typeCode] else {
                 throw GGUFError.unsupportedTensorType(name: name, type: typeCode)
             }
             raw.append((name, dims, format, try reader.read(UInt64.self, "offset of '\(name)'")))

@@ -1,30 +1,13 @@
 // The shape of a decoder-only transformer as a GGUF file describes it under `<arch>.*` keys.
 //
-// New architectures that share the llama block (Qwen2, Gemma, ...) are added by describing how their
-// keys and options differ here (`ArchitectureTraits`), not by copying the forward pass.
+// Which family's options apply comes from `Architecture.registry` (Architecture.swift).
+import Foundation
 import VLMTensor
 
-/// Per-architecture switches of the shared decoder block.
-public struct ArchitectureTraits: Sendable, Equatable {
-    /// RoPE rotates adjacent pairs (x[2i], x[2i+1]) ("normal", llama) or halves (x[i], x[i+d/2]) ("neox", qwen2).
-    public var ropeRotatesAdjacentPairs: Bool
-    /// Q/K/V projections carry biases (qwen2).
-    public var attentionHasBias: Bool
-
-    public static let llama = ArchitectureTraits(ropeRotatesAdjacentPairs: true, attentionHasBias: false)
-
-    /// The traits of a `general.architecture` name this runtime can run.
-    public static func forArchitecture(_ name: String) -> ArchitectureTraits? {
-        switch name {
-        case "llama": .llama
-        default: nil
-        }
-    }
-}
-
 public struct Hyperparameters: Sendable, Equatable {
+    /// `general.architecture`, and its entry in `Architecture.registry`.
     public var architecture: String
-    public var traits: ArchitectureTraits
+    public var family: Architecture
     public var embeddingLength: Int
     public var blockCount: Int
     public var feedForwardLength: Int
@@ -32,23 +15,34 @@ public struct Hyperparameters: Sendable, Equatable {
     public var headCountKV: Int
     public var headDimension: Int
     public var rmsEpsilon: Float
+    /// RoPE base of the global-attention layers (every layer without a sliding window).
     public var ropeFrequencyBase: Float
+    /// RoPE base of the sliding-window layers (`rope.freq_base_swa`).
+    public var ropeFrequencyBaseLocal: Float
     public var ropeDimensionCount: Int
     /// Position scale of linear RoPE scaling (1 / `rope.scaling.factor`), 1 when unscaled.
     public var ropeFrequencyScale: Float
     public var trainedContextLength: Int
     public var vocabularySize: Int
+    /// Keys each query of a sliding-window layer sees, itself included (`attention.sliding_window`); 0: no window.
+    public var slidingWindow: Int
+    /// Which layers attend through the sliding window (all false without one).
+    public var slidingWindowLayers: [Bool]
+    /// Multiplies Q·K before the softmax (on the queries when `family.scalesQueries`).
+    public var attentionScale: Float
+    /// Logits become c·tanh(logits/c) when set (`final_logit_softcapping`).
+    public var finalLogitSoftcap: Float?
 
     public var queryDimension: Int { headCount * headDimension }
     public var keyValueDimension: Int { headCountKV * headDimension }
 
+    /// Whether layer `l` attends only through the sliding window.
+    public func isSlidingWindowLayer(_ l: Int) -> Bool { slidingWindowLayers[l] }
+
     /// Reads `<arch>.*` keys. Throws naming the first missing or inconsistent key.
     public init(gguf: GGUFFile) throws {
         architecture = try gguf.string("general.architecture")
-        guard let traits = ArchitectureTraits.forArchitecture(architecture) else {
-            throw LanguageModelError.unsupportedArchitecture(architecture)
-        }
-        self.traits = traits
+        family = try Architecture.named(architecture)
         let a = architecture
         embeddingLength = try gguf.int("\(a).embedding_length")
         blockCount = try gguf.int("\(a).block_count")
@@ -63,6 +57,10 @@ public struct Hyperparameters: Sendable, Equatable {
             throw LanguageModelError.invalidHyperparameters("\(a): embedding \(embeddingLength), heads \(headCount)/\(headCountKV), blocks \(blockCount)")
         }
         headDimension = (try? gguf.int("\(a).attention.key_length")) ?? embeddingLength / headCount
+        let valueLength = (try? gguf.int("\(a).attention.value_length")) ?? headDimension
+        guard headDimension > 0, valueLength == headDimension else {
+            throw LanguageModelError.invalidHyperparameters("\(a): key length \(headDimension) and value length \(valueLength) must match")
+        }
         ropeDimensionCount = (try? gguf.int("\(a).rope.dimension_count")) ?? headDimension
         guard ropeDimensionCount % 2 == 0, ropeDimensionCount <= headDimension else {
             throw LanguageModelError.invalidHyperparameters("\(a).rope.dimension_count \(ropeDimensionCount) vs head size \(headDimension)")
@@ -74,7 +72,18 @@ public struct Hyperparameters: Sendable, Equatable {
         case "linear": ropeFrequencyScale = factor > 0 ? Float(1 / factor) : 1
         default: throw LanguageModelError.invalidHyperparameters("\(a).rope.scaling.type '\(scalingType)' is not supported")
         }
-        let embedding = try gguf.tensor("token_embd.weight")
+        ropeFrequencyBaseLocal = Float((try? gguf.double("\(a).rope.freq_base_swa")) ?? Double(family.localRopeFrequencyBase))
+        slidingWindow = family.slidingWindowPattern == nil ? 0 : max(0, (try? gguf.int("\(a).attention.sliding_window")) ?? 0)
+        let pattern = (try? gguf.int("\(a).attention.sliding_window_pattern")) ?? family.slidingWindowPattern ?? 0
+        // llama.cpp's `set_swa_pattern`: in each run of `pattern` layers the last is global (pattern 0: none is).
+        slidingWindowLayers = (0..<blockCount).map { [slidingWindow] l in
+            slidingWindow > 0 && (pattern == 0 || l % pattern < pattern - 1)
+        }
+        // Gemma 3 27B scales by the model width per head, the others by the head size (llama.cpp, after gemma_pytorch).
+        attentionScale = 1 / Float(architecture == "gemma3" && blockCount == 62 ? embeddingLength / headCount : headDimension).squareRoot()
+        let softcap = (try? gguf.double("\(a).final_logit_softcapping")) ?? 0
+        finalLogitSoftcap = softcap != 0 ? Float(softcap) : nil
+        let embedding = try gguf.tensor(TensorName.tokenEmbedding)
         vocabularySize = embedding.rowCount
         guard embedding.rowLength == embeddingLength else {
             throw LanguageModelError.invalidHyperparameters("token_embd.weight rows are \(embedding.rowLength) long, expected \(embeddingLength)")
@@ -93,7 +102,7 @@ public enum LanguageModelError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .unsupportedArchitecture(a): "architecture '\(a)' is not supported (supported: llama)"
+        case let .unsupportedArchitecture(a): "architecture '\(a)' is not supported (supported: \(Architecture.registry.keys.sorted().joined(separator: ", ")))"
         case let .invalidHyperparameters(s): "invalid hyperparameters: \(s)"
         case let .tensorShape(name, expected, actual): "tensor '\(name)' has shape \(actual), expected \(expected)"
         case let .tokenOutOfRange(t, n): "token id \(t) is outside the vocabulary (0..<\(n))"

@@ -1,9 +1,9 @@
 // Keys and values of every position seen so far, per layer.
 import VLMTensor
 
-/// The attention memory of one sequence. Values are rounded through fp16 as in llama.cpp's default
-/// cache (`type_k/type_v = f16`), which reproduces its rounding, but kept as Float so attention reads
-/// them without conversion (twice the memory of an fp16 cache, in exchange for speed).
+/// The attention memory of one sequence, stored as fp16 like llama.cpp's default cache
+/// (`type_k/type_v = f16`): the same rounding, half the memory of Float; attention widens each value
+/// exactly to Float as it reads it.
 /// Values are stored transposed (per dimension, all positions), as llama.cpp's non-flash-attention
 /// cache does, so the weighted sum over positions reads contiguous memory.
 ///
@@ -14,9 +14,9 @@ public struct KVCache: Sendable {
     let layerCount: Int
     let keyValueDimension: Int
     /// [layer][position][keyValueDimension]
-    var keys: [Float]
+    var keys: [Float16]
     /// [layer][keyValueDimension][position]
-    var values: [Float]
+    var values: [Float16]
     /// Positions filled so far; the next token goes at `count`.
     public private(set) var count = 0
 
@@ -24,11 +24,16 @@ public struct KVCache: Sendable {
         self.capacity = capacity
         layerCount = hp.blockCount
         keyValueDimension = hp.keyValueDimension
-        keys = [Float](repeating: 0, count: hp.blockCount * capacity * hp.keyValueDimension)
+        keys = [Float16](repeating: 0, count: hp.blockCount * capacity * hp.keyValueDimension)
         values = keys
     }
 
-    public var byteCount: Int { (keys.count + values.count) * MemoryLayout<Float>.size }
+    public var byteCount: Int { (keys.count + values.count) * MemoryLayout<Float16>.size }
+
+    /// Bytes of a cache of `capacity` positions for a model of this shape.
+    public static func byteCount(hyperparameters hp: Hyperparameters, capacity: Int) -> Int {
+        2 * MemoryLayout<Float16>.size * hp.blockCount * capacity * hp.keyValueDimension
+    }
 
     /// Forgets positions from `length` on (e.g. to re-run a shorter shared prefix).
     public mutating func truncate(to length: Int) {

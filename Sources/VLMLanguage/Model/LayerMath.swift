@@ -15,14 +15,16 @@ enum LayerMath {
     }
 
     /// cos/sin of each rotated pair at `position` (ggml_rope_cache_init, no YaRN): theta_i = p * base^(-2i/d),
-    /// with the power built by repeated multiplication in Float as ggml does.
-    static func ropeAngles(position: Int, dimensions: Int, base: Float, frequencyScale: Float) -> [(cos: Float, sin: Float)] {
+    /// with the power built by repeated multiplication in Float as ggml does, divided by the pair's
+    /// frequency factor when the model has them (Llama 3), then scaled by `frequencyScale`.
+    static func ropeAngles(position: Int, dimensions: Int, base: Float, frequencyScale: Float,
+                           frequencyFactors: [Float]? = nil) -> [(cos: Float, sin: Float)] {
         let thetaScale = powf(base, -2 / Float(dimensions))
         var theta = Float(position)
         var angles: [(cos: Float, sin: Float)] = []
         angles.reserveCapacity(dimensions / 2)
-        for _ in 0..<dimensions / 2 {
-            let t = theta * frequencyScale
+        for i in 0..<dimensions / 2 {
+            let t = frequencyScale * (theta / (frequencyFactors?[i] ?? 1))
             angles.append((cosf(t), sinf(t)))
             theta *= thetaScale
         }
@@ -65,6 +67,35 @@ enum LayerMath {
         }
         let inverse = Float(1 / sum)
         for i in 0..<count { x[i] *= inverse }
+    }
+
+    /// GeGLU: gelu_tanh(gate) * up, written into `gate`, as ggml's `ggml_vec_geglu_f32` (GGML_GELU_FP16):
+    /// gelu looked up by the gate's fp16 value, 0 at or below -10, the identity at or above 10.
+    static func geglu(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
+        geluTable.withUnsafeBufferPointer { table in
+            for i in 0..<count {
+                let x = gate[i]
+                if x <= -10 { gate[i] = 0 }
+                else if x >= 10 { gate[i] = x * up[i] }
+                else { gate[i] = Float(table[Int(Float16(x).bitPattern)]) * up[i] }
+            }
+        }
+    }
+
+    /// ggml's `ggml_table_gelu_f16`: gelu_tanh of every fp16 value, rounded to fp16.
+    static let geluTable: [Float16] = (0..<65536).map { Float16(geluTanh(Float(Float16(bitPattern: UInt16($0))))) }
+
+    /// `ggml_gelu_f32`: 0.5x(1 + tanh(√(2/π) x (1 + 0.044715 x²))), the inner `1 + a·x·x` fused as GCC
+    /// contracts it in ggml's build.
+    static func geluTanh(_ x: Float) -> Float {
+        let sqrt2OverPi: Float = 0.79788456080286535587989211986876, a: Float = 0.044715
+        return 0.5 * x * (1 + tanhf(sqrt2OverPi * x * fusedMultiplyAdd(a * x, x, 1)))
+    }
+
+    /// Final-logit soft-capping: cap · tanh(logit / cap), as three ggml ops (scale, tanh, scale).
+    static func softcap(_ logits: inout [Float], cap: Float) {
+        let inverse = 1 / cap
+        for i in 0..<logits.count { logits[i] = tanhf(logits[i] * inverse) * cap }
     }
 
     /// SwiGLU: silu(gate) * up, written into `gate`.

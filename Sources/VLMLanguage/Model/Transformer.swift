@@ -1,6 +1,8 @@
-// The decoder forward pass: embeddings -> N x (attention + SwiGLU feed-forward) -> norm -> logits.
+// The decoder forward pass: embeddings -> N x (attention + gated feed-forward) -> norm -> logits.
 //
 // Read top to bottom like llama2.c's `forward`; the batch dimension (prefill) is the only addition.
+// One pass serves every family in `Architecture.registry`: its options (biases, Q/K norms, post-norms,
+// GeGLU, sliding-window layers, embedding and query scaling) are switched on where the family has them.
 // Activations are row-major [token][feature] Float arrays.
 import Dispatch
 import VLMTensor
@@ -42,10 +44,14 @@ public final class Transformer: @unchecked Sendable {
             throw LanguageModelError.tokenOutOfRange(t, vocabularySize: hp.vocabularySize)
         }
 
-        // Token embeddings.
+        // Token embeddings (Gemma scales them by √d; input embeddings such as image tokens are left as given).
         var x = [Float](repeating: 0, count: n * d)
         x.withUnsafeMutableBufferPointer { x in
             for (i, t) in tokens.enumerated() { weights.tokenEmbedding.dequantizeRow(Int(t), into: x.baseAddress! + i * d) }
+        }
+        if hp.family.scalesEmbeddings {
+            let scale = Float(d).squareRoot()
+            for i in 0..<x.count { x[i] *= scale }
         }
         return try forwardEmbedded(x, count: n, cache: &cache, logits: rows, attentionLayers: attentionLayers)
     }
@@ -57,10 +63,8 @@ public final class Transformer: @unchecked Sendable {
         let hp = hyperparameters
         let d = hp.embeddingLength, start = cache.count
         var x = x
-        let angles = (0..<n).map {
-            LayerMath.ropeAngles(position: start + $0, dimensions: hp.ropeDimensionCount,
-                                 base: hp.ropeFrequencyBase, frequencyScale: hp.ropeFrequencyScale)
-        }
+        let globalAngles = ropeAngles(positions: start..<(start + n), base: hp.ropeFrequencyBase)
+        let localAngles = hp.slidingWindow > 0 ? ropeAngles(positions: start..<(start + n), base: hp.ropeFrequencyBaseLocal) : globalAngles
 
         var normed = [Float](repeating: 0, count: n * d)
         var q = [Float](repeating: 0, count: n * hp.queryDimension)
@@ -73,28 +77,43 @@ public final class Transformer: @unchecked Sendable {
         var attention: [Int: [Float]] = [:]
 
         for (l, layer) in weights.layers.enumerated() {
-            // Attention block: x += Wo * attention(rope(Wq xn), rope(Wk xn), Wv xn), xn = rmsnorm(x).
+            // Attention block: x += post(Wo * attention(rope(Wq xn), rope(Wk xn), Wv xn)), xn = rmsnorm(x),
+            // with the family's biases, per-head Q/K norms and post-norm.
             rmsNormRows(x, weight: layer.attentionNorm, into: &normed, rows: n)
             multiply(layer.query, normed, rows: n, into: &q)
             multiply(layer.key, normed, rows: n, into: &k)
             multiply(layer.value, normed, rows: n, into: &v)
+            if let b = layer.queryBias { addBias(b, to: &q) }
+            if let b = layer.keyBias { addBias(b, to: &k) }
+            if let b = layer.valueBias { addBias(b, to: &v) }
+            if let w = layer.queryNorm { rmsNormInPlace(&q, weight: w) }
+            if let w = layer.keyNorm { rmsNormInPlace(&k, weight: w) }
+            let angles = hp.isSlidingWindowLayer(l) ? localAngles : globalAngles
             applyRope(&q, heads: hp.headCount, angles: angles)
             applyRope(&k, heads: hp.headCountKV, angles: angles)
+            if hp.family.scalesQueries { for i in 0..<q.count { q[i] *= hp.attentionScale } }
             store(keys: k, values: v, layer: l, at: start, count: n, in: &cache)
             let weightsOut = attend(q, layer: l, start: start, count: n, cache: cache, into: &attended,
                                     record: attentionLayers.contains(l))
             if let weightsOut { attention[l] = weightsOut }
             multiply(layer.attentionOutput, attended, rows: n, into: &projected)
+            if let w = layer.postAttentionNorm { rmsNormInPlace(&projected, weight: w) }
             for i in 0..<x.count { x[i] += projected[i] }
 
-            // Feed-forward block: x += W_down (silu(W_gate xn) * W_up xn), xn = rmsnorm(x).
+            // Feed-forward block: x += post(W_down (act(W_gate xn) * W_up xn)), xn = rmsnorm(x).
             rmsNormRows(x, weight: layer.feedForwardNorm, into: &normed, rows: n)
             multiply(layer.gate, normed, rows: n, into: &gate)
             multiply(layer.up, normed, rows: n, into: &up)
             gate.withUnsafeMutableBufferPointer { g in
-                up.withUnsafeBufferPointer { LayerMath.swiglu(g.baseAddress!, $0.baseAddress!, count: g.count) }
+                up.withUnsafeBufferPointer { u in
+                    switch hp.family.activation {
+                    case .silu: LayerMath.swiglu(g.baseAddress!, u.baseAddress!, count: g.count)
+                    case .geluTanh: LayerMath.geglu(g.baseAddress!, u.baseAddress!, count: g.count)
+                    }
+                }
             }
             multiply(layer.down, gate, rows: n, into: &projected)
+            if let w = layer.postFeedForwardNorm { rmsNormInPlace(&projected, weight: w) }
             for i in 0..<x.count { x[i] += projected[i] }
         }
         cache.advance(by: n)
@@ -106,6 +125,7 @@ public final class Transformer: @unchecked Sendable {
         rmsNormRows(lastRows, weight: weights.outputNorm, into: &finalNormed, rows: outRows)
         var logits = [Float](repeating: 0, count: outRows * hp.vocabularySize)
         multiply(weights.output, finalNormed, rows: outRows, into: &logits)
+        if let cap = hp.finalLogitSoftcap { LayerMath.softcap(&logits, cap: cap) }
         return ForwardOutput(logits: logits, attention: attention)
     }
 
@@ -120,6 +140,32 @@ public final class Transformer: @unchecked Sendable {
         }
     }
 
+    /// RMSNorm of each `weight.count`-long row of `x` (each head of Q or K, or each token), in place.
+    private func rmsNormInPlace(_ x: inout [Float], weight: [Float]) {
+        let width = weight.count, eps = hyperparameters.rmsEpsilon
+        x.withUnsafeMutableBufferPointer { x in
+            for r in 0..<(x.count / width) {
+                let row = x.baseAddress! + r * width
+                LayerMath.rmsNorm(row, weight: weight, epsilon: eps, into: row)
+            }
+        }
+    }
+
+    /// Adds `bias` to each row of `x`.
+    private func addBias(_ bias: [Float], to x: inout [Float]) {
+        let width = bias.count
+        for i in 0..<x.count { x[i] += bias[i % width] }
+    }
+
+    /// RoPE angles of each position, with the file's frequency factors and linear scaling.
+    private func ropeAngles(positions: Range<Int>, base: Float) -> [[(cos: Float, sin: Float)]] {
+        let hp = hyperparameters
+        return positions.map {
+            LayerMath.ropeAngles(position: $0, dimensions: hp.ropeDimensionCount, base: base,
+                                 frequencyScale: hp.ropeFrequencyScale, frequencyFactors: weights.ropeFrequencyFactors)
+        }
+    }
+
     private func multiply(_ w: QuantizedMatrix, _ x: [Float], rows: Int, into y: inout [Float]) {
         x.withUnsafeBufferPointer { x in
             y.withUnsafeMutableBufferPointer { w.multiply(x.baseAddress!, batch: rows, into: $0.baseAddress!, threads: threads) }
@@ -131,7 +177,7 @@ public final class Transformer: @unchecked Sendable {
         x.withUnsafeMutableBufferPointer { x in
             for (i, a) in angles.enumerated() {
                 LayerMath.applyRope(x.baseAddress! + i * width, heads: heads, headDimension: hp.headDimension,
-                                    angles: a, adjacentPairs: hp.traits.ropeRotatesAdjacentPairs)
+                                    angles: a, adjacentPairs: hp.family.rope == .adjacentPairs)
             }
         }
     }
@@ -141,8 +187,8 @@ public final class Transformer: @unchecked Sendable {
         for i in 0..<n {
             let offset = cache.keyOffset(layer: layer, position: start + i)
             for j in 0..<width {
-                cache.keys[offset + j] = roundedThroughHalf(k[i * width + j])
-                cache.values[cache.valueOffset(layer: layer, dimension: j) + start + i] = roundedThroughHalf(v[i * width + j])
+                cache.keys[offset + j] = Float16(k[i * width + j])
+                cache.values[cache.valueOffset(layer: layer, dimension: j) + start + i] = Float16(v[i * width + j])
             }
         }
     }
@@ -163,6 +209,8 @@ public final class Transformer: @unchecked Sendable {
         let capacity = cache.capacity
         let jobs = n * heads, workers = min(threads, jobs)
         let order: HalfDot.Order = n == 1 ? .vector : .tiled
+        let window = hp.isSlidingWindowLayer(layer) ? hp.slidingWindow : Int.max
+        let scoreScale = hp.family.scalesQueries ? 1 : hp.attentionScale
         q.withUnsafeBufferPointer { q in
             cache.keys.withUnsafeBufferPointer { keys in
                 cache.values.withUnsafeBufferPointer { values in
@@ -177,6 +225,7 @@ public final class Transformer: @unchecked Sendable {
                                     let i = job / heads, h = job % heads
                                     attendOneHead(query: q.pointer + i * hp.queryDimension + h * hp.headDimension,
                                                   kvHead: h / (heads / hp.headCountKV), visible: start + i + 1,
+                                                  window: window, scale: scoreScale,
                                                   keys: keys.pointer, values: values.pointer, valueStride: capacity,
                                                   order: order, scratch: &scratch,
                                                   out: out.pointer + i * hp.queryDimension + h * hp.headDimension)
@@ -205,18 +254,20 @@ public final class Transformer: @unchecked Sendable {
         }
     }
 
-    /// One head of one query: softmax(q.K / sqrt(d)) V over the first `visible` positions.
-    private func attendOneHead(query qh: UnsafePointer<Float>, kvHead: Int, visible: Int,
-                               keys: UnsafePointer<Float>, values: UnsafePointer<Float>, valueStride: Int,
+    /// One head of one query: softmax(scale q.K) V over the first `visible` positions, of which only
+    /// the last `window` are seen (llama.cpp masks the others to -inf: they keep their place in the sums).
+    private func attendOneHead(query qh: UnsafePointer<Float>, kvHead: Int, visible: Int, window: Int, scale: Float,
+                               keys: UnsafePointer<Float16>, values: UnsafePointer<Float16>, valueStride: Int,
                                order: HalfDot.Order,
                                scratch: inout AttentionScratch, out o: UnsafeMutablePointer<Float>) {
         let hp = hyperparameters, hd = hp.headDimension, kvWidth = hp.keyValueDimension
-        let scale = 1 / Float(hd).squareRoot()
+        let firstSeen = max(0, visible - window)
         for j in 0..<hd { scratch.query[j] = roundedThroughHalf(qh[j]) }
         let padded = scratch.weights.count
         scratch.query.withUnsafeBufferPointer { query in
             scratch.weights.withUnsafeMutableBufferPointer { w in
-                for t in 0..<visible {
+                for t in 0..<firstSeen { w[t] = -.infinity }
+                for t in firstSeen..<visible {
                     w[t] = HalfDot.dot(keys + t * kvWidth + kvHead * hd, query.baseAddress!, count: hd,
                                       paddedCount: hd, order: order) * scale
                 }
@@ -248,7 +299,7 @@ enum HalfDot {
     }
 
     /// `count` values, in a product llama.cpp runs over `paddedCount` (>= count) elements.
-    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int,
+    static func dot(_ a: UnsafePointer<Float16>, _ b: UnsafePointer<Float>, count: Int,
                     paddedCount: Int, order: Order) -> Float {
         // tinyBLAS only takes lengths in whole 16-lane vectors; anything else goes to ggml_vec_dot_f16.
         if order == .tiled && paddedCount % 16 == 0 {
@@ -268,7 +319,7 @@ enum HalfDot {
             chunk += 64
         }
         var sum = paddedCount >= 64 ? Double(horizontalSum16((acc.0 + acc.2) + (acc.1 + acc.3))) : 0
-        for i in vectorPart..<count { sum += Double(a[i] * b[i]) }
+        for i in vectorPart..<count { sum += Double(Float(a[i]) * b[i]) }
         return Float(sum)
     }
 
@@ -278,6 +329,15 @@ enum HalfDot {
         if start + 16 <= count { return UnsafeRawPointer(p + start).loadUnaligned(as: SIMD16<Float>.self) }
         var v = SIMD16<Float>()
         for i in 0..<max(0, count - start) { v[i] = p[start + i] }
+        return v
+    }
+
+    /// The same from the fp16 cache, widened exactly to Float.
+    @inline(__always)
+    private static func load16(_ p: UnsafePointer<Float16>, _ start: Int, _ count: Int) -> SIMD16<Float> {
+        if start + 16 <= count { return SIMD16<Float>(UnsafeRawPointer(p + start).loadUnaligned(as: SIMD16<Float16>.self)) }
+        var v = SIMD16<Float>()
+        for i in 0..<max(0, count - start) { v[i] = Float(p[start + i]) }
         return v
     }
 }

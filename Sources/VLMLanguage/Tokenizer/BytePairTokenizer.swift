@@ -4,6 +4,8 @@
 struct BytePairTokenizer {
     let vocabulary: Vocabulary
     let steps: [PreTokenizer.Step]
+    /// A word that is a token as a whole is that token, unmerged (Llama 3).
+    let ignoresMerges: Bool
 
     init(vocabulary: Vocabulary) throws {
         guard let steps = PreTokenizer.steps(for: vocabulary.preTokenizer) else {
@@ -11,6 +13,7 @@ struct BytePairTokenizer {
         }
         self.vocabulary = vocabulary
         self.steps = steps
+        ignoresMerges = PreTokenizer.ignoresMerges(vocabulary.preTokenizer)
     }
 
     private struct Bigram: Comparable {
@@ -24,7 +27,9 @@ struct BytePairTokenizer {
         for word in PreTokenizer.split(text, steps: steps) {
             var view = String.UnicodeScalarView()
             view.append(contentsOf: word)
-            output += merge(String(view).utf8.map { String(ByteEncoding.scalar(for: $0)) })
+            let symbols = String(view).utf8.map { String(ByteEncoding.scalar(for: $0)) }
+            if ignoresMerges, let id = vocabulary.id(of: symbols.joined()) { output.append(id); continue }
+            output += merge(symbols)
         }
         return output
     }

@@ -32,13 +32,13 @@ struct SentencePieceTokenizer {
         symbols[symbols.count - 1].next = -1
 
         var queue = Heap<Bigram>()
-        var mergedFrom: [String: (Int, Int)] = [:]
-        func piece(_ start: Int, _ length: Int) -> String { String(decoding: bytes[start..<start + length], as: UTF8.self) }
+        var mergedFrom: [[UInt8]: (Int, Int)] = [:]
+        func piece(_ start: Int, _ length: Int) -> [UInt8] { Array(bytes[start..<start + length]) }
         func tryAddBigram(_ left: Int, _ right: Int) {
             guard left >= 0, right >= 0 else { return }
             let text = piece(symbols[left].start, symbols[left].length + symbols[right].length)
-            guard let id = vocabulary.id(of: text) else { return }
-            queue.push(Bigram(left: left, right: right, score: vocabulary.scores[Int(id)], length: text.utf8.count))
+            guard let id = vocabulary.id(ofBytes: text) else { return }
+            queue.push(Bigram(left: left, right: right, score: vocabulary.scores[Int(id)], length: text.count))
             mergedFrom[text] = (left, right)
         }
         for i in 1..<symbols.count { tryAddBigram(i - 1, i) }
@@ -58,7 +58,7 @@ struct SentencePieceTokenizer {
         var output: [Int32] = []
         func resegment(_ s: Symbol) {
             let text = piece(s.start, s.length)
-            if let id = vocabulary.id(of: text) { output.append(id); return }
+            if let id = vocabulary.id(ofBytes: text) { output.append(id); return }
             if let (l, r) = mergedFrom[text] { resegment(symbols[l]); resegment(symbols[r]); return }
             for b in bytes[s.start..<s.start + s.length] { output.append(byteToken(b)) }
         }

@@ -13,7 +13,9 @@ public struct Vocabulary: Sendable {
     public let texts: [String]
     public let scores: [Float]
     public let kinds: [TokenKind]
-    let idsByText: [String: Int32]
+    /// Keyed by UTF-8 bytes: Swift's String equality is canonical equivalence ("e\u{301}" == "é"), but
+    /// tokens are byte strings ("▁e" + U+0301 and "▁é" are different tokens).
+    let idsByText: [[UInt8]: Int32]
     /// BPE merge rank keyed by "left right".
     let mergeRanks: [String: Int]
 
@@ -49,10 +51,10 @@ public struct Vocabulary: Sendable {
             return array
         }
         scores = try numbers("tokenizer.ggml.scores")?.map { Float($0.doubleValue ?? 0) } ?? [Float](repeating: 0, count: n)
-        kinds = try numbers("tokenizer.ggml.token_type")?.map { TokenKind(rawValue: Int32($0.intValue ?? 1)) ?? .normal }
+        var kinds = try numbers("tokenizer.ggml.token_type")?.map { TokenKind(rawValue: Int32($0.intValue ?? 1)) ?? .normal }
             ?? [TokenKind](repeating: .normal, count: n)
-        var ids: [String: Int32] = [:]
-        for (i, t) in texts.enumerated() where ids[t] == nil { ids[t] = Int32(i) }
+        var ids: [[UInt8]: Int32] = [:]
+        for (i, t) in texts.enumerated() where ids[Array(t.utf8)] == nil { ids[Array(t.utf8)] = Int32(i) }
         idsByText = ids
         var ranks: [String: Int] = [:]
         for (i, m) in (gguf.metadata["tokenizer.ggml.merges"]?.arrayValue ?? []).enumerated() {
@@ -68,15 +70,29 @@ public struct Vocabulary: Sendable {
         eos = tokenID("tokenizer.ggml.eos_token_id")
         unknown = tokenID("tokenizer.ggml.unknown_token_id")
         padding = tokenID("tokenizer.ggml.padding_token_id")
-        // llama.cpp's defaults: SentencePiece adds BOS and a space prefix, byte-level BPE neither.
-        addBOS = gguf.metadata["tokenizer.ggml.add_bos_token"]?.boolValue ?? (model == "llama")
+        // llama.cpp's defaults: SentencePiece adds BOS and a space prefix, byte-level BPE neither
+        // (but Llama 3's pre-tokenizer adds BOS).
+        addBOS = gguf.metadata["tokenizer.ggml.add_bos_token"]?.boolValue
+            ?? (model == "llama" || PreTokenizer.llama3Names.contains(preTokenizer))
         addEOS = gguf.metadata["tokenizer.ggml.add_eos_token"]?.boolValue ?? false
         addSpacePrefix = gguf.metadata["tokenizer.ggml.add_space_prefix"]?.boolValue ?? (model == "llama")
-        let endMarkers: Set<String> = ["<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>", "<|end_of_text|>"]
+        // As llama.cpp: tokens with these texts end generation and are control tokens, whatever their type.
         var endIDs = Set(eos.map { [$0] } ?? [])
-        for (i, t) in texts.enumerated() where kinds[i] == .control && endMarkers.contains(t) { endIDs.insert(Int32(i)) }
+        for (i, t) in texts.enumerated() where Self.endOfGenerationTexts.contains(Array(t.utf8)) {
+            endIDs.insert(Int32(i))
+            kinds[i] = .control
+        }
+        self.kinds = kinds
         endOfGeneration = endIDs
     }
 
-    public func id(of text: String) -> Int32? { idsByText[text] }
+    /// llama.cpp's end-of-generation markers recognised by text (`special_eog_ids`).
+    static let endOfGenerationTexts: Set<[UInt8]> = Set([
+        "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>",
+        "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>", "<end_of_utterance>",
+    ].map { Array($0.utf8) })
+
+    public func id(of text: String) -> Int32? { idsByText[Array(text.utf8)] }
+
+    func id(ofBytes bytes: [UInt8]) -> Int32? { idsByText[bytes] }
 }

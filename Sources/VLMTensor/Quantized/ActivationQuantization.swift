@@ -2,8 +2,8 @@
 //
 // ggml never dequantises weights for a matrix product on the CPU: it converts the *activation* row to
 // the weight type's partner format (`vec_dot_type`) and takes integer dot products block by block.
-//   q4_0, q8_0 weights -> activations as Q8_0 (fp16 scale d, 32 int8)
-//   q4_1 weights       -> activations as Q8_1 (fp16 d, fp16 s = d * sum(q), 32 int8)
+//   q4_0, q5_0, q8_0   -> activations as Q8_0 (fp16 scale d, 32 int8)
+//   q4_1, q5_1         -> activations as Q8_1 (fp16 d, fp16 s = d * sum(q), 32 int8)
 //   K-quant weights    -> activations as Q8_K (Float d, 256 int8, int16 sums of each 16)
 //   f16 / bf16 weights -> activations rounded to fp16 / bf16
 // Reproducing that rounding is what makes greedy decoding token-for-token identical to llama.cpp.
@@ -29,9 +29,9 @@ public struct QuantizedActivation {
         case .f32: values = Array(x)
         case .f16: values = x.map(roundedThroughHalf)
         case .bf16: values = x.map { bfloat16ToFloat(floatToBFloat16($0)) }
-        case .q4_0, .q8_0: quantizeQ8(x, withSums: false)
-        case .q4_1: quantizeQ8(x, withSums: true)
-        case .q4_K, .q6_K: quantizeQ8K(x)
+        case .q4_0, .q5_0, .q8_0: quantizeQ8(x, withSums: false)
+        case .q4_1, .q5_1: quantizeQ8(x, withSums: true)
+        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K: quantizeQ8K(x)
         }
     }
 
@@ -56,6 +56,7 @@ public struct QuantizedActivation {
             scales[b] = roundedThroughHalf(d)
             if withSums { blockSums[b] = roundedThroughHalf(Float(sum) * d) }
         }
+        guard activationsNeedSplitQuants else { return }
         splitQuants = .init(repeating: 0, count: blocks * 32)
         for b in 0..<blocks {
             for m in 0..<16 {

@@ -41,6 +41,22 @@ enum Q4_1Block: Block32 {
     @inline(__always) static func unpack(_ block: UnsafeRawPointer) -> BlockDot.Unpacked32 { .init(nibbles: block + 4, offset: 0) }
 }
 
+enum Q5_0Block: Block32 {
+    static var bytes: Int { 22 }
+    static var hasMinimum: Bool { false }
+    @inline(__always) static func unpack(_ block: UnsafeRawPointer) -> BlockDot.Unpacked32 {
+        .init(nibbles: block + 6, highBits: block.loadUnaligned(fromByteOffset: 2, as: UInt32.self), offset: 16)
+    }
+}
+
+enum Q5_1Block: Block32 {
+    static var bytes: Int { 24 }
+    static var hasMinimum: Bool { true }
+    @inline(__always) static func unpack(_ block: UnsafeRawPointer) -> BlockDot.Unpacked32 {
+        .init(nibbles: block + 8, highBits: block.loadUnaligned(fromByteOffset: 4, as: UInt32.self), offset: 0)
+    }
+}
+
 /// Raw pointers into a `QuantizedActivation`, valid inside `QuantizedActivation.withView`.
 public struct ActivationView {
     let scales: UnsafePointer<Float>
@@ -93,16 +109,19 @@ private func half(_ p: UnsafeRawPointer, _ offset: Int) -> Float {
 enum BlockDot {
     /// Dispatches on the weight format; `columns` is the row length in values.
     @inline(__always)
-    static func dot(_ format: WeightFormat, row: UnsafeRawPointer, _ a: ActivationView, columns: Int) -> Float {
+    static func dot(_ format: WeightFormat, row: UnsafeRawPointer, _ a: ActivationView, columns: Int,
+                    repacked: Bool = false) -> Float {
         switch format {
+        case .q4_K where repacked: return dotQ4_KInterleaved(row, a, blocks: columns / 256)
         case .f32: return dotF32(row.assumingMemoryBound(to: Float.self), a.values, columns)
         case .f16: return dotF16(row.assumingMemoryBound(to: UInt16.self), a.values, columns)
         case .bf16: return dotBF16(row.assumingMemoryBound(to: UInt16.self), a.values, columns)
         case .q8_0: return dotQ8_0(row, a, blocks: columns / 32)
         case .q4_0: return dotQ4_0(row, a, blocks: columns / 32)
         case .q4_1: return dotQ4_1(row, a, blocks: columns / 32)
-        case .q4_K: return dotQ4_K(row, a, blocks: columns / 256)
-        case .q6_K: return dotQ6_K(row, a, blocks: columns / 256)
+        case .q5_0: return dot(Q5_0Block.self, row, a, columns / 32)
+        case .q5_1: return dot(Q5_1Block.self, row, a, columns / 32)
+        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K: return dotKQuant(format, row, a, blocks: columns / 256)
         }
     }
 
@@ -148,7 +167,7 @@ enum BlockDot {
             for j in 0..<blocks {
                 let block = row + j * F.bytes
                 if F.hasMinimum { minimum = fusedMultiplyAdd(F.minimum(block, table), a.blockSums[j], minimum) }
-                acc = accumulate(acc, scale: F.scale(block, table) * a.scales[j], F.unpack(block).laneSums(a.splitQuants + j * 64))
+                acc = accumulate(acc, scale: F.scale(block, table) * a.scales[j], F.unpack(block).laneSums(a.block32(j)))
             }
             return horizontalSum8(acc) + minimum
         }
@@ -157,12 +176,15 @@ enum BlockDot {
     /// Two weight rows against one activation row (matrix-vector products): the same arithmetic as
     /// two `dot` calls, interleaved so the two accumulator chains overlap in the pipeline.
     static func dotPair(_ format: WeightFormat, _ row0: UnsafeRawPointer, _ row1: UnsafeRawPointer, _ a: ActivationView,
-                        columns: Int) -> (Float, Float) {
+                        columns: Int, repacked: Bool = false) -> (Float, Float) {
         switch format {
         case .q8_0: dotPair(Q8_0Block.self, row0, row1, a, columns / 32)
         case .q4_0: dotPair(Q4_0Block.self, row0, row1, a, columns / 32)
         case .q4_1: dotPair(Q4_1Block.self, row0, row1, a, columns / 32)
-        default: (dot(format, row: row0, a, columns: columns), dot(format, row: row1, a, columns: columns))
+        case .q5_0: dotPair(Q5_0Block.self, row0, row1, a, columns / 32)
+        case .q5_1: dotPair(Q5_1Block.self, row0, row1, a, columns / 32)
+        default: (dot(format, row: row0, a, columns: columns, repacked: repacked),
+                  dot(format, row: row1, a, columns: columns, repacked: repacked))
         }
     }
 
@@ -171,7 +193,7 @@ enum BlockDot {
         halfToFloatTable.withUnsafeBufferPointer { table in
             var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>(), minimum0: Float = 0, minimum1: Float = 0
             for j in 0..<blocks {
-                let b0 = row0 + j * F.bytes, b1 = row1 + j * F.bytes, aq = a.splitQuants + j * 64, da = a.scales[j]
+                let b0 = row0 + j * F.bytes, b1 = row1 + j * F.bytes, aq = a.block32(j), da = a.scales[j]
                 if F.hasMinimum {
                     minimum0 = fusedMultiplyAdd(F.minimum(b0, table), a.blockSums[j], minimum0)
                     minimum1 = fusedMultiplyAdd(F.minimum(b1, table), a.blockSums[j], minimum1)
@@ -186,12 +208,14 @@ enum BlockDot {
     /// One weight row against several activation rows (a prefill batch), with the same arithmetic per
     /// activation as `dot`.
     static func dotBatch(_ format: WeightFormat, row: UnsafeRawPointer, _ views: UnsafeBufferPointer<ActivationView>,
-                         columns: Int, into out: (Int, Float) -> Void) {
+                         columns: Int, repacked: Bool = false, into out: (Int, Float) -> Void) {
         switch format {
         case .q8_0: dotBatch(Q8_0Block.self, row, views, columns / 32, out)
         case .q4_0: dotBatch(Q4_0Block.self, row, views, columns / 32, out)
         case .q4_1: dotBatch(Q4_1Block.self, row, views, columns / 32, out)
-        default: for (b, view) in views.enumerated() { out(b, dot(format, row: row, view, columns: columns)) }
+        case .q5_0: dotBatch(Q5_0Block.self, row, views, columns / 32, out)
+        case .q5_1: dotBatch(Q5_1Block.self, row, views, columns / 32, out)
+        default: for (b, view) in views.enumerated() { out(b, dot(format, row: row, view, columns: columns, repacked: repacked)) }
         }
     }
 
@@ -212,10 +236,10 @@ enum BlockDot {
                         m0 = fusedMultiplyAdd(m, v0.blockSums[j], m0); m1 = fusedMultiplyAdd(m, v1.blockSums[j], m1)
                         m2 = fusedMultiplyAdd(m, v2.blockSums[j], m2); m3 = fusedMultiplyAdd(m, v3.blockSums[j], m3)
                     }
-                    a0 = accumulate(a0, scale: d * v0.scales[j], w.laneSums(v0.splitQuants + j * 64))
-                    a1 = accumulate(a1, scale: d * v1.scales[j], w.laneSums(v1.splitQuants + j * 64))
-                    a2 = accumulate(a2, scale: d * v2.scales[j], w.laneSums(v2.splitQuants + j * 64))
-                    a3 = accumulate(a3, scale: d * v3.scales[j], w.laneSums(v3.splitQuants + j * 64))
+                    a0 = accumulate(a0, scale: d * v0.scales[j], w.laneSums(v0.block32(j)))
+                    a1 = accumulate(a1, scale: d * v1.scales[j], w.laneSums(v1.block32(j)))
+                    a2 = accumulate(a2, scale: d * v2.scales[j], w.laneSums(v2.block32(j)))
+                    a3 = accumulate(a3, scale: d * v3.scales[j], w.laneSums(v3.block32(j)))
                 }
                 out(b, horizontalSum8(a0) + m0); out(b + 1, horizontalSum8(a1) + m1)
                 out(b + 2, horizontalSum8(a2) + m2); out(b + 3, horizontalSum8(a3) + m3)
@@ -225,40 +249,6 @@ enum BlockDot {
                 out(b, dot(F.self, row, views[b], blocks))
                 b += 1
             }
-        }
-    }
-
-    /// A block of 32 small signed weights, as its even-indexed and odd-indexed elements
-    /// (lane m of `even` is element 2m, of `odd` element 2m+1).
-    struct Unpacked32 {
-        let even: SIMD16<Int16>, odd: SIMD16<Int16>
-
-        /// 32 int8 (q8_0).
-        @inline(__always)
-        init(int8 p: UnsafeRawPointer) {
-            let v = p.loadUnaligned(as: SIMD16<Int16>.self)
-            even = (v &<< 8) &>> 8
-            odd = v &>> 8
-        }
-
-        /// 16 bytes of nibbles: element i is the low nibble of byte i, element 16+i its high nibble.
-        @inline(__always)
-        init(nibbles p: UnsafeRawPointer, offset: Int16) {
-            let packed = p.loadUnaligned(as: SIMD8<Int16>.self)  // lane m: byte 2m low, byte 2m+1 high
-            let both = SIMD16(lowHalf: packed, highHalf: packed &>> 4)
-            even = (both & 0x000F) &- offset
-            odd = ((both &>> 8) & 0x000F) &- offset
-        }
-
-        /// Eight int32 lanes; lane k = sum of w[j] * a[j] for j in 4k..<4k+4, for a block of activations
-        /// in `splitQuants` layout (16 even-indexed then 16 odd-indexed Int16).
-        @inline(__always)
-        func laneSums(_ a: UnsafeRawPointer) -> SIMD8<Int32> {
-            let aEven = a.loadUnaligned(as: SIMD16<Int16>.self), aOdd = a.loadUnaligned(fromByteOffset: 32, as: SIMD16<Int16>.self)
-            // Two products fit Int16 (|q| <= 127); the pairs are widened before adding four.
-            let pairs = even &* aEven &+ odd &* aOdd
-            let words = unsafeBitCast(pairs, to: SIMD8<Int32>.self)
-            return ((words &<< 16) &>> 16) &+ (words &>> 16)
         }
     }
 
@@ -276,57 +266,5 @@ enum BlockDot {
         let q = s.assumingMemoryBound(to: UInt8.self)
         if j < 4 { return (Int32(q[j] & 63), Int32(q[j + 4] & 63)) }
         return (Int32((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4)), Int32((q[j + 4] >> 4) | ((q[j] >> 6) << 4)))
-    }
-
-    /// q4_K x Q8_K: 8 sub-blocks of 32 with 6-bit scales and mins; x = d*scale*q - dmin*min.
-    static func dotQ4_K(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
-        var sum: Float = 0
-        for b in 0..<blocks {
-            let block = row + b * 144, aq = a.quants + b * 256, scales = block + 4, qs = block + 16
-            var sumi: Int32 = 0, sumMins: Int32 = 0
-            for j in 0..<4 {
-                let (sc0, m0) = q4KScaleMin(scales, 2 * j), (sc1, m1) = q4KScaleMin(scales, 2 * j + 1)
-                var lowSum: Int32 = 0, highSum: Int32 = 0
-                for half16 in 0..<2 {
-                    let packed = qs.loadUnaligned(fromByteOffset: 32 * j + 16 * half16, as: SIMD16<UInt8>.self)
-                    lowSum += dot16(SIMD16<Int16>(truncatingIfNeeded: packed & 0x0F), aq + 64 * j + 16 * half16)
-                    highSum += dot16(SIMD16<Int16>(truncatingIfNeeded: packed &>> 4), aq + 64 * j + 32 + 16 * half16)
-                }
-                sumi += sc0 * lowSum + sc1 * highSum
-                let g = a.groupSums + b * 16 + 4 * j
-                sumMins += m0 * (g[0] + g[1]) + m1 * (g[2] + g[3])
-            }
-            let d = half(block, 0) * a.scales[b], dmin = half(block, 2) * a.scales[b]
-            sum += d * Float(sumi) - dmin * Float(sumMins)
-        }
-        return sum
-    }
-
-    /// q6_K x Q8_K: 16 sub-blocks of 16 with int8 scales; q = 4 low bits | 2 high bits << 4, minus 32.
-    static func dotQ6_K(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
-        var sum: Float = 0
-        for b in 0..<blocks {
-            let block = row + b * 210, aq = a.quants + b * 256
-            let scales = (block + 192).assumingMemoryBound(to: Int8.self)
-            var sumi: Int32 = 0
-            for n in 0..<2 {
-                let ql = block + 64 * n, qh = block + 128 + 32 * n, sc = scales + 8 * n, an = aq + 128 * n
-                for h in 0..<2 {  // l in 16h..<16h+16 shares one scale per quarter
-                    let low0 = ql.loadUnaligned(fromByteOffset: 16 * h, as: SIMD16<UInt8>.self)
-                    let low1 = ql.loadUnaligned(fromByteOffset: 32 + 16 * h, as: SIMD16<UInt8>.self)
-                    let high = qh.loadUnaligned(fromByteOffset: 16 * h, as: SIMD16<UInt8>.self)
-                    let q1 = (low0 & 0x0F) | ((high & 3) &<< 4)
-                    let q2 = (low1 & 0x0F) | (((high &>> 2) & 3) &<< 4)
-                    let q3 = (low0 &>> 4) | (((high &>> 4) & 3) &<< 4)
-                    let q4 = (low1 &>> 4) | (((high &>> 6) & 3) &<< 4)
-                    sumi += Int32(sc[h]) * dot16(SIMD16<Int16>(truncatingIfNeeded: q1) &- 32, an + 16 * h)
-                    sumi += Int32(sc[h + 2]) * dot16(SIMD16<Int16>(truncatingIfNeeded: q2) &- 32, an + 32 + 16 * h)
-                    sumi += Int32(sc[h + 4]) * dot16(SIMD16<Int16>(truncatingIfNeeded: q3) &- 32, an + 64 + 16 * h)
-                    sumi += Int32(sc[h + 6]) * dot16(SIMD16<Int16>(truncatingIfNeeded: q4) &- 32, an + 96 + 16 * h)
-                }
-            }
-            sum += half(block, 208) * a.scales[b] * Float(sumi)
-        }
-        return sum
     }
 }

@@ -13,6 +13,9 @@ public struct QuantizedMatrix: @unchecked Sendable {
     public let columns: Int
     public let data: UnsafeRawPointer
     public let rowBytes: Int
+    /// Rows are summed in the order of ggml's x86 repacked ("CPU_REPACK") kernels, which llama.cpp
+    /// uses instead of `ggml_vec_dot_*` for q4_K matrices with a multiple of 8 rows.
+    public let repackedOrder: Bool
 
     /// `data` must hold `rows * format.rowBytes(columns:)` bytes; `columns` must be a whole number of blocks.
     public init(format: WeightFormat, rows: Int, columns: Int, data: UnsafeRawPointer) {
@@ -22,6 +25,7 @@ public struct QuantizedMatrix: @unchecked Sendable {
         self.columns = columns
         self.data = data
         self.rowBytes = format.rowBytes(columns: columns)!
+        self.repackedOrder = format == .q4_K && rows % 8 == 0
     }
 
     /// Row `r` as Float values (an embedding look-up).
@@ -58,19 +62,19 @@ public struct QuantizedMatrix: @unchecked Sendable {
                     while r + 1 < end {
                         (output.pointer[r], output.pointer[r + 1]) = BlockDot.dotPair(
                             matrix.format, matrix.data + r * matrix.rowBytes, matrix.data + (r + 1) * matrix.rowBytes,
-                            views[0], columns: matrix.columns)
+                            views[0], columns: matrix.columns, repacked: matrix.repackedOrder)
                         r += 2
                     }
                     if r < end {
                         output.pointer[r] = BlockDot.dot(matrix.format, row: matrix.data + r * matrix.rowBytes,
-                                                         views[0], columns: matrix.columns)
+                                                         views[0], columns: matrix.columns, repacked: matrix.repackedOrder)
                     }
                     return
                 }
                 views.items.withUnsafeBufferPointer { viewBuffer in
                     for r in start..<end {
                         BlockDot.dotBatch(matrix.format, row: matrix.data + r * matrix.rowBytes, viewBuffer,
-                                          columns: matrix.columns) { output.pointer[$0 * matrix.rows + r] = $1 }
+                                          columns: matrix.columns, repacked: matrix.repackedOrder) { output.pointer[$0 * matrix.rows + r] = $1 }
                     }
                 }
             }

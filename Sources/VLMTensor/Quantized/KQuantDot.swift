@@ -1,0 +1,221 @@
+// K-quant weights (256-value super-blocks) against Q8_K activations, in ggml's x86 arithmetic order.
+//
+// ggml's AVX2 kernels (`ggml_vec_dot_q*_K_q8_K`, arch/x86/quants.c) keep eight int32 lanes per
+// super-block: lane k holds the scaled products of elements 4k..<4k+4 of every 32-value slice
+// (`_mm256_maddubs_epi16` then `_mm256_madd_epi16` with the sub-block scales). The lanes become
+// floats, are fused-multiply-added with d_w * d_a into eight float accumulators, and those are reduced
+// with `hsum_float_8` at the end. The integer part is exact whatever the order; what must match is
+// which products share a lane, and the float operations after it.
+
+/// The scales and mins of a q4_K / q5_K super-block: eight 6-bit pairs packed in 12 bytes
+/// (`get_scale_min_k4`).
+@inline(__always)
+func kScalesAndMins(_ packed: UnsafeRawPointer) -> (scales: SIMD8<Int32>, mins: SIMD8<Int32>) {
+    var scales = SIMD8<Int32>(), mins = SIMD8<Int32>()
+    for j in 0..<8 {
+        let (s, m) = BlockDot.q4KScaleMin(packed, j)
+        scales[j] = s; mins[j] = m
+    }
+    return (scales, mins)
+}
+
+/// Lanes 0..<4 take `low`, lanes 4..<8 take `high`: the sub-block scale of the first and second
+/// 16 values of a 32-value slice (`get_scale_shuffle_q3k` / `get_scale_shuffle`).
+@inline(__always)
+func halvesScale(_ low: Int32, _ high: Int32) -> SIMD8<Int32> {
+    SIMD8(lowHalf: SIMD4(repeating: low), highHalf: SIMD4(repeating: high))
+}
+
+@inline(__always)
+func kHalf(_ block: UnsafeRawPointer, _ offset: Int) -> Float {
+    halfToFloat(block.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+}
+
+/// The sum of 16-value activation group sums 2p and 2p+1 (`_mm_hadd_epi16` of `bsums`), p in 0..<8.
+@inline(__always)
+func pairedGroupSums(_ g: UnsafePointer<Int32>) -> SIMD8<Int32> {
+    var s = SIMD8<Int32>()
+    for p in 0..<8 { s[p] = g[2 * p] &+ g[2 * p + 1] }
+    return s
+}
+
+/// The mins term of q4_K / q5_K: four lanes, lane p = m[2p]*s[2p] + m[2p+1]*s[2p+1] (`_mm_madd_epi16`).
+@inline(__always)
+func minsLanes(_ mins: SIMD8<Int32>, _ sums: SIMD8<Int32>) -> SIMD4<Int32> {
+    let p = mins &* sums
+    return SIMD4(p[0] &+ p[1], p[2] &+ p[3], p[4] &+ p[5], p[6] &+ p[7])
+}
+
+extension BlockDot {
+    static func dotKQuant(_ format: WeightFormat, _ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
+        switch format {
+        case .q2_K: dotQ2_K(row, a, blocks: blocks)
+        case .q3_K: dotQ3_K(row, a, blocks: blocks)
+        case .q4_K: dotQ4_K(row, a, blocks: blocks)
+        case .q5_K: dotQ5_K(row, a, blocks: blocks)
+        case .q6_K: dotQ6_K(row, a, blocks: blocks)
+        default: preconditionFailure("\(format) is not a K-quant")
+        }
+    }
+
+    /// acc + d * lanes, lane by lane with one rounding (`_mm256_fmadd_ps(d, cvtepi32_ps(lanes), acc)`).
+    @inline(__always)
+    static func fma8(_ acc: SIMD8<Float>, _ d: Float, _ lanes: SIMD8<Int32>) -> SIMD8<Float> {
+        acc.addingProduct(SIMD8(repeating: d), SIMD8<Float>(lanes))
+    }
+
+    /// q2_K: 16 sub-blocks of 16 with 4-bit scale and min; x = d*scale*q - dmin*min, q in 0...3.
+    /// The mins go into the same accumulator first, then the quants.
+    static func dotQ2_K(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
+        var acc = SIMD8<Float>()
+        for b in 0..<blocks {
+            let block = row + b * 84, aq = a.quants + b * 256, g = a.groupSums + b * 16
+            let sc = block.assumingMemoryBound(to: UInt8.self), qs = block + 16
+            let ad = a.scales[b], d = ad * kHalf(block, 80), dmin = -ad * kHalf(block, 82)
+            var mins = SIMD8<Int32>()
+            for k in 0..<8 {
+                mins[k] = Int32(sc[2 * k] >> 4) &* g[2 * k] &+ Int32(sc[2 * k + 1] >> 4) &* g[2 * k + 1]
+            }
+            acc = fma8(acc, dmin, mins)
+            var sumi = SIMD8<Int32>()
+            for j in 0..<2 {
+                let bits = qs.loadUnaligned(fromByteOffset: 32 * j, as: SIMD32<UInt8>.self)
+                for x in 0..<4 {
+                    let q = (bits &>> UInt8(2 * x)) & 3
+                    let s = halvesScale(Int32(sc[8 * j + 2 * x] & 15), Int32(sc[8 * j + 2 * x + 1] & 15))
+                    sumi &+= s &* quadSums(q, aq + 128 * j + 32 * x)
+                }
+            }
+            acc = fma8(acc, d, sumi)
+        }
+        return horizontalSum8(acc)
+    }
+
+    /// The sixteen 6-bit q3_K scales, minus 32.
+    @inline(__always)
+    static func q3KScales(_ p: UnsafeRawPointer) -> [Int32] {
+        let a0 = p.loadUnaligned(as: UInt32.self), a1 = p.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+        let a2 = p.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
+        let low: UInt32 = 0x0F0F_0F0F, two: UInt32 = 0x0303_0303
+        let words = [(a0 & low) | ((a2 & two) << 4), (a1 & low) | (((a2 >> 2) & two) << 4),
+                     ((a0 >> 4) & low) | (((a2 >> 4) & two) << 4), ((a1 >> 4) & low) | (((a2 >> 6) & two) << 4)]
+        return (0..<16).map { Int32((words[$0 / 4] >> (8 * UInt32($0 % 4))) & 0xFF) - 32 }
+    }
+
+    /// q3_K: 16 sub-blocks of 16 with signed 6-bit scales; q = low 2 bits - (high bit clear ? 4 : 0).
+    static func dotQ3_K(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
+        var acc = SIMD8<Float>()
+        for b in 0..<blocks {
+            let block = row + b * 110, aq = a.quants + b * 256
+            let hmask = block.loadUnaligned(as: SIMD32<UInt8>.self), qs = block + 32
+            let sc = q3KScales(block + 96)
+            let d = a.scales[b] * kHalf(block, 108)
+            var sumi = SIMD8<Int32>()
+            for j in 0..<2 {
+                let bits = qs.loadUnaligned(fromByteOffset: 32 * j, as: SIMD32<UInt8>.self)
+                for x in 0..<4 {
+                    let low = (bits &>> UInt8(2 * x)) & 3
+                    let high = ((hmask &>> UInt8(4 * j + x)) & 1) &<< 2  // 4 when set
+                    let an = aq + 128 * j + 32 * x
+                    let lanes = quadSums(low, an) &- quadSums(4 &- high, an)
+                    sumi &+= halvesScale(sc[8 * j + 2 * x], sc[8 * j + 2 * x + 1]) &* lanes
+                }
+            }
+            acc = fma8(acc, d, sumi)
+        }
+        return horizontalSum8(acc)
+    }
+
+    /// q4_K: 8 sub-blocks of 32 with 6-bit scales and mins; x = d*scale*q - dmin*min. The mins are
+    /// accumulated in a separate four-lane accumulator added at the end.
+    static func dotQ4_K(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
+        var acc = SIMD8<Float>(), accMins = SIMD4<Float>()
+        for b in 0..<blocks {
+            let block = row + b * 144, aq = a.quants + b * 256, qs = block + 16
+            let ad = a.scales[b], d = ad * kHalf(block, 0), dmin = -ad * kHalf(block, 2)
+            let (scales, mins) = kScalesAndMins(block + 4)
+            accMins = accMins.addingProduct(SIMD4(repeating: dmin), SIMD4<Float>(minsLanes(mins, pairedGroupSums(a.groupSums + b * 16))))
+            var sumi = SIMD8<Int32>()
+            for j in 0..<4 {
+                let packed = qs.loadUnaligned(fromByteOffset: 32 * j, as: SIMD32<UInt8>.self)
+                sumi &+= scales[2 * j] &* quadSums(packed & 0x0F, aq + 64 * j)
+                sumi &+= scales[2 * j + 1] &* quadSums(packed &>> 4, aq + 64 * j + 32)
+            }
+            acc = fma8(acc, d, sumi)
+        }
+        return horizontalSum8(acc) + ((accMins[0] + accMins[2]) + (accMins[1] + accMins[3]))
+    }
+
+    /// q5_K: q4_K with a fifth bit per value; the mins term is reduced to one integer per super-block
+    /// and fused-multiply-added into a scalar.
+    static func dotQ5_K(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
+        var acc = SIMD8<Float>(), sumMins: Float = 0
+        for b in 0..<blocks {
+            let block = row + b * 176, aq = a.quants + b * 256
+            let hbits = block.loadUnaligned(fromByteOffset: 16, as: SIMD32<UInt8>.self), qs = block + 48
+            let ad = a.scales[b], d = ad * kHalf(block, 0), dmin = -ad * kHalf(block, 2)
+            let (scales, mins) = kScalesAndMins(block + 4)
+            let m = minsLanes(mins, pairedGroupSums(a.groupSums + b * 16))
+            sumMins = fusedMultiplyAdd(dmin, Float((m[0] &+ m[1]) &+ (m[2] &+ m[3])), sumMins)
+            var sumi = SIMD8<Int32>()
+            for j in 0..<4 {
+                let packed = qs.loadUnaligned(fromByteOffset: 32 * j, as: SIMD32<UInt8>.self)
+                let q0 = (packed & 0x0F) | (((hbits &>> UInt8(2 * j)) & 1) &<< 4)
+                let q1 = (packed &>> 4) | (((hbits &>> UInt8(2 * j + 1)) & 1) &<< 4)
+                sumi &+= scales[2 * j] &* quadSums(q0, aq + 64 * j)
+                sumi &+= scales[2 * j + 1] &* quadSums(q1, aq + 64 * j + 32)
+            }
+            acc = fma8(acc, d, sumi)
+        }
+        return horizontalSum8(acc) + sumMins
+    }
+
+    /// q6_K: 16 sub-blocks of 16 with int8 scales; q = 4 low bits | 2 high bits << 4, minus 32. ggml
+    /// multiplies the unsigned q and subtracts 32 * scale * (activation group sum) per lane.
+    static func dotQ6_K(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
+        var acc = SIMD8<Float>()
+        for b in 0..<blocks {
+            let block = row + b * 210, aq = a.quants + b * 256, g = a.groupSums + b * 16
+            let sc = (block + 192).assumingMemoryBound(to: Int8.self)
+            let d = a.scales[b] * kHalf(block, 208)
+            var sumi = SIMD8<Int32>()
+            for j in 0..<2 {
+                let low0 = block.loadUnaligned(fromByteOffset: 64 * j, as: SIMD32<UInt8>.self)
+                let low1 = block.loadUnaligned(fromByteOffset: 64 * j + 32, as: SIMD32<UInt8>.self)
+                let high = block.loadUnaligned(fromByteOffset: 128 + 32 * j, as: SIMD32<UInt8>.self)
+                let q = [(low0 & 0x0F) | ((high & 3) &<< 4), (low1 & 0x0F) | ((high & 12) &<< 2),
+                         (low0 &>> 4) | (high & 48), (low1 &>> 4) | ((high & 0xC0) &>> 2)]
+                for x in 0..<4 {
+                    let s = halvesScale(Int32(sc[8 * j + 2 * x]), Int32(sc[8 * j + 2 * x + 1]))
+                    sumi &+= s &* quadSums(q[x], aq + 128 * j + 32 * x)
+                }
+            }
+            var offset = SIMD8<Int32>()
+            for k in 0..<8 { offset[k] = (g[2 * k] &* Int32(sc[2 * k]) &+ g[2 * k + 1] &* Int32(sc[2 * k + 1])) &<< 5 }
+            acc = fma8(acc, d, sumi &- offset)
+        }
+        return horizontalSum8(acc)
+    }
+
+    /// q4_K in the order of ggml's x86 repacked kernels (`ggml_gemv_q4_K_8x8_q8_K` and the matching
+    /// gemm), which llama.cpp uses for every q4_K matrix whose row count is a multiple of 8: one exact
+    /// integer sum per super-block for the quants and one for the mins, each fused-multiply-added with
+    /// (d_w * d_a) into its own scalar; the result is quants - mins.
+    static func dotQ4_KInterleaved(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
+        var acc: Float = 0, accMins: Float = 0
+        for b in 0..<blocks {
+            let block = row + b * 144, aq = a.quants + b * 256, qs = block + 16, ad = a.scales[b]
+            let (scales, mins) = kScalesAndMins(block + 4)
+            let m = minsLanes(mins, pairedGroupSums(a.groupSums + b * 16))
+            var sumi = SIMD8<Int32>()
+            for j in 0..<4 {
+                let packed = qs.loadUnaligned(fromByteOffset: 32 * j, as: SIMD32<UInt8>.self)
+                sumi &+= scales[2 * j] &* quadSums(packed & 0x0F, aq + 64 * j)
+                sumi &+= scales[2 * j + 1] &* quadSums(packed &>> 4, aq + 64 * j + 32)
+            }
+            acc = fusedMultiplyAdd(Float(sumi.wrappedSum()), kHalf(block, 0) * ad, acc)
+            accMins = fusedMultiplyAdd(Float(m.wrappedSum()), kHalf(block, 2) * ad, accMins)
+        }
+        return acc - accMins
+    }
+}
