@@ -70,12 +70,13 @@ import Testing
                          "{{ 'a' * \(max) }}", "{{ [1] * \(max) }}", "{{ \(min) is divisibleby(-1) }}", "{{ \(max) + 1 }}",
                          "{{ -\(min) }}", "{{ \(min) // -1 }}", "{{ \(min) % -1 }}", "{{ \(min)|abs }}", "{{ 10 ** 30 }}",
                          "{{ 99999999999999999999 }}", "{{ (1e308 * 10)|int }}", "{{ 'x'[\(max)] }}", "{{ 'abc'[-\(max):\(max):-\(max)] }}",
-                         "{{ [1, 2][::\(min)] }}", "{{ 'x'.split('') }}", "{{ '{'.format() }}", "{{ 'a'.replace('', 'x' * 4000000) }}",
+                         "{{ [1, 2][::\(min)] }}", "{{ 'abc'[1::\(max)] }}", "{{ range(1, \(max), \(max) - 1)|list }}", "{{ 'x'.split('') }}", "{{ '{'.format() }}", "{{ 'a'.replace('', 'x' * 4000000) }}",
                          "{{ {}|tojson(indent=\(max)) }}", "{{ 'a'|indent(\(max)) }}", "{{ strftime_now('%') }}"] {
             _ = Self.outcome(template)
         }
         #expect(Self.outcome("{{ 'a' * \(max) }}") == .failure(.limit("string longer than 4194304 bytes")))
         #expect(Self.outcome("{{ \(min) is divisibleby(-1) }}") == .success("True"))
+        #expect(Self.outcome("{{ 'abc'[1::\(max)] }} {{ range(1, \(max), \(max) - 1)|list }}") == .success("b [1]"))
     }
 
     @Test func outputAndIterationsAreBounded() {

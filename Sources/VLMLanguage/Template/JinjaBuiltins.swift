@@ -39,7 +39,7 @@ extension JinjaRenderer {
             guard step != 0 else { throw JinjaError.runtime("range() arg 3 must not be zero") }
             let count = ((Double(stop) - Double(start)) / Double(step)).rounded(.up)  // in Double: no overflow
             guard count <= Double(limits.maxLoopIterations) else { throw JinjaError.limit("range of \(count) items") }
-            return .list(Swift.stride(from: start, to: stop, by: step).map { .int($0) })
+            return .list(JinjaArithmetic.steps(from: start, to: stop, by: step).map { .int($0) })
         }
     }
 

@@ -314,7 +314,7 @@ struct JinjaRenderer {
             }
             let from = clamp(try bound(start), stride > 0 ? 0 : count - 1)
             let to = clamp(try bound(stop), stride > 0 ? count : -1)
-            return Array(Swift.stride(from: from, to: to, by: stride))
+            return JinjaArithmetic.steps(from: from, to: to, by: stride)
         }
         switch value {
         case .list(let a): return .list(try indices(a.count).map { a[$0] })

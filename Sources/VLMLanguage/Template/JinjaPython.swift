@@ -36,6 +36,19 @@ enum JinjaArithmetic {
         }
     }
 
+    /// from, from + step, ... short of `to` (Python's range): stops instead of overflowing on huge steps.
+    static func steps(from: Int, to: Int, by step: Int) -> [Int] {
+        var values: [Int] = []
+        var i = from
+        while step > 0 ? i < to : i > to {
+            values.append(i)
+            let (next, overflow) = i.addingReportingOverflow(step)
+            if overflow { break }
+            i = next
+        }
+        return values
+    }
+
     /// Integer arithmetic with Python's floor division and modulo; overflow is an error, not a crash.
     private static func integer(_ op: String, _ a: Int, _ b: Int) throws -> JinjaValue {
         func checked(_ result: (partialValue: Int, overflow: Bool)) throws -> JinjaValue {
