@@ -91,6 +91,9 @@ import Testing
         // 2,000 copies of a 1 MB string: within every other bound, stopped by the work budget.
         #expect(Self.outcome("{% set ns = namespace(s='x' * 1000000, n=0) %}{% for i in range(2000) %}"
                              + "{% set ns.n = (ns.s ~ i)|length %}{% endfor %}") == .failure(.limit("more than 67108864 bytes of intermediate values")))
+        // 100 levels of indentation on 50,000 lines: refused before the text is built.
+        #expect(Self.outcome("{{ " + String(repeating: "[", count: 45) + "range(50000)|list" + String(repeating: "]", count: 45)
+                             + "|tojson(indent=1000) }}") == .failure(.limit("tojson text longer than 4194304 bytes")))
         #expect(Self.outcome("{{ 2 ** 64 }}") == .failure(.runtime("integer overflow")))
         #expect(Self.outcome("{{ 1 // 0 }}") == .failure(.runtime("integer division or modulo by zero")))
         #expect(Self.outcome("{{ [1][::0] }}") == .failure(.runtime("slice step cannot be zero")))

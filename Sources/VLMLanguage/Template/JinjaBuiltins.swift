@@ -214,8 +214,9 @@ extension JinjaRenderer {
             })
         case "tojson":
             let indent = try JinjaRenderer.indentWidth(args.value(0, "indent")?.integer)
-            return .string(try JinjaJSON.encode(value, indent: indent, ensureASCII: args.keywords["ensure_ascii"]?.isTruthy ?? false,
-                                                sortKeys: args.keywords["sort_keys"]?.isTruthy ?? false))
+            let json = JinjaJSON(indent: indent, ensureASCII: args.keywords["ensure_ascii"]?.isTruthy ?? false,
+                                 sortKeys: args.keywords["sort_keys"]?.isTruthy ?? false, maxBytes: limits.maxOutputBytes)
+            return .string(try json.encode(value))
         case "indent":
             return .string(JinjaText.indent(value.string, width: try JinjaRenderer.indentWidth(args.value(0, "width")?.integer) ?? 4,
                                             first: args.value(1, "first")?.isTruthy ?? false,

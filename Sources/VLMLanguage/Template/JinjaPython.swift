@@ -257,32 +257,44 @@ enum JinjaText {
 }
 
 /// Python's json.dumps as Hugging Face's tojson calls it (separators ", " and ": ", or "," with an indent).
-enum JinjaJSON {
-    static func encode(_ value: JinjaValue, indent: Int?, ensureASCII: Bool, sortKeys: Bool, level: Int = 0) throws -> String {
-        let newline = indent.map { "\n" + String(repeating: " ", count: $0 * (level + 1)) }
-        let closing = indent.map { "\n" + String(repeating: " ", count: $0 * level) } ?? ""
-        let comma = indent == nil ? ", " : ","
-        func items(_ parts: [String], _ open: String, _ close: String) -> String {
-            parts.isEmpty ? open + close : open + (newline ?? "") + parts.joined(separator: comma + (newline ?? "")) + closing + close
-        }
+struct JinjaJSON {
+    var indent: Int?
+    var ensureASCII = false
+    var sortKeys = false
+    /// Indentation multiplies with depth and length: the text is refused before it is built past this.
+    var maxBytes: Int
+
+    func encode(_ value: JinjaValue, level: Int = 0) throws -> String {
         switch value {
         case .none: return "null"
         case .bool(let b): return b ? "true" : "false"
         case .int(let i): return String(i)
         case .double(let d): return d.isNaN ? "NaN" : d.isInfinite ? (d < 0 ? "-Infinity" : "Infinity") : JinjaValue.pythonFloat(d)
-        case .string(let s): return quoted(s, ensureASCII: ensureASCII)
+        case .string(let s): return JinjaJSON.quoted(s, ensureASCII: ensureASCII)
         case .list(let a), .tuple(let a):
-            return items(try a.map { try encode($0, indent: indent, ensureASCII: ensureASCII, sortKeys: sortKeys, level: level + 1) }, "[", "]")
+            return try container(try a.map { try encode($0, level: level + 1) }, "[", "]", level: level)
         case .dict(let d):
             // JSON keys are strings: json.dumps writes integer keys as their digits.
             let named = d.pairs.map { (name: $0.key.value.string, value: $0.value) }
             let ordered = sortKeys ? named.sorted { $0.name.unicodeScalars.lexicographicallyPrecedes($1.name.unicodeScalars) } : named
-            return items(try ordered.map {
-                quoted($0.name, ensureASCII: ensureASCII) + ": " + (try encode($0.value, indent: indent, ensureASCII: ensureASCII, sortKeys: sortKeys, level: level + 1))
-            }, "{", "}")
+            return try container(try ordered.map {
+                JinjaJSON.quoted($0.name, ensureASCII: ensureASCII) + ": " + (try encode($0.value, level: level + 1))
+            }, "{", "}", level: level)
         default:
             throw JinjaError.runtime("Object of type \(value.typeName) is not JSON serializable")
         }
+    }
+
+    /// The items between brackets: on one line (", ") or, with an indent, one per line (",").
+    private func container(_ parts: [String], _ open: String, _ close: String, level: Int) throws -> String {
+        guard !parts.isEmpty else { return open + close }
+        let width = (indent ?? 0) * (level + 1)
+        guard parts.reduce(0, { $0 + $1.utf8.count }) + parts.count * (width + 2) <= maxBytes else {
+            throw JinjaError.limit("tojson text longer than \(maxBytes) bytes")
+        }
+        guard let indent else { return open + parts.joined(separator: ", ") + close }
+        let newline = "\n" + String(repeating: " ", count: width)
+        return open + newline + parts.joined(separator: "," + newline) + "\n" + String(repeating: " ", count: indent * level) + close
     }
 
     static func quoted(_ s: String, ensureASCII: Bool) -> String {
