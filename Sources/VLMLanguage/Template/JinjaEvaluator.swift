@@ -209,7 +209,7 @@ struct JinjaRenderer {
     private mutating func charged(_ value: JinjaValue) throws -> JinjaValue {
         switch value {
         case .string(let s): allocated += s.utf8.count
-        case .list(let a), .tuple(let a): allocated += 8 * a.count
+        case .list(let a), .tuple(let a): allocated += 32 * a.count  // about what a slot costs in memory
         default: break
         }
         if allocated > limits.maxWorkBytes { throw JinjaError.limit("more than \(limits.maxWorkBytes) bytes of intermediate values") }
