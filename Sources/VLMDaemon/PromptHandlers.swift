@@ -164,6 +164,11 @@ struct PromptDataset: Sendable {
                 }
                 return label
             }
+            // Every image must be there now, not only those the random split happens to draw.
+            if let missing = entries.firstIndex(where: { !FileManager.default.isReadableFile(atPath: $0.path) }) {
+                throw RPCError(code: ErrorCode.datasetUnreadable, message:
+                    "\(path): line \(missing + 1): image \(entries[missing].path) does not exist or cannot be read")
+            }
             self.classNames = names
             cifar = nil
             list = entries
@@ -183,7 +188,7 @@ struct PromptDataset: Sendable {
                 default: throw RPCError.invalidParams("params.dataset: give exactly one of 'labels' or 'labelsFile'")
                 }
             }
-            labels = try (0..<dataset.count).map { try dataset.label(at: $0) }
+            labels = try dataset.labels()
             if let bad = labels.firstIndex(where: { $0 >= names.count }) {
                 throw RPCError(code: ErrorCode.datasetUnreadable, message:
                     "\(path): record \(bad) has label \(labels[bad]) but only \(names.count) class names were given")
