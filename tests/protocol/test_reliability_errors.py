@@ -86,3 +86,46 @@ def test_list_dataset_with_a_missing_image_is_refused_before_any_work(tmp_path):
         assert not d.progress("p")
         assert await d.stop() == 0
     run(body(), timeout=120)
+
+
+def test_a_model_that_yields_nan_answers_with_nulls_not_an_internal_error(tmp_path):
+    """preprocess mean 1e30 makes every activation overflow: the numbers go out as null (README: Numbers)."""
+    import json
+    import shutil
+    import subprocess
+    from conftest import INIT, frame, read_messages, vlmd_path
+    model = tmp_path / "nan-clip"
+    shutil.copytree(RN, model)
+    config = json.loads((model / "open_clip_config.json").read_text())
+    config["preprocess_cfg"]["mean"] = [1e30, 1e30, 1e30]
+    (model / "open_clip_config.json").write_text(json.dumps(config))
+
+    proc = subprocess.Popen([vlmd_path(), "--log-level", "off"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def call(msg_id, method, params):
+        """One request at a time: each reply is read before the next request is sent."""
+        proc.stdin.write(frame(json.dumps({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params}).encode()))
+        proc.stdin.flush()
+        while True:
+            header = b""
+            while not header.endswith(b"\r\n\r\n"):
+                header += proc.stdout.read(1)
+            message = json.loads(proc.stdout.read(int(header.split(b":")[1])))
+            if message.get("id") == msg_id:
+                return message
+
+    proc.stdin.write(INIT)
+    image = {"path": str(IMAGES / "chelsea.png")}
+    loaded = call(1, "models/load", {"kind": "clip", "path": str(model)})
+    encoded = call(2, "encode-image", {"images": [image]})
+    classified = call(3, "classify", {"images": [image], "labels": ["cat", "dog"]})
+    assert call(4, "ping", {})["result"] == {"pong": True}
+    proc.stdin.close()
+    proc.wait(timeout=30)
+    for reply in (loaded, encoded, classified):
+        assert reply.get("error", {}).get("code") != -32603, reply
+    if "result" in loaded:  # loaded: the NaNs arrive as nulls
+        assert None in encoded["result"]["images"][0]["embedding"]
+        assert "result" in classified
+    else:
+        assert loaded["error"]["code"] == -32003
