@@ -129,3 +129,22 @@ def test_a_model_that_yields_nan_answers_with_nulls_not_an_internal_error(tmp_pa
         assert "result" in classified
     else:
         assert loaded["error"]["code"] == -32003
+
+
+def test_a_loaded_model_file_truncated_on_disk_does_not_crash_the_daemon(tmp_path):
+    """Weights are copied at load, not mapped: truncating the file in place (a re-download over the
+    loaded model) used to kill the daemon with SIGBUS on the next request."""
+    async def body():
+        path = tmp_path / "stories.gguf"
+        path.write_bytes(STORIES)
+        d = await Daemon().start()
+        await d.request("models/load", {"kind": "gguf", "path": str(path), "id": "s"})
+        with open(path, "r+b") as f:
+            f.truncate(4096)
+        for _ in range(2):
+            result = await d.request("generate", {"model": "s", "prompt": "Once upon a time", "maxTokens": 16})
+            assert result.text is not None
+            assert (await d.request("tokenize", {"model": "s", "text": "hello"})).tokens
+        assert (await d.request("ping")).pong
+        assert await d.stop() == 0
+    run(body(), timeout=120)
