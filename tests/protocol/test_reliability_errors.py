@@ -148,3 +148,24 @@ def test_a_loaded_model_file_truncated_on_disk_does_not_crash_the_daemon(tmp_pat
         assert (await d.request("ping")).pong
         assert await d.stop() == 0
     run(body(), timeout=120)
+
+
+def test_concurrent_loads_reserve_the_budget_before_reading_their_files():
+    """Two loads that each fit but not together: the second is refused before it reads anything
+    (it used to load in full, doubling peak memory, and be refused afterwards)."""
+    import asyncio
+    rn64 = SHARED / "models" / "cifar-clip-rn64"
+    size_mib = (rn64 / "open_clip_model.safetensors").stat().st_size / 2**20
+
+    async def body():
+        d = await Daemon("--memory-budget-mib", str(int(size_mib * 1.5) + 1)).start()
+        outcomes = await asyncio.gather(
+            *(d.request("models/load", {"kind": "clip", "path": str(rn64), "id": tag, "workDoneToken": tag}) for tag in "ab"),
+            return_exceptions=True)
+        refused = [(tag, o) for tag, o in zip("ab", outcomes) if isinstance(o, JsonRpcException)]
+        assert len(refused) == 1 and refused[0][1].code == -32005
+        assert d.progress(refused[0][0]) == []  # refused before loading began
+        status = await d.request("daemon/status")
+        assert status.memory.modelBytes <= status.memory.budgetBytes
+        assert await d.stop() == 0
+    run(body(), timeout=300)
