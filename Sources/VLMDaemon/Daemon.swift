@@ -234,10 +234,13 @@ public actor Daemon {
         let executor: RequestExecutor? = Self.cheapMethods.contains(method) ? nil : .shared
         let task = Task(executorPreference: executor) {
             let outcome: Result<Data, Error>
-            do { outcome = .success(try await handler(params, context)) } catch { outcome = .failure(error) }
+            do {
+                outcome = .success(try await RequestContext.$current.withValue(context) { try await handler(params, context) })
+            } catch { outcome = .failure(error) }
             await self.finish(id, context: context, outcome: outcome)
         }
         inFlight[id] = InFlight(method: method, started: .now, task: task, context: context)
+        services.requestStarted(context)
         if earlyCancels.remove(id) != nil { cancel(id) }
     }
 
@@ -248,6 +251,7 @@ public actor Daemon {
     private func finish(_ id: RequestID, context: RequestContext, outcome: Result<Data, Error>) async {
         let elapsed = inFlight[id].map { ContinuousClock.now - $0.started }
         inFlight[id] = nil
+        defer { services.requestFinished(context) }
         switch outcome {
         case .success(let result):
             await outbox.sink.send(OutgoingMessage.response(id: id, encodedResult: result))
