@@ -306,7 +306,7 @@ enum BlockDot {
     /// acc + scale * lanes per lane with one rounding (`_mm256_fmadd_ps` of `_mm256_cvtepi32_ps`).
     @inline(__always)
     static func accumulate(_ acc: SIMD8<Float>, scale: Float, _ lanes: SIMD8<Int32>) -> SIMD8<Float> {
-        acc.addingProduct(SIMD8(repeating: scale), SIMD8<Float>(lanes))
+        acc.addingProduct(SIMD8(repeating: scale), laneFloats(lanes))
     }
 
     /// The 6-bit scale and min of sub-block `j` (0..<8) of a q4_K block (`get_scale_min_k4`).

@@ -61,7 +61,7 @@ extension BlockDot {
     /// acc + d * lanes, lane by lane with one rounding (`_mm256_fmadd_ps(d, cvtepi32_ps(lanes), acc)`).
     @inline(__always)
     static func fma8(_ acc: SIMD8<Float>, _ d: Float, _ lanes: SIMD8<Int32>) -> SIMD8<Float> {
-        acc.addingProduct(SIMD8(repeating: d), SIMD8<Float>(lanes))
+        acc.addingProduct(SIMD8(repeating: d), laneFloats(lanes))
     }
 
     /// q2_K: 16 sub-blocks of 16 with 4-bit scale and min; x = d*scale*q - dmin*min, q in 0...3.
@@ -135,7 +135,8 @@ extension BlockDot {
             let block = row + b * 144, aq = a.quants + b * 256, qs = block + 16
             let ad = a.scales[b], d = ad * kHalf(block, 0), dmin = -ad * kHalf(block, 2)
             let (scales, mins) = kScalesAndMins(block + 4)
-            accMins = accMins.addingProduct(SIMD4(repeating: dmin), SIMD4<Float>(minsLanes(mins, pairedGroupSums(a.groupSums + b * 16))))
+            let m = minsLanes(mins, pairedGroupSums(a.groupSums + b * 16))
+            accMins = accMins.addingProduct(SIMD4(repeating: dmin), SIMD4(Float(m[0]), Float(m[1]), Float(m[2]), Float(m[3])))
             var sumi = SIMD8<Int32>()
             for j in 0..<4 {
                 let packed = qs.loadUnaligned(fromByteOffset: 32 * j, as: SIMD32<UInt8>.self)
