@@ -17,10 +17,13 @@ public struct QuantizedMatrix: @unchecked Sendable {
     /// uses instead of `ggml_vec_dot_*` for q4_K matrices with a multiple of 8 rows.
     public let repackedOrder: Bool
 
-    /// The integer kernels this build runs (benchmarks print it).
+    /// The integer kernels this build runs and the CPU's vector extensions (benchmarks print it).
+    /// AVX-512 VNNI would change only the integer instructions (the sums are exact either way), so the
+    /// AVX2 kernels are used on CPUs that have it too.
     public static var kernelVariant: String {
-        activationsNeedSplitQuants ? "portable Swift SIMD (Int16 products)"
+        let kernels = activationsNeedSplitQuants ? "portable Swift SIMD (Int16 products)"
             : "x86-64 AVX2 (vpmaddubsw + vpmaddwd, F16C scales), ggml x86 summation order"
+        return kernels + "; CPU: " + (CPUFeatures.available.isEmpty ? "no x86 extensions" : CPUFeatures.available.joined(separator: " "))
     }
 
     /// `data` must hold `rows * format.rowBytes(columns:)` bytes; `columns` must be a whole number of blocks.
