@@ -2,7 +2,7 @@
 ClientSession (PyPI), plus raw lines for what a well-behaved client cannot send. Tool results are
 checked against the same protocol/vlmd.schema.json definitions as the LSP-framed replies."""
 
-import asyncio
+import base64
 import json
 import subprocess
 
@@ -166,6 +166,36 @@ def test_abandoned_call_is_cancelled_and_the_session_goes_on():
         await session.send_ping()
         again = await session.call_tool("encode_image", {"images": [{"path": str(CHELSEA)}]})
         assert not again.is_error and again.structured_content["images"][0]["cached"] is True
+    run(with_session(body))
+
+
+def test_visual_reasoning_heatmaps_come_back_as_image_content():
+    async def body(session, _):
+        await load_clip(session)
+        lm = await session.call_tool("load_model", {
+            "kind": "gguf", "path": str(SHARED / "models" / "stories260K.gguf"), "contextLength": 1024})
+        assert not lm.is_error, lm.content
+        updates = []
+
+        async def on_progress(progress, total, message):
+            updates.append(message)
+
+        answer = await session.call_tool("generate_with_visual_selection", {
+            "image": {"path": str(CHELSEA)}, "question": "What animal is this?", "maxTokensPerStage": 8,
+            "labels": ["cat", "dog", "frog"], "regionGrid": [1, 2], "maxSteps": 2, "seed": 1,
+            "heatmapsInline": True}, progress_callback=on_progress)
+        assert not answer.is_error, answer.content
+        result = answer.structured_content
+        validator(SCHEMA["methods"]["generate-with-visual-selection"]["result"]).validate(result)
+        heatmaps = [step["attribution"]["heatmapPNG"] for step in result["steps"] if "heatmapPNG" in step.get("attribution", {})]
+        assert heatmaps, "no inline heatmaps to check"
+        images = [c for c in answer.content if c.type == "image"]
+        assert [i.data for i in images] == heatmaps and all(i.mime_type == "image/png" for i in images)
+        assert all(base64.b64decode(h).startswith(b"\x89PNG\r\n\x1a\n") for h in heatmaps)
+        as_json = answer.content[1].text
+        assert "heatmapPNG" in as_json and heatmaps[0] not in as_json  # the text carries a pointer, not the bytes
+        assert answer.content[0].text.startswith("Answer: " + result["answer"])
+        assert updates and any("Reasoning about the image" in (m or "") for m in updates)
     run(with_session(body))
 
 
