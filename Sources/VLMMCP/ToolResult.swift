@@ -71,6 +71,7 @@ enum ToolResult {
         case Method.encodeImage: return encodeSummary(result)
         case Method.classify: return classifySummary(result)
         case Method.generateWithVisualSelection: return reasoningSummary(result)
+        case "attribute": return attributeSummary(result)
         default: return "\(method) finished; the result is below as JSON."
         }
     }
@@ -111,6 +112,21 @@ enum ToolResult {
             return "- image \(item["index"]?.intValue ?? 0): " + top.joined(separator: ", ")
         }
         return (["Classified \(classifications.count) image(s) with \(result["model"]?.stringValue ?? "CLIP"):"] + lines)
+            .joined(separator: "\n")
+    }
+
+    private static func attributeSummary(_ result: JSONValue) -> String {
+        let grid = "\(result["gridHeight"]?.intValue ?? 0)x\(result["gridWidth"]?.intValue ?? 0)"
+        let lines = (result["attributions"]?.arrayValue ?? []).map { attribution -> String in
+            var line = "- \"\(attribution["text"]?.stringValue ?? "")\""
+            if let box = attribution["selection"]?["pixelBox"] {
+                let mass = attribution["selection"]?["mass"]?.doubleValue ?? 0
+                line += ": selected x=\(box["x"]?.intValue ?? 0) y=\(box["y"]?.intValue ?? 0) "
+                    + "\(box["width"]?.intValue ?? 0)x\(box["height"]?.intValue ?? 0), \(Int((mass * 100).rounded()))% of the map"
+            }
+            return line
+        }
+        return (["Attributed \(lines.count) text(s) over a \(grid) patch grid with \(result["clip"]?.stringValue ?? "CLIP"):"] + lines)
             .joined(separator: "\n")
     }
 

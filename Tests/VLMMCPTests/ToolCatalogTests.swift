@@ -40,4 +40,22 @@ import VLMWire
         let list = try #require(catalog.tool(named: "list_models"))
         #expect(list.outputSchema["properties"]?["models"]?["type"] == "array")
     }
+
+    /// A method that lands in the schema later (attribute, encode-text) becomes a tool with no code change.
+    @Test func aTableRowAppearsOnceItsMethodIsInTheSchema() throws {
+        let schema: JSONValue = [
+            "methods": ["attribute": ["params": ["$ref": "#/$defs/AttributeParams"], "result": ["type": "object"]]],
+            "$defs": [
+                "StreamingTokens": ["type": "object"],
+                "AttributeParams": [
+                    "allOf": [["$ref": "#/$defs/StreamingTokens"]], "type": "object", "required": ["image", "texts"],
+                    "properties": ["texts": ["type": "array", "items": ["type": "string"]]],
+                ],
+            ],
+        ]
+        let catalog = ToolCatalog(schema: schema)
+        #expect(catalog.tools.map(\.definition.name) == ["attribute"])
+        let input = try #require(catalog.tool(named: "attribute")).inputSchema
+        #expect(input["required"] == ["image", "texts"] && input["allOf"] == nil)
+    }
 }
