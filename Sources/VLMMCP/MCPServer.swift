@@ -20,6 +20,7 @@ public actor MCPServer {
     public nonisolated let daemon: Daemon
     private let output: any MessageSink
     private let maxJSONDepth: Int
+    private let logLevel: LogLevel
     private let catalog = ToolCatalog.embedded
     private let toDaemon: AsyncStream<FrameEvent>.Continuation
     private let daemonEvents: AsyncStream<FrameEvent>
@@ -45,6 +46,7 @@ public actor MCPServer {
         self.daemon = Daemon(configuration: configuration, sink: bridge, onExit: onExit)
         self.output = output
         self.maxJSONDepth = configuration.maxJSONDepth
+        self.logLevel = configuration.stderrLogLevel
         (daemonEvents, toDaemon) = AsyncStream<FrameEvent>.makeStream()
         bridge.server = self
     }
@@ -182,7 +184,11 @@ public actor MCPServer {
     private func finish(_ daemonID: RequestID, result: JSONValue?, error: RPCError?) async {
         guard let call = calls.removeValue(forKey: daemonID) else { return }
         daemonIDs[call.clientID] = nil
-        if call.cancelled { return }
+        if call.cancelled {
+            // No reply (MCP), but say how it ended: "-32800" means the daemon stopped the work.
+            let outcome = error.map { "error \($0.code)" } ?? "a result"
+            return log(.info, "cancelled call \(call.clientID) (\(call.tool.definition.name)) ended with \(outcome); no reply sent")
+        }
         let content: JSONValue
         if let error {
             content = ToolResult.failure(error)
@@ -205,6 +211,10 @@ public actor MCPServer {
     }
 
     // MARK: writing
+
+    private func log(_ level: LogLevel, _ message: String) {
+        if level >= logLevel { LogWriter.standardError.write("vlmd [\(level)] mcp: \(message)") }
+    }
 
     private func sendToDaemon(id: RequestID? = nil, method: String, params: JSONValue) {
         let body: Data?

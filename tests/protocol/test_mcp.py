@@ -236,20 +236,43 @@ def test_malformed_lines_get_json_rpc_errors_and_never_crash():
     assert code == 0
 
 
-def test_cancelled_call_gets_no_reply_and_other_requests_are_answered():
-    calls = [
-        line({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-              "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw"}}}),
-        line({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-        line({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-              "params": {"name": "load_model", "arguments": {"kind": "clip", "path": str(CLIP)}}}),
-        line({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
-            "name": "encode_image", "_meta": {"progressToken": "p3"},
-            "arguments": {"images": [{"path": str(CHELSEA)}] * 20000, "batchSize": 1}}}),
-        line({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 3, "reason": "test"}}),
-        line({"jsonrpc": "2.0", "id": 4, "method": "ping"}),
-    ]
-    messages, code = raw_mcp(calls)
-    ids = [m.get("id") for m in messages if "id" in m]
-    assert 3 not in ids and 4 in ids and 2 in ids
-    assert code == 0
+def test_cancelled_call_gets_no_reply_and_the_daemon_stops_it():
+    proc = subprocess.Popen([vlmd_path(), "--mcp", "--log-level", "info"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def send(message):
+        proc.stdin.write(line(message))
+        proc.stdin.flush()
+
+    def read_until(predicate, stream):
+        seen = []
+        while True:
+            text = stream.readline()
+            assert text, f"stream ended; saw {seen!r}"
+            seen.append(text)
+            if predicate(text):
+                return seen
+
+    send({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+          "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw"}}})
+    send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    send({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+          "params": {"name": "load_model", "arguments": {"kind": "clip", "path": str(CLIP)}}})
+    read_until(lambda text: json.loads(text).get("id") == 2, proc.stdout)
+    # 20,000 images: minutes of work, so only a cancellation can end it while stdin stays open
+    send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "encode_image", "_meta": {"progressToken": "p3"},
+        "arguments": {"images": [{"path": str(CHELSEA)}] * 20000, "batchSize": 1}}})
+    before = read_until(lambda text: json.loads(text).get("method") == "notifications/progress", proc.stdout)
+    send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 3, "reason": "test"}})
+    # the daemon answers its request -32800 (the adapter logs it and sends nothing)
+    log = read_until(lambda text: b"cancelled call 3" in text, proc.stderr)
+    assert b"ended with error -32800" in log[-1]
+    send({"jsonrpc": "2.0", "id": 4, "method": "ping"})
+    after = read_until(lambda text: json.loads(text).get("id") == 4, proc.stdout)
+    proc.stdin.close()
+    rest = proc.stdout.read().splitlines()
+    assert proc.wait(timeout=60) == 0
+    ids = [json.loads(text).get("id") for text in before + after + rest]
+    assert 3 not in ids  # no reply, ever, for the cancelled call
+    assert json.loads(after[-1])["result"] == {}
