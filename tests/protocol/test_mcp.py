@@ -201,9 +201,9 @@ def test_visual_reasoning_heatmaps_come_back_as_image_content():
 
 # Raw lines: what a well-behaved client library cannot send.
 
-def raw_mcp(lines, until_id=None, timeout=60):
-    """Writes lines to `vlmd --mcp`, then reads replies until the one with `until_id` (or EOF)."""
-    proc = subprocess.Popen([vlmd_path(), "--mcp", "--log-level", "off"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+def raw_mcp(lines, *args, timeout=60):
+    """Writes lines to `vlmd --mcp` and closes its stdin; returns every reply and the exit code."""
+    proc = subprocess.Popen([vlmd_path(), "--mcp", "--log-level", "off", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     out, _ = proc.communicate(b"".join(lines), timeout=timeout)
     return [json.loads(line) for line in out.splitlines()], proc.returncode
 
@@ -224,15 +224,17 @@ def test_malformed_lines_get_json_rpc_errors_and_never_crash():
         line({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"arguments": {}}}),
         line({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "classify", "arguments": [1]}}),
         b'{"jsonrpc":"2.0","id":6,"method":"ping"}\r\n',
-    ])
+        line({"jsonrpc": "2.0", "id": 7, "method": "ping", "params": {"pad": "x" * 2000}}),
+        line({"jsonrpc": "2.0", "id": 8, "method": "ping"}),
+    ], "--max-message-bytes", "1024")
     by_id = {m.get("id"): m for m in messages}
     assert by_id[1]["result"]["protocolVersion"] == "2025-11-25"  # unknown offer: the newest is proposed
     errors = [m["error"]["code"] for m in messages if m.get("id") is None]
-    assert errors == [-32700, -32600]  # the junk line, then the batch
+    assert errors == [-32700, -32600, -32600]  # the junk line, the batch, the line over 1024 bytes
     assert by_id[3]["error"]["code"] == -32601
     assert by_id[4]["error"]["code"] == -32602 and "name" in by_id[4]["error"]["message"]
     assert by_id[5]["error"]["code"] == -32602 and "arguments" in by_id[5]["error"]["message"]
-    assert by_id[6]["result"] == {}
+    assert by_id[6]["result"] == {} and by_id[8]["result"] == {} and 7 not in by_id
     assert code == 0
 
 
