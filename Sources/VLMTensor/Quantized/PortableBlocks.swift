@@ -60,6 +60,10 @@ func quadSums(_ w: SIMD32<UInt8>, _ a: UnsafeRawPointer) -> SIMD8<Int32> {
     return SIMD8<Int32>(truncatingIfNeeded: ((longs &<< 32) &>> 32) &+ (longs &>> 32))
 }
 
+/// Eight int32 lanes to Float, rounding to nearest (exact below 2^24), as `_mm256_cvtepi32_ps`.
+@inline(__always)
+func laneFloats(_ lanes: SIMD8<Int32>) -> SIMD8<Float> { SIMD8<Float>(lanes) }
+
 extension ActivationView {
     /// Block j's activations as the block kernels read them: `splitQuants` (even then odd elements).
     @inline(__always)

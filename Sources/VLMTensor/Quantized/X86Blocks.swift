@@ -83,6 +83,12 @@ func quadSums(_ w: SIMD32<UInt8>, _ a: UnsafeRawPointer) -> SIMD8<Int32> {
     return unsafeBitCast(_mm256_madd_epi16(products, _mm256_set1_epi16(1)), to: SIMD8<Int32>.self)
 }
 
+/// `_mm256_cvtepi32_ps`: eight int32 lanes to Float, rounding to nearest (exact below 2^24).
+@inline(__always)
+func laneFloats(_ lanes: SIMD8<Int32>) -> SIMD8<Float> {
+    unsafeBitCast(_mm256_cvtepi32_ps(unsafeBitCast(lanes, to: __m256i.self)), to: SIMD8<Float>.self)
+}
+
 extension ActivationView {
     /// Block j's activations as the block kernels read them: its 32 int8 quants.
     @inline(__always)
