@@ -219,4 +219,25 @@ extension BlockDot {
         }
         return acc - accMins
     }
+
+    /// q4_K as ggml's repacked gemm (`ggml_gemm_q4_K_8x8_q8_K`) sums it for the activation rows it
+    /// takes (each whole group of four in a batch of more than three): like the gemv, but one fused
+    /// multiply-add per 64-value sub-block pair, for the quants and for the mins.
+    static func dotQ4_KInterleavedGemm(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
+        var acc: Float = 0, accMins: Float = 0
+        for b in 0..<blocks {
+            let block = row + b * 144, aq = a.quants + b * 256, qs = block + 16, ad = a.scales[b]
+            let (scales, mins) = kScalesAndMins(block + 4)
+            let m = minsLanes(mins, pairedGroupSums(a.groupSums + b * 16))
+            let d = kHalf(block, 0) * ad, dmin = kHalf(block, 2) * ad
+            for j in 0..<4 {
+                let packed = qs.loadUnaligned(fromByteOffset: 32 * j, as: SIMD32<UInt8>.self)
+                let sumi = scales[2 * j] &* quadSums(packed & 0x0F, aq + 64 * j)
+                    &+ scales[2 * j + 1] &* quadSums(packed &>> 4, aq + 64 * j + 32)
+                acc = fusedMultiplyAdd(Float(sumi.wrappedSum()), d, acc)
+                accMins = fusedMultiplyAdd(Float(m[j]), dmin, accMins)
+            }
+        }
+        return acc - accMins
+    }
 }
