@@ -214,8 +214,7 @@ enum BlockDot {
             // llama.cpp's repacked q4_K: the gemm order for whole groups of four rows, the gemv for the rest.
             let gemmRows = views.count - views.count % 4
             for (b, view) in views.enumerated() {
-                out(b, b < gemmRows ? dotQ4_KInterleavedGemm(row, view, blocks: columns / 256)
-                                    : dotQ4_KInterleaved(row, view, blocks: columns / 256))
+                out(b, dotQ4_KInterleaved(row, view, blocks: columns / 256, gemmOrder: b < gemmRows))
             }
         default: for (b, view) in views.enumerated() { out(b, dot(format, row: row, view, columns: columns, repacked: repacked)) }
         }
