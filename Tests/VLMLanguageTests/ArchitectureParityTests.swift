@@ -5,6 +5,53 @@ import Foundation
 import Testing
 @testable import VLMLanguage
 
+let gemmaAvailable = TestPaths.gemma3 != nil || TestPaths.requireModels
+let gemmaMissing: Comment = "gemma-3-270m-q4_k_m.gguf not found in $VLMD_MODEL_CACHE or <repo>/models-cache (run scripts/get-gemma3.sh); skipped"
+
+@Suite(.serialized) struct Gemma3ParityTests {
+    static let model: LanguageModel? = TestPaths.gemma3.map { try! LanguageModel(path: $0, contextLength: 1024, threads: 2) }
+
+    static func loaded() throws -> (LanguageModel, [String: Any]) {
+        let model = try #require(model, "Gemma 3 GGUF missing but VLMD_REQUIRE_MODELS=1 (run scripts/get-gemma3.sh)")
+        return (model, try loadJSON(TestPaths.fixtures.appendingPathComponent("gemma3.lm.json")))
+    }
+
+    @Test(.enabled(if: gemmaAvailable, gemmaMissing)) func readsGemma3Hyperparameters() throws {
+        let hp = try Self.loaded().0.hyperparameters
+        #expect(hp.family == .gemma3 && hp.headDimension == 256 && hp.headCountKV == 1)
+        #expect(hp.slidingWindow == 512 && hp.ropeFrequencyBase == 1_000_000 && hp.ropeFrequencyBaseLocal == 10000)
+        // Every sixth layer attends globally.
+        #expect((0..<hp.blockCount).filter { !hp.isSlidingWindowLayer($0) } == [5, 11, 17])
+        #expect(hp.attentionScale == 1 / 16 && hp.finalLogitSoftcap == nil)
+    }
+
+    /// Runs whose prompt llama.cpp prefills without its tiled K-quant matmul (ggml-cpu/tiled, taken for
+    /// batches of 8 rows or more: Gemma's Q6_K/Q4_K feed-forward matrices), which VLMTensor does not
+    /// reproduce yet; and the others, whose mismatch is a known issue until it does.
+    static func runs(_ fixture: [String: Any]) -> (exact: [[String: Any]], tiled: [[String: Any]]) {
+        let all = fixture["greedy"] as! [[String: Any]]
+        let untiled: ([String: Any]) -> Bool = { int32s($0["prompt_ids"]).count < 8 }
+        return (all.filter(untiled), all.filter { !untiled($0) })
+    }
+
+    static let tiledIssue: Comment = "prompts of 8+ tokens: llama.cpp prefills K-quant matrices with ggml's tiled matmul, not reproduced yet"
+
+    @Test(.enabled(if: gemmaAvailable, gemmaMissing)) func greedyContinuations() throws {
+        let (model, fixture) = try Self.loaded()
+        let (exact, tiled) = Self.runs(fixture), maxTokens = fixture["max_tokens"] as! Int
+        #expect(exact.count >= 4)
+        try expectGreedyParity(model, runs: exact, maxTokens: maxTokens, label: "gemma3")
+        withKnownIssue(Self.tiledIssue) { try expectGreedyParity(model, runs: tiled, maxTokens: maxTokens, label: "gemma3") }
+    }
+
+    @Test(.enabled(if: gemmaAvailable, gemmaMissing)) func logitsAlongGreedyPath() throws {
+        let (model, fixture) = try Self.loaded()
+        let worst = try worstTop5Difference(model, runs: Self.runs(fixture).exact, label: "gemma3")
+        print("gemma3: max |logit - llama.cpp| over top-5 = \(worst)")
+        #expect(worst == 0)
+    }
+}
+
 @Suite struct TinyArchitectureParityTests {
     static func fixture() throws -> [String: Any] { try loadJSON(TestPaths.fixtures.appendingPathComponent("arch.lm.json")) }
 
@@ -34,5 +81,18 @@ import Testing
             return LanguageModelError.unsupportedArchitecture("mamba").description
         }
         #expect(error.contains("'mamba'") && error.contains("gemma3") && error.contains("qwen2"), "\(error)")
+    }
+}
+
+@Suite struct GELUTableTests {
+    /// Gemma's GeGLU looks GELU up by fp16 value: our table is ggml's, value for value.
+    @Test func geluTableIsGGMLs() throws {
+        let fixture = try loadJSON(TestPaths.fixtures.appendingPathComponent("ggml_gelu_table.json"))
+        let bytes = try #require(Data(base64Encoded: fixture["fp16_le_base64"] as! String))
+        let reference = bytes.withUnsafeBytes { raw in (0..<65536).map { raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self) } }
+        let ours = LayerMath.geluTable.map(\.bitPattern)
+        // NaN inputs give NaN either way; only their payload bits may differ.
+        let differing = (0..<65536).filter { ours[$0] != reference[$0] && !Float16(bitPattern: UInt16($0)).isNaN }
+        #expect(differing.isEmpty, "\(differing.count) entries differ, first at fp16 bits \(differing.prefix(5))")
     }
 }

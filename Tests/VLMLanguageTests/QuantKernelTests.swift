@@ -114,7 +114,12 @@ func serialized(_ a: QuantizedActivation, as partner: String) -> [UInt8] {
                 let order = [0, 1, 2, 2, 1, 0, 1].map { $0 % c.activations.count }
                 var y = [Float](repeating: 0, count: c.rows * order.count)
                 m.multiply(order.flatMap { c.activations[$0].x }, batch: order.count, into: &y, threads: threads)
-                #expect(y.map(\.bitPattern) == order.flatMap { expected[$0] }, "batch, \(threads) threads")
+                // Repacked q4_K sums whole groups of four batch rows in ggml's gemm order (one FMA per 64
+                // values, not per super-block): only the rows after them are gemv rows (the gemm order is
+                // checked against llama.cpp by the Gemma 3 parity tests).
+                let gemvFrom = c.format == .q4_K ? order.count - order.count % 4 : 0
+                #expect(Array(y[(gemvFrom * c.rows)...]).map(\.bitPattern) == order[gemvFrom...].flatMap { expected[$0] },
+                        "batch, \(threads) threads")
             }
         }
     }

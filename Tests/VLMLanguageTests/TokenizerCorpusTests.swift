@@ -22,7 +22,7 @@ import Testing
         return nil
     }
 
-    @Test(arguments: ["stories260K", "smollm2", "llama3", "qwen2"]) func idsMatchLlamaCpp(_ name: String) throws {
+    @Test(arguments: ["gemma3", "stories260K", "smollm2", "llama3", "qwen2"]) func idsMatchLlamaCpp(_ name: String) throws {
         guard let url = try Self.modelURL(name) else { return }
         let entry = try #require(try Self.corpus()[name] as? [String: Any])
         let tokenizer = try Tokenizer(vocabulary: Vocabulary(gguf: GGUFFile(url: url)))

@@ -162,3 +162,42 @@ def test_smollm2_chat_generation_streams():
         assert result.generatedTokens == len(d.progress("p")) and result.generatedTokens > 0
         assert await d.stop() == 0
     run(body(), timeout=300)
+
+
+TINY = ROOT / "Tests" / "VLMLanguageTests" / "Fixtures"
+
+
+def test_registry_architectures_load_and_generate_as_llama_cpp():
+    """The tiny qwen2/qwen3/Llama 3 files (scripts/fixtures/make_arch_fixtures.py) through the daemon:
+    each reports its architecture and generates llama.cpp's greedy tokens."""
+    reference = json.loads((TINY / "arch.lm.json").read_text())["models"]
+
+    async def body():
+        d = await Daemon().start()
+        for name, arch in [("qwen2", "qwen2"), ("qwen3", "qwen3"), ("llama3", "llama")]:
+            info = await d.request("models/load", {"kind": "gguf", "path": str(TINY / "models" / f"{name}-tiny.gguf"), "id": name})
+            assert info.details.architecture == arch
+            run_ = reference[name]["greedy"][0]
+            result = await d.request("generate", {"model": name, "prompt": run_["prompt"], "parseSpecial": True,
+                                                 "maxTokens": len(run_["greedy_ids"])})
+            assert result.promptTokenIds == run_["prompt_ids"] and result.tokenIds == run_["greedy_ids"]
+        assert await d.stop() == 0
+    run(body())
+
+
+def test_unknown_architecture_is_a_load_error_naming_it(tmp_path):
+    import struct
+
+    def gguf_string(s):
+        return struct.pack("<Q", len(s)) + s.encode()
+    path = tmp_path / "mamba.gguf"
+    header = b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + gguf_string("general.architecture") + struct.pack("<I", 8) + gguf_string("mamba")
+    path.write_bytes(header + bytes(-len(header) % 32))  # no tensors; data starts at the next 32-byte boundary
+
+    async def body():
+        d = await Daemon().start()
+        with pytest.raises(JsonRpcException) as err:
+            await d.request("models/load", {"kind": "gguf", "path": str(path)})
+        assert err.value.code == -32003 and "'mamba'" in err.value.message and "gemma3" in err.value.message
+        assert await d.stop() == 0
+    run(body())

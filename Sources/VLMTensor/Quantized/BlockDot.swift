@@ -210,6 +210,12 @@ enum BlockDot {
         case .q4_1: dotBatch(Q4_1Block.self, row, views, columns / 32, out)
         case .q5_0: dotBatch(Q5_0Block.self, row, views, columns / 32, out)
         case .q5_1: dotBatch(Q5_1Block.self, row, views, columns / 32, out)
+        case .q4_K where repacked && views.count > 3:
+            // llama.cpp's repacked q4_K: the gemm order for whole groups of four rows, the gemv for the rest.
+            let gemmRows = views.count - views.count % 4
+            for (b, view) in views.enumerated() {
+                out(b, dotQ4_KInterleaved(row, view, blocks: columns / 256, gemmOrder: b < gemmRows))
+            }
         default: for (b, view) in views.enumerated() { out(b, dot(format, row: row, view, columns: columns, repacked: repacked)) }
         }
     }

@@ -196,24 +196,34 @@ extension BlockDot {
         return horizontalSum8(acc)
     }
 
-    /// q4_K in the order of ggml's x86 repacked kernels (`ggml_gemv_q4_K_8x8_q8_K` and the matching
-    /// gemm), which llama.cpp uses for every q4_K matrix whose row count is a multiple of 8: one exact
-    /// integer sum per super-block for the quants and one for the mins, each fused-multiply-added with
-    /// (d_w * d_a) into its own scalar; the result is quants - mins.
-    static func dotQ4_KInterleaved(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
+    /// q4_K in the order of ggml's x86 repacked kernels, which llama.cpp uses for every q4_K matrix whose
+    /// row count is a multiple of 8. The gemv (`ggml_gemv_q4_K_8x8_q8_K`, single rows and a batch's
+    /// remainder): one exact integer sum per super-block for the quants and one for the mins, each
+    /// fused-multiply-added with (d_w * d_a) into its own scalar; the result is quants - mins.
+    /// The gemm (`ggml_gemm_q4_K_8x8_q8_K`, each whole group of four rows of a batch of more than
+    /// three, `gemmOrder`): the same, but one fused multiply-add per 64-value sub-block pair.
+    static func dotQ4_KInterleaved(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int, gemmOrder: Bool = false) -> Float {
         var acc: Float = 0, accMins: Float = 0
         for b in 0..<blocks {
             let block = row + b * 144, aq = a.quants + b * 256, qs = block + 16, ad = a.scales[b]
             let (scales, mins) = kScalesAndMins(block + 4)
             let m = minsLanes(mins, pairedGroupSums(a.groupSums + b * 16))
+            let d = kHalf(block, 0) * ad, dmin = kHalf(block, 2) * ad
             var sumi = SIMD8<Int32>()
             for j in 0..<4 {
                 let packed = Bytes32(qs + 32 * j)
                 sumi &+= SIMD8(repeating: scales[2 * j]) &* quadSums(packed.masked(0x0F), aq + 64 * j)
                 sumi &+= SIMD8(repeating: scales[2 * j + 1]) &* quadSums(packed.shiftedRight(4), aq + 64 * j + 32)
+                if gemmOrder {
+                    acc = fusedMultiplyAdd(Float(sumi.wrappedSum()), d, acc)
+                    accMins = fusedMultiplyAdd(Float(m[j]), dmin, accMins)
+                    sumi = SIMD8<Int32>()
+                }
             }
-            acc = fusedMultiplyAdd(Float(sumi.wrappedSum()), kHalf(block, 0) * ad, acc)
-            accMins = fusedMultiplyAdd(Float(m.wrappedSum()), kHalf(block, 2) * ad, accMins)
+            if !gemmOrder {
+                acc = fusedMultiplyAdd(Float(sumi.wrappedSum()), d, acc)
+                accMins = fusedMultiplyAdd(Float(m.wrappedSum()), dmin, accMins)
+            }
         }
         return acc - accMins
     }
