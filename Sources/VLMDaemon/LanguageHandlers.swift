@@ -22,6 +22,7 @@ final class LoadedLanguageModel: ResidentModel {
             "trainedContextLength": .int(Int64(d.trainedContextLength)), "vocabularySize": .int(Int64(d.vocabularySize)),
             "quantization": .string(d.quantization), "tokenizer": .string(d.tokenizer),
             "chatTemplate": model.chatTemplate.map { .string($0.format.rawValue) } ?? .null,
+            "chatTemplateSource": .string(model.chatTemplateSource),
         ])
     }
 }
@@ -153,9 +154,11 @@ func promptTokens(_ params: GenerateParams, lm: LanguageModel) throws -> [Int32]
 /// as llama.cpp does for chat prompts.
 func chatTokens(_ messages: [ChatMessage], lm: LanguageModel) throws -> [Int32] {
     guard let template = lm.chatTemplate else {
-        throw RPCError.invalidParams("params.chat: this model has no chat template (tokenizer.chat_template) vlmd recognises (ChatML, Llama-2)")
+        throw RPCError.invalidParams("params.chat: this model has no usable chat template (\(lm.chatTemplateSource))")
     }
-    return lm.tokenize(template.render(messages), parseSpecial: true)
+    do { return lm.tokenize(try template.apply(messages), parseSpecial: true) } catch let error as JinjaError {
+        throw RPCError.invalidParams("params.messages: the model's chat template refused the conversation: \(error)")
+    }
 }
 
 func samplingParameters(_ p: GenerateParams) throws -> SamplingParameters {

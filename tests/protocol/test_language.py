@@ -15,14 +15,18 @@ STORIES = SHARED / "models" / "stories260K.gguf"
 REFERENCE = json.loads((SHARED / "models" / "stories260K.reference.json").read_text())
 
 
-def smollm2_path():
+def cached_model(name, script):
     cache = os.environ.get("VLMD_MODEL_CACHE") or str(ROOT / "models-cache")
-    path = os.path.join(cache, "SmolLM2-135M-Instruct.Q4_1.gguf")
+    path = os.path.join(cache, name)
     if not os.path.exists(path):
         if os.environ.get("VLMD_REQUIRE_MODELS") == "1":
-            pytest.fail(f"{path} is missing: run scripts/get-smollm2.sh")
-        pytest.skip(f"{path} is missing (scripts/get-smollm2.sh fetches it)")
+            pytest.fail(f"{path} is missing: run scripts/{script}")
+        pytest.skip(f"{path} is missing (scripts/{script} fetches it)")
     return path
+
+
+def smollm2_path():
+    return cached_model("SmolLM2-135M-Instruct.Q4_1.gguf", "get-smollm2.sh")
 
 
 async def with_stories():
@@ -157,9 +161,28 @@ def test_smollm2_chat_generation_streams():
         d = await Daemon().start()
         info = await d.request("models/load", {"kind": "gguf", "path": path, "id": "smol"})
         assert info.details.tokenizer == "gpt2" and info.details.chatTemplate == "chatML"
+        assert info.details.chatTemplateSource == "file"
         result = await d.request("generate", {"messages": [{"role": "user", "content": "Say hello."}], "maxTokens": 16,
                                              "partialResultToken": "p"})
         assert result.generatedTokens == len(d.progress("p")) and result.generatedTokens > 0
+        assert await d.stop() == 0
+    run(body(), timeout=300)
+
+
+def test_a_conversation_the_file_template_refuses_is_invalid_params():
+    """Gemma 3's own template raises on roles that don't alternate; that reaches the client as -32602."""
+    path = cached_model("gemma-3-270m-q4_k_m.gguf", "get-gemma3.sh")
+
+    async def body():
+        d = await Daemon().start()
+        info = await d.request("models/load", {"kind": "gguf", "path": path, "id": "gemma"})
+        assert info.details.architecture == "gemma3" and info.details.chatTemplateSource == "file"
+        with pytest.raises(JsonRpcException) as err:
+            await d.request("generate", {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],
+                                         "maxTokens": 1})
+        assert err.value.code == -32602 and "chat template" in err.value.message
+        result = await d.request("generate", {"messages": [{"role": "user", "content": "Hi"}], "maxTokens": 2})
+        assert result.generatedTokens > 0
         assert await d.stop() == 0
     run(body(), timeout=300)
 
