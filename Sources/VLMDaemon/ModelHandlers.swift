@@ -40,7 +40,7 @@ func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
         let model: any ResidentModel
         do { model = try await context.compute { _ in try loader() } } catch {
             await progress.end(message: "failed")
-            throw error
+            throw loadFailure(error, path: params.path)
         }
         try await services.registry.add(model)
         await progress.end(message: "loaded \(megabytes(model.info.memoryBytes))")
@@ -55,6 +55,17 @@ func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
         services.clip.forget(model: params.id)
         return ModelsUnloadResult(id: params.id, freedBytes: model.info.memoryBytes)
     }
+}
+
+/// A load error as -32003 that names the file (the spec promises it), whatever layer raised it.
+func loadFailure(_ error: Error, path: String) -> Error {
+    if error is CancellationError { return error }
+    var mapped = (error as? RPCError) ?? (error as? RPCErrorConvertible)?.rpcError
+        ?? RPCError(code: ErrorCode.modelLoadFailed, message: "\(error)")
+    if mapped.code == ErrorCode.modelLoadFailed, !mapped.message.contains(path) {
+        mapped.message = "\(path): \(mapped.message)"
+    }
+    return mapped
 }
 
 func fileBytes(_ url: URL) -> Int {

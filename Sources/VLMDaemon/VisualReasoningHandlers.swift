@@ -149,7 +149,12 @@ func reasoningConfiguration(_ p: VisualReasoningParams) throws -> ReasoningConfi
     if let v = p.topP { c.topP = v }
     if let v = p.seed { c.seed = v }
     switch (p.heatmapDir, p.heatmapsInline) {
-    case (let dir?, nil), (let dir?, false?): c.heatmaps = .directory(URL(fileURLWithPath: dir))
+    case (let dir?, nil), (let dir?, false?):
+        let directory = URL(fileURLWithPath: dir)
+        do { try HeatmapRenderer.checkDirectory(directory, maxSteps: c.maxSteps) } catch {
+            throw RPCError.invalidParams("params.heatmapDir: \(error)")
+        }
+        c.heatmaps = .directory(directory)
     case (nil, true?): c.heatmaps = .inline
     case (_?, true?): throw RPCError.invalidParams("params: give 'heatmapDir' or 'heatmapsInline', not both")
     default: c.heatmaps = .off

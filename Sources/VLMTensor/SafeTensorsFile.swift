@@ -151,11 +151,11 @@ public final class SafeTensorsFile: @unchecked Sendable {
     private static func readHeader(mapping: UnsafeRawPointer, fileSize: Int, path: String) throws -> (length: Int, json: Data) {
         let declared = UInt64(littleEndian: mapping.loadUnaligned(as: UInt64.self))
         guard declared <= UInt64(maximumHeaderBytes) else {
-            throw SafeTensorsError.invalidHeader(path: path, reason: "header length \(declared) exceeds the \(maximumHeaderBytes)-byte limit")
+            throw SafeTensorsError.invalidHeader(path: path, reason: "its header length field exceeds the \(maximumHeaderBytes)-byte limit (not a safetensors file?)")
         }
         let length = Int(declared)
         guard length <= fileSize - 8 else {
-            throw SafeTensorsError.invalidHeader(path: path, reason: "header length \(length) exceeds the file size \(fileSize)")
+            throw SafeTensorsError.invalidHeader(path: path, reason: "its header length field exceeds the file size \(fileSize)")
         }
         return (length, Data(bytes: mapping + 8, count: length))
     }
