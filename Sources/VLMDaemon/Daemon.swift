@@ -10,7 +10,6 @@ public actor Daemon {
 
     let configuration: DaemonConfiguration
     let outbox: Outbox
-    let startedAt = ContinuousClock.now
     private var phase = Phase.starting
     private var table: HandlerTable
     private var inFlight: [RequestID: InFlight] = [:]
@@ -83,7 +82,7 @@ public actor Daemon {
         }
         requests.sort { $0.runningSeconds > $1.runningSeconds }
         return StatusResult(
-            uptimeSeconds: (ContinuousClock.now - startedAt).seconds,
+            uptimeSeconds: (ContinuousClock.now - services.startedAt).seconds,
             requestsInFlight: requests.count,
             inFlight: requests,
             models: await services.registry.list,

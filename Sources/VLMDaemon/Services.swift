@@ -13,6 +13,7 @@ public final class Services: Sendable {
     let clip: CLIPRuntime
     /// The connections being served (one on stdio), for daemon-wide status.
     let connections = ConnectionList()
+    let startedAt = ContinuousClock.now
     private let threadCount: Mutex<Int>
 
     /// Shared by several connections: logs go to stderr only (no one client's window/logMessage).

@@ -233,35 +233,18 @@ final class DaemonProcess: Sendable {
         }
         // Only the dup2'd copies reach the child (dup2 clears close-on-exec on them).
         for descriptor in toChild + fromChild { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, toChild[0], STDIN_FILENO)
-        posix_spawn_file_actions_adddup2(&actions, fromChild[1], STDOUT_FILENO)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t(), empty = sigset_t()
-        sigemptyset(&empty)
-        sigemptyset(&defaults)
-        for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var child: pid_t = 0
-        let result = posix_spawn(&child, executable, &actions, &attributes, argv, environ)
+        let child: pid_t
+        do {
+            child = try spawnWithDefaultSignals(executable: executable, arguments: arguments, ownGroup: true) { actions in
+                posix_spawn_file_actions_adddup2(&actions, toChild[0], STDIN_FILENO)
+                posix_spawn_file_actions_adddup2(&actions, fromChild[1], STDOUT_FILENO)
+            }
+        } catch {
+            for descriptor in toChild + fromChild { close(descriptor) }
+            throw error
+        }
         close(toChild[0])
         close(fromChild[1])
-        guard result == 0 else {
-            close(toChild[1])
-            close(fromChild[0])
-            throw LaunchFailed(path: executable, reason: String(cString: strerror(result)))
-        }
         pid = child
         input = toChild[1]
         output = fromChild[0]
@@ -296,4 +279,51 @@ final class DaemonProcess: Sendable {
         let signal = raw & 0x7f
         return signal == 0 ? (raw >> 8) & 0xff : 128 + signal
     }
+}
+
+/// A daemon for `vlm daemon start`: detached in a session of its own (no terminal signals reach
+/// it, it outlives the client), stdin and stdout on /dev/null, stderr appended to `logPath`.
+public func launchDetachedDaemon(executable: String, arguments: [String], logPath: String) throws -> pid_t {
+    try spawnWithDefaultSignals(executable: executable, arguments: arguments, ownGroup: false) { actions in
+        posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+    }
+}
+
+/// posix_spawn with default dispositions for the signals a client may ignore or block (so they do
+/// not leak into the daemon), in a process group of its own (`ownGroup`) or a new session.
+private func spawnWithDefaultSignals(
+    executable: String, arguments: [String], ownGroup: Bool,
+    redirect: (inout posix_spawn_file_actions_t) -> Void
+) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    redirect(&actions)
+
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var defaults = sigset_t(), empty = sigset_t()
+    sigemptyset(&empty)
+    sigemptyset(&defaults)
+    for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE] { sigaddset(&defaults, signal) }
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    var flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK
+    if ownGroup {
+        posix_spawnattr_setpgroup(&attributes, 0)
+        flags |= POSIX_SPAWN_SETPGROUP
+    } else {
+        flags |= 0x80  // POSIX_SPAWN_SETSID (glibc 2.26+): a new session, no controlling terminal
+    }
+    posix_spawnattr_setflags(&attributes, Int16(flags))
+
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var child: pid_t = 0
+    let result = posix_spawn(&child, executable, &actions, &attributes, argv, environ)
+    guard result == 0 else { throw DaemonProcess.LaunchFailed(path: executable, reason: String(cString: strerror(result))) }
+    return child
 }
