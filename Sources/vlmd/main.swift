@@ -97,6 +97,11 @@ struct VLMDCommand: AsyncParsableCommand {
 /// `vlmd --socket PATH` (SocketServer). SIGTERM, SIGHUP and SIGINT stop it as daemon/stop does.
 /// Exit 3: another vlmd listens there already; 4: the socket cannot be set up.
 func serveSocket(path: String, configuration: DaemonConfiguration) async -> Never {
+    // Signals first: one arriving before the server exists just ends the process.
+    let running = Mutex<SocketServer?>(nil)
+    let signals = TerminationSignals { signal in
+        await running.withLock { $0 }?.stop(reason: "received \(signalName(signal))")
+    }
     let listener: UnixSocket.Listener
     do { listener = try UnixSocket.listen(path: path) } catch let failure as UnixSocket.Failure {
         LogWriter.standardError.write("vlmd: \(failure.message)")
@@ -108,9 +113,7 @@ func serveSocket(path: String, configuration: DaemonConfiguration) async -> Neve
         Foundation.exit(4)
     }
     let server = SocketServer(listener: listener, configuration: configuration)
-    let signals = TerminationSignals { signal in
-        await server.stop(reason: "received \(signalName(signal))")
-    }
+    running.withLock { $0 = server }
     LogWriter.standardError.write("vlmd [info] listening on \(path) (pid \(getpid()))")
     await server.serve()
     withExtendedLifetime(signals) {}
