@@ -262,10 +262,13 @@ public actor Daemon {
         let executor: RequestExecutor? = Self.cheapMethods.contains(method) ? nil : .shared
         let task = Task(executorPreference: executor) {
             let outcome: Result<Data, Error>
-            do { outcome = .success(try await handler(params, context)) } catch { outcome = .failure(error) }
+            do {
+                outcome = .success(try await RequestContext.$current.withValue(context) { try await handler(params, context) })
+            } catch { outcome = .failure(error) }
             await self.finish(id, context: context, outcome: outcome)
         }
         inFlight[id] = InFlight(method: method, started: .now, task: task, context: context)
+        services.requestStarted(context)
         if earlyCancels.remove(id) != nil { cancel(id) }
     }
 
@@ -276,6 +279,7 @@ public actor Daemon {
     private func finish(_ id: RequestID, context: RequestContext, outcome: Result<Data, Error>) async {
         let elapsed = inFlight[id].map { ContinuousClock.now - $0.started }
         inFlight[id] = nil
+        defer { services.requestFinished(context) }
         switch outcome {
         case .success(let result):
             await outbox.sink.send(OutgoingMessage.response(id: id, encodedResult: result))
@@ -305,26 +309,26 @@ public actor Daemon {
 
     private func endOfInput() async {
         await awaitPendingParses()
-        let running = Array(inFlight.values)
-        if !running.isEmpty { outbox.log(.info, "end of input: cancelling \(running.count) request(s) in flight") }
-        for request in running {
-            request.context.cancellation.cancel()
-            request.task.cancel()
-        }
-        for request in running { await request.task.value }
+        await cancelInFlight(reason: "end of input")
         await exit(code: phase == .shuttingDown ? 0 : 1)
     }
 
-    /// For SIGTERM/SIGINT/SIGHUP: cancels every request in flight and waits (up to `grace`) until each
-    /// has sent its reply. Does not exit; the caller does, once the output is flushed.
-    public func terminate(reason: String, grace: Duration = .seconds(10)) async {
+    /// For SIGTERM/SIGINT/SIGHUP: cancels every request in flight and waits until each has sent its
+    /// reply. Does not exit; the caller does, once the output is flushed.
+    public func terminate(reason: String) async {
+        await cancelInFlight(reason: reason)
+    }
+
+    /// Cancels every request in flight and waits until each has replied, but not past `grace`
+    /// (a model load cannot be interrupted).
+    private func cancelInFlight(reason: String, grace: Duration = .seconds(10)) async {
         let running = Array(inFlight.values)
-        outbox.log(.info, "\(reason): cancelling \(running.count) request(s) in flight and exiting")
+        guard !running.isEmpty else { return }
+        outbox.log(.info, "\(reason): cancelling \(running.count) request(s) in flight")
         for request in running {
             request.context.cancellation.cancel()
             request.task.cancel()
         }
-        // Wait for the replies, but not past the grace period: a model load cannot be interrupted.
         let answered = Mutex(false)
         Task {
             for request in running { await request.task.value }
@@ -336,11 +340,9 @@ public actor Daemon {
         }
     }
 
+    /// `exit` and end of input: every request still in flight is cancelled and answered first.
     private func exit(code: Int32) async {
-        for request in inFlight.values {
-            request.context.cancellation.cancel()
-            request.task.cancel()
-        }
+        await cancelInFlight(reason: "exit")
         onExit(code)
     }
 

@@ -19,31 +19,34 @@ func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
             throw RPCError(code: ErrorCode.modelLoadFailed, message: "\(params.path): no such file or directory")
         }
         let loader: @Sendable () throws -> any ResidentModel
+        let estimate: Int
         switch params.kind {
         case "clip":
-            try await services.registry.checkBudget(adding: fileBytes(url.appendingPathComponent("open_clip_model.safetensors")))
+            estimate = fileBytes(url.appendingPathComponent("open_clip_model.safetensors"))
             loader = { try LoadedCLIP(id: id, directory: url) }
         case "gguf":
             if let n = params.contextLength, !(1...1_048_576).contains(n) {
                 throw RPCError.invalidParams("params.contextLength: expected an integer in 1...1048576")
             }
-            try await services.registry.checkBudget(adding: fileBytes(url))
+            estimate = fileBytes(url)
             let threads = services.threads
             loader = { try LoadedLanguageModel(id: id, file: url, contextLength: params.contextLength, threads: threads) }
         case "mmproj":
-            try await services.registry.checkBudget(adding: fileBytes(url))
+            estimate = fileBytes(url)
             let threads = services.threads
             loader = { try LoadedProjector(id: id, file: url, threads: threads) }
         default:
             throw RPCError.invalidParams("params.kind: expected one of \(services.registry.kinds.map { "\"\($0)\"" }.joined(separator: ", ")), got \"\(params.kind)\"")
         }
+        let reservation = try await services.registry.reserve(estimate)
         let progress = await context.beginProgress(title: "Loading \(params.kind) model \(id)", cancellable: false)
         let model: any ResidentModel
         do { model = try await context.compute { _ in try loader() } } catch {
+            await services.registry.release(reservation)
             await progress.end(message: "failed")
             throw loadFailure(error, path: params.path)
         }
-        do { try await services.registry.add(model) } catch {
+        do { try await services.registry.add(model, replacing: reservation) } catch {
             // Another client loaded the same model meanwhile: theirs stays, this copy is dropped.
             await progress.end(message: "failed")
             if let resident = await alreadyLoaded(params, registry: services.registry) { return resident }
@@ -54,7 +57,20 @@ func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
         return model.info
     }
 
-    table.register(Method.modelsUnload) { (params: ModelsUnloadParams, _) -> ModelsUnloadResult in
+    table.register(Method.modelsUnload) { (params: ModelsUnloadParams, context) -> ModelsUnloadResult in
+        guard await services.registry.model(params.id) != nil else {
+            throw RPCError(code: ErrorCode.modelNotLoaded, message: "no model '\(params.id)' is loaded")
+        }
+        // Requests using the model are cancelled, and the model stays registered (its id taken, its
+        // bytes counted) until they have replied: only then is its memory really given back.
+        let users = services.requests(using: params.id, except: context)
+        if !users.isEmpty {
+            services.outbox.log(.info, "unloading '\(params.id)': cancelling \(users.count) request(s) using it")
+            users.forEach { $0.cancellation.cancel() }
+            while !services.requests(using: params.id, except: context).isEmpty {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+        }
         guard let model = await services.registry.remove(params.id) else {
             throw RPCError(code: ErrorCode.modelNotLoaded, message: "no model '\(params.id)' is loaded")
         }

@@ -15,6 +15,8 @@ public final class Services: Sendable {
     let connections = ConnectionList()
     let startedAt = ContinuousClock.now
     private let threadCount: Mutex<Int>
+    /// Requests running now, so models/unload can find and stop a model's users.
+    private let running = Mutex<[ObjectIdentifier: RequestContext]>([:])
 
     /// Shared by several connections: logs go to stderr only (no one client's window/logMessage).
     public convenience init(configuration: DaemonConfiguration) {
@@ -32,6 +34,14 @@ public final class Services: Sendable {
 
     var threads: Int { threadCount.withLock { $0 } }
 
+    func requestStarted(_ context: RequestContext) { running.withLock { $0[ObjectIdentifier(context)] = context } }
+    func requestFinished(_ context: RequestContext) { running.withLock { $0[ObjectIdentifier(context)] = nil } }
+
+    /// The running requests that took model `id`, other than `except`.
+    func requests(using id: String, except: RequestContext?) -> [RequestContext] {
+        running.withLock { Array($0.values) }.filter { $0 !== except && $0.modelsInUse.withLock { $0.contains(id) } }
+    }
+
     func setThreads(_ n: Int) {
         threadCount.withLock { $0 = n }
         TensorThreads.set(n)
@@ -48,6 +58,7 @@ public final class Services: Sendable {
             guard let typed = model as? M else {
                 throw RPCError.invalidParams("params.model: '\(id)' is a \(model.info.kind) model, expected a \(kind) model")
             }
+            RequestContext.current?.modelsInUse.withLock { _ = $0.insert(id) }
             return typed
         }
         let candidates = await registry.list.filter { $0.kind == kind }
@@ -57,6 +68,7 @@ public final class Services: Sendable {
             }
             throw RPCError.invalidParams("params.model: \(candidates.count) \(kind) models are loaded (\(candidates.map(\.id).joined(separator: ", "))); name one")
         }
+        RequestContext.current?.modelsInUse.withLock { _ = $0.insert(only.info.id) }
         return only
     }
 }

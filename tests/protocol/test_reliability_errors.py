@@ -129,3 +129,67 @@ def test_a_model_that_yields_nan_answers_with_nulls_not_an_internal_error(tmp_pa
         assert "result" in classified
     else:
         assert loaded["error"]["code"] == -32003
+
+
+def test_a_loaded_model_file_truncated_on_disk_does_not_crash_the_daemon(tmp_path):
+    """Weights are copied at load, not mapped: truncating the file in place (a re-download over the
+    loaded model) used to kill the daemon with SIGBUS on the next request."""
+    async def body():
+        path = tmp_path / "stories.gguf"
+        path.write_bytes(STORIES)
+        d = await Daemon().start()
+        await d.request("models/load", {"kind": "gguf", "path": str(path), "id": "s"})
+        with open(path, "r+b") as f:
+            f.truncate(4096)
+        for _ in range(2):
+            result = await d.request("generate", {"model": "s", "prompt": "Once upon a time", "maxTokens": 16})
+            assert result.text is not None
+            assert (await d.request("tokenize", {"model": "s", "text": "hello"})).tokens
+        assert (await d.request("ping")).pong
+        assert await d.stop() == 0
+    run(body(), timeout=120)
+
+
+def test_concurrent_loads_reserve_the_budget_before_reading_their_files():
+    """Two loads that each fit but not together: the second is refused before it reads anything
+    (it used to load in full, doubling peak memory, and be refused afterwards)."""
+    import asyncio
+    rn64 = SHARED / "models" / "cifar-clip-rn64"
+    size_mib = (rn64 / "open_clip_model.safetensors").stat().st_size / 2**20
+
+    async def body():
+        d = await Daemon("--memory-budget-mib", str(int(size_mib * 1.5) + 1)).start()
+        outcomes = await asyncio.gather(
+            *(d.request("models/load", {"kind": "clip", "path": str(rn64), "id": tag, "workDoneToken": tag}) for tag in "ab"),
+            return_exceptions=True)
+        refused = [(tag, o) for tag, o in zip("ab", outcomes) if isinstance(o, JsonRpcException)]
+        assert len(refused) == 1 and refused[0][1].code == -32005
+        assert d.progress(refused[0][0]) == []  # refused before loading began
+        status = await d.request("daemon/status")
+        assert status.memory.modelBytes <= status.memory.budgetBytes
+        assert await d.stop() == 0
+    run(body(), timeout=300)
+
+
+def test_unload_during_generation_cancels_it_and_frees_the_model_only_then():
+    """models/unload used to answer at once while the generation kept the model (and its KV cache)
+    alive, and let the same id load again beside it."""
+    import asyncio
+
+    async def body():
+        d = await Daemon().start()
+        path = str(SHARED / "models" / "stories260K.gguf")
+        await d.request("models/load", {"kind": "gguf", "path": path, "id": "s", "contextLength": 512})
+        generation = asyncio.ensure_future(d.request("generate", {"model": "s", "prompt": "Once upon a time",
+                                                                  "maxTokens": 500, "partialResultToken": "g"}))
+        while not d.progress("g"):  # generating
+            await asyncio.sleep(0.01)
+        unloaded = await d.request("models/unload", {"id": "s"})
+        assert generation.done()  # answered before the unload was
+        with pytest.raises(JsonRpcException) as err:
+            generation.result()
+        assert err.value.code == -32800
+        assert unloaded.freedBytes > 0
+        assert await d.request("models/list") == []
+        assert await d.stop() == 0
+    run(body(), timeout=120)
