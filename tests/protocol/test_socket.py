@@ -13,7 +13,7 @@ import time
 import pytest
 from pygls.client import run_async
 
-from conftest import Daemon, frame, read_messages, run, vlmd_path
+from conftest import INIT, Daemon, frame, raw_session, read_messages, run, vlmd_path
 
 CLIP = "/work/shared/models/cifar-clip-rn64"
 
@@ -226,3 +226,10 @@ def test_stdio_stays_the_default_transport():
     body = b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"capabilities":{}}}'
     proc = subprocess.run([vlmd_path(), "--log-level", "off"], input=frame(body), capture_output=True, timeout=30)
     assert read_messages(proc.stdout)[0]["result"]["serverInfo"]["name"] == "vlmd"
+
+
+def test_daemon_stop_on_stdio_replies_then_exits_0():
+    stop = frame(b'{"jsonrpc":"2.0","id":"stop","method":"daemon/stop"}')
+    messages, code = raw_session(INIT + stop)
+    assert [m for m in messages if m.get("id") == "stop"] == [{"jsonrpc": "2.0", "id": "stop", "result": None}]
+    assert code == 0  # end of input without shutdown would be 1
