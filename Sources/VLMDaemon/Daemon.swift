@@ -15,6 +15,8 @@ public actor Daemon {
     private var inFlight: [RequestID: InFlight] = [:]
     /// Large bodies being parsed on a compute thread, so they never hold up the messages behind them.
     private var pendingParses: [Int: Task<Void, Never>] = [:]
+    /// Replies taken out of `inFlight` but not yet written: exit waits for them too.
+    private var repliesBeingSent = 0
     private var parseSequence = 0
     /// Ids cancelled while some body was still being parsed: the request may be in that body.
     private var earlyCancels: Set<RequestID> = []
@@ -279,7 +281,11 @@ public actor Daemon {
     private func finish(_ id: RequestID, context: RequestContext, outcome: Result<Data, Error>) async {
         let elapsed = inFlight[id].map { ContinuousClock.now - $0.started }
         inFlight[id] = nil
-        defer { services.requestFinished(context) }
+        repliesBeingSent += 1
+        defer {
+            repliesBeingSent -= 1
+            services.requestFinished(context)
+        }
         switch outcome {
         case .success(let result):
             await outbox.sink.send(OutgoingMessage.response(id: id, encodedResult: result))
@@ -323,7 +329,7 @@ public actor Daemon {
     /// (a model load cannot be interrupted).
     private func cancelInFlight(reason: String, grace: Duration = .seconds(10)) async {
         let running = Array(inFlight.values)
-        guard !running.isEmpty else { return }
+        guard !running.isEmpty || repliesBeingSent > 0 else { return }
         outbox.log(.info, "\(reason): cancelling \(running.count) request(s) in flight")
         for request in running {
             request.context.cancellation.cancel()
@@ -335,7 +341,7 @@ public actor Daemon {
             answered.withLock { $0 = true }
         }
         let deadline = ContinuousClock.now + grace
-        while !answered.withLock({ $0 }), ContinuousClock.now < deadline {
+        while !answered.withLock({ $0 }) || repliesBeingSent > 0, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(5))
         }
     }

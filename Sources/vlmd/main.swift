@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VLMDaemon
+import VLMMCP
 import VLMRPC
 
 /// `vlmd`: serves vision-language models over JSON-RPC 2.0 with LSP framing on stdin/stdout (the
@@ -10,7 +11,7 @@ import VLMRPC
 struct VLMDCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vlmd",
-        abstract: "Vision-language model daemon: JSON-RPC 2.0 with LSP framing on stdin/stdout.",
+        abstract: "Vision-language model daemon: JSON-RPC 2.0 with LSP framing on stdin/stdout (or MCP with --mcp).",
         discussion: """
             Start it as a subprocess and speak the protocol in protocol/README.md on its stdin/stdout, or run it \
             with --socket PATH and connect to that Unix socket (each connection is one client with its own \
@@ -46,6 +47,9 @@ struct VLMDCommand: AsyncParsableCommand {
     @Option(help: "Lowest log level written to stderr: debug, info, warning, error, off.")
     var logLevel = "info"
 
+    @Flag(help: "Speak the Model Context Protocol instead (newline-delimited JSON-RPC on stdin/stdout; protocol/mcp.md).")
+    var mcp = false
+
     func validate() throws {
         reserveStandardDescriptors()
         guard maxMessageBytes >= 1024 else { throw ValidationError("--max-message-bytes must be at least 1024") }
@@ -53,6 +57,7 @@ struct VLMDCommand: AsyncParsableCommand {
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
         guard LogLevel(name: logLevel) != nil else { throw ValidationError("--log-level must be debug, info, warning, error or off") }
         guard socket == nil || pipe == nil else { throw ValidationError("give --socket or --pipe, not both") }
+        guard !mcp || (socket == nil && pipe == nil) else { throw ValidationError("--mcp speaks on stdin/stdout only; it cannot be combined with --socket or --pipe") }
     }
 
     func run() async throws {
@@ -68,28 +73,31 @@ struct VLMDCommand: AsyncParsableCommand {
         if let path = socket ?? pipe {
             await serveSocket(path: path, configuration: config)
         }
-        let writer = FrameWriter(fileDescriptor: STDOUT_FILENO)
-        let reader = FrameReader(fileDescriptor: STDIN_FILENO, maxMessageBytes: maxMessageBytes)
-        let stoppable = LateDaemon()
-        let daemon = Daemon(configuration: config, sink: writer, extraHandlers: { table in
-            registerStop(&table) {
-                await stoppable.daemon?.terminate(reason: "daemon/stop")
-                writer.flush()
-                LogWriter.standardError.drain()
-                Foundation.exit(0)
-            }
-        }) { code in
+        let writer = FrameWriter(fileDescriptor: STDOUT_FILENO, framing: mcp ? lineFrame : frame)
+        let onExit: @Sendable (Int32) -> Void = { code in
             writer.flush()
             LogWriter.standardError.drain()
             Foundation.exit(code)
         }
+        let stoppable = LateDaemon()
+        let mcpServer = mcp ? MCPServer(configuration: config, output: writer, onExit: onExit) : nil
+        let daemon = mcpServer?.daemon ?? Daemon(configuration: config, sink: writer, extraHandlers: { table in
+            registerStop(&table) {
+                await stoppable.daemon?.terminate(reason: "daemon/stop")
+                onExit(0)
+            }
+        }, onExit: onExit)
         stoppable.daemon = daemon
         let signals = TerminationSignals { signal in
             await daemon.terminate(reason: "received \(signalName(signal))")
             writer.flush()
             LogWriter.standardError.drain()
         }
-        await daemon.run(events: reader.events)
+        if let mcpServer {
+            await mcpServer.run(lines: FrameReader(fileDescriptor: STDIN_FILENO, decoder: LineDecoder(maxMessageBytes: maxMessageBytes)).events)
+        } else {
+            await daemon.run(events: FrameReader(fileDescriptor: STDIN_FILENO, maxMessageBytes: maxMessageBytes).events)
+        }
         withExtendedLifetime(signals) {}
     }
 }
