@@ -13,7 +13,7 @@ import time
 import pytest
 from pygls.client import run_async
 
-from conftest import INIT, Daemon, frame, raw_session, read_messages, run, vlmd_path
+from conftest import INIT, Daemon, frame, read_messages, run, vlmd_path
 
 CLIP = "/work/shared/models/cifar-clip-rn64"
 
@@ -230,6 +230,10 @@ def test_stdio_stays_the_default_transport():
 
 def test_daemon_stop_on_stdio_replies_then_exits_0():
     stop = frame(b'{"jsonrpc":"2.0","id":"stop","method":"daemon/stop"}')
-    messages, code = raw_session(INIT + stop)
+    proc = subprocess.Popen([vlmd_path(), "--log-level", "off"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    proc.stdin.write(INIT + stop)
+    proc.stdin.flush()  # stdin stays open: the daemon ends because of daemon/stop, not end of input
+    assert proc.wait(30) == 0
+    messages = read_messages(proc.stdout.read())
+    proc.stdin.close()
     assert [m for m in messages if m.get("id") == "stop"] == [{"jsonrpc": "2.0", "id": "stop", "result": None}]
-    assert code == 0  # end of input without shutdown would be 1
