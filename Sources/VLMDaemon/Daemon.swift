@@ -10,7 +10,6 @@ public actor Daemon {
 
     let configuration: DaemonConfiguration
     let outbox: Outbox
-    let startedAt = ContinuousClock.now
     private var phase = Phase.starting
     private var table: HandlerTable
     private var inFlight: [RequestID: InFlight] = [:]
@@ -39,10 +38,30 @@ public actor Daemon {
         extraHandlers: (inout HandlerTable) -> Void = { _ in },
         onExit: @escaping @Sendable (Int32) -> Void
     ) {
-        self.configuration = configuration
-        self.outbox = Outbox(sink: sink, stderrLogLevel: configuration.stderrLogLevel)
+        let outbox = Outbox(sink: sink, stderrLogLevel: configuration.stderrLogLevel)
+        self.init(services: Services(configuration: configuration, outbox: outbox), outbox: outbox,
+                  extraHandlers: extraHandlers, onExit: onExit)
+    }
+
+    /// One connection of several sharing `services` (models, caches): this connection's lifecycle,
+    /// requests and cancellation are its own. `onExit` ends the connection, not the process.
+    public init(
+        services: Services, sink: any MessageSink,
+        extraHandlers: (inout HandlerTable) -> Void = { _ in },
+        onExit: @escaping @Sendable (Int32) -> Void
+    ) {
+        let outbox = Outbox(sink: sink, stderrLogLevel: services.configuration.stderrLogLevel)
+        self.init(services: services, outbox: outbox, extraHandlers: extraHandlers, onExit: onExit)
+    }
+
+    private init(
+        services: Services, outbox: Outbox, extraHandlers: (inout HandlerTable) -> Void,
+        onExit: @escaping @Sendable (Int32) -> Void
+    ) {
+        self.configuration = services.configuration
+        self.outbox = outbox
         self.onExit = onExit
-        self.services = Services(configuration: configuration, outbox: outbox)
+        self.services = services
         var table = HandlerTable()
         registerHandlers(&table, services: services)
         extraHandlers(&table)
@@ -54,12 +73,18 @@ public actor Daemon {
         }
         self.table = table
         statusSource.daemon = self
+        services.connections.add(self)
     }
 
+    /// Daemon-wide: the requests of every connection, the shared models and caches.
     func status() async -> StatusResult {
-        let requests = inFlightSummary()
+        var requests = inFlightSummary()
+        for other in services.connections.all where other !== self {
+            requests += await other.inFlightSummary()
+        }
+        requests.sort { $0.runningSeconds > $1.runningSeconds }
         return StatusResult(
-            uptimeSeconds: (ContinuousClock.now - startedAt).seconds,
+            uptimeSeconds: (ContinuousClock.now - services.startedAt).seconds,
             requestsInFlight: requests.count,
             inFlight: requests,
             models: await services.registry.list,
@@ -67,7 +92,9 @@ public actor Daemon {
                 modelBytes: await services.registry.usedBytes, budgetBytes: configuration.memoryBudgetBytes,
                 residentBytes: residentMemoryBytes()),
             caches: await services.cacheStatuses(),
-            logLinesDropped: outbox.stderr.droppedLines)
+            logLinesDropped: outbox.stderr.droppedLines,
+            modelLoads: await services.registry.loads,
+            connections: services.connections.all.count)
     }
 
     /// Reads frames until end of input, then cancels what is still running and exits.
@@ -76,6 +103,7 @@ public actor Daemon {
             await receive(event)
         }
         await endOfInput()
+        services.connections.remove(self)
     }
 
     public func receive(_ event: FrameEvent) async {

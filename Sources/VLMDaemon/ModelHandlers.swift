@@ -11,6 +11,7 @@ func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
         let url = URL(fileURLWithPath: params.path)
         let id = params.id ?? url.lastPathComponent
         guard !id.isEmpty else { throw RPCError.invalidParams("params.id: must not be empty") }
+        if let resident = await alreadyLoaded(params, registry: services.registry) { return resident }
         if await services.registry.model(id) != nil {
             throw RPCError.invalidParams("params.id: a model with id '\(id)' is already loaded; unload it first or choose another id")
         }
@@ -45,9 +46,14 @@ func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
             await progress.end(message: "failed")
             throw loadFailure(error, path: params.path)
         }
-        try await services.registry.add(model, replacing: reservation)
+        do { try await services.registry.add(model, replacing: reservation) } catch {
+            // Another client loaded the same model meanwhile: theirs stays, this copy is dropped.
+            await progress.end(message: "failed")
+            if let resident = await alreadyLoaded(params, registry: services.registry) { return resident }
+            throw error
+        }
         await progress.end(message: "loaded \(megabytes(model.info.memoryBytes))")
-        services.outbox.log(.info, "loaded \(params.kind) model '\(id)' from \(params.path) (\(megabytes(model.info.memoryBytes)))")
+        context.log(.info, "loaded \(params.kind) model '\(id)' from \(params.path) (\(megabytes(model.info.memoryBytes)))")
         return model.info
     }
 
@@ -71,6 +77,16 @@ func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
         services.clip.forget(model: params.id)
         return ModelsUnloadResult(id: params.id, freedBytes: model.info.memoryBytes)
     }
+}
+
+/// models/load is idempotent: a model of the same kind from the same file (and the same id and
+/// context length, when asked for) is returned as it is, marked `alreadyLoaded`, instead of loaded
+/// twice. That is what keeps models resident across `vlm` commands on a shared daemon.
+private func alreadyLoaded(_ params: ModelsLoadParams, registry: ModelRegistry) async -> ModelInfo? {
+    guard var info = await registry.identical(kind: params.kind, path: params.path, id: params.id) else { return nil }
+    if params.kind == "gguf", let wanted = params.contextLength, info.details?["contextLength"]?.intValue != Int64(wanted) { return nil }
+    info.alreadyLoaded = true
+    return info
 }
 
 /// A load error as -32003 that names the file (the spec promises it), whatever layer raised it.

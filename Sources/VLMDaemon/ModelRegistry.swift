@@ -16,6 +16,9 @@ actor ModelRegistry {
     /// and together exceed it (each is counted from before it starts reading its file).
     private var reservations: [Int: Int] = [:]
     private var nextReservation = 0
+    /// Models loaded since start (what `daemon/status` reports as modelLoads): shows whether clients
+    /// of a shared daemon reused a resident model or loaded it again.
+    private(set) var loads = 0
 
     /// Model kinds `models/load` accepts; each family adds its own when it registers its handlers.
     nonisolated let kinds: [String] = ["clip", "gguf", "mmproj"]
@@ -57,6 +60,15 @@ actor ModelRegistry {
         try checkBudget(adding: model.info.memoryBytes)
         models[id] = model
         loadOrder.append(id)
+        loads += 1
+    }
+
+    /// The loaded model `models/load` would load again: same kind and file, and the same id when one is asked for.
+    func identical(kind: String, path: String, id: String?) -> ModelInfo? {
+        let file = URL(fileURLWithPath: path).standardizedFileURL.path
+        return list.first { info in
+            info.kind == kind && URL(fileURLWithPath: info.path).standardizedFileURL.path == file && (id == nil || id == info.id)
+        }
     }
 
     @discardableResult

@@ -3,15 +3,25 @@ import VLMTensor
 import VLMWire
 
 /// The long-lived state handlers share: the model registry, caches and the compute thread count.
-/// Handlers reach models only through here; models never reach back.
+/// Handlers reach models only through here; models never reach back. On a socket, one Services
+/// serves every connection (each its own `Daemon`), so a model loaded by one client is there for the next.
 public final class Services: Sendable {
     let configuration: DaemonConfiguration
+    /// Daemon-wide log (stderr; on stdio also the client's window/logMessage).
     let outbox: Outbox
     let registry: ModelRegistry
     let clip: CLIPRuntime
+    /// The connections being served (one on stdio), for daemon-wide status.
+    let connections = ConnectionList()
+    let startedAt = ContinuousClock.now
     private let threadCount: Mutex<Int>
     /// Requests running now, so models/unload can find and stop a model's users.
     private let running = Mutex<[ObjectIdentifier: RequestContext]>([:])
+
+    /// Shared by several connections: logs go to stderr only (no one client's window/logMessage).
+    public convenience init(configuration: DaemonConfiguration) {
+        self.init(configuration: configuration, outbox: Outbox(sink: DiscardingSink(), stderrLogLevel: configuration.stderrLogLevel))
+    }
 
     init(configuration: DaemonConfiguration, outbox: Outbox) {
         self.configuration = configuration
@@ -61,4 +71,19 @@ public final class Services: Sendable {
         RequestContext.current?.modelsInUse.withLock { _ = $0.insert(only.info.id) }
         return only
     }
+}
+
+/// The daemons (one per connection) sharing one Services; held weakly so a closed connection goes away.
+final class ConnectionList: Sendable {
+    private struct Entry { weak var daemon: Daemon? }
+    private let entries = Mutex<[ObjectIdentifier: Entry]>([:])
+
+    func add(_ daemon: Daemon) { entries.withLock { $0[ObjectIdentifier(daemon)] = Entry(daemon: daemon) } }
+    func remove(_ daemon: Daemon) { _ = entries.withLock { $0.removeValue(forKey: ObjectIdentifier(daemon)) } }
+    var all: [Daemon] { entries.withLock { $0.values.compactMap(\.daemon) } }
+}
+
+/// A sink for messages with no client to go to.
+struct DiscardingSink: MessageSink {
+    func send(_ body: Data) async {}
 }

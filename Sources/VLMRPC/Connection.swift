@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Reads framed messages from a file descriptor on its own thread (a blocking read must not hold
 /// one of the few cooperative-pool threads) and hands them out as an AsyncStream.
@@ -42,6 +43,7 @@ public final class FrameWriter: Sendable {
     private let fileDescriptor: Int32
     private let framing: @Sendable (Data) -> Data
     private let queue = DispatchQueue(label: "vlmd.writer")
+    private let isClosed = Mutex(false)
 
     public init(fileDescriptor: Int32, framing: @escaping @Sendable (Data) -> Data = frame) {
         self.fileDescriptor = fileDescriptor
@@ -52,7 +54,7 @@ public final class FrameWriter: Sendable {
     public func send(_ body: Data) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             queue.async {
-                self.writeAll(self.framing(body))
+                if !self.isClosed.withLock({ $0 }) { self.writeAll(self.framing(body)) }
                 continuation.resume()
             }
         }
@@ -61,6 +63,14 @@ public final class FrameWriter: Sendable {
     /// Blocks until everything sent so far is written.
     public func flush() {
         queue.sync {}
+    }
+
+    /// Writes what is queued, then closes the descriptor; later sends are dropped. For a socket
+    /// connection, whose descriptor number may be reused by the next client once closed.
+    public func close() {
+        queue.sync {
+            if isClosed.withLock({ closed in defer { closed = true }; return !closed }) { _ = Glibc.close(fileDescriptor) }
+        }
     }
 
     private func writeAll(_ data: Data) {

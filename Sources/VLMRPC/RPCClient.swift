@@ -2,15 +2,24 @@ import Foundation
 import Synchronization
 import VLMWire
 
-/// A JSON-RPC client for a `vlmd` subprocess (used by the `vlm` CLI and by tests).
+/// A JSON-RPC client for `vlmd` (used by the `vlm` CLI and by tests): a private daemon it starts as
+/// a subprocess and talks to over stdio, or a shared one it connects to on a Unix socket.
 /// Replies are matched to requests by id; notifications go to the handler of the request whose
 /// progress or partial-result token they carry.
 public final class RPCClient: @unchecked Sendable {
     public typealias NotificationHandler = @Sendable (_ method: String, _ params: JSONValue) -> Void
 
-    private let daemon: DaemonProcess
+    private enum Transport {
+        /// Ours alone: we end it (shutdown/exit, and SIGKILL when it must go now).
+        case privateDaemon(DaemonProcess)
+        /// Shared with other clients: we only ever close our connection.
+        case sharedDaemon(socket: Int32)
+    }
+
+    private let transport: Transport
     private let writer: FrameWriter
     private let reader: FrameReader
+    private var readLoopTask: Task<Void, Never>?
     private let lock = NSLock()
     // Guarded by `lock`:
     private var nextID: Int64 = 1
@@ -32,11 +41,34 @@ public final class RPCClient: @unchecked Sendable {
     /// Starts `executable` with `arguments`; its stderr is passed through to ours. The daemon runs in
     /// its own process group, so a Ctrl-C at the terminal reaches only the client, which cancels
     /// requests and shuts the daemon down in order.
-    public init(executable: URL, arguments: [String] = []) throws {
-        daemon = try DaemonProcess(executable: executable.path, arguments: arguments)
-        writer = FrameWriter(fileDescriptor: daemon.input)
-        reader = FrameReader(fileDescriptor: daemon.output, maxMessageBytes: 1 << 30)
-        Task { [weak self] in await self?.readLoop() }
+    public convenience init(executable: URL, arguments: [String] = []) throws {
+        let process = try DaemonProcess(executable: executable.path, arguments: arguments)
+        self.init(transport: .privateDaemon(process), input: process.input, output: process.output)
+    }
+
+    public struct NoDaemonListening: Error, CustomStringConvertible {
+        public let path: String
+        public var description: String { "no vlmd is listening on \(path)" }
+    }
+
+    /// Connects to a daemon listening on a Unix socket (`vlmd --socket PATH`). It is shared: this
+    /// client never ends it; closing the connection cancels only this client's requests there.
+    public convenience init(socketPath: String) throws {
+        guard let socket = UnixSocket.connect(path: socketPath) else { throw NoDaemonListening(path: socketPath) }
+        self.init(transport: .sharedDaemon(socket: socket), input: socket, output: socket)
+    }
+
+    private init(transport: Transport, input: Int32, output: Int32) {
+        self.transport = transport
+        writer = FrameWriter(fileDescriptor: input)
+        reader = FrameReader(fileDescriptor: output, maxMessageBytes: 1 << 30)
+        readLoopTask = Task { [weak self] in await self?.readLoop() }
+    }
+
+    /// False when connected to a shared daemon on a socket.
+    public var ownsDaemon: Bool {
+        if case .privateDaemon = transport { return true }
+        return false
     }
 
     private func readLoop() async {
@@ -122,9 +154,13 @@ public final class RPCClient: @unchecked Sendable {
     }
 
     /// `shutdown` + `exit`, then waits for the process; returns its exit code. With a `deadline`,
-    /// a daemon still running then (say, busy finishing a model load) is killed.
+    /// a daemon still running then (say, busy finishing a model load) is killed. On a shared daemon
+    /// this ends only our connection (the daemon goes on) and returns 0.
     @discardableResult
     public func shutdown(deadline: Duration? = nil) async -> Int32 {
+        guard case .privateDaemon(let daemon) = transport else {
+            return await disconnect(deadline: deadline)
+        }
         let stop = Task {
             _ = try? await request(Method.shutdown, params: .null)
             await notify(Method.exit, params: .null)
@@ -144,8 +180,33 @@ public final class RPCClient: @unchecked Sendable {
         return await daemon.waitForExit()
     }
 
-    /// Ends the daemon at once (SIGKILL); for a client that must exit now.
-    public func killDaemon() { daemon.terminateNow() }
+    /// `shutdown` + `exit` on our connection, then waits (up to `deadline`) for the daemon to close it.
+    private func disconnect(deadline: Duration?) async -> Int32 {
+        let polite = Task {
+            _ = try? await request(Method.shutdown, params: .null)
+            await notify(Method.exit, params: .null)
+            await readLoopTask?.value  // the daemon closes the connection after `exit`
+        }
+        let timer = Task {
+            guard let deadline else { return }
+            try await Task.sleep(for: deadline)
+            abandon()  // ends the read loop, and with it `polite`
+        }
+        await polite.value
+        timer.cancel()
+        abandon()
+        writer.close()
+        return 0
+    }
+
+    /// For a client that must exit now. A private daemon is killed (SIGKILL); a shared one is never
+    /// touched: the connection is dropped, and the daemon cancels this client's requests on its own.
+    public func abandon() {
+        switch transport {
+        case .privateDaemon(let daemon): daemon.terminateNow()
+        case .sharedDaemon(let socket): _ = Glibc.shutdown(socket, Int32(SHUT_RDWR))
+        }
+    }
 }
 
 /// A child process with pipes on its stdin and stdout, spawned in a process group of its own (so
@@ -172,35 +233,18 @@ final class DaemonProcess: Sendable {
         }
         // Only the dup2'd copies reach the child (dup2 clears close-on-exec on them).
         for descriptor in toChild + fromChild { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, toChild[0], STDIN_FILENO)
-        posix_spawn_file_actions_adddup2(&actions, fromChild[1], STDOUT_FILENO)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t(), empty = sigset_t()
-        sigemptyset(&empty)
-        sigemptyset(&defaults)
-        for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var child: pid_t = 0
-        let result = posix_spawn(&child, executable, &actions, &attributes, argv, environ)
+        let child: pid_t
+        do {
+            child = try spawnWithDefaultSignals(executable: executable, arguments: arguments, ownGroup: true) { actions in
+                posix_spawn_file_actions_adddup2(&actions, toChild[0], STDIN_FILENO)
+                posix_spawn_file_actions_adddup2(&actions, fromChild[1], STDOUT_FILENO)
+            }
+        } catch {
+            for descriptor in toChild + fromChild { close(descriptor) }
+            throw error
+        }
         close(toChild[0])
         close(fromChild[1])
-        guard result == 0 else {
-            close(toChild[1])
-            close(fromChild[0])
-            throw LaunchFailed(path: executable, reason: String(cString: strerror(result)))
-        }
         pid = child
         input = toChild[1]
         output = fromChild[0]
@@ -235,4 +279,51 @@ final class DaemonProcess: Sendable {
         let signal = raw & 0x7f
         return signal == 0 ? (raw >> 8) & 0xff : 128 + signal
     }
+}
+
+/// A daemon for `vlm daemon start`: detached in a session of its own (no terminal signals reach
+/// it, it outlives the client), stdin and stdout on /dev/null, stderr appended to `logPath`.
+public func launchDetachedDaemon(executable: String, arguments: [String], logPath: String) throws -> pid_t {
+    try spawnWithDefaultSignals(executable: executable, arguments: arguments, ownGroup: false) { actions in
+        posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+    }
+}
+
+/// posix_spawn with default dispositions for the signals a client may ignore or block (so they do
+/// not leak into the daemon), in a process group of its own (`ownGroup`) or a new session.
+private func spawnWithDefaultSignals(
+    executable: String, arguments: [String], ownGroup: Bool,
+    redirect: (inout posix_spawn_file_actions_t) -> Void
+) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    redirect(&actions)
+
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var defaults = sigset_t(), empty = sigset_t()
+    sigemptyset(&empty)
+    sigemptyset(&defaults)
+    for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE] { sigaddset(&defaults, signal) }
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    var flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK
+    if ownGroup {
+        posix_spawnattr_setpgroup(&attributes, 0)
+        flags |= POSIX_SPAWN_SETPGROUP
+    } else {
+        flags |= 0x80  // POSIX_SPAWN_SETSID (glibc 2.26+): a new session, no controlling terminal
+    }
+    posix_spawnattr_setflags(&attributes, Int16(flags))
+
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var child: pid_t = 0
+    let result = posix_spawn(&child, executable, &actions, &attributes, argv, environ)
+    guard result == 0 else { throw DaemonProcess.LaunchFailed(path: executable, reason: String(cString: strerror(result))) }
+    return child
 }

@@ -132,10 +132,15 @@ public struct StatusResult: Codable, Sendable {
     public var caches: [CacheStatus]
     /// stderr log lines dropped because stderr was closed or not being read.
     public var logLinesDropped: Int
+    /// Models loaded since the daemon started (a models/load answered `alreadyLoaded` does not count).
+    public var modelLoads: Int
+    /// Clients connected now (1 on stdio).
+    public var connections: Int
 
-    public init(uptimeSeconds: Double, requestsInFlight: Int, inFlight: [InFlightRequest], models: [ModelInfo], memory: MemoryStatus, caches: [CacheStatus], logLinesDropped: Int = 0) {
+    public init(uptimeSeconds: Double, requestsInFlight: Int, inFlight: [InFlightRequest], models: [ModelInfo], memory: MemoryStatus, caches: [CacheStatus], logLinesDropped: Int = 0, modelLoads: Int = 0, connections: Int = 1) {
         self.uptimeSeconds = uptimeSeconds; self.requestsInFlight = requestsInFlight; self.inFlight = inFlight; self.models = models
         self.memory = memory; self.caches = caches; self.logLinesDropped = logLinesDropped
+        self.modelLoads = modelLoads; self.connections = connections
     }
 }
 
@@ -176,9 +181,12 @@ public struct ModelInfo: Codable, Sendable {
     public var path: String
     public var memoryBytes: Int
     public var details: JSONValue?
+    /// Set (true) by models/load when the model was resident already and was not loaded again.
+    public var alreadyLoaded: Bool?
 
-    public init(id: String, kind: String, path: String, memoryBytes: Int, details: JSONValue? = nil) {
+    public init(id: String, kind: String, path: String, memoryBytes: Int, details: JSONValue? = nil, alreadyLoaded: Bool? = nil) {
         self.id = id; self.kind = kind; self.path = path; self.memoryBytes = memoryBytes; self.details = details
+        self.alreadyLoaded = alreadyLoaded
     }
 }
 

@@ -17,6 +17,8 @@ public enum Method {
     // Daemon
     public static let ping = "ping"
     public static let status = "daemon/status"
+    /// Ends the whole daemon (all connections), e.g. one started by `vlm daemon start`.
+    public static let stop = "daemon/stop"
     public static let debugStream = "debug/stream"
 
     // Models

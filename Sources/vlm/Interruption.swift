@@ -9,7 +9,8 @@ struct Interrupted: Error {}
 /// two requests. The first SIGINT sends one `$/cancelRequest` for the request in flight (the
 /// command then prints what the daemon returned so far); a SIGINT between requests stops the next
 /// one from being sent. If the daemon has not answered within `grace` (a model load runs to its
-/// end), or on a second Ctrl-C, the daemon is killed and vlm exits at once.
+/// end), or on a second Ctrl-C, vlm exits at once: a private daemon is killed with it; a shared one
+/// (on a socket) is never touched, vlm only drops its connection, which cancels its requests there.
 final class Interruption: @unchecked Sendable {
     static let shared = Interruption()
     static let grace: DispatchTimeInterval = .milliseconds(700)
@@ -53,7 +54,7 @@ final class Interruption: @unchecked Sendable {
 
     func end(_ id: RequestID) { lock.withLock { if inFlight == id { inFlight = nil } } }
 
-    /// Shuts the daemon down, says so and exits 130 (what a shell reports for SIGINT).
+    /// Shuts the daemon down (a shared one: this connection only), says so and exits 130 (what a shell reports for SIGINT).
     func exitCancelled() async -> Never {
         await claimExit()?.shutdown(deadline: .milliseconds(300))
         sayCancelledAndExit()
@@ -70,9 +71,9 @@ final class Interruption: @unchecked Sendable {
         DispatchQueue.global().asyncAfter(deadline: .now() + Self.grace) { [self] in exitNow() }
     }
 
-    /// Exit without waiting for anything (the daemon, killed, cannot reply any more).
+    /// Exit without waiting for anything (a private daemon is killed; a shared one loses this connection).
     private func exitNow() -> Never {
-        claimExit()?.killDaemon()
+        claimExit()?.abandon()
         sayCancelledAndExit()
     }
 

@@ -5,8 +5,16 @@ import VLMWire
 
 /// Options every subcommand shares: how to reach the daemon and how to print.
 struct DaemonOptions: ParsableArguments {
-    @Option(help: "Path of the vlmd executable (default: next to vlm, then $PATH).")
+    @Option(help: "Path of the vlmd executable for a private daemon (default: next to vlm, then $PATH).")
     var daemon: String?
+
+    @Option(help: ArgumentHelp(
+        "Use the shared daemon listening on this Unix socket (default: $VLMD_SOCKET).",
+        discussion: "Without --socket or $VLMD_SOCKET, vlm uses the daemon of `vlm daemon start` if one is up, else starts a private one."))
+    var socket: String?
+
+    @Flag(name: .customLong("private"), help: "Always start a private daemon, even when a shared one is running.")
+    var privateDaemon = false
 
     @Option(parsing: .unconditional, help: "Compute threads for the daemon.")
     var threads: Int?
@@ -53,20 +61,39 @@ final class Session: Sendable {
     }
 
     static func start(_ options: DaemonOptions) async throws -> Session {
-        let client: RPCClient
-        do { client = try RPCClient(executable: try options.daemonURL(), arguments: ["--log-level", "warning"]) } catch let error as ValidationError {
-            throw error
-        } catch {
-            throw RequestFailed(message: "could not start the daemon: \(error)")
-        }
+        let client = try connect(options)
         Interruption.shared.attach(client)
         let session = Session(client: client, options: options)
         var initOptions: [String: JSONValue] = [:]
-        if let threads = options.threads { initOptions["threads"] = .int(Int64(threads)) }
+        if let threads = options.threads {
+            // Threads are daemon-wide: one client of a shared daemon does not set them for the others.
+            if client.ownsDaemon { initOptions["threads"] = .int(Int64(threads)) } else if !options.quiet {
+                Terminal.note("vlm: --threads is ignored by a shared daemon (start it with `vlm daemon start --threads N`)")
+            }
+        }
         do { _ = try await client.initialize(clientName: "vlm", options: .object(initOptions)) } catch {
             throw RequestFailed(message: "could not start the daemon: \(error)")
         }
         return session
+    }
+
+    /// The shared daemon when one is named (--socket, $VLMD_SOCKET; it must be up) or is up on the
+    /// default socket; otherwise a private daemon started for this command alone.
+    private static func connect(_ options: DaemonOptions) throws -> RPCClient {
+        let named = options.socket ?? ProcessInfo.processInfo.environment["VLMD_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
+        if !options.privateDaemon, options.daemon == nil {
+            if let named {
+                do { return try RPCClient(socketPath: named) } catch {
+                    throw RequestFailed(message: "\(error) (named by \(options.socket == nil ? "$VLMD_SOCKET" : "--socket")); start one with `vlm daemon start`")
+                }
+            }
+            if let shared = try? RPCClient(socketPath: UnixSocket.defaultPath()) { return shared }
+        }
+        do { return try RPCClient(executable: try options.daemonURL(), arguments: ["--log-level", "warning"]) } catch let error as ValidationError {
+            throw error
+        } catch {
+            throw RequestFailed(message: "could not start the daemon: \(error)")
+        }
     }
 
     /// Sends a request, rendering its progress and streamed partial results as they arrive. When

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 
-/// `vlm`: the command-line client. It starts a private `vlmd` as a subprocess (or the one given with
+/// `vlm`: the command-line client. It uses the shared `vlmd` of `vlm daemon start` when one is up
+/// (or the socket in --socket / $VLMD_SOCKET), else starts a private `vlmd` as a subprocess (or the one given with
 /// --daemon), sends the requests a subcommand needs (model loads, then the work), shows progress on
 /// stderr and prints results as they stream (Terminal), and turns Ctrl-C into a cancellation
 /// (Interruption). Exit codes: 0 ok, 1 a request failed, 2 usage error, 130 interrupted.
@@ -11,7 +12,7 @@ struct VLM: AsyncParsableCommand {
         commandName: "vlm",
         abstract: "Command-line client for the vlmd vision-language model daemon.",
         discussion: "Exit codes: 0 ok, 1 a request failed, 2 usage error, 130 interrupted (Ctrl-C).",
-        subcommands: [Ping.self, Status.self, Call.self, Models.self, EncodeImage.self, Classify.self, Evaluate.self, Generate.self, OptimisePrompt.self])
+        subcommands: [DaemonControl.self, Ping.self, Status.self, Call.self, Models.self, EncodeImage.self, Classify.self, Evaluate.self, Generate.self, OptimisePrompt.self])
 
     static func main() async {
         Interruption.shared.install()
@@ -22,6 +23,8 @@ struct VLM: AsyncParsableCommand {
             } else {
                 try command.run()
             }
+        } catch let code as ExitCode where code != .success && code != .validationFailure {
+            Foundation.exit(code.rawValue)  // a command's own exit status (vlm daemon status: 3, not running)
         } catch is Interrupted {
             await Interruption.shared.exitCancelled()
         } catch let error as ValidationError {

@@ -4,14 +4,27 @@ import VLMDaemon
 import VLMMCP
 import VLMRPC
 
-/// `vlmd`: serves vision-language models over JSON-RPC 2.0 with LSP framing on stdin/stdout.
-/// Everything on stdout is protocol; logs go to stderr.
+/// `vlmd`: serves vision-language models over JSON-RPC 2.0 with LSP framing on stdin/stdout (the
+/// default, for editors and private daemons), or to any number of clients on a Unix domain socket
+/// (`--socket PATH`, also spelled `--pipe PATH` as LSP servers do). Logs go to stderr.
 @main
 struct VLMDCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vlmd",
         abstract: "Vision-language model daemon: JSON-RPC 2.0 with LSP framing on stdin/stdout (or MCP with --mcp).",
-        discussion: "Start it as a subprocess and speak the protocol in protocol/README.md on its stdin/stdout.")
+        discussion: """
+            Start it as a subprocess and speak the protocol in protocol/README.md on its stdin/stdout, or run it \
+            with --socket PATH and connect to that Unix socket (each connection is one client with its own \
+            initialize/shutdown/exit; models are shared). On a socket it runs until daemon/stop or SIGTERM. \
+            Exit codes on a socket: 3 another vlmd is already listening there, 4 the socket cannot be set up \
+            (directory open to others, not a socket, bind failed).
+            """)
+
+    @Option(help: "Listen on this Unix domain socket instead of stdio (the directory is made 0700, the socket 0600).")
+    var socket: String?
+
+    @Option(help: "Same as --socket (the name LSP clients pass for a named pipe / Unix socket).")
+    var pipe: String?
 
     @Option(help: "Largest accepted message body in bytes; larger messages are skipped and answered with -32600.")
     var maxMessageBytes = DaemonConfiguration().maxMessageBytes
@@ -43,6 +56,8 @@ struct VLMDCommand: AsyncParsableCommand {
         guard maxImagePixels >= 1 else { throw ValidationError("--max-image-pixels must be positive") }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256") }
         guard LogLevel(name: logLevel) != nil else { throw ValidationError("--log-level must be debug, info, warning, error or off") }
+        guard socket == nil || pipe == nil else { throw ValidationError("give --socket or --pipe, not both") }
+        guard !mcp || (socket == nil && pipe == nil) else { throw ValidationError("--mcp speaks on stdin/stdout only; it cannot be combined with --socket or --pipe") }
     }
 
     func run() async throws {
@@ -55,14 +70,24 @@ struct VLMDCommand: AsyncParsableCommand {
         if let promptsDir { config.promptsDirectory = URL(fileURLWithPath: promptsDir) }
         config.stderrLogLevel = LogLevel(name: logLevel) ?? .info
 
+        if let path = socket ?? pipe {
+            await serveSocket(path: path, configuration: config)
+        }
         let writer = FrameWriter(fileDescriptor: STDOUT_FILENO, framing: mcp ? lineFrame : frame)
         let onExit: @Sendable (Int32) -> Void = { code in
             writer.flush()
             LogWriter.standardError.drain()
             Foundation.exit(code)
         }
+        let stoppable = LateDaemon()
         let mcpServer = mcp ? MCPServer(configuration: config, output: writer, onExit: onExit) : nil
-        let daemon = mcpServer?.daemon ?? Daemon(configuration: config, sink: writer, onExit: onExit)
+        let daemon = mcpServer?.daemon ?? Daemon(configuration: config, sink: writer, extraHandlers: { table in
+            registerStop(&table) {
+                await stoppable.daemon?.terminate(reason: "daemon/stop")
+                onExit(0)
+            }
+        }, onExit: onExit)
+        stoppable.daemon = daemon
         let signals = TerminationSignals { signal in
             await daemon.terminate(reason: "received \(signalName(signal))")
             writer.flush()
@@ -75,6 +100,32 @@ struct VLMDCommand: AsyncParsableCommand {
         }
         withExtendedLifetime(signals) {}
     }
+}
+
+/// `vlmd --socket PATH` (SocketServer). SIGTERM, SIGHUP and SIGINT stop it as daemon/stop does.
+/// Exit 3: another vlmd listens there already; 4: the socket cannot be set up.
+func serveSocket(path: String, configuration: DaemonConfiguration) async -> Never {
+    // Signals first: one arriving before the server exists just ends the process.
+    let running = Mutex<SocketServer?>(nil)
+    let signals = TerminationSignals { signal in
+        await running.withLock { $0 }?.stop(reason: "received \(signalName(signal))")
+    }
+    let listener: UnixSocket.Listener
+    do { listener = try UnixSocket.listen(path: path) } catch let failure as UnixSocket.Failure {
+        LogWriter.standardError.write("vlmd: \(failure.message)")
+        LogWriter.standardError.drain()
+        Foundation.exit(failure.kind == .alreadyRunning ? 3 : 4)
+    } catch {
+        LogWriter.standardError.write("vlmd: \(error)")
+        LogWriter.standardError.drain()
+        Foundation.exit(4)
+    }
+    let server = SocketServer(listener: listener, configuration: configuration)
+    running.withLock { $0 = server }
+    LogWriter.standardError.write("vlmd [info] listening on \(path) (pid \(getpid()))")
+    await server.serve()
+    withExtendedLifetime(signals) {}
+    await server.stop(reason: "the listening socket closed")  // already under way unless accept failed
 }
 
 /// SIGTERM, SIGHUP and SIGINT end the daemon cleanly: every request in flight is cancelled and gets
@@ -112,7 +163,12 @@ final class TerminationSignals: @unchecked Sendable {  // the sources are only k
     }
 }
 
-private func signalName(_ number: Int32) -> String {
+/// The daemon, for a handler registered before it exists (daemon/stop on stdio).
+final class LateDaemon: @unchecked Sendable {
+    weak var daemon: Daemon?  // set once, right after the daemon is made and before it reads a message
+}
+
+func signalName(_ number: Int32) -> String {
     switch number {
     case SIGTERM: return "SIGTERM"
     case SIGHUP: return "SIGHUP"

@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import subprocess
+import tempfile
 
 import jsonschema
 import pytest
@@ -14,6 +15,11 @@ from pygls.protocol import JsonRPCProtocol
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "protocol" / "vlmd.schema.json").read_text())
+
+# `vlm` uses a shared daemon on the default socket when one is up: the suite must never meet the
+# user's. Its default socket is moved into an empty temp dir; tests that want one name it.
+os.environ.pop("VLMD_SOCKET", None)
+os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="vlmd-test-run-")
 
 
 def vlmd_path() -> str:

@@ -33,7 +33,7 @@ scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 100), st.floats(al
                     st.text(max_size=12), st.sampled_from([str(SHARED / "data/images/coins.png"), "cifar", "coop", "{} x"]))
 values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
                       max_leaves=6)
-methods = sorted(m for m in SCHEMA["methods"] if m not in ("initialize", "shutdown"))
+methods = sorted(m for m in SCHEMA["methods"] if m not in ("initialize", "shutdown", "daemon/stop"))  # lifecycle: they end the session
 
 
 @st.composite
