@@ -49,10 +49,7 @@ public final class CLIPFrontEnd: VisualFrontEnd, @unchecked Sendable {
     /// The features `prepare` computes for `image`, for a caller that caches them (e.g. by
     /// `RGBImage.contentDigest`) and passes them back as `precomputed`.
     public func features(of image: RGBImage, shouldCancel: () -> Bool = { false }) throws -> PrecomputedImageFeatures {
-        let pixels = preprocessing(image)
-        let dense = try clip.encodeImageDense(pixels, count: 1, shouldCancel: shouldCancel)
-        return PrecomputedImageFeatures(globalEmbedding: try clip.encodeImages(pixels, count: 1, shouldCancel: shouldCancel)[0],
-                                        dense: (dense.gridHeight, dense.gridWidth, dense.features[0]))
+        try PrecomputedImageFeatures(clip: clip, preprocessing: preprocessing, image: image, shouldCancel: shouldCancel)
     }
 
     public func prepare(_ image: RGBImage, precomputed: PrecomputedImageFeatures?, shouldCancel: () -> Bool) throws -> any PreparedImage {
@@ -121,6 +118,16 @@ public final class CLIPFrontEnd: VisualFrontEnd, @unchecked Sendable {
     }
 }
 
+extension PrecomputedImageFeatures {
+    /// What a CLIP front end computes for `image`: its global embedding and its dense features.
+    public init(clip: CLIPModel, preprocessing: CLIPPreprocessing, image: RGBImage, shouldCancel: () -> Bool = { false }) throws {
+        let pixels = preprocessing(image)
+        let dense = try clip.encodeImageDense(pixels, count: 1, shouldCancel: shouldCancel)
+        self.init(globalEmbedding: try clip.encodeImages(pixels, count: 1, shouldCancel: shouldCancel)[0],
+                  dense: (dense.gridHeight, dense.gridWidth, dense.features[0]))
+    }
+}
+
 /// Evidence text: "whole image: cat 62%, dog 21%, bird 4%".
 func renderEvidence(_ subject: String, _ tags: [LabelProbability]) -> String {
     subject + ": " + tags.map { "\($0.label) \(Int(($0.probability * 100).rounded()))%" }.joined(separator: ", ")
@@ -186,10 +193,8 @@ final class CLIPPreparedImage: PreparedImage {
         let contextLength = frontEnd.clip.config.text.contextLength
         let tokens = frontEnd.tokenizer.tokenize(text, contextLength: contextLength)
         let embedding = try frontEnd.clip.encodeText([tokens], shouldCancel: shouldCancel)[0]
-        let similarities = Attribution.similarities(text: embedding, cells: cells)
-        let (scores, description) = Attribution.normalize(similarities, frontEnd.normalization,
-                                                          defaultTemperature: 1 / frontEnd.clip.logitScale)
-        return AttributionMap(gridHeight: gridHeight, gridWidth: gridWidth, scores: scores, normalization: description)
+        return Attribution.map(textEmbedding: embedding, cells: cells, gridHeight: gridHeight, gridWidth: gridWidth,
+                               normalization: frontEnd.normalization, logitScale: frontEnd.clip.logitScale)
     }
 
     func pixelBox(of box: GridBox) -> PixelBox {

@@ -8,9 +8,9 @@ struct CLIPOptions: ParsableArguments {
     var clip: String
 }
 
-/// Options of the commands that stream one result per image.
+/// Options of the commands that stream one result per image (or text: encode-text).
 struct ImageBatchOptions: ParsableArguments {
-    @Option(parsing: .unconditional, help: "Images decoded and encoded per step; each image's line prints as soon as its step is done (default: the daemon's, 8).")
+    @Option(parsing: .unconditional, help: "Images (texts) decoded and encoded per step; each one's line prints as soon as its step is done (default: the daemon's, 8).")
     var batchSize: Int?
 
     func validate() throws {
