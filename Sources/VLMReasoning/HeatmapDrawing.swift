@@ -153,13 +153,13 @@ enum HeatmapDrawing {
         }
         BitmapFont.draw(high, x: barRight + pad, y: top, scale: fontScale, colour: white, on: &canvas)
         var y = top + lineHeight + pad
-        BitmapFont.draw("colour: share of the map per cell", x: pad, y: y, scale: fontScale, colour: grey, on: &canvas)
+        drawFitted("colour: share of the map per cell", x: pad, y: y, scale: fontScale, colour: grey, on: &canvas)
         let swatch = BitmapFont.glyphHeight * fontScale
         if let selectionNote {
             y += lineHeight + pad
             canvas.outline(x: pad, y: y, width: swatch, height: swatch, thickness: 3, colour: black)
             canvas.outline(x: pad + 1, y: y + 1, width: swatch - 2, height: swatch - 2, thickness: 1, colour: white)
-            BitmapFont.draw(selectionNote, x: pad + swatch + pad, y: y, scale: fontScale, colour: white, on: &canvas)
+            drawFitted(selectionNote, x: pad + swatch + pad, y: y, scale: fontScale, colour: white, on: &canvas)
         }
         if hidden {
             y += lineHeight + pad
@@ -168,7 +168,13 @@ enum HeatmapDrawing {
                     canvas.fill(x: pad + dx, y: y + dy, width: 1, height: 1, colour: (dx + dy) % 10 < 2 ? (150, 150, 150) : (20, 20, 20))
                 }
             }
-            BitmapFont.draw("outside the model's centre crop", x: pad + swatch + pad, y: y, scale: fontScale, colour: white, on: &canvas)
+            drawFitted("outside the model's centre crop", x: pad + swatch + pad, y: y, scale: fontScale, colour: white, on: &canvas)
         }
+    }
+
+    /// One legend line at `scale`, or smaller when it would not fit the canvas width.
+    static func drawFitted(_ text: String, x: Int, y: Int, scale: Int, colour: (UInt8, UInt8, UInt8), on canvas: inout Canvas) {
+        let fitting = stride(from: scale, through: 1, by: -1).first { x + BitmapFont.width(of: text, scale: $0) <= canvas.width - 2 } ?? 1
+        BitmapFont.draw(text, x: x, y: y, scale: fitting, colour: colour, on: &canvas)
     }
 }

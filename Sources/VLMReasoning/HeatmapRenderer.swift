@@ -10,7 +10,9 @@ enum HeatmapRenderer {
                        pixelBox: (GridBox) -> PixelBox, caption: String, alpha: Float) throws -> RGBImage {
         let cells = selection?.cells.map { pixelBox(GridBox(row: $0 / map.gridWidth, column: $0 % map.gridWidth, rows: 1, columns: 1)) } ?? []
         let note = selection.map { s in
-            "selected (\(s.method == "box" ? "box" : "top \(s.cells.count)")): \(Int((s.mass * 100).rounded()))% of the map"
+            let share = s.method == "box" ? s.mass : s.cells.reduce(Float(0)) { $0 + map.scores[$1] }
+            let what = s.method == "box" ? "box of \(s.cells.count) cells" : "top \(s.cells.count) cells"
+            return "selected: \(what), \(Int((share * 100).rounded()))% of map"
         }
         return try HeatmapDrawing.draw(image, scores: map.scores, gridWidth: map.gridWidth, gridHeight: map.gridHeight,
                                        visible: visible, cells: cells, selectionNote: note, caption: caption, alpha: alpha)
