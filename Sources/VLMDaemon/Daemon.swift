@@ -231,7 +231,8 @@ public actor Daemon {
         }
         let tokens = (try? decodeParams(StreamingTokens.self, from: params)) ?? StreamingTokens()
         let context = RequestContext(id: id, method: method, tokens: tokens, outbox: outbox, configuration: configuration)
-        let task = Task {
+        let executor: RequestExecutor? = Self.cheapMethods.contains(method) ? nil : .shared
+        let task = Task(executorPreference: executor) {
             let outcome: Result<Data, Error>
             do { outcome = .success(try await handler(params, context)) } catch { outcome = .failure(error) }
             await self.finish(id, context: context, outcome: outcome)
@@ -239,6 +240,9 @@ public actor Daemon {
         inFlight[id] = InFlight(method: method, started: .now, task: task, context: context)
         if earlyCancels.remove(id) != nil { cancel(id) }
     }
+
+    /// Methods that never block a thread; every other handler runs on the RequestExecutor.
+    static let cheapMethods: Set<String> = [Method.ping, Method.status, Method.modelsList, Method.debugStream]
 
     /// Sends the one reply a request gets, whatever happened to it.
     private func finish(_ id: RequestID, context: RequestContext, outcome: Result<Data, Error>) async {

@@ -27,6 +27,10 @@ extension CLIPError: RPCErrorConvertible {
     }
 }
 
+extension SafeFileWriter.Failure: RPCErrorConvertible {
+    public var rpcError: RPCError { RPCError.invalidParams("cannot write \(description)") }
+}
+
 extension SafeTensorsError: RPCErrorConvertible {
     public var rpcError: RPCError { RPCError(code: ErrorCode.modelLoadFailed, message: description) }
 }

@@ -18,31 +18,34 @@ func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
             throw RPCError(code: ErrorCode.modelLoadFailed, message: "\(params.path): no such file or directory")
         }
         let loader: @Sendable () throws -> any ResidentModel
+        let estimate: Int
         switch params.kind {
         case "clip":
-            try await services.registry.checkBudget(adding: fileBytes(url.appendingPathComponent("open_clip_model.safetensors")))
+            estimate = fileBytes(url.appendingPathComponent("open_clip_model.safetensors"))
             loader = { try LoadedCLIP(id: id, directory: url) }
         case "gguf":
             if let n = params.contextLength, !(1...1_048_576).contains(n) {
                 throw RPCError.invalidParams("params.contextLength: expected an integer in 1...1048576")
             }
-            try await services.registry.checkBudget(adding: fileBytes(url))
+            estimate = fileBytes(url)
             let threads = services.threads
             loader = { try LoadedLanguageModel(id: id, file: url, contextLength: params.contextLength, threads: threads) }
         case "mmproj":
-            try await services.registry.checkBudget(adding: fileBytes(url))
+            estimate = fileBytes(url)
             let threads = services.threads
             loader = { try LoadedProjector(id: id, file: url, threads: threads) }
         default:
             throw RPCError.invalidParams("params.kind: expected one of \(services.registry.kinds.map { "\"\($0)\"" }.joined(separator: ", ")), got \"\(params.kind)\"")
         }
+        let reservation = try await services.registry.reserve(estimate)
         let progress = await context.beginProgress(title: "Loading \(params.kind) model \(id)", cancellable: false)
         let model: any ResidentModel
         do { model = try await context.compute { _ in try loader() } } catch {
+            await services.registry.release(reservation)
             await progress.end(message: "failed")
-            throw error
+            throw loadFailure(error, path: params.path)
         }
-        try await services.registry.add(model)
+        try await services.registry.add(model, replacing: reservation)
         await progress.end(message: "loaded \(megabytes(model.info.memoryBytes))")
         services.outbox.log(.info, "loaded \(params.kind) model '\(id)' from \(params.path) (\(megabytes(model.info.memoryBytes)))")
         return model.info
@@ -55,6 +58,17 @@ func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
         services.clip.forget(model: params.id)
         return ModelsUnloadResult(id: params.id, freedBytes: model.info.memoryBytes)
     }
+}
+
+/// A load error as -32003 that names the file (the spec promises it), whatever layer raised it.
+func loadFailure(_ error: Error, path: String) -> Error {
+    if error is CancellationError { return error }
+    var mapped = (error as? RPCError) ?? (error as? RPCErrorConvertible)?.rpcError
+        ?? RPCError(code: ErrorCode.modelLoadFailed, message: "\(error)")
+    if mapped.code == ErrorCode.modelLoadFailed, !mapped.message.contains(path) {
+        mapped.message = "\(path): \(mapped.message)"
+    }
+    return mapped
 }
 
 func fileBytes(_ url: URL) -> Int {

@@ -12,6 +12,10 @@ actor ModelRegistry {
     let budgetBytes: Int
     private var models: [String: any ResidentModel] = [:]
     private var loadOrder: [String] = []
+    /// Bytes promised to loads under way, so two concurrent loads cannot both pass the budget check
+    /// and together exceed it (each is counted from before it starts reading its file).
+    private var reservations: [Int: Int] = [:]
+    private var nextReservation = 0
 
     /// Model kinds `models/load` accepts; each family adds its own when it registers its handlers.
     nonisolated let kinds: [String] = ["clip", "gguf", "mmproj"]
@@ -23,9 +27,21 @@ actor ModelRegistry {
 
     func model(_ id: String) -> (any ResidentModel)? { models[id] }
 
-    /// Fails with -32005 before loading when `estimatedBytes` cannot fit.
+    /// Sets `estimatedBytes` aside for a load about to start; -32005 when it cannot fit beside the
+    /// resident models and the loads already under way. Release it with `release` once the model
+    /// is added (or the load failed).
+    func reserve(_ estimatedBytes: Int) throws -> Int {
+        try checkBudget(adding: estimatedBytes)
+        nextReservation += 1
+        reservations[nextReservation] = estimatedBytes
+        return nextReservation
+    }
+
+    func release(_ reservation: Int) { reservations[reservation] = nil }
+
+    /// Fails with -32005 when `estimatedBytes` cannot fit beside the resident models and reservations.
     func checkBudget(adding estimatedBytes: Int) throws {
-        let used = usedBytes
+        let used = usedBytes + reservations.values.reduce(0, +)
         if used + estimatedBytes > budgetBytes {
             throw RPCError(code: ErrorCode.memoryBudgetExceeded, message:
                 "loading needs about \(megabytes(estimatedBytes)) but only \(megabytes(budgetBytes - used)) of the \(megabytes(budgetBytes)) budget is free; unload a model first (models/unload)",
@@ -33,7 +49,9 @@ actor ModelRegistry {
         }
     }
 
-    func add(_ model: any ResidentModel) throws {
+    /// Adds a loaded model in place of its reservation (released whatever happens).
+    func add(_ model: any ResidentModel, replacing reservation: Int) throws {
+        release(reservation)
         let id = model.info.id
         if models[id] != nil { throw RPCError.invalidParams("params.id: a model with id '\(id)' is already loaded") }
         try checkBudget(adding: model.info.memoryBytes)

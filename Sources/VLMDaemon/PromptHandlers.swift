@@ -25,6 +25,7 @@ func registerPromptHandlers(_ table: inout HandlerTable, services: Services) {
         let configuration = try promptConfiguration(params)
         let lm = configuration.method == .languageModel ? try await services.languageModel(params.lm).model : nil
         let saveURL = try params.saveAs.map { try services.learnedPromptURL(name: $0, field: "params.saveAs") }
+        if let saveURL { try checkSavable(saveURL) }
         let budget = services.configuration.maxImagePixels
         let data = try PromptDataset(params.dataset, pixelBudget: budget)
         let split = try FewShotSplit(labels: data.labels, classNames: data.classNames, shots: configuration.shots,
@@ -64,12 +65,15 @@ func registerPromptHandlers(_ table: inout HandlerTable, services: Services) {
                 Task { await progress.report(fraction: fraction, message: "step \(step.step)/\(step.totalSteps): \(step.prompt)") }
             }
         }
+        var reply = summary(result, method: configuration.method)
         if let saveURL {
-            try FileManager.default.createDirectory(at: saveURL.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try result.learnedPrompt.save(to: saveURL)
+            do { try result.learnedPrompt.save(to: saveURL) } catch {
+                await progress.end(message: "learned, but not saved")
+                throw RPCError(code: ErrorCode.invalidParams, message: "params.saveAs: could not save the learned prompt (\(error)); the result is in error.data",
+                               data: (try? JSONCoding.value(of: reply)) ?? .null)
+            }
         }
         await progress.end(message: "learned: \(result.promptText)")
-        var reply = summary(result, method: configuration.method)
         reply.trainImages = train.count
         reply.validationImages = validation.count
         reply.testImages = testSet?.count ?? 0
@@ -160,6 +164,11 @@ struct PromptDataset: Sendable {
                 }
                 return label
             }
+            // Every image must be there now, not only those the random split happens to draw.
+            if let missing = entries.firstIndex(where: { !FileManager.default.isReadableFile(atPath: $0.path) }) {
+                throw RPCError(code: ErrorCode.datasetUnreadable, message:
+                    "\(path): line \(missing + 1): image \(entries[missing].path) does not exist or cannot be read")
+            }
             self.classNames = names
             cifar = nil
             list = entries
@@ -179,7 +188,7 @@ struct PromptDataset: Sendable {
                 default: throw RPCError.invalidParams("params.dataset: give exactly one of 'labels' or 'labelsFile'")
                 }
             }
-            labels = try (0..<dataset.count).map { try dataset.label(at: $0) }
+            labels = try dataset.labels()
             if let bad = labels.firstIndex(where: { $0 >= names.count }) {
                 throw RPCError(code: ErrorCode.datasetUnreadable, message:
                     "\(path): record \(bad) has label \(labels[bad]) but only \(names.count) class names were given")
@@ -198,6 +207,17 @@ struct PromptDataset: Sendable {
     }
 }
 
+/// Fails with -32602 naming params.saveAs unless the learned prompt can be saved there, before any
+/// optimisation runs. The configured prompts directory is created if missing.
+func checkSavable(_ url: URL) throws {
+    do {
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try SafeFileWriter.check(url)
+    } catch {
+        throw RPCError.invalidParams("params.saveAs: cannot save to \(error)")
+    }
+}
+
 extension Services {
     /// `<prompts directory>/<name>.safetensors`, for a plain name (no paths).
     func learnedPromptURL(name: String, field: String) throws -> URL {
@@ -205,6 +225,13 @@ extension Services {
         guard !name.isEmpty, !name.hasPrefix("."), name.unicodeScalars.allSatisfy(allowed.contains) else {
             throw RPCError.invalidParams("\(field): '\(name)' is not a plain name (letters, digits, '.', '_', '-')")
         }
-        return configuration.promptsDirectory.appendingPathComponent(name + ".safetensors")
+        let url = configuration.promptsDirectory.appendingPathComponent(name + ".safetensors")
+        // Learned prompts are regular files in the prompts directory: a link there could expose or
+        // overwrite any file the daemon can reach.
+        var info = stat()
+        if lstat(url.path, &info) == 0, info.st_mode & S_IFMT != S_IFREG {
+            throw RPCError.invalidParams("\(field): '\(name)' in the prompts directory is not a regular file (a link or a directory); refusing to use it")
+        }
+        return url
     }
 }

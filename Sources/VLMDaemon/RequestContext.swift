@@ -70,6 +70,23 @@ public final class CancellationFlag: Sendable {
     public func check() throws { if isCancelled { throw CancellationError() } }
 }
 
+/// Where request handlers run. Swift's cooperative pool has one thread per core; a handler that
+/// decodes a large image, tokenizes megabytes or encodes a large result blocks its thread for that
+/// long, and two of them on a two-core machine left `ping` waiting seconds. Handler tasks prefer this
+/// executor instead, so the message loop, the actors and cheap requests keep the cooperative pool
+/// to themselves. Each job goes to a fresh serial dispatch queue: those target libdispatch's
+/// overcommitting root queue, which starts another thread when the others are blocked (a shared
+/// concurrent queue would be capped at one thread per core, and compute work queues there too).
+final class RequestExecutor: TaskExecutor {
+    static let shared = RequestExecutor()
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        DispatchQueue(label: "vlmd.request").async { job.runSynchronously(on: executor) }
+    }
+}
+
 enum ComputeThreads {
     private static let queue = DispatchQueue(label: "vlmd.compute", attributes: .concurrent)
 

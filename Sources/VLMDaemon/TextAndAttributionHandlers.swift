@@ -26,7 +26,7 @@ func registerTextAndAttributionHandlers(_ table: inout HandlerTable, services: S
     table.register(Method.attribute) { (params: AttributeParams, context) -> AttributeResult in
         let clip = try await services.clipModel(params.clip)
         let texts = try indexedTexts(params.texts)
-        let configuration = try attributionConfiguration(params)
+        let configuration = try attributionConfiguration(params, texts: texts.count)
         guard let input = try services.decodeImages([params.image]).first, let image = input.image else {
             throw RPCError.invalidParams("params.image: expected a 'path' or 'png' (the pixels are needed to place the cells)")
         }
@@ -56,10 +56,10 @@ func registerTextAndAttributionHandlers(_ table: inout HandlerTable, services: S
 }
 
 /// The reasoning configuration whose selection and heatmap settings an attribute request gives.
-func attributionConfiguration(_ params: AttributeParams) throws -> ReasoningConfiguration {
+func attributionConfiguration(_ params: AttributeParams, texts: Int) throws -> ReasoningConfiguration {
     var configuration = ReasoningConfiguration()
     configuration.selection = try patchSelection(select: params.select, k: params.k, mass: params.mass, default: configuration.selection)
-    configuration.heatmaps = try heatmapOutput(dir: params.heatmapDir, inline: params.heatmapsInline)
+    configuration.heatmaps = try heatmapOutput(dir: params.heatmapDir, inline: params.heatmapsInline, lastStep: texts - 1)
     do { try configuration.validate() } catch let error as ReasoningError { throw error.rpcError }
     return configuration
 }

@@ -142,7 +142,7 @@ func reasoningConfiguration(_ p: VisualReasoningParams) throws -> ReasoningConfi
     if let v = p.temperature { c.temperature = v }
     if let v = p.topP { c.topP = v }
     if let v = p.seed { c.seed = v }
-    c.heatmaps = try heatmapOutput(dir: p.heatmapDir, inline: p.heatmapsInline)
+    c.heatmaps = try heatmapOutput(dir: p.heatmapDir, inline: p.heatmapsInline, lastStep: c.maxSteps)
     do { try c.validate() } catch let error as ReasoningError { throw error.rpcError }
     return c
 }
@@ -159,9 +159,15 @@ func patchSelection(select: String?, k: Int?, mass: Float?, default fallback: Pa
 }
 
 /// The `heatmapDir` and `heatmapsInline` params (shared by generate-with-visual-selection and attribute).
-func heatmapOutput(dir: String?, inline: Bool?) throws -> HeatmapOutput {
+/// A directory is checked before any work: every heatmap of steps 0...lastStep must be writable there.
+func heatmapOutput(dir: String?, inline: Bool?, lastStep: Int) throws -> HeatmapOutput {
     switch (dir, inline) {
-    case (let dir?, nil), (let dir?, false?): return .directory(URL(fileURLWithPath: dir))
+    case (let dir?, nil), (let dir?, false?):
+        let directory = URL(fileURLWithPath: dir)
+        do { try HeatmapRenderer.checkDirectory(directory, maxSteps: lastStep) } catch {
+            throw RPCError.invalidParams("params.heatmapDir: \(error)")
+        }
+        return .directory(directory)
     case (nil, true?): return .inline
     case (_?, true?): throw RPCError.invalidParams("params: give 'heatmapDir' or 'heatmapsInline', not both")
     default: return .off

@@ -19,7 +19,7 @@ public struct LabelledImageList: Sendable {
 
     public init(contentsOf path: String) throws(ImageError) {
         let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        try self.init(parsing: try readText(path), baseDirectory: base, input: path)
+        try self.init(parsing: try readDatasetText(path), baseDirectory: base, input: path)
     }
 
     /// Parses list text; `input` names it in error messages.

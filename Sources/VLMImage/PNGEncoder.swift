@@ -14,16 +14,6 @@ public enum PNGEncoder {
         try encode(pixels: pixels, width: width, height: height, hasAlpha: true)
     }
 
-    /// Encodes and writes an RGB image to `path`.
-    public static func write(_ image: RGBImage, to path: String) throws(ImageError) {
-        let bytes = try encode(image)
-        do {
-            try Data(bytes).write(to: URL(fileURLWithPath: path))
-        } catch {
-            throw .io(path: path, reason: "cannot write: \(error.localizedDescription)")
-        }
-    }
-
     private static func encode(pixels: [UInt8], width: Int, height: Int, hasAlpha: Bool) throws(ImageError) -> [UInt8] {
         let channels = hasAlpha ? 4 : 3
         guard width > 0, height > 0, width <= Int(Int32.max) / channels, height <= Int(Int32.max) else {

@@ -1,4 +1,5 @@
 import Foundation
+import VLMImage
 import VLMCLIP
 import VLMTensor
 
@@ -135,8 +136,6 @@ enum SafeTensorsWriter {
         for tensor in tensors {
             for value in tensor.values { withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
         }
-        do { try data.write(to: url, options: .atomic) } catch {
-            throw PromptLearningError.invalidFile(path: url.path, reason: "cannot write: \(error.localizedDescription)")
-        }
+        try SafeFileWriter.write(data, to: url)
     }
 }

@@ -2,7 +2,7 @@
 import Foundation
 import VLMImage
 
-enum HeatmapRenderer {
+public enum HeatmapRenderer {
     /// The heatmap of one attribution (HeatmapDrawing lays it out): the map blended over the part of
     /// the image the tower saw (`visible`, the whole grid mapped to original pixels), scaled so the
     /// strongest cell is the top of the colour scale, each selected cell outlined, `caption` on top.
@@ -18,16 +18,26 @@ enum HeatmapRenderer {
                                        visible: visible, cells: cells, selectionNote: note, caption: caption, alpha: alpha)
     }
 
-    /// PNG bytes, or the path written, as the configuration asks.
+    /// Where a step's heatmap goes in a heatmap directory.
+    static func heatmapFile(in directory: URL, step: Int) -> URL {
+        directory.appendingPathComponent("step-\(step).png")
+    }
+
+    /// Fails unless every heatmap a run of `maxSteps` steps may write into `directory` can be written
+    /// (the directory must exist): run before generation, so a bad folder is not found at the end.
+    public static func checkDirectory(_ directory: URL, maxSteps: Int) throws(SafeFileWriter.Failure) {
+        for step in 0...maxSteps { try SafeFileWriter.check(heatmapFile(in: directory, step: step)) }
+    }
+
+    /// PNG bytes, or the path written (atomically, never through a link: SafeFileWriter), as the configuration asks.
     static func output(_ heatmap: RGBImage, step: Int, to destination: HeatmapOutput) throws -> (png: [UInt8]?, path: String?) {
         switch destination {
         case .off: return (nil, nil)
         case .inline: return (try PNGEncoder.encode(heatmap), nil)
         case let .directory(url):
-            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-            let path = url.appendingPathComponent("step-\(step).png").path
-            try PNGEncoder.write(heatmap, to: path)
-            return (nil, path)
+            let file = heatmapFile(in: url, step: step)
+            try SafeFileWriter.write(try PNGEncoder.encode(heatmap), to: file)
+            return (nil, file.path)
         }
     }
 }

@@ -33,7 +33,9 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable {
 /// (overflow-checked), and no two tensors sharing bytes. Floating tensors (F32, F16, BF16) are
 /// converted to Float32 when read.
 ///
-/// `@unchecked Sendable`: the mapping is read-only and immutable after `init`.
+/// The file is copied into memory when opened (FileBytes), not mapped: see FileBytes for why.
+///
+/// `@unchecked Sendable`: the memory is read-only and immutable after `init`.
 public final class SafeTensorsFile: @unchecked Sendable {
     /// Element types a header may declare, with their sizes in bytes.
     public enum DType: String, Sendable {
@@ -134,28 +136,22 @@ public final class SafeTensorsFile: @unchecked Sendable {
     // MARK: - Opening and validation
 
     private static func map(path: String) throws -> (UnsafeMutableRawPointer, Int) {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw SafeTensorsError.unreadable(path: path, reason: String(cString: strerror(errno))) }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw SafeTensorsError.unreadable(path: path, reason: String(cString: strerror(errno))) }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw SafeTensorsError.unreadable(path: path, reason: "not a regular file") }
-        let size = Int(info.st_size)
-        guard size >= 8 else { throw SafeTensorsError.invalidHeader(path: path, reason: "file is \(size) bytes, shorter than the 8-byte header length") }
-        guard let pointer = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), pointer != MAP_FAILED else {
-            throw SafeTensorsError.unreadable(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
+        let file: FileBytes
+        do { file = try FileBytes(path: path) } catch { throw SafeTensorsError.unreadable(path: path, reason: error.reason) }
+        guard file.count >= 8 else {
+            throw SafeTensorsError.invalidHeader(path: path, reason: "file is \(file.count) bytes, shorter than the 8-byte header length")
         }
-        return (pointer, size)
+        return file.release()
     }
 
     private static func readHeader(mapping: UnsafeRawPointer, fileSize: Int, path: String) throws -> (length: Int, json: Data) {
         let declared = UInt64(littleEndian: mapping.loadUnaligned(as: UInt64.self))
         guard declared <= UInt64(maximumHeaderBytes) else {
-            throw SafeTensorsError.invalidHeader(path: path, reason: "header length \(declared) exceeds the \(maximumHeaderBytes)-byte limit")
+            throw SafeTensorsError.invalidHeader(path: path, reason: "its header length field exceeds the \(maximumHeaderBytes)-byte limit (not a safetensors file?)")
         }
         let length = Int(declared)
         guard length <= fileSize - 8 else {
-            throw SafeTensorsError.invalidHeader(path: path, reason: "header length \(length) exceeds the file size \(fileSize)")
+            throw SafeTensorsError.invalidHeader(path: path, reason: "its header length field exceeds the file size \(fileSize)")
         }
         return (length, Data(bytes: mapping + 8, count: length))
     }
@@ -225,4 +221,60 @@ public final class SafeTensorsFile: @unchecked Sendable {
         guard integer >= 0, Double(integer) == number.doubleValue, integer <= Int64(Int.max) else { return nil }
         return Int(integer)
     }
+}
+
+/// A whole file copied into page-aligned anonymous memory with pread(2), for model files.
+///
+/// Why not mmap: a mapped file that is truncated on disk while in use (a model re-downloaded over
+/// the loaded one, `truncate`, a sync tool rewriting it in place) raises SIGBUS on the next access
+/// past the new end, killing the daemon in the middle of an unrelated request, and Swift has no safe
+/// way to catch it. MAP_PRIVATE does not help (untouched private pages still read through to the
+/// file), and checking the size before each request leaves a window during the request. A file
+/// replaced by rename would be safe with mmap; one truncated in place is not. So the bytes are read
+/// once: afterwards nothing on disk can reach them. The cost is reading the file at load (from the
+/// page cache, well under a second for the models vlmd serves) and not sharing those pages with it.
+///
+/// `@unchecked Sendable`: the memory is written once in `init` and read-only afterwards.
+public final class FileBytes: @unchecked Sendable {
+    public struct Failure: Error, Sendable {
+        public let reason: String
+    }
+
+    public let bytes: UnsafeRawPointer
+    public let count: Int
+    private var owned = true
+
+    public init(path: String) throws(Failure) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw Failure(reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw Failure(reason: String(cString: strerror(errno))) }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw Failure(reason: "not a regular file") }
+        count = Int(info.st_size)
+        guard count > 0 else { bytes = UnsafeRawPointer(bitPattern: 1)!; owned = false; return }
+        guard let address = mmap(nil, count, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), address != MAP_FAILED else {
+            throw Failure(reason: "cannot allocate \(count) bytes: \(String(cString: strerror(errno)))")
+        }
+        var done = 0
+        while done < count {
+            let n = pread(fd, address + done, count - done, off_t(done))
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else {
+                munmap(address, count)
+                throw Failure(reason: n == 0 ? "file shrank while being read" : String(cString: strerror(errno)))
+            }
+            done += n
+        }
+        mprotect(address, count, PROT_READ)
+        bytes = UnsafeRawPointer(address)
+    }
+
+    /// Hands the memory to a caller that unmaps it (munmap(pointer, count)) itself.
+    func release() -> (UnsafeMutableRawPointer, Int) {
+        owned = false
+        return (UnsafeMutableRawPointer(mutating: bytes), count)
+    }
+
+    deinit { if owned { munmap(UnsafeMutableRawPointer(mutating: bytes), count) } }
 }

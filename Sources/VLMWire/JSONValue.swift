@@ -89,11 +89,41 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 
 /// One shared coder pair: JSONEncoder/JSONDecoder are expensive to create on every message.
 public enum JSONCoding {
+    /// Encodes `value`; non-finite floats anywhere in it become `null`, as the protocol promises
+    /// (Foundation's encoder refuses them, which used to turn a model's NaN into an internal error).
     public static func encode<T: Encodable>(_ value: T) throws -> Data {
+        do { return try encoder(markingNonFinite: false).encode(value) } catch EncodingError.invalidValue {
+            let marked = try encoder(markingNonFinite: true).encode(value)
+            return replacing(Data(("\"" + nonFiniteMarker + "\"").utf8), with: Data("null".utf8), in: marked)
+        }
+    }
+
+    /// Stands in for a non-finite number during encoding; no real string is spelled this way in
+    /// practice (it starts with a noncharacter), and only the quoted whole is replaced.
+    static let nonFiniteMarker = "\u{FFFF}vlmd:non-finite\u{FFFF}"
+
+    private static func encoder(markingNonFinite: Bool) -> JSONEncoder {
         let encoder = JSONEncoder()
         // Sorted keys: stable output for people reading logs and for diffing.
         encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
-        return try encoder.encode(value)
+        if markingNonFinite {
+            encoder.nonConformingFloatEncodingStrategy = .convertToString(
+                positiveInfinity: nonFiniteMarker, negativeInfinity: nonFiniteMarker, nan: nonFiniteMarker)
+        }
+        return encoder
+    }
+
+    private static func replacing(_ pattern: Data, with replacement: Data, in data: Data) -> Data {
+        var out = Data()
+        out.reserveCapacity(data.count)
+        var rest = data[...]
+        while let range = rest.range(of: pattern) {
+            out.append(rest[rest.startIndex..<range.lowerBound])
+            out.append(replacement)
+            rest = rest[range.upperBound...]
+        }
+        out.append(rest)
+        return out
     }
 
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {

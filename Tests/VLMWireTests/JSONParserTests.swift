@@ -74,3 +74,24 @@ import Testing
         #expect(error.hasPrefix(#"{"jsonrpc":"2.0","id":2.0,"error":"#))
     }
 }
+
+/// protocol/README.md: non-finite floats are never sent; `null` instead.
+@Suite struct NonFiniteEncodingTests {
+    struct Result: Encodable {
+        let embedding: [Float]
+        let score: Double
+        let label: String
+    }
+
+    @Test func nonFiniteNumbersEncodeAsNull() throws {
+        let value = Result(embedding: [1, .nan, -.infinity, .infinity], score: .nan, label: "ok")
+        let text = String(decoding: try JSONCoding.encode(value), as: UTF8.self)
+        #expect(text == #"{"embedding":[1,null,null,null],"label":"ok","score":null}"#)
+        #expect(try JSONSerialization.jsonObject(with: Data(text.utf8)) is [String: Any])
+    }
+
+    @Test func finiteResultsAreUnchanged() throws {
+        let text = String(decoding: try JSONCoding.encode(Result(embedding: [0.5], score: 2, label: "x")), as: UTF8.self)
+        #expect(text == #"{"embedding":[0.5],"label":"x","score":2}"#)
+    }
+}

@@ -155,6 +155,7 @@ def test_heatmaps_inline_and_in_a_directory(tmp_path):
     {"texts": ["a cat"], "select": "topk", "k": 0},
     {"texts": ["a cat"], "image": {"imageId": "img_" + "0" * 32}},
     {"texts": ["a cat"], "heatmapDir": "/tmp/x", "heatmapsInline": True},
+    {"texts": ["a cat"], "heatmapDir": str(ROOT / "no" / "such" / "dir")},  # checked before any work, never created
 ])
 def test_bad_parameters_are_invalid_params(params):
     async def body():
@@ -176,3 +177,19 @@ def test_cli_writes_heatmaps_and_a_contact_sheet(tmp_path):
     assert page.index('src="step-0.png"') < page.index('src="step-1.png"')
     assert "a &lt;b&gt;bold&lt;/b&gt; dog" in page
     assert "a photo of a cat." in out.stdout and "contact sheet" in out.stdout
+
+
+def test_cli_generate_heatmaps_get_a_contact_sheet_of_the_steps(tmp_path):
+    out = subprocess.run([VLM, "generate", "--lm", str(SHARED / "models" / "stories260K.gguf"), "--context-length", "1024",
+                          "--clip", str(MODELS / "rn-tiny"), "--image", str(IMAGES / "astronaut.png"),
+                          "--question", "What is it?", "--max-tokens", "8", "--heatmaps", str(tmp_path / "steps"), "--json"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.splitlines()[-1])
+    page = (tmp_path / "steps" / "index.html").read_text()
+    steps = [s for s in result["steps"] if "attribution" in s]
+    assert steps, "no step was attributed"
+    assert page.count("<figure>") == len(steps)
+    positions = [page.index(f'src="step-{s["index"]}.png"') for s in steps]
+    assert positions == sorted(positions)
+    assert all((tmp_path / "steps" / f"step-{s['index']}.png").exists() for s in steps)

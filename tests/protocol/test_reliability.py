@@ -163,6 +163,19 @@ def test_header_without_length_resynchronises_at_the_next_header():
 
 # --- 10. signals: every request in flight gets its reply, then the daemon exits -----------------------
 
+def complete_messages(buffer):
+    """The whole messages at the start of `buffer` (a reply may still be arriving)."""
+    messages = []
+    while b"\r\n\r\n" in buffer:
+        header, _, rest = buffer.partition(b"\r\n\r\n")
+        length = int(header.split(b":")[1])
+        if len(rest) < length:
+            break
+        messages.append(json.loads(rest[:length]))
+        buffer = rest[length:]
+    return messages
+
+
 def read_until(proc, predicate, timeout=20):
     buffer, deadline = b"", time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -172,11 +185,8 @@ def read_until(proc, predicate, timeout=20):
             if not chunk:
                 break
             buffer += chunk
-            try:
-                if predicate(read_messages(buffer)):
-                    return buffer
-            except (ValueError, IndexError, json.JSONDecodeError):
-                pass  # a partial message: read on
+            if predicate(complete_messages(buffer)):
+                return buffer
     return buffer
 
 
@@ -195,3 +205,36 @@ def test_signal_cancels_requests_in_flight_replies_to_each_and_exits(signum):
     assert replies[2]["error"]["code"] == -32800
     assert code == -signum  # died of the signal it was sent, after replying
     proc.stdin.close()
+
+
+# --- 7. CPU-heavy requests never hold up cheap ones -----------------------------------------------------
+
+STORIES = str((__import__("conftest").ROOT.parent / "shared" / "models" / "stories260K.gguf"))
+
+
+def test_ping_is_answered_while_every_core_tokenizes_megabytes():
+    # More slow tokenize requests than cores: on Swift's cooperative pool (one thread per core) they
+    # used to block every thread, and a ping sent after them waited until one finished.
+    heavy = (os.cpu_count() or 2) + 1
+    text = "the quick brown fox jumps over the lazy dog " * 40_000  # 1.8 MB
+    load = frame(json.dumps({"jsonrpc": "2.0", "id": "load", "method": "models/load",
+                             "params": {"kind": "gguf", "path": STORIES}}).encode())
+    proc = subprocess.Popen([vlmd_path(), "--log-level", "off"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    proc.stdin.write(INIT + load)
+    proc.stdin.flush()
+    out = read_until(proc, lambda ms: "load" in by_id(ms), timeout=60)
+    for n in range(heavy):
+        proc.stdin.write(frame(json.dumps({"jsonrpc": "2.0", "id": f"t{n}", "method": "tokenize",
+                                           "params": {"text": text}}).encode()))
+    proc.stdin.flush()
+    time.sleep(0.3)  # the tokenize requests are running
+    proc.stdin.write(ping("p"))
+    proc.stdin.flush()
+    out += read_until(proc, lambda ms: all(f"t{n}" in by_id(ms) for n in range(heavy)) or "p" in by_id(ms), timeout=120)
+    first = [m.get("id") for m in complete_messages(out) if m.get("id") not in ("init", "load")]
+    proc.stdin.close()
+    out += proc.stdout.read()
+    proc.wait(timeout=60)
+    replies = by_id(read_messages(out))
+    assert all("result" in replies[f"t{n}"] for n in range(heavy))
+    assert first and first[0] == "p", f"ping answered after {first}"
