@@ -31,9 +31,7 @@ struct EncodeText: AsyncParsableCommand {
             if json {
                 Terminal.json(["text": partial["text"] ?? .null, "embedding": partial["embedding"] ?? .null])
             } else {
-                let values = partial["embedding"]?.arrayValue ?? []
-                let head = values.prefix(4).compactMap { $0.doubleValue.map { String(format: "%+.4f", $0) } }
-                Terminal.line("\(partial["text"]?.stringValue ?? "")  dim \(values.count)  [\(head.joined(separator: ", ")), …]")
+                Terminal.line("\(partial["text"]?.stringValue ?? "")  \(describeEmbedding(partial["embedding"]))")
             }
         }
         await session.close()

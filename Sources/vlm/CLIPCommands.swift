@@ -40,6 +40,13 @@ extension Session {
     }
 }
 
+/// "dim 512  [+0.0123, -0.0456, …]": an embedding's size and first values, for a person.
+func describeEmbedding(_ embedding: JSONValue?) -> String {
+    let values = embedding?.arrayValue ?? []
+    let head = values.prefix(4).compactMap { $0.doubleValue.map { String(format: "%+.4f", $0) } }
+    return "dim \(values.count)  [\(head.joined(separator: ", ")), …]"
+}
+
 func imageInputs(_ paths: [String]) -> JSONValue {
     .array(paths.map { ["path": .string(absolute($0))] })
 }
@@ -75,9 +82,7 @@ struct EncodeImage: AsyncParsableCommand {
                 for key in ["imageId", "embedding", "dense"] { line[key] = partial[key] }
                 Terminal.json(.object(line))
             } else {
-                let values = partial["embedding"]?.arrayValue ?? []
-                let head = values.prefix(4).compactMap { $0.doubleValue.map { String(format: "%+.4f", $0) } }
-                Terminal.line("\(paths[index])  \(partial["imageId"]?.stringValue ?? "")  dim \(values.count)  [\(head.joined(separator: ", ")), …]")
+                Terminal.line("\(paths[index])  \(partial["imageId"]?.stringValue ?? "")  \(describeEmbedding(partial["embedding"]))")
             }
         }
         await session.close()
