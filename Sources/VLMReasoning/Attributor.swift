@@ -15,9 +15,10 @@ public struct Attributor: Sendable {
 
     /// `features` are what `PrecomputedImageFeatures(clip:preprocessing:image:)` computes for `image`
     /// (e.g. from a cache); only their dense part is used. The configuration's selection,
-    /// normalisation, heatmap output and alpha apply.
+    /// normalisation, heatmap output, alpha and aspect-ratio limit apply.
     public init(clip: CLIPModel, preprocessing: CLIPPreprocessing, image: RGBImage, features: PrecomputedImageFeatures,
                 configuration: ReasoningConfiguration) throws {
+        try CLIPFrontEnd.checkSizeAndAspect(image, maxAspectRatio: configuration.maxAspectRatio)
         guard let dense = features.dense, dense.gridHeight > 0, dense.gridWidth > 0,
               dense.features.count == dense.gridHeight * dense.gridWidth,
               dense.features.allSatisfy({ $0.count == clip.embedDim }) else {

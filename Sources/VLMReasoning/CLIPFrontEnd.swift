@@ -85,13 +85,19 @@ public final class CLIPFrontEnd: VisualFrontEnd, @unchecked Sendable {
 
     /// Refuses images whose regions would be empty or whose centre crop would hide most of them.
     func check(_ image: RGBImage) throws {
-        let pixels = image.width.multipliedReportingOverflow(by: image.height)
-        guard !pixels.overflow, pixels.partialValue <= PNGDecoder.defaultPixelBudget else {
-            throw ReasoningError.invalidImage("\(image.width)x\(image.height) is above the \(PNGDecoder.defaultPixelBudget)-pixel limit")
-        }
+        try Self.checkSizeAndAspect(image, maxAspectRatio: maxAspectRatio)
         guard image.width >= regionGrid.columns, image.height >= regionGrid.rows else {
             throw ReasoningError.invalidImage(
                 "\(image.width)x\(image.height) is too small for a \(regionGrid.rows)x\(regionGrid.columns) region grid")
+        }
+    }
+
+    /// Refuses images above the pixel budget, and those so elongated that the centre crop would hide
+    /// most of them (what attribution alone also refuses).
+    static func checkSizeAndAspect(_ image: RGBImage, maxAspectRatio: Double) throws {
+        let pixels = image.width.multipliedReportingOverflow(by: image.height)
+        guard !pixels.overflow, pixels.partialValue <= PNGDecoder.defaultPixelBudget else {
+            throw ReasoningError.invalidImage("\(image.width)x\(image.height) is above the \(PNGDecoder.defaultPixelBudget)-pixel limit")
         }
         let aspect = Double(max(image.width, image.height)) / Double(min(image.width, image.height))
         guard aspect <= maxAspectRatio else {

@@ -168,6 +168,17 @@ def test_bad_parameters_are_invalid_params(params):
     run(body())
 
 
+def test_an_image_the_centre_crop_would_mostly_hide_is_refused_like_reasoning_refuses_it():
+    async def body():
+        d = await with_clip(MODELS / "rn-tiny")
+        strip = {"png": base64.b64encode(png(170, 10, bytes(170 * 10 * 3))).decode()}  # aspect 17 > 16
+        with pytest.raises(JsonRpcException) as err:
+            await d.request("attribute", {"image": strip, "texts": ["a cat"]})
+        assert err.value.code == -32004 and "aspect ratio" in err.value.message
+        assert await d.stop() == 0
+    run(body())
+
+
 def test_cli_writes_heatmaps_and_a_contact_sheet(tmp_path):
     out = subprocess.run([VLM, "attribute", "--clip", str(DEMO_CLIP), "--image", str(IMAGES / "chelsea.png"),
                           "--heatmaps", str(tmp_path / "maps"), "a photo of a cat.", "a <b>bold</b> dog"],
