@@ -153,7 +153,7 @@ enum HeatmapDrawing {
         }
         BitmapFont.draw(high, x: barRight + pad, y: top, scale: fontScale, colour: white, on: &canvas)
         var y = top + lineHeight + pad
-        drawFitted("colour: share of the map per cell", x: pad, y: y, scale: fontScale, colour: grey, on: &canvas)
+        drawFitted("colour: share of map per cell", x: pad, y: y, scale: fontScale, colour: grey, on: &canvas)
         let swatch = BitmapFont.glyphHeight * fontScale
         if let selectionNote {
             y += lineHeight + pad
@@ -168,7 +168,7 @@ enum HeatmapDrawing {
                     canvas.fill(x: pad + dx, y: y + dy, width: 1, height: 1, colour: (dx + dy) % 10 < 2 ? (150, 150, 150) : (20, 20, 20))
                 }
             }
-            drawFitted("outside the model's centre crop", x: pad + swatch + pad, y: y, scale: fontScale, colour: white, on: &canvas)
+            drawFitted("outside the model's crop", x: pad + swatch + pad, y: y, scale: fontScale, colour: white, on: &canvas)
         }
     }
 

@@ -9,10 +9,12 @@ public enum HeatmapRenderer {
     static func render(_ image: RGBImage, map: AttributionMap, visible: PixelBox, selection: PatchSelectionResult?,
                        pixelBox: (GridBox) -> PixelBox, caption: String, alpha: Float) throws -> RGBImage {
         let cells = selection?.cells.map { pixelBox(GridBox(row: $0 / map.gridWidth, column: $0 % map.gridWidth, rows: 1, columns: 1)) } ?? []
+        // Short enough to fit a 384-pixel-wide heatmap at the legend's font size.
         let note = selection.map { s in
             let share = s.method == "box" ? s.mass : s.cells.reduce(Float(0)) { $0 + map.scores[$1] }
-            let what = s.method == "box" ? "box of \(s.cells.count) cells" : "top \(s.cells.count) cells"
-            return "selected: \(what), \(Int((share * 100).rounded()))% of map"
+            let cellCount = s.cells.count == 1 ? "1 cell" : "\(s.cells.count) cells"
+            let what = s.method == "box" ? "box, \(cellCount)" : "top \(cellCount)"
+            return "selected \(what): \(Int((share * 100).rounded()))%"
         }
         return try HeatmapDrawing.draw(image, scores: map.scores, gridWidth: map.gridWidth, gridHeight: map.gridHeight,
                                        visible: visible, cells: cells, selectionNote: note, caption: caption, alpha: alpha)
