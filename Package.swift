@@ -5,6 +5,7 @@
 //   VLMWire      JSON values, JSON-RPC envelopes, error codes, method names
 //   VLMRPC       LSP base-protocol framing, the stdio connection (reader, back-pressured writer)
 //   VLMDaemon    lifecycle, dispatch, cancellation, progress, handlers, model registry
+//   VLMMCP       the daemon as a Model Context Protocol server (tools over newline-delimited JSON-RPC)
 //   VLMTensor    Float32 tensor core over OpenBLAS (+ quantised kernels for GGUF weights)
 //   VLMImage     PNG decoding/encoding (libpng), CLIP preprocessing, CIFAR-format datasets
 //   VLMCLIP      CLIP: tokenizer, checkpoints, image and text towers
@@ -54,7 +55,11 @@ let package = Package(
             "VLMWire", "VLMRPC", "VLMTensor", "VLMImage", "VLMCLIP", "VLMLanguage", "VLMPromptLearning", "VLMReasoning",
         ]),
 
-        .executableTarget(name: "vlmd", dependencies: ["VLMDaemon", "VLMRPC", "VLMWire", argumentParser]),
+        // The tool schemas are the protocol schema's (Resources/vlmd.schema.json links to protocol/).
+        .target(name: "VLMMCP", dependencies: ["VLMDaemon", "VLMRPC", "VLMWire"],
+                resources: [.embedInCode("Resources/vlmd.schema.json")]),
+
+        .executableTarget(name: "vlmd", dependencies: ["VLMDaemon", "VLMMCP", "VLMRPC", "VLMWire", argumentParser]),
         .executableTarget(name: "vlm", dependencies: ["VLMWire", "VLMRPC", argumentParser]),
         .executableTarget(
             name: "vlmbench", dependencies: ["VLMTensor", "VLMImage", "VLMCLIP", "VLMLanguage"],
@@ -63,6 +68,7 @@ let package = Package(
         .testTarget(name: "VLMWireTests", dependencies: ["VLMWire"]),
         .testTarget(name: "VLMRPCTests", dependencies: ["VLMRPC", "VLMWire"]),
         .testTarget(name: "VLMDaemonTests", dependencies: ["VLMDaemon", "VLMRPC", "VLMWire"]),
+        .testTarget(name: "VLMMCPTests", dependencies: ["VLMMCP", "VLMWire"]),
         .testTarget(name: "VLMTensorTests", dependencies: ["VLMTensor"]),
         .testTarget(name: "VLMImageTests", dependencies: ["VLMImage"], exclude: ["Fixtures"]),
         .testTarget(name: "VLMCLIPTests", dependencies: ["VLMCLIP", "VLMTensor", "VLMImage"], exclude: ["Fixtures"]),

@@ -16,6 +16,8 @@ public actor Daemon {
     private var inFlight: [RequestID: InFlight] = [:]
     /// Large bodies being parsed on a compute thread, so they never hold up the messages behind them.
     private var pendingParses: [Int: Task<Void, Never>] = [:]
+    /// Replies taken out of `inFlight` but not yet written: exit waits for them too.
+    private var repliesBeingSent = 0
     private var parseSequence = 0
     /// Ids cancelled while some body was still being parsed: the request may be in that body.
     private var earlyCancels: Set<RequestID> = []
@@ -234,10 +236,13 @@ public actor Daemon {
         let executor: RequestExecutor? = Self.cheapMethods.contains(method) ? nil : .shared
         let task = Task(executorPreference: executor) {
             let outcome: Result<Data, Error>
-            do { outcome = .success(try await handler(params, context)) } catch { outcome = .failure(error) }
+            do {
+                outcome = .success(try await RequestContext.$current.withValue(context) { try await handler(params, context) })
+            } catch { outcome = .failure(error) }
             await self.finish(id, context: context, outcome: outcome)
         }
         inFlight[id] = InFlight(method: method, started: .now, task: task, context: context)
+        services.requestStarted(context)
         if earlyCancels.remove(id) != nil { cancel(id) }
     }
 
@@ -248,6 +253,11 @@ public actor Daemon {
     private func finish(_ id: RequestID, context: RequestContext, outcome: Result<Data, Error>) async {
         let elapsed = inFlight[id].map { ContinuousClock.now - $0.started }
         inFlight[id] = nil
+        repliesBeingSent += 1
+        defer {
+            repliesBeingSent -= 1
+            services.requestFinished(context)
+        }
         switch outcome {
         case .success(let result):
             await outbox.sink.send(OutgoingMessage.response(id: id, encodedResult: result))
@@ -277,42 +287,40 @@ public actor Daemon {
 
     private func endOfInput() async {
         await awaitPendingParses()
-        let running = Array(inFlight.values)
-        if !running.isEmpty { outbox.log(.info, "end of input: cancelling \(running.count) request(s) in flight") }
-        for request in running {
-            request.context.cancellation.cancel()
-            request.task.cancel()
-        }
-        for request in running { await request.task.value }
+        await cancelInFlight(reason: "end of input")
         await exit(code: phase == .shuttingDown ? 0 : 1)
     }
 
-    /// For SIGTERM/SIGINT/SIGHUP: cancels every request in flight and waits (up to `grace`) until each
-    /// has sent its reply. Does not exit; the caller does, once the output is flushed.
-    public func terminate(reason: String, grace: Duration = .seconds(10)) async {
+    /// For SIGTERM/SIGINT/SIGHUP: cancels every request in flight and waits until each has sent its
+    /// reply. Does not exit; the caller does, once the output is flushed.
+    public func terminate(reason: String) async {
+        await cancelInFlight(reason: reason)
+    }
+
+    /// Cancels every request in flight and waits until each has replied, but not past `grace`
+    /// (a model load cannot be interrupted).
+    private func cancelInFlight(reason: String, grace: Duration = .seconds(10)) async {
         let running = Array(inFlight.values)
-        outbox.log(.info, "\(reason): cancelling \(running.count) request(s) in flight and exiting")
+        guard !running.isEmpty || repliesBeingSent > 0 else { return }
+        outbox.log(.info, "\(reason): cancelling \(running.count) request(s) in flight")
         for request in running {
             request.context.cancellation.cancel()
             request.task.cancel()
         }
-        // Wait for the replies, but not past the grace period: a model load cannot be interrupted.
         let answered = Mutex(false)
         Task {
             for request in running { await request.task.value }
             answered.withLock { $0 = true }
         }
         let deadline = ContinuousClock.now + grace
-        while !answered.withLock({ $0 }), ContinuousClock.now < deadline {
+        while !answered.withLock({ $0 }) || repliesBeingSent > 0, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(5))
         }
     }
 
+    /// `exit` and end of input: every request still in flight is cancelled and answered first.
     private func exit(code: Int32) async {
-        for request in inFlight.values {
-            request.context.cancellation.cancel()
-            request.task.cancel()
-        }
+        await cancelInFlight(reason: "exit")
         onExit(code)
     }
 

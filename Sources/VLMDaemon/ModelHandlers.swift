@@ -51,7 +51,20 @@ func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
         return model.info
     }
 
-    table.register(Method.modelsUnload) { (params: ModelsUnloadParams, _) -> ModelsUnloadResult in
+    table.register(Method.modelsUnload) { (params: ModelsUnloadParams, context) -> ModelsUnloadResult in
+        guard await services.registry.model(params.id) != nil else {
+            throw RPCError(code: ErrorCode.modelNotLoaded, message: "no model '\(params.id)' is loaded")
+        }
+        // Requests using the model are cancelled, and the model stays registered (its id taken, its
+        // bytes counted) until they have replied: only then is its memory really given back.
+        let users = services.requests(using: params.id, except: context)
+        if !users.isEmpty {
+            services.outbox.log(.info, "unloading '\(params.id)': cancelling \(users.count) request(s) using it")
+            users.forEach { $0.cancellation.cancel() }
+            while !services.requests(using: params.id, except: context).isEmpty {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+        }
         guard let model = await services.registry.remove(params.id) else {
             throw RPCError(code: ErrorCode.modelNotLoaded, message: "no model '\(params.id)' is loaded")
         }

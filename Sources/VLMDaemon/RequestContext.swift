@@ -10,6 +10,11 @@ public final class RequestContext: Sendable {
     let configuration: DaemonConfiguration
     /// Set when the request is cancelled; compute loops on worker threads poll it once per step.
     public let cancellation = CancellationFlag()
+    /// Ids of the loaded models this request took from the registry (models/unload waits for it).
+    let modelsInUse = Mutex<Set<String>>([])
+
+    /// The request the current task serves (set by the daemon around each handler).
+    @TaskLocal static var current: RequestContext?
 
     init(id: RequestID, method: String, tokens: StreamingTokens, outbox: Outbox, configuration: DaemonConfiguration) {
         self.id = id

@@ -10,6 +10,8 @@ public final class Services: Sendable {
     let registry: ModelRegistry
     let clip: CLIPRuntime
     private let threadCount: Mutex<Int>
+    /// Requests running now, so models/unload can find and stop a model's users.
+    private let running = Mutex<[ObjectIdentifier: RequestContext]>([:])
 
     init(configuration: DaemonConfiguration, outbox: Outbox) {
         self.configuration = configuration
@@ -21,6 +23,14 @@ public final class Services: Sendable {
     }
 
     var threads: Int { threadCount.withLock { $0 } }
+
+    func requestStarted(_ context: RequestContext) { running.withLock { $0[ObjectIdentifier(context)] = context } }
+    func requestFinished(_ context: RequestContext) { running.withLock { $0[ObjectIdentifier(context)] = nil } }
+
+    /// The running requests that took model `id`, other than `except`.
+    func requests(using id: String, except: RequestContext?) -> [RequestContext] {
+        running.withLock { Array($0.values) }.filter { $0 !== except && $0.modelsInUse.withLock { $0.contains(id) } }
+    }
 
     func setThreads(_ n: Int) {
         threadCount.withLock { $0 = n }
@@ -38,6 +48,7 @@ public final class Services: Sendable {
             guard let typed = model as? M else {
                 throw RPCError.invalidParams("params.model: '\(id)' is a \(model.info.kind) model, expected a \(kind) model")
             }
+            RequestContext.current?.modelsInUse.withLock { _ = $0.insert(id) }
             return typed
         }
         let candidates = await registry.list.filter { $0.kind == kind }
@@ -47,6 +58,7 @@ public final class Services: Sendable {
             }
             throw RPCError.invalidParams("params.model: \(candidates.count) \(kind) models are loaded (\(candidates.map(\.id).joined(separator: ", "))); name one")
         }
+        RequestContext.current?.modelsInUse.withLock { _ = $0.insert(only.info.id) }
         return only
     }
 }

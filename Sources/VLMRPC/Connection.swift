@@ -5,11 +5,15 @@ import Foundation
 public final class FrameReader: Sendable {
     public let events: AsyncStream<FrameEvent>
 
-    public init(fileDescriptor: Int32, maxMessageBytes: Int) {
+    public convenience init(fileDescriptor: Int32, maxMessageBytes: Int) {
+        self.init(fileDescriptor: fileDescriptor, decoder: FrameDecoder(maxMessageBytes: maxMessageBytes))
+    }
+
+    public init(fileDescriptor: Int32, decoder: some MessageDecoder) {
         let (stream, continuation) = AsyncStream<FrameEvent>.makeStream()
         events = stream
-        let thread = Thread {
-            var decoder = FrameDecoder(maxMessageBytes: maxMessageBytes)
+        let thread = Thread { [decoder] in
+            var decoder = decoder
             let bufferSize = 64 * 1024
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 1)
             defer { buffer.deallocate() }
@@ -21,6 +25,7 @@ public final class FrameReader: Sendable {
                     continuation.yield(event)
                 }
             }
+            for event in decoder.finish() { continuation.yield(event) }
             continuation.finish()
         }
         thread.name = "vlmd.reader"
@@ -28,23 +33,26 @@ public final class FrameReader: Sendable {
     }
 }
 
-/// Writes framed messages to a file descriptor, one at a time, in the order `send` is called.
+/// Writes framed messages (LSP's by default, or `lineFrame` for MCP) to a file descriptor, one at a time,
+/// in the order `send` is called.
 ///
 /// Back-pressure: `send` returns only once its bytes are in the pipe, so a producer that streams
 /// faster than the client reads is slowed to the client's pace instead of growing a queue.
 public final class FrameWriter: Sendable {
     private let fileDescriptor: Int32
+    private let framing: @Sendable (Data) -> Data
     private let queue = DispatchQueue(label: "vlmd.writer")
 
-    public init(fileDescriptor: Int32) {
+    public init(fileDescriptor: Int32, framing: @escaping @Sendable (Data) -> Data = frame) {
         self.fileDescriptor = fileDescriptor
+        self.framing = framing
         signal(SIGPIPE, SIG_IGN)  // a vanished client is an error return, not a signal that kills us
     }
 
     public func send(_ body: Data) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             queue.async {
-                self.writeAll(frame(body))
+                self.writeAll(self.framing(body))
                 continuation.resume()
             }
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VLMDaemon
+import VLMMCP
 import VLMRPC
 
 /// `vlmd`: serves vision-language models over JSON-RPC 2.0 with LSP framing on stdin/stdout.
@@ -9,7 +10,7 @@ import VLMRPC
 struct VLMDCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vlmd",
-        abstract: "Vision-language model daemon: JSON-RPC 2.0 with LSP framing on stdin/stdout.",
+        abstract: "Vision-language model daemon: JSON-RPC 2.0 with LSP framing on stdin/stdout (or MCP with --mcp).",
         discussion: "Start it as a subprocess and speak the protocol in protocol/README.md on its stdin/stdout.")
 
     @Option(help: "Largest accepted message body in bytes; larger messages are skipped and answered with -32600.")
@@ -33,6 +34,9 @@ struct VLMDCommand: AsyncParsableCommand {
     @Option(help: "Lowest log level written to stderr: debug, info, warning, error, off.")
     var logLevel = "info"
 
+    @Flag(help: "Speak the Model Context Protocol instead (newline-delimited JSON-RPC on stdin/stdout; protocol/mcp.md).")
+    var mcp = false
+
     func validate() throws {
         reserveStandardDescriptors()
         guard maxMessageBytes >= 1024 else { throw ValidationError("--max-message-bytes must be at least 1024") }
@@ -51,19 +55,24 @@ struct VLMDCommand: AsyncParsableCommand {
         if let promptsDir { config.promptsDirectory = URL(fileURLWithPath: promptsDir) }
         config.stderrLogLevel = LogLevel(name: logLevel) ?? .info
 
-        let writer = FrameWriter(fileDescriptor: STDOUT_FILENO)
-        let reader = FrameReader(fileDescriptor: STDIN_FILENO, maxMessageBytes: maxMessageBytes)
-        let daemon = Daemon(configuration: config, sink: writer) { code in
+        let writer = FrameWriter(fileDescriptor: STDOUT_FILENO, framing: mcp ? lineFrame : frame)
+        let onExit: @Sendable (Int32) -> Void = { code in
             writer.flush()
             LogWriter.standardError.drain()
             Foundation.exit(code)
         }
+        let mcpServer = mcp ? MCPServer(configuration: config, output: writer, onExit: onExit) : nil
+        let daemon = mcpServer?.daemon ?? Daemon(configuration: config, sink: writer, onExit: onExit)
         let signals = TerminationSignals { signal in
             await daemon.terminate(reason: "received \(signalName(signal))")
             writer.flush()
             LogWriter.standardError.drain()
         }
-        await daemon.run(events: reader.events)
+        if let mcpServer {
+            await mcpServer.run(lines: FrameReader(fileDescriptor: STDIN_FILENO, decoder: LineDecoder(maxMessageBytes: maxMessageBytes)).events)
+        } else {
+            await daemon.run(events: FrameReader(fileDescriptor: STDIN_FILENO, maxMessageBytes: maxMessageBytes).events)
+        }
         withExtendedLifetime(signals) {}
     }
 }

@@ -27,7 +27,7 @@ import Testing
         #expect(Self.fixture.features.count > 50)
         for feature in Self.fixture.features {
             let result = Result { try Self.render(feature.template, feature.context) }
-            check(result, feature.output, feature.error, feature.name)
+            check(result, feature.output, feature.error, feature.name ?? "")
         }
     }
 
@@ -36,7 +36,7 @@ import Testing
         for c in Self.fixture.cases {
             let text = try String(contentsOf: Self.directory.appendingPathComponent(c.template + ".jinja"), encoding: .utf8)
             let result = Result { try Self.render(text, c.context) }
-            check(result, c.output, c.error, "\(c.template) / \(c.conversation)")
+            check(result, c.output, c.error, "\(c.template) / \(c.conversation ?? "")")
         }
     }
 
@@ -58,16 +58,11 @@ import Testing
 }
 
 struct RenderingFixture: Decodable, Sendable {
-    struct Case: Decodable, Sendable {
+    /// A chat template case (template is a file name, with a conversation) or a feature (template is the text).
+    struct Rendering: Decodable, Sendable {
+        var name: String?
         var template: String
-        var conversation: String
-        var context: [String: JSONValue]
-        var output: String?
-        var error: String?
-    }
-    struct Feature: Decodable, Sendable {
-        var name: String
-        var template: String
+        var conversation: String?
         var context: [String: JSONValue]
         var output: String?
         var error: String?
@@ -75,8 +70,8 @@ struct RenderingFixture: Decodable, Sendable {
     struct Source: Decodable, Sendable { var source: String }
     var now: String
     var templates: [String: Source]
-    var cases: [Case]
-    var features: [Feature]
+    var cases: [Rendering]
+    var features: [Rendering]
 }
 
 /// A JSON value read back as a JinjaValue; object keys come out sorted, the order the generator built them in.

@@ -57,9 +57,26 @@ import Testing
                          "{{ " + String(repeating: "not ", count: 5000) + "1 }}",
                          "{{ " + String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000) + " }}",
                          String(repeating: "{% if true %}", count: 5000),
-                         "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}"] {
+                         "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+                         "{% set ns = namespace(x=none) %}{% for i in range(10000) %}{% set ns.x = [ns.x] %}{% endfor %}"] {
             #expect(Self.isLimit(Self.outcome(template)), "\(template.prefix(40))")
         }
+    }
+
+    /// Extreme numbers and sizes: an error or a value, never a trap.
+    @Test func extremeArgumentsThrowOrRender() {
+        let max = "9223372036854775807", min = "(-9223372036854775807 - 1)"
+        for template in ["{{ range(-\(max), \(max))|length }}", "{{ range(\(max), -\(max), -1)|length }}",
+                         "{{ 'a' * \(max) }}", "{{ [1] * \(max) }}", "{{ \(min) is divisibleby(-1) }}", "{{ \(max) + 1 }}",
+                         "{{ -\(min) }}", "{{ \(min) // -1 }}", "{{ \(min) % -1 }}", "{{ \(min)|abs }}", "{{ 10 ** 30 }}",
+                         "{{ 99999999999999999999 }}", "{{ (1e308 * 10)|int }}", "{{ 'x'[\(max)] }}", "{{ 'abc'[-\(max):\(max):-\(max)] }}",
+                         "{{ [1, 2][::\(min)] }}", "{{ 'abc'[1::\(max)] }}", "{{ range(1, \(max), \(max) - 1)|list }}", "{{ 'x'.split('') }}", "{{ '{'.format() }}", "{{ 'a'.replace('', 'x' * 4000000) }}",
+                         "{{ {}|tojson(indent=\(max)) }}", "{{ 'a'|indent(\(max)) }}", "{{ strftime_now('%') }}"] {
+            _ = Self.outcome(template)
+        }
+        #expect(Self.outcome("{{ 'a' * \(max) }}") == .failure(.limit("string longer than 4194304 bytes")))
+        #expect(Self.outcome("{{ \(min) is divisibleby(-1) }}") == .success("True"))
+        #expect(Self.outcome("{{ 'abc'[1::\(max)] }} {{ range(1, \(max), \(max) - 1)|list }}") == .success("b [1]"))
     }
 
     @Test func outputAndIterationsAreBounded() {
@@ -71,6 +88,12 @@ import Testing
         #expect(Self.isLimit(Self.outcome("{{ range(1000000000) }}")))
         #expect(Self.isLimit(Self.outcome("{{ 'ab' * 1000000000000 }}")))
         #expect(Self.isLimit(Self.outcome("{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}")))
+        // 2,000 copies of a 1 MB string: within every other bound, stopped by the work budget.
+        #expect(Self.outcome("{% set ns = namespace(s='x' * 1000000, n=0) %}{% for i in range(2000) %}"
+                             + "{% set ns.n = (ns.s ~ i)|length %}{% endfor %}") == .failure(.limit("more than 67108864 bytes of intermediate values")))
+        // 100 levels of indentation on 50,000 lines: refused before the text is built.
+        #expect(Self.outcome("{{ " + String(repeating: "[", count: 45) + "range(50000)|list" + String(repeating: "]", count: 45)
+                             + "|tojson(indent=1000) }}") == .failure(.limit("tojson text longer than 4194304 bytes")))
         #expect(Self.outcome("{{ 2 ** 64 }}") == .failure(.runtime("integer overflow")))
         #expect(Self.outcome("{{ 1 // 0 }}") == .failure(.runtime("integer division or modulo by zero")))
         #expect(Self.outcome("{{ [1][::0] }}") == .failure(.runtime("slice step cannot be zero")))

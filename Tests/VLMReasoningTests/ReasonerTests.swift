@@ -244,6 +244,7 @@ func reasoner(_ clip: CLIPModel, _ configuration: ReasoningConfiguration, model:
     @Test func precomputedFeaturesAndHeatmapFiles() throws {
         var configuration = smallConfiguration()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vlm-reasoning-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)  // heatmaps go only into an existing folder
         defer { try? FileManager.default.removeItem(at: directory) }
         configuration.heatmaps = .directory(directory)
         configuration.selection = .topK(2)

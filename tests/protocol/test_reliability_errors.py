@@ -169,3 +169,27 @@ def test_concurrent_loads_reserve_the_budget_before_reading_their_files():
         assert status.memory.modelBytes <= status.memory.budgetBytes
         assert await d.stop() == 0
     run(body(), timeout=300)
+
+
+def test_unload_during_generation_cancels_it_and_frees_the_model_only_then():
+    """models/unload used to answer at once while the generation kept the model (and its KV cache)
+    alive, and let the same id load again beside it."""
+    import asyncio
+
+    async def body():
+        d = await Daemon().start()
+        path = str(SHARED / "models" / "stories260K.gguf")
+        await d.request("models/load", {"kind": "gguf", "path": path, "id": "s", "contextLength": 512})
+        generation = asyncio.ensure_future(d.request("generate", {"model": "s", "prompt": "Once upon a time",
+                                                                  "maxTokens": 500, "partialResultToken": "g"}))
+        while not d.progress("g"):  # generating
+            await asyncio.sleep(0.01)
+        unloaded = await d.request("models/unload", {"id": "s"})
+        assert generation.done()  # answered before the unload was
+        with pytest.raises(JsonRpcException) as err:
+            generation.result()
+        assert err.value.code == -32800
+        assert unloaded.freedBytes > 0
+        assert await d.request("models/list") == []
+        assert await d.stop() == 0
+    run(body(), timeout=120)

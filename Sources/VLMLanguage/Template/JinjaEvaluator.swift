@@ -1,6 +1,8 @@
 // Walks the syntax tree and writes the output. Scoping follows jinja2: `if` opens no scope, each loop
 // iteration and each macro call does (so `set` inside a loop is lost after it, which is why templates
 // use `namespace()`). Every input is hostile: depth, output size and loop iterations are bounded.
+// Operands are evaluated into locals before a method of the renderer uses them: evaluating can change
+// the renderer (a new namespace), and `self.method(try evaluate(x))` would see the renderer as it was.
 import Foundation
 
 struct JinjaRenderer {
@@ -10,6 +12,7 @@ struct JinjaRenderer {
     private(set) var scopes: [[String: JinjaValue]]
     var namespaces: [JinjaDict] = []
     private var written = 0
+    private var allocated = 0
     private var iterations = 0
     private var depth = 0
 
@@ -32,13 +35,17 @@ struct JinjaRenderer {
         for node in nodes {
             switch node {
             case .text(let text): try write(text, to: &out)
-            case .output(let expression): try write(try evaluate(expression).string, to: &out)
+            case .output(let expression):
+                let value = try evaluate(expression)
+                try write(value.string, to: &out)
             case .forLoop(let loop): try executeLoop(loop, into: &out)
             case .conditional(let branches, let otherwise):
                 let body = try branches.first { try evaluate($0.condition).isTruthy }?.body ?? otherwise
                 let flow = try execute(body, into: &out)
                 if flow != .normal { return flow }
-            case .assign(let target, let expression): try assign(try evaluate(expression), to: target)
+            case .assign(let target, let expression):
+                let value = try evaluate(expression)
+                try assign(value, to: target)
             case .assignBlock(let name, let body):
                 var captured = ""
                 _ = try execute(body, into: &captured)
@@ -55,7 +62,8 @@ struct JinjaRenderer {
     }
 
     private mutating func executeLoop(_ loop: JinjaForLoop, into out: inout String) throws {
-        var items = try iterate(try evaluate(loop.iterable))
+        let iterable = try evaluate(loop.iterable)
+        var items = try iterate(iterable)
         if let filter = loop.filter {
             items = try items.filter { item in
                 try withScope(try bind(loop.variables, to: item)) { try $0.evaluate(filter).isTruthy }
@@ -105,6 +113,8 @@ struct JinjaRenderer {
             guard case .namespace(let id) = lookup(name) else {
                 throw JinjaError.runtime("cannot assign attribute on non-namespace object")
             }
+            // The one place a value outlives a loop iteration, so the one place it can nest without bound.
+            if value.nestsDeeper(than: limits.maxDepth) { throw JinjaError.limit("a value nested deeper than \(limits.maxDepth)") }
             namespaces[id][attribute] = value
         }
     }
@@ -149,17 +159,25 @@ struct JinjaRenderer {
                 dict[key] = try evaluate(pair.value)
             }
             return .dict(dict)
-        case .attribute(let base, let name): return try attribute(of: try evaluate(base), name)
-        case .item(let base, let key): return try item(of: try evaluate(base), try evaluate(key))
+        case .attribute(let base, let name):
+            let value = try evaluate(base)
+            return try attribute(of: value, name)
+        case .item(let base, let key):
+            let (value, k) = (try evaluate(base), try evaluate(key))
+            return try item(of: value, k)
         case .slice(let base, let start, let stop, let step):
-            return try slice(try evaluate(base), start: try start.map { try evaluate($0) },
-                             stop: try stop.map { try evaluate($0) }, step: try step.map { try evaluate($0) })
+            let value = try evaluate(base)
+            let bounds = try [start, stop, step].map { try $0.map { try evaluate($0) } }
+            return try slice(value, start: bounds[0], stop: bounds[1], step: bounds[2])
         case .call(let callee, let arguments):
-            return try call(try evaluate(callee), try evaluateArguments(arguments))
+            let (function, values) = (try evaluate(callee), try evaluateArguments(arguments))
+            return try charged(try call(function, values))
         case .filter(let base, let name, let arguments):
-            return try applyFilter(name, to: try evaluate(base), try evaluateArguments(arguments))
+            let (value, values) = (try evaluate(base), try evaluateArguments(arguments))
+            return try charged(try applyFilter(name, to: value, values))
         case .test(let base, let name, let arguments, let negated):
-            return .bool(try applyTest(name, to: try evaluate(base), try evaluateArguments(arguments)) != negated)
+            let (value, values) = (try evaluate(base), try evaluateArguments(arguments))
+            return .bool(try applyTest(name, to: value, values) != negated)
         case .unary(let op, let operand):
             let value = try evaluate(operand)
             if op == "not" { return .bool(!value.isTruthy) }
@@ -171,7 +189,8 @@ struct JinjaRenderer {
             let l = try evaluate(left)
             return l.isTruthy ? l : try evaluate(right)
         case .binary(let op, let left, let right):
-            return try JinjaArithmetic.apply(op, try evaluate(left), try evaluate(right), limits: limits)
+            let (l, r) = (try evaluate(left), try evaluate(right))
+            return try charged(try JinjaArithmetic.apply(op, l, r, limits: limits))
         case .comparison(let first, let rest):
             var left = try evaluate(first)
             for comparison in rest {
@@ -184,6 +203,17 @@ struct JinjaRenderer {
             if try evaluate(condition).isTruthy { return try evaluate(value) }
             return try otherwise.map { try evaluate($0) } ?? .undefined(hint: "the conditional expression has no else")
         }
+    }
+
+    /// Counts what an operation created against the work budget.
+    private mutating func charged(_ value: JinjaValue) throws -> JinjaValue {
+        switch value {
+        case .string(let s): allocated += s.utf8.count
+        case .list(let a), .tuple(let a): allocated += 32 * a.count  // about what a slot costs in memory
+        default: break
+        }
+        if allocated > limits.maxWorkBytes { throw JinjaError.limit("more than \(limits.maxWorkBytes) bytes of intermediate values") }
+        return value
     }
 
     private mutating func evaluateArguments(_ arguments: JinjaArguments) throws -> JinjaCallArguments {
@@ -284,7 +314,7 @@ struct JinjaRenderer {
             }
             let from = clamp(try bound(start), stride > 0 ? 0 : count - 1)
             let to = clamp(try bound(stop), stride > 0 ? count : -1)
-            return Array(Swift.stride(from: from, to: to, by: stride))
+            return JinjaArithmetic.steps(from: from, to: to, by: stride)
         }
         switch value {
         case .list(let a): return .list(try indices(a.count).map { a[$0] })

@@ -119,23 +119,10 @@ struct JinjaLexer {
     // MARK: Comments and raw blocks
 
     private mutating func skipComment() throws {
-        var i = pos
-        while i + 1 < source.count {
-            if source[i] == "-" || source[i] == "+", i + 2 < source.count, source[i + 1] == "#", source[i + 2] == "}" {
-                let sign = source[i]
-                countLines(pos, i)
-                pos = i + 3
-                if sign == "-" { skipWhitespace() }
-                lineStarting = pos > 0 && source[pos - 1] == "\n"
-                return
-            }
-            if source[i] == "#", source[i + 1] == "}" {
-                countLines(pos, i)
-                pos = i + 2
-                trimNewlineAfterBlock()
-                return
-            }
-            i += 1
+        let start = pos
+        for i in start..<source.count where consumeCloser("#}", at: i, trims: true) {
+            countLines(start, i)
+            return
         }
         throw JinjaError.syntax("Missing end of comment tag", line: line)
     }
@@ -168,12 +155,9 @@ struct JinjaLexer {
             guard matches("endraw", at: j) else { continue }
             j += 6
             while j < source.count, source[j].isPythonWhitespace { j += 1 }
-            let closer: Unicode.Scalar? = matches("+%}", at: j) ? "+" : matches("-%}", at: j) ? "-" : matches("%}", at: j) ? " " : nil
-            guard let closer else { continue }
-            emitText(strippedText(text(pos..<tagStart), sign: sign, isVariable: false))
-            pos = j + (closer == " " ? 2 : 3)
-            if closer == "-" { skipWhitespace() } else if closer == " " { trimNewlineAfterBlock() }
-            lineStarting = pos > 0 && source[pos - 1] == "\n"
+            let body = strippedText(text(pos..<tagStart), sign: sign, isVariable: false)
+            guard consumeCloser("%}", at: j, trims: true) else { continue }
+            emitText(body)
             return
         }
         throw JinjaError.syntax("Missing end of raw directive", line: line)
@@ -210,22 +194,28 @@ struct JinjaLexer {
         }
     }
 
-    /// Consumes the tag's closer (`-%}`, `+%}`, `%}` or `-}}`, `}}`) when it is next.
+    /// Consumes the tag's closer when it is next and emits the end token.
     private mutating func lexTagEnd(end: JinjaToken.Kind, closer: String) throws -> Bool {
-        let trims = end == .blockEnd
-        if matches("-" + closer, at: pos) {
-            pos += 3
+        guard consumeCloser(closer, at: pos, trims: end == .blockEnd) else { return false }
+        tokens.append(JinjaToken(kind: end, line: line))
+        return true
+    }
+
+    /// Consumes `-%}`, `+%}` or `%}` (for `closer` "%}") at `i` with its whitespace control: `-` eats
+    /// the whitespace after it, trim_blocks (`trims`) one newline, `+` nothing. False when there is none.
+    private mutating func consumeCloser(_ closer: String, at i: Int, trims: Bool) -> Bool {
+        if matches("-" + closer, at: i) {
+            pos = i + 3
             skipWhitespace()
-        } else if trims, matches("+" + closer, at: pos) {
-            pos += 3
-        } else if matches(closer, at: pos) {
-            pos += 2
+        } else if trims, matches("+" + closer, at: i) {
+            pos = i + 3
+        } else if matches(closer, at: i) {
+            pos = i + 2
             if trims { trimNewlineAfterBlock() }
         } else {
             return false
         }
-        tokens.append(JinjaToken(kind: end, line: line))
-        lineStarting = pos > 0 && source[pos - 1] == "\n"
+        lineStarting = source[pos - 1] == "\n"
         return true
     }
 
@@ -312,9 +302,11 @@ struct JinjaLexer {
     }
 
     private func matches(_ s: String, at i: Int) -> Bool {
-        let scalars = Array(s.unicodeScalars)
-        guard i >= 0, i + scalars.count <= source.count else { return false }
-        for (k, c) in scalars.enumerated() where source[i + k] != c { return false }
+        var j = i
+        for c in s.unicodeScalars {
+            guard j < source.count, source[j] == c else { return false }
+            j += 1
+        }
         return true
     }
 

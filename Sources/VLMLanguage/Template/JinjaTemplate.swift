@@ -3,7 +3,8 @@
 //   JinjaLexer     text -> tokens, whitespace control (trim_blocks, lstrip_blocks, `-` markers)
 //   JinjaParser    tokens -> JinjaNode / JinjaExpression trees
 //   JinjaEvaluator the tree walk: scopes, loops, macros, calls
-//   JinjaBuiltins  filters, tests, string and dict methods, globals, tojson, strftime
+//   JinjaBuiltins  filters, tests, string and dict methods, globals
+//   JinjaPython    Python's arithmetic, str methods, json.dumps and strftime, which templates rely on
 //   JinjaValue     the values, printed and compared the way Python does
 import Foundation
 
@@ -37,6 +38,9 @@ public struct JinjaLimits: Sendable, Equatable {
     public var maxDepth = 100
     public var maxOutputBytes = 4 << 20
     public var maxLoopIterations = 100_000
+    /// Bytes of strings (and list slots) that operators, filters and calls may create in one render:
+    /// bounds the time a loop of large concatenations takes.
+    public var maxWorkBytes = 64 << 20
     public init() {}
 }
 

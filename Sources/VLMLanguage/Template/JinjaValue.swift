@@ -123,6 +123,18 @@ public indirect enum JinjaValue: Sendable, Equatable {
         }
     }
 
+    /// Whether containers nest more than `limit` deep. Printing, comparing and freeing a value recurse
+    /// through it, so a template must not build one deeper than the stack allows (the walk stops at `limit`).
+    func nestsDeeper(than limit: Int) -> Bool {
+        if limit < 0 { return true }
+        switch self {
+        case .list(let a), .tuple(let a): return a.contains { $0.nestsDeeper(than: limit - 1) }
+        case .dict(let d): return d.values.contains { $0.nestsDeeper(than: limit - 1) }
+        case .boundMethod(let receiver, _): return receiver.nestsDeeper(than: limit - 1)
+        default: return false
+        }
+    }
+
     // MARK: Printing
 
     /// `str(value)`: what `{{ value }}` prints.
@@ -162,23 +174,12 @@ public indirect enum JinjaValue: Sendable, Equatable {
 
     /// Python's repr of a string: single quotes unless the text has one and no double quote.
     static func pythonQuoted(_ s: String) -> String {
-        let quote: Character = s.contains("'") && !s.contains("\"") ? "\"" : "'"
-        var out = String(quote)
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if Character(scalar) == quote { out += "\\" + String(quote) }
-                else if scalar.value < 0x20 || (0x7f...0xa0).contains(scalar.value) {
-                    out += "\\x" + hex(scalar.value, digits: 2)
-                } else { out.unicodeScalars.append(scalar) }
-            }
-        }
-        out.append(quote)
-        return out
+        let quote: Unicode.Scalar = s.contains("'") && !s.contains("\"") ? "\"" : "'"
+        let escapes: [Unicode.Scalar: String] = ["\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", quote: "\\" + String(quote)]
+        return String(quote) + s.replacingScalars { c in
+            if let escape = escapes[c] { return escape }
+            return c.value < 0x20 || (0x7f...0xa0).contains(c.value) ? "\\x" + hex(c.value, digits: 2) : nil
+        } + String(quote)
     }
 
     // MARK: Comparison
@@ -223,6 +224,17 @@ public struct JinjaMacro: Sendable, Equatable {
     public var parameters: [String]
     public var defaults: [String: JinjaExpression]
     public var body: [JinjaNode]
+}
+
+extension String {
+    /// The text with each scalar for which `replacement` gives a string replaced by it.
+    func replacingScalars(_ replacement: (Unicode.Scalar) -> String?) -> String {
+        var out = ""
+        for c in unicodeScalars {
+            if let r = replacement(c) { out += r } else { out.unicodeScalars.append(c) }
+        }
+        return out
+    }
 }
 
 func hex(_ value: UInt32, digits: Int) -> String {

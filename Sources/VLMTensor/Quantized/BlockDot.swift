@@ -14,13 +14,9 @@ protocol Block32 {
 
 extension Block32 {
     @inline(__always)
-    static func scale(_ block: UnsafeRawPointer, _ table: UnsafeBufferPointer<Float>) -> Float {
-        table[Int(block.loadUnaligned(as: UInt16.self))]
-    }
+    static func scale(_ block: UnsafeRawPointer) -> Float { halfToFloat(block.loadUnaligned(as: UInt16.self)) }
     @inline(__always)
-    static func minimum(_ block: UnsafeRawPointer, _ table: UnsafeBufferPointer<Float>) -> Float {
-        table[Int(block.loadUnaligned(fromByteOffset: 2, as: UInt16.self))]
-    }
+    static func minimum(_ block: UnsafeRawPointer) -> Float { halfToFloat(block.loadUnaligned(fromByteOffset: 2, as: UInt16.self)) }
 }
 
 enum Q8_0Block: Block32 {
@@ -87,23 +83,26 @@ extension QuantizedActivation {
     }
 }
 
+extension QuantizedActivation {
+    /// Views of each of `rows` equal-length rows converted together (blocks never straddle rows, so a
+    /// batch quantises as one long row).
+    func withViews<R>(rows: Int, _ body: ([ActivationView]) throws -> R) rethrows -> R {
+        try withView { v in
+            try body((0..<rows).map { r in
+                ActivationView(scales: v.scales + r * (scales.count / rows), blockSums: v.blockSums + r * (blockSums.count / rows),
+                               groupSums: v.groupSums + r * (groupSums.count / rows), quants: v.quants + r * (quants.count / rows),
+                               splitQuants: v.splitQuants + r * (splitQuants.count / rows) * 2,
+                               values: v.values + r * (values.count / rows))
+            })
+        }
+    }
+}
+
 extension Array where Element: Numeric {
     fileprivate func withUnsafeBufferPointerOrDummy<R>(_ body: (UnsafePointer<Element>) throws -> R) rethrows -> R {
         if isEmpty { return try [Element.zero].withUnsafeBufferPointer { try body($0.baseAddress!) } }
         return try withUnsafeBufferPointer { try body($0.baseAddress!) }
     }
-}
-
-/// Sum of 16 int16 products of small integers (each product and pair sum fits in Int16).
-@inline(__always)
-private func dot16(_ w: SIMD16<Int16>, _ a: UnsafeRawPointer) -> Int32 {
-    let activation = SIMD16<Int16>(truncatingIfNeeded: a.loadUnaligned(as: SIMD16<Int8>.self))
-    return SIMD16<Int32>(truncatingIfNeeded: w &* activation).wrappedSum()
-}
-
-@inline(__always)
-private func half(_ p: UnsafeRawPointer, _ offset: Int) -> Float {
-    halfToFloat(p.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
 }
 
 enum BlockDot {
@@ -155,22 +154,20 @@ enum BlockDot {
     // into a float lane accumulator; the lanes are summed with `hsum_float_8` at the end. For q4_1 the
     // m_w * s_a terms (s_a = d_a * sum(q_a)) are summed separately and added last.
     // The kernels are generic over the block format so each is compiled without format checks inside
-    // the loop; scales are read through the fp16 table's base pointer, fetched once per call.
+    // the loop.
 
     static func dotQ8_0(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float { dot(Q8_0Block.self, row, a, blocks) }
     static func dotQ4_0(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float { dot(Q4_0Block.self, row, a, blocks) }
     static func dotQ4_1(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float { dot(Q4_1Block.self, row, a, blocks) }
 
     static func dot<F: Block32>(_: F.Type, _ row: UnsafeRawPointer, _ a: ActivationView, _ blocks: Int) -> Float {
-        halfToFloatTable.withUnsafeBufferPointer { table in
-            var acc = SIMD8<Float>(), minimum: Float = 0
-            for j in 0..<blocks {
-                let block = row + j * F.bytes
-                if F.hasMinimum { minimum = fusedMultiplyAdd(F.minimum(block, table), a.blockSums[j], minimum) }
-                acc = accumulate(acc, scale: F.scale(block, table) * a.scales[j], F.unpack(block).laneSums(a.block32(j)))
-            }
-            return horizontalSum8(acc) + minimum
+        var acc = SIMD8<Float>(), minimum: Float = 0
+        for j in 0..<blocks {
+            let block = row + j * F.bytes
+            if F.hasMinimum { minimum = fusedMultiplyAdd(F.minimum(block), a.blockSums[j], minimum) }
+            acc = accumulate(acc, scale: F.scale(block) * a.scales[j], F.unpack(block).laneSums(a.block32(j)))
         }
+        return horizontalSum8(acc) + minimum
     }
 
     /// Two weight rows against one activation row (matrix-vector products): the same arithmetic as
@@ -190,19 +187,17 @@ enum BlockDot {
 
     static func dotPair<F: Block32>(_: F.Type, _ row0: UnsafeRawPointer, _ row1: UnsafeRawPointer, _ a: ActivationView,
                                     _ blocks: Int) -> (Float, Float) {
-        halfToFloatTable.withUnsafeBufferPointer { table in
-            var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>(), minimum0: Float = 0, minimum1: Float = 0
-            for j in 0..<blocks {
-                let b0 = row0 + j * F.bytes, b1 = row1 + j * F.bytes, aq = a.block32(j), da = a.scales[j]
-                if F.hasMinimum {
-                    minimum0 = fusedMultiplyAdd(F.minimum(b0, table), a.blockSums[j], minimum0)
-                    minimum1 = fusedMultiplyAdd(F.minimum(b1, table), a.blockSums[j], minimum1)
-                }
-                acc0 = accumulate(acc0, scale: F.scale(b0, table) * da, F.unpack(b0).laneSums(aq))
-                acc1 = accumulate(acc1, scale: F.scale(b1, table) * da, F.unpack(b1).laneSums(aq))
+        var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>(), minimum0: Float = 0, minimum1: Float = 0
+        for j in 0..<blocks {
+            let b0 = row0 + j * F.bytes, b1 = row1 + j * F.bytes, aq = a.block32(j), da = a.scales[j]
+            if F.hasMinimum {
+                minimum0 = fusedMultiplyAdd(F.minimum(b0), a.blockSums[j], minimum0)
+                minimum1 = fusedMultiplyAdd(F.minimum(b1), a.blockSums[j], minimum1)
             }
-            return (horizontalSum8(acc0) + minimum0, horizontalSum8(acc1) + minimum1)
+            acc0 = accumulate(acc0, scale: F.scale(b0) * da, F.unpack(b0).laneSums(aq))
+            acc1 = accumulate(acc1, scale: F.scale(b1) * da, F.unpack(b1).laneSums(aq))
         }
+        return (horizontalSum8(acc0) + minimum0, horizontalSum8(acc1) + minimum1)
     }
 
     /// One weight row against several activation rows (a prefill batch), with the same arithmetic per
@@ -221,43 +216,97 @@ enum BlockDot {
 
     static func dotBatch<F: Block32>(_: F.Type, _ row: UnsafeRawPointer, _ views: UnsafeBufferPointer<ActivationView>,
                                      _ blocks: Int, _ out: (Int, Float) -> Void) {
-        halfToFloatTable.withUnsafeBufferPointer { table in
-            // Four activations at a time keep their accumulators in registers; a block is unpacked
-            // once per four.
-            var b = 0
-            while b + 4 <= views.count {
-                let v0 = views[b], v1 = views[b + 1], v2 = views[b + 2], v3 = views[b + 3]
-                var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-                var m0: Float = 0, m1: Float = 0, m2: Float = 0, m3: Float = 0
-                for j in 0..<blocks {
-                    let block = row + j * F.bytes, d = F.scale(block, table), w = F.unpack(block)
-                    if F.hasMinimum {
-                        let m = F.minimum(block, table)
-                        m0 = fusedMultiplyAdd(m, v0.blockSums[j], m0); m1 = fusedMultiplyAdd(m, v1.blockSums[j], m1)
-                        m2 = fusedMultiplyAdd(m, v2.blockSums[j], m2); m3 = fusedMultiplyAdd(m, v3.blockSums[j], m3)
-                    }
-                    a0 = accumulate(a0, scale: d * v0.scales[j], w.laneSums(v0.block32(j)))
-                    a1 = accumulate(a1, scale: d * v1.scales[j], w.laneSums(v1.block32(j)))
-                    a2 = accumulate(a2, scale: d * v2.scales[j], w.laneSums(v2.block32(j)))
-                    a3 = accumulate(a3, scale: d * v3.scales[j], w.laneSums(v3.block32(j)))
+        // Four activations at a time keep their accumulators in registers; a block is unpacked
+        // once per four.
+        var b = 0
+        while b + 4 <= views.count {
+            let v0 = views[b], v1 = views[b + 1], v2 = views[b + 2], v3 = views[b + 3]
+            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+            var m0: Float = 0, m1: Float = 0, m2: Float = 0, m3: Float = 0
+            for j in 0..<blocks {
+                let block = row + j * F.bytes, d = F.scale(block), w = F.unpack(block)
+                if F.hasMinimum {
+                    let m = F.minimum(block)
+                    m0 = fusedMultiplyAdd(m, v0.blockSums[j], m0); m1 = fusedMultiplyAdd(m, v1.blockSums[j], m1)
+                    m2 = fusedMultiplyAdd(m, v2.blockSums[j], m2); m3 = fusedMultiplyAdd(m, v3.blockSums[j], m3)
                 }
-                out(b, horizontalSum8(a0) + m0); out(b + 1, horizontalSum8(a1) + m1)
-                out(b + 2, horizontalSum8(a2) + m2); out(b + 3, horizontalSum8(a3) + m3)
-                b += 4
+                a0 = accumulate(a0, scale: d * v0.scales[j], w.laneSums(v0.block32(j)))
+                a1 = accumulate(a1, scale: d * v1.scales[j], w.laneSums(v1.block32(j)))
+                a2 = accumulate(a2, scale: d * v2.scales[j], w.laneSums(v2.block32(j)))
+                a3 = accumulate(a3, scale: d * v3.scales[j], w.laneSums(v3.block32(j)))
             }
-            while b < views.count {
-                out(b, dot(F.self, row, views[b], blocks))
-                b += 1
-            }
+            out(b, horizontalSum8(a0) + m0); out(b + 1, horizontalSum8(a1) + m1)
+            out(b + 2, horizontalSum8(a2) + m2); out(b + 3, horizontalSum8(a3) + m3)
+            b += 4
+        }
+        while b < views.count {
+            out(b, dot(F.self, row, views[b], blocks))
+            b += 1
         }
     }
 
-    /// acc + scale * lanes per lane with one rounding (`_mm256_fmadd_ps`). The lane sums are below 2^22,
-    /// so they convert to Float exactly through the 1.5*2^23 bit-pattern trick (same-type SIMD only).
+    /// Two weight rows against several activation rows (a prefill batch): `out(i, b, value)` for row i
+    /// (0 or 1) and activation b, with the same arithmetic per product as `dot`.
+    static func dotBatchPair(_ format: WeightFormat, _ row0: UnsafeRawPointer, _ row1: UnsafeRawPointer,
+                             _ views: UnsafeBufferPointer<ActivationView>, columns: Int, repacked: Bool = false,
+                             into out: (Int, Int, Float) -> Void) {
+        switch format {
+        case .q8_0: dotBatchPair(Q8_0Block.self, row0, row1, views, columns / 32, out)
+        case .q4_0: dotBatchPair(Q4_0Block.self, row0, row1, views, columns / 32, out)
+        case .q4_1: dotBatchPair(Q4_1Block.self, row0, row1, views, columns / 32, out)
+        case .q5_0: dotBatchPair(Q5_0Block.self, row0, row1, views, columns / 32, out)
+        case .q5_1: dotBatchPair(Q5_1Block.self, row0, row1, views, columns / 32, out)
+        default:
+            dotBatch(format, row: row0, views, columns: columns, repacked: repacked) { out(0, $0, $1) }
+            dotBatch(format, row: row1, views, columns: columns, repacked: repacked) { out(1, $0, $1) }
+        }
+    }
+
+    /// Tiles of 2 weight rows x 4 activations: each block of weights is unpacked once per four
+    /// activations and each activation block loaded once per two rows; eight accumulators stay in
+    /// registers.
+    static func dotBatchPair<F: Block32>(_: F.Type, _ row0: UnsafeRawPointer, _ row1: UnsafeRawPointer,
+                                         _ views: UnsafeBufferPointer<ActivationView>, _ blocks: Int,
+                                         _ out: (Int, Int, Float) -> Void) {
+        var b = 0
+        while b + 4 <= views.count {
+            let v = (views[b], views[b + 1], views[b + 2], views[b + 3])
+            var acc0 = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
+            var acc1 = acc0
+            var min0 = SIMD4<Float>(), min1 = SIMD4<Float>()
+            for j in 0..<blocks {
+                let block0 = row0 + j * F.bytes, block1 = row1 + j * F.bytes
+                let d0 = F.scale(block0), d1 = F.scale(block1), w0 = F.unpack(block0), w1 = F.unpack(block1)
+                let da = SIMD4(v.0.scales[j], v.1.scales[j], v.2.scales[j], v.3.scales[j])
+                if F.hasMinimum {
+                    let s = SIMD4(v.0.blockSums[j], v.1.blockSums[j], v.2.blockSums[j], v.3.blockSums[j])
+                    min0 = min0.addingProduct(SIMD4(repeating: F.minimum(block0)), s)
+                    min1 = min1.addingProduct(SIMD4(repeating: F.minimum(block1)), s)
+                }
+                let s0 = d0 * da, s1 = d1 * da
+                let a0 = v.0.block32(j), a1 = v.1.block32(j), a2 = v.2.block32(j), a3 = v.3.block32(j)
+                acc0.0 = accumulate(acc0.0, scale: s0[0], w0.laneSums(a0)); acc1.0 = accumulate(acc1.0, scale: s1[0], w1.laneSums(a0))
+                acc0.1 = accumulate(acc0.1, scale: s0[1], w0.laneSums(a1)); acc1.1 = accumulate(acc1.1, scale: s1[1], w1.laneSums(a1))
+                acc0.2 = accumulate(acc0.2, scale: s0[2], w0.laneSums(a2)); acc1.2 = accumulate(acc1.2, scale: s1[2], w1.laneSums(a2))
+                acc0.3 = accumulate(acc0.3, scale: s0[3], w0.laneSums(a3)); acc1.3 = accumulate(acc1.3, scale: s1[3], w1.laneSums(a3))
+            }
+            out(0, b, horizontalSum8(acc0.0) + min0[0]); out(1, b, horizontalSum8(acc1.0) + min1[0])
+            out(0, b + 1, horizontalSum8(acc0.1) + min0[1]); out(1, b + 1, horizontalSum8(acc1.1) + min1[1])
+            out(0, b + 2, horizontalSum8(acc0.2) + min0[2]); out(1, b + 2, horizontalSum8(acc1.2) + min1[2])
+            out(0, b + 3, horizontalSum8(acc0.3) + min0[3]); out(1, b + 3, horizontalSum8(acc1.3) + min1[3])
+            b += 4
+        }
+        while b < views.count {
+            let (y0, y1) = dotPair(F.self, row0, row1, views[b], blocks)
+            out(0, b, y0); out(1, b, y1)
+            b += 1
+        }
+    }
+
+    /// acc + scale * lanes per lane with one rounding (`_mm256_fmadd_ps` of `_mm256_cvtepi32_ps`).
     @inline(__always)
     static func accumulate(_ acc: SIMD8<Float>, scale: Float, _ lanes: SIMD8<Int32>) -> SIMD8<Float> {
-        let asFloat = unsafeBitCast(lanes &+ 0x4B40_0000, to: SIMD8<Float>.self) - 12_582_912
-        return acc.addingProduct(SIMD8(repeating: scale), asFloat)
+        acc.addingProduct(SIMD8(repeating: scale), laneFloats(lanes))
     }
 
     /// The 6-bit scale and min of sub-block `j` (0..<8) of a q4_K block (`get_scale_min_k4`).

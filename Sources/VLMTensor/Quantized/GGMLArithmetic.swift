@@ -9,20 +9,20 @@
 /// a*b + c rounded once, as an FMA instruction computes it. Compiled for a CPU with FMA (e.g.
 /// `-Xswiftc -target-cpu -Xswiftc haswell`) this is one instruction; otherwise a call to libm's `fmaf`,
 /// which glibc itself dispatches to the FMA instruction when the CPU has one.
-@inline(__always)
+@inlinable @inline(__always)
 public func fusedMultiplyAdd(_ a: Float, _ b: Float, _ c: Float) -> Float {
     c.addingProduct(a, b)
 }
 
 /// `hsum_float_8`: (x0+x4 + x2+x6) + (x1+x5 + x3+x7), as ggml reduces an AVX register.
-@inline(__always)
+@inlinable @inline(__always)
 public func horizontalSum8(_ x: SIMD8<Float>) -> Float {
     let r = x.highHalf + x.lowHalf
     return (r[0] + r[2]) + (r[1] + r[3])
 }
 
 /// `_mm512_reduce_add_ps`: halves of 8, then 4, then pairs (0,2),(1,3), then the two.
-@inline(__always)
+@inlinable @inline(__always)
 public func horizontalSum16(_ x: SIMD16<Float>) -> Float {
     let h = x.lowHalf + x.highHalf
     let q = h.lowHalf + h.highHalf
@@ -32,7 +32,7 @@ public func horizontalSum16(_ x: SIMD16<Float>) -> Float {
 /// ggml's vectorised expf (`ggml_v_expf`, from ARM's optimized-routines): a degree-5 polynomial on
 /// the reduced argument, scaled by 2^n. Within ~1.5 ulp of expf, and what llama.cpp's softmax and
 /// SiLU use; written here lane by lane.
-@inline(__always)
+@inlinable @inline(__always)
 public func ggmlExp(_ x: Float) -> Float {
     let shift: Float = 0x1.8p23
     let z = fusedMultiplyAdd(x, 0x1.715476p+0, shift)
@@ -49,5 +49,5 @@ public func ggmlExp(_ x: Float) -> Float {
 }
 
 /// `ggml_v_silu`: x / (1 + exp(-x)).
-@inline(__always)
+@inlinable @inline(__always)
 public func ggmlSiLU(_ x: Float) -> Float { x / (1 + ggmlExp(0 - x)) }

@@ -61,7 +61,7 @@ extension BlockDot {
     /// acc + d * lanes, lane by lane with one rounding (`_mm256_fmadd_ps(d, cvtepi32_ps(lanes), acc)`).
     @inline(__always)
     static func fma8(_ acc: SIMD8<Float>, _ d: Float, _ lanes: SIMD8<Int32>) -> SIMD8<Float> {
-        acc.addingProduct(SIMD8(repeating: d), SIMD8<Float>(lanes))
+        acc.addingProduct(SIMD8(repeating: d), laneFloats(lanes))
     }
 
     /// q2_K: 16 sub-blocks of 16 with 4-bit scale and min; x = d*scale*q - dmin*min, q in 0...3.
@@ -79,9 +79,9 @@ extension BlockDot {
             acc = fma8(acc, dmin, mins)
             var sumi = SIMD8<Int32>()
             for j in 0..<2 {
-                let bits = qs.loadUnaligned(fromByteOffset: 32 * j, as: SIMD32<UInt8>.self)
+                let bits = Bytes32(qs + 32 * j)
                 for x in 0..<4 {
-                    let q = (bits &>> UInt8(2 * x)) & 3
+                    let q = bits.shiftedRight(Int32(2 * x)).masked(3)
                     let s = halvesScale(Int32(sc[8 * j + 2 * x] & 15), Int32(sc[8 * j + 2 * x + 1] & 15))
                     sumi &+= s &* quadSums(q, aq + 128 * j + 32 * x)
                 }
@@ -93,13 +93,14 @@ extension BlockDot {
 
     /// The sixteen 6-bit q3_K scales, minus 32.
     @inline(__always)
-    static func q3KScales(_ p: UnsafeRawPointer) -> [Int32] {
+    static func q3KScales(_ p: UnsafeRawPointer) -> SIMD16<Int32> {
         let a0 = p.loadUnaligned(as: UInt32.self), a1 = p.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
         let a2 = p.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
         let low: UInt32 = 0x0F0F_0F0F, two: UInt32 = 0x0303_0303
-        let words = [(a0 & low) | ((a2 & two) << 4), (a1 & low) | (((a2 >> 2) & two) << 4),
-                     ((a0 >> 4) & low) | (((a2 >> 4) & two) << 4), ((a1 >> 4) & low) | (((a2 >> 6) & two) << 4)]
-        return (0..<16).map { Int32((words[$0 / 4] >> (8 * UInt32($0 % 4))) & 0xFF) - 32 }
+        let words = SIMD4<UInt32>((a0 & low) | ((a2 & two) << 4), (a1 & low) | (((a2 >> 2) & two) << 4),
+                                  ((a0 >> 4) & low) | (((a2 >> 4) & two) << 4), ((a1 >> 4) & low) | (((a2 >> 6) & two) << 4))
+        let bytes = unsafeBitCast(words, to: SIMD16<UInt8>.self)
+        return SIMD16<Int32>(truncatingIfNeeded: bytes) &- 32
     }
 
     /// q3_K: 16 sub-blocks of 16 with signed 6-bit scales; q = low 2 bits - (high bit clear ? 4 : 0).
@@ -107,17 +108,17 @@ extension BlockDot {
         var acc = SIMD8<Float>()
         for b in 0..<blocks {
             let block = row + b * 110, aq = a.quants + b * 256
-            let hmask = block.loadUnaligned(as: SIMD32<UInt8>.self), qs = block + 32
+            let hmask = Bytes32(block), qs = block + 32
             let sc = q3KScales(block + 96)
             let d = a.scales[b] * kHalf(block, 108)
             var sumi = SIMD8<Int32>()
             for j in 0..<2 {
-                let bits = qs.loadUnaligned(fromByteOffset: 32 * j, as: SIMD32<UInt8>.self)
+                let bits = Bytes32(qs + 32 * j)
                 for x in 0..<4 {
-                    let low = (bits &>> UInt8(2 * x)) & 3
-                    let high = ((hmask &>> UInt8(4 * j + x)) & 1) &<< 2  // 4 when set
+                    let low = bits.shiftedRight(Int32(2 * x)).masked(3)
+                    let high = hmask.shiftedRight(Int32(4 * j + x)).masked(1).shiftedLeft(2)  // 4 when set
                     let an = aq + 128 * j + 32 * x
-                    let lanes = quadSums(low, an) &- quadSums(4 &- high, an)
+                    let lanes = quadSums(low, an) &- quadSums(Bytes32(repeating: 4) &- high, an)
                     sumi &+= halvesScale(sc[8 * j + 2 * x], sc[8 * j + 2 * x + 1]) &* lanes
                 }
             }
@@ -134,12 +135,13 @@ extension BlockDot {
             let block = row + b * 144, aq = a.quants + b * 256, qs = block + 16
             let ad = a.scales[b], d = ad * kHalf(block, 0), dmin = -ad * kHalf(block, 2)
             let (scales, mins) = kScalesAndMins(block + 4)
-            accMins = accMins.addingProduct(SIMD4(repeating: dmin), SIMD4<Float>(minsLanes(mins, pairedGroupSums(a.groupSums + b * 16))))
+            let m = minsLanes(mins, pairedGroupSums(a.groupSums + b * 16))
+            accMins = accMins.addingProduct(SIMD4(repeating: dmin), SIMD4(Float(m[0]), Float(m[1]), Float(m[2]), Float(m[3])))
             var sumi = SIMD8<Int32>()
             for j in 0..<4 {
-                let packed = qs.loadUnaligned(fromByteOffset: 32 * j, as: SIMD32<UInt8>.self)
-                sumi &+= scales[2 * j] &* quadSums(packed & 0x0F, aq + 64 * j)
-                sumi &+= scales[2 * j + 1] &* quadSums(packed &>> 4, aq + 64 * j + 32)
+                let packed = Bytes32(qs + 32 * j)
+                sumi &+= SIMD8(repeating: scales[2 * j]) &* quadSums(packed.masked(0x0F), aq + 64 * j)
+                sumi &+= SIMD8(repeating: scales[2 * j + 1]) &* quadSums(packed.shiftedRight(4), aq + 64 * j + 32)
             }
             acc = fma8(acc, d, sumi)
         }
@@ -152,18 +154,18 @@ extension BlockDot {
         var acc = SIMD8<Float>(), sumMins: Float = 0
         for b in 0..<blocks {
             let block = row + b * 176, aq = a.quants + b * 256
-            let hbits = block.loadUnaligned(fromByteOffset: 16, as: SIMD32<UInt8>.self), qs = block + 48
+            let hbits = Bytes32(block + 16), qs = block + 48
             let ad = a.scales[b], d = ad * kHalf(block, 0), dmin = -ad * kHalf(block, 2)
             let (scales, mins) = kScalesAndMins(block + 4)
             let m = minsLanes(mins, pairedGroupSums(a.groupSums + b * 16))
             sumMins = fusedMultiplyAdd(dmin, Float((m[0] &+ m[1]) &+ (m[2] &+ m[3])), sumMins)
             var sumi = SIMD8<Int32>()
             for j in 0..<4 {
-                let packed = qs.loadUnaligned(fromByteOffset: 32 * j, as: SIMD32<UInt8>.self)
-                let q0 = (packed & 0x0F) | (((hbits &>> UInt8(2 * j)) & 1) &<< 4)
-                let q1 = (packed &>> 4) | (((hbits &>> UInt8(2 * j + 1)) & 1) &<< 4)
-                sumi &+= scales[2 * j] &* quadSums(q0, aq + 64 * j)
-                sumi &+= scales[2 * j + 1] &* quadSums(q1, aq + 64 * j + 32)
+                let packed = Bytes32(qs + 32 * j)
+                let q0 = packed.masked(0x0F) | hbits.shiftedRight(Int32(2 * j)).masked(1).shiftedLeft(4)
+                let q1 = packed.shiftedRight(4) | hbits.shiftedRight(Int32(2 * j + 1)).masked(1).shiftedLeft(4)
+                sumi &+= SIMD8(repeating: scales[2 * j]) &* quadSums(q0, aq + 64 * j)
+                sumi &+= SIMD8(repeating: scales[2 * j + 1]) &* quadSums(q1, aq + 64 * j + 32)
             }
             acc = fma8(acc, d, sumi)
         }
@@ -180,15 +182,12 @@ extension BlockDot {
             let d = a.scales[b] * kHalf(block, 208)
             var sumi = SIMD8<Int32>()
             for j in 0..<2 {
-                let low0 = block.loadUnaligned(fromByteOffset: 64 * j, as: SIMD32<UInt8>.self)
-                let low1 = block.loadUnaligned(fromByteOffset: 64 * j + 32, as: SIMD32<UInt8>.self)
-                let high = block.loadUnaligned(fromByteOffset: 128 + 32 * j, as: SIMD32<UInt8>.self)
-                let q = [(low0 & 0x0F) | ((high & 3) &<< 4), (low1 & 0x0F) | ((high & 12) &<< 2),
-                         (low0 &>> 4) | (high & 48), (low1 &>> 4) | ((high & 0xC0) &>> 2)]
-                for x in 0..<4 {
-                    let s = halvesScale(Int32(sc[8 * j + 2 * x]), Int32(sc[8 * j + 2 * x + 1]))
-                    sumi &+= s &* quadSums(q[x], aq + 128 * j + 32 * x)
-                }
+                let low0 = Bytes32(block + 64 * j), low1 = Bytes32(block + 64 * j + 32), high = Bytes32(block + 128 + 32 * j)
+                let an = aq + 128 * j, s = sc + 8 * j
+                sumi &+= halvesScale(Int32(s[0]), Int32(s[1])) &* quadSums(low0.masked(0x0F) | high.masked(3).shiftedLeft(4), an)
+                sumi &+= halvesScale(Int32(s[2]), Int32(s[3])) &* quadSums(low1.masked(0x0F) | high.masked(12).shiftedLeft(2), an + 32)
+                sumi &+= halvesScale(Int32(s[4]), Int32(s[5])) &* quadSums(low0.shiftedRight(4) | high.masked(48), an + 64)
+                sumi &+= halvesScale(Int32(s[6]), Int32(s[7])) &* quadSums(low1.shiftedRight(4) | high.shiftedRight(2).masked(48), an + 96)
             }
             var offset = SIMD8<Int32>()
             for k in 0..<8 { offset[k] = (g[2 * k] &* Int32(sc[2 * k]) &+ g[2 * k + 1] &* Int32(sc[2 * k + 1])) &<< 5 }
@@ -209,9 +208,9 @@ extension BlockDot {
             let m = minsLanes(mins, pairedGroupSums(a.groupSums + b * 16))
             var sumi = SIMD8<Int32>()
             for j in 0..<4 {
-                let packed = qs.loadUnaligned(fromByteOffset: 32 * j, as: SIMD32<UInt8>.self)
-                sumi &+= scales[2 * j] &* quadSums(packed & 0x0F, aq + 64 * j)
-                sumi &+= scales[2 * j + 1] &* quadSums(packed &>> 4, aq + 64 * j + 32)
+                let packed = Bytes32(qs + 32 * j)
+                sumi &+= SIMD8(repeating: scales[2 * j]) &* quadSums(packed.masked(0x0F), aq + 64 * j)
+                sumi &+= SIMD8(repeating: scales[2 * j + 1]) &* quadSums(packed.shiftedRight(4), aq + 64 * j + 32)
             }
             acc = fusedMultiplyAdd(Float(sumi.wrappedSum()), kHalf(block, 0) * ad, acc)
             accMins = fusedMultiplyAdd(Float(m.wrappedSum()), kHalf(block, 2) * ad, accMins)

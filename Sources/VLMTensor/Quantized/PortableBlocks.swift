@@ -49,16 +49,33 @@ extension BlockDot {
     }
 }
 
+/// 32 bytes of packed K-quant weights being unpacked.
+struct Bytes32 {
+    let v: SIMD32<UInt8>
+    @inline(__always) init(_ v: SIMD32<UInt8>) { self.v = v }
+    @inline(__always) init(_ p: UnsafeRawPointer) { v = p.loadUnaligned(as: SIMD32<UInt8>.self) }
+    @inline(__always) init(repeating b: UInt8) { v = SIMD32(repeating: b) }
+    @inline(__always) func masked(_ m: UInt8) -> Bytes32 { Bytes32(v & SIMD32(repeating: m)) }
+    @inline(__always) func shiftedRight(_ n: Int32) -> Bytes32 { Bytes32(v &>> SIMD32(repeating: UInt8(n))) }
+    @inline(__always) func shiftedLeft(_ n: Int32) -> Bytes32 { Bytes32(v &<< SIMD32(repeating: UInt8(n))) }
+    @inline(__always) static func | (a: Bytes32, b: Bytes32) -> Bytes32 { Bytes32(a.v | b.v) }
+    @inline(__always) static func &- (a: Bytes32, b: Bytes32) -> Bytes32 { Bytes32(a.v &- b.v) }
+}
+
 /// `_mm256_maddubs_epi16` + `_mm256_madd_epi16(ones, …)` for 32 small weights and 32 int8 activations:
 /// lane k = sum of w[j] * a[j] for j in 4k..<4k+4. Weights are 0...63 so each pair fits in Int16.
 @inline(__always)
-func quadSums(_ w: SIMD32<UInt8>, _ a: UnsafeRawPointer) -> SIMD8<Int32> {
-    let products = SIMD32<Int16>(truncatingIfNeeded: w) &* SIMD32<Int16>(truncatingIfNeeded: a.loadUnaligned(as: SIMD32<Int8>.self))
+func quadSums(_ w: Bytes32, _ a: UnsafeRawPointer) -> SIMD8<Int32> {
+    let products = SIMD32<Int16>(truncatingIfNeeded: w.v) &* SIMD32<Int16>(truncatingIfNeeded: a.loadUnaligned(as: SIMD32<Int8>.self))
     let words = unsafeBitCast(products, to: SIMD16<Int32>.self)
     let pairs = ((words &<< 16) &>> 16) &+ (words &>> 16)
     let longs = unsafeBitCast(pairs, to: SIMD8<Int64>.self)
     return SIMD8<Int32>(truncatingIfNeeded: ((longs &<< 32) &>> 32) &+ (longs &>> 32))
 }
+
+/// Eight int32 lanes to Float, rounding to nearest (exact below 2^24), as `_mm256_cvtepi32_ps`.
+@inline(__always)
+func laneFloats(_ lanes: SIMD8<Int32>) -> SIMD8<Float> { SIMD8<Float>(lanes) }
 
 extension ActivationView {
     /// Block j's activations as the block kernels read them: `splitQuants` (even then odd elements).

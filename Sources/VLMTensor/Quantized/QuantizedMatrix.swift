@@ -17,6 +17,15 @@ public struct QuantizedMatrix: @unchecked Sendable {
     /// uses instead of `ggml_vec_dot_*` for q4_K matrices with a multiple of 8 rows.
     public let repackedOrder: Bool
 
+    /// The integer kernels this build runs and the CPU's vector extensions (benchmarks print it).
+    /// AVX-512 VNNI would change only the integer instructions (the sums are exact either way), so the
+    /// AVX2 kernels are used on CPUs that have it too.
+    public static var kernelVariant: String {
+        let kernels = activationsNeedSplitQuants ? "portable Swift SIMD (Int16 products)"
+            : "x86-64 AVX2 (vpmaddubsw + vpmaddwd, F16C scales), ggml x86 summation order"
+        return kernels + "; CPU: " + (CPUFeatures.available.isEmpty ? "no x86 extensions" : CPUFeatures.available.joined(separator: " "))
+    }
+
     /// `data` must hold `rows * format.rowBytes(columns:)` bytes; `columns` must be a whole number of blocks.
     public init(format: WeightFormat, rows: Int, columns: Int, data: UnsafeRawPointer) {
         precondition(columns % format.blockLength == 0, "row length \(columns) is not a whole number of \(format) blocks")
@@ -43,12 +52,10 @@ public struct QuantizedMatrix: @unchecked Sendable {
                         1, x, Int32(columns), data.assumingMemoryBound(to: Float.self), Int32(columns), 0, y, Int32(rows))
             return
         }
-        let activations = (0..<batch).map {
-            QuantizedActivation(UnsafeBufferPointer(start: x + $0 * columns, count: columns), for: format)
-        }
+        let activations = QuantizedActivation(UnsafeBufferPointer(start: x, count: batch * columns), for: format)
         let matrix = self
         let output = SendablePointer(y)
-        withViews(activations) { views in
+        activations.withViews(rows: batch) { views in
             // More chunks than threads, handed out dynamically, so a core that is busy elsewhere
             // does not hold everyone up.
             let chunks = max(1, min(threads * 4, rows / 16))
@@ -72,7 +79,15 @@ public struct QuantizedMatrix: @unchecked Sendable {
                     return
                 }
                 views.items.withUnsafeBufferPointer { viewBuffer in
-                    for r in start..<end {
+                    var r = start
+                    while r + 1 < end {
+                        BlockDot.dotBatchPair(matrix.format, matrix.data + r * matrix.rowBytes, matrix.data + (r + 1) * matrix.rowBytes,
+                                              viewBuffer, columns: matrix.columns, repacked: matrix.repackedOrder) { i, b, value in
+                            output.pointer[b * matrix.rows + r + i] = value
+                        }
+                        r += 2
+                    }
+                    if r < end {
                         BlockDot.dotBatch(matrix.format, row: matrix.data + r * matrix.rowBytes, viewBuffer,
                                           columns: matrix.columns, repacked: matrix.repackedOrder) { output.pointer[$0 * matrix.rows + r] = $1 }
                     }
@@ -80,15 +95,6 @@ public struct QuantizedMatrix: @unchecked Sendable {
             }
         }
     }
-}
-
-/// Calls `body` with views of every activation row (each view valid only inside `body`).
-private func withViews<R>(_ activations: [QuantizedActivation], _ body: ([ActivationView]) -> R) -> R {
-    func nest(_ i: Int, _ acc: [ActivationView]) -> R {
-        if i == activations.count { return body(acc) }
-        return activations[i].withView { nest(i + 1, acc + [$0]) }
-    }
-    return nest(0, [])
 }
 
 /// Runs `body(0..<count)` on at most `threads` threads (the caller's included), each taking the next

@@ -75,12 +75,32 @@ private func bitBytes(_ bits: UInt32) -> __m256i {
     return _mm256_cmpeq_epi8(marked, _mm256_set1_epi64x(-1))
 }
 
+/// 32 bytes of packed K-quant weights being unpacked (AVX2 byte operations).
+struct Bytes32 {
+    let v: __m256i
+    @inline(__always) init(_ v: __m256i) { self.v = v }
+    @inline(__always) init(_ p: UnsafeRawPointer) { v = _mm256_loadu_si256(p.assumingMemoryBound(to: __m256i.self)) }
+    @inline(__always) init(repeating b: UInt8) { v = _mm256_set1_epi8(Int8(bitPattern: b)) }
+    @inline(__always) func masked(_ m: UInt8) -> Bytes32 { Bytes32(_mm256_and_si256(v, _mm256_set1_epi8(Int8(bitPattern: m)))) }
+    /// Logical shift of each byte (the 16-bit shift's spill from the neighbour byte is masked off).
+    @inline(__always) func shiftedRight(_ n: Int32) -> Bytes32 { Bytes32(_mm256_srli_epi16(v, n)).masked(UInt8(0xFF) >> UInt8(n)) }
+    @inline(__always) func shiftedLeft(_ n: Int32) -> Bytes32 { Bytes32(_mm256_slli_epi16(v, n)).masked(UInt8(0xFF) << UInt8(n)) }
+    @inline(__always) static func | (a: Bytes32, b: Bytes32) -> Bytes32 { Bytes32(_mm256_or_si256(a.v, b.v)) }
+    @inline(__always) static func &- (a: Bytes32, b: Bytes32) -> Bytes32 { Bytes32(_mm256_sub_epi8(a.v, b.v)) }
+}
+
 /// `_mm256_maddubs_epi16` + `_mm256_madd_epi16(…, ones)`: lane k = sum of w[j] * a[j], j in 4k..<4k+4,
 /// for unsigned weights below 128 and int8 activations.
 @inline(__always)
-func quadSums(_ w: SIMD32<UInt8>, _ a: UnsafeRawPointer) -> SIMD8<Int32> {
-    let products = _mm256_maddubs_epi16(unsafeBitCast(w, to: __m256i.self), _mm256_loadu_si256(a.assumingMemoryBound(to: __m256i.self)))
+func quadSums(_ w: Bytes32, _ a: UnsafeRawPointer) -> SIMD8<Int32> {
+    let products = _mm256_maddubs_epi16(w.v, _mm256_loadu_si256(a.assumingMemoryBound(to: __m256i.self)))
     return unsafeBitCast(_mm256_madd_epi16(products, _mm256_set1_epi16(1)), to: SIMD8<Int32>.self)
+}
+
+/// `_mm256_cvtepi32_ps`: eight int32 lanes to Float, rounding to nearest (exact below 2^24).
+@inline(__always)
+func laneFloats(_ lanes: SIMD8<Int32>) -> SIMD8<Float> {
+    unsafeBitCast(_mm256_cvtepi32_ps(unsafeBitCast(lanes, to: __m256i.self)), to: SIMD8<Float>.self)
 }
 
 extension ActivationView {

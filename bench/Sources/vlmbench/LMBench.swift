@@ -4,6 +4,7 @@
 //   vlmbench lm --model PATH [--threads N] [--prompt-tokens 512] [--gen-tokens 128] [--repeats 3]
 import Foundation
 import VLMLanguage
+import VLMTensor
 
 func runLMBench(_ args: [String]) {
     var options: [String: String] = [:]
@@ -20,26 +21,31 @@ func runLMBench(_ args: [String]) {
     do {
         let model = try LanguageModel(path: URL(fileURLWithPath: path), contextLength: promptTokens + genTokens + 8, threads: threads)
         let prompt = benchmarkPrompt(model, tokens: promptTokens)
-        var prefill: [Double] = [], decode: [Double] = []
+        // Wall-clock rates, and rates per CPU-second of the process (all threads): on a shared machine the
+        // second is less sensitive to time spent descheduled.
+        var prefill: [Double] = [], decode: [Double] = [], prefillCPU: [Double] = [], decodeCPU: [Double] = []
         for _ in 0..<repeats {
             var cache = model.transformer.makeCache(capacity: model.contextLength)
-            var start = Date()
+            var start = Date(), cpu = processCPUSeconds()
             var logits = try model.prefill(prompt, cache: &cache, batchSize: 512)
             prefill.append(Double(prompt.count) / Date().timeIntervalSince(start))
-            start = Date()
+            prefillCPU.append(Double(prompt.count) / (processCPUSeconds() - cpu))
+            start = Date(); cpu = processCPUSeconds()
             for _ in 0..<genTokens {
                 let next = Int32(logits.indices.max { logits[$0] < logits[$1] }!)
                 logits = try model.transformer.forward([next], cache: &cache).logits
             }
             decode.append(Double(genTokens) / Date().timeIntervalSince(start))
+            decodeCPU.append(Double(genTokens) / (processCPUSeconds() - cpu))
         }
         let description = model.description
         print(String(format: "vlmbench lm  %@ (%@)  threads %d  prompt %d  gen %d", description.name, description.quantization,
                      threads, prompt.count, genTokens))
         print(String(format: "  prefill %.1f tok/s (best of %d)   decode %.1f tok/s   peak RSS %.0f MB",
                      prefill.max()!, repeats, decode.max()!, Double(peakResidentBytes()) / 1e6))
-        print(String(format: "RESULT prefill_tps=%.2f decode_tps=%.2f peak_rss_mb=%.1f", prefill.max()!, decode.max()!,
-                     Double(peakResidentBytes()) / 1e6))
+        print("  kernels: \(QuantizedMatrix.kernelVariant)")
+        print(String(format: "RESULT prefill_tps=%.2f decode_tps=%.2f peak_rss_mb=%.1f prefill_cpu_tps=%.2f decode_cpu_tps=%.2f",
+                     prefill.max()!, decode.max()!, Double(peakResidentBytes()) / 1e6, prefillCPU.max()!, decodeCPU.max()!))
     } catch {
         FileHandle.standardError.write("vlmbench lm: \(error)\n".data(using: .utf8)!)
         exit(1)
@@ -55,6 +61,13 @@ private func benchmarkPrompt(_ model: LanguageModel, tokens: Int) -> [Int32] {
     var ids = model.tokenize(String(repeating: paragraph, count: tokens / 16 + 2))
     ids = Array(ids.prefix(tokens))
     return ids
+}
+
+/// CPU time used by the process so far (every thread), in seconds.
+private func processCPUSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
 }
 
 /// Peak resident set size (VmHWM) from /proc, in bytes.
