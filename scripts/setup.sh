@@ -15,7 +15,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pygls, pytest, hypothesis, jsonschema, mcp" 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import pygls, pytest, hypothesis, jsonschema, mcp, nbclient, nbformat, ipykernel" 2>/dev/null; then
   echo "setup: creating .venv" >&2
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip >/dev/null

@@ -18,7 +18,7 @@ func registerCLIPHandlers(_ table: inout HandlerTable, services: Services) {
         let dense = params.dense ?? false
         let runtime = services.clip, decoder = services.pngDecoder
         let progress = await context.beginProgress(title: "Encoding \(sources.count) image(s) with \(clip.id)")
-        let images = try await streamImageBatches(sources, size: batchSize, context: context, progress: progress) { batch, flag in
+        let images = try await streamBatches(sources, size: batchSize, context: context, progress: progress) { batch, flag in
             try runtime.encodeBatch(batch, with: clip, dense: dense, decoder: decoder, cancellation: flag)
         } soFar: { done in
             EncodeImageResult(model: clip.id, images: done)
@@ -56,7 +56,7 @@ func registerCLIPHandlers(_ table: inout HandlerTable, services: Services) {
             return (text, try ZeroShotClassifier(classNames: labels, templateEmbeddings: text))
         }
         let perTemplateWanted = params.perTemplate == true && !perTemplate.isEmpty
-        let results = try await streamImageBatches(sources, size: batchSize, context: context, progress: progress) { batch, flag in
+        let results = try await streamBatches(sources, size: batchSize, context: context, progress: progress) { batch, flag in
             try runtime.encodeBatch(batch, with: clip, dense: false, decoder: decoder, cancellation: flag).map { image in
                 let probs = softmax(classifier.logits(imageEmbeddings: [image.embedding], logitScale: clip.model.logitScale)[0])
                 var item = ImageClassification(index: image.index, imageId: image.imageId, probs: probs,
@@ -80,12 +80,12 @@ func registerCLIPHandlers(_ table: inout HandlerTable, services: Services) {
     }
 }
 
-/// Runs `process` over a request's images `size` at a time on a compute thread, sending each result
-/// as a partial as soon as its batch is done. A cancelled request still gets its one -32800 reply,
+/// Runs `process` over a request's inputs (images, texts: `unit` names them in progress messages)
+/// `size` at a time on a compute thread, sending each result as a partial as soon as its batch is done. A cancelled request still gets its one -32800 reply,
 /// whose data is `soFar(results done)`, as generate and optimise-prompt return their best so far.
-func streamImageBatches<Item: Encodable & Sendable, Summary: Encodable>(
-    _ sources: [ImageSource], size: Int, context: RequestContext, progress: ProgressReporter,
-    process: @escaping @Sendable (ArraySlice<ImageSource>, CancellationFlag) throws -> [Item],
+func streamBatches<Source: Sendable, Item: Encodable & Sendable, Summary: Encodable>(
+    _ sources: [Source], size: Int, unit: String = "images", context: RequestContext, progress: ProgressReporter,
+    process: @escaping @Sendable (ArraySlice<Source>, CancellationFlag) throws -> [Item],
     soFar: ([Item]) -> Summary
 ) async throws -> [Item] {
     var done: [Item] = []
@@ -98,7 +98,7 @@ func streamImageBatches<Item: Encodable & Sendable, Summary: Encodable>(
             }
             for item in items { await context.sendPartial(item) }
             done += items
-            await progress.report(fraction: Double(done.count) / Double(sources.count), message: "\(done.count)/\(sources.count) images")
+            await progress.report(fraction: Double(done.count) / Double(sources.count), message: "\(done.count)/\(sources.count) \(unit)")
         }
     } catch where context.cancellation.isCancelled {
         await progress.end(message: "cancelled")

@@ -155,11 +155,12 @@ final class CLIPRuntime: Sendable {
 
     /// Visual-reasoning features of `image` (global + dense), through `reasoningCache`; the global
     /// embedding also lands in the image cache for encode-image and classify.
-    func reasoningFeatures(of image: RGBImage, imageId: String, frontEnd: CLIPFrontEnd, clip: LoadedCLIP,
+    func reasoningFeatures(of image: RGBImage, imageId: String, clip: LoadedCLIP,
                            cancellation: CancellationFlag) throws -> PrecomputedImageFeatures {
         let key = ImageKey(model: clip.id, imageId: imageId)
         if let cached = reasoningCache.value(for: key) { return cached }
-        let features = try frontEnd.features(of: image, shouldCancel: { cancellation.isCancelled })
+        let features = try PrecomputedImageFeatures(clip: clip.model, preprocessing: clip.preprocessing, image: image,
+                                                    shouldCancel: { cancellation.isCancelled })
         let cells = features.dense.map { $0.features.count * ($0.features.first?.count ?? 0) } ?? 0
         reasoningCache.insert(features, for: key, cost: 4 * (cells + (features.globalEmbedding?.count ?? 0)) + 256)
         if let global = features.globalEmbedding {

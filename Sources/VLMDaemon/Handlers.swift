@@ -9,6 +9,7 @@ func registerHandlers(_ table: inout HandlerTable, services: Services) {
     registerLanguageHandlers(&table, services: services)
     registerPromptHandlers(&table, services: services)
     registerVisualReasoningHandlers(&table, services: services)
+    registerTextAndAttributionHandlers(&table, services: services)
 }
 
 func registerDaemonHandlers(_ table: inout HandlerTable, services: Services) {

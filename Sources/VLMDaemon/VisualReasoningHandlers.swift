@@ -81,7 +81,7 @@ func registerVisualReasoningHandlers(_ table: inout HandlerTable, services: Serv
                 let frontEnd = try CLIPFrontEnd(
                     clip: clip.model, tokenizer: runtime.tokenizer(), preprocessing: clip.preprocessing,
                     classifier: ZeroShotClassifier(classNames: configuration.labelBank, templateEmbeddings: bank), configuration: configuration)
-                let features = try runtime.reasoningFeatures(of: image, imageId: input.imageId, frontEnd: frontEnd, clip: clip, cancellation: flag)
+                let features = try runtime.reasoningFeatures(of: image, imageId: input.imageId, clip: clip, cancellation: flag)
                 return (try VisualReasoner(frontEnd: frontEnd, languageModel: lm.model, configuration: configuration), features)
             }
             seer = clip.id
@@ -130,13 +130,7 @@ func reasoningConfiguration(_ p: VisualReasoningParams) throws -> ReasoningConfi
     case let other?: throw RPCError.invalidParams("params.judge: expected \"pairwise\" or \"loglik\", got \"\(other)\"")
     }
     if let v = p.sharePrefix { c.sharePrefix = v }
-    switch p.select {
-    case nil: if let mass = p.mass { c.selection = .box(mass: mass) }
-    case "off": c.selection = .off
-    case "topk": c.selection = .topK(p.k ?? 4)
-    case "box": c.selection = .box(mass: p.mass ?? 0.5)
-    case let other?: throw RPCError.invalidParams("params.select: expected \"off\", \"topk\" or \"box\", got \"\(other)\"")
-    }
+    c.selection = try patchSelection(select: p.select, k: p.k, mass: p.mass, default: c.selection)
     if let v = p.maxLooks { c.maxLooks = v }
     if let v = p.maxSteps { c.maxSteps = v }
     if let v = p.labels { c.labelBank = v }
@@ -148,19 +142,36 @@ func reasoningConfiguration(_ p: VisualReasoningParams) throws -> ReasoningConfi
     if let v = p.temperature { c.temperature = v }
     if let v = p.topP { c.topP = v }
     if let v = p.seed { c.seed = v }
-    switch (p.heatmapDir, p.heatmapsInline) {
-    case (let dir?, nil), (let dir?, false?):
-        let directory = URL(fileURLWithPath: dir)
-        do { try HeatmapRenderer.checkDirectory(directory, maxSteps: c.maxSteps) } catch {
-            throw RPCError.invalidParams("params.heatmapDir: \(error)")
-        }
-        c.heatmaps = .directory(directory)
-    case (nil, true?): c.heatmaps = .inline
-    case (_?, true?): throw RPCError.invalidParams("params: give 'heatmapDir' or 'heatmapsInline', not both")
-    default: c.heatmaps = .off
-    }
+    c.heatmaps = try heatmapOutput(dir: p.heatmapDir, inline: p.heatmapsInline, lastStep: c.maxSteps)
     do { try c.validate() } catch let error as ReasoningError { throw error.rpcError }
     return c
+}
+
+/// The `select`, `k` and `mass` params (shared by generate-with-visual-selection and attribute).
+func patchSelection(select: String?, k: Int?, mass: Float?, default fallback: PatchSelection) throws -> PatchSelection {
+    switch select {
+    case nil: return mass.map { .box(mass: $0) } ?? fallback
+    case "off": return .off
+    case "topk": return .topK(k ?? 4)
+    case "box": return .box(mass: mass ?? 0.5)
+    case let other?: throw RPCError.invalidParams("params.select: expected \"off\", \"topk\" or \"box\", got \"\(other)\"")
+    }
+}
+
+/// The `heatmapDir` and `heatmapsInline` params (shared by generate-with-visual-selection and attribute).
+/// A directory is checked before any work: every heatmap of steps 0...lastStep must be writable there.
+func heatmapOutput(dir: String?, inline: Bool?, lastStep: Int) throws -> HeatmapOutput {
+    switch (dir, inline) {
+    case (let dir?, nil), (let dir?, false?):
+        let directory = URL(fileURLWithPath: dir)
+        do { try HeatmapRenderer.checkDirectory(directory, maxSteps: lastStep) } catch {
+            throw RPCError.invalidParams("params.heatmapDir: \(error)")
+        }
+        return .directory(directory)
+    case (nil, true?): return .inline
+    case (_?, true?): throw RPCError.invalidParams("params: give 'heatmapDir' or 'heatmapsInline', not both")
+    default: return .off
+    }
 }
 
 // MARK: - Engine values to wire values

@@ -1,5 +1,6 @@
 // From similarities over a grid to a normalised attribution map, and from the map to chosen patches.
 import Foundation
+import VLMImage
 import VLMTensor
 
 public enum Attribution {
@@ -107,5 +108,32 @@ public enum Attribution {
         }
         let mass = Self.cells(in: box, gridWidth: map.gridWidth).reduce(Float(0)) { $0 + map.scores[$1] }
         return PatchSelectionResult(method: method, cells: cells, gridBox: box, pixelBox: pixelBox(box), mass: mass)
+    }
+}
+
+extension Attribution {
+    /// The map of a text over a grid of L2-normalised cell features: cosine similarities, normalised
+    /// as configured (softmax's default temperature is 1 / CLIP's logit scale).
+    static func map(textEmbedding: [Float], cells: [[Float]], gridHeight: Int, gridWidth: Int,
+                    normalization: AttributionNormalization, logitScale: Float) -> AttributionMap {
+        let (scores, description) = normalize(similarities(text: textEmbedding, cells: cells), normalization,
+                                              defaultTemperature: 1 / logitScale)
+        return AttributionMap(gridHeight: gridHeight, gridWidth: gridWidth, scores: scores, normalization: description)
+    }
+
+    /// What a reasoning step (or an `Attributor` text) reports: its map, the selection made from it,
+    /// and its heatmap drawn and delivered as `heatmaps` asks (`caption` is the heatmap's title).
+    static func stepAttribution(step: Int, text: String, caption: String, map: AttributionMap, image: RGBImage,
+                                pixelBox: (GridBox) -> PixelBox, selection: PatchSelection, heatmaps: HeatmapOutput,
+                                alpha: Float) throws -> StepAttribution {
+        let selected = select(selection, map: map, pixelBox: pixelBox)
+        var attribution = StepAttribution(step: step, text: text, map: map, selection: selected, heatmapPNG: nil, heatmapPath: nil)
+        if heatmaps != .off {
+            let visible = pixelBox(GridBox(row: 0, column: 0, rows: map.gridHeight, columns: map.gridWidth))
+            let heatmap = try HeatmapRenderer.render(image, map: map, visible: visible, selection: selected, pixelBox: pixelBox,
+                                                     caption: caption, alpha: alpha)
+            (attribution.heatmapPNG, attribution.heatmapPath) = try HeatmapRenderer.output(heatmap, step: step, to: heatmaps)
+        }
+        return attribution
     }
 }

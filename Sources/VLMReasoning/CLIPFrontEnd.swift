@@ -49,10 +49,7 @@ public final class CLIPFrontEnd: VisualFrontEnd, @unchecked Sendable {
     /// The features `prepare` computes for `image`, for a caller that caches them (e.g. by
     /// `RGBImage.contentDigest`) and passes them back as `precomputed`.
     public func features(of image: RGBImage, shouldCancel: () -> Bool = { false }) throws -> PrecomputedImageFeatures {
-        let pixels = preprocessing(image)
-        let dense = try clip.encodeImageDense(pixels, count: 1, shouldCancel: shouldCancel)
-        return PrecomputedImageFeatures(globalEmbedding: try clip.encodeImages(pixels, count: 1, shouldCancel: shouldCancel)[0],
-                                        dense: (dense.gridHeight, dense.gridWidth, dense.features[0]))
+        try PrecomputedImageFeatures(clip: clip, preprocessing: preprocessing, image: image, shouldCancel: shouldCancel)
     }
 
     public func prepare(_ image: RGBImage, precomputed: PrecomputedImageFeatures?, shouldCancel: () -> Bool) throws -> any PreparedImage {
@@ -88,13 +85,19 @@ public final class CLIPFrontEnd: VisualFrontEnd, @unchecked Sendable {
 
     /// Refuses images whose regions would be empty or whose centre crop would hide most of them.
     func check(_ image: RGBImage) throws {
-        let pixels = image.width.multipliedReportingOverflow(by: image.height)
-        guard !pixels.overflow, pixels.partialValue <= PNGDecoder.defaultPixelBudget else {
-            throw ReasoningError.invalidImage("\(image.width)x\(image.height) is above the \(PNGDecoder.defaultPixelBudget)-pixel limit")
-        }
+        try Self.checkSizeAndAspect(image, maxAspectRatio: maxAspectRatio)
         guard image.width >= regionGrid.columns, image.height >= regionGrid.rows else {
             throw ReasoningError.invalidImage(
                 "\(image.width)x\(image.height) is too small for a \(regionGrid.rows)x\(regionGrid.columns) region grid")
+        }
+    }
+
+    /// Refuses images above the pixel budget, and those so elongated that the centre crop would hide
+    /// most of them (what attribution alone also refuses).
+    static func checkSizeAndAspect(_ image: RGBImage, maxAspectRatio: Double) throws {
+        let pixels = image.width.multipliedReportingOverflow(by: image.height)
+        guard !pixels.overflow, pixels.partialValue <= PNGDecoder.defaultPixelBudget else {
+            throw ReasoningError.invalidImage("\(image.width)x\(image.height) is above the \(PNGDecoder.defaultPixelBudget)-pixel limit")
         }
         let aspect = Double(max(image.width, image.height)) / Double(min(image.width, image.height))
         guard aspect <= maxAspectRatio else {
@@ -118,6 +121,16 @@ public final class CLIPFrontEnd: VisualFrontEnd, @unchecked Sendable {
     /// Embeds crops of the original image (each preprocessed like a whole image).
     func embed(_ crops: [RGBImage], shouldCancel: () -> Bool) throws -> [[Float]] {
         try clip.encodeImages(preprocessing.batch(crops), count: crops.count, shouldCancel: shouldCancel)
+    }
+}
+
+extension PrecomputedImageFeatures {
+    /// What a CLIP front end computes for `image`: its global embedding and its dense features.
+    public init(clip: CLIPModel, preprocessing: CLIPPreprocessing, image: RGBImage, shouldCancel: () -> Bool = { false }) throws {
+        let pixels = preprocessing(image)
+        let dense = try clip.encodeImageDense(pixels, count: 1, shouldCancel: shouldCancel)
+        self.init(globalEmbedding: try clip.encodeImages(pixels, count: 1, shouldCancel: shouldCancel)[0],
+                  dense: (dense.gridHeight, dense.gridWidth, dense.features[0]))
     }
 }
 
@@ -186,10 +199,8 @@ final class CLIPPreparedImage: PreparedImage {
         let contextLength = frontEnd.clip.config.text.contextLength
         let tokens = frontEnd.tokenizer.tokenize(text, contextLength: contextLength)
         let embedding = try frontEnd.clip.encodeText([tokens], shouldCancel: shouldCancel)[0]
-        let similarities = Attribution.similarities(text: embedding, cells: cells)
-        let (scores, description) = Attribution.normalize(similarities, frontEnd.normalization,
-                                                          defaultTemperature: 1 / frontEnd.clip.logitScale)
-        return AttributionMap(gridHeight: gridHeight, gridWidth: gridWidth, scores: scores, normalization: description)
+        return Attribution.map(textEmbedding: embedding, cells: cells, gridHeight: gridHeight, gridWidth: gridWidth,
+                               normalization: frontEnd.normalization, logitScale: frontEnd.clip.logitScale)
     }
 
     func pixelBox(of box: GridBox) -> PixelBox {

@@ -3,38 +3,21 @@ import Foundation
 import VLMImage
 
 public enum HeatmapRenderer {
-    /// The original image with the map blended over the part the tower saw (`visible`, the whole grid
-    /// mapped to original pixels), scaled so the strongest cell is the top of the colour map, and the
-    /// selected box outlined in white.
-    static func render(_ image: RGBImage, map: AttributionMap, visible: PixelBox, selected: PixelBox?,
-                       alpha: Float) throws -> RGBImage {
-        let peak = map.scores.max() ?? 0
-        let scaled = peak > 0 ? map.scores.map { $0 / peak } : map.scores
-        let window = try image.cropped(x: visible.x, y: visible.y, width: visible.width, height: visible.height)
-        let overlay = try HeatmapOverlay.overlay(on: window, scores: scaled, gridWidth: map.gridWidth,
-                                                 gridHeight: map.gridHeight, alpha: alpha)
-        var pixels = image.pixels
-        for row in 0..<overlay.height {
-            let source = row * overlay.width * 3
-            let target = ((visible.y + row) * image.width + visible.x) * 3
-            pixels.replaceSubrange(target..<target + overlay.width * 3, with: overlay.pixels[source..<source + overlay.width * 3])
+    /// The heatmap of one attribution (HeatmapDrawing lays it out): the map blended over the part of
+    /// the image the tower saw (`visible`, the whole grid mapped to original pixels), scaled so the
+    /// strongest cell is the top of the colour scale, each selected cell outlined, `caption` on top.
+    static func render(_ image: RGBImage, map: AttributionMap, visible: PixelBox, selection: PatchSelectionResult?,
+                       pixelBox: (GridBox) -> PixelBox, caption: String, alpha: Float) throws -> RGBImage {
+        let cells = selection?.cells.map { pixelBox(GridBox(row: $0 / map.gridWidth, column: $0 % map.gridWidth, rows: 1, columns: 1)) } ?? []
+        // Short enough to fit a 384-pixel-wide heatmap at the legend's font size.
+        let note = selection.map { s in
+            let share = s.method == "box" ? s.mass : s.cells.reduce(Float(0)) { $0 + map.scores[$1] }
+            let cellCount = s.cells.count == 1 ? "1 cell" : "\(s.cells.count) cells"
+            let what = s.method == "box" ? "box, \(cellCount)" : "top \(cellCount)"
+            return "selected \(what): \(Int((share * 100).rounded()))%"
         }
-        if let box = selected { outline(box, in: &pixels, width: image.width, height: image.height) }
-        return try RGBImage(width: image.width, height: image.height, pixels: pixels)
-    }
-
-    /// A white rectangle, 2 pixels thick (1 for boxes smaller than 4 pixels), inside `box`.
-    private static func outline(_ box: PixelBox, in pixels: inout [UInt8], width: Int, height: Int) {
-        let thickness = min(box.width, box.height) >= 4 ? 2 : 1
-        for y in box.y..<min(height, box.y + box.height) {
-            for x in box.x..<min(width, box.x + box.width) {
-                let edge = x - box.x < thickness || box.x + box.width - 1 - x < thickness
-                    || y - box.y < thickness || box.y + box.height - 1 - y < thickness
-                guard edge else { continue }
-                let i = (y * width + x) * 3
-                pixels[i] = 255; pixels[i + 1] = 255; pixels[i + 2] = 255
-            }
-        }
+        return try HeatmapDrawing.draw(image, scores: map.scores, gridWidth: map.gridWidth, gridHeight: map.gridHeight,
+                                       visible: visible, cells: cells, selectionNote: note, caption: caption, alpha: alpha)
     }
 
     /// Where a step's heatmap goes in a heatmap directory.

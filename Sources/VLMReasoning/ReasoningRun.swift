@@ -226,14 +226,10 @@ final class ReasoningRun {
             steps.append(ReasoningStep(index: step, stage: stage, text: text, attribution: nil, look: nil))
             return
         }
-        let selection = Attribution.select(config.selection, map: map, pixelBox: prepared.pixelBox(of:))
-        var attribution = StepAttribution(step: step, text: text, map: map, selection: selection, heatmapPNG: nil, heatmapPath: nil)
-        if config.heatmaps != .off {
-            let visible = prepared.pixelBox(of: GridBox(row: 0, column: 0, rows: map.gridHeight, columns: map.gridWidth))
-            let heatmap = try HeatmapRenderer.render(prepared.image, map: map, visible: visible, selected: selection?.pixelBox,
-                                                     alpha: config.heatmapAlpha)
-            (attribution.heatmapPNG, attribution.heatmapPath) = try HeatmapRenderer.output(heatmap, step: step, to: config.heatmaps)
-        }
+        let attribution = try Attribution.stepAttribution(
+            step: step, text: text, caption: "step \(step): \(text)", map: map, image: prepared.image, pixelBox: prepared.pixelBox(of:),
+            selection: config.selection, heatmaps: config.heatmaps, alpha: config.heatmapAlpha)
+        let selection = attribution.selection
         timings.attributionSeconds += Date().timeIntervalSince(attributionStart)
         onEvent(.attribution(attribution))
 

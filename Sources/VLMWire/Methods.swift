@@ -28,6 +28,8 @@ public enum Method {
 
     // Capabilities (reserved now; the model issues implement them)
     public static let encodeImage = "encode-image"
+    public static let encodeText = "encode-text"
+    public static let attribute = "attribute"
     public static let classify = "classify"
     public static let evaluateDataset = "dataset/evaluate"
     public static let optimisePrompt = "optimise-prompt"
@@ -39,7 +41,7 @@ public enum Method {
 
     /// The reserved capability names, advertised in `initialize` with whether this build serves them.
     public static let capabilities = [
-        encodeImage, classify, evaluateDataset, optimisePrompt, generateWithVisualSelection,
+        encodeImage, encodeText, attribute, classify, evaluateDataset, optimisePrompt, generateWithVisualSelection,
         generate, tokenize, detokenize, score,
     ]
 }

@@ -8,9 +8,9 @@ struct CLIPOptions: ParsableArguments {
     var clip: String
 }
 
-/// Options of the commands that stream one result per image.
+/// Options of the commands that stream one result per image (or text: encode-text).
 struct ImageBatchOptions: ParsableArguments {
-    @Option(parsing: .unconditional, help: "Images decoded and encoded per step; each image's line prints as soon as its step is done (default: the daemon's, 8).")
+    @Option(parsing: .unconditional, help: "Images (texts) decoded and encoded per step; each one's line prints as soon as its step is done (default: the daemon's, 8).")
     var batchSize: Int?
 
     func validate() throws {
@@ -38,6 +38,13 @@ extension Session {
     func loadCLIP(_ directory: String) async throws -> String {
         try await loadModelID(kind: "clip", path: directory).stringValue ?? ""
     }
+}
+
+/// "dim 512  [+0.0123, -0.0456, …]": an embedding's size and first values, for a person.
+func describeEmbedding(_ embedding: JSONValue?) -> String {
+    let values = embedding?.arrayValue ?? []
+    let head = values.prefix(4).compactMap { $0.doubleValue.map { String(format: "%+.4f", $0) } }
+    return "dim \(values.count)  [\(head.joined(separator: ", ")), …]"
 }
 
 func imageInputs(_ paths: [String]) -> JSONValue {
@@ -75,9 +82,7 @@ struct EncodeImage: AsyncParsableCommand {
                 for key in ["imageId", "embedding", "dense"] { line[key] = partial[key] }
                 Terminal.json(.object(line))
             } else {
-                let values = partial["embedding"]?.arrayValue ?? []
-                let head = values.prefix(4).compactMap { $0.doubleValue.map { String(format: "%+.4f", $0) } }
-                Terminal.line("\(paths[index])  \(partial["imageId"]?.stringValue ?? "")  dim \(values.count)  [\(head.joined(separator: ", ")), …]")
+                Terminal.line("\(paths[index])  \(partial["imageId"]?.stringValue ?? "")  \(describeEmbedding(partial["embedding"]))")
             }
         }
         await session.close()

@@ -66,7 +66,7 @@ struct Generate: AsyncParsableCommand {
     @Option(help: "Patch selection after each reasoning step: topk, box or off.")
     var select = "box"
 
-    @Option(help: "Write heatmap PNGs (image + attribution overlay) into this directory.")
+    @Option(help: "Write a heatmap PNG per reasoning step and an index.html contact sheet into this directory.")
     var heatmaps: String?
 
     func validate() throws {
@@ -138,7 +138,8 @@ struct Generate: AsyncParsableCommand {
             "beam": .int(Int64(beam)), "select": .string(select), "maxTokensPerStage": .int(Int64(maxTokens)),
             "temperature": .double(Double(temperature == 0 && beam > 1 ? 0.7 : temperature)), "seed": .int(Int64(bitPattern: seed)),
         ]) { first, _ in first }
-        if let heatmaps { params["heatmapDir"] = .string(absolute(heatmaps)) }
+        let heatmapDirectory = try heatmaps.map(prepareHeatmapDirectory)
+        if let heatmapDirectory { params["heatmapDir"] = .string(heatmapDirectory) }
         let json = options.json
         let renderer = ReasoningRenderer(beam: beam)
         let result = try await session.run(Method.generateWithVisualSelection, params: .object(params), onPartial: { event in
@@ -147,6 +148,11 @@ struct Generate: AsyncParsableCommand {
             if json, sofar != .null { Terminal.json(sofar) }
         })
         await session.close()
+        if let heatmapDirectory {
+            let steps = (result["steps"]?.arrayValue ?? []).compactMap { $0["attribution"] }
+            let page = try HeatmapIndex.write(title: question, attributions: steps, in: heatmapDirectory)
+            if !json { Terminal.finishLine(); Terminal.line("contact sheet: \(page)") }
+        }
         if json { Terminal.json(result); return }
         Terminal.finishLine()
         Terminal.line("\nanswer: \(result["answer"]?.stringValue ?? "")")

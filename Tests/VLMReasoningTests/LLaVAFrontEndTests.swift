@@ -73,7 +73,7 @@ import VLMLanguage
             let selection = try #require(attribution.selection)
             #expect(inside(selection.pixelBox, image) && selection.mass >= 0.4 - 1e-5)
             let heatmap = try PNGDecoder().decode(try #require(attribution.heatmapPNG))
-            #expect(heatmap.width == image.width && heatmap.height == image.height)
+            #expect(isHeatmapLayout(heatmap, of: image))
         }
         #expect(log.looks.count <= 2)
         for look in log.looks {

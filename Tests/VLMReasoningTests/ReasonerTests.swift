@@ -100,7 +100,7 @@ func reasoner(_ clip: CLIPModel, _ configuration: ReasoningConfiguration, model:
             #expect(selection.cells.allSatisfy { (0..<map.scores.count).contains($0) } && selection.mass >= 0.4 - 1e-5)
             #expect(inside(selection.pixelBox, image))
             let heatmap = try PNGDecoder().decode(try #require(attribution.heatmapPNG))
-            #expect(heatmap.width == image.width && heatmap.height == image.height)
+            #expect(isHeatmapLayout(heatmap, of: image))
         }
         // Looks: one per step whose box is not the whole grid, up to maxLooks, each inside the image and in the context.
         #expect(log.looks.count == result.steps.filter { $0.look != nil }.count && log.looks.count <= 4)
@@ -262,7 +262,7 @@ func reasoner(_ clip: CLIPModel, _ configuration: ReasoningConfiguration, model:
         for step in cached.steps {
             let path = try #require(step.attribution?.heatmapPath)
             let heatmap = try PNGDecoder().decode(contentsOf: path)
-            #expect(heatmap.width == image.width && heatmap.height == image.height)
+            #expect(isHeatmapLayout(heatmap, of: image))
             #expect(step.attribution?.selection?.cells.count == 2)
         }
     }

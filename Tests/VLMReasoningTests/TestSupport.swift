@@ -67,3 +67,9 @@ func smallConfiguration() -> ReasoningConfiguration {
     c.seed = 1
     return c
 }
+
+/// A heatmap is the photo enlarged by a whole factor, with the caption band above and the legend below.
+func isHeatmapLayout(_ heatmap: RGBImage, of image: RGBImage) -> Bool {
+    let zoom = heatmap.width / image.width
+    return zoom >= 1 && heatmap.width == image.width * zoom && heatmap.height > image.height * zoom
+}

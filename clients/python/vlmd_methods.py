@@ -130,6 +130,56 @@ class VisualReasoning:
         return cls(value.get("answer", ""), stages, value.get("steps", []), value.get("outcome", ""), value)
 
 
+@dataclass
+class EncodedText:
+    index: int
+    text: str
+    embedding: Any  # L2-normalised
+
+    @classmethod
+    def from_wire(cls, value: dict) -> "EncodedText":
+        return cls(value["index"], value["text"], vector(value["embedding"]))
+
+
+@dataclass
+class Attribution:
+    """One text's map over the vision grid, its selection, and its heatmap (PNG bytes when inline)."""
+    index: int
+    text: str
+    grid_height: int
+    grid_width: int
+    scores: Any          # [grid_height][grid_width], summing to 1: a 2-D array with numpy, nested lists otherwise
+    normalization: str
+    selection: Optional[dict]   # {method, cells, gridBox, pixelBox, mass} as the protocol has it
+    heatmap_path: Optional[str] = None
+    heatmap_png: Optional[bytes] = None
+    raw: dict = field(repr=False, default_factory=dict)
+
+    @classmethod
+    def from_wire(cls, value: dict) -> "Attribution":
+        h, w, flat = value["gridHeight"], value["gridWidth"], value["scores"]
+        scores = (numpy.asarray(flat, dtype=numpy.float32).reshape(h, w) if numpy is not None
+                  else [flat[r * w:(r + 1) * w] for r in range(h)])
+        png = base64.b64decode(value["heatmapPNG"]) if value.get("heatmapPNG") else None
+        return cls(value["step"], value["text"], h, w, scores, value["normalization"], value.get("selection"),
+                   value.get("heatmapPath"), png, value)
+
+
+@dataclass
+class AttributionResult:
+    image_id: str
+    width: int
+    height: int
+    visible_box: dict    # the tower's centre crop in original pixels: {x, y, width, height}
+    attributions: list   # [Attribution], one per text, in order
+    raw: dict = field(repr=False, default_factory=dict)
+
+    @classmethod
+    def from_wire(cls, value: dict) -> "AttributionResult":
+        return cls(value["imageId"], value["width"], value["height"], value["visibleBox"],
+                   [Attribution.from_wire(a) for a in value["attributions"]], value)
+
+
 class TypedMethods:
     """Mixed into VlmdClient; relies on its `request`."""
 
@@ -147,6 +197,29 @@ class TypedMethods:
             "model": model, "images": [image_input(i) for i in images], "dense": dense or None, "batchSize": batch_size,
         }), on_partial=(lambda value: on_image(EncodedImage.from_wire(value))) if on_image else None)
         return [EncodedImage.from_wire(value) for value in result["images"]]
+
+    async def encode_text(self, texts: Sequence[str], *, model: Optional[str] = None,
+                          templates: Union[str, Sequence[str], None] = None, batch_size: Optional[int] = None,
+                          on_text: Optional[Callable[[EncodedText], None]] = None) -> list:
+        """CLIP text embeddings, one EncodedText per text, in order; with `templates`, each text's
+        template ensemble (as classify builds a label)."""
+        result = await self.request("encode-text", without_none({
+            "model": model, "texts": list(texts),
+            "templates": templates if isinstance(templates, (str, type(None))) else list(templates), "batchSize": batch_size,
+        }), on_partial=(lambda value: on_text(EncodedText.from_wire(value))) if on_text else None)
+        return [EncodedText.from_wire(value) for value in result["texts"]]
+
+    async def attribute(self, image: ImageLike, texts: Sequence[str], *, clip: Optional[str] = None,
+                        select: Optional[str] = None, k: Optional[int] = None, mass: Optional[float] = None,
+                        heatmaps_inline: bool = False, heatmap_dir: Optional[str] = None,
+                        on_attribution: Optional[Callable[[Attribution], None]] = None) -> AttributionResult:
+        """Which patches each text relates to, as a visual-reasoning step computes it (no language model)."""
+        result = await self.request("attribute", without_none({
+            "image": image_input(image), "texts": list(texts), "clip": clip, "select": select, "k": k, "mass": mass,
+            "heatmapsInline": heatmaps_inline or None,
+            "heatmapDir": os.path.abspath(heatmap_dir) if heatmap_dir else None,
+        }), on_partial=(lambda value: on_attribution(Attribution.from_wire(value))) if on_attribution else None)
+        return AttributionResult.from_wire(result)
 
     async def classify(self, images: Sequence[ImageLike], labels: Sequence[str], *, model: Optional[str] = None,
                        templates: Union[str, Sequence[str], None] = None, top_k: Optional[int] = None,

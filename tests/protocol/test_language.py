@@ -169,19 +169,18 @@ def test_smollm2_chat_generation_streams():
     run(body(), timeout=300)
 
 
-def test_a_conversation_the_file_template_refuses_is_invalid_params():
-    """Gemma 3's own template raises on roles that don't alternate; that reaches the client as -32602."""
+def test_a_file_without_a_chat_template_says_so_and_refuses_chat():
+    """Gemma-3-270M (base) carries no tokenizer.chat_template: models/load says "none", and chat is -32602."""
     path = cached_model("gemma-3-270m-q4_k_m.gguf", "get-gemma3.sh")
 
     async def body():
         d = await Daemon().start()
         info = await d.request("models/load", {"kind": "gguf", "path": path, "id": "gemma"})
-        assert info.details.architecture == "gemma3" and info.details.chatTemplateSource == "file"
+        assert info.details.architecture == "gemma3" and info.details.chatTemplateSource == "none"
         with pytest.raises(JsonRpcException) as err:
-            await d.request("generate", {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],
-                                         "maxTokens": 1})
-        assert err.value.code == -32602 and "chat template" in err.value.message
-        result = await d.request("generate", {"messages": [{"role": "user", "content": "Hi"}], "maxTokens": 2})
+            await d.request("generate", {"messages": [{"role": "user", "content": "a"}], "maxTokens": 1})
+        assert err.value.code == -32602 and "no usable chat template (none)" in err.value.message
+        result = await d.request("generate", {"prompt": "The capital of France is", "maxTokens": 2})
         assert result.generatedTokens > 0
         assert await d.stop() == 0
     run(body(), timeout=300)
