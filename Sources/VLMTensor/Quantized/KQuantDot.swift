@@ -177,23 +177,46 @@ extension BlockDot {
     static func dotQ6_K(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
         var acc = SIMD8<Float>()
         for b in 0..<blocks {
-            let block = row + b * 210, aq = a.quants + b * 256, g = a.groupSums + b * 16
-            let sc = (block + 192).assumingMemoryBound(to: Int8.self)
-            let d = a.scales[b] * kHalf(block, 208)
-            var sumi = SIMD8<Int32>()
-            for j in 0..<2 {
-                let low0 = Bytes32(block + 64 * j), low1 = Bytes32(block + 64 * j + 32), high = Bytes32(block + 128 + 32 * j)
-                let an = aq + 128 * j, s = sc + 8 * j
-                sumi &+= halvesScale(Int32(s[0]), Int32(s[1])) &* quadSums(low0.masked(0x0F) | high.masked(3).shiftedLeft(4), an)
-                sumi &+= halvesScale(Int32(s[2]), Int32(s[3])) &* quadSums(low1.masked(0x0F) | high.masked(12).shiftedLeft(2), an + 32)
-                sumi &+= halvesScale(Int32(s[4]), Int32(s[5])) &* quadSums(low0.shiftedRight(4) | high.masked(48), an + 64)
-                sumi &+= halvesScale(Int32(s[6]), Int32(s[7])) &* quadSums(low1.shiftedRight(4) | high.shiftedRight(2).masked(48), an + 96)
-            }
-            var offset = SIMD8<Int32>()
-            for k in 0..<8 { offset[k] = (g[2 * k] &* Int32(sc[2 * k]) &+ g[2 * k + 1] &* Int32(sc[2 * k + 1])) &<< 5 }
-            acc = fma8(acc, d, sumi &- offset)
+            let block = row + b * 210
+            acc = fma8(acc, a.scales[b] * kHalf(block, 208), q6KLanes(block, a, b))
         }
         return horizontalSum8(acc)
+    }
+
+    /// The eight exact integer lanes of q6_K super-block `block` against activation block `b`: the
+    /// scaled products of the signed (q - 32) values, in the lanes of `ggml_vec_dot_q6_K_q8_K`.
+    @inline(__always)
+    static func q6KLanes(_ block: UnsafeRawPointer, _ a: ActivationView, _ b: Int) -> SIMD8<Int32> {
+        let aq = a.quants + b * 256, g = a.groupSums + b * 16
+        let sc = (block + 192).assumingMemoryBound(to: Int8.self)
+        var sumi = SIMD8<Int32>()
+        for j in 0..<2 {
+            let low0 = Bytes32(block + 64 * j), low1 = Bytes32(block + 64 * j + 32), high = Bytes32(block + 128 + 32 * j)
+            let an = aq + 128 * j, s = sc + 8 * j
+            sumi &+= halvesScale(Int32(s[0]), Int32(s[1])) &* quadSums(low0.masked(0x0F) | high.masked(3).shiftedLeft(4), an)
+            sumi &+= halvesScale(Int32(s[2]), Int32(s[3])) &* quadSums(low1.masked(0x0F) | high.masked(12).shiftedLeft(2), an + 32)
+            sumi &+= halvesScale(Int32(s[4]), Int32(s[5])) &* quadSums(low0.shiftedRight(4) | high.masked(48), an + 64)
+            sumi &+= halvesScale(Int32(s[6]), Int32(s[7])) &* quadSums(low1.shiftedRight(4) | high.shiftedRight(2).masked(48), an + 96)
+        }
+        var offset = SIMD8<Int32>()
+        for k in 0..<8 { offset[k] = (g[2 * k] &* Int32(sc[2 * k]) &+ g[2 * k + 1] &* Int32(sc[2 * k + 1])) &<< 5 }
+        return sumi &- offset
+    }
+
+    /// q6_K in the order of ggml-cpu's tiled K-quant matmul (`ggml_compute_forward_mul_mat_tiled`,
+    /// ggml-cpu/tiled/tiled.cpp), which llama.cpp takes instead of `ggml_vec_dot_q6_K_q8_K` when the
+    /// batch has 8 or more rows (`ggml_tiled_min_batch`) and the matrix is not repacked (q6_K never is
+    /// on x86). Its AVX-512 VNNI microtile (`tiled_run_micro_vnni_8x16`) reduces each super-block to
+    /// one exact integer, multiplies it by d_w, and fuses the product with d_a into the output:
+    /// out = fma(float(sum) * d_w, d_a, out), super-block by super-block from zero.
+    static func dotQ6_KTiled(_ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
+        var out: Float = 0
+        for b in 0..<blocks {
+            let block = row + b * 210
+            let weighted = Float(q6KLanes(block, a, b).wrappedSum()) * kHalf(block, 208)
+            out = fusedMultiplyAdd(weighted, a.scales[b], out)
+        }
+        return out
     }
 
     /// q4_K in the order of ggml's x86 repacked kernels, which llama.cpp uses for every q4_K matrix whose
