@@ -218,14 +218,16 @@ enum BlockDot {
             }
         case .q6_K where views.count >= tiledMinimumBatch:
             for (b, view) in views.enumerated() { out(b, dotQ6_KTiled(row, view, blocks: columns / 256)) }
+        case .q4_K where views.count >= tiledMinimumBatch, .q5_K where views.count >= tiledMinimumBatch:
+            for (b, view) in views.enumerated() { out(b, dotKQuantWithMinsTiled(format, row, view, blocks: columns / 256)) }
         default: for (b, view) in views.enumerated() { out(b, dot(format, row: row, view, columns: columns, repacked: repacked)) }
         }
     }
 
     /// The batch size (activation rows) from which llama.cpp's CPU backend multiplies K-quant matrices
     /// that are not repacked with its tiled kernel instead of `ggml_vec_dot_*` (`ggml_tiled_min_batch`).
-    /// Only q6_K's tiled order is reproduced (Gemma's Q4_K_M files need no other): q2_K..q5_K matrices
-    /// that are not repacked (row count not a multiple of 8) still use the vec_dot order here.
+    /// The tiled order is reproduced for q4_K (when not repacked), q5_K and q6_K; q2_K and q3_K still
+    /// use the vec_dot order here.
     static let tiledMinimumBatch = 8
 
     static func dotBatch<F: Block32>(_: F.Type, _ row: UnsafeRawPointer, _ views: UnsafeBufferPointer<ActivationView>,

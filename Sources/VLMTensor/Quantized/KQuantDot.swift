@@ -137,15 +137,21 @@ extension BlockDot {
             let (scales, mins) = kScalesAndMins(block + 4)
             let m = minsLanes(mins, pairedGroupSums(a.groupSums + b * 16))
             accMins = accMins.addingProduct(SIMD4(repeating: dmin), SIMD4(Float(m[0]), Float(m[1]), Float(m[2]), Float(m[3])))
-            var sumi = SIMD8<Int32>()
-            for j in 0..<4 {
-                let packed = Bytes32(qs + 32 * j)
-                sumi &+= SIMD8(repeating: scales[2 * j]) &* quadSums(packed.masked(0x0F), aq + 64 * j)
-                sumi &+= SIMD8(repeating: scales[2 * j + 1]) &* quadSums(packed.shiftedRight(4), aq + 64 * j + 32)
-            }
-            acc = fma8(acc, d, sumi)
+            acc = fma8(acc, d, q4KLanes(qs, scales, aq))
         }
         return horizontalSum8(acc) + ((accMins[0] + accMins[2]) + (accMins[1] + accMins[3]))
+    }
+
+    /// The eight exact integer lanes of a q4_K super-block's quants (`qs`) times their sub-block scales.
+    @inline(__always)
+    static func q4KLanes(_ qs: UnsafeRawPointer, _ scales: SIMD8<Int32>, _ aq: UnsafeRawPointer) -> SIMD8<Int32> {
+        var sumi = SIMD8<Int32>()
+        for j in 0..<4 {
+            let packed = Bytes32(qs + 32 * j)
+            sumi &+= SIMD8(repeating: scales[2 * j]) &* quadSums(packed.masked(0x0F), aq + 64 * j)
+            sumi &+= SIMD8(repeating: scales[2 * j + 1]) &* quadSums(packed.shiftedRight(4), aq + 64 * j + 32)
+        }
+        return sumi
     }
 
     /// q5_K: q4_K with a fifth bit per value; the mins term is reduced to one integer per super-block
@@ -154,20 +160,11 @@ extension BlockDot {
         var acc = SIMD8<Float>(), sumMins: Float = 0
         for b in 0..<blocks {
             let block = row + b * 176, aq = a.quants + b * 256
-            let hbits = Bytes32(block + 16), qs = block + 48
             let ad = a.scales[b], d = ad * kHalf(block, 0), dmin = -ad * kHalf(block, 2)
             let (scales, mins) = kScalesAndMins(block + 4)
             let m = minsLanes(mins, pairedGroupSums(a.groupSums + b * 16))
             sumMins = fusedMultiplyAdd(dmin, Float((m[0] &+ m[1]) &+ (m[2] &+ m[3])), sumMins)
-            var sumi = SIMD8<Int32>()
-            for j in 0..<4 {
-                let packed = Bytes32(qs + 32 * j)
-                let q0 = packed.masked(0x0F) | hbits.shiftedRight(Int32(2 * j)).masked(1).shiftedLeft(4)
-                let q1 = packed.shiftedRight(4) | hbits.shiftedRight(Int32(2 * j + 1)).masked(1).shiftedLeft(4)
-                sumi &+= SIMD8(repeating: scales[2 * j]) &* quadSums(q0, aq + 64 * j)
-                sumi &+= SIMD8(repeating: scales[2 * j + 1]) &* quadSums(q1, aq + 64 * j + 32)
-            }
-            acc = fma8(acc, d, sumi)
+            acc = fma8(acc, d, q5KLanes(block, scales, aq))
         }
         return horizontalSum8(acc) + sumMins
     }
@@ -201,6 +198,38 @@ extension BlockDot {
         var offset = SIMD8<Int32>()
         for k in 0..<8 { offset[k] = (g[2 * k] &* Int32(sc[2 * k]) &+ g[2 * k + 1] &* Int32(sc[2 * k + 1])) &<< 5 }
         return sumi &- offset
+    }
+
+    /// The eight exact integer lanes of a q5_K super-block's quants times their sub-block scales.
+    @inline(__always)
+    static func q5KLanes(_ block: UnsafeRawPointer, _ scales: SIMD8<Int32>, _ aq: UnsafeRawPointer) -> SIMD8<Int32> {
+        let hbits = Bytes32(block + 16), qs = block + 48
+        var sumi = SIMD8<Int32>()
+        for j in 0..<4 {
+            let packed = Bytes32(qs + 32 * j)
+            let q0 = packed.masked(0x0F) | hbits.shiftedRight(Int32(2 * j)).masked(1).shiftedLeft(4)
+            let q1 = packed.shiftedRight(4) | hbits.shiftedRight(Int32(2 * j + 1)).masked(1).shiftedLeft(4)
+            sumi &+= SIMD8(repeating: scales[2 * j]) &* quadSums(q0, aq + 64 * j)
+            sumi &+= SIMD8(repeating: scales[2 * j + 1]) &* quadSums(q1, aq + 64 * j + 32)
+        }
+        return sumi
+    }
+
+    /// q4_K / q5_K in the order of ggml-cpu's tiled K-quant matmul (see `dotQ6_KTiled`): per super-block
+    /// one exact integer for the quants and one for the mins; the quants times d_w, minus the mins
+    /// times dmin in one fused step, then fused-multiply-added with d_a into the output.
+    static func dotKQuantWithMinsTiled(_ format: WeightFormat, _ row: UnsafeRawPointer, _ a: ActivationView, blocks: Int) -> Float {
+        let blockBytes = format == .q4_K ? 144 : 176
+        var out: Float = 0
+        for b in 0..<blocks {
+            let block = row + b * blockBytes, aq = a.quants + b * 256
+            let (scales, mins) = kScalesAndMins(block + 4)
+            let lanes = format == .q4_K ? q4KLanes(block + 16, scales, aq) : q5KLanes(block, scales, aq)
+            let minsSum = minsLanes(mins, pairedGroupSums(a.groupSums + b * 16)).wrappedSum()
+            let quants = Float(lanes.wrappedSum()) * kHalf(block, 0)
+            out = fusedMultiplyAdd(fusedMultiplyAdd(-Float(minsSum), kHalf(block, 2), quants), a.scales[b], out)
+        }
+        return out
     }
 
     /// q6_K in the order of ggml-cpu's tiled K-quant matmul (`ggml_compute_forward_mul_mat_tiled`,
