@@ -18,6 +18,9 @@ struct Generate: AsyncParsableCommand {
     @Flag(help: "Wrap the prompt in the model's chat template as a user message.")
     var chat = false
 
+    @Flag(help: "Read special-token text in the prompt (e.g. <start_of_turn>) as those tokens, as llama.cpp's tokenize with special=true.")
+    var parseSpecial = false
+
     @Option(parsing: .unconditional, help: "Most tokens to generate.")
     var maxTokens = 128
 
@@ -95,7 +98,7 @@ struct Generate: AsyncParsableCommand {
         let model = try await session.loadModelID(kind: "gguf", path: lm, contextLength: contextLength)
         let json = options.json
         let result = try await session.run(Method.generate, params: [
-            "model": model, "prompt": .string(prompt), "chat": .bool(chat), "maxTokens": .int(Int64(maxTokens)),
+            "model": model, "prompt": .string(prompt), "chat": .bool(chat), "parseSpecial": .bool(parseSpecial), "maxTokens": .int(Int64(maxTokens)),
             "temperature": .double(Double(temperature)), "topK": .int(Int64(topK)), "topP": .double(Double(topP)),
             "minP": .double(Double(minP)), "repetitionPenalty": .double(Double(repetitionPenalty)),
             "seed": .int(Int64(bitPattern: seed)), "stop": .array(stop.map { .string($0) }),
