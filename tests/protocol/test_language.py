@@ -154,6 +154,34 @@ def test_cancel_mid_generation_answers_32800_with_text_so_far():
     run(body(), timeout=300)
 
 
+def test_cancel_during_prefill_answers_32800_before_the_prefill_could_finish():
+    # A ~500-token prompt is one prefill batch: the daemon must stop between layers, not after the batch.
+    path = smollm2_path()
+    prompt = "The quick brown fox jumps over the lazy dog. " * 50
+
+    async def body():
+        d = await Daemon().start()
+        await d.request("models/load", {"kind": "gguf", "path": path, "id": "smol"})
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        full = await d.request("generate", {"prompt": prompt, "maxTokens": 1})
+        uncancelled = loop.time() - began
+        assert full.promptTokens >= 400
+
+        began = loop.time()
+        task = asyncio.ensure_future(d.request("generate", {"prompt": prompt, "maxTokens": 1}, msg_id="long"))
+        await asyncio.sleep(uncancelled * 0.1)
+        d.notify("$/cancelRequest", {"id": "long"})
+        with pytest.raises(JsonRpcException) as err:
+            await task
+        cancelled = loop.time() - began
+        assert err.value.code == -32800
+        assert cancelled < uncancelled * 0.5, (cancelled, uncancelled)  # relative, within this one run
+        assert (await d.request("generate", {"prompt": "Hi", "maxTokens": 1})).generatedTokens == 1
+        assert await d.stop() == 0
+    run(body(), timeout=300)
+
+
 def test_smollm2_chat_generation_streams():
     path = smollm2_path()
 
