@@ -48,9 +48,12 @@ func registerLanguageHandlers(_ table: inout HandlerTable, services: Services) {
         let prompt = try promptTokens(params, lm: lm.model)
         let sampling = try samplingParameters(params)
         try checkContext(prompt.count, lm: lm.model, field: params.messages != nil ? "params.messages" : "params.prompt")
+        // The KV cache is reserved under the memory budget before any work, and given back before the reply.
+        let cache = try await services.registry.reserveGeneration(lm.model.cacheBytes)
         let progress = await context.beginProgress(title: "Generating with \(lm.id)")
         let streams = context.tokens.partialResultToken != nil
-        let result = try await context.compute { flag in
+        let computed: Result<GenerationResult, any Error>
+        do { computed = .success(try await context.compute { flag in
             var index = 0
             return try lm.model.generate(prompt: prompt, parameters: sampling, shouldCancel: { flag.isCancelled }) { token in
                 if streams {
@@ -58,7 +61,9 @@ func registerLanguageHandlers(_ table: inout HandlerTable, services: Services) {
                 }
                 index += 1
             }
-        }
+        }) } catch { computed = .failure(error) }
+        await services.registry.release(cache)
+        let result = try computed.get()
         await progress.end()
         if result.stopReason == .cancelled {
             // The request still gets its one -32800 reply; what was generated so far rides along.

@@ -86,10 +86,11 @@ public final class LanguageModel: @unchecked Sendable {
             tokenizer: tokenizer.vocabulary.model)
     }
 
-    /// Weight bytes (memory-mapped) plus one full-context KV cache (keys and values, fp16).
-    public var memoryBytes: Int {
-        transformer.weights.byteCount + KVCache.byteCount(hyperparameters: hyperparameters, capacity: contextLength)
-    }
+    /// Weight bytes. Each generation allocates its own cache besides (`cacheBytes`).
+    public var memoryBytes: Int { transformer.weights.byteCount }
+
+    /// Bytes of the full-context KV cache (keys and values, fp16) that `generate` allocates.
+    public var cacheBytes: Int { KVCache.byteCount(hyperparameters: hyperparameters, capacity: contextLength) }
 
     /// Token ids of `prompt` (BOS added as the model asks; control tokens parsed when `parseSpecial`).
     public func tokenize(_ prompt: String, parseSpecial: Bool = false) -> [Int32] {
