@@ -89,7 +89,7 @@ public actor Daemon {
             inFlight: requests,
             models: await services.registry.list,
             memory: MemoryStatus(
-                modelBytes: await services.registry.usedBytes, budgetBytes: configuration.memoryBudgetBytes,
+                modelBytes: await services.registry.usedBytes, generationBytes: await services.registry.generationBytes, budgetBytes: configuration.memoryBudgetBytes,
                 residentBytes: residentMemoryBytes()),
             caches: await services.cacheStatuses(),
             logLinesDropped: outbox.stderr.droppedLines,

@@ -48,18 +48,21 @@ func registerLanguageHandlers(_ table: inout HandlerTable, services: Services) {
         let prompt = try promptTokens(params, lm: lm.model)
         let sampling = try samplingParameters(params)
         try checkContext(prompt.count, lm: lm.model, field: params.messages != nil ? "params.messages" : "params.prompt")
-        let progress = await context.beginProgress(title: "Generating with \(lm.id)")
         let streams = context.tokens.partialResultToken != nil
-        let result = try await context.compute { flag in
-            var index = 0
-            return try lm.model.generate(prompt: prompt, parameters: sampling, shouldCancel: { flag.isCancelled }) { token in
-                if streams {
-                    context.sendPartialFromComputeThread(GeneratedTokenPartial(index: index, id: token.id, text: token.text, logprob: token.logProbability))
+        let result = try await withGenerationCaches(lm.model.cacheBytes, registry: services.registry) {
+            let progress = await context.beginProgress(title: "Generating with \(lm.id)")
+            let generated = try await context.compute { flag in
+                var index = 0
+                return try lm.model.generate(prompt: prompt, parameters: sampling, shouldCancel: { flag.isCancelled }) { token in
+                    if streams {
+                        context.sendPartialFromComputeThread(GeneratedTokenPartial(index: index, id: token.id, text: token.text, logprob: token.logProbability))
+                    }
+                    index += 1
                 }
-                index += 1
             }
+            await progress.end()
+            return generated
         }
-        await progress.end()
         if result.stopReason == .cancelled {
             // The request still gets its one -32800 reply; what was generated so far rides along.
             throw RPCError(code: ErrorCode.requestCancelled, message: "request cancelled", data: [
@@ -124,6 +127,20 @@ func continuationTokens(_ continuation: String, after context: String, contextTo
         return Array(joint.dropFirst(contextTokens.count))
     }
     return tokenizer.encode(continuation, addSpecial: false, parseSpecial: parseSpecial)
+}
+
+/// Runs `body` with `bytes` of generation (KV) caches reserved under the memory budget: -32005 before
+/// any work when they do not fit; given back before the reply, whatever happens.
+func withGenerationCaches<T>(_ bytes: Int, registry: ModelRegistry, _ body: () async throws -> T) async throws -> T {
+    let reservation = try await registry.reserveGeneration(bytes)
+    do {
+        let value = try await body()
+        await registry.release(reservation)
+        return value
+    } catch {
+        await registry.release(reservation)
+        throw error
+    }
 }
 
 extension Services {

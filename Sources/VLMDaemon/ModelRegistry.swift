@@ -40,15 +40,33 @@ actor ModelRegistry {
         return nextReservation
     }
 
-    func release(_ reservation: Int) { reservations[reservation] = nil }
+    func release(_ reservation: Int) {
+        reservations[reservation] = nil
+        generationReservations.remove(reservation)
+    }
+
+    /// Reservations held by requests for their generation caches (KV caches), not by loads.
+    private var generationReservations: Set<Int> = []
+    /// Bytes set aside for the generation caches of requests under way (`daemon/status`).
+    var generationBytes: Int { generationReservations.reduce(0) { $0 + (reservations[$1] ?? 0) } }
+
+    /// Sets `bytes` aside for a request's generation cache; -32005 (before any work) when it cannot fit
+    /// beside the resident models and the other reservations. Release it when the request ends.
+    func reserveGeneration(_ bytes: Int) throws -> Int {
+        try checkBudget(adding: bytes, for: "the generation cache (KV cache)")
+        let reservation = try reserve(bytes)
+        generationReservations.insert(reservation)
+        return reservation
+    }
 
     /// Fails with -32005 when `estimatedBytes` cannot fit beside the resident models and reservations.
-    func checkBudget(adding estimatedBytes: Int) throws {
+    func checkBudget(adding estimatedBytes: Int, for purpose: String = "loading") throws {
         let used = usedBytes + reservations.values.reduce(0, +)
         if used + estimatedBytes > budgetBytes {
             throw RPCError(code: ErrorCode.memoryBudgetExceeded, message:
-                "loading needs about \(megabytes(estimatedBytes)) but only \(megabytes(budgetBytes - used)) of the \(megabytes(budgetBytes)) budget is free; unload a model first (models/unload)",
-                data: ["usedBytes": .int(Int64(used)), "budgetBytes": .int(Int64(budgetBytes))])
+                "\(purpose) needs about \(megabytes(estimatedBytes)) but only \(megabytes(budgetBytes - used)) of the \(megabytes(budgetBytes)) budget is free; unload a model first (models/unload)",
+                data: ["neededBytes": .int(Int64(estimatedBytes)), "availableBytes": .int(Int64(budgetBytes - used)),
+                       "usedBytes": .int(Int64(used)), "budgetBytes": .int(Int64(budgetBytes))])
         }
     }
 

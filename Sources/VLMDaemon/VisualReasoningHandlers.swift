@@ -86,20 +86,26 @@ func registerVisualReasoningHandlers(_ table: inout HandlerTable, services: Serv
             }
             seer = clip.id
         }
-        let progress = await context.beginProgress(title: "Reasoning about the image with \(lm.id) and \(seer)")
-        let result = try await context.compute { flag in
-            let (reasoner, precomputed) = try makeReasoner(flag)
-            return try reasoner.run(image: image, question: params.question, precomputed: precomputed,
-                                    shouldCancel: { flag.isCancelled }) { event in
-                let wire = wireEvent(event)
-                context.sendPartialFromComputeThread(wire)
-                if wire.event == "stage" {
-                    let message = "\(wire.phase ?? "") \(wire.stage ?? "")"
-                    Task { await progress.report(message: message) }
+        // At most this many full-context caches live at once: the run's shared prefix, the candidate's fork,
+        // the judge's prefix and, on the LLaVA path, the prepared image's.
+        let liveCaches = params.mmproj == nil ? 3 : 4
+        let result = try await withGenerationCaches(liveCaches * lm.model.cacheBytes, registry: services.registry) {
+            let progress = await context.beginProgress(title: "Reasoning about the image with \(lm.id) and \(seer)")
+            let reasoned = try await context.compute { flag in
+                let (reasoner, precomputed) = try makeReasoner(flag)
+                return try reasoner.run(image: image, question: params.question, precomputed: precomputed,
+                                        shouldCancel: { flag.isCancelled }) { event in
+                    let wire = wireEvent(event)
+                    context.sendPartialFromComputeThread(wire)
+                    if wire.event == "stage" {
+                        let message = "\(wire.phase ?? "") \(wire.stage ?? "")"
+                        Task { await progress.report(message: message) }
+                    }
                 }
             }
+            await progress.end()
+            return reasoned
         }
-        await progress.end()
         let reply = wireResult(result)
         switch result.outcome {
         case .completed:

@@ -86,10 +86,11 @@ public final class LanguageModel: @unchecked Sendable {
             tokenizer: tokenizer.vocabulary.model)
     }
 
-    /// Weight bytes (memory-mapped) plus one full-context KV cache (keys and values, fp16).
-    public var memoryBytes: Int {
-        transformer.weights.byteCount + KVCache.byteCount(hyperparameters: hyperparameters, capacity: contextLength)
-    }
+    /// Weight bytes. Each generation allocates its own cache besides (`cacheBytes`).
+    public var memoryBytes: Int { transformer.weights.byteCount }
+
+    /// Bytes of the full-context KV cache (keys and values, fp16) that `generate` allocates.
+    public var cacheBytes: Int { KVCache.byteCount(hyperparameters: hyperparameters, capacity: contextLength) }
 
     /// Token ids of `prompt` (BOS added as the model asks; control tokens parsed when `parseSpecial`).
     public func tokenize(_ prompt: String, parseSpecial: Bool = false) -> [Int32] {
@@ -121,6 +122,7 @@ public final class LanguageModel: @unchecked Sendable {
     }
 
     /// Runs the prompt in batches of `batchSize` and returns the logits after its last token.
+    /// Stops part-way (between batches or layers) once `shouldCancel` says so; callers check it again.
     /// 512 is llama.cpp's default batch: the same split gives the same arithmetic (a one-token batch
     /// sums attention in a different order from a longer one).
     public func prefill(_ prompt: [Int32], cache: inout KVCache, batchSize: Int = 512,
@@ -130,7 +132,9 @@ public final class LanguageModel: @unchecked Sendable {
         while start < prompt.count {
             if shouldCancel() { break }
             let end = min(prompt.count, start + batchSize)
-            logits = try transformer.forward(Array(prompt[start..<end]), cache: &cache).logits
+            do {
+                logits = try transformer.forward(Array(prompt[start..<end]), cache: &cache, shouldCancel: shouldCancel).logits
+            } catch is CancellationError { break }  // stopped between layers: as if before the batch
             start = end
         }
         return logits

@@ -154,10 +154,14 @@ public struct InFlightRequest: Codable, Sendable {
 
 public struct MemoryStatus: Codable, Sendable {
     public var modelBytes: Int
+    /// Bytes reserved for the generation (KV) caches of requests under way, under the same budget.
+    public var generationBytes: Int
     public var budgetBytes: Int
     public var residentBytes: Int?
 
-    public init(modelBytes: Int, budgetBytes: Int, residentBytes: Int? = nil) { self.modelBytes = modelBytes; self.budgetBytes = budgetBytes; self.residentBytes = residentBytes }
+    public init(modelBytes: Int, generationBytes: Int = 0, budgetBytes: Int, residentBytes: Int? = nil) {
+        self.modelBytes = modelBytes; self.generationBytes = generationBytes; self.budgetBytes = budgetBytes; self.residentBytes = residentBytes
+    }
 }
 
 public struct CacheStatus: Codable, Sendable {

@@ -79,7 +79,7 @@ func renderStatus(_ s: JSONValue) -> String {
     let memory = s["memory"]
     var lines = [
         String(format: "uptime %.1f s, %d request(s) in flight", s["uptimeSeconds"]?.doubleValue ?? 0, Int(s["requestsInFlight"]?.intValue ?? 0)),
-        "memory: models \(mib(memory?["modelBytes"])) of \(mib(memory?["budgetBytes"])) budget, resident \(mib(memory?["residentBytes"]))",
+        "memory: models \(mib(memory?["modelBytes"])) + generation caches \(mib(memory?["generationBytes"])) of \(mib(memory?["budgetBytes"])) budget, resident \(mib(memory?["residentBytes"]))",
         "model loads since start: \(s["modelLoads"]?.intValue ?? 0), clients connected: \(s["connections"]?.intValue ?? 1)",
     ]
     let models = s["models"]?.arrayValue ?? []

@@ -62,6 +62,25 @@ import Testing
         #expect(result.stopReason == .cancelled && result.tokenIDs.count == 3)
     }
 
+    @Test func cancellationStopsAForwardPassBetweenLayers() throws {
+        let t = model.transformer
+        let layers = t.hyperparameters.blockCount
+        var polls = 0
+        var cache = t.makeCache(capacity: 64)
+        #expect(throws: CancellationError.self) {
+            _ = try t.forward(prompt, cache: &cache, shouldCancel: { polls += 1; return polls > 1 })
+        }
+        #expect(polls == 2 && layers > 1)  // asked again before the second layer, not after the batch
+        #expect(cache.count == 0)  // a cancelled pass leaves no positions behind
+        var fresh = t.makeCache(capacity: 64)
+        #expect(try t.forward(prompt, cache: &cache).logits == t.forward(prompt, cache: &fresh).logits)
+
+        polls = 0
+        let result = try model.generate(prompt: prompt, parameters: SamplingParameters(maxTokens: 5),
+                                        shouldCancel: { polls += 1; return polls > 2 })  // 1: before the batch, 2: layer 0
+        #expect(result.stopReason == .cancelled && result.tokenIDs.isEmpty)
+    }
+
     @Test func logProbabilitiesAgreeWithScore() throws {
         let result = try model.generate(prompt: prompt, parameters: SamplingParameters(maxTokens: 12, logProbabilities: true))
         let total = result.logProbabilities!.reduce(0, +)

@@ -154,6 +154,34 @@ def test_cancel_mid_generation_answers_32800_with_text_so_far():
     run(body(), timeout=300)
 
 
+def test_cancel_during_prefill_answers_32800_before_the_prefill_could_finish():
+    # A ~500-token prompt is one prefill batch: the daemon must stop between layers, not after the batch.
+    path = smollm2_path()
+    prompt = "The quick brown fox jumps over the lazy dog. " * 50
+
+    async def body():
+        d = await Daemon().start()
+        await d.request("models/load", {"kind": "gguf", "path": path, "id": "smol"})
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        full = await d.request("generate", {"prompt": prompt, "maxTokens": 1})
+        uncancelled = loop.time() - began
+        assert full.promptTokens >= 400
+
+        began = loop.time()
+        task = asyncio.ensure_future(d.request("generate", {"prompt": prompt, "maxTokens": 1}, msg_id="long"))
+        await asyncio.sleep(uncancelled * 0.1)
+        d.notify("$/cancelRequest", {"id": "long"})
+        with pytest.raises(JsonRpcException) as err:
+            await task
+        cancelled = loop.time() - began
+        assert err.value.code == -32800
+        assert cancelled < uncancelled * 0.5, (cancelled, uncancelled)  # relative, within this one run
+        assert (await d.request("generate", {"prompt": "Hi", "maxTokens": 1})).generatedTokens == 1
+        assert await d.stop() == 0
+    run(body(), timeout=300)
+
+
 def test_smollm2_chat_generation_streams():
     path = smollm2_path()
 
@@ -223,3 +251,37 @@ def test_unknown_architecture_is_a_load_error_naming_it(tmp_path):
         assert err.value.code == -32003 and "'mamba'" in err.value.message and "gemma3" in err.value.message
         assert await d.stop() == 0
     run(body())
+
+
+def test_generation_kv_cache_is_reserved_under_the_memory_budget():
+    # SmolLM2-135M: 30 layers, 3 KV heads of 64 dimensions; keys and values in fp16.
+    path = smollm2_path()
+    def kv_bytes(context): return context * 30 * 3 * 64 * 2 * 2
+    budget_mib = int(os.path.getsize(path) / 2**20) + 60  # the weights fit; an 8192-token cache (180 MiB) does not
+
+    async def body():
+        d = await Daemon("--memory-budget-mib", str(budget_mib)).start()
+        await d.request("models/load", {"kind": "gguf", "path": path, "id": "long", "contextLength": 8192})
+        with pytest.raises(JsonRpcException) as err:
+            await d.request("generate", {"model": "long", "prompt": "Hi", "maxTokens": 1, "workDoneToken": "w"})
+        assert err.value.code == -32005, err.value.message
+        assert err.value.data["neededBytes"] == kv_bytes(8192)
+        assert err.value.data["availableBytes"] < kv_bytes(8192)
+        assert d.progress("w") == []  # refused before any work
+        assert (await d.request("daemon/status")).memory.generationBytes == 0
+
+        await d.request("models/unload", {"id": "long"})
+        await d.request("models/load", {"kind": "gguf", "path": path, "id": "short", "contextLength": 1024})
+        task = asyncio.ensure_future(d.request("generate", {"model": "short", "prompt": "Write a long story.", "maxTokens": 200,
+                                                            "partialResultToken": "p"}, msg_id="gen"))
+        while not d.progress("p"):
+            await asyncio.sleep(0.01)
+        assert (await d.request("daemon/status")).memory.generationBytes == kv_bytes(1024)
+        d.notify("$/cancelRequest", {"id": "gen"})
+        with pytest.raises(JsonRpcException):
+            await task
+        assert (await d.request("daemon/status")).memory.generationBytes == 0
+        assert (await d.request("generate", {"model": "short", "prompt": "Hi", "maxTokens": 2})).generatedTokens == 2
+        assert (await d.request("daemon/status")).memory.generationBytes == 0
+        assert await d.stop() == 0
+    run(body(), timeout=300)

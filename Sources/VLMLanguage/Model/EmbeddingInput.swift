@@ -21,7 +21,7 @@ extension Transformer {
     /// and returns logits (and attention weights of `attentionLayers`), exactly as `forward(_:)` does
     /// after looking its tokens up.
     public func forward(embeddings: [Float], count: Int, cache: inout KVCache, logits rows: LogitRows = .last,
-                        attentionLayers: Set<Int> = []) throws -> ForwardOutput {
+                        attentionLayers: Set<Int> = [], shouldCancel: () -> Bool = { false }) throws -> ForwardOutput {
         let d = hyperparameters.embeddingLength
         guard count > 0 else { return ForwardOutput(logits: [], attention: [:]) }
         guard embeddings.count == count * d else {
@@ -31,7 +31,8 @@ extension Transformer {
         guard cache.count + count <= cache.capacity else {
             throw LanguageModelError.contextFull(needed: cache.count + count, capacity: cache.capacity)
         }
-        return try forwardEmbedded(embeddings, count: count, cache: &cache, logits: rows, attentionLayers: attentionLayers)
+        return try forwardEmbedded(embeddings, count: count, cache: &cache, logits: rows, attentionLayers: attentionLayers,
+                                   shouldCancel: shouldCancel)
     }
 }
 
@@ -59,8 +60,10 @@ extension LanguageModel {
                 while start < count {
                     if shouldCancel() { return logits }
                     let end = min(count, start + batchSize)
-                    logits = try transformer.forward(embeddings: Array(values[(start * d)..<(end * d)]), count: end - start,
-                                                     cache: &cache).logits
+                    do {
+                        logits = try transformer.forward(embeddings: Array(values[(start * d)..<(end * d)]), count: end - start,
+                                                         cache: &cache, shouldCancel: shouldCancel).logits
+                    } catch is CancellationError { return logits }
                     start = end
                 }
             }

@@ -34,8 +34,10 @@ public final class Transformer: @unchecked Sendable {
     public func makeCache(capacity: Int) -> KVCache { KVCache(hyperparameters: hyperparameters, capacity: capacity) }
 
     /// Runs `tokens` at positions `cache.count...`, appends their keys/values to `cache`, returns logits.
+    /// Throws `CancellationError` between layers once `shouldCancel` says so (a 512-token batch is seconds of
+    /// work); the cache then keeps its count, so the half-written positions are simply overwritten later.
     public func forward(_ tokens: [Int32], cache: inout KVCache, logits rows: LogitRows = .last,
-                        attentionLayers: Set<Int> = []) throws -> ForwardOutput {
+                        attentionLayers: Set<Int> = [], shouldCancel: () -> Bool = { false }) throws -> ForwardOutput {
         let hp = hyperparameters
         let n = tokens.count, d = hp.embeddingLength, start = cache.count
         guard n > 0 else { return ForwardOutput(logits: [], attention: [:]) }
@@ -53,13 +55,14 @@ public final class Transformer: @unchecked Sendable {
             let scale = Float(d).squareRoot()
             for i in 0..<x.count { x[i] *= scale }
         }
-        return try forwardEmbedded(x, count: n, cache: &cache, logits: rows, attentionLayers: attentionLayers)
+        return try forwardEmbedded(x, count: n, cache: &cache, logits: rows, attentionLayers: attentionLayers,
+                                   shouldCancel: shouldCancel)
     }
 
     /// The decoder from input embeddings `x` ([n][embeddingLength]) at positions `cache.count...` on
     /// (`forward(_:)` after its token lookup; `forward(embeddings:)` for inputs such as image tokens).
     func forwardEmbedded(_ x: [Float], count n: Int, cache: inout KVCache, logits rows: LogitRows,
-                         attentionLayers: Set<Int>) throws -> ForwardOutput {
+                         attentionLayers: Set<Int>, shouldCancel: () -> Bool) throws -> ForwardOutput {
         let hp = hyperparameters
         let d = hp.embeddingLength, start = cache.count
         var x = x
@@ -77,6 +80,7 @@ public final class Transformer: @unchecked Sendable {
         var attention: [Int: [Float]] = [:]
 
         for (l, layer) in weights.layers.enumerated() {
+            if shouldCancel() { throw CancellationError() }
             // Attention block: x += post(Wo * attention(rope(Wq xn), rope(Wk xn), Wv xn)), xn = rmsnorm(x),
             // with the family's biases, per-head Q/K norms and post-norm.
             rmsNormRows(x, weight: layer.attentionNorm, into: &normed, rows: n)
