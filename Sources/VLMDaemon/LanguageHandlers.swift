@@ -2,31 +2,6 @@ import Foundation
 import VLMLanguage
 import VLMWire
 
-/// A resident GGUF language model.
-final class LoadedLanguageModel: ResidentModel {
-    let id: String
-    let path: String
-    let model: LanguageModel
-
-    init(id: String, file: URL, contextLength: Int?, threads: Int) throws {
-        self.id = id
-        self.path = file.path
-        model = try LanguageModel(path: file, contextLength: contextLength, threads: threads)
-    }
-
-    var info: ModelInfo {
-        let d = model.description
-        return ModelInfo(id: id, kind: "gguf", path: path, memoryBytes: model.memoryBytes, details: [
-            "name": .string(d.name), "architecture": .string(d.architecture),
-            "parameters": .int(Int64(d.parameterCount)), "contextLength": .int(Int64(d.contextLength)),
-            "trainedContextLength": .int(Int64(d.trainedContextLength)), "vocabularySize": .int(Int64(d.vocabularySize)),
-            "quantization": .string(d.quantization), "tokenizer": .string(d.tokenizer),
-            "chatTemplate": model.chatTemplate.map { .string($0.format.rawValue) } ?? .null,
-            "chatTemplateSource": .string(model.chatTemplateSource),
-        ])
-    }
-}
-
 extension GGUFError: RPCErrorConvertible {
     public var rpcError: RPCError { RPCError(code: ErrorCode.modelLoadFailed, message: description) }
 }
@@ -140,12 +115,6 @@ func withGenerationCaches<T>(_ bytes: Int, registry: ModelRegistry, _ body: () a
     } catch {
         await registry.release(reservation)
         throw error
-    }
-}
-
-extension Services {
-    func languageModel(_ id: String?) async throws -> LoadedLanguageModel {
-        try await model(id, kind: "gguf", as: LoadedLanguageModel.self)
     }
 }
 
