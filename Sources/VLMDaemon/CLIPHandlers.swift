@@ -215,11 +215,6 @@ struct RequestImage: Sendable {
 }
 
 extension Services {
-    /// The CLIP model a request names, or the only one loaded.
-    func clipModel(_ id: String?) async throws -> LoadedCLIP {
-        try await model(id, kind: "clip", as: LoadedCLIP.self)
-    }
-
     /// A PNG decoder with the daemon's pixel budget.
     var pngDecoder: PNGDecoder { PNGDecoder(pixelBudget: configuration.maxImagePixels) }
 

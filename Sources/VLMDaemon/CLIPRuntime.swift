@@ -4,33 +4,6 @@ import VLMImage
 import VLMReasoning
 import VLMWire
 
-/// A resident CLIP model with the preprocessing its config prescribes.
-final class LoadedCLIP: ResidentModel {
-    let id: String
-    let path: String
-    let model: CLIPModel
-    let preprocessing: CLIPPreprocessing
-
-    init(id: String, directory: URL) throws {
-        self.id = id
-        self.path = directory.path
-        model = try CLIPModel(directory: directory)
-        preprocessing = try model.imagePreprocessing()
-    }
-
-    var info: ModelInfo {
-        let c = model.config
-        let tower: String = switch c.vision.tower {
-        case .modifiedResNet: "ModifiedResNet"
-        case .visionTransformer: "VisionTransformer"
-        }
-        return ModelInfo(id: id, kind: "clip", path: path, memoryBytes: model.memoryBytes, details: [
-            "imageTower": .string(tower), "imageSize": .int(Int64(c.vision.imageSize)),
-            "embedDim": .int(Int64(c.embedDim)), "contextLength": .int(Int64(c.text.contextLength)),
-        ])
-    }
-}
-
 /// The CLIP side of the daemon: embeddings with their caches. Images are cached by content
 /// (SHA-256 of the decoded pixels) per model; text embeddings by (model, prompt).
 final class CLIPRuntime: Sendable {

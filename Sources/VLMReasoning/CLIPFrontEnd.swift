@@ -110,11 +110,9 @@ public final class CLIPFrontEnd: VisualFrontEnd, @unchecked Sendable {
     /// classification.
     func tags(for embeddings: [[Float]]) -> [[LabelProbability]] {
         classifier.logits(imageEmbeddings: embeddings, logitScale: clip.logitScale).map { logits in
-            let top = logits.max() ?? 0
-            let e = logits.map { Foundation.exp(Double($0 - top)) }
-            let total = e.reduce(0, +)
-            return logits.indices.sorted { e[$0] != e[$1] ? e[$0] > e[$1] : $0 < $1 }.prefix(tagsPerRegion)
-                .map { LabelProbability(label: classifier.classNames[$0], probability: Float(e[$0] / total)) }
+            let p = softmaxInDouble(logits)
+            return logits.indices.sorted { p[$0] != p[$1] ? p[$0] > p[$1] : $0 < $1 }.prefix(tagsPerRegion)
+                .map { LabelProbability(label: classifier.classNames[$0], probability: Float(p[$0])) }
         }
     }
 

@@ -1,5 +1,6 @@
 // Choosing the next token from logits.
 import Foundation
+import VLMTensor
 
 public struct SamplingParameters: Sendable, Equatable {
     /// 0 (or less) means greedy: always the highest logit.
@@ -131,6 +132,9 @@ public struct Sampler: Sendable {
         return best
     }
 
+    /// llama.cpp's sampler softmax: Float exponentials divided by their Float sum. Not VLMTensor's
+    /// `softmaxInPlace`, which multiplies by the inverse sum: the last bit can differ, and a seeded draw
+    /// compares a cumulative sum against a threshold, so this keeps llama.cpp's arithmetic.
     static func softmax(_ x: [Float]) -> [Float] {
         guard let m = x.max() else { return [] }
         let e = x.map { expf($0 - m) }
@@ -140,8 +144,6 @@ public struct Sampler: Sendable {
 
     /// log p(token) under softmax(logits), computed in Double.
     public static func logProbability(of token: Int32, logits: [Float]) -> Double {
-        let m = Double(logits.max() ?? 0)
-        let sum = logits.reduce(0.0) { $0 + exp(Double($1) - m) }
-        return Double(logits[Int(token)]) - m - log(sum)
+        Double(logits[Int(token)]) - logSumExp(logits)
     }
 }
