@@ -54,28 +54,33 @@ public final class CLIPFrontEnd: VisualFrontEnd, @unchecked Sendable {
 
     public func prepare(_ image: RGBImage, precomputed: PrecomputedImageFeatures?, shouldCancel: () -> Bool) throws -> any PreparedImage {
         try check(image)
-        let pixels = preprocessing(image)
         let dim = clip.embedDim
-        let global: [Float]
         if let given = precomputed?.globalEmbedding {
             guard given.count == dim, given.allSatisfy(\.isFinite) else {
                 throw ReasoningError.invalidImage("precomputed global embedding has \(given.count) values, the model embeds in \(dim)")
             }
-            global = given
-        } else {
-            global = try clip.encodeImages(pixels, count: 1, shouldCancel: shouldCancel)[0]
         }
-        let grid: (height: Int, width: Int), cells: [[Float]]
         if let dense = precomputed?.dense {
             guard dense.gridHeight > 0, dense.gridWidth > 0, dense.features.count == dense.gridHeight * dense.gridWidth,
                   dense.features.allSatisfy({ $0.count == dim }) else {
                 throw ReasoningError.invalidImage(
                     "precomputed dense features: \(dense.features.count) cells of a \(dense.gridHeight)x\(dense.gridWidth) grid, expected \(dim) values each")
             }
+        }
+        let global: [Float], grid: (height: Int, width: Int), cells: [[Float]]
+        switch (precomputed?.globalEmbedding, precomputed?.dense) {
+        case let (given?, dense?):
+            (global, grid, cells) = (given, (dense.gridHeight, dense.gridWidth), dense.features)
+        case let (given?, nil):
+            let dense = try clip.encodeImageDense(preprocessing(image), count: 1, shouldCancel: shouldCancel)
+            (global, grid, cells) = (given, (dense.gridHeight, dense.gridWidth), dense.features[0])
+        case let (nil, dense?):
+            global = try clip.encodeImages(preprocessing(image), count: 1, shouldCancel: shouldCancel)[0]
             (grid, cells) = ((dense.gridHeight, dense.gridWidth), dense.features)
-        } else {
-            let dense = try clip.encodeImageDense(pixels, count: 1, shouldCancel: shouldCancel)
-            (grid, cells) = ((dense.gridHeight, dense.gridWidth), dense.features[0])
+        case (nil, nil):
+            let features = try PrecomputedImageFeatures(clip: clip, preprocessing: preprocessing, image: image, shouldCancel: shouldCancel)
+            let dense = features.dense!
+            (global, grid, cells) = (features.globalEmbedding!, (dense.gridHeight, dense.gridWidth), dense.features)
         }
         let geometry = PreprocessingGeometry(imageWidth: image.width, imageHeight: image.height,
                                              size: preprocessing.imageSize, mode: preprocessing.resizeMode)
@@ -127,10 +132,9 @@ public final class CLIPFrontEnd: VisualFrontEnd, @unchecked Sendable {
 extension PrecomputedImageFeatures {
     /// What a CLIP front end computes for `image`: its global embedding and its dense features.
     public init(clip: CLIPModel, preprocessing: CLIPPreprocessing, image: RGBImage, shouldCancel: () -> Bool = { false }) throws {
-        let pixels = preprocessing(image)
-        let dense = try clip.encodeImageDense(pixels, count: 1, shouldCancel: shouldCancel)
-        self.init(globalEmbedding: try clip.encodeImages(pixels, count: 1, shouldCancel: shouldCancel)[0],
-                  dense: (dense.gridHeight, dense.gridWidth, dense.features[0]))
+        let encoded = try clip.encodeImagesWithDense(preprocessing(image), count: 1, shouldCancel: shouldCancel)
+        let dense = encoded.dense
+        self.init(globalEmbedding: encoded.embeddings[0], dense: (dense.gridHeight, dense.gridWidth, dense.features[0]))
     }
 }
 
