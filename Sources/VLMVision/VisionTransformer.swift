@@ -44,14 +44,6 @@ public struct ViTArchitecture: Sendable, Equatable {
         case rotary2D
     }
 
-    /// How a batch of images is stored.
-    public enum PixelLayout: Sendable, Equatable {
-        /// [image][channel][y][x] (PyTorch's NCHW).
-        case channelsFirst
-        /// [image][y][x][channel] (llama.cpp's clip_image_f32).
-        case channelsLast
-    }
-
     public var imageSize: Int
     public var patchSize: Int
     public var width: Int
@@ -65,11 +57,11 @@ public struct ViTArchitecture: Sendable, Equatable {
     public var layerNormAccumulation: LayerNorm.Accumulation
     public var classToken: ClassToken
     public var positions: PositionEncoding
-    public var pixelLayout: PixelLayout
+    public var pixelLayout: ImageLayout
 
     public init(imageSize: Int, patchSize: Int, width: Int, heads: Int, mlpWidth: Int, layers: Int, activation: Activation,
                 normPlacement: NormPlacement, layerNormEpsilon: Float, layerNormAccumulation: LayerNorm.Accumulation,
-                classToken: ClassToken, positions: PositionEncoding, pixelLayout: PixelLayout) {
+                classToken: ClassToken, positions: PositionEncoding, pixelLayout: ImageLayout) {
         (self.imageSize, self.patchSize, self.width, self.heads, self.mlpWidth, self.layers) =
             (imageSize, patchSize, width, heads, mlpWidth, layers)
         (self.activation, self.normPlacement, self.layerNormEpsilon, self.layerNormAccumulation) =
@@ -181,7 +173,8 @@ public struct VisionTransformer<Weights: LinearLayer>: Sendable {
     /// Patch embeddings with the class token in its place, plus position embeddings: [count, sequence, width].
     private func embed(_ pixels: [Float], count: Int) -> [Float] {
         let a = architecture, d = a.width, n = a.patchCount, sequence = a.sequenceLength
-        let patches = patchEmbedding.forward(patchRows(pixels, count: count), rows: count * n)
+        let patchRows = nonOverlappingPatches(pixels, images: count, size: a.imageSize, patch: a.patchSize, layout: a.pixelLayout)
+        let patches = patchEmbedding.forward(patchRows, rows: count * n)
         let patchStart = a.classToken == .first ? 1 : 0
         var x = [Float](repeating: 0, count: count * sequence * d)
         for b in 0..<count {
@@ -194,33 +187,6 @@ public struct VisionTransformer<Weights: LinearLayer>: Sendable {
             for i in 0..<(sequence * d) { x[base + i] += positionEmbedding[i] }
         }
         return x
-    }
-
-    /// [image][patch][channel · p · p + y · p + x], patches in row-major grid order.
-    private func patchRows(_ pixels: [Float], count: Int) -> [Float] {
-        let a = architecture, p = a.patchSize, side = a.gridSide, size = a.imageSize, patchWidth = 3 * p * p
-        var rows = [Float](repeating: 0, count: count * a.patchCount * patchWidth)
-        for b in 0..<count {
-            let image = b * pixelsPerImage
-            for gy in 0..<side {
-                for gx in 0..<side {
-                    let base = ((b * side + gy) * side + gx) * patchWidth
-                    for c in 0..<3 {
-                        for y in 0..<p {
-                            for x in 0..<p {
-                                let (py, px) = (gy * p + y, gx * p + x)
-                                let index = switch a.pixelLayout {
-                                case .channelsFirst: image + (c * size + py) * size + px
-                                case .channelsLast: image + (py * size + px) * 3 + c
-                                }
-                                rows[base + (c * p + y) * p + x] = pixels[index]
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        return rows
     }
 
     /// Sequence rows `rows` of every image, after the post-LayerNorm: [count, rows.count, width].

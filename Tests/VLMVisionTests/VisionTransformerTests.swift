@@ -1,20 +1,18 @@
+import Foundation
 import Testing
 import VLMTensor
 import VLMVision
 
-/// Deterministic pseudo-random floats in [-1, 1) (SplitMix64), so failures reproduce.
+/// Deterministic, irregular values in [-1, 1] (samples of a sine at an irrational step), so failures reproduce.
 struct SeededRandom {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> Float {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return Float(z >> 40) / Float(1 << 24) * 2 - 1
+    var phase: Float
+    init(_ seed: Float) { phase = seed }
+    mutating func floats(_ count: Int) -> [Float] {
+        (0..<count).map { _ in
+            phase += 2.399963  // the golden angle: no short period
+            return sinf(phase * phase.squareRoot())
+        }
     }
-    mutating func floats(_ count: Int) -> [Float] { (0..<count).map { _ in next() } }
 }
 
 /// A tiny random ViT (8×8 images, 4×4 patches, width 8, two blocks) whose variants share weights.
@@ -47,7 +45,7 @@ struct TinyViT {
         postNorm = norm()
     }
 
-    func architecture(_ classToken: ViTArchitecture.ClassToken, _ layout: ViTArchitecture.PixelLayout = .channelsFirst,
+    func architecture(_ classToken: ViTArchitecture.ClassToken, _ layout: ImageLayout = .channelsFirst,
                       positions: ViTArchitecture.PositionEncoding = .learned) -> ViTArchitecture {
         ViTArchitecture(imageSize: Self.imageSize, patchSize: Self.patchSize, width: Self.width, heads: Self.heads,
                         mlpWidth: Self.mlpWidth, layers: Self.layers, activation: .gelu, normPlacement: .pre,
@@ -56,7 +54,7 @@ struct TinyViT {
     }
 
     /// The same model with the class token (and its position embedding) where `classToken` says.
-    func tower(_ classToken: ViTArchitecture.ClassToken, _ layout: ViTArchitecture.PixelLayout = .channelsFirst,
+    func tower(_ classToken: ViTArchitecture.ClassToken, _ layout: ImageLayout = .channelsFirst,
                positions: ViTArchitecture.PositionEncoding = .learned) throws -> VisionTransformer<Linear> {
         let positionEmbedding = switch classToken {
         case .none: patchPositions
