@@ -138,7 +138,8 @@ public final class CLIPFrontEnd: VisualFrontEnd, @unchecked Sendable {
 }
 
 extension PrecomputedImageFeatures {
-    /// What a CLIP front end computes for `image`: its global embedding and its dense features.
+    /// What a CLIP front end computes for `image`: its global embedding and its dense features, from one
+    /// pass of a ViT tower.
     public init(clip: CLIPModel, preprocessing: CLIPPreprocessing, image: RGBImage, shouldCancel: () -> Bool = { false }) throws {
         let encoded = try clip.encodeImagesWithDense(preprocessing(image), count: 1, shouldCancel: shouldCancel)
         let dense = encoded.dense

@@ -32,4 +32,18 @@ import VLMWire
         #expect(again.map { $0.dense?.features } == dense.map { $0.dense?.features })
         #expect(clip.model.imageTowerPasses == 2)
     }
+
+    /// generate-with-visual-selection's CLIP features (global + dense) come from one pass, then from its cache.
+    @Test func reasoningFeaturesRunTheViTTowerOnce() throws {
+        let clip = try LoadedCLIP(id: "vit", directory: Self.root.appendingPathComponent("Tests/VLMCLIPTests/Fixtures/vit-tiny"))
+        let runtime = CLIPRuntime(imageCacheBytes: 1 << 20, textCacheBytes: 1 << 20)
+        let path = Self.root.deletingLastPathComponent().appendingPathComponent("shared/data/images/astronaut.png").path
+        let image = try PNGDecoder().decode(contentsOf: path)
+        let features = try runtime.reasoningFeatures(of: image, imageId: CLIPRuntime.imageId(for: image), clip: clip,
+                                                     cancellation: CancellationFlag())
+        #expect(features.globalEmbedding != nil && features.dense != nil)
+        #expect(clip.model.imageTowerPasses == 1)
+        _ = try runtime.reasoningFeatures(of: image, imageId: CLIPRuntime.imageId(for: image), clip: clip, cancellation: CancellationFlag())
+        #expect(clip.model.imageTowerPasses == 1)
+    }
 }
