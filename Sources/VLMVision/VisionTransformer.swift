@@ -126,8 +126,12 @@ public struct VisionTransformer<Weights: LinearLayer>: Sendable {
         guard positionEmbedding.count == a.sequenceLength * a.width else {
             throw VisionError.shapeMismatch("position embedding has \(positionEmbedding.count) values, expected \(a.sequenceLength)×\(a.width)")
         }
-        guard blocks.count == a.layers, blocks.allSatisfy({ $0.width == a.width }) else {
-            throw VisionError.shapeMismatch("\(blocks.count) blocks, expected \(a.layers) of width \(a.width)")
+        guard blocks.count == a.layers, blocks.allSatisfy({
+            $0.width == a.width && $0.attention.heads == a.heads && $0.up.outFeatures == a.mlpWidth
+                && $0.activation == a.activation && $0.placement == a.normPlacement
+        }) else {
+            throw VisionError.shapeMismatch(
+                "\(blocks.count) blocks, expected \(a.layers) of width \(a.width), \(a.heads) heads, MLP \(a.mlpWidth), \(a.activation), \(a.normPlacement)-norm")
         }
         guard [preNorm, postNorm].allSatisfy({ $0 == nil || $0!.width == a.width }) else {
             throw VisionError.shapeMismatch("pre/post layer norms must be \(a.width) wide")
