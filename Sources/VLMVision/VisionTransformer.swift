@@ -72,6 +72,19 @@ public struct ViTArchitecture: Sendable, Equatable {
     public var gridSide: Int { imageSize / patchSize }
     public var patchCount: Int { gridSide * gridSide }
     public var sequenceLength: Int { patchCount + (classToken == .none ? 0 : 1) }
+    /// The class token's position in the sequence, if there is one.
+    public var classTokenPosition: Int? {
+        switch classToken {
+        case .none: nil
+        case .first: 0
+        case .last: patchCount
+        }
+    }
+    /// The patch tokens' positions in the sequence.
+    public var patchPositions: Range<Int> {
+        let first = classToken == .first ? 1 : 0
+        return first..<(first + patchCount)
+    }
 
     /// A LayerNorm of this architecture's epsilon and accumulation.
     public func layerNorm(weight: [Float], bias: [Float]) -> LayerNorm {
@@ -164,13 +177,10 @@ public struct VisionTransformer<Weights: LinearLayer>: Sendable {
         try encoder.apply(&x, sequenceLengths: [Int](repeating: a.sequenceLength, count: count), causal: false,
                           scratch: scratch, checkCancellation: checkCancellation)
         var result = ViTOutputs()
-        if outputs.contains(.pooled) {
-            result.pooled = finalStates(x, count: count, rows: (a.classToken == .first ? 0 : a.patchCount)..<(a.classToken == .first ? 1 : a.patchCount + 1))
+        if outputs.contains(.pooled), let position = a.classTokenPosition {
+            result.pooled = finalStates(x, count: count, rows: position..<(position + 1))
         }
-        if outputs.contains(.patches) {
-            let first = a.classToken == .first ? 1 : 0
-            result.patches = finalStates(x, count: count, rows: first..<(first + a.patchCount))
-        }
+        if outputs.contains(.patches) { result.patches = finalStates(x, count: count, rows: a.patchPositions) }
         return result
     }
 
@@ -179,13 +189,12 @@ public struct VisionTransformer<Weights: LinearLayer>: Sendable {
         let a = architecture, d = a.width, n = a.patchCount, sequence = a.sequenceLength
         let patchRows = nonOverlappingPatches(pixels, images: count, size: a.imageSize, patch: a.patchSize, layout: a.pixelLayout)
         let patches = patchEmbedding.forward(patchRows, rows: count * n)
-        let patchStart = a.classToken == .first ? 1 : 0
+        let patchStart = a.patchPositions.lowerBound
         var x = [Float](repeating: 0, count: count * sequence * d)
         for b in 0..<count {
             let base = b * sequence * d
             for i in 0..<(n * d) { x[base + patchStart * d + i] = patches[b * n * d + i] }
-            if let cls = classEmbedding {
-                let row = a.classToken == .first ? 0 : n
+            if let cls = classEmbedding, let row = a.classTokenPosition {
                 for j in 0..<d { x[base + row * d + j] = cls[j] }
             }
             for i in 0..<(sequence * d) { x[base + i] += positionEmbedding[i] }
