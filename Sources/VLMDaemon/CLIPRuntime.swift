@@ -99,11 +99,15 @@ final class CLIPRuntime: Sendable {
         guard !images.isEmpty else { return [] }
         let embeddings = try clip.model.encodeImages(images.flatMap(\.pixels), count: images.count,
                                                      shouldCancel: { cancellation.isCancelled })
+        cache(images, embeddings, clip: clip)
+        return embeddings
+    }
+
+    func cache(_ images: [PreparedImage], _ embeddings: [[Float]], clip: LoadedCLIP) {
         for (image, embedding) in zip(images, embeddings) {
             imageCache.insert(CachedImage(embedding: embedding, width: image.width, height: image.height),
                               for: ImageKey(model: clip.id, imageId: image.imageId), cost: embedding.count * 4 + 128)
         }
-        return embeddings
     }
 
     /// Normalised text embeddings for prompts, encoding only the cache misses.
