@@ -3,11 +3,11 @@ import VLMWire
 
 /// models/load, models/unload, models/list.
 func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
-    table.register(Method.modelsList) { (_: NoParams, _) -> [ModelInfo] in
+    table.register(ModelsListRequest.self) { _, _ in
         await services.registry.list
     }
 
-    table.register(Method.modelsLoad) { (params: ModelsLoadParams, context) -> ModelInfo in
+    table.register(ModelsLoadRequest.self) { params, context in
         let url = URL(fileURLWithPath: params.path)
         let id = params.id ?? url.lastPathComponent
         guard !id.isEmpty else { throw RPCError.invalidParams("params.id: must not be empty") }
@@ -57,7 +57,7 @@ func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
         return model.info
     }
 
-    table.register(Method.modelsUnload) { (params: ModelsUnloadParams, context) -> ModelsUnloadResult in
+    table.register(ModelsUnloadRequest.self) { params, context in
         guard await services.registry.model(params.id) != nil else {
             throw RPCError(code: ErrorCode.modelNotLoaded, message: "no model '\(params.id)' is loaded")
         }

@@ -19,7 +19,7 @@ extension PromptLearningError: RPCErrorConvertible {
 /// optimise-prompt: draws the few-shot split, encodes only the images it needs (through the image
 /// cache: the tower is frozen), then learns on the text side with one notification per step.
 func registerPromptHandlers(_ table: inout HandlerTable, services: Services) {
-    table.register(Method.optimisePrompt) { (params: OptimisePromptParams, context) -> OptimisePromptResult in
+    table.register(OptimisePromptRequest.self) { params, context in
         let started = ContinuousClock.now
         let clip = try await services.clipModel(params.model)
         let configuration = try promptConfiguration(params)

@@ -51,7 +51,7 @@ extension ReasoningError: RPCErrorConvertible {
 /// generate-with-visual-selection: staged reasoning by a GGUF language model over CLIP evidence, with
 /// stage-level beam search, per-step patch attribution and looks, every event streamed.
 func registerVisualReasoningHandlers(_ table: inout HandlerTable, services: Services) {
-    table.register(Method.generateWithVisualSelection) { (params: VisualReasoningParams, context) -> VisualReasoningResult in
+    table.register(VisualReasoningRequest.self) { params, context in
         let lm = try await services.languageModel(params.lm)
         let configuration = try reasoningConfiguration(params)
         if params.mmproj != nil, params.clip != nil {

@@ -10,11 +10,23 @@ public struct ModelsLoadParams: Codable, Sendable {
     public var id: String?
     /// Language models: KV-cache length in tokens (default: the model's, capped at 4096).
     public var contextLength: Int?
+    /// Accepted as on every request (StreamingTokens), though models/load streams no partial results.
     public var workDoneToken: RequestID?
+    public var partialResultToken: RequestID?
+
+    public init(kind: String, path: String, id: String? = nil, contextLength: Int? = nil, workDoneToken: RequestID? = nil,
+                partialResultToken: RequestID? = nil) {
+        self.kind = kind; self.path = path; self.id = id; self.contextLength = contextLength; self.workDoneToken = workDoneToken
+        self.partialResultToken = partialResultToken
+    }
 }
 
 public struct ModelsUnloadParams: Codable, Sendable {
     public var id: String
+
+    public init(id: String) {
+        self.id = id
+    }
 }
 
 public struct ModelsUnloadResult: Codable, Sendable {
@@ -29,6 +41,10 @@ public struct ImageInput: Codable, Sendable {
     public var path: String?
     public var png: String?
     public var imageId: String?
+
+    public init(path: String? = nil, png: String? = nil, imageId: String? = nil) {
+        self.path = path; self.png = png; self.imageId = imageId
+    }
 }
 
 public struct EncodeImageParams: Codable, Sendable {
@@ -41,6 +57,12 @@ public struct EncodeImageParams: Codable, Sendable {
     public var batchSize: Int?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
+
+    public init(model: String? = nil, images: [ImageInput], dense: Bool? = nil, batchSize: Int? = nil,
+                workDoneToken: RequestID? = nil, partialResultToken: RequestID? = nil) {
+        self.model = model; self.images = images; self.dense = dense; self.batchSize = batchSize
+        self.workDoneToken = workDoneToken; self.partialResultToken = partialResultToken
+    }
 }
 
 public struct DenseFeatures: Codable, Sendable {
@@ -113,6 +135,14 @@ public struct ClassifyParams: Codable, Sendable {
     public var batchSize: Int?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
+
+    public init(model: String? = nil, images: [ImageInput], labels: [String], templates: TemplatesParam? = nil, topK: Int? = nil,
+                perTemplate: Bool? = nil, learnedPrompt: String? = nil, batchSize: Int? = nil, workDoneToken: RequestID? = nil,
+                partialResultToken: RequestID? = nil) {
+        self.model = model; self.images = images; self.labels = labels; self.templates = templates; self.topK = topK
+        self.perTemplate = perTemplate; self.learnedPrompt = learnedPrompt; self.batchSize = batchSize
+        self.workDoneToken = workDoneToken; self.partialResultToken = partialResultToken
+    }
 }
 
 public struct LabelScore: Codable, Sendable {
@@ -166,6 +196,14 @@ public struct EvaluateParams: Codable, Sendable {
     public var batchSize: Int?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
+
+    public init(model: String? = nil, dataset: String, format: String? = nil, labels: [String]? = nil, labelsFile: String? = nil,
+                templates: TemplatesParam? = nil, limit: Int? = nil, batchSize: Int? = nil, workDoneToken: RequestID? = nil,
+                partialResultToken: RequestID? = nil) {
+        self.model = model; self.dataset = dataset; self.format = format; self.labels = labels; self.labelsFile = labelsFile
+        self.templates = templates; self.limit = limit; self.batchSize = batchSize; self.workDoneToken = workDoneToken
+        self.partialResultToken = partialResultToken
+    }
 }
 
 public struct EvaluatePartial: Codable, Sendable {

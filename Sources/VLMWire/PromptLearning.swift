@@ -13,6 +13,12 @@ public struct PromptDatasetParam: Codable, Sendable {
     public var test: String?
     /// Evaluate only the first N test records.
     public var testLimit: Int?
+
+    public init(format: String? = nil, path: String, labels: [String]? = nil, labelsFile: String? = nil, test: String? = nil,
+                testLimit: Int? = nil) {
+        self.format = format; self.path = path; self.labels = labels; self.labelsFile = labelsFile; self.test = test
+        self.testLimit = testLimit
+    }
 }
 
 public struct OptimisePromptParams: Codable, Sendable {
@@ -52,6 +58,24 @@ public struct OptimisePromptParams: Codable, Sendable {
     public var saveAs: String?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
+
+    public init(model: String? = nil, lm: String? = nil, dataset: PromptDatasetParam, method: String, shots: Int? = nil,
+                validationPerClass: Int? = nil, contextLength: Int? = nil, classSpecific: Bool? = nil,
+                initialisation: String? = nil, optimiser: String? = nil, learningRate: Float? = nil, steps: Int? = nil,
+                warmupSteps: Int? = nil, cosineSchedule: Bool? = nil, evaluationInterval: Int? = nil, patience: Int? = nil,
+                textAnchorWeight: Float? = nil, vocabularyDistanceWeight: Float? = nil, bank: TemplatesParam? = nil,
+                maximumBankTemplates: Int? = nil, languageModelRounds: Int? = nil, languageModelCandidates: Int? = nil,
+                seed: UInt64? = nil, saveAs: String? = nil, workDoneToken: RequestID? = nil, partialResultToken: RequestID? = nil) {
+        self.model = model; self.lm = lm; self.dataset = dataset; self.method = method; self.shots = shots
+        self.validationPerClass = validationPerClass; self.contextLength = contextLength; self.classSpecific = classSpecific
+        self.initialisation = initialisation; self.optimiser = optimiser; self.learningRate = learningRate; self.steps = steps
+        self.warmupSteps = warmupSteps; self.cosineSchedule = cosineSchedule; self.evaluationInterval = evaluationInterval
+        self.patience = patience; self.textAnchorWeight = textAnchorWeight
+        self.vocabularyDistanceWeight = vocabularyDistanceWeight; self.bank = bank
+        self.maximumBankTemplates = maximumBankTemplates; self.languageModelRounds = languageModelRounds
+        self.languageModelCandidates = languageModelCandidates; self.seed = seed; self.saveAs = saveAs
+        self.workDoneToken = workDoneToken; self.partialResultToken = partialResultToken
+    }
 }
 
 public struct OptimisePromptStep: Codable, Sendable {

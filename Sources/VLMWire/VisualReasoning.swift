@@ -5,6 +5,10 @@ public struct StageParam: Codable, Sendable {
     public var instruction: String
     /// "plain" | "evidence" (visual evidence written before it) | "steps" (per-step attribution) | "answer".
     public var role: String?
+
+    public init(tag: String, instruction: String, role: String? = nil) {
+        self.tag = tag; self.instruction = instruction; self.role = role
+    }
 }
 
 public struct VisualReasoningParams: Codable, Sendable {
@@ -47,6 +51,20 @@ public struct VisualReasoningParams: Codable, Sendable {
     public var heatmapsInline: Bool?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
+
+    public init(clip: String? = nil, lm: String? = nil, mmproj: String? = nil, attentionLayers: [Int]? = nil, image: ImageInput,
+                question: String, stages: [StageParam]? = nil, beam: Int? = nil, judge: String? = nil, sharePrefix: Bool? = nil,
+                select: String? = nil, k: Int? = nil, mass: Float? = nil, maxLooks: Int? = nil, maxSteps: Int? = nil,
+                labels: [String]? = nil, regionGrid: [Int]? = nil, maxTokensPerStage: Int? = nil, temperature: Float? = nil,
+                topP: Float? = nil, seed: UInt64? = nil, heatmapDir: String? = nil, heatmapsInline: Bool? = nil,
+                workDoneToken: RequestID? = nil, partialResultToken: RequestID? = nil) {
+        self.clip = clip; self.lm = lm; self.mmproj = mmproj; self.attentionLayers = attentionLayers; self.image = image
+        self.question = question; self.stages = stages; self.beam = beam; self.judge = judge; self.sharePrefix = sharePrefix
+        self.select = select; self.k = k; self.mass = mass; self.maxLooks = maxLooks; self.maxSteps = maxSteps
+        self.labels = labels; self.regionGrid = regionGrid; self.maxTokensPerStage = maxTokensPerStage
+        self.temperature = temperature; self.topP = topP; self.seed = seed; self.heatmapDir = heatmapDir
+        self.heatmapsInline = heatmapsInline; self.workDoneToken = workDoneToken; self.partialResultToken = partialResultToken
+    }
 }
 
 public struct TagScore: Codable, Sendable {
