@@ -78,31 +78,41 @@ public struct OptimisePromptParams: Codable, Sendable {
     }
 }
 
-public struct OptimisePromptStep: Codable, Sendable {
+/// Progress of one optimiser step (soft/projected), one template added (bank) or one LM round
+/// (the prompt-learning engine's `PromptLearningStep`).
+public struct OptimisePromptStep: Codable, Sendable, Equatable {
     public var step: Int
     public var totalSteps: Int
+    /// Training loss at the start of the step (nil for methods without a differentiable loss).
     public var loss: Float?
     public var trainAccuracy: Double?
+    /// Set on the steps where validation was measured.
     public var validationAccuracy: Double?
     /// The current prompt as text (nearest tokens for soft prompts).
     public var prompt: String
     public var learningRate: Float?
-    public init(step: Int, totalSteps: Int, loss: Float?, trainAccuracy: Double?, validationAccuracy: Double?, prompt: String, learningRate: Float?) {
+    public init(step: Int, totalSteps: Int, loss: Float? = nil, trainAccuracy: Double? = nil, validationAccuracy: Double? = nil, prompt: String,
+                learningRate: Float? = nil) {
         self.step = step; self.totalSteps = totalSteps; self.loss = loss; self.trainAccuracy = trainAccuracy
         self.validationAccuracy = validationAccuracy; self.prompt = prompt; self.learningRate = learningRate
     }
 }
 
-public struct AccuracyPair: Codable, Sendable {
+/// Accuracy on the validation features and, when given, the test features (the engine's `SplitAccuracy`).
+public struct AccuracyPair: Codable, Sendable, Equatable {
     public var validation: Double
     public var test: Double?
-    public init(validation: Double, test: Double?) { self.validation = validation; self.test = test }
+    public init(validation: Double, test: Double? = nil) { self.validation = validation; self.test = test }
 }
 
-public struct NearestTokenInfo: Codable, Sendable {
+/// A token a learned context was read as: its id, its text, and how far the vector was from it
+/// (the engine's `NearestToken`).
+public struct NearestTokenInfo: Codable, Sendable, Equatable {
     public var id: Int32
     public var text: String
+    /// Euclidean distance ‖v − e‖ between the context vector and the token embedding.
     public var distance: Float
+    /// Cosine similarity between them.
     public var cosine: Float
     public init(id: Int32, text: String, distance: Float, cosine: Float) { self.id = id; self.text = text; self.distance = distance; self.cosine = cosine }
 }

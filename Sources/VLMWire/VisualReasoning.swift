@@ -67,7 +67,8 @@ public struct VisualReasoningParams: Codable, Sendable {
     }
 }
 
-public struct TagScore: Codable, Sendable {
+/// One label of the bank with its probability (the reasoning engine's `LabelProbability`).
+public struct TagScore: Codable, Sendable, Equatable {
     public var label: String
     public var probability: Float
     public init(label: String, probability: Float) { self.label = label; self.probability = probability }
@@ -124,12 +125,16 @@ public struct AttributionInfo: Codable, Sendable {
     }
 }
 
-public struct VerdictInfo: Codable, Sendable {
+/// A judge's decision between two candidates of one generation unit (the reasoning engine's `JudgeVerdict`).
+public struct VerdictInfo: Codable, Sendable, Equatable {
     public var stage: String
+    /// The reasoning step the candidates are for (nil for a whole stage).
     public var step: Int?
+    /// Candidate indices compared, and the one that won.
     public var first: Int
     public var second: Int
     public var winner: Int
+    /// The judge's scores (higher is better); for the pairwise judge, summed log p of the answer naming each.
     public var firstScore: Double
     public var secondScore: Double
     public init(stage: String, step: Int?, first: Int, second: Int, winner: Int, firstScore: Double, secondScore: Double) {
@@ -156,13 +161,18 @@ public struct VisualReasoningEvent: Codable, Sendable {
     public init(event: String) { self.event = event }
 }
 
-public struct StageInfo: Codable, Sendable {
+/// One stage of a run (the reasoning engine's `StageResult`).
+public struct StageInfo: Codable, Sendable, Equatable {
     public var tag: String
     public var text: String
+    /// Tokens sampled for this stage over all candidates, and those of the chosen ones.
     public var generatedTokens: Int
     public var chosenTokens: Int
+    /// Wall time of the stage (generation, judging, attribution, looks).
     public var seconds: Double
+    /// generatedTokens over the time spent sampling them.
     public var tokensPerSecond: Double
+    /// false when the run stopped inside this stage.
     public var complete: Bool
     public init(tag: String, text: String, generatedTokens: Int, chosenTokens: Int, seconds: Double, tokensPerSecond: Double, complete: Bool) {
         self.tag = tag; self.text = text; self.generatedTokens = generatedTokens; self.chosenTokens = chosenTokens
@@ -181,17 +191,22 @@ public struct StepInfo: Codable, Sendable {
     }
 }
 
-public struct ReasoningTimingsInfo: Codable, Sendable {
+/// Where a run's time went (the reasoning engine's `ReasoningTimings`).
+public struct ReasoningTimingsInfo: Codable, Sendable, Equatable {
+    /// Encoding the image, its regions and the initial evidence.
     public var visionSeconds: Double
+    /// From the start of the run to the first streamed token.
     public var firstTokenSeconds: Double?
     public var judgeSeconds: Double
     public var attributionSeconds: Double
     public var lookSeconds: Double
     public var totalSeconds: Double
+    /// Tokens in the final context (prompt, evidence, chosen stages).
     public var contextTokens: Int
+    /// Tokens sampled over all stages and candidates.
     public var generatedTokens: Int
-    public init(visionSeconds: Double, firstTokenSeconds: Double?, judgeSeconds: Double, attributionSeconds: Double,
-                lookSeconds: Double, totalSeconds: Double, contextTokens: Int, generatedTokens: Int) {
+    public init(visionSeconds: Double = 0, firstTokenSeconds: Double? = nil, judgeSeconds: Double = 0, attributionSeconds: Double = 0,
+                lookSeconds: Double = 0, totalSeconds: Double = 0, contextTokens: Int = 0, generatedTokens: Int = 0) {
         self.visionSeconds = visionSeconds; self.firstTokenSeconds = firstTokenSeconds; self.judgeSeconds = judgeSeconds
         self.attributionSeconds = attributionSeconds; self.lookSeconds = lookSeconds; self.totalSeconds = totalSeconds
         self.contextTokens = contextTokens; self.generatedTokens = generatedTokens
