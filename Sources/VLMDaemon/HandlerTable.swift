@@ -5,8 +5,8 @@ import VLMWire
 typealias ErasedHandler = @Sendable (JSONValue?, RequestContext) async throws -> Data
 
 /// The methods the daemon serves. Each feature registers its handlers by request type (VLMWire's
-/// Requests.swift), which fixes the method name and the params and result types; decoding errors
-/// become -32602 naming the field.
+/// `RequestType`, e.g. `EncodeImageRequest`), which fixes the method name and the params and result
+/// types; decoding errors become -32602 naming the field.
 public struct HandlerTable: Sendable {
     private var handlers: [String: ErasedHandler] = [:]
     /// The request type behind each method, for the tests that hold the schema to the Swift types.

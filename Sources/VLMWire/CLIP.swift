@@ -235,3 +235,44 @@ public struct EvaluateResult: Codable, Sendable {
         self.confusion = confusion; self.seconds = seconds
     }
 }
+
+// MARK: Requests
+
+public enum ModelsLoadRequest: RequestType {
+    public static let method = "models/load"
+    public typealias Params = ModelsLoadParams
+    public typealias Result = ModelInfo
+}
+
+public enum ModelsUnloadRequest: RequestType {
+    public static let method = "models/unload"
+    public typealias Params = ModelsUnloadParams
+    public typealias Result = ModelsUnloadResult
+}
+
+public enum ModelsListRequest: RequestType {
+    public static let method = "models/list"
+    public typealias Params = NoParams
+    public typealias Result = [ModelInfo]
+}
+
+public enum EncodeImageRequest: StreamingRequestType {
+    public static let method = "encode-image"
+    public typealias Params = EncodeImageParams
+    public typealias Result = EncodeImageResult
+    public typealias Partial = EncodedImage
+}
+
+public enum ClassifyRequest: StreamingRequestType {
+    public static let method = "classify"
+    public typealias Params = ClassifyParams
+    public typealias Result = ClassifyResult
+    public typealias Partial = ImageClassification
+}
+
+public enum EvaluateDatasetRequest: StreamingRequestType {
+    public static let method = "dataset/evaluate"
+    public typealias Params = EvaluateParams
+    public typealias Result = EvaluateResult
+    public typealias Partial = EvaluatePartial
+}

@@ -148,3 +148,30 @@ public struct ScoreResult: Codable, Sendable {
     public var scores: [ContinuationScore]
     public init(model: String, scores: [ContinuationScore]) { self.model = model; self.scores = scores }
 }
+
+// MARK: Requests
+
+public enum GenerateRequest: StreamingRequestType {
+    public static let method = "generate"
+    public typealias Params = GenerateParams
+    public typealias Result = GenerateResult
+    public typealias Partial = GeneratedTokenPartial
+}
+
+public enum TokenizeRequest: RequestType {
+    public static let method = "tokenize"
+    public typealias Params = TokenizeParams
+    public typealias Result = TokenizeResult
+}
+
+public enum DetokenizeRequest: RequestType {
+    public static let method = "detokenize"
+    public typealias Params = DetokenizeParams
+    public typealias Result = DetokenizeResult
+}
+
+public enum ScoreRequest: RequestType {
+    public static let method = "score"
+    public typealias Params = ScoreParams
+    public typealias Result = ScoreResult
+}

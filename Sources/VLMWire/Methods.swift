@@ -1,5 +1,5 @@
 /// The notification names vlmd knows, in one place. Requests carry their own names (`PingRequest.method`,
-/// see Requests.swift); protocol/vlmd.schema.json lists both and tests keep it in step.
+/// declared beside its params); protocol/vlmd.schema.json lists both and tests keep them in step.
 public enum Method {
     // Client -> server notifications (LSP)
     public static let initialized = "initialized"

@@ -154,3 +154,12 @@ public struct OptimisePromptResult: Codable, Sendable {
         self.testImages = testImages; self.savedTo = savedTo; self.configuration = configuration; self.seconds = seconds
     }
 }
+
+// MARK: Requests
+
+public enum OptimisePromptRequest: StreamingRequestType {
+    public static let method = "optimise-prompt"
+    public typealias Params = OptimisePromptParams
+    public typealias Result = OptimisePromptResult
+    public typealias Partial = OptimisePromptStep
+}

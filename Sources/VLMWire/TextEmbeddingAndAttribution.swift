@@ -79,3 +79,19 @@ public struct AttributeResult: Codable, Sendable {
         self.gridHeight = gridHeight; self.gridWidth = gridWidth; self.visibleBox = visibleBox; self.attributions = attributions
     }
 }
+
+// MARK: Requests
+
+public enum EncodeTextRequest: StreamingRequestType {
+    public static let method = "encode-text"
+    public typealias Params = EncodeTextParams
+    public typealias Result = EncodeTextResult
+    public typealias Partial = EncodedText
+}
+
+public enum AttributeRequest: StreamingRequestType {
+    public static let method = "attribute"
+    public typealias Params = AttributeParams
+    public typealias Result = AttributeResult
+    public typealias Partial = AttributionInfo
+}

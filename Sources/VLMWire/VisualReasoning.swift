@@ -230,3 +230,12 @@ public struct VisualReasoningResult: Codable, Sendable {
         self.evidence = evidence; self.verdicts = verdicts; self.transcript = transcript; self.timings = timings
     }
 }
+
+// MARK: Requests
+
+public enum VisualReasoningRequest: StreamingRequestType {
+    public static let method = "generate-with-visual-selection"
+    public typealias Params = VisualReasoningParams
+    public typealias Result = VisualReasoningResult
+    public typealias Partial = VisualReasoningEvent
+}
