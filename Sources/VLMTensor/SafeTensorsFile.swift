@@ -256,6 +256,9 @@ public final class FileBytes: @unchecked Sendable {
         guard let address = mmap(nil, count, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), address != MAP_FAILED else {
             throw Failure(reason: "cannot allocate \(count) bytes: \(String(cString: strerror(errno)))")
         }
+        // Transparent huge pages where the kernel offers them on request: matrix-vector products stream
+        // the whole weight file per token, and 2 MB pages spare them most TLB misses.
+        _ = madvise(address, count, MADV_HUGEPAGE)
         var done = 0
         while done < count {
             let n = pread(fd, address + done, count - done, off_t(done))

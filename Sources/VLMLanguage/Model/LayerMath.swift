@@ -52,18 +52,18 @@ enum LayerMath {
     /// (pad with -infinity: llama.cpp pads its KV length, and padded entries contribute exact zeros).
     static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
         precondition(count % 16 == 0, "softmax expects a count padded to 16 lanes")
-        var maximum = -Float.infinity
-        for i in 0..<count { maximum = max(maximum, x[i]) }
+        // The largest value (NaNs ignored, as `max` would).
+        var lanes = SIMD16<Float>(repeating: -.infinity)
+        for i in stride(from: 0, to: count, by: 16) {
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+            lanes.replace(with: v, where: v .> lanes)
+        }
+        let maximum = lanes.max()
         var sum: Double = 0
-        var i = 0
-        while i < count {
-            var chunk = SIMD16<Float>()
-            for l in 0..<16 {
-                chunk[l] = ggmlExp(x[i + l] - maximum)
-                x[i + l] = chunk[l]
-            }
+        for i in stride(from: 0, to: count, by: 16) {
+            let chunk = ggmlExp(UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self) - SIMD16(repeating: maximum))
+            UnsafeMutableRawPointer(x + i).storeBytes(of: chunk, as: SIMD16<Float>.self)
             sum += Double(horizontalSum16(chunk))
-            i += 16
         }
         let inverse = Float(1 / sum)
         for i in 0..<count { x[i] *= inverse }
@@ -100,6 +100,12 @@ enum LayerMath {
 
     /// SwiGLU: silu(gate) * up, written into `gate`.
     static func swiglu(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
-        for i in 0..<count { gate[i] = ggmlSiLU(gate[i]) * up[i] }
+        let whole = count / 16 * 16
+        for i in stride(from: 0, to: whole, by: 16) {
+            let g = UnsafeRawPointer(gate + i).loadUnaligned(as: SIMD16<Float>.self)
+            let u = UnsafeRawPointer(up + i).loadUnaligned(as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(gate + i).storeBytes(of: ggmlSiLU(g) * u, as: SIMD16<Float>.self)
+        }
+        for i in whole..<count { gate[i] = ggmlSiLU(gate[i]) * up[i] }
     }
 }

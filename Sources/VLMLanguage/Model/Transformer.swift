@@ -84,9 +84,14 @@ public final class Transformer: @unchecked Sendable {
             // Attention block: x += post(Wo * attention(rope(Wq xn), rope(Wk xn), Wv xn)), xn = rmsnorm(x),
             // with the family's biases, per-head Q/K norms and post-norm.
             rmsNormRows(x, weight: layer.attentionNorm, into: &normed, rows: n)
-            multiply(layer.query, normed, rows: n, into: &q)
-            multiply(layer.key, normed, rows: n, into: &k)
-            multiply(layer.value, normed, rows: n, into: &v)
+            q.withUnsafeMutableBufferPointer { q in
+                k.withUnsafeMutableBufferPointer { k in
+                    v.withUnsafeMutableBufferPointer { v in
+                        multiply([(layer.query, q.baseAddress!), (layer.key, k.baseAddress!), (layer.value, v.baseAddress!)],
+                                 normed, rows: n)
+                    }
+                }
+            }
             if let b = layer.queryBias { addBias(b, to: &q) }
             if let b = layer.keyBias { addBias(b, to: &k) }
             if let b = layer.valueBias { addBias(b, to: &v) }
@@ -106,8 +111,11 @@ public final class Transformer: @unchecked Sendable {
 
             // Feed-forward block: x += post(W_down (act(W_gate xn) * W_up xn)), xn = rmsnorm(x).
             rmsNormRows(x, weight: layer.feedForwardNorm, into: &normed, rows: n)
-            multiply(layer.gate, normed, rows: n, into: &gate)
-            multiply(layer.up, normed, rows: n, into: &up)
+            gate.withUnsafeMutableBufferPointer { gate in
+                up.withUnsafeMutableBufferPointer { up in
+                    multiply([(layer.gate, gate.baseAddress!), (layer.up, up.baseAddress!)], normed, rows: n)
+                }
+            }
             gate.withUnsafeMutableBufferPointer { g in
                 up.withUnsafeBufferPointer { u in
                     switch hp.family.activation {
@@ -174,6 +182,11 @@ public final class Transformer: @unchecked Sendable {
         x.withUnsafeBufferPointer { x in
             y.withUnsafeMutableBufferPointer { w.multiply(x.baseAddress!, batch: rows, into: $0.baseAddress!, threads: threads) }
         }
+    }
+
+    /// Products of one input with several matrices, handed to the workers together.
+    private func multiply(_ products: [(matrix: QuantizedMatrix, output: UnsafeMutablePointer<Float>)], _ x: [Float], rows: Int) {
+        x.withUnsafeBufferPointer { QuantizedMatrix.multiply(products, $0.baseAddress!, batch: rows, threads: threads) }
     }
 
     private func applyRope(_ x: inout [Float], heads: Int, angles: [[(cos: Float, sin: Float)]]) {
@@ -287,62 +300,6 @@ public final class Transformer: @unchecked Sendable {
                                    paddedCount: Self.kvPadding(visible), order: order)
             }
         }
-    }
-}
-
-/// Dot products of fp16-rounded values `a` (cache) with fp16-rounded Floats `b`, summed
-/// in one of the two orders llama.cpp's CPU backend uses. Elements past `count` count as zero (the
-/// KV length llama.cpp pads to), which leaves every partial sum unchanged.
-enum HalfDot {
-    enum Order {
-        /// llamafile tinyBLAS (batches): 16 FMA lanes over the whole length, then the AVX-512 reduction.
-        case tiled
-        /// `ggml_vec_dot_f16` (single tokens): four 16-lane accumulators per 64 elements, combined
-        /// (0+2)+(1+3), then the AVX-512 reduction.
-        case vector
-    }
-
-    /// `count` values, in a product llama.cpp runs over `paddedCount` (>= count) elements.
-    static func dot(_ a: UnsafePointer<Float16>, _ b: UnsafePointer<Float>, count: Int,
-                    paddedCount: Int, order: Order) -> Float {
-        // tinyBLAS only takes lengths in whole 16-lane vectors; anything else goes to ggml_vec_dot_f16.
-        if order == .tiled && paddedCount % 16 == 0 {
-            var lanes = SIMD16<Float>()
-            for chunk in stride(from: 0, to: count, by: 16) { lanes = lanes.addingProduct(load16(a, chunk, count), load16(b, chunk, count)) }
-            return horizontalSum16(lanes)
-        }
-        // ggml_vec_dot_f16: whole 64-element steps in four accumulators, the tail as exact products in Double.
-        let vectorPart = min(count, paddedCount / 64 * 64)
-        var acc = (SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>())
-        var chunk = 0
-        while chunk < vectorPart {
-            acc.0 = acc.0.addingProduct(load16(a, chunk, vectorPart), load16(b, chunk, vectorPart))
-            if chunk + 16 < vectorPart { acc.1 = acc.1.addingProduct(load16(a, chunk + 16, vectorPart), load16(b, chunk + 16, vectorPart)) }
-            if chunk + 32 < vectorPart { acc.2 = acc.2.addingProduct(load16(a, chunk + 32, vectorPart), load16(b, chunk + 32, vectorPart)) }
-            if chunk + 48 < vectorPart { acc.3 = acc.3.addingProduct(load16(a, chunk + 48, vectorPart), load16(b, chunk + 48, vectorPart)) }
-            chunk += 64
-        }
-        var sum = paddedCount >= 64 ? Double(horizontalSum16((acc.0 + acc.2) + (acc.1 + acc.3))) : 0
-        for i in vectorPart..<count { sum += Double(Float(a[i]) * b[i]) }
-        return Float(sum)
-    }
-
-    /// Sixteen values from `start`, zero past `count` (llama.cpp's masked/padded cells weigh exactly zero).
-    @inline(__always)
-    private static func load16(_ p: UnsafePointer<Float>, _ start: Int, _ count: Int) -> SIMD16<Float> {
-        if start + 16 <= count { return UnsafeRawPointer(p + start).loadUnaligned(as: SIMD16<Float>.self) }
-        var v = SIMD16<Float>()
-        for i in 0..<max(0, count - start) { v[i] = p[start + i] }
-        return v
-    }
-
-    /// The same from the fp16 cache, widened exactly to Float.
-    @inline(__always)
-    private static func load16(_ p: UnsafePointer<Float16>, _ start: Int, _ count: Int) -> SIMD16<Float> {
-        if start + 16 <= count { return SIMD16<Float>(UnsafeRawPointer(p + start).loadUnaligned(as: SIMD16<Float16>.self)) }
-        var v = SIMD16<Float>()
-        for i in 0..<max(0, count - start) { v[i] = Float(p[start + i]) }
-        return v
     }
 }
 

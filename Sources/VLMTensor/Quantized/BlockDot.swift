@@ -170,36 +170,6 @@ enum BlockDot {
         return horizontalSum8(acc) + minimum
     }
 
-    /// Two weight rows against one activation row (matrix-vector products): the same arithmetic as
-    /// two `dot` calls, interleaved so the two accumulator chains overlap in the pipeline.
-    static func dotPair(_ format: WeightFormat, _ row0: UnsafeRawPointer, _ row1: UnsafeRawPointer, _ a: ActivationView,
-                        columns: Int, repacked: Bool = false) -> (Float, Float) {
-        switch format {
-        case .q8_0: dotPair(Q8_0Block.self, row0, row1, a, columns / 32)
-        case .q4_0: dotPair(Q4_0Block.self, row0, row1, a, columns / 32)
-        case .q4_1: dotPair(Q4_1Block.self, row0, row1, a, columns / 32)
-        case .q5_0: dotPair(Q5_0Block.self, row0, row1, a, columns / 32)
-        case .q5_1: dotPair(Q5_1Block.self, row0, row1, a, columns / 32)
-        default: (dot(format, row: row0, a, columns: columns, repacked: repacked),
-                  dot(format, row: row1, a, columns: columns, repacked: repacked))
-        }
-    }
-
-    static func dotPair<F: Block32>(_: F.Type, _ row0: UnsafeRawPointer, _ row1: UnsafeRawPointer, _ a: ActivationView,
-                                    _ blocks: Int) -> (Float, Float) {
-        var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>(), minimum0: Float = 0, minimum1: Float = 0
-        for j in 0..<blocks {
-            let b0 = row0 + j * F.bytes, b1 = row1 + j * F.bytes, aq = a.block32(j), da = a.scales[j]
-            if F.hasMinimum {
-                minimum0 = fusedMultiplyAdd(F.minimum(b0), a.blockSums[j], minimum0)
-                minimum1 = fusedMultiplyAdd(F.minimum(b1), a.blockSums[j], minimum1)
-            }
-            acc0 = accumulate(acc0, scale: F.scale(b0) * da, F.unpack(b0).laneSums(aq))
-            acc1 = accumulate(acc1, scale: F.scale(b1) * da, F.unpack(b1).laneSums(aq))
-        }
-        return (horizontalSum8(acc0) + minimum0, horizontalSum8(acc1) + minimum1)
-    }
-
     /// One weight row against several activation rows (a prefill batch), with the same arithmetic per
     /// activation as `dot`.
     static func dotBatch(_ format: WeightFormat, row: UnsafeRawPointer, _ views: UnsafeBufferPointer<ActivationView>,
@@ -313,8 +283,7 @@ enum BlockDot {
             b += 4
         }
         while b < views.count {
-            let (y0, y1) = dotPair(F.self, row0, row1, views[b], blocks)
-            out(0, b, y0); out(1, b, y1)
+            out(0, b, dot(F.self, row0, views[b], blocks)); out(1, b, dot(F.self, row1, views[b], blocks))
             b += 1
         }
     }

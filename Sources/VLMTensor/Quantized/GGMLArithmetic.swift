@@ -51,3 +51,40 @@ public func ggmlExp(_ x: Float) -> Float {
 /// `ggml_v_silu`: x / (1 + exp(-x)).
 @inlinable @inline(__always)
 public func ggmlSiLU(_ x: Float) -> Float { x / (1 + ggmlExp(0 - x)) }
+
+/// `ggmlExp` of sixteen lanes at once, bit-identical lane by lane. Where 2^n is a normal Float it is
+/// built from exponent bits (the low bits of z hold n), and j·2^n then rounds once as scalef does;
+/// the other lanes (arguments below about -87, ±infinity, NaN) take the scalar path.
+@inlinable @inline(__always)
+public func ggmlExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
+    typealias V = SIMD16<Float>
+    @inline(__always) func fma(_ a: V, _ b: V, _ c: V) -> V { c.addingProduct(a, b) }
+    let shift = V(repeating: 0x1.8p23)
+    let z = fma(x, V(repeating: 0x1.715476p+0), shift)
+    let n = z - shift
+    let b = fma(-n, V(repeating: 0x1.7f7d1cp-20), fma(-n, V(repeating: 0x1.62e4p-1), x))
+    let u = b * b
+    let j = fma(
+        fma(fma(V(repeating: 0x1.0e4020p-7), b, V(repeating: 0x1.573e2ep-5)), u,
+            fma(V(repeating: 0x1.555e66p-3), b, V(repeating: 0x1.fffdb6p-2))),
+        u, fma(V(repeating: 0x1.ffffecp-1), b, V(repeating: 1)))
+    let scale = unsafeBitCast((unsafeBitCast(z, to: SIMD16<UInt32>.self) &<< 23) &+ SIMD16<UInt32>(repeating: 0x3F80_0000),
+                              to: V.self)
+    let result = j * scale
+    // exp(-inf) = 0 (masked attention scores) is common enough to keep out of the scalar path.
+    let zero = x .== V(repeating: -.infinity)
+    let normal = (n .>= V(repeating: -126)) .& (n .<= V(repeating: 127))
+    return all(normal .| zero) ? result.replacing(with: 0, where: zero) : ggmlExpLanes(x, result, normal: normal)
+}
+
+/// The lanes of `ggmlExp(x)` that are not `normal` from the scalar function.
+@usableFromInline @inline(never)
+func ggmlExpLanes(_ x: SIMD16<Float>, _ result: SIMD16<Float>, normal: SIMDMask<SIMD16<Int32>>) -> SIMD16<Float> {
+    var result = result
+    for lane in 0..<16 where !normal[lane] { result[lane] = ggmlExp(x[lane]) }
+    return result
+}
+
+/// `ggml_v_silu` of sixteen lanes: x / (1 + exp(-x)), lane by lane as the scalar one.
+@inlinable @inline(__always)
+public func ggmlSiLU(_ x: SIMD16<Float>) -> SIMD16<Float> { x / (1 + ggmlExp(SIMD16<Float>() - x)) }

@@ -43,6 +43,17 @@ public enum WeightFormat: String, Sendable, CaseIterable {
         }
     }
 
+    /// What activations are converted to for a product with this format (ggml's `vec_dot_type`);
+    /// formats with the same partner can share one converted activation row.
+    var activationPartner: String {
+        switch self {
+        case .f32, .f16, .bf16: rawValue
+        case .q4_0, .q5_0, .q8_0: "q8_0"
+        case .q4_1, .q5_1: "q8_1"
+        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K: "q8_K"
+        }
+    }
+
     /// K-quants: 256-value super-blocks multiplied against Q8_K activations.
     public var isKQuant: Bool { blockLength == 256 }
 
