@@ -129,10 +129,11 @@ struct Bottleneck: Sendable {
 /// (query, key, value and output projections separate, as in open_clip's AttentionPool2d).
 struct AttentionPool2D: Sendable {
     let positionalEmbedding: [Float]  // [cells + 1, width]
-    let query: Linear
-    let key: Linear
-    let value: Linear
-    let output: Linear
+    // Packed at load: the pool sees 50 tokens per image, too few to amortise repacking 2048×2048 weights per call.
+    let query: PackedLinear
+    let key: PackedLinear
+    let value: PackedLinear
+    let output: PackedLinear
     let heads: Int
     let width: Int
     let cells: Int
@@ -140,10 +141,10 @@ struct AttentionPool2D: Sendable {
     init(_ checkpoint: CheckpointReader, prefix: String, grid: Int, width: Int, heads: Int, outputDim: Int) throws {
         cells = grid * grid
         positionalEmbedding = try checkpoint.tensor(prefix + "positional_embedding", [cells + 1, width]).storage
-        query = try checkpoint.linear(prefix + "q_proj.", in: width, out: width)
-        key = try checkpoint.linear(prefix + "k_proj.", in: width, out: width)
-        value = try checkpoint.linear(prefix + "v_proj.", in: width, out: width)
-        output = try checkpoint.linear(prefix + "c_proj.", in: width, out: outputDim)
+        query = PackedLinear(try checkpoint.linear(prefix + "q_proj.", in: width, out: width))
+        key = PackedLinear(try checkpoint.linear(prefix + "k_proj.", in: width, out: width))
+        value = PackedLinear(try checkpoint.linear(prefix + "v_proj.", in: width, out: width))
+        output = PackedLinear(try checkpoint.linear(prefix + "c_proj.", in: width, out: outputDim))
         self.heads = heads
         self.width = width
     }

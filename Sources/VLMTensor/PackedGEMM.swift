@@ -104,6 +104,38 @@ public struct PackedMatrix: Sendable {
     }
 }
 
+/// A fully connected layer (y = x · Wᵀ + b) with its weight packed once for `PackedMatrix`: for layers
+/// applied to few rows at a time (an attention pool's 50 tokens), where repacking a large weight on
+/// every call would cost as much as the product.
+public struct PackedLinear: Sendable {
+    public let inFeatures: Int
+    public let outFeatures: Int
+    let weight: PackedMatrix
+    let bias: [Float]
+
+    public init(_ linear: Linear) {
+        (inFeatures, outFeatures) = (linear.inFeatures, linear.outFeatures)
+        var transposed = [Float](repeating: 0, count: inFeatures * outFeatures)
+        for o in 0..<outFeatures {
+            for i in 0..<inFeatures { transposed[i * outFeatures + o] = linear.weight[o * inFeatures + i] }
+        }
+        weight = PackedMatrix(transposed, rows: inFeatures, columns: outFeatures)
+        bias = linear.bias ?? [Float](repeating: 0, count: outFeatures)
+    }
+
+    /// `rows` input rows of `inFeatures` → `rows` output rows of `outFeatures`.
+    public func callAsFunction(_ input: [Float], rows: Int) -> [Float] {
+        precondition(input.count == rows * inFeatures, "linear input has \(input.count) values, expected \(rows)×\(inFeatures)")
+        return [Float](unsafeUninitializedCapacity: rows * outFeatures) { output, initialized in
+            input.withUnsafeBufferPointer { x in
+                weight.multiply(x.baseAddress!, lda: inFeatures, m: rows, into: output.baseAddress!, ldc: outFeatures, bias: bias,
+                                accumulate: false, relu: false)
+            }
+            initialized = rows * outFeatures
+        }
+    }
+}
+
 #if arch(x86_64) && canImport(_Builtin_intrinsics.intel) && !VLM_PORTABLE_KERNELS
 /// One product over raw pointers, split across threads and blocked for the caches.
 private struct TiledProduct {
