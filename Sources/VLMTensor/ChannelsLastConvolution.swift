@@ -6,10 +6,10 @@
 /// - a k×k convolution unfolds each output pixel's patch with k·k contiguous copies of `inChannels`
 ///   floats (instead of NCHW's per-row scatter), and the unfolding runs on row blocks small enough that
 ///   the block is still in cache when the matrix product reads it;
-/// - bias, the residual shortcut and ReLU are applied to each block of the product's output in one
-///   pass, right after the product, while the block is still in cache.
+/// - bias, the residual shortcut and ReLU are applied by the product to each tile of the output while
+///   it is still in registers (`PackedMatrix`).
 /// The filter is packed once at load as [k·k·in × out], in the order the unfolding writes a patch.
-public struct ChannelsLastConv2D: Sendable {
+public struct ChannelsLastConv2D: BatchConvolution, Sendable {
     public let inChannels: Int
     public let outChannels: Int
     public let kernelSize: Int
@@ -108,66 +108,4 @@ public struct ChannelsLastConv2D: Sendable {
             }
         }
     }
-
-    /// Array convenience for `apply` (fresh output).
-    public func callAsFunction(_ input: [Float], batch: Int, height: Int, width: Int, scratch: ScratchBuffer, relu: Bool = false)
-        -> (values: [Float], height: Int, width: Int)
-    {
-        precondition(input.count == batch * inChannels * height * width, "conv input has \(input.count) values")
-        let (oh, ow) = outputSize(height: height, width: width)
-        let output = [Float](unsafeUninitializedCapacity: batch * outChannels * oh * ow) { buffer, initialized in
-            input.withUnsafeBufferPointer { x in
-                apply(x.baseAddress!, batch: batch, height: height, width: width, into: buffer.baseAddress!, scratch: scratch, relu: relu)
-            }
-            initialized = buffer.count
-        }
-        return (output, oh, ow)
-    }
-
-    /// Array convenience for `apply` that adds the convolution to `output` (a residual shortcut) in place.
-    public func accumulate(_ input: [Float], batch: Int, height: Int, width: Int, into output: inout [Float],
-                           scratch: ScratchBuffer, relu: Bool = false) {
-        let (oh, ow) = outputSize(height: height, width: width)
-        precondition(input.count == batch * inChannels * height * width && output.count == batch * outChannels * oh * ow,
-                     "conv accumulate shapes")
-        input.withUnsafeBufferPointer { x in
-            output.withUnsafeMutableBufferPointer { y in
-                apply(x.baseAddress!, batch: batch, height: height, width: width, into: y.baseAddress!, scratch: scratch,
-                      accumulate: true, relu: relu)
-            }
-        }
-    }
-}
-
-/// Non-overlapping average pooling (AvgPool2d(k), stride k, floor mode) of channels-last images:
-/// [images, height, width, channels] → [images, height / k, width / k, channels].
-public func averagePool2DChannelsLast(_ input: [Float], images: Int, height: Int, width: Int, channels: Int, kernel: Int)
-    -> (values: [Float], height: Int, width: Int)
-{
-    precondition(input.count == images * height * width * channels, "average pool input has \(input.count) values")
-    let (oh, ow) = (height / kernel, width / kernel)
-    let scale = 1 / Float(kernel * kernel)
-    let output = [Float](unsafeUninitializedCapacity: images * oh * ow * channels) { buffer, initialized in
-        input.withUnsafeBufferPointer { x in
-            let (source, destination) = (x.baseAddress!, buffer.baseAddress!)
-            parallelRanges(images * oh, minimumPerThread: 2) { outRows in
-                for r in outRows {
-                    let (n, oy) = (r / oh, r % oh)
-                    for ox in 0..<ow {
-                        let dst = destination + (r * ow + ox) * channels
-                        dst.update(repeating: 0, count: channels)
-                        for i in 0..<kernel {
-                            for j in 0..<kernel {
-                                let src = source + ((n * height + oy * kernel + i) * width + ox * kernel + j) * channels
-                                for c in 0..<channels { dst[c] += src[c] }
-                            }
-                        }
-                        for c in 0..<channels { dst[c] *= scale }
-                    }
-                }
-            }
-        }
-        initialized = buffer.count
-    }
-    return (output, oh, ow)
 }
