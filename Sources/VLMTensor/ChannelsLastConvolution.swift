@@ -61,6 +61,7 @@ public struct ChannelsLastConv2D: BatchConvolution, Sendable {
     ) {
         let (oh, ow) = outputSize(height: height, width: width)
         let rows = batch * oh * ow
+        guard rows > 0 else { return }
         let block = isPointwise ? rows : min(rows, blockRows)
         let columns: UnsafeMutablePointer<Float>? = isPointwise ? nil : scratch.region(block * patch)
         for first in Swift.stride(from: 0, to: rows, by: block) {
