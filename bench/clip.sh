@@ -2,7 +2,7 @@
 # CLIP benchmark: vlmd's VLMCLIP against open_clip (PyTorch CPU), same machine, same thread count,
 # same model files (a full-size RN50 with random weights, built once by clip_reference.py).
 #
-#   bench/clip.sh [--threads N] [--model DIR] [--repeats R] [--rounds K]
+#   bench/clip.sh [--threads N] [--model DIR] [--repeats R] [--rounds K] [--workloads image1,image16,text]
 #   PYTHON=/work/refvenv/bin/python by default.
 # The two implementations run alternately for K rounds and each figure is the best over all runs,
 # so load from other processes on a shared machine penalises neither side systematically.
@@ -12,12 +12,14 @@ THREADS=2
 MODEL=/tmp/vlmd-rn50-random
 REPEATS=5
 ROUNDS=3
+WORKLOADS=image1,image16,text
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --threads) THREADS="$2"; shift 2 ;;
     --model) MODEL="$2"; shift 2 ;;
     --repeats) REPEATS="$2"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
+    --workloads) WORKLOADS="$2"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -28,11 +30,11 @@ echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d
 echo "== building vlmbench (swift build -c release)" >&2
 swift build -c release --product vlmbench >&2
 for round in $(seq 1 "$ROUNDS"); do
-  echo "== round $round/$ROUNDS: open_clip reference (builds $MODEL on first run)" >&2
-  "$PYTHON" bench/clip_reference.py --model "$MODEL" --threads "$THREADS" --repeats "$REPEATS" 2>/dev/null > "$OUT/reference.$round.json"
+  echo "== round $round/$ROUNDS: load average $(cut -d" " -f1-3 /proc/loadavg); open_clip reference (builds $MODEL on first run)" >&2
+  "$PYTHON" bench/clip_reference.py --model "$MODEL" --threads "$THREADS" --repeats "$REPEATS" --workloads "$WORKLOADS" 2>/dev/null > "$OUT/reference.$round.json"
   GFLOP=$("$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['image_gflop_per_image'])" "$OUT/reference.$round.json")
   echo "== round $round/$ROUNDS: vlmd (swift run -c release vlmbench clip)" >&2
-  swift run -c release vlmbench clip --model "$MODEL" --threads "$THREADS" --repeats "$REPEATS" --image-gflop "$GFLOP" > "$OUT/vlmd.$round.json"
+  swift run -c release vlmbench clip --model "$MODEL" --threads "$THREADS" --repeats "$REPEATS" --workloads "peak,$WORKLOADS" --image-gflop "$GFLOP" > "$OUT/vlmd.$round.json"
 done
 
 "$PYTHON" - "$OUT" "$ROUNDS" <<'PY'
@@ -45,12 +47,16 @@ def merged(prefix):
     for key, value in runs[0].items():
         if isinstance(value, dict) and "best" in value:
             result[key] = {"best": min(r[key]["best"] for r in runs), "median_of_medians": sorted(r[key]["median"] for r in runs)[rounds // 2]}
+            if "cpu" in value:
+                result[key]["cpu"] = min(r[key]["cpu"] for r in runs)
         elif key.endswith("gflops"):
             result[key] = max(r[key] for r in runs)
     return result
 ref, ours = merged("reference"), merged("vlmd")
 print(json.dumps({"open_clip": ref, "vlmd": ours}, indent=2))
 def row(name, key):
+    if key not in ref or key not in ours:
+        return
     r, o = ref[key]["best"], ours[key]["best"]
     print(f"| {name} | {o:.1f} | {r:.1f} | {o / r:.2f}x |")
 print()
@@ -60,6 +66,10 @@ print("| workload (best of runs) | vlmd ms | open_clip ms | vlmd / open_clip |")
 print("|---|---|---|---|")
 row("RN50 image, batch 1 (per image)", "image_batch1_ms_per_image")
 row("RN50 image, batch 16 (per image)", "image_batch16_ms_per_image")
+for name, key in [("batch 1", "image_batch1_ms_per_image"), ("batch 16", "image_batch16_ms_per_image")]:
+    if "cpu" in ref.get(key, {}) and "cpu" in ours.get(key, {}):
+        r, o = ref[key]["cpu"], ours[key]["cpu"]
+        print(f"| RN50 image, {name}, process CPU ms per image | {o:.1f} | {r:.1f} | {o / r:.2f}x |")
 row("text, 18 CIFAR templates x 10 classes", "text_180_prompts_ms")
 row("tokenize 180 prompts", "tokenize_180_prompts_ms")
 print(f"vlmd image GFLOP/s: batch 1 {ours.get('image_batch1_gflops', 0):.0f}, batch 16 {ours.get('image_batch16_gflops', 0):.0f}")

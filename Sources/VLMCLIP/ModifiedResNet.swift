@@ -5,9 +5,11 @@ import VLMTensor
 /// - anti-aliased strided Bottlenecks: stride is applied by an average pool after the 3×3 convolution
 ///   (and before the 1×1 downsample convolution), never by a strided convolution,
 /// - an attention pool (QKV attention of the mean feature over all positions) instead of global average pooling.
-/// Every batch norm is folded into the preceding convolution at load time.
+/// Every batch norm is folded into the preceding convolution at load time. Feature maps are kept
+/// channels-last (NHWC) from the stem to the attention pool: 1×1 convolutions are then plain matrix
+/// products over the whole batch, and the attention pool reads positions as rows without a transpose.
 struct ModifiedResNet: ImageTower {
-    let stem: [Conv2D]  // three 3×3 convolutions, the first with stride 2, each followed by ReLU
+    let stem: [ChannelsLastConv2D]  // three 3×3 convolutions, the first with stride 2, each followed by ReLU
     let stages: [[Bottleneck]]
     let attentionPool: AttentionPool2D
     let imageSize: Int
@@ -15,11 +17,11 @@ struct ModifiedResNet: ImageTower {
     init(_ checkpoint: CheckpointReader, config: CLIPConfig, stageBlocks: [Int]) throws {
         let width = config.vision.width
         imageSize = config.vision.imageSize
-        stem = [
-            try checkpoint.convolutionWithBatchNorm("visual.conv1.weight", "visual.bn1.", in: 3, out: width / 2, kernel: 3, stride: 2, padding: 1),
+        stem = try [
+             checkpoint.convolutionWithBatchNorm("visual.conv1.weight", "visual.bn1.", in: 3, out: width / 2, kernel: 3, stride: 2, padding: 1),
             try checkpoint.convolutionWithBatchNorm("visual.conv2.weight", "visual.bn2.", in: width / 2, out: width / 2, kernel: 3, padding: 1),
             try checkpoint.convolutionWithBatchNorm("visual.conv3.weight", "visual.bn3.", in: width / 2, out: width, kernel: 3, padding: 1),
-        ]
+        ].map(ChannelsLastConv2D.init)
         var inPlanes = width
         var stages: [[Bottleneck]] = []
         for (index, blocks) in stageBlocks.enumerated() {
@@ -40,15 +42,16 @@ struct ModifiedResNet: ImageTower {
             heads: featureWidth / config.vision.headWidth, outputDim: config.embedDim)
     }
 
-    /// The stem and the four stages: NCHW pixels → [count, 32·width, size/32, size/32].
+    /// The stem and the four stages: NCHW pixels → channels-last [count, size/32, size/32, 32·width].
     private func features(_ pixels: [Float], count: Int, scratch: ScratchBuffer, shouldCancel: () -> Bool) throws
         -> (values: [Float], height: Int, width: Int)
     {
-        var x = (values: pixels, height: imageSize, width: imageSize)
+        let channelsLast = transposeInner(pixels, batch: count, rows: stem[0].inChannels, cols: imageSize * imageSize)
+        var x = (values: channelsLast, height: imageSize, width: imageSize)
         for conv in stem {
             x = conv(x.values, batch: count, height: x.height, width: x.width, scratch: scratch, relu: true)
         }
-        x = averagePool2D(x.values, planes: count * stem[2].outChannels, height: x.height, width: x.width, kernel: 2)
+        x = averagePool2DChannelsLast(x.values, images: count, height: x.height, width: x.width, channels: stem[2].outChannels, kernel: 2)
         for stage in stages {
             for block in stage {
                 if shouldCancel() { throw CLIPError.cancelled }
@@ -74,35 +77,44 @@ struct ModifiedResNet: ImageTower {
 /// The ResNet bottleneck: 1×1 reduce, 3×3, (average pool when strided), 1×1 expand (×4), plus a shortcut.
 struct Bottleneck: Sendable {
     static let expansion = 4
-    let reduce: Conv2D
-    let spatial: Conv2D
-    let expand: Conv2D
+    let reduce: ChannelsLastConv2D
+    let spatial: ChannelsLastConv2D
+    let expand: ChannelsLastConv2D
     let stride: Int
     /// avgpool(stride) then 1×1 convolution (+BN), present when the shape changes.
-    let downsample: Conv2D?
+    let downsample: ChannelsLastConv2D?
 
     init(_ checkpoint: CheckpointReader, prefix: String, inPlanes: Int, planes: Int, stride: Int) throws {
         let outPlanes = planes * Self.expansion
-        reduce = try checkpoint.convolutionWithBatchNorm(prefix + "conv1.weight", prefix + "bn1.", in: inPlanes, out: planes, kernel: 1)
-        spatial = try checkpoint.convolutionWithBatchNorm(prefix + "conv2.weight", prefix + "bn2.", in: planes, out: planes, kernel: 3, padding: 1)
-        expand = try checkpoint.convolutionWithBatchNorm(prefix + "conv3.weight", prefix + "bn3.", in: planes, out: outPlanes, kernel: 1)
+        reduce = ChannelsLastConv2D(try checkpoint.convolutionWithBatchNorm(
+            prefix + "conv1.weight", prefix + "bn1.", in: inPlanes, out: planes, kernel: 1))
+        spatial = ChannelsLastConv2D(try checkpoint.convolutionWithBatchNorm(
+            prefix + "conv2.weight", prefix + "bn2.", in: planes, out: planes, kernel: 3, padding: 1))
+        expand = ChannelsLastConv2D(try checkpoint.convolutionWithBatchNorm(
+            prefix + "conv3.weight", prefix + "bn3.", in: planes, out: outPlanes, kernel: 1))
         self.stride = stride
         downsample = (stride > 1 || inPlanes != outPlanes)
-            ? try checkpoint.convolutionWithBatchNorm(prefix + "downsample.0.weight", prefix + "downsample.1.", in: inPlanes, out: outPlanes, kernel: 1)
+            ? ChannelsLastConv2D(try checkpoint.convolutionWithBatchNorm(
+                prefix + "downsample.0.weight", prefix + "downsample.1.", in: inPlanes, out: outPlanes, kernel: 1))
             : nil
     }
 
     func apply(_ x: [Float], batch: Int, height: Int, width: Int, scratch: ScratchBuffer) -> (values: [Float], height: Int, width: Int) {
         var out = reduce(x, batch: batch, height: height, width: width, scratch: scratch, relu: true)
         out = spatial(out.values, batch: batch, height: out.height, width: out.width, scratch: scratch, relu: true)
-        if stride > 1 { out = averagePool2D(out.values, planes: batch * spatial.outChannels, height: out.height, width: out.width, kernel: stride) }
+        if stride > 1 {
+            out = averagePool2DChannelsLast(out.values, images: batch, height: out.height, width: out.width,
+                                            channels: spatial.outChannels, kernel: stride)
+        }
 
         // The shortcut is written first; the expanding convolution then accumulates onto it (the
         // residual sum happens inside the matrix product) and applies the final ReLU.
         var sum: [Float]
         if let downsample {
             var shortcut = (values: x, height: height, width: width)
-            if stride > 1 { shortcut = averagePool2D(x, planes: batch * reduce.inChannels, height: height, width: width, kernel: stride) }
+            if stride > 1 {
+                shortcut = averagePool2DChannelsLast(x, images: batch, height: height, width: width, channels: reduce.inChannels, kernel: stride)
+            }
             sum = downsample(shortcut.values, batch: batch, height: shortcut.height, width: shortcut.width, scratch: scratch).values
         } else {
             sum = x
@@ -117,10 +129,11 @@ struct Bottleneck: Sendable {
 /// (query, key, value and output projections separate, as in open_clip's AttentionPool2d).
 struct AttentionPool2D: Sendable {
     let positionalEmbedding: [Float]  // [cells + 1, width]
-    let query: Linear
-    let key: Linear
-    let value: Linear
-    let output: Linear
+    // Packed at load: the pool sees 50 tokens per image, too few to amortise repacking 2048×2048 weights per call.
+    let query: PackedLinear
+    let key: PackedLinear
+    let value: PackedLinear
+    let output: PackedLinear
     let heads: Int
     let width: Int
     let cells: Int
@@ -128,18 +141,18 @@ struct AttentionPool2D: Sendable {
     init(_ checkpoint: CheckpointReader, prefix: String, grid: Int, width: Int, heads: Int, outputDim: Int) throws {
         cells = grid * grid
         positionalEmbedding = try checkpoint.tensor(prefix + "positional_embedding", [cells + 1, width]).storage
-        query = try checkpoint.linear(prefix + "q_proj.", in: width, out: width)
-        key = try checkpoint.linear(prefix + "k_proj.", in: width, out: width)
-        value = try checkpoint.linear(prefix + "v_proj.", in: width, out: width)
-        output = try checkpoint.linear(prefix + "c_proj.", in: width, out: outputDim)
+        query = PackedLinear(try checkpoint.linear(prefix + "q_proj.", in: width, out: width))
+        key = PackedLinear(try checkpoint.linear(prefix + "k_proj.", in: width, out: width))
+        value = PackedLinear(try checkpoint.linear(prefix + "v_proj.", in: width, out: width))
+        output = PackedLinear(try checkpoint.linear(prefix + "c_proj.", in: width, out: outputDim))
         self.heads = heads
         self.width = width
     }
 
     /// [batch, cells + 1, width]: the mean token then every position, each plus its positional embedding.
-    private func tokens(_ features: [Float], batch: Int) -> [Float] {
-        precondition(features.count == batch * width * cells, "attention pool expects \(cells) cells of width \(width)")
-        let positions = transposeInner(features, batch: batch, rows: width, cols: cells)  // [batch, cells, width]
+    /// `positions` are channels-last features, [batch, cells, width].
+    private func tokens(_ positions: [Float], batch: Int) -> [Float] {
+        precondition(positions.count == batch * width * cells, "attention pool expects \(cells) cells of width \(width)")
         var tokens = [Float](repeating: 0, count: batch * (cells + 1) * width)
         for b in 0..<batch {
             let base = b * (cells + 1) * width

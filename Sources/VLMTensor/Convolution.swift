@@ -13,7 +13,7 @@ public struct BatchNorm: Sendable {
 }
 
 /// A 2-D convolution over NCHW batches, square kernel, computed as im2col + one matrix product per image.
-public struct Conv2D: Sendable {
+public struct Conv2D: BatchConvolution, Sendable {
     public let inChannels: Int
     public let outChannels: Int
     public let kernelSize: Int
@@ -109,35 +109,6 @@ public struct Conv2D: Sendable {
         }
     }
 
-    /// Array convenience for `apply` (fresh output).
-    public func callAsFunction(_ input: [Float], batch: Int, height: Int, width: Int, scratch: ScratchBuffer, relu: Bool = false)
-        -> (values: [Float], height: Int, width: Int)
-    {
-        precondition(input.count == batch * inChannels * height * width, "conv input has \(input.count) values")
-        let (oh, ow) = outputSize(height: height, width: width)
-        let output = [Float](unsafeUninitializedCapacity: batch * outChannels * oh * ow) { buffer, initialized in
-            input.withUnsafeBufferPointer { x in
-                apply(x.baseAddress!, batch: batch, height: height, width: width, into: buffer.baseAddress!, scratch: scratch, relu: relu)
-            }
-            initialized = buffer.count
-        }
-        return (output, oh, ow)
-    }
-
-    /// Array convenience for `apply` that adds the convolution to `output` in place.
-    public func accumulate(_ input: [Float], batch: Int, height: Int, width: Int, into output: inout [Float],
-                           scratch: ScratchBuffer, relu: Bool = false) {
-        let (oh, ow) = outputSize(height: height, width: width)
-        precondition(input.count == batch * inChannels * height * width && output.count == batch * outChannels * oh * ow,
-                     "conv accumulate shapes")
-        input.withUnsafeBufferPointer { x in
-            output.withUnsafeMutableBufferPointer { y in
-                apply(x.baseAddress!, batch: batch, height: height, width: width, into: y.baseAddress!, scratch: scratch,
-                      accumulate: true, relu: relu)
-            }
-        }
-    }
-
     /// Unfolds `channels` of one image into columns[(c·k + i)·k + j][y·outWidth + x] = image[c][y·s − p + i][x·s − p + j]
     /// (zero outside the image), the layout that matches the flattened filter.
     private func im2col(
@@ -171,6 +142,48 @@ public struct Conv2D: Sendable {
                     }
                     row += outHeight * outWidth
                 }
+            }
+        }
+    }
+}
+
+/// A convolution over a batch of images (any memory layout: `Conv2D` is NCHW, `ChannelsLastConv2D` NHWC),
+/// with the array conveniences written once over its pointer-level `apply`.
+public protocol BatchConvolution {
+    var inChannels: Int { get }
+    var outChannels: Int { get }
+    func outputSize(height: Int, width: Int) -> (height: Int, width: Int)
+    func apply(_ input: UnsafePointer<Float>, batch: Int, height: Int, width: Int, into output: UnsafeMutablePointer<Float>,
+               scratch: ScratchBuffer, accumulate: Bool, relu: Bool)
+}
+
+extension BatchConvolution {
+    /// Array convenience for `apply` (fresh output).
+    public func callAsFunction(_ input: [Float], batch: Int, height: Int, width: Int, scratch: ScratchBuffer, relu: Bool = false)
+        -> (values: [Float], height: Int, width: Int)
+    {
+        precondition(input.count == batch * inChannels * height * width, "conv input has \(input.count) values")
+        let (oh, ow) = outputSize(height: height, width: width)
+        let output = [Float](unsafeUninitializedCapacity: batch * outChannels * oh * ow) { buffer, initialized in
+            input.withUnsafeBufferPointer { x in
+                apply(x.baseAddress!, batch: batch, height: height, width: width, into: buffer.baseAddress!, scratch: scratch,
+                      accumulate: false, relu: relu)
+            }
+            initialized = buffer.count
+        }
+        return (output, oh, ow)
+    }
+
+    /// Array convenience for `apply` that adds the convolution to `output` (a residual shortcut) in place.
+    public func accumulate(_ input: [Float], batch: Int, height: Int, width: Int, into output: inout [Float],
+                           scratch: ScratchBuffer, relu: Bool = false) {
+        let (oh, ow) = outputSize(height: height, width: width)
+        precondition(input.count == batch * inChannels * height * width && output.count == batch * outChannels * oh * ow,
+                     "conv accumulate shapes")
+        input.withUnsafeBufferPointer { x in
+            output.withUnsafeMutableBufferPointer { y in
+                apply(x.baseAddress!, batch: batch, height: height, width: width, into: y.baseAddress!, scratch: scratch,
+                      accumulate: true, relu: relu)
             }
         }
     }

@@ -3,6 +3,9 @@ import COpenBLAS
 /// Row-major matrix products over OpenBLAS. Every heavy operation in the models (linear layers,
 /// convolutions after im2col, attention) ends up here.
 public enum MatrixMultiply {
+    /// The kernel family OpenBLAS chose for this CPU at run time (e.g. "Haswell", "SkylakeX"), for reports.
+    public static var kernelName: String { String(cString: openblas_get_corename()) }
+
     /// C[m×n] = alpha · op(A) · op(B) + beta · C, all row-major.
     /// op(A) is m×k (A is k×m when `transposeA`), op(B) is k×n (B is n×k when `transposeB`).
     /// `lda`, `ldb`, `ldc` are the row strides of the stored matrices, which lets callers address a

@@ -1,32 +1,32 @@
-/// Non-overlapping average pooling (PyTorch's AvgPool2d(k) with stride k, no padding, floor mode):
-/// `planes` independent [height, width] planes (batch · channels for NCHW data).
-public func averagePool2D(_ input: [Float], planes: Int, height: Int, width: Int, kernel: Int)
+/// Non-overlapping average pooling (AvgPool2d(k), stride k, floor mode) of channels-last images:
+/// [images, height, width, channels] → [images, height / k, width / k, channels].
+public func averagePool2DChannelsLast(_ input: [Float], images: Int, height: Int, width: Int, channels: Int, kernel: Int)
     -> (values: [Float], height: Int, width: Int)
 {
-    precondition(input.count == planes * height * width, "average pool input has \(input.count) values")
+    precondition(input.count == images * height * width * channels, "average pool input has \(input.count) values")
     let (oh, ow) = (height / kernel, width / kernel)
-    var output = [Float](repeating: 0, count: planes * oh * ow)
     let scale = 1 / Float(kernel * kernel)
-    input.withUnsafeBufferPointer { x in
-        output.withUnsafeMutableBufferPointer { y in
-            let (source, destination) = (x.baseAddress!, y.baseAddress!)
-            parallelRanges(planes, minimumPerThread: 16) { range in
-                for p in range {
-                    let src = source + p * height * width
-                    let dst = destination + p * oh * ow
-                    for oy in 0..<oh {
-                        for ox in 0..<ow {
-                            var sum: Float = 0
-                            for i in 0..<kernel {
-                                let row = src + (oy * kernel + i) * width + ox * kernel
-                                for j in 0..<kernel { sum += row[j] }
+    let output = [Float](unsafeUninitializedCapacity: images * oh * ow * channels) { buffer, initialized in
+        input.withUnsafeBufferPointer { x in
+            let (source, destination) = (x.baseAddress!, buffer.baseAddress!)
+            parallelRanges(images * oh, minimumPerThread: 2) { outRows in
+                for r in outRows {
+                    let (n, oy) = (r / oh, r % oh)
+                    for ox in 0..<ow {
+                        let dst = destination + (r * ow + ox) * channels
+                        dst.update(repeating: 0, count: channels)
+                        for i in 0..<kernel {
+                            for j in 0..<kernel {
+                                let src = source + ((n * height + oy * kernel + i) * width + ox * kernel + j) * channels
+                                for c in 0..<channels { dst[c] += src[c] }
                             }
-                            dst[oy * ow + ox] = sum * scale
                         }
+                        for c in 0..<channels { dst[c] *= scale }
                     }
                 }
             }
         }
+        initialized = buffer.count
     }
     return (output, oh, ow)
 }

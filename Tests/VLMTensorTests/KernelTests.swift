@@ -72,14 +72,6 @@ import VLMTensor
         #expect(maxAbsDifference(folded.values, expected) < 1e-5)
     }
 
-    @Test func averagePoolFloorsOddSizes() {
-        let x = (0..<(2 * 5 * 5)).map(Float.init)
-        let pooled = averagePool2D(x, planes: 2, height: 5, width: 5, kernel: 2)
-        #expect(pooled.height == 2 && pooled.width == 2)
-        #expect(pooled.values[0] == (0 + 1 + 5 + 6) / 4)
-        #expect(pooled.values[7] == (37 + 38 + 42 + 43) / 4)  // plane 1 holds 25...49; cell (1,1) covers rows 2-3, cols 2-3
-    }
-
     @Test func linearMatchesLoopsAndProjectionIsTransposed() {
         var random = SeededRandom(3)
         let (rows, inFeatures, outFeatures) = (4, 7, 5)

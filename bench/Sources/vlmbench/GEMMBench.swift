@@ -1,0 +1,43 @@
+import Foundation
+import VLMTensor
+
+// `vlmbench gemm [--threads N] [--repeats R]`
+// The matrix products of RN50's convolutions at 224 px (one image, channels-last: pixels × patch ·
+// patch × out), each timed with OpenBLAS sgemm and with the packed-weight product of PackedGEMM.swift
+// (bias + ReLU fused), alternately. Prints GFLOP/s per shape.
+func runGEMMBench(_ args: [String]) {
+    var options: [String: String] = [:]
+    for pair in stride(from: 0, to: args.count - 1, by: 2) where args[pair].hasPrefix("--") {
+        options[String(args[pair].dropFirst(2))] = args[pair + 1]
+    }
+    let threads = Int(options["threads"] ?? "2") ?? 2
+    let repeats = Int(options["repeats"] ?? "5") ?? 5
+    TensorThreads.set(threads)
+    print("threads \(threads), OpenBLAS core \(MatrixMultiply.kernelName)")
+    print("| m × k × n | OpenBLAS GFLOP/s | packed GFLOP/s |")
+    print("|---|---|---|")
+    let shapes = [(3136, 576, 64), (3136, 64, 256), (3136, 256, 64), (784, 1152, 128), (784, 128, 512), (196, 2304, 256),
+                  (196, 1024, 256), (49, 4608, 512), (49, 512, 2048), (49, 2048, 512), (12544, 288, 32)]
+    for (m, k, n) in shapes {
+        var seed: UInt32 = 7
+        func next() -> Float { seed = seed &* 1_664_525 &+ 1_013_904_223; return Float(seed >> 8) / Float(1 << 24) - 0.5 }
+        let a = (0..<(m * k)).map { _ in next() }
+        let b = (0..<(k * n)).map { _ in next() }
+        let bias = [Float](repeating: 0.1, count: n)
+        var c = [Float](repeating: 0, count: m * n)
+        let packed = PackedMatrix(b, rows: k, columns: n)
+        var best = (blas: Double.infinity, packed: Double.infinity)
+        for _ in 0..<repeats {
+            a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in c.withUnsafeMutableBufferPointer { c in
+                var start = DispatchTime.now().uptimeNanoseconds
+                MatrixMultiply.gemm(m: m, n: n, k: k, a: a.baseAddress!, lda: k, b: b.baseAddress!, ldb: n, c: c.baseAddress!, ldc: n)
+                best.blas = min(best.blas, Double(DispatchTime.now().uptimeNanoseconds - start))
+                start = DispatchTime.now().uptimeNanoseconds
+                packed.multiply(a.baseAddress!, lda: k, m: m, into: c.baseAddress!, ldc: n, bias: bias, accumulate: false, relu: true)
+                best.packed = min(best.packed, Double(DispatchTime.now().uptimeNanoseconds - start))
+            } } }
+        }
+        let flop = 2 * Double(m * k * n)
+        print("| \(m) × \(k) × \(n) | \(String(format: "%.0f", flop / best.blas)) | \(String(format: "%.0f", flop / best.packed)) |")
+    }
+}
