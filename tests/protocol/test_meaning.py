@@ -88,3 +88,41 @@ def test_class_queries_point_at_their_cell_of_evaluation_scenes_as_in_open_clip(
         assert abs(hits / total - reference["accuracy"]) <= 1 / total, (hits / total, reference["accuracy"])
         assert await d.stop() == 0
     run(body(), timeout=600)
+
+
+# Words that say nothing about the CIFAR-10 classes: what the prompt learns has to carry the meaning.
+UNINFORMATIVE = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliett"]
+STEPS = {"steps": 50, "optimiser": "adam", "learningRate": 0.01}
+
+
+@pytest.mark.parametrize("params, gain", [
+    ({"method": "coop", "classSpecific": True, **STEPS}, 0.30),
+    ({"method": "coop", **STEPS}, 0.05),
+    ({"method": "pez", "classSpecific": True, **STEPS}, 0.15),
+    ({"method": "bank"}, 0.005),
+    ({"method": "lm", "languageModelRounds": 2, "languageModelCandidates": 4}, 0.03),
+], ids=["coop-class-specific", "coop-shared", "pez-class-specific", "bank", "lm"])
+def test_every_method_lifts_held_out_accuracy_when_class_names_are_uninformative(params, gain, tmp_path):
+    """16 shots per class from train_5000.bin, 500 held-out test images. The zero-shot prompt with
+    these names is below chance (about 6 %). Measured (seed 0): class-specific CoOp about 60 %,
+    shared CoOp about 20 %, class-specific PEZ about 40 %; a shared template ensemble (bank) or
+    shared templates proposed by a language model (here the 260K TinyStories model) cannot say which
+    name is which class and gain only a few points."""
+    async def body():
+        d = await with_demo_clip("--prompts-dir", str(tmp_path))
+        if params["method"] == "lm":
+            await d.request("models/load", {"kind": "gguf", "path": str(SHARED / "models" / "stories260K.gguf")})
+        result = await d.request("optimise-prompt", {
+            "dataset": {"path": str(CIFAR / "train_5000.bin"), "labels": UNINFORMATIVE,
+                        "test": str(CIFAR / "test_batch.bin"), "testLimit": 500},
+            "shots": 16, "seed": 0, **params})
+        before, after = result.zeroShot.test, result.learned.test
+        assert before < 0.15, before  # the names really are uninformative
+        assert after >= before + gain, (before, after, result.prompt)
+        if params.get("classSpecific") and params["method"] == "coop":
+            # Read back through nearest tokens, most classes' learned contexts spell their real name.
+            classes = (CIFAR / "batches.meta.txt").read_text().split()
+            named = [name for name, group in zip(classes, result.nearestTokens) if name in [t.text.strip() for t in group]]
+            assert len(named) >= 5, (named, result.prompt)
+        assert await d.stop() == 0
+    run(body(), timeout=600)
