@@ -85,8 +85,8 @@ func registerPromptHandlers(_ table: inout HandlerTable, services: Services) {
 
 /// The wire form of a prompt-learning result (also the best-so-far attached to a cancellation).
 func summary(_ r: PromptLearningResult, method: PromptLearningConfiguration.Method) -> OptimisePromptResult {
-    let names: [PromptLearningConfiguration.Method: String] = [.soft: "coop", .projected: "pez", .templateBank: "bank", .languageModel: "lm"]
-    return OptimisePromptResult(
+    let names: [PromptLearningConfiguration.Method: String] = [.soft: "coop", .projected: "pez", .templateBank: "bank", .languageModel: "lm", .names: "names"]
+    var result = OptimisePromptResult(
         method: names[method] ?? method.rawValue, prompt: r.promptText, templates: r.templates,
         zeroShot: AccuracyPair(validation: r.zeroShot.validation, test: r.zeroShot.test),
         bankEnsemble: AccuracyPair(validation: r.bankEnsemble.validation, test: r.bankEnsemble.test),
@@ -95,6 +95,8 @@ func summary(_ r: PromptLearningResult, method: PromptLearningConfiguration.Meth
         fluency: r.fluency, initialTrainingLoss: r.initialTrainingLoss, finalTrainingLoss: r.finalTrainingLoss,
         stepsRun: r.stepsRun, bestStep: r.bestStep, stoppedEarly: r.stoppedEarly, trainImages: 0, validationImages: 0,
         testImages: 0, savedTo: nil, configuration: (try? JSONCoding.value(of: r.configuration)) ?? .null, seconds: 0)
+    result.nearestWordAccuracy = r.nearestWordAccuracy.map { AccuracyPair(validation: $0.validation, test: $0.test) }
+    return result
 }
 
 func promptConfiguration(_ p: OptimisePromptParams) throws -> PromptLearningConfiguration {
@@ -104,7 +106,8 @@ func promptConfiguration(_ p: OptimisePromptParams) throws -> PromptLearningConf
     case "pez": c.method = .projected
     case "bank": c.method = .templateBank
     case "lm": c.method = .languageModel
-    default: throw RPCError.invalidParams("params.method: expected \"coop\", \"pez\", \"bank\" or \"lm\", got \"\(p.method)\"")
+    case "names": c.method = .names
+    default: throw RPCError.invalidParams("params.method: expected \"coop\", \"pez\", \"names\", \"bank\" or \"lm\", got \"\(p.method)\"")
     }
     if let v = p.shots { guard v >= 1 else { throw RPCError.invalidParams("params.shots: expected an integer ≥ 1") }; c.shots = v }
     if let v = p.validationPerClass {

@@ -25,7 +25,7 @@ struct OptimisePrompt: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Evaluate only the first N test records.")
     var testLimit: Int?
 
-    @Option(help: "coop (soft context), pez (projected onto real tokens), bank (template selection), lm (language-model proposals).")
+    @Option(help: "coop (soft context), pez (projected onto real tokens), names (learned class names), bank (template selection), lm (language-model proposals).")
     var method = "coop"
 
     @Option(parsing: .unconditional, help: "Training images per class.")
@@ -102,7 +102,8 @@ func describeStep(_ step: JSONValue) -> String {
 func renderPromptResult(_ r: JSONValue) -> String {
     func percent(_ value: JSONValue?) -> String { value?.doubleValue.map { String(format: "%6.2f%%", 100 * $0) } ?? "      —" }
     var lines = ["", "                 validation     test"]
-    for (name, key) in [("zero-shot", "zeroShot"), ("bank ensemble", "bankEnsemble"), ("learned", "learned")] {
+    for (name, key) in [("zero-shot", "zeroShot"), ("bank ensemble", "bankEnsemble"), ("learned", "learned"),
+                        ("nearest words", "nearestWordAccuracy")] where r[key]?["validation"] != nil {
         lines.append(name.padding(toLength: 16, withPad: " ", startingAt: 0) + "  \(percent(r[key]?["validation"]))   \(percent(r[key]?["test"]))")
     }
     lines.append("")
