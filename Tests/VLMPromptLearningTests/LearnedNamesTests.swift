@@ -70,4 +70,36 @@ import VLMTensor
             #expect(abs(numeric - gradient[i]) <= 0.02 * largest, "class \(c): numeric \(numeric), analytic \(gradient[i])")
         }
     }
+
+    /// On the synthetic task (features around "a bad photo of a {real name}."), names learned in that
+    /// template from meaningless words lift accuracy; the result reads them back as words, scores
+    /// those words, and saves a prompt that classifies exactly as the learned vectors do.
+    @Test func learnedNamesLiftAccuracyRoundTripAndReadAsWords() throws {
+        let task = try SyntheticTask()
+        var configuration = PromptLearningConfiguration()
+        configuration.method = .names
+        configuration.initialisation = .phrase("a bad photo of a")
+        (configuration.optimiser, configuration.learningRate, configuration.steps, configuration.seed) = (.adam, 0.01, 40, 3)
+        let meaningless = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliett"]
+        let result = try optimisePrompt(clip: task.clip, tokenizer: Shared.tokenizer, classNames: meaningless,
+                                        train: task.train, validation: task.validation, test: task.test,
+                                        configuration: configuration, proposer: nil)
+        #expect(result.learned.test! >= result.zeroShot.test! + 0.2, "zero-shot \(result.zeroShot), learned \(result.learned)")
+        #expect(result.nearestTokens.count == meaningless.count && result.nearestTokens.allSatisfy { $0.count == 1 })
+        #expect(result.nearestWordNames == result.nearestTokens.map(\.text))
+        #expect(result.templates == result.nearestWordNames.map { "a bad photo of a \($0)." })
+        #expect(result.nearestWordAccuracy?.test != nil)
+
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("names-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try result.learnedPrompt.save(to: url)
+        let loaded = try LearnedPrompt.load(from: url)
+        #expect(loaded == result.learnedPrompt)
+        let classifier = try loaded.classifierWeights(clip: task.clip, tokenizer: Shared.tokenizer)
+        let accuracy = score(classWeights: classifier.weights, images: task.test, logitScale: task.clip.logitScale).accuracy
+        #expect(abs(accuracy - result.learned.test!) < 1e-9)
+        #expect(throws: PromptLearningError.self) {
+            try loaded.classifierWeights(clip: task.clip, tokenizer: Shared.tokenizer, classNames: ["apple", "pear"])
+        }
+    }
 }
