@@ -5,7 +5,7 @@ import VLMWire
 struct OptimisePrompt: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "optimise-prompt",
-        abstract: "Few-shot prompt learning for CLIP classification (coop, pez, bank, lm), with live progress.")
+        abstract: "Few-shot prompt learning for CLIP classification (coop, pez, names, bank, lm), with live progress.")
 
     @OptionGroup var options: DaemonOptions
     @OptionGroup var clip: CLIPOptions

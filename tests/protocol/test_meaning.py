@@ -12,11 +12,13 @@ weights" but "the daemon reaches what the model is known to do".
 
 import base64
 import json
+import os
+import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT, Daemon, run
+from conftest import ROOT, Daemon, run, vlmd_path
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from make_scenes import points_into, png, scene_pixels  # noqa: E402
@@ -134,3 +136,18 @@ def test_every_method_lifts_held_out_accuracy_when_class_names_are_uninformative
             assert result.nearestWordAccuracy.test >= before + gain, result.nearestWordAccuracy
         assert await d.stop() == 0
     run(body(), timeout=600)
+
+
+def test_cli_learns_names_and_prints_the_nearest_words_row(tmp_path):
+    vlm = os.path.join(os.path.dirname(vlmd_path()), "vlm")
+    out = subprocess.run([vlm, "optimise-prompt", "--private", "--clip", str(DEMO_CLIP),
+                          "--dataset", str(CIFAR / "train_5000.bin"), "--labels", ",".join(UNINFORMATIVE),
+                          "--test", str(CIFAR / "test_batch.bin"), "--test-limit", "100", "--method", "names",
+                          "--steps", "30", "--optimiser", "adam", "--learning-rate", "0.01", "--quiet"],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "VLMD_PROMPTS_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    rows = {line[:16].strip(): line[16:].split() for line in out.stdout.splitlines() if "%" in line}
+    assert set(rows) == {"zero-shot", "bank ensemble", "learned", "nearest words"}
+    assert float(rows["nearest words"][1].rstrip("%")) > float(rows["zero-shot"][1].rstrip("%")) + 30
+    prompt = next(line for line in out.stdout.splitlines() if line.startswith("prompt (names): "))
+    assert sum(f"a photo of a {name}." in prompt for name in (CIFAR / "batches.meta.txt").read_text().split()) >= 7, prompt
