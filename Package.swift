@@ -8,6 +8,7 @@
 //   VLMMCP       the daemon as a Model Context Protocol server (tools over newline-delimited JSON-RPC)
 //   VLMTensor    Float32 tensor core over OpenBLAS (+ quantised kernels for GGUF weights)
 //   VLMImage     PNG decoding/encoding (libpng), CLIP preprocessing, CIFAR-format datasets
+//   VLMVision    the transformer encoder block and the ViT image tower (open_clip and mmproj variants)
 //   VLMCLIP      CLIP: tokenizer, checkpoints, image and text towers
 //   VLMLanguage  GGUF language models: reader, decoder, tokenizers, sampling
 //   VLMPromptLearning  few-shot prompt learning for CLIP (CoOp, projection, template banks, LM proposals)
@@ -46,11 +47,12 @@ let package = Package(
         .target(name: "VLMRPC", dependencies: ["VLMWire"]),
         .target(name: "VLMTensor", dependencies: ["COpenBLAS"], swiftSettings: numeric),
         .target(name: "VLMImage", dependencies: ["CPNG"], swiftSettings: numeric),
-        .target(name: "VLMCLIP", dependencies: ["VLMTensor", "VLMImage", "CZlib"], resources: [.copy("Resources")],
+        .target(name: "VLMVision", dependencies: ["VLMTensor"], swiftSettings: numeric),
+        .target(name: "VLMCLIP", dependencies: ["VLMTensor", "VLMImage", "VLMVision", "CZlib"], resources: [.copy("Resources")],
                 swiftSettings: numeric),
         .target(name: "VLMLanguage", dependencies: ["VLMTensor"], swiftSettings: numeric),
         .target(name: "VLMPromptLearning", dependencies: ["VLMTensor", "VLMImage", "VLMCLIP", "VLMLanguage"], swiftSettings: numeric),
-        .target(name: "VLMReasoning", dependencies: ["VLMTensor", "VLMImage", "VLMCLIP", "VLMLanguage"], swiftSettings: numeric),
+        .target(name: "VLMReasoning", dependencies: ["VLMTensor", "VLMImage", "VLMVision", "VLMCLIP", "VLMLanguage"], swiftSettings: numeric),
         .target(name: "VLMDaemon", dependencies: [
             "VLMWire", "VLMRPC", "VLMTensor", "VLMImage", "VLMCLIP", "VLMLanguage", "VLMPromptLearning", "VLMReasoning",
         ]),
@@ -67,9 +69,10 @@ let package = Package(
 
         .testTarget(name: "VLMWireTests", dependencies: ["VLMWire"]),
         .testTarget(name: "VLMRPCTests", dependencies: ["VLMRPC", "VLMWire"]),
-        .testTarget(name: "VLMDaemonTests", dependencies: ["VLMDaemon", "VLMRPC", "VLMWire"]),
+        .testTarget(name: "VLMDaemonTests", dependencies: ["VLMDaemon", "VLMRPC", "VLMWire", "VLMImage"]),
         .testTarget(name: "VLMMCPTests", dependencies: ["VLMMCP", "VLMWire"]),
         .testTarget(name: "VLMTensorTests", dependencies: ["VLMTensor"]),
+        .testTarget(name: "VLMVisionTests", dependencies: ["VLMVision", "VLMTensor"], exclude: ["Fixtures"]),
         .testTarget(name: "VLMImageTests", dependencies: ["VLMImage"], exclude: ["Fixtures"]),
         .testTarget(name: "VLMCLIPTests", dependencies: ["VLMCLIP", "VLMTensor", "VLMImage"], exclude: ["Fixtures"]),
         .testTarget(name: "VLMLanguageTests", dependencies: ["VLMLanguage", "VLMTensor"], exclude: ["Fixtures"]),

@@ -12,6 +12,7 @@
 //     let images = try model.encodeImages(pixelsNCHW, count: n)   // preprocessed per model.preprocess
 //     let logits = model.logits(images: images, texts: text)
 import Foundation
+import Synchronization
 import VLMTensor
 
 /// A CLIP model loaded from an open_clip model directory (`open_clip_config.json` +
@@ -37,6 +38,7 @@ public final class CLIPModel: @unchecked Sendable {
     public var embedDim: Int { config.embedDim }
 
     private let imageTower: any ImageTower
+    private let towerPasses = Atomic<Int>(0)
     let textTower: TextTransformer  // internal: exported read-only by TextTowerAccess.swift
 
     public init(directory: URL) throws {
@@ -47,7 +49,7 @@ public final class CLIPModel: @unchecked Sendable {
         case let .modifiedResNet(stageBlocks):
             imageTower = try ModifiedResNet(checkpoint, config: config, stageBlocks: stageBlocks)
         case let .visionTransformer(layers, patchSize):
-            imageTower = try VisionTransformer(checkpoint, config: config, layers: layers, patchSize: patchSize)
+            imageTower = try CLIPVisionTower(checkpoint, config: config, layers: layers, patchSize: patchSize)
         }
         textTower = try TextTransformer(checkpoint, config: config)
         logitScale = exp(try checkpoint.tensor("logit_scale", []).storage[0])
@@ -55,6 +57,10 @@ public final class CLIPModel: @unchecked Sendable {
             total + ([.F32, .F16, .BF16].contains(entry.dtype) ? 4 * entry.shape.reduce(1, *) : 0)
         }
     }
+
+    /// Forward passes the image tower has run since load (one per chunk of up to `imageChunk` images
+    /// and output); what a test counts to see that embeddings and dense features share a pass.
+    public var imageTowerPasses: Int { towerPasses.load(ordering: .relaxed) }
 
     /// L2-normalised image embeddings for `count` images given as one NCHW float array of
     /// [count, 3, imageSize, imageSize], already preprocessed (resized, cropped, normalised with
@@ -64,8 +70,8 @@ public final class CLIPModel: @unchecked Sendable {
         _ pixels: [Float], count: Int, shouldCancel: () -> Bool = { false }, progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> [[Float]] {
         try forEachImageChunk(pixels, count: count, progress: progress) { chunk, n, scratch in
-            let rows = try imageTower.encode(chunk, count: n, scratch: scratch, shouldCancel: shouldCancel)
-            return (0..<n).map { l2Normalized(Array(rows[$0 * embedDim..<($0 + 1) * embedDim])) }
+            countPasses(1)
+            return embeddings(try imageTower.encode(chunk, count: n, scratch: scratch, shouldCancel: shouldCancel), count: n)
         }
     }
 
@@ -75,17 +81,45 @@ public final class CLIPModel: @unchecked Sendable {
     public func encodeImageDense(_ pixels: [Float], count: Int, shouldCancel: () -> Bool = { false }) throws -> DenseImageFeatures {
         var grid = (0, 0)
         let maps: [[[Float]]] = try forEachImageChunk(pixels, count: count) { chunk, n, scratch in
+            countPasses(1)
             let dense = try imageTower.encodeDense(chunk, count: n, scratch: scratch, shouldCancel: shouldCancel)
             grid = (dense.gridHeight, dense.gridWidth)
-            let cells = dense.gridHeight * dense.gridWidth
-            return (0..<n).map { image in
-                (0..<cells).map { cell in
-                    let start = (image * cells + cell) * embedDim
-                    return Array(dense.values[start..<start + embedDim])
-                }
-            }
+            return cellMaps(dense.values, count: n, cells: dense.gridHeight * dense.gridWidth)
         }
         return DenseImageFeatures(gridHeight: grid.0, gridWidth: grid.1, features: maps)
+    }
+
+    /// `encodeImages` and `encodeImageDense` of the same images together, from one forward pass of a
+    /// ViT tower (ModifiedResNet still runs two).
+    public func encodeImagesWithDense(_ pixels: [Float], count: Int, shouldCancel: () -> Bool = { false }) throws
+        -> (embeddings: [[Float]], dense: DenseImageFeatures)
+    {
+        var grid = (0, 0)
+        let encoded: [([Float], [[Float]])] = try forEachImageChunk(pixels, count: count) { chunk, n, scratch in
+            countPasses(type(of: imageTower).encodesBothInOnePass ? 1 : 2)
+            let both = try imageTower.encodeWithDense(chunk, count: n, dense: true, scratch: scratch, shouldCancel: shouldCancel)
+            let dense = both.dense!
+            grid = (dense.gridHeight, dense.gridWidth)
+            return Array(zip(embeddings(both.pooled, count: n), cellMaps(dense.values, count: n, cells: dense.gridHeight * dense.gridWidth)))
+        }
+        return (encoded.map(\.0), DenseImageFeatures(gridHeight: grid.0, gridWidth: grid.1, features: encoded.map(\.1)))
+    }
+
+    private func countPasses(_ passes: Int) { towerPasses.add(passes, ordering: .relaxed) }
+
+    /// Rows of [count, embedDim], each L2-normalised.
+    private func embeddings(_ rows: [Float], count: Int) -> [[Float]] {
+        (0..<count).map { l2Normalized(Array(rows[$0 * embedDim..<($0 + 1) * embedDim])) }
+    }
+
+    /// [count, cells, embedDim] as one [cells][embedDim] map per image.
+    private func cellMaps(_ values: [Float], count: Int, cells: Int) -> [[[Float]]] {
+        (0..<count).map { image in
+            (0..<cells).map { cell in
+                let start = (image * cells + cell) * embedDim
+                return Array(values[start..<start + embedDim])
+            }
+        }
     }
 
     /// L2-normalised text embeddings for token rows from `CLIPTokenizer` (each row 1...contextLength

@@ -1,4 +1,5 @@
 import VLMTensor
+import VLMVision
 
 // Read-only access to the text tower's weights for other modules of this package (prompt learning
 // differentiates through the text transformer and needs its parameters, not just `encodeText`).
@@ -32,9 +33,15 @@ extension CLIPModel {
         let tower = textTower
         return TextTowerWeights(
             tokenEmbedding: tower.tokenEmbedding, positionalEmbedding: tower.positionalEmbedding,
-            blocks: tower.transformer.blocks.map {
-                TextBlockWeights(norm1: $0.norm1, attention: $0.attention, norm2: $0.norm2,
-                                 fullyConnected: $0.fullyConnected, activation: $0.activation, projection: $0.projection)
+            blocks: tower.transformer.blocks.map { block in
+                guard case let .packed(inProjection) = block.attention.projection else {
+                    preconditionFailure("open_clip text blocks are loaded with a packed in_proj")
+                }
+                return TextBlockWeights(
+                    norm1: block.norm1,
+                    attention: MultiHeadAttention(inProjection: inProjection, outProjection: block.attention.output,
+                                                  heads: block.attention.heads),
+                    norm2: block.norm2, fullyConnected: block.up, activation: block.activation, projection: block.down)
             },
             finalNorm: tower.finalNorm, projection: tower.projection,
             contextLength: tower.contextLength, vocabSize: tower.vocabSize, width: tower.width)

@@ -1,4 +1,5 @@
 import VLMTensor
+import VLMVision
 
 /// open_clip's text tower: token + positional embeddings, a causally masked transformer, ln_final,
 /// the features at the end-of-text position (the largest token id in each row: argmax pooling),
@@ -6,7 +7,7 @@ import VLMTensor
 struct TextTransformer: Sendable {
     let tokenEmbedding: [Float]  // [vocab, width]
     let positionalEmbedding: [Float]  // [context, width]
-    let transformer: Transformer
+    let transformer: TransformerEncoder<Linear>
     let finalNorm: LayerNorm
     let projection: Linear
     let contextLength: Int
@@ -18,8 +19,8 @@ struct TextTransformer: Sendable {
         (contextLength, vocabSize, width) = (text.contextLength, text.vocabSize, text.width)
         tokenEmbedding = try checkpoint.tensor("token_embedding.weight", [vocabSize, width]).storage
         positionalEmbedding = try checkpoint.tensor("positional_embedding", [contextLength, width]).storage
-        transformer = try Transformer(checkpoint, prefix: "transformer.", width: width, heads: text.heads,
-                                      layers: text.layers, mlpRatio: text.mlpRatio, activation: config.activation)
+        transformer = try checkpoint.transformer(prefix: "transformer.", width: width, heads: text.heads,
+                                                 layers: text.layers, mlpRatio: text.mlpRatio, activation: config.activation)
         finalNorm = try checkpoint.layerNorm("ln_final.", width: width)
         projection = try checkpoint.projection("text_projection", in: width, out: config.embedDim)
     }

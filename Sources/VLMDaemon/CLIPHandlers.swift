@@ -157,7 +157,7 @@ extension CLIPRuntime {
     ) throws -> [EncodedImage] {
         var encoded: [EncodedImage?] = []
         var misses: [(slot: Int, image: PreparedImage)] = []
-        var densePixels: [(slot: Int, pixels: [Float])] = []
+        var densePixels: [[Float]] = []  // with `dense`, every image's, in slot order
         for source in sources {
             try cancellation.check()
             let slot = encoded.count
@@ -180,19 +180,28 @@ extension CLIPRuntime {
                 encoded.append(nil)
                 misses.append((slot, PreparedImage(imageId: request.imageId, width: image.width, height: image.height, pixels: pixels)))
             }
-            if dense { densePixels.append((slot, pixels)) }
+            if dense { densePixels.append(pixels) }
         }
-        let embeddings = try encodeAndCache(misses.map(\.image), with: clip, cancellation: cancellation)
+        // Dense features come with the embeddings from the same tower pass.
+        var maps: DenseImageFeatures?
+        let embeddings: [[Float]]
+        if dense {
+            let pass = try clip.model.encodeImagesWithDense(densePixels.flatMap { $0 }, count: densePixels.count,
+                                                            shouldCancel: { cancellation.isCancelled })
+            maps = pass.dense
+            embeddings = misses.map { pass.embeddings[$0.slot] }
+            cache(misses.map(\.image), embeddings, clip: clip)
+        } else {
+            embeddings = try encodeAndCache(misses.map(\.image), with: clip, cancellation: cancellation)
+        }
         for ((slot, image), embedding) in zip(misses, embeddings) {
             encoded[slot] = EncodedImage(index: sources[sources.startIndex + slot].index, imageId: image.imageId,
                                          width: image.width, height: image.height, cached: false, embedding: embedding)
         }
         var result = encoded.map { $0! }
-        if !densePixels.isEmpty {
-            let maps = try clip.model.encodeImageDense(densePixels.flatMap(\.pixels), count: densePixels.count,
-                                                       shouldCancel: { cancellation.isCancelled })
-            for (index, input) in densePixels.enumerated() {
-                result[input.slot].dense = DenseFeatures(gridHeight: maps.gridHeight, gridWidth: maps.gridWidth, features: maps.features[index])
+        if let maps {
+            for slot in result.indices {
+                result[slot].dense = DenseFeatures(gridHeight: maps.gridHeight, gridWidth: maps.gridWidth, features: maps.features[slot])
             }
         }
         return result
@@ -215,11 +224,6 @@ struct RequestImage: Sendable {
 }
 
 extension Services {
-    /// The CLIP model a request names, or the only one loaded.
-    func clipModel(_ id: String?) async throws -> LoadedCLIP {
-        try await model(id, kind: "clip", as: LoadedCLIP.self)
-    }
-
     /// A PNG decoder with the daemon's pixel budget.
     var pngDecoder: PNGDecoder { PNGDecoder(pixelBudget: configuration.maxImagePixels) }
 

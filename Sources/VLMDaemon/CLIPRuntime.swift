@@ -4,33 +4,6 @@ import VLMImage
 import VLMReasoning
 import VLMWire
 
-/// A resident CLIP model with the preprocessing its config prescribes.
-final class LoadedCLIP: ResidentModel {
-    let id: String
-    let path: String
-    let model: CLIPModel
-    let preprocessing: CLIPPreprocessing
-
-    init(id: String, directory: URL) throws {
-        self.id = id
-        self.path = directory.path
-        model = try CLIPModel(directory: directory)
-        preprocessing = try model.imagePreprocessing()
-    }
-
-    var info: ModelInfo {
-        let c = model.config
-        let tower: String = switch c.vision.tower {
-        case .modifiedResNet: "ModifiedResNet"
-        case .visionTransformer: "VisionTransformer"
-        }
-        return ModelInfo(id: id, kind: "clip", path: path, memoryBytes: model.memoryBytes, details: [
-            "imageTower": .string(tower), "imageSize": .int(Int64(c.vision.imageSize)),
-            "embedDim": .int(Int64(c.embedDim)), "contextLength": .int(Int64(c.text.contextLength)),
-        ])
-    }
-}
-
 /// The CLIP side of the daemon: embeddings with their caches. Images are cached by content
 /// (SHA-256 of the decoded pixels) per model; text embeddings by (model, prompt).
 final class CLIPRuntime: Sendable {
@@ -126,11 +99,15 @@ final class CLIPRuntime: Sendable {
         guard !images.isEmpty else { return [] }
         let embeddings = try clip.model.encodeImages(images.flatMap(\.pixels), count: images.count,
                                                      shouldCancel: { cancellation.isCancelled })
+        cache(images, embeddings, clip: clip)
+        return embeddings
+    }
+
+    func cache(_ images: [PreparedImage], _ embeddings: [[Float]], clip: LoadedCLIP) {
         for (image, embedding) in zip(images, embeddings) {
             imageCache.insert(CachedImage(embedding: embedding, width: image.width, height: image.height),
                               for: ImageKey(model: clip.id, imageId: image.imageId), cost: embedding.count * 4 + 128)
         }
-        return embeddings
     }
 
     /// Normalised text embeddings for prompts, encoding only the cache misses.

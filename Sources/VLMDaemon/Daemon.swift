@@ -246,7 +246,7 @@ public actor Daemon {
                     memoryBudgetBytes: configuration.memoryBudgetBytes, threads: services.threads,
                 maxJSONDepth: configuration.maxJSONDepth),
                 methods: [Method.initialize, Method.shutdown, Method.exit, Method.cancelRequest, Method.setTrace] + table.methods,
-                modelKinds: services.registry.kinds)),
+                modelKinds: services.families.kinds)),
             serverInfo: ServerInfo(name: "vlmd", version: ProtocolVersion.current))
     }
 

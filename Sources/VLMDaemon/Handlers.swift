@@ -1,15 +1,12 @@
 import Foundation
 import VLMWire
 
-/// Registers every method the daemon serves. Each family of methods lives in its own file.
+/// Registers every method the daemon serves: the daemon's and models/*, then each model family's.
+/// Each family of methods lives in its own file.
 func registerHandlers(_ table: inout HandlerTable, services: Services) {
     registerDaemonHandlers(&table, services: services)
     registerModelHandlers(&table, services: services)
-    registerCLIPHandlers(&table, services: services)
-    registerLanguageHandlers(&table, services: services)
-    registerPromptHandlers(&table, services: services)
-    registerVisualReasoningHandlers(&table, services: services)
-    registerTextAndAttributionHandlers(&table, services: services)
+    for family in services.families.all { family.registerHandlers(&table, services: services) }
 }
 
 func registerDaemonHandlers(_ table: inout HandlerTable, services: Services) {

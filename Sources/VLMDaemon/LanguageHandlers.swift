@@ -2,31 +2,6 @@ import Foundation
 import VLMLanguage
 import VLMWire
 
-/// A resident GGUF language model.
-final class LoadedLanguageModel: ResidentModel {
-    let id: String
-    let path: String
-    let model: LanguageModel
-
-    init(id: String, file: URL, contextLength: Int?, threads: Int) throws {
-        self.id = id
-        self.path = file.path
-        model = try LanguageModel(path: file, contextLength: contextLength, threads: threads)
-    }
-
-    var info: ModelInfo {
-        let d = model.description
-        return ModelInfo(id: id, kind: "gguf", path: path, memoryBytes: model.memoryBytes, details: [
-            "name": .string(d.name), "architecture": .string(d.architecture),
-            "parameters": .int(Int64(d.parameterCount)), "contextLength": .int(Int64(d.contextLength)),
-            "trainedContextLength": .int(Int64(d.trainedContextLength)), "vocabularySize": .int(Int64(d.vocabularySize)),
-            "quantization": .string(d.quantization), "tokenizer": .string(d.tokenizer),
-            "chatTemplate": model.chatTemplate.map { .string($0.format.rawValue) } ?? .null,
-            "chatTemplateSource": .string(model.chatTemplateSource),
-        ])
-    }
-}
-
 extension GGUFError: RPCErrorConvertible {
     public var rpcError: RPCError { RPCError(code: ErrorCode.modelLoadFailed, message: description) }
 }
@@ -105,7 +80,7 @@ func registerLanguageHandlers(_ table: inout HandlerTable, services: Services) {
         let prefix = tokenizer.encode(params.context, addSpecial: true, parseSpecial: params.parseSpecial ?? false)
         guard !prefix.isEmpty else { throw RPCError.invalidParams("params.context: tokenizes to nothing") }
         let continuations = params.continuations.map {
-            continuationTokens($0, after: params.context, contextTokens: prefix, tokenizer: tokenizer, parseSpecial: params.parseSpecial ?? false)
+            lm.model.continuationTokens($0, after: params.context, contextTokens: prefix, parseSpecial: params.parseSpecial ?? false)
         }
         if let longest = continuations.map(\.count).max() {
             try checkContext(prefix.count + longest, lm: lm.model, field: "params.continuations")
@@ -115,18 +90,6 @@ func registerLanguageHandlers(_ table: inout HandlerTable, services: Services) {
             ContinuationScore(continuation: $0.0, logprob: $0.1.0, tokens: $0.1.1.count)
         })
     }
-}
-
-/// The tokens a continuation adds to its context: tokenize context + continuation together and keep
-/// what follows the context's own tokens, so word boundaries tokenize as they would in running text
-/// (tokenizing the continuation alone would, e.g., add SentencePiece's leading space). When the joint
-/// tokenization does not extend the context's, the continuation is tokenized alone.
-func continuationTokens(_ continuation: String, after context: String, contextTokens: [Int32], tokenizer: Tokenizer, parseSpecial: Bool) -> [Int32] {
-    let joint = tokenizer.encode(context + continuation, addSpecial: true, parseSpecial: parseSpecial)
-    if joint.count > contextTokens.count, Array(joint.prefix(contextTokens.count)) == contextTokens {
-        return Array(joint.dropFirst(contextTokens.count))
-    }
-    return tokenizer.encode(continuation, addSpecial: false, parseSpecial: parseSpecial)
 }
 
 /// Runs `body` with `bytes` of generation (KV) caches reserved under the memory budget: -32005 before
@@ -140,12 +103,6 @@ func withGenerationCaches<T>(_ bytes: Int, registry: ModelRegistry, _ body: () a
     } catch {
         await registry.release(reservation)
         throw error
-    }
-}
-
-extension Services {
-    func languageModel(_ id: String?) async throws -> LoadedLanguageModel {
-        try await model(id, kind: "gguf", as: LoadedLanguageModel.self)
     }
 }
 

@@ -8,40 +8,23 @@ func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
     }
 
     table.register(Method.modelsLoad) { (params: ModelsLoadParams, context) -> ModelInfo in
+        let family = try services.families.family(kind: params.kind)
         let url = URL(fileURLWithPath: params.path)
         let id = params.id ?? url.lastPathComponent
         guard !id.isEmpty else { throw RPCError.invalidParams("params.id: must not be empty") }
-        if let resident = await alreadyLoaded(params, registry: services.registry) { return resident }
+        if let resident = await alreadyLoaded(params, by: family, registry: services.registry) { return resident }
         if await services.registry.model(id) != nil {
             throw RPCError.invalidParams("params.id: a model with id '\(id)' is already loaded; unload it first or choose another id")
         }
         guard FileManager.default.fileExists(atPath: params.path) else {
             throw RPCError(code: ErrorCode.modelLoadFailed, message: "\(params.path): no such file or directory")
         }
-        let loader: @Sendable () throws -> any ResidentModel
-        let estimate: Int
-        switch params.kind {
-        case "clip":
-            estimate = fileBytes(url.appendingPathComponent("open_clip_model.safetensors"))
-            loader = { try LoadedCLIP(id: id, directory: url) }
-        case "gguf":
-            if let n = params.contextLength, !(1...1_048_576).contains(n) {
-                throw RPCError.invalidParams("params.contextLength: expected an integer in 1...1048576")
-            }
-            estimate = fileBytes(url)
-            let threads = services.threads
-            loader = { try LoadedLanguageModel(id: id, file: url, contextLength: params.contextLength, threads: threads) }
-        case "mmproj":
-            estimate = fileBytes(url)
-            let threads = services.threads
-            loader = { try LoadedProjector(id: id, file: url, threads: threads) }
-        default:
-            throw RPCError.invalidParams("params.kind: expected one of \(services.registry.kinds.map { "\"\($0)\"" }.joined(separator: ", ")), got \"\(params.kind)\"")
-        }
-        let reservation = try await services.registry.reserve(estimate)
+        let request = ModelLoadRequest(id: id, file: url, params: params, threads: services.threads)
+        try family.validate(request)
+        let reservation = try await services.registry.reserve(family.memoryEstimate(request))
         let progress = await context.beginProgress(title: "Loading \(params.kind) model \(id)", cancellable: false)
         let model: any ResidentModel
-        do { model = try await context.compute { _ in try loader() } } catch {
+        do { model = try await context.compute { _ in try family.load(request) } } catch {
             await services.registry.release(reservation)
             await progress.end(message: "failed")
             throw loadFailure(error, path: params.path)
@@ -49,7 +32,7 @@ func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
         do { try await services.registry.add(model, replacing: reservation) } catch {
             // Another client loaded the same model meanwhile: theirs stays, this copy is dropped.
             await progress.end(message: "failed")
-            if let resident = await alreadyLoaded(params, registry: services.registry) { return resident }
+            if let resident = await alreadyLoaded(params, by: family, registry: services.registry) { return resident }
             throw error
         }
         await progress.end(message: "loaded \(megabytes(model.info.memoryBytes))")
@@ -74,17 +57,17 @@ func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
         guard let model = await services.registry.remove(params.id) else {
             throw RPCError(code: ErrorCode.modelNotLoaded, message: "no model '\(params.id)' is loaded")
         }
-        services.clip.forget(model: params.id)
+        services.families.named(model.info.kind)?.unloaded(id: params.id, services: services)
         return ModelsUnloadResult(id: params.id, freedBytes: model.info.memoryBytes)
     }
 }
 
-/// models/load is idempotent: a model of the same kind from the same file (and the same id and
-/// context length, when asked for) is returned as it is, marked `alreadyLoaded`, instead of loaded
-/// twice. That is what keeps models resident across `vlm` commands on a shared daemon.
-private func alreadyLoaded(_ params: ModelsLoadParams, registry: ModelRegistry) async -> ModelInfo? {
-    guard var info = await registry.identical(kind: params.kind, path: params.path, id: params.id) else { return nil }
-    if params.kind == "gguf", let wanted = params.contextLength, info.details?["contextLength"]?.intValue != Int64(wanted) { return nil }
+/// models/load is idempotent: a model of the same kind from the same file (and the same id, when
+/// asked for, and whatever else its family checks) is returned as it is, marked `alreadyLoaded`,
+/// instead of loaded twice. That is what keeps models resident across `vlm` commands on a shared daemon.
+private func alreadyLoaded(_ params: ModelsLoadParams, by family: any ModelFamily, registry: ModelRegistry) async -> ModelInfo? {
+    guard var info = await registry.identical(kind: params.kind, path: params.path, id: params.id),
+          family.satisfies(params, resident: info) else { return nil }
     info.alreadyLoaded = true
     return info
 }
@@ -98,8 +81,4 @@ func loadFailure(_ error: Error, path: String) -> Error {
         mapped.message = "\(path): \(mapped.message)"
     }
     return mapped
-}
-
-func fileBytes(_ url: URL) -> Int {
-    ((try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? NSNumber)?.intValue ?? 0
 }

@@ -1,7 +1,7 @@
 import Foundation
 import VLMWire
 
-/// A model kept resident in memory. Conformances live beside the handlers of each model family.
+/// A model kept resident in memory. Each conformance lives in its family's file (`ModelFamily`).
 protocol ResidentModel: AnyObject, Sendable {
     var info: ModelInfo { get }
 }
@@ -19,9 +19,6 @@ actor ModelRegistry {
     /// Models loaded since start (what `daemon/status` reports as modelLoads): shows whether clients
     /// of a shared daemon reused a resident model or loaded it again.
     private(set) var loads = 0
-
-    /// Model kinds `models/load` accepts; each family adds its own when it registers its handlers.
-    nonisolated let kinds: [String] = ["clip", "gguf", "mmproj"]
 
     init(budgetBytes: Int) { self.budgetBytes = budgetBytes }
 

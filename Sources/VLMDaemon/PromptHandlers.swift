@@ -27,17 +27,22 @@ func registerPromptHandlers(_ table: inout HandlerTable, services: Services) {
         let saveURL = try params.saveAs.map { try services.learnedPromptURL(name: $0, field: "params.saveAs") }
         if let saveURL { try checkSavable(saveURL) }
         let budget = services.configuration.maxImagePixels
-        let data = try PromptDataset(params.dataset, pixelBudget: budget)
+        let request = DatasetRequest(path: params.dataset.path, format: params.dataset.format, labels: params.dataset.labels,
+                                     labelsFile: params.dataset.labelsFile, field: "params.dataset")
+        let data = try request.open(pixelBudget: budget)
         let split = try FewShotSplit(labels: data.labels, classNames: data.classNames, shots: configuration.shots,
                                      validationPerClass: configuration.validationPerClass, seed: configuration.seed)
-        let test = try params.dataset.test.map { try PromptDataset(params.dataset, path: $0, classNames: data.classNames, pixelBudget: budget) }
+        if let n = params.dataset.testLimit, n < 1 { throw RPCError.invalidParams("params.dataset.testLimit: expected an integer ≥ 1") }
+        let test = try params.dataset.test.map {
+            try request.open(path: $0, classNames: data.classNames, limit: params.dataset.testLimit, pixelBudget: budget)
+        }
 
         let progress = await context.beginProgress(title: "Optimising a prompt (\(params.method)) for \(data.classNames.count) classes")
         let runtime = services.clip
         let (train, validation, testSet) = try await context.compute { flag in
-            let total = split.train.count + split.validation.count + (test?.count(limit: params.dataset.testLimit) ?? 0)
+            let total = split.train.count + split.validation.count + (test?.count ?? 0)
             var done = 0
-            func features(_ source: PromptDataset, _ indices: [Int]) throws -> FeatureSet {
+            func features(_ source: LabelledDataset, _ indices: [Int]) throws -> FeatureSet {
                 let images = try indices.map { try source.image(at: $0) }
                 let embedded = try runtime.embed(images.map { (CLIPRuntime.imageId(for: $0), $0) }, with: clip, cancellation: flag) { n in
                     let fraction = 0.3 * Double(done + n) / Double(max(total, 1))
@@ -49,7 +54,7 @@ func registerPromptHandlers(_ table: inout HandlerTable, services: Services) {
             }
             let train = try features(data, split.train)
             let validation = try features(data, split.validation)
-            let testSet = try test.map { try features($0, Array(0..<$0.count(limit: params.dataset.testLimit))) }
+            let testSet = try test.map { try features($0, Array(0..<$0.count)) }
             return (train, validation, testSet)
         }
         let tokenizer = try runtime.tokenizer()
@@ -143,71 +148,6 @@ func promptConfiguration(_ p: OptimisePromptParams) throws -> PromptLearningConf
     if let v = p.languageModelCandidates { c.languageModelCandidates = v }
     if let v = p.seed { c.seed = v }
     return c
-}
-
-/// Labelled images for prompt learning: a CIFAR-format file or a labelled image list.
-struct PromptDataset: Sendable {
-    let classNames: [String]
-    let labels: [Int]
-    private let cifar: CIFARDataset?
-    private let list: [LabelledImageList.Entry]
-    private let decoder: PNGDecoder
-
-    init(_ param: PromptDatasetParam, path: String? = nil, classNames: [String]? = nil, pixelBudget: Int) throws {
-        let path = path ?? param.path
-        decoder = PNGDecoder(pixelBudget: pixelBudget)
-        switch param.format ?? "cifar10" {
-        case "list":
-            let listFile = try LabelledImageList(contentsOf: path)
-            let entries = listFile.entries
-            let names = classNames ?? listFile.labels
-            labels = try entries.enumerated().map { index, entry in
-                guard let label = names.firstIndex(of: entry.label) else {
-                    throw RPCError(code: ErrorCode.datasetUnreadable, message: "\(path): line \(index + 1) has label '\(entry.label)', not one of the training labels")
-                }
-                return label
-            }
-            // Every image must be there now, not only those the random split happens to draw.
-            if let missing = entries.firstIndex(where: { !FileManager.default.isReadableFile(atPath: $0.path) }) {
-                throw RPCError(code: ErrorCode.datasetUnreadable, message:
-                    "\(path): line \(missing + 1): image \(entries[missing].path) does not exist or cannot be read")
-            }
-            self.classNames = names
-            cifar = nil
-            list = entries
-        case let format:
-            let layout: CIFARDataset.Layout = switch format {
-            case "cifar10": .cifar10
-            case "cifar100": .cifar100(useFineLabel: true)
-            case "cifar100-coarse": .cifar100(useFineLabel: false)
-            default: throw RPCError.invalidParams("params.dataset.format: expected \"cifar10\", \"cifar100\", \"cifar100-coarse\" or \"list\", got \"\(format)\"")
-            }
-            let dataset = try CIFARDataset(path: path, layout: layout)
-            let names: [String]
-            if let classNames { names = classNames } else {
-                switch (param.labels, param.labelsFile) {
-                case (let list?, nil): names = try validatedLabels(list, field: "params.dataset.labels")
-                case (nil, let file?): names = try validatedLabels(CIFARDataset.labelNames(contentsOf: file), field: "params.dataset.labelsFile")
-                default: throw RPCError.invalidParams("params.dataset: give exactly one of 'labels' or 'labelsFile'")
-                }
-            }
-            labels = try dataset.labels()
-            if let bad = labels.firstIndex(where: { $0 >= names.count }) {
-                throw RPCError(code: ErrorCode.datasetUnreadable, message:
-                    "\(path): record \(bad) has label \(labels[bad]) but only \(names.count) class names were given")
-            }
-            self.classNames = names
-            cifar = dataset
-            list = []
-        }
-    }
-
-    func count(limit: Int?) -> Int { min(labels.count, limit ?? labels.count) }
-
-    func image(at index: Int) throws -> RGBImage {
-        if let cifar { return try cifar.record(at: index).image }
-        return try decoder.decode(contentsOf: list[index].path)
-    }
 }
 
 /// Fails with -32602 naming params.saveAs unless the learned prompt can be saved there, before any

@@ -10,6 +10,8 @@ public final class Services: Sendable {
     /// Daemon-wide log (stderr; on stdio also the client's window/logMessage).
     let outbox: Outbox
     let registry: ModelRegistry
+    /// The model kinds this daemon loads, and through them the methods it serves.
+    let families: ModelFamilies
     let clip: CLIPRuntime
     /// The connections being served (one on stdio), for daemon-wide status.
     let connections = ConnectionList()
@@ -23,8 +25,9 @@ public final class Services: Sendable {
         self.init(configuration: configuration, outbox: Outbox(sink: DiscardingSink(), stderrLogLevel: configuration.stderrLogLevel))
     }
 
-    init(configuration: DaemonConfiguration, outbox: Outbox) {
+    init(configuration: DaemonConfiguration, outbox: Outbox, families: ModelFamilies = ModelFamilies()) {
         self.configuration = configuration
+        self.families = families
         self.outbox = outbox
         self.registry = ModelRegistry(budgetBytes: configuration.memoryBudgetBytes)
         self.clip = CLIPRuntime(imageCacheBytes: configuration.imageCacheBytes, textCacheBytes: configuration.imageCacheBytes / 4)
@@ -51,18 +54,19 @@ public final class Services: Sendable {
         [clip.imageCache.status, clip.textCache.status, clip.reasoningCache.status]
     }
 
-    /// The loaded model a request names (`id`), or the only one of that kind when it names none.
-    func model<M: ResidentModel>(_ id: String?, kind: String, as type: M.Type) async throws -> M {
+    /// The loaded model of `family` a request names (`id`), or the only one of that family when it names none.
+    func model<Family: ModelFamily>(_ id: String?, of family: Family.Type) async throws -> Family.Model {
+        let kind = Family.kind
         if let id {
             guard let model = await registry.model(id) else { throw RPCError.modelNotLoaded(id, kind: kind) }
-            guard let typed = model as? M else {
+            guard let typed = model as? Family.Model else {
                 throw RPCError.invalidParams("params.model: '\(id)' is a \(model.info.kind) model, expected a \(kind) model")
             }
             RequestContext.current?.modelsInUse.withLock { _ = $0.insert(id) }
             return typed
         }
         let candidates = await registry.list.filter { $0.kind == kind }
-        guard candidates.count == 1, let only = await registry.model(candidates[0].id) as? M else {
+        guard candidates.count == 1, let only = await registry.model(candidates[0].id) as? Family.Model else {
             if candidates.isEmpty {
                 throw RPCError(code: ErrorCode.modelNotLoaded, message: "no \(kind) model is loaded; load one with models/load {kind: \"\(kind)\", path: ...}")
             }

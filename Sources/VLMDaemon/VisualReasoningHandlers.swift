@@ -4,29 +4,6 @@ import VLMImage
 import VLMReasoning
 import VLMWire
 
-/// A resident LLaVA vision tower + projector (llama.cpp's mmproj GGUF).
-final class LoadedProjector: ResidentModel {
-    let id: String
-    let path: String
-    let tower: LLaVAVisionTower
-    let bytes: Int
-
-    init(id: String, file: URL, threads: Int) throws {
-        self.id = id
-        path = file.path
-        tower = try LLaVAVisionTower(url: file, threads: threads)
-        bytes = fileBytes(file)
-    }
-
-    var info: ModelInfo {
-        let hp = tower.hyperparameters
-        return ModelInfo(id: id, kind: "mmproj", path: path, memoryBytes: bytes, details: [
-            "imageTokens": .int(Int64(tower.tokenCount)), "outputWidth": .int(Int64(tower.outputWidth)),
-            "imageSize": .int(Int64(hp.imageSize)), "patchSize": .int(Int64(hp.patchSize)),
-        ])
-    }
-}
-
 extension MMProjError: RPCErrorConvertible {
     public var rpcError: RPCError {
         switch self {
@@ -66,7 +43,7 @@ func registerVisualReasoningHandlers(_ table: inout HandlerTable, services: Serv
         let makeReasoner: @Sendable (CancellationFlag) throws -> (VisualReasoner, PrecomputedImageFeatures?)
         let seer: String
         if let projectorID = params.mmproj {
-            let projector = try await services.model(projectorID, kind: "mmproj", as: LoadedProjector.self)
+            let projector = try await services.model(projectorID, of: ProjectorFamily.self)
             // Checked here, before anything runs: a projector must emit the language model's width.
             let frontEnd = try LLaVAFrontEnd(tower: projector.tower, languageModel: lm.model, attentionLayers: params.attentionLayers)
             makeReasoner = { _ in (try VisualReasoner(frontEnd: frontEnd, languageModel: lm.model, configuration: configuration), nil) }

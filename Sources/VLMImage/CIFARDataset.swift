@@ -47,13 +47,14 @@ public struct CIFARDataset: Sendable {
         return Int(try file.read(count: 1, at: index * recordSize + layout.labelOffset)[0])
     }
 
-    /// Every record's label, in one pass over the file.
-    public func labels() throws(ImageError) -> [Int] {
+    /// The labels of the first `limit` records (every record's when nil), in one pass over the file.
+    public func labels(limit: Int? = nil) throws(ImageError) -> [Int] {
+        let wanted = min(count, max(0, limit ?? count))
         var labels: [Int] = []
-        labels.reserveCapacity(count)
+        labels.reserveCapacity(wanted)
         let recordsPerChunk = 256
-        for first in stride(from: 0, to: count, by: recordsPerChunk) {
-            let records = min(recordsPerChunk, count - first)
+        for first in stride(from: 0, to: wanted, by: recordsPerChunk) {
+            let records = min(recordsPerChunk, wanted - first)
             let chunk = try file.read(count: records * recordSize, at: first * recordSize)
             for r in 0..<records { labels.append(Int(chunk[r * recordSize + layout.labelOffset])) }
         }

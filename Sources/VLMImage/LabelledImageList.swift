@@ -44,7 +44,10 @@ public struct LabelledImageList: Sendable {
     }
 
     /// The distinct labels in order of first appearance (a label -> class-index mapping for evaluation).
-    public var labels: [String] {
+    public var labels: [String] { Self.labels(of: entries) }
+
+    /// The distinct labels of `entries` in order of first appearance.
+    public static func labels(of entries: [Entry]) -> [String] {
         var seen = Set<String>()
         return entries.compactMap { seen.insert($0.label).inserted ? $0.label : nil }
     }

@@ -139,25 +139,4 @@ public final class LanguageModel: @unchecked Sendable {
         }
         return logits
     }
-
-    /// Sum of log p(continuation tokens | context) for each continuation (e.g. ranking answers).
-    /// The context is run once; each continuation starts from a copy of its cache.
-    public func score(context: [Int32], continuations: [[Int32]]) throws -> [Double] {
-        guard !context.isEmpty else { throw LanguageModelError.invalidHyperparameters("score needs a non-empty context") }
-        var shared = transformer.makeCache(capacity: contextLength)
-        let contextLogits = try prefill(context, cache: &shared)
-        return try continuations.map { continuation in
-            guard !continuation.isEmpty else { return 0 }
-            var cache = shared  // copy-on-write fork of the shared prefix
-            // The whole continuation as one batch (its last row of logits is unused): the same batch
-            // boundaries llama.cpp would see, hence the same arithmetic.
-            let all = try transformer.forward(continuation, cache: &cache, logits: .all).logits
-            let v = hyperparameters.vocabularySize
-            var total = Sampler.logProbability(of: continuation[0], logits: contextLogits)
-            for j in 1..<continuation.count {
-                total += Sampler.logProbability(of: continuation[j], logits: Array(all[(j - 1) * v..<j * v]))
-            }
-            return total
-        }
-    }
 }

@@ -7,8 +7,7 @@ import VLMTensor
 /// Cross-entropy of one logit row, computed stably in double precision: the loss, the softmax
 /// probabilities, and whether the label has the highest logit (first maximum wins ties).
 func softmaxCrossEntropy(_ logits: [Double], label: Int) -> (loss: Double, probabilities: [Double], correct: Bool) {
-    let maximum = logits.max()!
-    let logSum = log(logits.reduce(0) { $0 + exp($1 - maximum) }) + maximum
+    let logSum = logSumExp(logits)
     let predicted = logits.indices.max { logits[$0] < logits[$1] }!
     return (logSum - logits[label], logits.map { exp($0 - logSum) }, predicted == label)
 }

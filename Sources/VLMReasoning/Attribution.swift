@@ -27,10 +27,9 @@ public enum Attribution {
         switch normalization {
         case let .softmax(temperature):
             let t = temperature ?? defaultTemperature
-            let e = s.map { Foundation.exp(Double(($0 - high) / t)) }
-            let total = e.reduce(0, +)
-            guard total.isFinite, total > 0 else { return (uniform, "softmax(T=\(t))") }
-            return (e.map { Float($0 / total) }, "softmax(T=\(t))")
+            let p = softmaxInDouble(s, temperature: t)
+            guard p.allSatisfy(\.isFinite) else { return (uniform, "softmax(T=\(t))") }
+            return (p.map { Float($0) }, "softmax(T=\(t))")
         case .minMax:
             guard high > low else { return (uniform, "min-max") }
             let scaled = s.map { Double(($0 - low) / (high - low)) }

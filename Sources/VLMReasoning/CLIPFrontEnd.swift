@@ -54,33 +54,46 @@ public final class CLIPFrontEnd: VisualFrontEnd, @unchecked Sendable {
 
     public func prepare(_ image: RGBImage, precomputed: PrecomputedImageFeatures?, shouldCancel: () -> Bool) throws -> any PreparedImage {
         try check(image)
-        let pixels = preprocessing(image)
-        let dim = clip.embedDim
-        let global: [Float]
-        if let given = precomputed?.globalEmbedding {
-            guard given.count == dim, given.allSatisfy(\.isFinite) else {
-                throw ReasoningError.invalidImage("precomputed global embedding has \(given.count) values, the model embeds in \(dim)")
-            }
-            global = given
-        } else {
-            global = try clip.encodeImages(pixels, count: 1, shouldCancel: shouldCancel)[0]
+        if let precomputed { try check(precomputed) }
+        let (global, dense) = try features(of: image, completing: precomputed, shouldCancel: shouldCancel)
+        let geometry = PreprocessingGeometry(imageWidth: image.width, imageHeight: image.height,
+                                             size: preprocessing.imageSize, mode: preprocessing.resizeMode)
+        return CLIPPreparedImage(frontEnd: self, image: image, geometry: geometry, globalEmbedding: global,
+                                 gridHeight: dense.gridHeight, gridWidth: dense.gridWidth, cells: dense.features.map(l2Normalized))
+    }
+
+    /// The global embedding and dense features of `image`: those given, the missing ones computed
+    /// (both from one tower pass when neither is given).
+    func features(of image: RGBImage, completing given: PrecomputedImageFeatures?, shouldCancel: () -> Bool) throws
+        -> (global: [Float], dense: (gridHeight: Int, gridWidth: Int, features: [[Float]]))
+    {
+        switch (given?.globalEmbedding, given?.dense) {
+        case let (global?, dense?):
+            return (global, dense)
+        case let (global?, nil):
+            let dense = try clip.encodeImageDense(preprocessing(image), count: 1, shouldCancel: shouldCancel)
+            return (global, (dense.gridHeight, dense.gridWidth, dense.features[0]))
+        case let (nil, dense?):
+            return (try clip.encodeImages(preprocessing(image), count: 1, shouldCancel: shouldCancel)[0], dense)
+        case (nil, nil):
+            let both = try PrecomputedImageFeatures(clip: clip, preprocessing: preprocessing, image: image, shouldCancel: shouldCancel)
+            return (both.globalEmbedding!, both.dense!)
         }
-        let grid: (height: Int, width: Int), cells: [[Float]]
-        if let dense = precomputed?.dense {
+    }
+
+    /// Refuses precomputed features that do not fit this model.
+    func check(_ precomputed: PrecomputedImageFeatures) throws {
+        let dim = clip.embedDim
+        if let given = precomputed.globalEmbedding, given.count != dim || !given.allSatisfy(\.isFinite) {
+            throw ReasoningError.invalidImage("precomputed global embedding has \(given.count) values, the model embeds in \(dim)")
+        }
+        if let dense = precomputed.dense {
             guard dense.gridHeight > 0, dense.gridWidth > 0, dense.features.count == dense.gridHeight * dense.gridWidth,
                   dense.features.allSatisfy({ $0.count == dim }) else {
                 throw ReasoningError.invalidImage(
                     "precomputed dense features: \(dense.features.count) cells of a \(dense.gridHeight)x\(dense.gridWidth) grid, expected \(dim) values each")
             }
-            (grid, cells) = ((dense.gridHeight, dense.gridWidth), dense.features)
-        } else {
-            let dense = try clip.encodeImageDense(pixels, count: 1, shouldCancel: shouldCancel)
-            (grid, cells) = ((dense.gridHeight, dense.gridWidth), dense.features[0])
         }
-        let geometry = PreprocessingGeometry(imageWidth: image.width, imageHeight: image.height,
-                                             size: preprocessing.imageSize, mode: preprocessing.resizeMode)
-        return CLIPPreparedImage(frontEnd: self, image: image, geometry: geometry, globalEmbedding: global,
-                                 gridHeight: grid.height, gridWidth: grid.width, cells: cells.map(l2Normalized))
     }
 
     /// Refuses images whose regions would be empty or whose centre crop would hide most of them.
@@ -110,11 +123,9 @@ public final class CLIPFrontEnd: VisualFrontEnd, @unchecked Sendable {
     /// classification.
     func tags(for embeddings: [[Float]]) -> [[LabelProbability]] {
         classifier.logits(imageEmbeddings: embeddings, logitScale: clip.logitScale).map { logits in
-            let top = logits.max() ?? 0
-            let e = logits.map { Foundation.exp(Double($0 - top)) }
-            let total = e.reduce(0, +)
-            return logits.indices.sorted { e[$0] != e[$1] ? e[$0] > e[$1] : $0 < $1 }.prefix(tagsPerRegion)
-                .map { LabelProbability(label: classifier.classNames[$0], probability: Float(e[$0] / total)) }
+            let p = softmaxInDouble(logits)
+            return logits.indices.sorted { p[$0] != p[$1] ? p[$0] > p[$1] : $0 < $1 }.prefix(tagsPerRegion)
+                .map { LabelProbability(label: classifier.classNames[$0], probability: Float(p[$0])) }
         }
     }
 
@@ -125,12 +136,12 @@ public final class CLIPFrontEnd: VisualFrontEnd, @unchecked Sendable {
 }
 
 extension PrecomputedImageFeatures {
-    /// What a CLIP front end computes for `image`: its global embedding and its dense features.
+    /// What a CLIP front end computes for `image`: its global embedding and its dense features, from one
+    /// pass of a ViT tower.
     public init(clip: CLIPModel, preprocessing: CLIPPreprocessing, image: RGBImage, shouldCancel: () -> Bool = { false }) throws {
-        let pixels = preprocessing(image)
-        let dense = try clip.encodeImageDense(pixels, count: 1, shouldCancel: shouldCancel)
-        self.init(globalEmbedding: try clip.encodeImages(pixels, count: 1, shouldCancel: shouldCancel)[0],
-                  dense: (dense.gridHeight, dense.gridWidth, dense.features[0]))
+        let encoded = try clip.encodeImagesWithDense(preprocessing(image), count: 1, shouldCancel: shouldCancel)
+        let dense = encoded.dense
+        self.init(globalEmbedding: encoded.embeddings[0], dense: (dense.gridHeight, dense.gridWidth, dense.features[0]))
     }
 }
 

@@ -105,13 +105,11 @@ public final class PairwiseLanguageJudge: CandidateJudge {
         return (logProbabilities[0], logProbabilities[1])
     }
 
-    /// The answer's tokens as they follow the context (tokenizing the joined text, so merges across the
-    /// boundary are the model's); chat models answer without the leading space.
+    /// The answer's tokens as they follow the context (`LanguageModel.continuationTokens`); chat models
+    /// answer without the leading space.
     func continuationTokens(context: [Int32], rendered: String, answer: String) -> [Int32] {
         let answer = model.chatTemplate == nil ? answer : String(answer.dropFirst())
-        let joined = model.tokenize(rendered + answer, parseSpecial: true)
-        if joined.count > context.count, joined.starts(with: context) { return Array(joined[context.count...]) }
-        return model.tokenizer.encode(answer, addSpecial: false)
+        return model.continuationTokens(answer, after: rendered, contextTokens: context, parseSpecial: true)
     }
 }
 

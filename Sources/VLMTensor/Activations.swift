@@ -6,6 +6,9 @@ public enum Activation: Sendable, Equatable {
     case quickGELU
     /// The exact GELU, x · Φ(x) = 0.5 x (1 + erf(x / √2)) (PyTorch's nn.GELU default).
     case gelu
+    /// GELU's tanh approximation, 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))): ggml_gelu, and
+    /// PyTorch's nn.GELU(approximate="tanh").
+    case geluTanh
 
     public func apply(_ x: UnsafeMutablePointer<Float>, count: Int) {
         switch self {
@@ -14,6 +17,9 @@ public enum Activation: Sendable, Equatable {
         case .gelu:
             let invSqrt2: Float = 0.70710678118654752
             for i in 0..<count { let v = x[i]; x[i] = 0.5 * v * (1 + erff(v * invSqrt2)) }
+        case .geluTanh:
+            let sqrt2OverPi: Float = 0.7978845608028654
+            for i in 0..<count { let v = x[i]; x[i] = 0.5 * v * (1 + tanhf(sqrt2OverPi * (v + 0.044715 * v * v * v))) }
         }
     }
 

@@ -1,30 +1,59 @@
 /// LayerNorm over the last dimension, applied in place to `rows` rows of `width` values.
 public struct LayerNorm: Sendable {
+    /// Where the row mean and variance are summed. PyTorch sums in float32 (`.float`); llama.cpp's
+    /// CLIP graph is matched more closely summing in double (`.double`), as its ggml_norm does.
+    public enum Accumulation: Sendable, Equatable {
+        case float
+        case double
+    }
+
     public let weight: [Float]
     public let bias: [Float]
     public let eps: Float
+    public let accumulation: Accumulation
 
-    public init(weight: Tensor, bias: Tensor, eps: Float = 1e-5) {
+    public init(weight: Tensor, bias: Tensor, eps: Float = 1e-5, accumulation: Accumulation = .float) {
         precondition(weight.shape.count == 1 && bias.shape == weight.shape, "layer norm weight/bias shapes \(weight.shape) \(bias.shape)")
-        self.weight = weight.storage
-        self.bias = bias.storage
-        self.eps = eps
+        self.init(weight: weight.storage, bias: bias.storage, eps: eps, accumulation: accumulation)
+    }
+
+    public init(weight: [Float], bias: [Float], eps: Float = 1e-5, accumulation: Accumulation = .float) {
+        precondition(weight.count == bias.count, "layer norm weight/bias lengths \(weight.count) \(bias.count)")
+        (self.weight, self.bias, self.eps, self.accumulation) = (weight, bias, eps, accumulation)
     }
 
     public var width: Int { weight.count }
 
     public func apply(_ x: UnsafeMutablePointer<Float>, rows: Int) {
-        let n = width
         for r in 0..<rows {
-            let row = x + r * n
-            var mean: Float = 0
-            for i in 0..<n { mean += row[i] }
-            mean /= Float(n)
-            var variance: Float = 0  // two-pass: no cancellation for rows with a large mean
-            for i in 0..<n { let d = row[i] - mean; variance += d * d }
-            let inverse = 1 / (variance / Float(n) + eps).squareRoot()
-            for i in 0..<n { row[i] = (row[i] - mean) * inverse * weight[i] + bias[i] }
+            switch accumulation {
+            case .float: normalizeSummingFloats(x + r * width)
+            case .double: normalizeSummingDoubles(x + r * width)
+            }
         }
+    }
+
+    private func normalizeSummingFloats(_ row: UnsafeMutablePointer<Float>) {
+        let n = width
+        var mean: Float = 0
+        for i in 0..<n { mean += row[i] }
+        mean /= Float(n)
+        var variance: Float = 0  // two-pass: no cancellation for rows with a large mean
+        for i in 0..<n { let d = row[i] - mean; variance += d * d }
+        let inverse = 1 / (variance / Float(n) + eps).squareRoot()
+        for i in 0..<n { row[i] = (row[i] - mean) * inverse * weight[i] + bias[i] }
+    }
+
+    private func normalizeSummingDoubles(_ row: UnsafeMutablePointer<Float>) {
+        let n = width
+        var mean: Double = 0
+        for i in 0..<n { mean += Double(row[i]) }
+        mean /= Double(n)
+        var variance: Double = 0
+        for i in 0..<n { let d = Double(row[i]) - mean; variance += d * d }
+        let inverse = Float(1 / (variance / Double(n) + Double(eps)).squareRoot())
+        let center = Float(mean)
+        for i in 0..<n { row[i] = (row[i] - center) * inverse * weight[i] + bias[i] }
     }
 
     public func callAsFunction(_ x: inout [Float], rows: Int) {

@@ -152,9 +152,9 @@ public struct ClassifyResult: Codable, Sendable {
 
 public struct EvaluateParams: Codable, Sendable {
     public var model: String?
-    /// A file in CIFAR's binary format.
+    /// A file in CIFAR's binary format, or a labelled image list (format "list").
     public var dataset: String
-    /// "cifar10" (1 label byte), "cifar100" (fine label), "cifar100-coarse". Default "cifar10".
+    /// "cifar10" (1 label byte), "cifar100" (fine label), "cifar100-coarse", "list". Default "cifar10".
     public var format: String?
     /// Class names in label order, or `labelsFile` (one name per line, e.g. batches.meta.txt).
     public var labels: [String]?

@@ -51,6 +51,36 @@ import VLMTensor
         }
     }
 
+    /// Embeddings and dense features together match open_clip, from one pass of the ViT tower per chunk
+    /// (two for ModifiedResNet, whose paths are still separate).
+    @Test(arguments: models) func embeddingsWithDenseMatchOpenCLIP(name: String) throws {
+        let model = try CLIPModel(directory: Fixtures.model(name))
+        let reference = try ModelReference.load(name)
+        let pixels = try Fixtures.floats(Fixtures.model(name).appendingPathComponent("pixels.f32"))
+        let count = reference.image_shape[0]
+        let both = try model.encodeImagesWithDense(pixels, count: count)
+        for (ours, theirs) in zip(both.embeddings, reference.image_embeddings) { #expect(cosine(ours, theirs) > 0.99999) }
+        #expect([both.dense.gridHeight, both.dense.gridWidth] == reference.dense_grid)
+        for (ours, theirs) in zip(both.dense.features, reference.dense_features) {
+            #expect(ours.count == theirs.count)
+            for (a, b) in zip(ours, theirs) { #expect(cosine(a, b) > 0.99999) }
+        }
+        let chunks = (count + CLIPModel.imageChunk - 1) / CLIPModel.imageChunk
+        #expect(model.imageTowerPasses == (name == "vit-tiny" ? chunks : 2 * chunks))
+    }
+
+    /// The ViT tower checks cancellation once per block, so the checks count its passes: one per image.
+    @Test func vitEmbeddingsWithDenseRunTheTowerOnce() throws {
+        let model = try CLIPModel(directory: Fixtures.model("vit-tiny"))
+        guard case let .visionTransformer(layers, _) = model.config.vision.tower else { Issue.record("not a ViT"); return }
+        let size = model.config.vision.imageSize
+        var checks = 0
+        _ = try model.encodeImagesWithDense([Float](repeating: 0.1, count: 3 * size * size), count: 1,
+                                            shouldCancel: { checks += 1; return false })
+        #expect(checks == layers)
+        #expect(model.imageTowerPasses == 1)
+    }
+
     /// Batching and the text truncation are exact: one row alone gives the same embedding as in a batch.
     @Test func textRowAloneMatchesRowInBatch() throws {
         let model = try CLIPModel(directory: Fixtures.model("rn-tiny"))

@@ -44,6 +44,50 @@ import Testing
         #expect(penalised.sample(wide, history: [0]) == 1)
     }
 
+    /// The sampler sorts only the head of the distribution; the survivors must be those of the plain
+    /// definition (sort everything, cut by top-k, then top-p, then min-p), on flat, peaked, tied and
+    /// heavy-tailed logits over a real vocabulary size.
+    @Test func candidateFiltersEqualTheFullSortDefinition() {
+        func reference(_ x: [Float], topK: Int, topP: Float, minP: Float) -> [Int] {
+            var order = x.indices.sorted { x[$0] != x[$1] ? x[$0] > x[$1] : $0 < $1 }
+            if topK > 0 { order = Array(order.prefix(topK)) }
+            let best = x[order[0]]
+            let weights = order.map { Double(expf(x[$0] - best)) }
+            let total = weights.reduce(0, +)
+            if topP < 1 {
+                var cumulative = 0.0
+                if let cut = weights.indices.first(where: { cumulative += weights[$0]; return cumulative >= Double(topP) * total }) {
+                    order = Array(order.prefix(cut + 1))
+                }
+            }
+            if minP > 0 { order = Array(order.prefix { expf(x[$0] - best) >= minP }) }
+            return order
+        }
+        var random = Xoshiro256StarStar(seed: 11)
+        let n = 49_152
+        let shapes: [(String, (Int) -> Float)] = [
+            ("flat", { _ in Float(random.nextUnit()) }),
+            ("peaked", { i in i == 1234 ? 30 : Float(random.nextUnit()) * 8 }),
+            ("spread", { _ in Float(random.nextUnit()) * 60 - 30 }),
+            ("tied", { i in Float(i % 7) }),
+            ("heavy", { _ in -40 * Float(random.nextUnit()) * Float(random.nextUnit()) }),
+        ]
+        let filters: [(topK: Int, topP: Float, minP: Float)] = [
+            (0, 0.95, 0), (40, 0.95, 0.02), (0, 1, 0.05), (0, 0.999, 0), (5, 1, 0), (0, 1, 0), (100_000, 0.5, 0), (0, 0.3, 1e-9),
+        ]
+        for (name, shape) in shapes {
+            let logits = (0..<n).map(shape)
+            for f in filters {
+                let fast = Sampler.candidates(logits, topK: f.topK, topP: f.topP, minP: f.minP)
+                let slow = reference(logits, topK: f.topK, topP: f.topP, minP: f.minP)
+                // Mass sums may round differently at the top-p boundary: at most one token apart there.
+                #expect(fast.count == slow.count || (f.topP < 1 && abs(fast.count - slow.count) <= 1), "\(name) \(f) \(fast.count) vs \(slow.count)")
+                let common = min(fast.count, slow.count)
+                #expect(Array(fast.prefix(common)) == Array(slow.prefix(common)), "\(name) \(f)")
+            }
+        }
+    }
+
     @Test func stopsAtStopStringAndReportsTextBeforeIt() throws {
         let full = try model.generate(prompt: prompt, parameters: SamplingParameters(maxTokens: 40))
         #expect(full.text.contains(" Lily"))

@@ -123,6 +123,51 @@ import VLMLanguage
         }
     }
 
+    /// Non-square images, worked by hand: at S = 64 with a 4 x 4 grid (16 input pixels per cell),
+    /// a 200 x 100 image is resized to 128 x 64 and cropped at x = 32, so cell (r, c) covers original
+    /// x 50 + 25c ..< 75 + 25c, y 25r ..< 25r + 25; a 100 x 300 image is resized to 64 x 192 and
+    /// cropped at y = 64, so cell (r, c) covers x 25c ..< 25c + 25, y 100 + 25r ..< 125 + 25r.
+    @Test func tallAndWideImagesMapCellsToTheirPixelBoxes() {
+        let wide = PreprocessingGeometry(imageWidth: 200, imageHeight: 100, size: 64, mode: .shortest)
+        #expect(wide.pixelBox(of: GridBox(row: 2, column: 2, rows: 1, columns: 1), gridHeight: 4, gridWidth: 4)
+                == PixelBox(x: 100, y: 50, width: 25, height: 25))
+        #expect(wide.pixelBox(of: GridBox(row: 1, column: 0, rows: 2, columns: 2), gridHeight: 4, gridWidth: 4)
+                == PixelBox(x: 50, y: 25, width: 50, height: 50))
+        #expect(wide.pixelBox(of: GridBox(row: 0, column: 0, rows: 4, columns: 4), gridHeight: 4, gridWidth: 4)
+                == PixelBox(x: 50, y: 0, width: 100, height: 100))
+        let tall = PreprocessingGeometry(imageWidth: 100, imageHeight: 300, size: 64, mode: .shortest)
+        #expect(tall.pixelBox(of: GridBox(row: 1, column: 3, rows: 1, columns: 1), gridHeight: 4, gridWidth: 4)
+                == PixelBox(x: 75, y: 125, width: 25, height: 25))
+        #expect(tall.pixelBox(of: GridBox(row: 0, column: 0, rows: 4, columns: 4), gridHeight: 4, gridWidth: 4)
+                == PixelBox(x: 0, y: 100, width: 100, height: 100))
+    }
+
+    /// The same boxes through the real preprocessing: a white square drawn on the pixels a cell maps to
+    /// lands in that cell of the tower's input and nowhere else.
+    @Test func aDrawnBoxLandsInItsCellOnTallAndWideImages() throws {
+        let s = 64, cell = 16
+        for (w, h, row, column) in [(200, 100, 2, 2), (100, 300, 1, 3), (200, 100, 0, 3), (100, 300, 3, 0)] {
+            let geometry = PreprocessingGeometry(imageWidth: w, imageHeight: h, size: s, mode: .shortest)
+            let box = geometry.pixelBox(of: GridBox(row: row, column: column, rows: 1, columns: 1), gridHeight: 4, gridWidth: 4)
+            var pixels = [UInt8](repeating: 0, count: w * h * 3)
+            for y in box.y..<(box.y + box.height) { for x in box.x..<(box.x + box.width) {
+                pixels.replaceSubrange((y * w + x) * 3..<(y * w + x + 1) * 3, with: [255, 255, 255])
+            } }
+            let input = try CLIPPreprocessing(imageSize: s, interpolation: .bilinear).geometry(RGBImage(width: w, height: h, pixels: pixels))
+            for y in 0..<s {
+                for x in 0..<s {
+                    let inCell = (x / cell, y / cell) == (column, row)
+                    // Resampling blurs the square's edge by at most a pixel either side.
+                    let nearEdge = abs(x - column * cell) <= 1 || abs(x - (column + 1) * cell + 1) <= 1
+                        || abs(y - row * cell) <= 1 || abs(y - (row + 1) * cell + 1) <= 1
+                    let value = input[x, y].0
+                    if inCell && !nearEdge { #expect(value == 255, "\(w)x\(h) cell (\(row), \(column)) input (\(x), \(y)): \(value)") }
+                    if !inCell && !nearEdge { #expect(value == 0, "\(w)x\(h) cell (\(row), \(column)) input (\(x), \(y)): \(value)") }
+                }
+            }
+        }
+    }
+
     @Test func everyBoxStaysInsideTheImage() {
         for (w, h) in [(1, 1), (1, 7), (7, 1), (640, 427), (33, 1000), (5, 3)] {
             for mode in CLIPPreprocessing.ResizeMode.allCases {

@@ -98,4 +98,15 @@ import VLMLanguage
         // Canvas 0..<16 x 0..<16 -> image x 0..<226 (16 * 451/32 = 225.5), y 0..<(16-5)*300/22 = 150.
         #expect(topLeft == PixelBox(x: 0, y: 0, width: 226, height: 150))
     }
+
+    /// A tall image, worked by hand: 100x300 fits the 32-px canvas as 11x32 (ceil(100 * 32/300)) at
+    /// x = 10, so 8-px cell column c covers image x (8c - 10) * 100/11 ..< (8c - 2) * 100/11, row r
+    /// covers y 75r ..< 75r + 75.
+    @Test func tallImageCellsMapToTheirPixels() throws {
+        let image = try RGBImage(width: 100, height: 300, fill: (200, 40, 40))
+        let prepared = try Self.frontEnd.prepare(image, precomputed: nil, shouldCancel: { false })
+        #expect(prepared.pixelBox(of: GridBox(row: 1, column: 1, rows: 1, columns: 1)) == PixelBox(x: 0, y: 75, width: 55, height: 75))
+        #expect(prepared.pixelBox(of: GridBox(row: 2, column: 2, rows: 1, columns: 1)) == PixelBox(x: 54, y: 150, width: 46, height: 75))
+        #expect(prepared.pixelBox(of: GridBox(row: 0, column: 0, rows: 4, columns: 4)) == PixelBox(x: 0, y: 0, width: 100, height: 300))
+    }
 }

@@ -43,6 +43,28 @@ import VLMLanguage
             report(String(format: "%4d | %5@ | %-8@ | %7.2f | %6.2f | %10d | %9d | %@ | %7.2f | %5d | %6.3f", beam, share ? "yes" : "no",
                          judge.rawValue, t.totalSeconds, t.firstTokenSeconds ?? -1, t.contextTokens, t.generatedTokens, rates,
                          t.judgeSeconds, looks, looks > 0 ? t.lookSeconds / Double(looks) : 0))
+            if beam == 1 && share { try reportBaseline(result, configuration, model: model, question: question, report: report) }
         }
+    }
+
+    /// The same model without the engine: prefilling the first stage's prompt, and decoding with the
+    /// same sampling, no stop strings. The engine's TTFT is vision + this prefill + its own overhead;
+    /// its per-stage tok/s compare with this decode rate.
+    func reportBaseline(_ result: ReasoningResult, _ configuration: ReasoningConfiguration, model: LanguageModel,
+                        question: String, report: (String) -> Void) throws {
+        let builder = PromptBuilder(model: model, stages: configuration.stages, question: question)
+        let evidence = result.evidence.map { "[\($0.text)]\n" }.joined()
+        let prompt = builder.tokens(evidence + "<\(configuration.stages[0].tag)>")
+        var cache = model.transformer.makeCache(capacity: model.contextLength)
+        let prefillStart = Date()
+        let logits = try model.prefill(prompt, cache: &cache)
+        let prefillSeconds = Date().timeIntervalSince(prefillStart)
+        let sampling = SamplingParameters(temperature: configuration.temperature, topP: configuration.topP,
+                                          repetitionPenalty: configuration.repetitionPenalty, seed: 1,
+                                          maxTokens: configuration.maxTokensPerStage, logProbabilities: true)
+        let plain = try model.continueGeneration(cache: &cache, lastLogits: logits, history: prompt, parameters: sampling)
+        let rate = Double(plain.tokenIDs.count) / plain.timings.generationSeconds
+        report(String(format: "baseline (no engine): vision %.2f s, prefill of the %d-token first prompt %.2f s, plain decode %.1f tok/s (%d tokens)",
+                      result.timings.visionSeconds, prompt.count, prefillSeconds, rate, plain.tokenIDs.count))
     }
 }

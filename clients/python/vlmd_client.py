@@ -16,6 +16,10 @@ Errors from the daemon raise VlmdError (with .code, .message, .data). Cancelling
 awaits a request, or calling stream.cancel(), sends $/cancelRequest; the daemon then answers
 -32800, which surfaces as VlmdError(code=-32800).
 
+`VlmdClient.connect()` joins the shared daemon that `vlm daemon start` (or `vlmd --socket PATH`)
+runs, so models stay loaded across scripts and notebook kernels; `VlmdClient.open()` connects when
+one listens and starts a private subprocess otherwise.
+
 Typed helpers (encode_image, classify, generate, generate_with_visual_selection, load_model)
 returning dataclasses are in vlmd_methods.py; VlmdClient has them.
 """
@@ -98,12 +102,25 @@ class Stream:
 _END = object()
 
 
-class VlmdClient(TypedMethods):
-    """One vlmd subprocess. Use `await VlmdClient.start([...])`, then `request` / `stream`, or the
-    typed helpers (`encode_image`, `classify`, `generate`, `generate_with_visual_selection`)."""
+def default_socket_path(environ=os.environ) -> str:
+    """Where `vlm daemon start` puts the shared daemon's socket (the same rule as the Swift side:
+    $VLMD_SOCKET, else $XDG_RUNTIME_DIR/vlmd/vlmd.sock, else ~/.cache/vlmd/run/vlmd.sock)."""
+    if environ.get("VLMD_SOCKET"):
+        return environ["VLMD_SOCKET"]
+    if environ.get("XDG_RUNTIME_DIR"):
+        return os.path.join(environ["XDG_RUNTIME_DIR"], "vlmd", "vlmd.sock")
+    cache = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "vlmd", "run", "vlmd.sock")
 
-    def __init__(self, process: asyncio.subprocess.Process):
-        self.process = process
+
+class VlmdClient(TypedMethods):
+    """One connection to vlmd: a private subprocess (`await VlmdClient.start([...])`) or the shared
+    daemon's Unix socket (`await VlmdClient.connect()`). Then `request` / `stream`, or the typed
+    helpers (`encode_image`, `classify`, `generate`, `generate_with_visual_selection`)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer, process: asyncio.subprocess.Process | None = None):
+        self.process = process  # None on a socket: the daemon outlives this connection
+        self._input, self._output = reader, writer
         self._ids = itertools.count(1)
         self._streams: dict[int, Stream] = {}
         self.on_log: Callable[[dict], None] = lambda params: None
@@ -113,16 +130,45 @@ class VlmdClient(TypedMethods):
     @classmethod
     async def start(cls, command: list[str] | None = None, *, initialization_options: dict | None = None,
                     client_name: str = "vlmd_client.py", stderr=None) -> "VlmdClient":
+        """Starts a private vlmd subprocess; `close` ends it."""
         command = command or [os.environ.get("VLMD", "vlmd")]
         process = await asyncio.create_subprocess_exec(
             *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr,
             limit=1 << 30)
-        client = cls(process)
-        client.server_info = await client.request("initialize", {
+        client = cls(process.stdout, process.stdin, process)
+        return await client._initialize(client_name, initialization_options)
+
+    @classmethod
+    async def connect(cls, path: str | None = None, *, initialization_options: dict | None = None,
+                      client_name: str = "vlmd_client.py") -> "VlmdClient":
+        """Connects to a daemon listening on a Unix socket (default: `default_socket_path()`); `close`
+        ends only this connection, and models loaded through it stay resident for the next one.
+        Raises FileNotFoundError / ConnectionRefusedError when no daemon listens there."""
+        reader, writer = await asyncio.open_unix_connection(path or default_socket_path(), limit=1 << 30)
+        client = cls(reader, writer)
+        return await client._initialize(client_name, initialization_options)
+
+    @classmethod
+    async def open(cls, command: list[str] | None = None, *, socket_path: str | None = None,
+                   **options) -> "VlmdClient":
+        """The shared daemon if one listens at `socket_path` (default: `default_socket_path()`),
+        otherwise a private subprocess started with `command`."""
+        try:
+            return await cls.connect(socket_path, **options)
+        except (FileNotFoundError, ConnectionRefusedError):
+            return await cls.start(command, **options)
+
+    @property
+    def shared(self) -> bool:
+        """True on a socket connection to a daemon that other clients may use too."""
+        return self.process is None
+
+    async def _initialize(self, client_name: str, initialization_options: dict | None) -> "VlmdClient":
+        self.server_info = await self.request("initialize", {
             "processId": os.getpid(), "clientInfo": {"name": client_name},
             "capabilities": {}, "initializationOptions": initialization_options or {}})
-        await client.notify("initialized", {})
-        return client
+        await self.notify("initialized", {})
+        return self
 
     async def __aenter__(self) -> "VlmdClient":
         return self
@@ -145,7 +191,7 @@ class VlmdClient(TypedMethods):
             message["params"] = params or {}
         # Written at once, in call order (a synchronous write on the event loop cannot interleave);
         # `request` then awaits the pipe draining, which is the back-pressure.
-        self.process.stdin.write(encode_frame(message))
+        self._output.write(encode_frame(message))
         return stream
 
     async def request(self, method: str, params: dict | None = None, *,
@@ -154,7 +200,7 @@ class VlmdClient(TypedMethods):
         """Sends a request and returns its result. Cancelling the awaiting task cancels the request."""
         stream = self.stream(method, params, on_progress=on_progress)
         try:
-            await self.process.stdin.drain()
+            await self._output.drain()
             if on_partial is None:
                 return await asyncio.shield(stream.result)
             async for partial in stream:
@@ -169,26 +215,33 @@ class VlmdClient(TypedMethods):
                     pass
             raise
 
-    async def close(self) -> int:
-        """shutdown + exit; returns the daemon's exit code."""
-        if self.process.returncode is None:
+    async def close(self) -> int | None:
+        """shutdown + exit. Returns the subprocess's exit code; on a socket, only this connection
+        ends (the shared daemon keeps serving) and the result is None."""
+        if self.process is None or self.process.returncode is None:
             try:
                 await self.request("shutdown")
                 await self.notify("exit")
             except (VlmdError, ConnectionError, BrokenPipeError):
                 pass
+        if self.process is None:
+            self._output.close()
+            await self._reader
+            return None
         code = await self.process.wait()
         await self._reader
         return code
 
     async def _send(self, message: dict) -> None:
-        self.process.stdin.write(encode_frame(message))
-        await self.process.stdin.drain()
+        self._output.write(encode_frame(message))
+        await self._output.drain()
 
     async def _read_loop(self) -> None:
         try:
-            while (message := await read_frame(self.process.stdout)) is not None:
+            while (message := await read_frame(self._input)) is not None:
                 self._dispatch(message)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the daemon went away; the requests still waiting fail below
         finally:
             for stream in self._streams.values():
                 if not stream.result.done():

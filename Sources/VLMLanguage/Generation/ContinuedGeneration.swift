@@ -63,27 +63,3 @@ extension LanguageModel {
                                        generatedTokens: tokens.count, generationSeconds: Date().timeIntervalSince(start)))
     }
 }
-
-extension LanguageModel {
-    /// Sum of log p(continuation tokens | sequence) for each continuation, from a sequence already in
-    /// `cache` with `lastLogits` after its last token: `score(context:continuations:)` without the
-    /// prefill, so a caller that keeps a cache across calls (e.g. a judge asking similar questions)
-    /// runs only what is new. `cache` is not modified (each continuation runs on a fork).
-    public func scoreContinuations(cache: KVCache, lastLogits: [Float], continuations: [[Int32]]) throws -> [Double] {
-        let v = hyperparameters.vocabularySize
-        guard lastLogits.count == v else {
-            throw LanguageModelError.invalidHyperparameters("scoreContinuations: \(lastLogits.count) logits for a \(v)-token vocabulary")
-        }
-        return try continuations.map { continuation in
-            guard let first = continuation.first else { return 0 }
-            var total = Sampler.logProbability(of: first, logits: lastLogits)
-            guard continuation.count > 1 else { return total }
-            var fork = cache  // copy-on-write fork of the shared sequence
-            let all = try transformer.forward(Array(continuation.dropLast()), cache: &fork, logits: .all).logits
-            for j in 1..<continuation.count {
-                total += Sampler.logProbability(of: continuation[j], logits: Array(all[(j - 1) * v..<j * v]))
-            }
-            return total
-        }
-    }
-}

@@ -1,5 +1,6 @@
 // Choosing the next token from logits.
 import Foundation
+import VLMTensor
 
 public struct SamplingParameters: Sendable, Equatable {
     /// 0 (or less) means greedy: always the highest logit.
@@ -53,24 +54,8 @@ public struct Sampler: Sendable {
         }
         if p.temperature <= 0 { return Int32(Sampler.argmax(adjusted)) }
 
-        // Candidates sorted by logit, then trimmed.
-        var candidates = adjusted.indices.sorted { adjusted[$0] != adjusted[$1] ? adjusted[$0] > adjusted[$1] : $0 < $1 }
-        if p.topK > 0 { candidates = Array(candidates.prefix(p.topK)) }
-        var probabilities = Sampler.softmax(candidates.map { adjusted[$0] })
-        if p.topP < 1 {
-            var cumulative: Float = 0, keep = candidates.count
-            for (i, q) in probabilities.enumerated() {
-                cumulative += q
-                if cumulative >= p.topP { keep = i + 1; break }
-            }
-            candidates = Array(candidates.prefix(keep))
-        }
-        if p.minP > 0 {
-            let threshold = probabilities[0] * p.minP
-            // `candidates` is still a prefix of the list `probabilities` was computed for.
-            candidates = Array(candidates.prefix(probabilities.prefix(candidates.count).prefix(while: { $0 >= threshold }).count))
-        }
-        probabilities = Sampler.softmax(candidates.map { adjusted[$0] / p.temperature })
+        let candidates = Sampler.candidates(adjusted, topK: p.topK, topP: p.topP, minP: p.minP)
+        let probabilities = Sampler.softmax(candidates.map { adjusted[$0] / p.temperature })
         let u = Float(random.nextUnit())
         var cumulative: Float = 0
         for (i, q) in probabilities.enumerated() {
@@ -80,12 +65,76 @@ public struct Sampler: Sendable {
         return Int32(candidates[candidates.count - 1])
     }
 
+    /// The tokens that survive top-k, then top-p, then min-p (measured at temperature 1), most likely
+    /// first and ties by lower id, as llama.cpp's chain leaves them.
+    ///
+    /// Sorting a 49k-entry vocabulary for every sampled token cost more than the decode step itself, so
+    /// only the head of the distribution is sorted: the tokens within `spread` logits of the best. The
+    /// head widens until the filters are decided inside it; every token outside it is less likely than
+    /// every token in it, so the result is the one a full sort would give.
+    static func candidates(_ logits: [Float], topK: Int, topP: Float, minP: Float) -> [Int] {
+        let n = logits.count
+        guard let best = logits.max() else { return [] }
+        let k = topK > 0 ? min(topK, n) : n
+        // top-p measures mass against the whole distribution (after top-k): sum of exp(x - best).
+        let wholeMass = k == n && topP < 1 ? logits.reduce(0.0) { $0 + Double(expf($1 - best)) } : 0
+        // min-p keeps p >= minP * p_best, i.e. x >= best + ln(minP): the first head already holds them all.
+        var spread = max(16, minP > 0 ? -logf(minP) : 0)
+        while true {
+            let threshold = spread.isFinite ? best - spread : -Float.infinity
+            let head = sortedIndices(logits, atLeast: threshold)
+            let whole = head.count == n || !spread.isFinite
+            if let kept = survivors(head, of: logits, best: best, k: k, topP: topP, minP: minP,
+                                    wholeMass: wholeMass, headIsWhole: whole) {
+                return kept
+            }
+            spread = spread < 1024 ? spread * 4 : .infinity
+        }
+    }
+
+    /// The filters applied to `head` (the most likely tokens, sorted); nil when they cannot be decided
+    /// without seeing more of the distribution.
+    private static func survivors(_ head: [Int], of logits: [Float], best: Float, k: Int, topP: Float, minP: Float,
+                                  wholeMass: Double, headIsWhole: Bool) -> [Int]? {
+        var kept = head
+        if k < logits.count {
+            guard head.count >= k || headIsWhole else { return nil }
+            kept = Array(head.prefix(k))
+        }
+        let keptIsWholePool = k < logits.count || headIsWhole
+        if topP < 1 {
+            let mass = k < logits.count ? kept.reduce(0.0) { $0 + Double(expf(logits[$1] - best)) } : wholeMass
+            var cumulative = 0.0  // Double: over thousands of tail tokens a Float sum drifts by whole tokens
+            var cut: Int? = nil
+            for (i, token) in kept.enumerated() {
+                cumulative += Double(expf(logits[token] - best))
+                if cumulative >= Double(topP) * mass { cut = i + 1; break }
+            }
+            if let cut { kept = Array(kept.prefix(cut)) } else if !keptIsWholePool { return nil }
+        } else if !keptIsWholePool && minP <= 0 {
+            return nil  // no filter bounds the candidates: they are the whole vocabulary
+        }
+        if minP > 0 { kept = Array(kept.prefix { expf(logits[$0] - best) >= minP }) }
+        return kept
+    }
+
+    /// Indices of the logits >= threshold, largest first, ties by lower index.
+    private static func sortedIndices(_ logits: [Float], atLeast threshold: Float) -> [Int] {
+        var entries: [(logit: Float, index: Int)] = []
+        for (i, x) in logits.enumerated() where x >= threshold { entries.append((x, i)) }
+        entries.sort { $0.logit != $1.logit ? $0.logit > $1.logit : $0.index < $1.index }
+        return entries.map(\.index)
+    }
+
     static func argmax(_ x: [Float]) -> Int {
         var best = 0
         for i in 1..<x.count where x[i] > x[best] { best = i }
         return best
     }
 
+    /// llama.cpp's sampler softmax: Float exponentials divided by their Float sum. Not VLMTensor's
+    /// `softmaxInPlace`, which multiplies by the inverse sum: the last bit can differ, and a seeded draw
+    /// compares a cumulative sum against a threshold, so this keeps llama.cpp's arithmetic.
     static func softmax(_ x: [Float]) -> [Float] {
         guard let m = x.max() else { return [] }
         let e = x.map { expf($0 - m) }
@@ -95,8 +144,6 @@ public struct Sampler: Sendable {
 
     /// log p(token) under softmax(logits), computed in Double.
     public static func logProbability(of token: Int32, logits: [Float]) -> Double {
-        let m = Double(logits.max() ?? 0)
-        let sum = logits.reduce(0.0) { $0 + exp(Double($1) - m) }
-        return Double(logits[Int(token)]) - m - log(sum)
+        Double(logits[Int(token)]) - logSumExp(logits)
     }
 }

@@ -14,19 +14,20 @@ import Foundation
 import VLMImage
 import VLMLanguage
 import VLMTensor
+import VLMVision
 
 /// `@unchecked Sendable`: immutable after load (weights are read-only views of a mapping).
 public final class LLaVAVisionTower: @unchecked Sendable {
     public let hyperparameters: MMProjHyperparameters
     let weights: MMProjWeights
-    public var threads: Int
+    public let threads: Int
 
     /// Loads `url` and checks every tensor against the header.
     public init(url: URL, threads: Int = 1) throws {
         let gguf = try GGUFFile(url: url)
         hyperparameters = try MMProjHyperparameters(gguf: gguf)
-        weights = try MMProjWeights(gguf: gguf, hyperparameters: hyperparameters)
         self.threads = max(1, threads)
+        weights = try MMProjWeights(gguf: gguf, hyperparameters: hyperparameters, threads: self.threads)
     }
 
     /// Width of the image-token embeddings (the LM's embedding width).
@@ -34,7 +35,7 @@ public final class LLaVAVisionTower: @unchecked Sendable {
     /// Image tokens per image.
     public var tokenCount: Int { hyperparameters.patchCount }
     /// Whether the last image token carries the class token (and token i patch i+1).
-    public var hasClassToken: Bool { weights.classEmbedding != nil }
+    public var hasClassToken: Bool { weights.vit.classEmbedding != nil }
 
     /// Checks the projector feeds a language model of width `width`.
     public func checkCompatible(languageModelWidth width: Int) throws {
@@ -53,145 +54,14 @@ public final class LLaVAVisionTower: @unchecked Sendable {
         guard pixels.count == hp.imageSize * hp.imageSize * 3, pixels.allSatisfy(\.isFinite) else {
             throw MMProjError.notSupported("pixels must be \(hp.imageSize)x\(hp.imageSize)x3 finite values, got \(pixels.count) values")
         }
-        let sequence = n + (weights.classEmbedding == nil ? 0 : 1)
-
-        // Patch embedding: each patch flattened as (channel, y, x), times the conv kernel.
-        var x = [Float](repeating: 0, count: sequence * d)
-        multiply(weights.patchEmbedding, patchRows(pixels), rows: n, into: &x)
-        if let bias = weights.patchBias { addRowBias(&x, bias, rows: n) }
-        if let cls = weights.classEmbedding { for j in 0..<d { x[n * d + j] = cls[j] } }
-        for i in 0..<x.count { x[i] += weights.positionEmbedding[i] }
-        if let norm = weights.preNorm { layerNorm(&x, norm.weight, norm.bias, rows: sequence) }
-
-        for block in weights.blocks { encoderBlock(&x, block, rows: sequence) }
-        if let norm = weights.postNorm { layerNorm(&x, norm.weight, norm.bias, rows: sequence) }
-
-        // llama.cpp's projector input: rows 1...n (see the header comment).
-        let offset = weights.classEmbedding == nil ? 0 : 1
-        let features = Array(x[(offset * d)..<((offset + n) * d)])
-        var hidden = linear(weights.projector1, weights.projector1Bias, features, rows: n)
-        gelu(&hidden)
-        return linear(weights.projector2, weights.projector2Bias, hidden, rows: n)
-    }
-
-    // MARK: - The encoder block
-
-    /// x += attention(ln1(x)); x += mlp(ln2(x)).
-    private func encoderBlock(_ x: inout [Float], _ b: VisionBlockWeights, rows n: Int) {
-        var h = x
-        layerNorm(&h, b.norm1Weight, b.norm1Bias, rows: n)
-        let q = linear(b.query, b.queryBias, h, rows: n)
-        let k = linear(b.key, b.keyBias, h, rows: n)
-        let v = linear(b.value, b.valueBias, h, rows: n)
-        let attended = attention(q, k, v, rows: n)
-        let projected = linear(b.output, b.outputBias, attended, rows: n)
-        for i in 0..<x.count { x[i] += projected[i] }
-
-        h = x
-        layerNorm(&h, b.norm2Weight, b.norm2Bias, rows: n)
-        var up = linear(b.up, b.upBias, h, rows: n)
-        if hyperparameters.useGELU { gelu(&up) } else { Activation.quickGELU(&up) }
-        let down = linear(b.down, b.downBias, up, rows: n)
-        for i in 0..<x.count { x[i] += down[i] }
-    }
-
-    /// Bidirectional multi-head attention over the whole sequence, scale 1/sqrt(headDimension).
-    private func attention(_ q: [Float], _ k: [Float], _ v: [Float], rows n: Int) -> [Float] {
-        let hp = hyperparameters, d = hp.width
-        var out = [Float](repeating: 0, count: n * d)
-        let scratch = ScratchBuffer()
-        q.withUnsafeBufferPointer { q in
-            k.withUnsafeBufferPointer { k in
-                v.withUnsafeBufferPointer { v in
-                    out.withUnsafeMutableBufferPointer { o in
-                        scaledDotProductAttention(
-                            queries: q.baseAddress!, queryCount: n, queryStride: d, keys: k.baseAddress!,
-                            values: v.baseAddress!, keyCount: n, keyStride: d, heads: hp.headCount,
-                            headDim: hp.headDimension, causal: false, output: o.baseAddress!, outputStride: d,
-                            scratch: scratch)
-                    }
-                }
-            }
-        }
-        return out
-    }
-
-    // MARK: - Pieces
-
-    /// [patch][channel * p * p + y * p + x] from [y][x][channel] pixels, patches in row-major grid order.
-    private func patchRows(_ pixels: [Float]) -> [Float] {
-        let hp = hyperparameters, p = hp.patchSize, side = hp.gridSide, size = hp.imageSize
-        var rows = [Float](repeating: 0, count: hp.patchCount * 3 * p * p)
-        for gy in 0..<side {
-            for gx in 0..<side {
-                let base = (gy * side + gx) * 3 * p * p
-                for c in 0..<3 {
-                    for y in 0..<p {
-                        for x in 0..<p {
-                            rows[base + (c * p + y) * p + x] = pixels[((gy * p + y) * size + gx * p + x) * 3 + c]
-                        }
-                    }
-                }
-            }
-        }
-        return rows
-    }
-
-    /// y = x W^T. F32 weights are read in place; F16 ones are expanded to Float for the product: that
-    /// costs O(weights), the product O(rows x weights), and one BLAS call over all tokens is about 100x
-    /// faster than the per-row fp16 kernels at a tower's ~200-600 rows. (llama.cpp rounds activations to
-    /// fp16 for F16 weights; the difference stays far inside the parity tolerance.)
-    private func multiply(_ w: QuantizedMatrix, _ x: [Float], rows: Int, into y: inout [Float]) {
-        if w.format == .f32 {
-            x.withUnsafeBufferPointer { x in
-                y.withUnsafeMutableBufferPointer { w.multiply(x.baseAddress!, batch: rows, into: $0.baseAddress!, threads: threads) }
-            }
-            return
-        }
-        var expanded = [Float](repeating: 0, count: w.rows * w.columns)
-        expanded.withUnsafeMutableBufferPointer { e in
-            for r in 0..<w.rows { w.dequantizeRow(r, into: e.baseAddress! + r * w.columns) }
-        }
-        x.withUnsafeBufferPointer { x in
-            expanded.withUnsafeBufferPointer { e in
-                y.withUnsafeMutableBufferPointer { y in
-                    MatrixMultiply.gemm(transposeB: true, m: rows, n: w.rows, k: w.columns, a: x.baseAddress!, lda: w.columns,
-                                        b: e.baseAddress!, ldb: w.columns, c: y.baseAddress!, ldc: w.rows)
-                }
-            }
-        }
-    }
-
-    /// y = x W^T + b for `rows` rows.
-    private func linear(_ w: QuantizedMatrix, _ bias: [Float], _ x: [Float], rows: Int) -> [Float] {
-        var y = [Float](repeating: 0, count: rows * w.rows)
-        multiply(w, x, rows: rows, into: &y)
-        addRowBias(&y, bias, rows: rows)
-        return y
-    }
-
-    private func addRowBias(_ y: inout [Float], _ bias: [Float], rows: Int) {
-        let width = bias.count
-        for r in 0..<rows { for j in 0..<width { y[r * width + j] += bias[j] } }
-    }
-
-    private func layerNorm(_ x: inout [Float], _ weight: [Float], _ bias: [Float], rows: Int) {
-        let d = weight.count, eps = hyperparameters.layerNormEpsilon
-        for r in 0..<rows {
-            var mean: Double = 0
-            for j in 0..<d { mean += Double(x[r * d + j]) }
-            mean /= Double(d)
-            var variance: Double = 0
-            for j in 0..<d { let c = Double(x[r * d + j]) - mean; variance += c * c }
-            let scale = Float(1 / (variance / Double(d) + Double(eps)).squareRoot())
-            for j in 0..<d { x[r * d + j] = (x[r * d + j] - Float(mean)) * scale * weight[j] + bias[j] }
-        }
-    }
-
-    /// ggml_gelu: the tanh approximation, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
-    private func gelu(_ x: inout [Float]) {
-        let c: Float = 0.7978845608028654
-        for i in 0..<x.count { let v = x[i]; x[i] = 0.5 * v * (1 + tanhf(c * (v + 0.044715 * v * v * v))) }
+        // llama.cpp's projector input: sequence rows 1...n (see the header comment), which with the
+        // class token last are patches 1..<n and then the class token.
+        let states = try weights.vit.forward(pixels, count: 1, outputs: hasClassToken ? [.patches, .pooled] : .patches,
+                                             scratch: ScratchBuffer(), checkCancellation: {})
+        let features = hasClassToken ? Array(states.patches![d...]) + states.pooled! : states.patches!
+        var hidden = weights.projector1.forward(features, rows: n)
+        Activation.geluTanh(&hidden)
+        return weights.projector2.forward(hidden, rows: n)
     }
 }
 

@@ -6,6 +6,7 @@
 import Foundation
 import VLMLanguage
 import VLMTensor
+import VLMVision
 
 public enum MMProjError: Error, CustomStringConvertible, Equatable {
     case notSupported(String)
@@ -110,30 +111,27 @@ public struct MMProjHyperparameters: Sendable, Equatable {
     }
 }
 
-/// One encoder block's weights (pre-norm ViT block with biases everywhere).
-struct VisionBlockWeights: @unchecked Sendable {
-    let norm1Weight, norm1Bias, norm2Weight, norm2Bias: [Float]
-    let query, key, value, output, up, down: QuantizedMatrix
-    let queryBias, keyBias, valueBias, outputBias, upBias, downBias: [Float]
+extension ViTArchitecture {
+    /// The tower of a LLaVA-1.5 mmproj as llama.cpp's CLIP graph runs it: class token (if any) after
+    /// the patches, learned positions, pre-norm blocks with double-accumulated LayerNorms (ggml_norm),
+    /// tanh GELU (`clip.use_gelu`) or quick GELU, [y][x][channel] pixels.
+    init(mmproj hp: MMProjHyperparameters, hasClassToken: Bool) {
+        self.init(imageSize: hp.imageSize, patchSize: hp.patchSize, width: hp.width, heads: hp.headCount,
+                  mlpWidth: hp.feedForwardLength, layers: hp.blocksRun, activation: hp.useGELU ? .geluTanh : .quickGELU,
+                  normPlacement: .pre, layerNormEpsilon: hp.layerNormEpsilon, layerNormAccumulation: .double,
+                  classToken: hasClassToken ? .last : .none, positions: .learned, pixelLayout: .channelsLast)
+    }
 }
 
-/// All tensors the tower and projector read. `@unchecked Sendable`: immutable views into the mapping
+/// The tower and projector of an mmproj file. `@unchecked Sendable`: immutable views into the mapping
 /// that `gguf` keeps alive.
 final class MMProjWeights: @unchecked Sendable {
     let gguf: GGUFFile
-    /// [width][3 * patch * patch], each row in (channel, y, x) order: ggml's conv kernel ne = [p, p, 3, width].
-    let patchEmbedding: QuantizedMatrix
-    let patchBias: [Float]?
-    let classEmbedding: [Float]?
-    /// [positions][width]
-    let positionEmbedding: [Float]
-    let preNorm: (weight: [Float], bias: [Float])?
-    let postNorm: (weight: [Float], bias: [Float])?
-    let blocks: [VisionBlockWeights]
-    let projector1: QuantizedMatrix, projector1Bias: [Float]
-    let projector2: QuantizedMatrix, projector2Bias: [Float]
+    let vit: VisionTransformer<QuantizedLinear>
+    /// The projector: mm.2(GELU(mm.0(x))).
+    let projector1: QuantizedLinear, projector2: QuantizedLinear
 
-    init(gguf: GGUFFile, hyperparameters hp: MMProjHyperparameters) throws {
+    init(gguf: GGUFFile, hyperparameters hp: MMProjHyperparameters, threads: Int) throws {
         self.gguf = gguf
         let d = hp.width
         func dims(_ name: String) throws -> [Int] {
@@ -151,15 +149,20 @@ final class MMProjWeights: @unchecked Sendable {
         func optionalVector(_ name: String, _ count: Int) throws -> [Float]? {
             gguf.tensors[name] == nil ? nil : try vector(name, count)
         }
-        /// A Linear weight: ggml ne = [in, out].
-        func matrix(_ name: String, in columns: Int, out rows: Int) throws -> QuantizedMatrix {
+        /// `prefix.weight` (ggml ne = [in, out]) and `prefix.bias`.
+        func linear(_ prefix: String, in columns: Int, out rows: Int) throws -> QuantizedLinear {
+            let name = prefix + ".weight"
             let shape = try dims(name)
             guard shape == [columns, rows] else { throw MMProjError.badTensor(name: name, reason: "shape \(shape), expected \([columns, rows])") }
-            return try gguf.matrix(name)
+            return QuantizedLinear(weight: try gguf.matrix(name), bias: try vector(prefix + ".bias", rows), threads: threads)
         }
-        func norm(_ prefix: String) throws -> (weight: [Float], bias: [Float])? {
+        func optionalNorm(_ prefix: String, _ a: ViTArchitecture) throws -> LayerNorm? {
             guard gguf.tensors[prefix + ".weight"] != nil else { return nil }
-            return (try vector(prefix + ".weight", d), try vector(prefix + ".bias", d))
+            return a.layerNorm(weight: try vector(prefix + ".weight", d), bias: try vector(prefix + ".bias", d))
+        }
+        func norm(_ prefix: String, _ a: ViTArchitecture) throws -> LayerNorm {
+            guard let norm = try optionalNorm(prefix, a) else { throw MMProjError.badTensor(name: prefix + ".weight", reason: "missing") }
+            return norm
         }
 
         let p = hp.patchSize
@@ -167,37 +170,39 @@ final class MMProjWeights: @unchecked Sendable {
         guard patchShape == [p, p, 3, d] else {
             throw MMProjError.badTensor(name: "v.patch_embd.weight", reason: "shape \(patchShape), expected \([p, p, 3, d])")
         }
+        // [width][3 * patch * patch], each row in (channel, y, x) order: ggml's conv kernel ne = [p, p, 3, width].
         let info = try gguf.tensor("v.patch_embd.weight")
-        patchEmbedding = QuantizedMatrix(format: info.format, rows: d, columns: 3 * p * p, data: gguf.file.bytes + info.fileOffset)
-        patchBias = try optionalVector("v.patch_embd.bias", d)
-        classEmbedding = try optionalVector("v.class_embd", d)
-        let positions = hp.patchCount + (classEmbedding == nil ? 0 : 1)
-        positionEmbedding = try vector("v.position_embd.weight", positions * d)
-        preNorm = try norm("v.pre_ln")
-        postNorm = try norm("v.post_ln")
-        blocks = try (0..<hp.blocksRun).map { i in
+        let patchEmbedding = QuantizedLinear(
+            weight: QuantizedMatrix(format: info.format, rows: d, columns: 3 * p * p, data: gguf.file.bytes + info.fileOffset),
+            bias: try optionalVector("v.patch_embd.bias", d), threads: threads)
+        let classEmbedding = try optionalVector("v.class_embd", d)
+        let a = ViTArchitecture(mmproj: hp, hasClassToken: classEmbedding != nil)
+        let blocks = try (0..<hp.blocksRun).map { i in
             let b = "v.blk.\(i)."
-            guard let n1 = try norm(b + "ln1"), let n2 = try norm(b + "ln2") else {
-                throw MMProjError.badTensor(name: b + "ln1/ln2", reason: "missing")
-            }
-            return VisionBlockWeights(
-                norm1Weight: n1.weight, norm1Bias: n1.bias, norm2Weight: n2.weight, norm2Bias: n2.bias,
-                query: try matrix(b + "attn_q.weight", in: d, out: d), key: try matrix(b + "attn_k.weight", in: d, out: d),
-                value: try matrix(b + "attn_v.weight", in: d, out: d), output: try matrix(b + "attn_out.weight", in: d, out: d),
-                up: try matrix(b + "ffn_up.weight", in: d, out: hp.feedForwardLength),
-                down: try matrix(b + "ffn_down.weight", in: hp.feedForwardLength, out: d),
-                queryBias: try vector(b + "attn_q.bias", d), keyBias: try vector(b + "attn_k.bias", d),
-                valueBias: try vector(b + "attn_v.bias", d), outputBias: try vector(b + "attn_out.bias", d),
-                upBias: try vector(b + "ffn_up.bias", hp.feedForwardLength), downBias: try vector(b + "ffn_down.bias", d))
+            return TransformerBlock(
+                norm1: try norm(b + "ln1", a),
+                attention: SelfAttention(
+                    projection: .separate(query: try linear(b + "attn_q", in: d, out: d), key: try linear(b + "attn_k", in: d, out: d),
+                                          value: try linear(b + "attn_v", in: d, out: d)),
+                    output: try linear(b + "attn_out", in: d, out: d), heads: hp.headCount),
+                norm2: try norm(b + "ln2", a),
+                up: try linear(b + "ffn_up", in: d, out: hp.feedForwardLength), activation: a.activation,
+                down: try linear(b + "ffn_down", in: hp.feedForwardLength, out: d), placement: a.normPlacement)
+        }
+        do {
+            vit = try VisionTransformer(
+                architecture: a, patchEmbedding: patchEmbedding, classEmbedding: classEmbedding,
+                positionEmbedding: try vector("v.position_embd.weight", a.sequenceLength * d),
+                preNorm: try optionalNorm("v.pre_ln", a), blocks: blocks, postNorm: try optionalNorm("v.post_ln", a))
+        } catch let error as VisionError {
+            throw MMProjError.notSupported("\(error)")
         }
         let hiddenShape = try dims("mm.0.weight")
         guard hiddenShape.count == 2, hiddenShape[0] == d, hiddenShape[1] <= 4 * MMProjHyperparameters.maxWidth else {
             throw MMProjError.badTensor(name: "mm.0.weight", reason: "shape \(hiddenShape), expected [\(d), hidden]")
         }
         let hidden = hiddenShape[1]
-        projector1 = try matrix("mm.0.weight", in: d, out: hidden)
-        projector1Bias = try vector("mm.0.bias", hidden)
-        projector2 = try matrix("mm.2.weight", in: hidden, out: hp.projectionWidth)
-        projector2Bias = try vector("mm.2.bias", hp.projectionWidth)
+        projector1 = try linear("mm.0", in: d, out: hidden)
+        projector2 = try linear("mm.2", in: hidden, out: hp.projectionWidth)
     }
 }

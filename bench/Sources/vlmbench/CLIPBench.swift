@@ -2,10 +2,11 @@ import Foundation
 import VLMCLIP
 import VLMTensor
 
-// `vlmbench clip --model DIR [--threads N] [--repeats R] [--image-gflop G] [--workloads image1,image16,text,peak]`
+// `vlmbench clip --model DIR [--threads N] [--repeats R] [--image-gflop G] [--workloads image1,image16,dense1,text,peak]`
 // Times CLIPModel on the workload of bench/clip_reference.py: image encoding at batch 1 and 16
 // (random pixels), text encoding of the 18 CIFAR templates × 10 CIFAR classes, tokenisation, and a
-// large sgemm as the machine's OpenBLAS peak. Prints one JSON object.
+// large sgemm as the machine's OpenBLAS peak; `dense1` times an image's embedding + dense features as
+// two calls (two tower passes) and as `encodeImagesWithDense` (one pass on a ViT). Prints one JSON object.
 func runCLIPBench(_ args: [String]) {
     var options: [String: String] = [:]
     var index = 0
@@ -44,6 +45,16 @@ func runCLIPBench(_ args: [String]) {
             let batch16 = try timed(max(2, repeats / 2)) { _ = try model.encodeImages(images16, count: 16) }
             result["image_batch16_ms_per_image"] = ["best": batch16.best * 1e3 / 16, "median": batch16.median * 1e3 / 16]
             if let gflop { result["image_batch16_gflops"] = gflop * 16 / batch16.best }
+        }
+        if workloads.contains("dense1") {
+            _ = try model.encodeImagesWithDense(image1, count: 1)
+            let twoCalls = try timed(repeats) {
+                _ = try model.encodeImages(image1, count: 1)
+                _ = try model.encodeImageDense(image1, count: 1)
+            }
+            let oneCall = try timed(repeats) { _ = try model.encodeImagesWithDense(image1, count: 1) }
+            result["dense_batch1_two_calls_ms"] = ["best": twoCalls.best * 1e3, "median": twoCalls.median * 1e3]
+            result["dense_batch1_with_dense_ms"] = ["best": oneCall.best * 1e3, "median": oneCall.median * 1e3]
         }
         guard workloads.contains("text") else {
             let json = try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys])

@@ -1,0 +1,159 @@
+// The transformer encoder block every tower of this package runs (CLIP's image and text towers, the
+// LLaVA vision tower), written once against `LinearLayer` so float32 checkpoints and GGUF files share it:
+//
+//   pre-norm  (ViT, CLIP):           x = x + attn(ln_1(x));   x = x + mlp(ln_2(x))
+//   post-norm (BERT, the 2017 paper): x = ln_1(x + attn(x));   x = ln_2(x + mlp(x))
+//
+// with mlp = down(act(up(·))).
+import VLMTensor
+
+/// Where a block's LayerNorms sit relative to its residual connections.
+public enum NormPlacement: Sendable, Equatable {
+    /// Normalise each sublayer's input; the residual stream is never normalised.
+    case pre
+    /// Normalise after each residual addition.
+    case post
+}
+
+/// Multi-head self-attention within each of several sequences stored back to back.
+public struct SelfAttention<Weights: LinearLayer>: Sendable {
+    /// How queries, keys and values are projected from the input.
+    public enum Projection: Sendable {
+        /// One [3·width, width] matrix: query rows, then key rows, then value rows (PyTorch's
+        /// nn.MultiheadAttention `in_proj`).
+        case packed(Weights)
+        /// Three [width, width] matrices (llama.cpp's `attn_q`, `attn_k`, `attn_v`).
+        case separate(query: Weights, key: Weights, value: Weights)
+    }
+
+    public let projection: Projection
+    public let output: Weights
+    public let heads: Int
+
+    public init(projection: Projection, output: Weights, heads: Int) {
+        let width = output.outFeatures
+        switch projection {
+        case let .packed(p):
+            precondition(p.inFeatures == width && p.outFeatures == 3 * width, "packed projection must be [3·\(width), \(width)]")
+        case let .separate(q, k, v):
+            precondition([q, k, v].allSatisfy { $0.inFeatures == width && $0.outFeatures == width },
+                         "query, key and value projections must be [\(width), \(width)]")
+        }
+        precondition(output.inFeatures == width && width % heads == 0, "width \(width) and \(heads) heads")
+        (self.projection, self.output, self.heads) = (projection, output, heads)
+    }
+
+    public var width: Int { output.outFeatures }
+
+    /// [Σ lengths, width] in and out; with `causal`, position i sees positions 0...i of its sequence.
+    public func callAsFunction(_ x: [Float], sequenceLengths: [Int], causal: Bool, scratch: ScratchBuffer) -> [Float] {
+        let rows = sequenceLengths.reduce(0, +), width = self.width
+        var mixed = [Float](repeating: 0, count: rows * width)
+        switch projection {
+        case let .packed(p):
+            let qkv = p.forward(x, rows: rows)
+            qkv.withUnsafeBufferPointer { qkv in
+                let base = qkv.baseAddress!
+                attend(base, base + width, base + 2 * width, stride: 3 * width, sequenceLengths, causal, &mixed, scratch)
+            }
+        case let .separate(query, key, value):
+            let (q, k, v) = (query.forward(x, rows: rows), key.forward(x, rows: rows), value.forward(x, rows: rows))
+            q.withUnsafeBufferPointer { q in
+                k.withUnsafeBufferPointer { k in
+                    v.withUnsafeBufferPointer { v in
+                        attend(q.baseAddress!, k.baseAddress!, v.baseAddress!, stride: width, sequenceLengths, causal, &mixed, scratch)
+                    }
+                }
+            }
+        }
+        return output.forward(mixed, rows: rows)
+    }
+
+    /// softmax(QKᵀ/√d)V per head and sequence; Q, K, V rows are `stride` apart.
+    private func attend(
+        _ queries: UnsafePointer<Float>, _ keys: UnsafePointer<Float>, _ values: UnsafePointer<Float>, stride: Int,
+        _ sequenceLengths: [Int], _ causal: Bool, _ mixed: inout [Float], _ scratch: ScratchBuffer
+    ) {
+        let width = self.width
+        mixed.withUnsafeMutableBufferPointer { mixed in
+            var first = 0
+            for length in sequenceLengths {
+                let offset = first * stride
+                scaledDotProductAttention(
+                    queries: queries + offset, queryCount: length, queryStride: stride,
+                    keys: keys + offset, values: values + offset, keyCount: length, keyStride: stride,
+                    heads: heads, headDim: width / heads, causal: causal,
+                    output: mixed.baseAddress! + first * width, outputStride: width, scratch: scratch)
+                first += length
+            }
+        }
+    }
+}
+
+/// One encoder block: self-attention and an MLP, each inside a residual connection with a LayerNorm.
+public struct TransformerBlock<Weights: LinearLayer>: Sendable {
+    public let norm1: LayerNorm
+    public let attention: SelfAttention<Weights>
+    public let norm2: LayerNorm
+    /// The MLP: down(activation(up(x))).
+    public let up: Weights
+    public let activation: Activation
+    public let down: Weights
+    public let placement: NormPlacement
+
+    public init(norm1: LayerNorm, attention: SelfAttention<Weights>, norm2: LayerNorm, up: Weights, activation: Activation,
+                down: Weights, placement: NormPlacement) {
+        let width = attention.width
+        precondition(norm1.width == width && norm2.width == width, "layer norms must be \(width) wide")
+        precondition(up.inFeatures == width && down.outFeatures == width && down.inFeatures == up.outFeatures,
+                     "MLP [\(up.inFeatures)→\(up.outFeatures)→\(down.outFeatures)] does not fit width \(width)")
+        (self.norm1, self.attention, self.norm2) = (norm1, attention, norm2)
+        (self.up, self.activation, self.down, self.placement) = (up, activation, down, placement)
+    }
+
+    public var width: Int { attention.width }
+
+    /// Updates `x` in place: sequences of `sequenceLengths` rows stored back to back, [Σ lengths, width].
+    public func apply(_ x: inout [Float], sequenceLengths: [Int], causal: Bool, scratch: ScratchBuffer) {
+        let rows = sequenceLengths.reduce(0, +)
+        precondition(x.count == rows * width, "block input has \(x.count) values, expected \(rows)×\(width)")
+        switch placement {
+        case .pre:
+            addInPlace(&x, attention(normalized(x, norm1, rows), sequenceLengths: sequenceLengths, causal: causal, scratch: scratch))
+            addInPlace(&x, mlp(normalized(x, norm2, rows), rows: rows))
+        case .post:
+            addInPlace(&x, attention(x, sequenceLengths: sequenceLengths, causal: causal, scratch: scratch))
+            norm1(&x, rows: rows)
+            addInPlace(&x, mlp(x, rows: rows))
+            norm2(&x, rows: rows)
+        }
+    }
+
+    public func mlp(_ x: [Float], rows: Int) -> [Float] {
+        var hidden = up.forward(x, rows: rows)
+        activation(&hidden)
+        return down.forward(hidden, rows: rows)
+    }
+
+    private func normalized(_ x: [Float], _ norm: LayerNorm, _ rows: Int) -> [Float] {
+        var y = x
+        norm(&y, rows: rows)
+        return y
+    }
+}
+
+/// A stack of encoder blocks.
+public struct TransformerEncoder<Weights: LinearLayer>: Sendable {
+    public let blocks: [TransformerBlock<Weights>]
+
+    public init(blocks: [TransformerBlock<Weights>]) { self.blocks = blocks }
+
+    /// Runs every block; `checkCancellation` runs before each and may throw to stop the pass.
+    public func apply(_ x: inout [Float], sequenceLengths: [Int], causal: Bool, scratch: ScratchBuffer,
+                      checkCancellation: () throws -> Void) throws {
+        for block in blocks {
+            try checkCancellation()
+            block.apply(&x, sequenceLengths: sequenceLengths, causal: causal, scratch: scratch)
+        }
+    }
+}
