@@ -1,8 +1,9 @@
 // swift-tools-version: 6.1
 // vlmd: a language-server-style daemon for vision-language models.
 //
-// Module map (arrows point one way: executables -> daemon -> models -> tensor core):
-//   VLMWire      JSON values, JSON-RPC envelopes, error codes, method names
+// Module map (arrows point one way: executables -> daemon -> models -> tensor core; VLMWire, which
+// depends on nothing, is below them all). ARCHITECTURE.md follows one request through them.
+//   VLMWire      JSON values, JSON-RPC envelopes, error codes, one type per method and its params/results
 //   VLMRPC       LSP base-protocol framing, the stdio connection (reader, back-pressured writer)
 //   VLMDaemon    lifecycle, dispatch, cancellation, progress, handlers, model registry
 //   VLMMCP       the daemon as a Model Context Protocol server (tools over newline-delimited JSON-RPC)
@@ -51,8 +52,9 @@ let package = Package(
         .target(name: "VLMCLIP", dependencies: ["VLMTensor", "VLMImage", "VLMVision", "CZlib"], resources: [.copy("Resources")],
                 swiftSettings: numeric),
         .target(name: "VLMLanguage", dependencies: ["VLMTensor"], swiftSettings: numeric),
-        .target(name: "VLMPromptLearning", dependencies: ["VLMTensor", "VLMImage", "VLMCLIP", "VLMLanguage"], swiftSettings: numeric),
-        .target(name: "VLMReasoning", dependencies: ["VLMTensor", "VLMImage", "VLMVision", "VLMCLIP", "VLMLanguage"], swiftSettings: numeric),
+        // The engines share their plain result values with the protocol (VLMWire depends on nothing).
+        .target(name: "VLMPromptLearning", dependencies: ["VLMWire", "VLMTensor", "VLMImage", "VLMCLIP", "VLMLanguage"], swiftSettings: numeric),
+        .target(name: "VLMReasoning", dependencies: ["VLMWire", "VLMTensor", "VLMImage", "VLMVision", "VLMCLIP", "VLMLanguage"], swiftSettings: numeric),
         .target(name: "VLMDaemon", dependencies: [
             "VLMWire", "VLMRPC", "VLMTensor", "VLMImage", "VLMCLIP", "VLMLanguage", "VLMPromptLearning", "VLMReasoning",
         ]),
@@ -61,26 +63,26 @@ let package = Package(
         .target(name: "VLMMCP", dependencies: ["VLMDaemon", "VLMRPC", "VLMWire"],
                 resources: [.embedInCode("Resources/vlmd.schema.json")]),
 
-        .executableTarget(name: "vlmd", dependencies: ["VLMDaemon", "VLMMCP", "VLMRPC", "VLMWire", argumentParser]),
+        .executableTarget(name: "vlmd", dependencies: ["VLMDaemon", "VLMMCP", "VLMRPC", argumentParser]),
         .executableTarget(name: "vlm", dependencies: ["VLMWire", "VLMRPC", argumentParser]),
         .executableTarget(
-            name: "vlmbench", dependencies: ["VLMTensor", "VLMImage", "VLMCLIP", "VLMLanguage"],
+            name: "vlmbench", dependencies: ["VLMTensor", "VLMCLIP", "VLMLanguage"],
             path: "bench/Sources/vlmbench"),
 
         .testTarget(name: "VLMWireTests", dependencies: ["VLMWire"]),
-        .testTarget(name: "VLMRPCTests", dependencies: ["VLMRPC", "VLMWire"]),
-        .testTarget(name: "VLMDaemonTests", dependencies: ["VLMDaemon", "VLMRPC", "VLMWire", "VLMImage"]),
+        .testTarget(name: "VLMRPCTests", dependencies: ["VLMRPC"]),
+        .testTarget(name: "VLMDaemonTests", dependencies: ["VLMDaemon", "VLMRPC", "VLMWire", "VLMImage", "VLMReasoning", "VLMPromptLearning"]),
         .testTarget(name: "VLMMCPTests", dependencies: ["VLMMCP", "VLMWire"]),
         .testTarget(name: "VLMTensorTests", dependencies: ["VLMTensor"]),
         .testTarget(name: "VLMVisionTests", dependencies: ["VLMVision", "VLMTensor"], exclude: ["Fixtures"]),
         .testTarget(name: "VLMImageTests", dependencies: ["VLMImage"], exclude: ["Fixtures"]),
-        .testTarget(name: "VLMCLIPTests", dependencies: ["VLMCLIP", "VLMTensor", "VLMImage"], exclude: ["Fixtures"]),
+        .testTarget(name: "VLMCLIPTests", dependencies: ["VLMCLIP", "VLMTensor"], exclude: ["Fixtures"]),
         .testTarget(name: "VLMLanguageTests", dependencies: ["VLMLanguage", "VLMTensor"], exclude: ["Fixtures"]),
         .testTarget(
-            name: "VLMPromptLearningTests", dependencies: ["VLMPromptLearning", "VLMCLIP", "VLMTensor", "VLMImage", "VLMLanguage"],
+            name: "VLMPromptLearningTests", dependencies: ["VLMPromptLearning", "VLMCLIP", "VLMTensor", "VLMLanguage"],
             exclude: ["Fixtures"]),
         .testTarget(
-            name: "VLMReasoningTests", dependencies: ["VLMReasoning", "VLMCLIP", "VLMLanguage", "VLMImage", "VLMTensor"],
+            name: "VLMReasoningTests", dependencies: ["VLMReasoning", "VLMCLIP", "VLMLanguage", "VLMImage"],
             exclude: ["Fixtures"]),
     ]
 )

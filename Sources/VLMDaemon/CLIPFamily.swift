@@ -8,11 +8,11 @@ import VLMWire
 struct CLIPFamily: ModelFamily {
     static let kind = "clip"
 
-    func memoryEstimate(_ request: ModelLoadRequest) -> Int {
+    func memoryEstimate(_ request: ModelLoadArguments) -> Int {
         fileBytes(request.file.appendingPathComponent("open_clip_model.safetensors"))
     }
 
-    func load(_ request: ModelLoadRequest) throws -> LoadedCLIP {
+    func load(_ request: ModelLoadArguments) throws -> LoadedCLIP {
         try LoadedCLIP(id: request.id, directory: request.file)
     }
 

@@ -11,7 +11,7 @@ import VLMWire
 /// (one partial result per image as soon as its batch is done), and never more than one decoded
 /// image is held at once, so a long list neither waits for its last image nor needs memory for all.
 func registerCLIPHandlers(_ table: inout HandlerTable, services: Services) {
-    table.register(Method.encodeImage) { (params: EncodeImageParams, context) -> EncodeImageResult in
+    table.register(EncodeImageRequest.self) { params, context in
         let clip = try await services.clipModel(params.model)
         let sources = try imageSources(params.images)
         let batchSize = try imageBatchSize(params.batchSize)
@@ -26,7 +26,7 @@ func registerCLIPHandlers(_ table: inout HandlerTable, services: Services) {
         return EncodeImageResult(model: clip.id, images: images)
     }
 
-    table.register(Method.classify) { (params: ClassifyParams, context) -> ClassifyResult in
+    table.register(ClassifyRequest.self) { params, context in
         let clip = try await services.clipModel(params.model)
         let labels = try validatedLabels(params.labels, field: "params.labels")
         let topK = params.topK ?? 5
@@ -75,7 +75,7 @@ func registerCLIPHandlers(_ table: inout HandlerTable, services: Services) {
         return ClassifyResult(model: clip.id, labels: labels, templates: templates, results: results)
     }
 
-    table.register(Method.evaluateDataset) { (params: EvaluateParams, context) -> EvaluateResult in
+    table.register(EvaluateDatasetRequest.self) { params, context in
         try await evaluateDataset(params, context: context, services: services)
     }
 }

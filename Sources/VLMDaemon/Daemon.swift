@@ -67,7 +67,7 @@ public actor Daemon {
         extraHandlers(&table)
         // daemon/status reads the in-flight table, which only the daemon has.
         let statusSource = StatusSource()
-        table.register(Method.status) { (_: NoParams, _) -> StatusResult in
+        table.register(StatusRequest.self) { _, _ in
             guard let daemon = statusSource.daemon else { throw CancellationError() }
             return await daemon.status()
         }
@@ -75,6 +75,9 @@ public actor Daemon {
         statusSource.daemon = self
         services.connections.add(self)
     }
+
+    /// The request type behind each method this connection serves.
+    var requestTypes: [String: any RequestType.Type] { table.requestTypes }
 
     /// Daemon-wide: the requests of every connection, the shared models and caches.
     func status() async -> StatusResult {
@@ -190,15 +193,15 @@ public actor Daemon {
     private func receiveRequest(_ id: RequestID, _ method: String, _ params: JSONValue?) async {
         await outbox.traceMessage("Received request '\(method) - (\(id))'.", verbose: params.map { "Params: \($0)" })
         switch (phase, method) {
-        case (.starting, Method.initialize):
+        case (.starting, InitializeRequest.method):
             await initialize(id, params)
         case (.starting, _):
             await reply(id, error: .notInitialized)
         case (.shuttingDown, _):
             await reply(id, error: .invalidRequest("server is shutting down: only 'exit' is accepted after 'shutdown'"))
-        case (.running, Method.initialize):
+        case (.running, InitializeRequest.method):
             await reply(id, error: .invalidRequest("'initialize' may be sent only once"))
-        case (.running, Method.shutdown):
+        case (.running, ShutdownRequest.method):
             await awaitPendingParses()
             phase = .shuttingDown
             await reply(id, result: JSONValue.null)
@@ -245,7 +248,7 @@ public actor Daemon {
                     maxMessageBytes: configuration.maxMessageBytes, maxImagePixels: configuration.maxImagePixels,
                     memoryBudgetBytes: configuration.memoryBudgetBytes, threads: services.threads,
                 maxJSONDepth: configuration.maxJSONDepth),
-                methods: [Method.initialize, Method.shutdown, Method.exit, Method.cancelRequest, Method.setTrace] + table.methods,
+                methods: [InitializeRequest.method, ShutdownRequest.method, Method.exit, Method.cancelRequest, Method.setTrace] + table.methods,
                 modelKinds: services.families.kinds)),
             serverInfo: ServerInfo(name: "vlmd", version: ProtocolVersion.current))
     }
@@ -275,7 +278,7 @@ public actor Daemon {
     }
 
     /// Methods that never block a thread; every other handler runs on the RequestExecutor.
-    static let cheapMethods: Set<String> = [Method.ping, Method.status, Method.modelsList, Method.debugStream]
+    static let cheapMethods: Set<String> = [PingRequest.method, StatusRequest.method, ModelsListRequest.method, DebugStreamRequest.method]
 
     /// Sends the one reply a request gets, whatever happened to it.
     private func finish(_ id: RequestID, context: RequestContext, outcome: Result<Data, Error>) async {

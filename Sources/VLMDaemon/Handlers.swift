@@ -10,7 +10,7 @@ func registerHandlers(_ table: inout HandlerTable, services: Services) {
 }
 
 func registerDaemonHandlers(_ table: inout HandlerTable, services: Services) {
-    table.register(Method.ping) { (params: PingParams, context) -> PingResult in
+    table.register(PingRequest.self) { params, context in
         if let delay = params.delayMs {
             guard (0...600_000).contains(delay) else {
                 throw RPCError.invalidParams("params.delayMs: expected an integer in 0...600000")
@@ -20,7 +20,7 @@ func registerDaemonHandlers(_ table: inout HandlerTable, services: Services) {
         return PingResult(pong: true, echo: params.echo)
     }
 
-    table.register(Method.debugStream) { (params: DebugStreamParams, context) -> DebugStreamResult in
+    table.register(DebugStreamRequest.self) { params, context in
         guard (0...1_000_000).contains(params.count) else {
             throw RPCError.invalidParams("params.count: expected an integer in 0...1000000")
         }

@@ -18,7 +18,7 @@ extension LanguageModelError: RPCErrorConvertible {
 
 /// generate, tokenize, detokenize, score.
 func registerLanguageHandlers(_ table: inout HandlerTable, services: Services) {
-    table.register(Method.generate) { (params: GenerateParams, context) -> GenerateResult in
+    table.register(GenerateRequest.self) { params, context in
         let lm = try await services.languageModel(params.model)
         let prompt = try promptTokens(params, lm: lm.model)
         let sampling = try samplingParameters(params)
@@ -53,7 +53,7 @@ func registerLanguageHandlers(_ table: inout HandlerTable, services: Services) {
                                              promptTokensPerSecond: t.promptTokensPerSecond, generatedTokensPerSecond: t.generatedTokensPerSecond))
     }
 
-    table.register(Method.tokenize) { (params: TokenizeParams, _) -> TokenizeResult in
+    table.register(TokenizeRequest.self) { params, _ in
         let lm = try await services.languageModel(params.model)
         let tokenizer = lm.model.tokenizer
         let tokens = tokenizer.encode(params.text, addSpecial: params.addSpecial ?? true, parseSpecial: params.parseSpecial ?? false)
@@ -64,7 +64,7 @@ func registerLanguageHandlers(_ table: inout HandlerTable, services: Services) {
         return TokenizeResult(tokens: tokens, pieces: pieces)
     }
 
-    table.register(Method.detokenize) { (params: DetokenizeParams, _) -> DetokenizeResult in
+    table.register(DetokenizeRequest.self) { params, _ in
         let lm = try await services.languageModel(params.model)
         let size = lm.model.hyperparameters.vocabularySize
         if let bad = params.tokens.firstIndex(where: { $0 < 0 || Int($0) >= size }) {
@@ -73,7 +73,7 @@ func registerLanguageHandlers(_ table: inout HandlerTable, services: Services) {
         return DetokenizeResult(text: lm.model.tokenizer.decode(params.tokens, renderSpecial: params.renderSpecial ?? false))
     }
 
-    table.register(Method.score) { (params: ScoreParams, context) -> ScoreResult in
+    table.register(ScoreRequest.self) { params, context in
         let lm = try await services.languageModel(params.model)
         guard !params.continuations.isEmpty else { throw RPCError.invalidParams("params.continuations: expected at least one") }
         let tokenizer = lm.model.tokenizer

@@ -7,13 +7,13 @@ import VLMWire
 struct LanguageModelFamily: ModelFamily {
     static let kind = "gguf"
 
-    func validate(_ request: ModelLoadRequest) throws {
+    func validate(_ request: ModelLoadArguments) throws {
         if let n = request.params.contextLength, !(1...1_048_576).contains(n) {
             throw RPCError.invalidParams("params.contextLength: expected an integer in 1...1048576")
         }
     }
 
-    func load(_ request: ModelLoadRequest) throws -> LoadedLanguageModel {
+    func load(_ request: ModelLoadArguments) throws -> LoadedLanguageModel {
         try LoadedLanguageModel(id: request.id, file: request.file, contextLength: request.params.contextLength, threads: request.threads)
     }
 

@@ -14,14 +14,14 @@ protocol ModelFamily: Sendable {
 
     /// Refuses the family's own bad load params (-32602 naming the field) before anything is
     /// reserved or read.
-    func validate(_ request: ModelLoadRequest) throws
+    func validate(_ request: ModelLoadArguments) throws
 
     /// Bytes set aside under the memory budget before the file is read; the loaded model's own
     /// count replaces it.
-    func memoryEstimate(_ request: ModelLoadRequest) -> Int
+    func memoryEstimate(_ request: ModelLoadArguments) -> Int
 
     /// Reads the model. Runs on a compute thread; errors become -32003 naming the file.
-    func load(_ request: ModelLoadRequest) throws -> Model
+    func load(_ request: ModelLoadArguments) throws -> Model
 
     /// Whether `resident`, loaded from the same file under this kind, already answers `params`
     /// (so `models/load` returns it marked `alreadyLoaded` instead of loading a copy).
@@ -36,15 +36,15 @@ protocol ModelFamily: Sendable {
 
 extension ModelFamily {
     var kind: String { Self.kind }
-    func validate(_ request: ModelLoadRequest) throws {}
-    func memoryEstimate(_ request: ModelLoadRequest) -> Int { fileBytes(request.file) }
+    func validate(_ request: ModelLoadArguments) throws {}
+    func memoryEstimate(_ request: ModelLoadArguments) -> Int { fileBytes(request.file) }
     func satisfies(_ params: ModelsLoadParams, resident: ModelInfo) -> Bool { true }
     func unloaded(id: String, services: Services) {}
     func registerHandlers(_ table: inout HandlerTable, services: Services) {}
 }
 
 /// A `models/load` request once its id is settled.
-struct ModelLoadRequest: Sendable {
+struct ModelLoadArguments: Sendable {
     let id: String
     let file: URL
     let params: ModelsLoadParams

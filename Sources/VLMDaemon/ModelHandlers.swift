@@ -3,11 +3,11 @@ import VLMWire
 
 /// models/load, models/unload, models/list.
 func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
-    table.register(Method.modelsList) { (_: NoParams, _) -> [ModelInfo] in
+    table.register(ModelsListRequest.self) { _, _ in
         await services.registry.list
     }
 
-    table.register(Method.modelsLoad) { (params: ModelsLoadParams, context) -> ModelInfo in
+    table.register(ModelsLoadRequest.self) { params, context in
         let family = try services.families.family(kind: params.kind)
         let url = URL(fileURLWithPath: params.path)
         let id = params.id ?? url.lastPathComponent
@@ -19,7 +19,7 @@ func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
         guard FileManager.default.fileExists(atPath: params.path) else {
             throw RPCError(code: ErrorCode.modelLoadFailed, message: "\(params.path): no such file or directory")
         }
-        let request = ModelLoadRequest(id: id, file: url, params: params, threads: services.threads)
+        let request = ModelLoadArguments(id: id, file: url, params: params, threads: services.threads)
         try family.validate(request)
         let reservation = try await services.registry.reserve(family.memoryEstimate(request))
         let progress = await context.beginProgress(title: "Loading \(params.kind) model \(id)", cancellable: false)
@@ -40,7 +40,7 @@ func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
         return model.info
     }
 
-    table.register(Method.modelsUnload) { (params: ModelsUnloadParams, context) -> ModelsUnloadResult in
+    table.register(ModelsUnloadRequest.self) { params, context in
         guard await services.registry.model(params.id) != nil else {
             throw RPCError(code: ErrorCode.modelNotLoaded, message: "no model '\(params.id)' is loaded")
         }

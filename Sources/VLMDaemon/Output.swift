@@ -57,8 +57,9 @@ public final class Outbox: Sendable {
     }
 }
 
-/// A minimal lock-protected box (Synchronization.Mutex needs a newer deployment target on some
-/// toolchains; NSLock is everywhere).
+/// A lock-protected box with reference semantics, for state shared by the closures and tasks that
+/// capture it (Synchronization.Mutex, used in VLMRPC, is a non-copyable value: escaping closures
+/// cannot capture it).
 public final class Mutex<Value>: @unchecked Sendable {
     private var value: Value
     private let lock = NSLock()

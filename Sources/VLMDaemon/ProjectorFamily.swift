@@ -8,7 +8,7 @@ import VLMWire
 struct ProjectorFamily: ModelFamily {
     static let kind = "mmproj"
 
-    func load(_ request: ModelLoadRequest) throws -> LoadedProjector {
+    func load(_ request: ModelLoadArguments) throws -> LoadedProjector {
         try LoadedProjector(id: request.id, file: request.file, threads: request.threads)
     }
 }

@@ -19,7 +19,7 @@ extension PromptLearningError: RPCErrorConvertible {
 /// optimise-prompt: draws the few-shot split, encodes only the images it needs (through the image
 /// cache: the tower is frozen), then learns on the text side with one notification per step.
 func registerPromptHandlers(_ table: inout HandlerTable, services: Services) {
-    table.register(Method.optimisePrompt) { (params: OptimisePromptParams, context) -> OptimisePromptResult in
+    table.register(OptimisePromptRequest.self) { params, context in
         let started = ContinuousClock.now
         let clip = try await services.clipModel(params.model)
         let configuration = try promptConfiguration(params)
@@ -63,9 +63,7 @@ func registerPromptHandlers(_ table: inout HandlerTable, services: Services) {
                 clip: clip.model, tokenizer: tokenizer, classNames: data.classNames, train: train, validation: validation,
                 test: testSet, configuration: configuration, languageModel: lm, shouldCancel: { flag.isCancelled }
             ) { step in
-                context.sendPartialFromComputeThread(OptimisePromptStep(
-                    step: step.step, totalSteps: step.totalSteps, loss: step.loss, trainAccuracy: step.trainAccuracy,
-                    validationAccuracy: step.validationAccuracy, prompt: step.prompt, learningRate: step.learningRate))
+                context.sendPartialFromComputeThread(step)
                 let fraction = 0.3 + 0.7 * Double(step.step) / Double(max(step.totalSteps, 1))
                 Task { await progress.report(fraction: fraction, message: "step \(step.step)/\(step.totalSteps): \(step.prompt)") }
             }
@@ -88,32 +86,37 @@ func registerPromptHandlers(_ table: inout HandlerTable, services: Services) {
     }
 }
 
-/// The wire form of a prompt-learning result (also the best-so-far attached to a cancellation).
+/// The wire form of a prompt-learning result (also the best-so-far attached to a cancellation). Steps,
+/// accuracies and nearest tokens are VLMWire's types in the engine already; the result differs on
+/// purpose (the learned prompt's tensors stay in the daemon; the method goes by its wire name).
 func summary(_ r: PromptLearningResult, method: PromptLearningConfiguration.Method) -> OptimisePromptResult {
-    let names: [PromptLearningConfiguration.Method: String] = [.soft: "coop", .projected: "pez", .templateBank: "bank", .languageModel: "lm", .names: "names"]
     var result = OptimisePromptResult(
-        method: names[method] ?? method.rawValue, prompt: r.promptText, templates: r.templates,
-        zeroShot: AccuracyPair(validation: r.zeroShot.validation, test: r.zeroShot.test),
-        bankEnsemble: AccuracyPair(validation: r.bankEnsemble.validation, test: r.bankEnsemble.test),
-        learned: AccuracyPair(validation: r.learned.validation, test: r.learned.test), trainAccuracy: r.trainAccuracy,
-        nearestTokens: r.nearestTokens.map { $0.map { NearestTokenInfo(id: $0.id, text: $0.text, distance: $0.distance, cosine: $0.cosine) } },
+        method: wireName(of: method), prompt: r.promptText, templates: r.templates, zeroShot: r.zeroShot,
+        bankEnsemble: r.bankEnsemble, learned: r.learned, trainAccuracy: r.trainAccuracy, nearestTokens: r.nearestTokens,
         fluency: r.fluency, initialTrainingLoss: r.initialTrainingLoss, finalTrainingLoss: r.finalTrainingLoss,
         stepsRun: r.stepsRun, bestStep: r.bestStep, stoppedEarly: r.stoppedEarly, trainImages: 0, validationImages: 0,
         testImages: 0, savedTo: nil, configuration: (try? JSONCoding.value(of: r.configuration)) ?? .null, seconds: 0)
-    result.nearestWordAccuracy = r.nearestWordAccuracy.map { AccuracyPair(validation: $0.validation, test: $0.test) }
+    result.nearestWordAccuracy = r.nearestWordAccuracy
     return result
 }
 
+/// The protocol's names of the prompt-learning methods (after the papers: CoOp, PEZ).
+let wireMethodNames: KeyValuePairs<String, PromptLearningConfiguration.Method> = [
+    "coop": .soft, "pez": .projected, "bank": .templateBank, "lm": .languageModel, "names": .names,
+]
+
+func wireName(of method: PromptLearningConfiguration.Method) -> String {
+    wireMethodNames.first { $0.value == method }?.key ?? method.rawValue
+}
+
+/// The engine's configuration from the wire params: the params name methods as the protocol does,
+/// are all optional and are checked here, with errors naming the field.
 func promptConfiguration(_ p: OptimisePromptParams) throws -> PromptLearningConfiguration {
     var c = PromptLearningConfiguration()
-    switch p.method {
-    case "coop": c.method = .soft
-    case "pez": c.method = .projected
-    case "bank": c.method = .templateBank
-    case "lm": c.method = .languageModel
-    case "names": c.method = .names
-    default: throw RPCError.invalidParams("params.method: expected \"coop\", \"pez\", \"names\", \"bank\" or \"lm\", got \"\(p.method)\"")
+    guard let method = wireMethodNames.first(where: { $0.key == p.method })?.value else {
+        throw RPCError.invalidParams("params.method: expected \"coop\", \"pez\", \"names\", \"bank\" or \"lm\", got \"\(p.method)\"")
     }
+    c.method = method
     if let v = p.shots { guard v >= 1 else { throw RPCError.invalidParams("params.shots: expected an integer ≥ 1") }; c.shots = v }
     if let v = p.validationPerClass {
         guard v >= 1 else { throw RPCError.invalidParams("params.validationPerClass: expected an integer ≥ 1") }

@@ -74,8 +74,8 @@ public final class SocketServer: Sendable {
 
 /// daemon/stop: replies, then `stop` runs (it waits for this reply like any other in flight).
 public func registerStop(_ table: inout HandlerTable, stop: @escaping @Sendable () async -> Void) {
-    table.register(Method.stop) { (_: NoParams, _) -> JSONValue in
+    table.register(StopRequest.self) { _, _ in
         Task { await stop() }
-        return .null
+        return NullResult()
     }
 }

@@ -7,7 +7,7 @@ import VLMWire
 /// attribute (the maps and selections a reasoning step would get, for texts the client gives, with no
 /// language model). Both stream one partial result per text as each batch is done.
 func registerTextAndAttributionHandlers(_ table: inout HandlerTable, services: Services) {
-    table.register(Method.encodeText) { (params: EncodeTextParams, context) -> EncodeTextResult in
+    table.register(EncodeTextRequest.self) { params, context in
         let clip = try await services.clipModel(params.model)
         let texts = try indexedTexts(params.texts)
         let templates = try params.templates.map { try resolveTemplates($0, field: "params.templates") }
@@ -23,7 +23,7 @@ func registerTextAndAttributionHandlers(_ table: inout HandlerTable, services: S
         return EncodeTextResult(model: clip.id, templates: templates, texts: encoded)
     }
 
-    table.register(Method.attribute) { (params: AttributeParams, context) -> AttributeResult in
+    table.register(AttributeRequest.self) { params, context in
         let clip = try await services.clipModel(params.clip)
         let texts = try indexedTexts(params.texts)
         let configuration = try attributionConfiguration(params, texts: texts.count)

@@ -28,7 +28,7 @@ extension ReasoningError: RPCErrorConvertible {
 /// generate-with-visual-selection: staged reasoning by a GGUF language model over CLIP evidence, with
 /// stage-level beam search, per-step patch attribution and looks, every event streamed.
 func registerVisualReasoningHandlers(_ table: inout HandlerTable, services: Services) {
-    table.register(Method.generateWithVisualSelection) { (params: VisualReasoningParams, context) -> VisualReasoningResult in
+    table.register(VisualReasoningRequest.self) { params, context in
         let lm = try await services.languageModel(params.lm)
         let configuration = try reasoningConfiguration(params)
         if params.mmproj != nil, params.clip != nil {
@@ -158,31 +158,34 @@ func heatmapOutput(dir: String?, inline: Bool?, lastStep: Int) throws -> Heatmap
 }
 
 // MARK: - Engine values to wire values
+//
+// Verdicts, stages, timings and label probabilities are VLMWire's types in the engine already. The
+// values below differ from their wire forms on purpose, and each has one conversion (tested in
+// WireConversionTests).
 
+/// A PixelBox's `description` is prompt text, so the engine keeps its own box.
 func wireBox(_ b: PixelBox) -> BoxParam { BoxParam(x: b.x, y: b.y, width: b.width, height: b.height) }
 
+/// The source enum becomes the flat `source` tag with `region`, `step` and `box` set as it says.
 func wireEvidence(_ e: Evidence) -> EvidenceInfo {
-    let tags = e.tags.map { TagScore(label: $0.label, probability: $0.probability) }
     switch e.source {
-    case .wholeImage: return EvidenceInfo(source: "image", region: nil, step: nil, box: nil, tags: tags, text: e.text)
-    case let .region(name, box): return EvidenceInfo(source: "region", region: name, step: nil, box: wireBox(box), tags: tags, text: e.text)
-    case let .look(step, box): return EvidenceInfo(source: "look", region: nil, step: step, box: wireBox(box), tags: tags, text: e.text)
+    case .wholeImage: return EvidenceInfo(source: "image", region: nil, step: nil, box: nil, tags: e.tags, text: e.text)
+    case let .region(name, box): return EvidenceInfo(source: "region", region: name, step: nil, box: wireBox(box), tags: e.tags, text: e.text)
+    case let .look(step, box): return EvidenceInfo(source: "look", region: nil, step: step, box: wireBox(box), tags: e.tags, text: e.text)
     }
 }
 
+/// The grid box becomes `[row, column, rows, columns]`.
+func wireSelection(_ s: PatchSelectionResult) -> SelectionInfo {
+    SelectionInfo(method: s.method, cells: s.cells, gridBox: [s.gridBox.row, s.gridBox.column, s.gridBox.rows, s.gridBox.columns],
+                  pixelBox: wireBox(s.pixelBox), mass: s.mass)
+}
+
+/// The map's fields move up a level and heatmap bytes become base64.
 func wireAttribution(_ a: StepAttribution) -> AttributionInfo {
-    let selection = a.selection.map { s in
-        SelectionInfo(method: s.method, cells: s.cells, gridBox: [s.gridBox.row, s.gridBox.column, s.gridBox.rows, s.gridBox.columns],
-                      pixelBox: wireBox(s.pixelBox), mass: s.mass)
-    }
-    return AttributionInfo(step: a.step, text: a.text, gridHeight: a.map.gridHeight, gridWidth: a.map.gridWidth, scores: a.map.scores,
-                           normalization: a.map.normalization, selection: selection, heatmapPath: a.heatmapPath,
-                           heatmapPNG: a.heatmapPNG.map { Data($0).base64EncodedString() })
-}
-
-func wireVerdict(_ v: JudgeVerdict) -> VerdictInfo {
-    VerdictInfo(stage: v.stage, step: v.step, first: v.first, second: v.second, winner: v.winner,
-                firstScore: v.firstScore, secondScore: v.secondScore)
+    AttributionInfo(step: a.step, text: a.text, gridHeight: a.map.gridHeight, gridWidth: a.map.gridWidth, scores: a.map.scores,
+                    normalization: a.map.normalization, selection: a.selection.map(wireSelection), heatmapPath: a.heatmapPath,
+                    heatmapPNG: a.heatmapPNG.map { Data($0).base64EncodedString() })
 }
 
 func wireEvent(_ event: ReasoningEvent) -> VisualReasoningEvent {
@@ -196,7 +199,7 @@ func wireEvent(_ event: ReasoningEvent) -> VisualReasoningEvent {
     case let .token(stage, step, candidate, text):
         var w = VisualReasoningEvent(event: "token"); w.stage = stage; w.step = step; w.candidate = candidate; w.text = text; return w
     case .verdict(let v):
-        var w = VisualReasoningEvent(event: "verdict"); w.verdict = wireVerdict(v); return w
+        var w = VisualReasoningEvent(event: "verdict"); w.verdict = v; return w
     case .attribution(let a):
         var w = VisualReasoningEvent(event: "attribution"); w.attribution = wireAttribution(a); w.step = a.step; return w
     case .look(let l):
@@ -204,21 +207,18 @@ func wireEvent(_ event: ReasoningEvent) -> VisualReasoningEvent {
     }
 }
 
+func wireStep(_ s: ReasoningStep) -> StepInfo {
+    StepInfo(index: s.index, stage: s.stage, text: s.text, attribution: s.attribution.map(wireAttribution), look: s.look.map(wireEvidence))
+}
+
+/// The outcome enum becomes `outcome` + `failure`; steps carry wire attributions and looks.
 func wireResult(_ r: ReasoningResult) -> VisualReasoningResult {
     let (outcome, failure): (String, String?) = switch r.outcome {
     case .completed: ("completed", nil)
     case .cancelled: ("cancelled", nil)
     case .failed(let reason): ("failed", reason)
     }
-    let t = r.timings
     return VisualReasoningResult(
-        outcome: outcome, failure: failure, answer: r.answer,
-        stages: r.stages.map { StageInfo(tag: $0.tag, text: $0.text, generatedTokens: $0.generatedTokens, chosenTokens: $0.chosenTokens,
-                                         seconds: $0.seconds, tokensPerSecond: $0.tokensPerSecond, complete: $0.complete) },
-        steps: r.steps.map { StepInfo(index: $0.index, stage: $0.stage, text: $0.text, attribution: $0.attribution.map(wireAttribution),
-                                      look: $0.look.map(wireEvidence)) },
-        evidence: r.evidence.map(wireEvidence), verdicts: r.verdicts.map(wireVerdict), transcript: r.transcript,
-        timings: ReasoningTimingsInfo(visionSeconds: t.visionSeconds, firstTokenSeconds: t.firstTokenSeconds, judgeSeconds: t.judgeSeconds,
-                                      attributionSeconds: t.attributionSeconds, lookSeconds: t.lookSeconds, totalSeconds: t.totalSeconds,
-                                      contextTokens: t.contextTokens, generatedTokens: t.generatedTokens))
+        outcome: outcome, failure: failure, answer: r.answer, stages: r.stages,
+        steps: r.steps.map(wireStep), evidence: r.evidence.map(wireEvidence), verdicts: r.verdicts, transcript: r.transcript, timings: r.timings)
 }

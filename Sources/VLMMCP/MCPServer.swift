@@ -53,7 +53,7 @@ public actor MCPServer {
 
     /// Serves MCP messages until end of input, then lets the daemon finish (it calls `onExit`).
     public func run(lines: AsyncStream<FrameEvent>) async {
-        sendToDaemon(id: .string("mcp-initialize"), method: Method.initialize, params: [
+        sendToDaemon(id: .string("mcp-initialize"), method: InitializeRequest.method, params: [
             "processId": .null, "capabilities": .object([:]), "clientInfo": ["name": "vlmd --mcp"],
         ])
         let daemon = self.daemon
@@ -61,7 +61,7 @@ public actor MCPServer {
         let daemonLoop = Task { await daemon.run(events: events) }
         for await event in lines { await receive(event) }
         // MCP's stdio shutdown is closing stdin: the daemon's orderly end (exit code 0).
-        sendToDaemon(id: .string("mcp-shutdown"), method: Method.shutdown, params: .null)
+        sendToDaemon(id: .string("mcp-shutdown"), method: ShutdownRequest.method, params: .null)
         toDaemon.finish()
         await daemonLoop.value
     }

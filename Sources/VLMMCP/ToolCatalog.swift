@@ -18,20 +18,20 @@ struct ToolDefinition: Sendable {
 /// left out of `tools/list`, so a row here can precede its method.
 let toolTable: [ToolDefinition] = [
     ToolDefinition(
-        name: "list_models", method: Method.modelsList, title: "List loaded models",
+        name: "list_models", method: ModelsListRequest.method, title: "List loaded models",
         description: "Lists the models vlmd has resident (id, kind, path, memory). Load one with load_model first.",
         wrapKey: "models"),
     ToolDefinition(
-        name: "load_model", method: Method.modelsLoad, title: "Load a model",
+        name: "load_model", method: ModelsLoadRequest.method, title: "Load a model",
         description: "Loads a model into vlmd's memory: kind 'clip' (an open_clip directory with open_clip_config.json and open_clip_model.safetensors), 'gguf' (a language model file) or 'mmproj' (a LLaVA vision projector). Other tools then name it by its id (default: the directory or file name). Paths are on the machine vlmd runs on."),
     ToolDefinition(
-        name: "unload_model", method: Method.modelsUnload, title: "Unload a model",
+        name: "unload_model", method: ModelsUnloadRequest.method, title: "Unload a model",
         description: "Frees a loaded model by id."),
     ToolDefinition(
-        name: "encode_image", method: Method.encodeImage, title: "CLIP image embeddings",
+        name: "encode_image", method: EncodeImageRequest.method, title: "CLIP image embeddings",
         description: "Encodes images (file paths, base64 PNG, or an imageId from an earlier reply) into L2-normalised CLIP embeddings with a loaded CLIP model. Returns one embedding per image and an imageId for reuse."),
     ToolDefinition(
-        name: "classify", method: Method.classify, title: "Zero-shot classification",
+        name: "classify", method: ClassifyRequest.method, title: "Zero-shot classification",
         description: "Zero-shot classifies images over the given labels with a loaded CLIP model (softmax over prompt-template similarities). Returns per-image probabilities in label order and the top labels."),
     ToolDefinition(
         name: "encode_text", method: "encode-text", title: "CLIP text embeddings",
@@ -40,7 +40,7 @@ let toolTable: [ToolDefinition] = [
         name: "attribute", method: "attribute", title: "Patch attribution",
         description: "Shows which parts of an image match each text, with a loaded CLIP model: per text, an attribution map over the image's patch grid, the selected cells or box, and (with heatmapsInline) a heatmap image."),
     ToolDefinition(
-        name: "generate_with_visual_selection", method: Method.generateWithVisualSelection,
+        name: "generate_with_visual_selection", method: VisualReasoningRequest.method,
         title: "Staged visual reasoning",
         description: "Answers a question about an image with a loaded language model, reasoning in stages and attributing each step to image regions (optionally looking again at the selected region). Needs a loaded gguf model and a CLIP (or mmproj) model. Returns the answer, the stages, the steps with their attributions and, with heatmapsInline, heatmap images."),
 ]

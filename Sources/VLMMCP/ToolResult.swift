@@ -64,13 +64,13 @@ enum ToolResult {
 
     private static func summary(_ method: String, _ result: JSONValue) -> String {
         switch method {
-        case Method.modelsList: return modelsSummary(result.arrayValue ?? [])
-        case Method.modelsLoad: return "Loaded \(modelLine(result))."
-        case Method.modelsUnload:
+        case ModelsListRequest.method: return modelsSummary(result.arrayValue ?? [])
+        case ModelsLoadRequest.method: return "Loaded \(modelLine(result))."
+        case ModelsUnloadRequest.method:
             return "Unloaded \(result["id"]?.stringValue ?? "the model") (freed \(mebibytes(result["freedBytes"])))."
-        case Method.encodeImage: return encodeSummary(result)
-        case Method.classify: return classifySummary(result)
-        case Method.generateWithVisualSelection: return reasoningSummary(result)
+        case EncodeImageRequest.method: return encodeSummary(result)
+        case ClassifyRequest.method: return classifySummary(result)
+        case VisualReasoningRequest.method: return reasoningSummary(result)
         case "attribute": return attributeSummary(result)
         default: return "\(method) finished; the result is below as JSON."
         }

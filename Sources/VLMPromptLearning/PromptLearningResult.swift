@@ -1,22 +1,13 @@
+import VLMWire
+
+// A step and the accuracies are reported to clients exactly as the engine computes them: the
+// protocol's value types are the engine's (VLMWire is a dependency-free leaf of such values).
+
 /// Progress of one optimiser step (soft/projected), one template added (bank) or one LM round.
-public struct PromptLearningStep: Sendable, Equatable, Codable {
-    public var step: Int
-    public var totalSteps: Int
-    /// Training loss at the start of the step (nil for methods without a differentiable loss).
-    public var loss: Float?
-    public var trainAccuracy: Double?
-    /// Set on the steps where validation was measured.
-    public var validationAccuracy: Double?
-    /// The current prompt as text (nearest tokens for soft prompts).
-    public var prompt: String
-    public var learningRate: Float?
-}
+public typealias PromptLearningStep = OptimisePromptStep
 
 /// Accuracy on the validation features and, when given, the test features.
-public struct SplitAccuracy: Sendable, Equatable, Codable {
-    public var validation: Double
-    public var test: Double?
-}
+public typealias SplitAccuracy = AccuracyPair
 
 /// The outcome of `optimisePrompt`.
 public struct PromptLearningResult: Sendable, Codable {

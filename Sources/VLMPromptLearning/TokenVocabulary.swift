@@ -1,15 +1,10 @@
 import VLMCLIP
 import VLMTensor
+import VLMWire
 
-/// A token the context was read as: its id, its text, and how far the vector was from it.
-public struct NearestToken: Sendable, Codable, Equatable {
-    public var id: Int32
-    public var text: String
-    /// Euclidean distance ‖v − e‖ between the context vector and the token embedding.
-    public var distance: Float
-    /// Cosine similarity between them.
-    public var cosine: Float
-}
+/// A token the context was read as: its id, its text, and how far the vector was from it (the
+/// protocol's value type, reported as computed).
+public typealias NearestToken = NearestTokenInfo
 
 /// The tokens prompts are projected onto (PEZ) and read back through (soft prompts).
 ///

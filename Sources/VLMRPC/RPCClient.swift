@@ -148,7 +148,7 @@ public final class RPCClient: @unchecked Sendable {
             "capabilities": [:],
         ]
         if let options { params["initializationOptions"] = options }
-        let result = try await request(Method.initialize, params: .object(params))
+        let result = try await request(InitializeRequest.method, params: .object(params))
         await notify(Method.initialized)
         return result
     }
@@ -162,7 +162,7 @@ public final class RPCClient: @unchecked Sendable {
             return await disconnect(deadline: deadline)
         }
         let stop = Task {
-            _ = try? await request(Method.shutdown, params: .null)
+            _ = try? await request(ShutdownRequest.method, params: .null)
             await notify(Method.exit, params: .null)
             daemon.closeInput()  // end of input also ends a daemon that missed `exit`
         }
@@ -183,7 +183,7 @@ public final class RPCClient: @unchecked Sendable {
     /// `shutdown` + `exit` on our connection, then waits (up to `deadline`) for the daemon to close it.
     private func disconnect(deadline: Duration?) async -> Int32 {
         let polite = Task {
-            _ = try? await request(Method.shutdown, params: .null)
+            _ = try? await request(ShutdownRequest.method, params: .null)
             await notify(Method.exit, params: .null)
             await readLoopTask?.value  // the daemon closes the connection after `exit`
         }

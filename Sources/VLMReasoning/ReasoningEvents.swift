@@ -1,15 +1,13 @@
 // What a run reports while it works (events) and when it ends (result).
+//
+// The verdicts, stages and timings are reported to clients exactly as the engine keeps them, so they
+// are the protocol's value types (VLMWire, a dependency-free leaf of such values). Events, evidence,
+// attributions and the result itself differ from their wire forms on purpose (enums and nested maps
+// here, flat tagged objects there); the daemon converts each with one function.
+import VLMWire
 
 /// A judge's decision between two candidates of one generation unit.
-public struct JudgeVerdict: Sendable, Equatable {
-    public var stage: String
-    /// The reasoning step the candidates are for (nil for a whole stage).
-    public var step: Int?
-    /// Candidate indices compared, and the one that won.
-    public var first: Int, second: Int, winner: Int
-    /// The judge's scores (higher is better); for the pairwise judge, summed log p of the answer naming each.
-    public var firstScore: Double, secondScore: Double
-}
+public typealias JudgeVerdict = VerdictInfo
 
 /// The attribution of one reasoning step.
 public struct StepAttribution: Sendable, Equatable {
@@ -45,19 +43,8 @@ public enum ReasoningEvent: Sendable {
     case stageEnded(index: Int, tag: String, text: String)
 }
 
-public struct StageResult: Sendable, Equatable {
-    public var tag: String
-    public var text: String
-    /// Tokens sampled for this stage over all candidates, and those of the chosen ones.
-    public var generatedTokens: Int
-    public var chosenTokens: Int
-    /// Wall time of the stage (generation, judging, attribution, looks).
-    public var seconds: Double
-    /// generatedTokens over the time spent sampling them.
-    public var tokensPerSecond: Double
-    /// false when the run stopped inside this stage.
-    public var complete: Bool
-}
+/// One stage of a run.
+public typealias StageResult = StageInfo
 
 public struct ReasoningStep: Sendable, Equatable {
     public var index: Int
@@ -68,20 +55,8 @@ public struct ReasoningStep: Sendable, Equatable {
     public var look: Evidence?
 }
 
-public struct ReasoningTimings: Sendable, Equatable {
-    /// Encoding the image, its regions and the initial evidence.
-    public var visionSeconds: Double = 0
-    /// From the start of the run to the first streamed token.
-    public var firstTokenSeconds: Double?
-    public var judgeSeconds: Double = 0
-    public var attributionSeconds: Double = 0
-    public var lookSeconds: Double = 0
-    public var totalSeconds: Double = 0
-    /// Tokens in the final context (prompt, evidence, chosen stages).
-    public var contextTokens: Int = 0
-    /// Tokens sampled over all stages and candidates.
-    public var generatedTokens: Int = 0
-}
+/// Where a run's time went.
+public typealias ReasoningTimings = ReasoningTimingsInfo
 
 public struct ReasoningResult: Sendable {
     public enum Outcome: Sendable, Equatable {

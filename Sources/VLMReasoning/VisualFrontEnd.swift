@@ -2,6 +2,7 @@
 // projector) can replace the CLIP one: text evidence about the image, a map of which patches a piece
 // of text relates to, and evidence about a crop.
 import VLMImage
+import VLMWire
 
 /// A rectangle of grid cells, inclusive-exclusive: rows `row..<row+rows`, columns `column..<column+columns`.
 public struct GridBox: Sendable, Equatable {
@@ -11,18 +12,17 @@ public struct GridBox: Sendable, Equatable {
     }
 }
 
-/// A rectangle of pixels of the original image: `x..<x+width`, `y..<y+height`.
+/// A rectangle of pixels of the original image: `x..<x+width`, `y..<y+height`. A deliberate mirror of
+/// the wire's BoxParam: its `description` is written into the model's context, which is the engine's
+/// business, not the protocol's.
 public struct PixelBox: Sendable, Equatable, CustomStringConvertible {
     public var x: Int, y: Int, width: Int, height: Int
     public init(x: Int, y: Int, width: Int, height: Int) { self.x = x; self.y = y; self.width = width; self.height = height }
     public var description: String { "x \(x), y \(y), \(width)x\(height)" }
 }
 
-/// One label with its probability among the label bank.
-public struct LabelProbability: Sendable, Equatable {
-    public var label: String
-    public var probability: Float
-}
+/// One label with its probability among the label bank (reported to clients as computed).
+public typealias LabelProbability = TagScore
 
 /// Evidence the vision side contributes to the context, with the text the model reads.
 public struct Evidence: Sendable, Equatable {

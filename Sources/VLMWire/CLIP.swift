@@ -10,11 +10,23 @@ public struct ModelsLoadParams: Codable, Sendable {
     public var id: String?
     /// Language models: KV-cache length in tokens (default: the model's, capped at 4096).
     public var contextLength: Int?
+    /// Accepted as on every request (StreamingTokens), though models/load streams no partial results.
     public var workDoneToken: RequestID?
+    public var partialResultToken: RequestID?
+
+    public init(kind: String, path: String, id: String? = nil, contextLength: Int? = nil, workDoneToken: RequestID? = nil,
+                partialResultToken: RequestID? = nil) {
+        self.kind = kind; self.path = path; self.id = id; self.contextLength = contextLength; self.workDoneToken = workDoneToken
+        self.partialResultToken = partialResultToken
+    }
 }
 
 public struct ModelsUnloadParams: Codable, Sendable {
     public var id: String
+
+    public init(id: String) {
+        self.id = id
+    }
 }
 
 public struct ModelsUnloadResult: Codable, Sendable {
@@ -29,6 +41,10 @@ public struct ImageInput: Codable, Sendable {
     public var path: String?
     public var png: String?
     public var imageId: String?
+
+    public init(path: String? = nil, png: String? = nil, imageId: String? = nil) {
+        self.path = path; self.png = png; self.imageId = imageId
+    }
 }
 
 public struct EncodeImageParams: Codable, Sendable {
@@ -41,6 +57,12 @@ public struct EncodeImageParams: Codable, Sendable {
     public var batchSize: Int?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
+
+    public init(model: String? = nil, images: [ImageInput], dense: Bool? = nil, batchSize: Int? = nil,
+                workDoneToken: RequestID? = nil, partialResultToken: RequestID? = nil) {
+        self.model = model; self.images = images; self.dense = dense; self.batchSize = batchSize
+        self.workDoneToken = workDoneToken; self.partialResultToken = partialResultToken
+    }
 }
 
 public struct DenseFeatures: Codable, Sendable {
@@ -113,6 +135,14 @@ public struct ClassifyParams: Codable, Sendable {
     public var batchSize: Int?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
+
+    public init(model: String? = nil, images: [ImageInput], labels: [String], templates: TemplatesParam? = nil, topK: Int? = nil,
+                perTemplate: Bool? = nil, learnedPrompt: String? = nil, batchSize: Int? = nil, workDoneToken: RequestID? = nil,
+                partialResultToken: RequestID? = nil) {
+        self.model = model; self.images = images; self.labels = labels; self.templates = templates; self.topK = topK
+        self.perTemplate = perTemplate; self.learnedPrompt = learnedPrompt; self.batchSize = batchSize
+        self.workDoneToken = workDoneToken; self.partialResultToken = partialResultToken
+    }
 }
 
 public struct LabelScore: Codable, Sendable {
@@ -166,6 +196,14 @@ public struct EvaluateParams: Codable, Sendable {
     public var batchSize: Int?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
+
+    public init(model: String? = nil, dataset: String, format: String? = nil, labels: [String]? = nil, labelsFile: String? = nil,
+                templates: TemplatesParam? = nil, limit: Int? = nil, batchSize: Int? = nil, workDoneToken: RequestID? = nil,
+                partialResultToken: RequestID? = nil) {
+        self.model = model; self.dataset = dataset; self.format = format; self.labels = labels; self.labelsFile = labelsFile
+        self.templates = templates; self.limit = limit; self.batchSize = batchSize; self.workDoneToken = workDoneToken
+        self.partialResultToken = partialResultToken
+    }
 }
 
 public struct EvaluatePartial: Codable, Sendable {
@@ -196,4 +234,45 @@ public struct EvaluateResult: Codable, Sendable {
         self.accuracy = accuracy; self.top5Accuracy = top5Accuracy; self.perClassAccuracy = perClassAccuracy
         self.confusion = confusion; self.seconds = seconds
     }
+}
+
+// MARK: Requests
+
+public enum ModelsLoadRequest: RequestType {
+    public static let method = "models/load"
+    public typealias Params = ModelsLoadParams
+    public typealias Result = ModelInfo
+}
+
+public enum ModelsUnloadRequest: RequestType {
+    public static let method = "models/unload"
+    public typealias Params = ModelsUnloadParams
+    public typealias Result = ModelsUnloadResult
+}
+
+public enum ModelsListRequest: RequestType {
+    public static let method = "models/list"
+    public typealias Params = NoParams
+    public typealias Result = [ModelInfo]
+}
+
+public enum EncodeImageRequest: StreamingRequestType {
+    public static let method = "encode-image"
+    public typealias Params = EncodeImageParams
+    public typealias Result = EncodeImageResult
+    public typealias Partial = EncodedImage
+}
+
+public enum ClassifyRequest: StreamingRequestType {
+    public static let method = "classify"
+    public typealias Params = ClassifyParams
+    public typealias Result = ClassifyResult
+    public typealias Partial = ImageClassification
+}
+
+public enum EvaluateDatasetRequest: StreamingRequestType {
+    public static let method = "dataset/evaluate"
+    public typealias Params = EvaluateParams
+    public typealias Result = EvaluateResult
+    public typealias Partial = EvaluatePartial
 }

@@ -4,6 +4,10 @@
 public struct ChatMessageParam: Codable, Sendable {
     public var role: String
     public var content: String
+
+    public init(role: String, content: String) {
+        self.role = role; self.content = content
+    }
 }
 
 public struct GenerateParams: Codable, Sendable {
@@ -29,6 +33,16 @@ public struct GenerateParams: Codable, Sendable {
     public var logprobs: Bool?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
+
+    public init(model: String? = nil, prompt: String? = nil, messages: [ChatMessageParam]? = nil, chat: Bool? = nil,
+                parseSpecial: Bool? = nil, maxTokens: Int? = nil, temperature: Float? = nil, topK: Int? = nil, topP: Float? = nil,
+                minP: Float? = nil, repetitionPenalty: Float? = nil, seed: UInt64? = nil, stop: [String]? = nil,
+                logprobs: Bool? = nil, workDoneToken: RequestID? = nil, partialResultToken: RequestID? = nil) {
+        self.model = model; self.prompt = prompt; self.messages = messages; self.chat = chat; self.parseSpecial = parseSpecial
+        self.maxTokens = maxTokens; self.temperature = temperature; self.topK = topK; self.topP = topP; self.minP = minP
+        self.repetitionPenalty = repetitionPenalty; self.seed = seed; self.stop = stop; self.logprobs = logprobs
+        self.workDoneToken = workDoneToken; self.partialResultToken = partialResultToken
+    }
 }
 
 /// One streamed token.
@@ -79,6 +93,10 @@ public struct TokenizeParams: Codable, Sendable {
     /// Add BOS/EOS as the model declares (default true).
     public var addSpecial: Bool?
     public var parseSpecial: Bool?
+
+    public init(model: String? = nil, text: String, addSpecial: Bool? = nil, parseSpecial: Bool? = nil) {
+        self.model = model; self.text = text; self.addSpecial = addSpecial; self.parseSpecial = parseSpecial
+    }
 }
 
 public struct TokenizeResult: Codable, Sendable {
@@ -92,6 +110,10 @@ public struct DetokenizeParams: Codable, Sendable {
     public var model: String?
     public var tokens: [Int32]
     public var renderSpecial: Bool?
+
+    public init(model: String? = nil, tokens: [Int32], renderSpecial: Bool? = nil) {
+        self.model = model; self.tokens = tokens; self.renderSpecial = renderSpecial
+    }
 }
 
 public struct DetokenizeResult: Codable, Sendable {
@@ -105,6 +127,10 @@ public struct ScoreParams: Codable, Sendable {
     public var context: String
     public var continuations: [String]
     public var parseSpecial: Bool?
+
+    public init(model: String? = nil, context: String, continuations: [String], parseSpecial: Bool? = nil) {
+        self.model = model; self.context = context; self.continuations = continuations; self.parseSpecial = parseSpecial
+    }
 }
 
 public struct ContinuationScore: Codable, Sendable {
@@ -121,4 +147,31 @@ public struct ScoreResult: Codable, Sendable {
     public var model: String
     public var scores: [ContinuationScore]
     public init(model: String, scores: [ContinuationScore]) { self.model = model; self.scores = scores }
+}
+
+// MARK: Requests
+
+public enum GenerateRequest: StreamingRequestType {
+    public static let method = "generate"
+    public typealias Params = GenerateParams
+    public typealias Result = GenerateResult
+    public typealias Partial = GeneratedTokenPartial
+}
+
+public enum TokenizeRequest: RequestType {
+    public static let method = "tokenize"
+    public typealias Params = TokenizeParams
+    public typealias Result = TokenizeResult
+}
+
+public enum DetokenizeRequest: RequestType {
+    public static let method = "detokenize"
+    public typealias Params = DetokenizeParams
+    public typealias Result = DetokenizeResult
+}
+
+public enum ScoreRequest: RequestType {
+    public static let method = "score"
+    public typealias Params = ScoreParams
+    public typealias Result = ScoreResult
 }

@@ -235,3 +235,45 @@ public struct StreamingTokens: Codable, Sendable {
 
     public init(workDoneToken: RequestID? = nil, partialResultToken: RequestID? = nil) { self.workDoneToken = workDoneToken; self.partialResultToken = partialResultToken }
 }
+
+// MARK: Requests
+
+/// `initialize` and `shutdown` are answered by the daemon itself, in order, not through its handler table.
+public enum InitializeRequest: RequestType {
+    public static let method = "initialize"
+    public typealias Params = InitializeParams
+    public typealias Result = InitializeResult
+}
+
+public enum ShutdownRequest: RequestType {
+    public static let method = "shutdown"
+    public typealias Params = NoParams
+    public typealias Result = NullResult
+}
+
+/// Answers at once, or after `delayMs` (cancellable), echoing `echo`.
+public enum PingRequest: RequestType {
+    public static let method = "ping"
+    public typealias Params = PingParams
+    public typealias Result = PingResult
+}
+
+public enum StatusRequest: RequestType {
+    public static let method = "daemon/status"
+    public typealias Params = NoParams
+    public typealias Result = StatusResult
+}
+
+/// Ends the whole daemon (all connections), e.g. one started by `vlm daemon start`.
+public enum StopRequest: RequestType {
+    public static let method = "daemon/stop"
+    public typealias Params = NoParams
+    public typealias Result = NullResult
+}
+
+public enum DebugStreamRequest: StreamingRequestType {
+    public static let method = "debug/stream"
+    public typealias Params = DebugStreamParams
+    public typealias Result = DebugStreamResult
+    public typealias Partial = DebugStreamPartial
+}

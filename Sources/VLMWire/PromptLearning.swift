@@ -13,6 +13,12 @@ public struct PromptDatasetParam: Codable, Sendable {
     public var test: String?
     /// Evaluate only the first N test records.
     public var testLimit: Int?
+
+    public init(format: String? = nil, path: String, labels: [String]? = nil, labelsFile: String? = nil, test: String? = nil,
+                testLimit: Int? = nil) {
+        self.format = format; self.path = path; self.labels = labels; self.labelsFile = labelsFile; self.test = test
+        self.testLimit = testLimit
+    }
 }
 
 public struct OptimisePromptParams: Codable, Sendable {
@@ -52,33 +58,61 @@ public struct OptimisePromptParams: Codable, Sendable {
     public var saveAs: String?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
+
+    public init(model: String? = nil, lm: String? = nil, dataset: PromptDatasetParam, method: String, shots: Int? = nil,
+                validationPerClass: Int? = nil, contextLength: Int? = nil, classSpecific: Bool? = nil,
+                initialisation: String? = nil, optimiser: String? = nil, learningRate: Float? = nil, steps: Int? = nil,
+                warmupSteps: Int? = nil, cosineSchedule: Bool? = nil, evaluationInterval: Int? = nil, patience: Int? = nil,
+                textAnchorWeight: Float? = nil, vocabularyDistanceWeight: Float? = nil, bank: TemplatesParam? = nil,
+                maximumBankTemplates: Int? = nil, languageModelRounds: Int? = nil, languageModelCandidates: Int? = nil,
+                seed: UInt64? = nil, saveAs: String? = nil, workDoneToken: RequestID? = nil, partialResultToken: RequestID? = nil) {
+        self.model = model; self.lm = lm; self.dataset = dataset; self.method = method; self.shots = shots
+        self.validationPerClass = validationPerClass; self.contextLength = contextLength; self.classSpecific = classSpecific
+        self.initialisation = initialisation; self.optimiser = optimiser; self.learningRate = learningRate; self.steps = steps
+        self.warmupSteps = warmupSteps; self.cosineSchedule = cosineSchedule; self.evaluationInterval = evaluationInterval
+        self.patience = patience; self.textAnchorWeight = textAnchorWeight
+        self.vocabularyDistanceWeight = vocabularyDistanceWeight; self.bank = bank
+        self.maximumBankTemplates = maximumBankTemplates; self.languageModelRounds = languageModelRounds
+        self.languageModelCandidates = languageModelCandidates; self.seed = seed; self.saveAs = saveAs
+        self.workDoneToken = workDoneToken; self.partialResultToken = partialResultToken
+    }
 }
 
-public struct OptimisePromptStep: Codable, Sendable {
+/// Progress of one optimiser step (soft/projected), one template added (bank) or one LM round
+/// (the prompt-learning engine's `PromptLearningStep`).
+public struct OptimisePromptStep: Codable, Sendable, Equatable {
     public var step: Int
     public var totalSteps: Int
+    /// Training loss at the start of the step (nil for methods without a differentiable loss).
     public var loss: Float?
     public var trainAccuracy: Double?
+    /// Set on the steps where validation was measured.
     public var validationAccuracy: Double?
     /// The current prompt as text (nearest tokens for soft prompts).
     public var prompt: String
     public var learningRate: Float?
-    public init(step: Int, totalSteps: Int, loss: Float?, trainAccuracy: Double?, validationAccuracy: Double?, prompt: String, learningRate: Float?) {
+    public init(step: Int, totalSteps: Int, loss: Float? = nil, trainAccuracy: Double? = nil, validationAccuracy: Double? = nil, prompt: String,
+                learningRate: Float? = nil) {
         self.step = step; self.totalSteps = totalSteps; self.loss = loss; self.trainAccuracy = trainAccuracy
         self.validationAccuracy = validationAccuracy; self.prompt = prompt; self.learningRate = learningRate
     }
 }
 
-public struct AccuracyPair: Codable, Sendable {
+/// Accuracy on the validation features and, when given, the test features (the engine's `SplitAccuracy`).
+public struct AccuracyPair: Codable, Sendable, Equatable {
     public var validation: Double
     public var test: Double?
-    public init(validation: Double, test: Double?) { self.validation = validation; self.test = test }
+    public init(validation: Double, test: Double? = nil) { self.validation = validation; self.test = test }
 }
 
-public struct NearestTokenInfo: Codable, Sendable {
+/// A token a learned context was read as: its id, its text, and how far the vector was from it
+/// (the engine's `NearestToken`).
+public struct NearestTokenInfo: Codable, Sendable, Equatable {
     public var id: Int32
     public var text: String
+    /// Euclidean distance ‖v − e‖ between the context vector and the token embedding.
     public var distance: Float
+    /// Cosine similarity between them.
     public var cosine: Float
     public init(id: Int32, text: String, distance: Float, cosine: Float) { self.id = id; self.text = text; self.distance = distance; self.cosine = cosine }
 }
@@ -121,4 +155,13 @@ public struct OptimisePromptResult: Codable, Sendable {
         self.stoppedEarly = stoppedEarly; self.trainImages = trainImages; self.validationImages = validationImages
         self.testImages = testImages; self.savedTo = savedTo; self.configuration = configuration; self.seconds = seconds
     }
+}
+
+// MARK: Requests
+
+public enum OptimisePromptRequest: StreamingRequestType {
+    public static let method = "optimise-prompt"
+    public typealias Params = OptimisePromptParams
+    public typealias Result = OptimisePromptResult
+    public typealias Partial = OptimisePromptStep
 }

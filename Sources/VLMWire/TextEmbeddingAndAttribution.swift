@@ -11,6 +11,12 @@ public struct EncodeTextParams: Codable, Sendable {
     public var batchSize: Int?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
+
+    public init(model: String? = nil, texts: [String], templates: TemplatesParam? = nil, batchSize: Int? = nil,
+                workDoneToken: RequestID? = nil, partialResultToken: RequestID? = nil) {
+        self.model = model; self.texts = texts; self.templates = templates; self.batchSize = batchSize
+        self.workDoneToken = workDoneToken; self.partialResultToken = partialResultToken
+    }
 }
 
 public struct EncodedText: Codable, Sendable {
@@ -46,6 +52,14 @@ public struct AttributeParams: Codable, Sendable {
     public var heatmapsInline: Bool?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
+
+    public init(clip: String? = nil, image: ImageInput, texts: [String], select: String? = nil, k: Int? = nil, mass: Float? = nil,
+                heatmapDir: String? = nil, heatmapsInline: Bool? = nil, workDoneToken: RequestID? = nil,
+                partialResultToken: RequestID? = nil) {
+        self.clip = clip; self.image = image; self.texts = texts; self.select = select; self.k = k; self.mass = mass
+        self.heatmapDir = heatmapDir; self.heatmapsInline = heatmapsInline; self.workDoneToken = workDoneToken
+        self.partialResultToken = partialResultToken
+    }
 }
 
 public struct AttributeResult: Codable, Sendable {
@@ -64,4 +78,20 @@ public struct AttributeResult: Codable, Sendable {
         self.clip = clip; self.imageId = imageId; self.width = width; self.height = height
         self.gridHeight = gridHeight; self.gridWidth = gridWidth; self.visibleBox = visibleBox; self.attributions = attributions
     }
+}
+
+// MARK: Requests
+
+public enum EncodeTextRequest: StreamingRequestType {
+    public static let method = "encode-text"
+    public typealias Params = EncodeTextParams
+    public typealias Result = EncodeTextResult
+    public typealias Partial = EncodedText
+}
+
+public enum AttributeRequest: StreamingRequestType {
+    public static let method = "attribute"
+    public typealias Params = AttributeParams
+    public typealias Result = AttributeResult
+    public typealias Partial = AttributionInfo
 }

@@ -5,6 +5,10 @@ public struct StageParam: Codable, Sendable {
     public var instruction: String
     /// "plain" | "evidence" (visual evidence written before it) | "steps" (per-step attribution) | "answer".
     public var role: String?
+
+    public init(tag: String, instruction: String, role: String? = nil) {
+        self.tag = tag; self.instruction = instruction; self.role = role
+    }
 }
 
 public struct VisualReasoningParams: Codable, Sendable {
@@ -47,9 +51,24 @@ public struct VisualReasoningParams: Codable, Sendable {
     public var heatmapsInline: Bool?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
+
+    public init(clip: String? = nil, lm: String? = nil, mmproj: String? = nil, attentionLayers: [Int]? = nil, image: ImageInput,
+                question: String, stages: [StageParam]? = nil, beam: Int? = nil, judge: String? = nil, sharePrefix: Bool? = nil,
+                select: String? = nil, k: Int? = nil, mass: Float? = nil, maxLooks: Int? = nil, maxSteps: Int? = nil,
+                labels: [String]? = nil, regionGrid: [Int]? = nil, maxTokensPerStage: Int? = nil, temperature: Float? = nil,
+                topP: Float? = nil, seed: UInt64? = nil, heatmapDir: String? = nil, heatmapsInline: Bool? = nil,
+                workDoneToken: RequestID? = nil, partialResultToken: RequestID? = nil) {
+        self.clip = clip; self.lm = lm; self.mmproj = mmproj; self.attentionLayers = attentionLayers; self.image = image
+        self.question = question; self.stages = stages; self.beam = beam; self.judge = judge; self.sharePrefix = sharePrefix
+        self.select = select; self.k = k; self.mass = mass; self.maxLooks = maxLooks; self.maxSteps = maxSteps
+        self.labels = labels; self.regionGrid = regionGrid; self.maxTokensPerStage = maxTokensPerStage
+        self.temperature = temperature; self.topP = topP; self.seed = seed; self.heatmapDir = heatmapDir
+        self.heatmapsInline = heatmapsInline; self.workDoneToken = workDoneToken; self.partialResultToken = partialResultToken
+    }
 }
 
-public struct TagScore: Codable, Sendable {
+/// One label of the bank with its probability (the reasoning engine's `LabelProbability`).
+public struct TagScore: Codable, Sendable, Equatable {
     public var label: String
     public var probability: Float
     public init(label: String, probability: Float) { self.label = label; self.probability = probability }
@@ -106,12 +125,16 @@ public struct AttributionInfo: Codable, Sendable {
     }
 }
 
-public struct VerdictInfo: Codable, Sendable {
+/// A judge's decision between two candidates of one generation unit (the reasoning engine's `JudgeVerdict`).
+public struct VerdictInfo: Codable, Sendable, Equatable {
     public var stage: String
+    /// The reasoning step the candidates are for (nil for a whole stage).
     public var step: Int?
+    /// Candidate indices compared, and the one that won.
     public var first: Int
     public var second: Int
     public var winner: Int
+    /// The judge's scores (higher is better); for the pairwise judge, summed log p of the answer naming each.
     public var firstScore: Double
     public var secondScore: Double
     public init(stage: String, step: Int?, first: Int, second: Int, winner: Int, firstScore: Double, secondScore: Double) {
@@ -138,13 +161,18 @@ public struct VisualReasoningEvent: Codable, Sendable {
     public init(event: String) { self.event = event }
 }
 
-public struct StageInfo: Codable, Sendable {
+/// One stage of a run (the reasoning engine's `StageResult`).
+public struct StageInfo: Codable, Sendable, Equatable {
     public var tag: String
     public var text: String
+    /// Tokens sampled for this stage over all candidates, and those of the chosen ones.
     public var generatedTokens: Int
     public var chosenTokens: Int
+    /// Wall time of the stage (generation, judging, attribution, looks).
     public var seconds: Double
+    /// generatedTokens over the time spent sampling them.
     public var tokensPerSecond: Double
+    /// false when the run stopped inside this stage.
     public var complete: Bool
     public init(tag: String, text: String, generatedTokens: Int, chosenTokens: Int, seconds: Double, tokensPerSecond: Double, complete: Bool) {
         self.tag = tag; self.text = text; self.generatedTokens = generatedTokens; self.chosenTokens = chosenTokens
@@ -163,17 +191,22 @@ public struct StepInfo: Codable, Sendable {
     }
 }
 
-public struct ReasoningTimingsInfo: Codable, Sendable {
+/// Where a run's time went (the reasoning engine's `ReasoningTimings`).
+public struct ReasoningTimingsInfo: Codable, Sendable, Equatable {
+    /// Encoding the image, its regions and the initial evidence.
     public var visionSeconds: Double
+    /// From the start of the run to the first streamed token.
     public var firstTokenSeconds: Double?
     public var judgeSeconds: Double
     public var attributionSeconds: Double
     public var lookSeconds: Double
     public var totalSeconds: Double
+    /// Tokens in the final context (prompt, evidence, chosen stages).
     public var contextTokens: Int
+    /// Tokens sampled over all stages and candidates.
     public var generatedTokens: Int
-    public init(visionSeconds: Double, firstTokenSeconds: Double?, judgeSeconds: Double, attributionSeconds: Double,
-                lookSeconds: Double, totalSeconds: Double, contextTokens: Int, generatedTokens: Int) {
+    public init(visionSeconds: Double = 0, firstTokenSeconds: Double? = nil, judgeSeconds: Double = 0, attributionSeconds: Double = 0,
+                lookSeconds: Double = 0, totalSeconds: Double = 0, contextTokens: Int = 0, generatedTokens: Int = 0) {
         self.visionSeconds = visionSeconds; self.firstTokenSeconds = firstTokenSeconds; self.judgeSeconds = judgeSeconds
         self.attributionSeconds = attributionSeconds; self.lookSeconds = lookSeconds; self.totalSeconds = totalSeconds
         self.contextTokens = contextTokens; self.generatedTokens = generatedTokens
@@ -196,4 +229,13 @@ public struct VisualReasoningResult: Codable, Sendable {
         self.outcome = outcome; self.failure = failure; self.answer = answer; self.stages = stages; self.steps = steps
         self.evidence = evidence; self.verdicts = verdicts; self.transcript = transcript; self.timings = timings
     }
+}
+
+// MARK: Requests
+
+public enum VisualReasoningRequest: StreamingRequestType {
+    public static let method = "generate-with-visual-selection"
+    public typealias Params = VisualReasoningParams
+    public typealias Result = VisualReasoningResult
+    public typealias Partial = VisualReasoningEvent
 }

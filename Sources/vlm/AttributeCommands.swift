@@ -23,19 +23,24 @@ struct EncodeText: AsyncParsableCommand {
     func run() async throws {
         let session = try await Session.start(options)
         let model = try await session.loadCLIP(clip.clip)
-        var params: [String: JSONValue] = ["model": .string(model), "texts": .array(texts.map { .string($0) })]
-        if let templates { params["templates"] = try templatesArgument(templates) }
-        batching.add(to: &params)
+        let params = EncodeTextParams(
+            model: model, texts: texts, templates: try templates.map(templatesArgument), batchSize: batching.batchSize)
         let json = options.json
-        _ = try await session.run(Method.encodeText, params: .object(params)) { partial in
+        _ = try await session.send(EncodeTextRequest.self, params, onPartial: { encoded in
             if json {
-                Terminal.json(["text": partial["text"] ?? .null, "embedding": partial["embedding"] ?? .null])
+                Terminal.json(EncodedTextLine(text: encoded.text, embedding: encoded.embedding))
             } else {
-                Terminal.line("\(partial["text"]?.stringValue ?? "")  \(describeEmbedding(partial["embedding"]))")
+                Terminal.line("\(encoded.text)  \(describeEmbedding(encoded.embedding))")
             }
-        }
+        })
         await session.close()
     }
+}
+
+/// What `vlm encode-text --json` prints per text.
+struct EncodedTextLine: Encodable {
+    let text: String
+    let embedding: [Float]
 }
 
 struct Attribute: AsyncParsableCommand {
@@ -72,34 +77,30 @@ struct Attribute: AsyncParsableCommand {
         let directory = try heatmaps.map(prepareHeatmapDirectory)
         let session = try await Session.start(options)
         let model = try await session.loadCLIP(clip.clip)
-        var params: [String: JSONValue] = [
-            "clip": .string(model), "image": ["path": .string(absolute(image))], "texts": .array(texts.map { .string($0) }),
-            "select": .string(select), "k": .int(Int64(k)), "mass": .double(Double(mass)),
-        ]
-        if let directory { params["heatmapDir"] = .string(directory) }
+        let params = AttributeParams(
+            clip: model, image: ImageInput(path: absolute(image)), texts: texts, select: select, k: k, mass: mass, heatmapDir: directory)
         let json = options.json
-        let result = try await session.run(Method.attribute, params: .object(params)) { partial in
-            if json { Terminal.json(partial) } else { Terminal.line(describeTextAttribution(partial)) }
-        }
+        let result = try await session.send(AttributeRequest.self, params, onPartial: { attribution in
+            if json { Terminal.json(attribution) } else { Terminal.line(describeTextAttribution(attribution)) }
+        })
         await session.close()
         if let directory {
             let page = try HeatmapIndex.write(title: "Attribution of \(texts.count) text(s) on \(image)",
-                                              attributions: result["attributions"]?.arrayValue ?? [], in: directory)
+                                              attributions: result.attributions, in: directory)
             if !json { Terminal.line("contact sheet: \(page)") }
         }
     }
 }
 
 /// `"a photo of a cat." → cells 3, 4 (box x 0 y 32 32x32, 61% of the map)`.
-func describeTextAttribution(_ a: JSONValue) -> String {
-    var line = "\(a["text"]?.stringValue ?? "")"
-    if let selection = a["selection"] {
-        let cells = (selection["cells"]?.arrayValue ?? []).compactMap { $0.intValue.map(String.init) }.joined(separator: ", ")
-        line += String(format: "  → cells %@ (%@, %.0f%% of the map)", cells, describeBox(selection["pixelBox"]),
-                       100 * (selection["mass"]?.doubleValue ?? 0))
-    } else if let scores = a["scores"]?.arrayValue?.compactMap(\.doubleValue), let peak = scores.indices.max(by: { scores[$0] < scores[$1] }) {
-        line += String(format: "  → peak cell %d (%.0f%% of the map)", peak, 100 * scores[peak])
+func describeTextAttribution(_ a: AttributionInfo) -> String {
+    var line = a.text
+    if let selection = a.selection {
+        let cells = selection.cells.map(String.init).joined(separator: ", ")
+        line += String(format: "  → cells %@ (%@, %.0f%% of the map)", cells, describeBox(selection.pixelBox), 100 * Double(selection.mass))
+    } else if let peak = a.scores.indices.max(by: { a.scores[$0] < a.scores[$1] }) {
+        line += String(format: "  → peak cell %d (%.0f%% of the map)", peak, 100 * Double(a.scores[peak]))
     }
-    if let path = a["heatmapPath"]?.stringValue { line += "  heatmap \(path)" }
+    if let path = a.heatmapPath { line += "  heatmap \(path)" }
     return line
 }

@@ -16,39 +16,48 @@ struct ImageBatchOptions: ParsableArguments {
     func validate() throws {
         try require(batchSize.map { $0 >= 1 } ?? true, "--batch-size must be at least 1")
     }
-
-    func add(to params: inout [String: JSONValue]) {
-        if let batchSize { params["batchSize"] = .int(Int64(batchSize)) }
-    }
 }
 
 extension Session {
     /// Loads a model file or directory (`kind`: clip, gguf, mmproj) and returns its ModelInfo.
-    func loadModel(kind: String, path: String, contextLength: Int? = nil) async throws -> JSONValue {
-        var params: [String: JSONValue] = ["kind": .string(kind), "path": .string(absolute(path))]
-        if let contextLength { params["contextLength"] = .int(Int64(contextLength)) }
-        return try await run(Method.modelsLoad, params: .object(params))
+    func loadModel(kind: String, path: String, contextLength: Int? = nil) async throws -> ModelInfo {
+        try await send(ModelsLoadRequest.self, ModelsLoadParams(kind: kind, path: absolute(path), contextLength: contextLength))
     }
 
     /// Loads a model and returns the id later requests name it by.
-    func loadModelID(kind: String, path: String, contextLength: Int? = nil) async throws -> JSONValue {
-        try await loadModel(kind: kind, path: path, contextLength: contextLength)["id"] ?? .null
+    func loadModelID(kind: String, path: String, contextLength: Int? = nil) async throws -> String {
+        try await loadModel(kind: kind, path: path, contextLength: contextLength).id
     }
 
     func loadCLIP(_ directory: String) async throws -> String {
-        try await loadModelID(kind: "clip", path: directory).stringValue ?? ""
+        try await loadModelID(kind: "clip", path: directory)
     }
 }
 
 /// "dim 512  [+0.0123, -0.0456, …]": an embedding's size and first values, for a person.
-func describeEmbedding(_ embedding: JSONValue?) -> String {
-    let values = embedding?.arrayValue ?? []
-    let head = values.prefix(4).compactMap { $0.doubleValue.map { String(format: "%+.4f", $0) } }
-    return "dim \(values.count)  [\(head.joined(separator: ", ")), …]"
+func describeEmbedding(_ embedding: [Float]) -> String {
+    let head = embedding.prefix(4).map { String(format: "%+.4f", Double($0)) }
+    return "dim \(embedding.count)  [\(head.joined(separator: ", ")), …]"
 }
 
-func imageInputs(_ paths: [String]) -> JSONValue {
-    .array(paths.map { ["path": .string(absolute($0))] })
+func imageInputs(_ paths: [String]) -> [ImageInput] {
+    paths.map { ImageInput(path: absolute($0)) }
+}
+
+/// What `vlm encode-image --json` prints per image.
+struct EncodedImageLine: Encodable {
+    let image: String
+    let imageId: String
+    let embedding: [Float]
+    let dense: DenseFeatures?
+}
+
+/// What `vlm classify --json` prints per image: probabilities by label.
+struct ClassificationLine: Encodable {
+    let image: String
+    let imageId: String
+    let probs: [String: Float]
+    let top: [LabelScore]
 }
 
 struct EncodeImage: AsyncParsableCommand {
@@ -73,18 +82,15 @@ struct EncodeImage: AsyncParsableCommand {
         let session = try await Session.start(options)
         let model = try await session.loadCLIP(clip.clip)
         let json = options.json, paths = images
-        var params: [String: JSONValue] = ["model": .string(model), "images": imageInputs(paths), "dense": .bool(dense)]
-        batching.add(to: &params)
-        _ = try await session.run(Method.encodeImage, params: .object(params)) { partial in
-            guard let index = partial["index"]?.intValue.map(Int.init) else { return }
+        let params = EncodeImageParams(model: model, images: imageInputs(paths), dense: dense, batchSize: batching.batchSize)
+        _ = try await session.send(EncodeImageRequest.self, params, onPartial: { image in
+            guard paths.indices.contains(image.index) else { return }
             if json {
-                var line: [String: JSONValue] = ["image": .string(paths[index])]
-                for key in ["imageId", "embedding", "dense"] { line[key] = partial[key] }
-                Terminal.json(.object(line))
+                Terminal.json(EncodedImageLine(image: paths[image.index], imageId: image.imageId, embedding: image.embedding, dense: image.dense))
             } else {
-                Terminal.line("\(paths[index])  \(partial["imageId"]?.stringValue ?? "")  \(describeEmbedding(partial["embedding"]))")
+                Terminal.line("\(paths[image.index])  \(image.imageId)  \(describeEmbedding(image.embedding))")
             }
-        }
+        })
         await session.close()
     }
 }
@@ -121,26 +127,21 @@ struct Classify: AsyncParsableCommand {
         let session = try await Session.start(options)
         let model = try await session.loadCLIP(clip.clip)
         let json = options.json, paths = images
-        var params: [String: JSONValue] = [
-            "model": .string(model), "images": imageInputs(paths), "labels": .array(labelList.map { .string($0) }),
-            "topK": .int(Int64(top)),
-        ]
-        if let learnedPrompt { params["learnedPrompt"] = .string(learnedPrompt) } else { params["templates"] = try templatesArgument(templates) }
-        batching.add(to: &params)
-        _ = try await session.run(Method.classify, params: .object(params)) { partial in
-            guard let index = partial["index"]?.intValue.map(Int.init), let probs = partial["probs"]?.arrayValue else { return }
+        let params = ClassifyParams(
+            model: model, images: imageInputs(paths), labels: labelList,
+            templates: learnedPrompt == nil ? try templatesArgument(templates) : nil, topK: top, learnedPrompt: learnedPrompt,
+            batchSize: batching.batchSize)
+        _ = try await session.send(ClassifyRequest.self, params, onPartial: { result in
+            guard paths.indices.contains(result.index) else { return }
             if json {
-                var byLabel: [String: JSONValue] = [:]
-                for (label, prob) in zip(labelList, probs) { byLabel[label] = prob }
-                Terminal.json(["image": .string(paths[index]), "imageId": partial["imageId"] ?? .null, "probs": .object(byLabel), "top": partial["top"] ?? .null])
+                let byLabel = Dictionary(zip(labelList, result.probs), uniquingKeysWith: { _, last in last })
+                Terminal.json(ClassificationLine(image: paths[result.index], imageId: result.imageId, probs: byLabel, top: result.top))
             } else {
-                var line = paths[index] + ":"
-                for entry in partial["top"]?.arrayValue ?? [] {
-                    line += String(format: "  %@ %.1f%%", entry["label"]?.stringValue ?? "?", (entry["prob"]?.doubleValue ?? 0) * 100)
-                }
+                var line = paths[result.index] + ":"
+                for entry in result.top { line += String(format: "  %@ %.1f%%", entry.label, Double(entry.prob) * 100) }
                 Terminal.line(line)
             }
-        }
+        })
         await session.close()
     }
 }
@@ -178,15 +179,12 @@ struct Evaluate: AsyncParsableCommand {
         let labelList = try listArgument(labels, separator: ",")
         let session = try await Session.start(options)
         let model = try await session.loadCLIP(clip.clip)
-        var params: [String: JSONValue] = [
-            "model": .string(model), "dataset": .string(absolute(dataset)),
-            "format": .string(format), "labels": .array(labelList.map { .string($0) }),
-            "templates": try templatesArgument(templates), "batchSize": .int(Int64(batchSize)),
-        ]
-        if let limit { params["limit"] = .int(Int64(limit)) }
+        let params = EvaluateParams(
+            model: model, dataset: absolute(dataset), format: format, labels: labelList, templates: try templatesArgument(templates),
+            limit: limit, batchSize: batchSize)
         let json = options.json
-        let latest = LatestValue()
-        let result = try await session.run(Method.evaluateDataset, params: .object(params), onPartial: { partial in
+        let latest = LatestValue<EvaluatePartial>()
+        let result = try await session.send(EvaluateDatasetRequest.self, params, onPartial: { partial in
             latest.value = partial
             if json { Terminal.json(partial) }
         }, onCancelled: { _ in
@@ -199,36 +197,31 @@ struct Evaluate: AsyncParsableCommand {
 }
 
 /// The last partial result of an evaluation cut short.
-func renderEvaluationSoFar(_ partial: JSONValue) -> String {
-    String(format: "accuracy so far %.2f%%  (%d of %d images)", 100 * (partial["accuracy"]?.doubleValue ?? 0),
-           Int(partial["processed"]?.intValue ?? 0), Int(partial["total"]?.intValue ?? 0))
+func renderEvaluationSoFar(_ partial: EvaluatePartial) -> String {
+    String(format: "accuracy so far %.2f%%  (%d of %d images)", 100 * partial.accuracy, partial.processed, partial.total)
 }
 
 /// Holds the latest streamed value, for printing when a request is cut short.
-final class LatestValue: @unchecked Sendable {
+final class LatestValue<Value: Sendable>: @unchecked Sendable {
     private let lock = NSLock()
-    private var stored: JSONValue?
-    var value: JSONValue? {
+    private var stored: Value?
+    var value: Value? {
         get { lock.withLock { stored } }
         set { lock.withLock { stored = newValue } }
     }
 }
 
 /// The accuracy table and confusion matrix a person reads.
-func renderEvaluation(_ result: JSONValue, labels: [String]) -> String {
-    func number(_ value: JSONValue?) -> Double { value?.doubleValue ?? 0 }
+func renderEvaluation(_ result: EvaluateResult, labels: [String]) -> String {
     var lines = [String(format: "accuracy %.2f%%  top-5 %.2f%%  (%d images, %d templates, %.1f s)",
-                        100 * number(result["accuracy"]), 100 * number(result["top5Accuracy"]),
-                        Int(number(result["count"])), Int(number(result["templates"])), number(result["seconds"]))]
+                        100 * result.accuracy, 100 * result.top5Accuracy, result.count, result.templates, result.seconds)]
     let width = max(8, labels.map(\.count).max() ?? 0)
-    if let perClass = result["perClassAccuracy"]?.arrayValue, let rows = result["confusion"]?.arrayValue {
-        lines.append("")
-        lines.append("class".padding(toLength: width, withPad: " ", startingAt: 0) + "  acc%   confusion (predicted →)")
-        for (index, label) in labels.enumerated() where index < rows.count {
-            let cells = (rows[index].arrayValue ?? []).map { String(format: "%5d", Int(number($0))) }.joined()
-            lines.append(label.padding(toLength: width, withPad: " ", startingAt: 0)
-                         + String(format: "  %5.1f ", 100 * number(perClass[index])) + cells)
-        }
+    lines.append("")
+    lines.append("class".padding(toLength: width, withPad: " ", startingAt: 0) + "  acc%   confusion (predicted →)")
+    for (index, label) in labels.enumerated() where index < result.confusion.count && index < result.perClassAccuracy.count {
+        let cells = result.confusion[index].map { String(format: "%5d", $0) }.joined()
+        lines.append(label.padding(toLength: width, withPad: " ", startingAt: 0)
+                     + String(format: "  %5.1f ", 100 * result.perClassAccuracy[index]) + cells)
     }
     return lines.joined(separator: "\n")
 }
@@ -246,9 +239,9 @@ func listArgument(_ text: String, separator: Character) throws -> [String] {
 }
 
 /// Templates: a file becomes a list; anything else is passed as is (bank name or one template).
-func templatesArgument(_ text: String) throws -> JSONValue {
+func templatesArgument(_ text: String) throws -> TemplatesParam {
     if FileManager.default.fileExists(atPath: text) {
-        return .array(try listArgument(text, separator: "\n").map { .string($0) })
+        return .list(try listArgument(text, separator: "\n"))
     }
-    return .string(text)
+    return .single(text)
 }

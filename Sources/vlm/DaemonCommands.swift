@@ -19,7 +19,7 @@ struct Ping: AsyncParsableCommand {
         var latencies: [Double] = []
         for _ in 0..<count {
             let start = ContinuousClock.now
-            _ = try await session.run(Method.ping, params: [:])
+            _ = try await session.send(PingRequest.self, PingParams())
             let elapsed = ContinuousClock.now - start
             latencies.append(Double(elapsed.components.attoseconds) * 1e-15 + Double(elapsed.components.seconds) * 1e3)
         }
@@ -40,7 +40,7 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         let session = try await Session.start(options)
-        let status = try await session.run(Method.status, params: [:])
+        let status = try await session.send(StatusRequest.self, NoParams())
         await session.close()
         if options.json { Terminal.json(status) } else { Terminal.line(renderStatus(status)) }
     }
@@ -73,34 +73,30 @@ struct Call: AsyncParsableCommand {
 }
 
 /// daemon/status as a person reads it: uptime, memory, models, requests in flight, caches.
-func renderStatus(_ s: JSONValue) -> String {
-    func mib(_ value: JSONValue?) -> String { String(format: "%.1f MiB", Double(value?.intValue ?? 0) / 1_048_576) }
+func renderStatus(_ s: StatusResult) -> String {
+    func mib(_ bytes: Int?) -> String { String(format: "%.1f MiB", Double(bytes ?? 0) / 1_048_576) }
     func column(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
-    let memory = s["memory"]
+    let memory = s.memory
     var lines = [
-        String(format: "uptime %.1f s, %d request(s) in flight", s["uptimeSeconds"]?.doubleValue ?? 0, Int(s["requestsInFlight"]?.intValue ?? 0)),
-        "memory: models \(mib(memory?["modelBytes"])) + generation caches \(mib(memory?["generationBytes"])) of \(mib(memory?["budgetBytes"])) budget, resident \(mib(memory?["residentBytes"]))",
-        "model loads since start: \(s["modelLoads"]?.intValue ?? 0), clients connected: \(s["connections"]?.intValue ?? 1)",
+        String(format: "uptime %.1f s, %d request(s) in flight", s.uptimeSeconds, s.requestsInFlight),
+        "memory: models \(mib(memory.modelBytes)) + generation caches \(mib(memory.generationBytes)) of \(mib(memory.budgetBytes)) budget, resident \(mib(memory.residentBytes))",
+        "model loads since start: \(s.modelLoads), clients connected: \(s.connections)",
     ]
-    let models = s["models"]?.arrayValue ?? []
     lines.append("")
-    lines.append(models.isEmpty ? "models: none loaded" : "models:")
-    for model in models {
-        lines.append("  " + column(model["id"]?.stringValue ?? "", 24) + "  " + column(model["kind"]?.stringValue ?? "", 6)
-                     + "  " + column(mib(model["memoryBytes"]), 11) + "  " + (model["path"]?.stringValue ?? ""))
+    lines.append(s.models.isEmpty ? "models: none loaded" : "models:")
+    for model in s.models {
+        lines.append("  " + column(model.id, 24) + "  " + column(model.kind, 6) + "  " + column(mib(model.memoryBytes), 11) + "  " + model.path)
     }
-    for request in s["inFlight"]?.arrayValue ?? [] {
-        lines.append(String(format: "  request %@  %@  %.3f s", request["id"].map(describeJSON) ?? "?",
-                            request["method"]?.stringValue ?? "", request["runningSeconds"]?.doubleValue ?? 0))
+    for request in s.inFlight {
+        lines.append(String(format: "  request %@  %@  %.3f s", describeJSON(request.id.json), request.method, request.runningSeconds))
     }
     lines.append("")
     func right(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
     let headers = ["entries", "size", "budget", "hits", "misses", "evictions"], widths = [8, 12, 12, 8, 8, 10]
     lines.append(column("caches:", 26) + zip(headers, widths).map { right($0, $1) }.joined())
-    for cache in s["caches"]?.arrayValue ?? [] {
-        let cells = [String(cache["entries"]?.intValue ?? 0), mib(cache["bytes"]), mib(cache["budgetBytes"]),
-                     String(cache["hits"]?.intValue ?? 0), String(cache["misses"]?.intValue ?? 0), String(cache["evictions"]?.intValue ?? 0)]
-        lines.append("  " + column(cache["name"]?.stringValue ?? "", 24) + zip(cells, widths).map { right($0, $1) }.joined())
+    for cache in s.caches {
+        let cells = [String(cache.entries), mib(cache.bytes), mib(cache.budgetBytes), String(cache.hits), String(cache.misses), String(cache.evictions)]
+        lines.append("  " + column(cache.name, 24) + zip(cells, widths).map { right($0, $1) }.joined())
     }
     return lines.joined(separator: "\n")
 }

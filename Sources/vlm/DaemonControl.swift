@@ -63,7 +63,7 @@ struct DaemonControl: AsyncParsableCommand {
             while ContinuousClock.now < deadline {
                 if let client = try? RPCClient(socketPath: path) {
                     let initialized = (try? await client.initialize(clientName: "vlm daemon start")) != nil
-                    let answered = initialized ? (try? await client.request(Method.ping)) != nil : false
+                    let answered = initialized ? (try? await client.send(PingRequest.self, PingParams())) != nil : false
                     await client.shutdown(deadline: .seconds(2))
                     if answered { return }
                 }
@@ -96,7 +96,7 @@ struct DaemonControl: AsyncParsableCommand {
             }
             do {
                 _ = try await client.initialize(clientName: "vlm daemon stop")
-                _ = try await client.request(Method.stop)
+                _ = try await client.send(StopRequest.self, NoParams())
             } catch {
                 throw RequestFailed(message: "could not stop the daemon on \(path): \(error)")
             }
@@ -125,10 +125,10 @@ struct DaemonControl: AsyncParsableCommand {
                 Terminal.note("no vlmd is running on \(path)")
                 throw ExitCode(3)
             }
-            let status: JSONValue
+            let status: StatusResult
             do {
                 _ = try await client.initialize(clientName: "vlm daemon status")
-                status = try await client.request(Method.status)
+                status = try await client.send(StatusRequest.self, NoParams())
             } catch {
                 throw RequestFailed(message: "the daemon on \(path) did not answer: \(error)")
             }

@@ -97,16 +97,14 @@ struct Generate: AsyncParsableCommand {
         let session = try await Session.start(options)
         let model = try await session.loadModelID(kind: "gguf", path: lm, contextLength: contextLength)
         let json = options.json
-        let result = try await session.run(Method.generate, params: [
-            "model": model, "prompt": .string(prompt), "chat": .bool(chat), "parseSpecial": .bool(parseSpecial), "maxTokens": .int(Int64(maxTokens)),
-            "temperature": .double(Double(temperature)), "topK": .int(Int64(topK)), "topP": .double(Double(topP)),
-            "minP": .double(Double(minP)), "repetitionPenalty": .double(Double(repetitionPenalty)),
-            "seed": .int(Int64(bitPattern: seed)), "stop": .array(stop.map { .string($0) }),
-        ], onPartial: { token in
+        let params = GenerateParams(
+            model: model, prompt: prompt, chat: chat, parseSpecial: parseSpecial, maxTokens: maxTokens, temperature: temperature,
+            topK: topK, topP: topP, minP: minP, repetitionPenalty: repetitionPenalty, seed: seed, stop: stop)
+        let result = try await session.send(GenerateRequest.self, params, onPartial: { token in
             if json {
-                Terminal.json(["event": "token", "index": token["index"] ?? .null, "id": token["id"] ?? .null, "text": token["text"] ?? .null])
-            } else if let text = token["text"]?.stringValue {
-                Terminal.text(text)
+                Terminal.json(["event": "token", "index": .int(Int64(token.index)), "id": .int(Int64(token.id)), "text": .string(token.text)])
+            } else {
+                Terminal.text(token.text)
             }
         }, onCancelled: { sofar in
             // Text mode has streamed every token already; JSON gets the final object, marked.
@@ -116,15 +114,13 @@ struct Generate: AsyncParsableCommand {
         })
         await session.close()
         if json {
-            var final = result.objectValue ?? [:]
+            var final = try JSONCoding.value(of: result).objectValue ?? [:]
             final["event"] = "result"
             Terminal.json(.object(final))
         } else {
             Terminal.finishLine()
-            if !options.quiet, let timings = result["timings"] {
-                let stopReason = result["stopReason"]?.stringValue ?? ""
-                let rate = timings["generatedTokensPerSecond"]?.doubleValue ?? 0
-                Terminal.note(String(format: "[%@, %.1f tokens/s]", stopReason, rate))
+            if !options.quiet {
+                Terminal.note(String(format: "[%@, %.1f tokens/s]", result.stopReason, result.timings.generatedTokensPerSecond))
             }
         }
     }
@@ -132,33 +128,31 @@ struct Generate: AsyncParsableCommand {
     /// generate-with-visual-selection, rendered live (see `ReasoningRenderer`).
     private func reason(image: String, question: String) async throws {
         let session = try await Session.start(options)
-        var seer: [String: JSONValue] = [:]
-        if let clip { seer["clip"] = .string(try await session.loadCLIP(clip)) }
-        if let mmproj { seer["mmproj"] = try await session.loadModelID(kind: "mmproj", path: mmproj) }
+        var clipID: String?, mmprojID: String?
+        if let clip { clipID = try await session.loadCLIP(clip) }
+        if let mmproj { mmprojID = try await session.loadModelID(kind: "mmproj", path: mmproj) }
         let lmID = try await session.loadModelID(kind: "gguf", path: lm, contextLength: contextLength)
-        var params: [String: JSONValue] = seer.merging([
-            "lm": lmID, "image": ["path": .string(absolute(image))], "question": .string(question),
-            "beam": .int(Int64(beam)), "select": .string(select), "maxTokensPerStage": .int(Int64(maxTokens)),
-            "temperature": .double(Double(temperature == 0 && beam > 1 ? 0.7 : temperature)), "seed": .int(Int64(bitPattern: seed)),
-        ]) { first, _ in first }
         let heatmapDirectory = try heatmaps.map(prepareHeatmapDirectory)
-        if let heatmapDirectory { params["heatmapDir"] = .string(heatmapDirectory) }
+        let params = VisualReasoningParams(
+            clip: clipID, lm: lmID, mmproj: mmprojID, image: ImageInput(path: absolute(image)), question: question, beam: beam,
+            select: select, maxTokensPerStage: maxTokens, temperature: temperature == 0 && beam > 1 ? 0.7 : temperature, seed: seed,
+            heatmapDir: heatmapDirectory)
         let json = options.json
         let renderer = ReasoningRenderer(beam: beam)
-        let result = try await session.run(Method.generateWithVisualSelection, params: .object(params), onPartial: { event in
+        let result = try await session.send(VisualReasoningRequest.self, params, onPartial: { event in
             if json { Terminal.json(event) } else { renderer.render(event) }
         }, onCancelled: { sofar in
             if json, sofar != .null { Terminal.json(sofar) }
         })
         await session.close()
         if let heatmapDirectory {
-            let steps = (result["steps"]?.arrayValue ?? []).compactMap { $0["attribution"] }
+            let steps = result.steps.compactMap(\.attribution)
             let page = try HeatmapIndex.write(title: question, attributions: steps, in: heatmapDirectory)
             if !json { Terminal.finishLine(); Terminal.line("contact sheet: \(page)") }
         }
         if json { Terminal.json(result); return }
         Terminal.finishLine()
-        Terminal.line("\nanswer: \(result["answer"]?.stringValue ?? "")")
+        Terminal.line("\nanswer: \(result.answer)")
     }
 }
 
@@ -178,60 +172,60 @@ final class ReasoningRenderer: @unchecked Sendable {
 
     init(beam: Int) { self.beam = beam }
 
-    func render(_ event: JSONValue) {
-        switch event["event"]?.stringValue {
+    func render(_ event: VisualReasoningEvent) {
+        switch event.event {
         case "stage":
             stageEvent(event)
         case "token":
             token(event)
         case "evidence":
             Terminal.finishLine()
-            Terminal.line("  [evidence] \(event["evidence"]?["text"]?.stringValue ?? "")")
+            Terminal.line("  [evidence] \(event.evidence?.text ?? "")")
         case "attribution":
             Terminal.finishLine()
-            Terminal.line(describeAttribution(event["attribution"]))
+            Terminal.line(describeAttribution(event.attribution))
         case "look":
             Terminal.finishLine()
-            Terminal.line("  [look] \(event["evidence"]?["text"]?.stringValue ?? "")")
+            Terminal.line("  [look] \(event.evidence?.text ?? "")")
         case "verdict":
-            let v = event["verdict"]
-            Terminal.progress("\(stage): judge \(v?["first"]?.intValue ?? 0) vs \(v?["second"]?.intValue ?? 0): \(v?["winner"]?.intValue ?? 0) wins")
+            let v = event.verdict
+            Terminal.progress("\(stage): judge \(v?.first ?? 0) vs \(v?.second ?? 0): \(v?.winner ?? 0) wins")
         default:
             break
         }
     }
 
-    private func stageEvent(_ event: JSONValue) {
-        if event["phase"] == "begin" {
-            stage = event["stage"]?.stringValue ?? ""
+    private func stageEvent(_ event: VisualReasoningEvent) {
+        if event.phase == "begin" {
+            stage = event.stage ?? ""
             candidates = [:]
             Terminal.finishLine()
             Terminal.line("\n== \(stage) ==")
         } else if beam > 1 {
             Terminal.progress(nil)
-            Terminal.line(event["text"]?.stringValue ?? "")
+            Terminal.line(event.text ?? "")
         } else {
             Terminal.finishLine()
         }
     }
 
-    private func token(_ event: JSONValue) {
-        let text = event["text"]?.stringValue ?? ""
+    private func token(_ event: VisualReasoningEvent) {
+        let text = event.text ?? ""
         guard beam > 1 else { return Terminal.text(text) }
-        let candidate = Int(event["candidate"]?.intValue ?? 0)
+        let candidate = event.candidate ?? 0
         candidates[candidate, default: ""] += text
         let latest = candidates[candidate, default: ""].replacingOccurrences(of: "\n", with: " ")
         Terminal.progress("\(stage): writing candidate \(candidate + 1)/\(beam): …\(latest.suffix(60))")
     }
 }
 
-func describeBox(_ box: JSONValue?) -> String {
-    "x \(box?["x"]?.intValue ?? 0) y \(box?["y"]?.intValue ?? 0) \(box?["width"]?.intValue ?? 0)x\(box?["height"]?.intValue ?? 0)"
+func describeBox(_ box: BoxParam) -> String {
+    "x \(box.x) y \(box.y) \(box.width)x\(box.height)"
 }
 
-func describeAttribution(_ a: JSONValue?) -> String {
-    var line = "  [attribution step \(a?["step"]?.intValue ?? 0): \(a?["gridHeight"]?.intValue ?? 0)x\(a?["gridWidth"]?.intValue ?? 0) grid"
-    if let selection = a?["selection"] { line += ", selects \(describeBox(selection["pixelBox"]))" }
-    if let path = a?["heatmapPath"]?.stringValue { line += ", heatmap \(path)" }
+func describeAttribution(_ a: AttributionInfo?) -> String {
+    var line = "  [attribution step \(a?.step ?? 0): \(a?.gridHeight ?? 0)x\(a?.gridWidth ?? 0) grid"
+    if let selection = a?.selection { line += ", selects \(describeBox(selection.pixelBox))" }
+    if let path = a?.heatmapPath { line += ", heatmap \(path)" }
     return line + "]"
 }

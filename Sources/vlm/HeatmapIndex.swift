@@ -14,17 +14,17 @@ func prepareHeatmapDirectory(_ path: String) throws -> String {
 /// `index.html` beside the heatmaps: every attribution in order, its picture, text and selection, so
 /// a run can be read as one page.
 enum HeatmapIndex {
-    /// Writes the page and returns its path. `attributions` are AttributionInfo objects.
-    static func write(title: String, attributions: [JSONValue], in directory: String) throws -> String {
+    /// Writes the page and returns its path.
+    static func write(title: String, attributions: [AttributionInfo], in directory: String) throws -> String {
         var body = "<h1>\(escape(title))</h1>\n"
         for a in attributions {
-            let step = a["step"]?.intValue ?? 0
-            var caption = "<b>\(step)</b>: \(escape(a["text"]?.stringValue ?? ""))"
-            if let selection = a["selection"] {
+            let step = a.step
+            var caption = "<b>\(step)</b>: \(escape(a.text))"
+            if let selection = a.selection {
                 caption += String(format: "<br><small>selected %@ — %.0f%% of the map</small>",
-                                  escape(describeBox(selection["pixelBox"])), 100 * (selection["mass"]?.doubleValue ?? 0))
+                                  escape(describeBox(selection.pixelBox)), 100 * Double(selection.mass))
             }
-            let file = (a["heatmapPath"]?.stringValue).map { URL(fileURLWithPath: $0).lastPathComponent }
+            let file = a.heatmapPath.map { URL(fileURLWithPath: $0).lastPathComponent }
             let picture = file.map { "<img src=\"\(escape($0))\" alt=\"heatmap \(step)\">" } ?? "<p>(no heatmap)</p>"
             body += "<figure>\(picture)<figcaption>\(caption)</figcaption></figure>\n"
         }

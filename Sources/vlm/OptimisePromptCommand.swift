@@ -62,27 +62,25 @@ struct OptimisePrompt: AsyncParsableCommand {
     func run() async throws {
         let session = try await Session.start(options)
         let clipID = try await session.loadCLIP(clip.clip)
-        var params: [String: JSONValue] = [
-            "model": .string(clipID), "method": .string(method), "shots": .int(Int64(shots)), "steps": .int(Int64(steps)),
-            "optimiser": .string(optimiser), "initialisation": .string(initialisation), "seed": .int(Int64(bitPattern: seed)),
-        ]
-        var data: [String: JSONValue] = ["format": .string(format), "path": .string(absolute(dataset))]
-        if let labels { data["labels"] = .array(try listArgument(labels, separator: ",").map { .string($0) }) }
-        if let test { data["test"] = .string(absolute(test)) }
-        if let testLimit { data["testLimit"] = .int(Int64(testLimit)) }
-        params["dataset"] = .object(data)
-        if let learningRate { params["learningRate"] = .double(Double(learningRate)) }
-        if let saveAs { params["saveAs"] = .string(saveAs) }
-        if let lm { params["lm"] = try await session.loadModelID(kind: "gguf", path: lm) }
+        let data = PromptDatasetParam(
+            format: format, path: absolute(dataset), labels: try labels.map { try listArgument($0, separator: ",") },
+            test: test.map(absolute), testLimit: testLimit)
+        var lmID: String?
+        if let lm { lmID = try await session.loadModelID(kind: "gguf", path: lm) }
+        let params = OptimisePromptParams(
+            model: clipID, lm: lmID, dataset: data, method: method, shots: shots, initialisation: initialisation, optimiser: optimiser,
+            learningRate: learningRate, steps: steps, seed: seed, saveAs: saveAs)
         let json = options.json, quiet = options.quiet
-        let result = try await session.run(Method.optimisePrompt, params: .object(params), onPartial: { step in
+        let result = try await session.send(OptimisePromptRequest.self, params, onPartial: { step in
             if json { Terminal.json(step); return }
             guard !quiet else { return }
             Terminal.note(describeStep(step))
         }, onCancelled: { best in
             // The daemon returns the best prompt so far; show it as the table, marked as cut short.
             guard best != .null else { return }
-            if json { Terminal.json(best) } else { Terminal.line(renderPromptResult(best) + "\n(stopped by Ctrl-C: best so far)") }
+            if json { return Terminal.json(best) }
+            guard let best = try? JSONCoding.convert(best, to: OptimisePromptResult.self) else { return }
+            Terminal.line(renderPromptResult(best) + "\n(stopped by Ctrl-C: best so far)")
         })
         await session.close()
         if json { Terminal.json(result) } else { Terminal.line(renderPromptResult(result)) }
@@ -90,35 +88,31 @@ struct OptimisePrompt: AsyncParsableCommand {
 }
 
 
-func describeStep(_ step: JSONValue) -> String {
-    var line = "step \(step["step"]?.intValue ?? 0)/\(step["totalSteps"]?.intValue ?? 0)"
-    if let loss = step["loss"]?.doubleValue { line += String(format: "  loss %.4f", loss) }
-    if let train = step["trainAccuracy"]?.doubleValue { line += String(format: "  train %.1f%%", 100 * train) }
-    if let validation = step["validationAccuracy"]?.doubleValue { line += String(format: "  val %.1f%%", 100 * validation) }
-    return line + "  \"\(step["prompt"]?.stringValue ?? "")\""
+func describeStep(_ step: OptimisePromptStep) -> String {
+    var line = "step \(step.step)/\(step.totalSteps)"
+    if let loss = step.loss { line += String(format: "  loss %.4f", Double(loss)) }
+    if let train = step.trainAccuracy { line += String(format: "  train %.1f%%", 100 * train) }
+    if let validation = step.validationAccuracy { line += String(format: "  val %.1f%%", 100 * validation) }
+    return line + "  \"\(step.prompt)\""
 }
 
 /// The before/after accuracy table, the prompt and where it was saved.
-func renderPromptResult(_ r: JSONValue) -> String {
-    func percent(_ value: JSONValue?) -> String { value?.doubleValue.map { String(format: "%6.2f%%", 100 * $0) } ?? "      —" }
+func renderPromptResult(_ r: OptimisePromptResult) -> String {
+    func percent(_ value: Double?) -> String { value.map { String(format: "%6.2f%%", 100 * $0) } ?? "      —" }
     var lines = ["", "                 validation     test"]
-    for (name, key) in [("zero-shot", "zeroShot"), ("bank ensemble", "bankEnsemble"), ("learned", "learned"),
-                        ("nearest words", "nearestWordAccuracy")] where r[key]?["validation"] != nil {
-        lines.append(name.padding(toLength: 16, withPad: " ", startingAt: 0) + "  \(percent(r[key]?["validation"]))   \(percent(r[key]?["test"]))")
+    let rows = [("zero-shot", r.zeroShot), ("bank ensemble", r.bankEnsemble), ("learned", r.learned)]
+        + (r.nearestWordAccuracy.map { [("nearest words", $0)] } ?? [])
+    for (name, pair) in rows {
+        lines.append(name.padding(toLength: 16, withPad: " ", startingAt: 0) + "  \(percent(pair.validation))   \(percent(pair.test))")
     }
     lines.append("")
-    lines.append("prompt (\(r["method"]?.stringValue ?? "")): \(r["prompt"]?.stringValue ?? "")")
-    if let groups = r["nearestTokens"]?.arrayValue, !groups.isEmpty {
-        for (index, group) in groups.enumerated() {
-            let words = (group.arrayValue ?? []).map { token in
-                String(format: "%@ (%.3f)", token["text"]?.stringValue ?? "?", token["distance"]?.doubleValue ?? 0)
-            }
-            lines.append("nearest tokens\(groups.count > 1 ? " [\(index)]" : ""): " + words.joined(separator: "  "))
-        }
+    lines.append("prompt (\(r.method)): \(r.prompt)")
+    for (index, group) in r.nearestTokens.enumerated() {
+        let words = group.map { token in String(format: "%@ (%.3f)", token.text, Double(token.distance)) }
+        lines.append("nearest tokens\(r.nearestTokens.count > 1 ? " [\(index)]" : ""): " + words.joined(separator: "  "))
     }
-    if let fluency = r["fluency"]?.doubleValue { lines.append(String(format: "fluency: %.3f nats/token", fluency)) }
-    lines.append(String(format: "steps %d (best %d%@), %.1f s", Int(r["stepsRun"]?.intValue ?? 0), Int(r["bestStep"]?.intValue ?? 0),
-                        r["stoppedEarly"] == .bool(true) ? ", stopped early" : "", r["seconds"]?.doubleValue ?? 0))
-    if let saved = r["savedTo"]?.stringValue { lines.append("saved to \(saved)") }
+    if let fluency = r.fluency { lines.append(String(format: "fluency: %.3f nats/token", fluency)) }
+    lines.append(String(format: "steps %d (best %d%@), %.1f s", r.stepsRun, r.bestStep, r.stoppedEarly ? ", stopped early" : "", r.seconds))
+    if let saved = r.savedTo { lines.append("saved to \(saved)") }
     return lines.joined(separator: "\n")
 }

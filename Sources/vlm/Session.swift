@@ -64,14 +64,14 @@ final class Session: Sendable {
         let client = try connect(options)
         Interruption.shared.attach(client)
         let session = Session(client: client, options: options)
-        var initOptions: [String: JSONValue] = [:]
+        var initOptions = InitializationOptions()
         if let threads = options.threads {
             // Threads are daemon-wide: one client of a shared daemon does not set them for the others.
-            if client.ownsDaemon { initOptions["threads"] = .int(Int64(threads)) } else if !options.quiet {
+            if client.ownsDaemon { initOptions.threads = threads } else if !options.quiet {
                 Terminal.note("vlm: --threads is ignored by a shared daemon (start it with `vlm daemon start --threads N`)")
             }
         }
-        do { _ = try await client.initialize(clientName: "vlm", options: .object(initOptions)) } catch {
+        do { _ = try await client.initialize(clientName: "vlm", options: try JSONCoding.value(of: initOptions)) } catch {
             throw RequestFailed(message: "could not start the daemon: \(error)")
         }
         return session
@@ -131,8 +131,44 @@ final class Session: Sendable {
         }
     }
 
+    /// Sends a request built from its VLMWire type and decodes its result; see `run`.
+    func send<Request: RequestType>(
+        _ request: Request.Type, _ params: Request.Params, onCancelled: ((JSONValue) -> Void)? = nil
+    ) async throws -> Request.Result {
+        let reply = try await run(Request.method, params: try JSONCoding.value(of: params), onCancelled: onCancelled)
+        return try decodeReply(reply, as: Request.Result.self, method: Request.method)
+    }
+
+    /// The same for a request that streams: each partial result reaches `onPartial` as its type.
+    func send<Request: StreamingRequestType>(
+        _ request: Request.Type, _ params: Request.Params, onPartial: @escaping @Sendable (Request.Partial) -> Void,
+        onCancelled: ((JSONValue) -> Void)? = nil
+    ) async throws -> Request.Result {
+        let reply = try await run(Request.method, params: try JSONCoding.value(of: params), onPartial: { value in
+            do { onPartial(try JSONCoding.convert(value, to: Request.Partial.self)) } catch {
+                Terminal.note("vlm: skipped a partial result of \(Request.method) it could not read: \(error)")
+            }
+        }, onCancelled: onCancelled)
+        return try decodeReply(reply, as: Request.Result.self, method: Request.method)
+    }
+
     func close() async {
         await client.shutdown()
+    }
+}
+
+extension RPCClient {
+    /// A request built from its VLMWire type, without progress or partial results.
+    func send<Request: RequestType>(_ request: Request.Type, _ params: Request.Params) async throws -> Request.Result {
+        let reply = try await self.request(Request.method, params: try JSONCoding.value(of: params))
+        return try decodeReply(reply, as: Request.Result.self, method: Request.method)
+    }
+}
+
+/// A reply as its request's result type; a reply of another shape is the daemon's fault, said so.
+func decodeReply<Result: Decodable>(_ reply: JSONValue, as type: Result.Type, method: String) throws -> Result {
+    do { return try JSONCoding.convert(reply, to: type) } catch {
+        throw RequestFailed(message: "\(method): the daemon's reply does not have the expected shape: \(error)")
     }
 }
 

@@ -17,7 +17,12 @@ enum Terminal {
     static func text(_ text: String) { screen.write(text, to: .standardOutput) }
 
     /// One JSON value as one line on stdout.
-    static func json(_ value: JSONValue) {
+    static func json(_ value: some Encodable) { writeJSON(value) }
+
+    /// The same for a value built in place (`["event": "token", ...]`).
+    static func json(_ value: JSONValue) { writeJSON(value) }
+
+    private static func writeJSON(_ value: some Encodable) {
         if let data = try? JSONCoding.encode(value), let text = String(data: data, encoding: .utf8) { line(text) }
     }
 

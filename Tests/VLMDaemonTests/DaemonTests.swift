@@ -32,6 +32,19 @@ actor Recorder: MessageSink {
 
 struct Boom: Error {}
 
+/// Methods only the tests register: one that always throws, one that computes until cancelled.
+enum ThrowingRequest: RequestType {
+    static let method = "test/throw"
+    typealias Params = NoParams
+    typealias Result = Int
+}
+
+enum ComputeRequest: RequestType {
+    static let method = "test/compute"
+    typealias Params = PingParams
+    typealias Result = Int
+}
+
 struct Harness {
     let recorder = Recorder()
     let daemon: Daemon
@@ -40,8 +53,8 @@ struct Harness {
     init() {
         let exitCode = self.exitCode
         daemon = Daemon(configuration: DaemonConfiguration(), sink: recorder, extraHandlers: { table in
-            table.register("test/throw") { (_: NoParams, _) -> Int in throw Boom() }
-            table.register("test/compute") { (params: PingParams, context) -> Int in
+            table.register(ThrowingRequest.self) { _, _ in throw Boom() }
+            table.register(ComputeRequest.self) { params, context in
                 // A compute loop that only stops when the cancellation flag is seen.
                 try await context.compute { flag in
                     var steps = 0
@@ -64,6 +77,11 @@ struct Harness {
         await send(["jsonrpc": "2.0", "id": .int(id), "method": .string(method), "params": params])
     }
 
+    /// A well-formed request, built from its type as a client would.
+    func request<Request: RequestType>(_ id: Int64, _ request: Request.Type, _ params: Request.Params) async {
+        await self.request(id, Request.method, try! JSONCoding.value(of: params))
+    }
+
     func initialize() async {
         await request(0, "initialize", ["clientInfo": ["name": "tests"]])
         await recorder.waitFor(1)
@@ -81,7 +99,7 @@ struct Harness {
 @Suite struct DaemonTests {
     @Test func requestsBeforeInitializeAreRefused() async {
         let h = Harness()
-        await h.request(1, "ping")
+        await h.request(1, PingRequest.self, PingParams())
         #expect(await h.awaitReply(1)["error"]?["code"] == .int(-32002))
     }
 
@@ -100,7 +118,7 @@ struct Harness {
         await h.initialize()
         await h.request(1, "no/such")
         await h.request(2, "ping", ["delayMs": "soon"])
-        await h.request(3, "test/throw")
+        await h.request(3, ThrowingRequest.self, NoParams())
         await h.request(4, "ping", [1, 2])
         #expect(await h.awaitReply(1)["error"]?["code"] == .int(-32601))
         let invalid = await h.awaitReply(2)["error"]
@@ -109,15 +127,15 @@ struct Harness {
         #expect(await h.awaitReply(3)["error"]?["code"] == .int(-32603))
         #expect(await h.awaitReply(4)["error"]?["code"] == .int(-32602))
         // The daemon still serves after all of that.
-        await h.request(5, "ping")
+        await h.request(5, PingRequest.self, PingParams())
         #expect(await h.awaitReply(5)["result"]?["pong"] == true)
     }
 
     @Test func cancellationGetsExactlyOneReply() async throws {
         let h = Harness()
         await h.initialize()
-        await h.request(1, "ping", ["delayMs": 60_000])
-        await h.request(2, "ping")
+        await h.request(1, PingRequest.self, PingParams(delayMs: 60_000))
+        await h.request(2, PingRequest.self, PingParams())
         #expect(await h.awaitReply(2)["result"]?["pong"] == true)  // a short request is not blocked
         await h.send(["jsonrpc": "2.0", "method": "$/cancelRequest", "params": ["id": 1]])
         #expect(await h.awaitReply(1)["error"]?["code"] == .int(-32800))
@@ -129,19 +147,19 @@ struct Harness {
     @Test func cancellationReachesComputeLoopsOnWorkerThreads() async {
         let h = Harness()
         await h.initialize()
-        await h.request(1, "test/compute")
+        await h.request(1, ComputeRequest.self, PingParams())
         try? await Task.sleep(for: .milliseconds(30))
         await h.send(["jsonrpc": "2.0", "method": "$/cancelRequest", "params": ["id": 1]])
         #expect(await h.awaitReply(1)["error"]?["code"] == .int(-32800))
-        await h.request(2, "test/compute", ["delayMs": 3])
+        await h.request(2, ComputeRequest.self, PingParams(delayMs: 3))
         #expect(await h.awaitReply(2)["result"] == .int(3))
     }
 
     @Test func duplicateInFlightIDIsRejected() async {
         let h = Harness()
         await h.initialize()
-        await h.request(1, "ping", ["delayMs": 200])
-        await h.request(1, "ping")
+        await h.request(1, PingRequest.self, PingParams(delayMs: 200))
+        await h.request(1, PingRequest.self, PingParams())
         await h.recorder.waitFor(2)
         let first = await h.recorder.messages[1]
         #expect(first["error"]?["code"] == .int(-32600))
@@ -150,9 +168,9 @@ struct Harness {
     @Test func shutdownThenExitCodes() async {
         let h = Harness()
         await h.initialize()
-        await h.request(1, "shutdown")
+        await h.request(1, ShutdownRequest.self, NoParams())
         #expect(await h.awaitReply(1)["result"] == .null)
-        await h.request(2, "ping")
+        await h.request(2, PingRequest.self, PingParams())
         #expect(await h.awaitReply(2)["error"]?["code"] == .int(-32600))
         await h.send(["jsonrpc": "2.0", "method": "exit"])
         #expect(h.exitCode.withLock { $0 } == 0)
@@ -168,7 +186,7 @@ struct Harness {
     @Test func endOfInputCancelsInFlightRequestsAndExits() async {
         let h = Harness()
         await h.initialize()
-        await h.request(1, "ping", ["delayMs": 60_000])
+        await h.request(1, PingRequest.self, PingParams(delayMs: 60_000))
         let (stream, continuation) = AsyncStream<FrameEvent>.makeStream()
         continuation.finish()
         await h.daemon.run(events: stream)
@@ -189,7 +207,7 @@ struct Harness {
     @Test func streamingSendsPartialsAndProgressBeforeTheReply() async {
         let h = Harness()
         await h.initialize()
-        await h.request(1, "debug/stream", ["count": 5, "workDoneToken": "w", "partialResultToken": "p"])
+        await h.request(1, DebugStreamRequest.self, DebugStreamParams(count: 5, workDoneToken: .string("w"), partialResultToken: .string("p")))
         _ = await h.awaitReply(1)
         let messages = await h.recorder.messages.dropFirst()
         let partials = messages.filter { $0["params"]?["token"] == "p" }.compactMap { $0["params"]?["value"]?["index"] }

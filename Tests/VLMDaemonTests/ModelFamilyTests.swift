@@ -18,15 +18,22 @@ private struct TextFileFamily: ModelFamily {
 
     struct NotText: Error, CustomStringConvertible { var description: String { "not UTF-8 text" } }
 
-    func load(_ request: ModelLoadRequest) throws -> Model {
+    func load(_ request: ModelLoadArguments) throws -> Model {
         guard let text = String(data: try Data(contentsOf: request.file), encoding: .utf8) else { throw NotText() }
         return Model(id: request.id, path: request.file.path, text: text)
     }
 
     func unloaded(id: String, services: Services) { unloads.withLock { $0.append(id) } }
 
+    /// The family's own method, declared as every method is: one request type.
+    struct ReadRequest: RequestType {
+        typealias Params = ModelsUnloadParams
+        typealias Result = String
+        static let method = "textfile/read"
+    }
+
     func registerHandlers(_ table: inout HandlerTable, services: Services) {
-        table.register("textfile/read") { (params: ModelsUnloadParams, _) -> String in
+        table.register(ReadRequest.self) { params, _ in
             try await services.model(params.id, of: TextFileFamily.self).text
         }
     }
