@@ -90,17 +90,19 @@ func registerPromptHandlers(_ table: inout HandlerTable, services: Services) {
 /// accuracies and nearest tokens are VLMWire's types in the engine already; the result differs on
 /// purpose (the learned prompt's tensors stay in the daemon; the method goes by its wire name).
 func summary(_ r: PromptLearningResult, method: PromptLearningConfiguration.Method) -> OptimisePromptResult {
-    OptimisePromptResult(
+    var result = OptimisePromptResult(
         method: wireName(of: method), prompt: r.promptText, templates: r.templates, zeroShot: r.zeroShot,
         bankEnsemble: r.bankEnsemble, learned: r.learned, trainAccuracy: r.trainAccuracy, nearestTokens: r.nearestTokens,
         fluency: r.fluency, initialTrainingLoss: r.initialTrainingLoss, finalTrainingLoss: r.finalTrainingLoss,
         stepsRun: r.stepsRun, bestStep: r.bestStep, stoppedEarly: r.stoppedEarly, trainImages: 0, validationImages: 0,
         testImages: 0, savedTo: nil, configuration: (try? JSONCoding.value(of: r.configuration)) ?? .null, seconds: 0)
+    result.nearestWordAccuracy = r.nearestWordAccuracy
+    return result
 }
 
 /// The protocol's names of the prompt-learning methods (after the papers: CoOp, PEZ).
 let wireMethodNames: KeyValuePairs<String, PromptLearningConfiguration.Method> = [
-    "coop": .soft, "pez": .projected, "bank": .templateBank, "lm": .languageModel,
+    "coop": .soft, "pez": .projected, "bank": .templateBank, "lm": .languageModel, "names": .names,
 ]
 
 func wireName(of method: PromptLearningConfiguration.Method) -> String {
@@ -112,7 +114,7 @@ func wireName(of method: PromptLearningConfiguration.Method) -> String {
 func promptConfiguration(_ p: OptimisePromptParams) throws -> PromptLearningConfiguration {
     var c = PromptLearningConfiguration()
     guard let method = wireMethodNames.first(where: { $0.key == p.method })?.value else {
-        throw RPCError.invalidParams("params.method: expected \"coop\", \"pez\", \"bank\" or \"lm\", got \"\(p.method)\"")
+        throw RPCError.invalidParams("params.method: expected \"coop\", \"pez\", \"names\", \"bank\" or \"lm\", got \"\(p.method)\"")
     }
     c.method = method
     if let v = p.shots { guard v >= 1 else { throw RPCError.invalidParams("params.shots: expected an integer ≥ 1") }; c.shots = v }

@@ -40,7 +40,7 @@ public struct LearnedPrompt: Sendable, Equatable, Codable {
             throw PromptLearningError.invalidInput("a class-specific context only applies to its own \(self.classNames.count) classes")
         }
         let layout = try PromptLayout(tokenizer: tokenizer, classNames: names, contextLength: context.count, classSpecific: context.classSpecific,
-                                      maximumTokens: weights.contextLength)
+                                      maximumTokens: weights.contextLength, slot: configuration.contextSlot)
         let objective = PromptObjective(tower: DifferentiableTextTower(weights: weights), layout: layout, logitScale: clip.logitScale)
         let classWeights = objective.classWeights(context)
         return try ZeroShotClassifier(classNames: names, templateEmbeddings: classWeights.map { [$0] })

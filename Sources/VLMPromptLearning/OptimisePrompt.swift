@@ -5,9 +5,9 @@ import VLMLanguage
 /// Few-shot prompt learning for a CLIP model on cached image features: the engine behind the
 /// daemon's `optimise-prompt`.
 ///
-/// Methods (configuration.method): `.soft` (CoOp), `.projected` (PEZ), `.templateBank` (greedy
-/// ensemble selection), `.languageModel` (LM proposals scored by CLIP); KgCoOp and
-/// vocabulary-distance penalties apply to the two gradient methods.
+/// Methods (configuration.method): `.soft` (CoOp), `.projected` (PEZ), `.names` (learned class
+/// names in a fixed template), `.templateBank` (greedy ensemble selection), `.languageModel` (LM
+/// proposals scored by CLIP); KgCoOp and vocabulary-distance penalties apply to the gradient methods.
 ///
 /// All input is validated before any work. `shouldCancel` is checked once per optimiser step
 /// (template added, LM round; LM generation also polls it per token); a cancelled run throws
@@ -87,7 +87,7 @@ func validateInputs(clip: CLIPModel, classNames: [String], train: FeatureSet, va
     }
     guard validation.count > 0 else { throw E.notEnoughExamples("the validation set is empty") }
     switch c.method {
-    case .soft, .projected:
+    case .soft, .projected, .names:
         guard c.steps >= 1 else { throw E.invalidConfiguration("steps must be at least 1, got \(c.steps)") }
         guard c.learningRate > 0, c.learningRate.isFinite else { throw E.invalidConfiguration("learning rate must be positive, got \(c.learningRate)") }
         guard c.warmupSteps >= 0, c.evaluationInterval >= 1 else { throw E.invalidConfiguration("warm-up must be ≥ 0 and the evaluation interval ≥ 1") }

@@ -1,19 +1,33 @@
 import VLMCLIP
 
-/// Where the learnable context sits in each class's prompt (CoOp's "end" class-token position):
+/// Where the learnable context sits in each class's prompt. CoOp's "end" class-token position:
 ///
 ///     [SOT] ctx_1 … ctx_M  <class-name tokens> .  [EOT]
 ///
-/// and how the prompts are packed into rows for the text tower. With a shared context the first
-/// 1 + M positions are the same for every class and, under the causal mask, never see the class
-/// name: they are packed once as a shared prefix, followed by each class's remaining positions
+/// or, when learning names for the classes, in the class name's place inside a fixed template:
+///
+///     [SOT] <template before {}> ctx_1 … ctx_M <template after {}> [EOT]
+///
+/// and how the prompts are packed into rows for the text tower. With a shared context the
+/// positions up to its end are the same for every class and, under the causal mask, never see what
+/// follows: they are packed once as a shared prefix, followed by each class's remaining positions
 /// (name, ".", EOT) as a segment that attends to the prefix. With class-specific contexts every
 /// class is its own segment. Either way only positions up to each prompt's EOT exist.
 struct PromptLayout: Sendable {
+    /// What the context stands for.
+    enum Slot: Sendable, Equatable {
+        /// Words before the class name (CoOp).
+        case beforeClassName
+        /// The class name itself, inside `template` (which holds one "{}").
+        case className(template: String)
+    }
+
     /// Token ids per class as open_clip would see them; the M context slots hold 0 (never looked up).
     let tokens: [[Int32]]
     let contextLength: Int  // M
     let classSpecific: Bool
+    /// Position of the first context vector in every prompt.
+    let contextStart: Int
     /// Packed rows: each row's position in its prompt and its token (nil: a context slot).
     let positions: [Int]
     let rowTokens: [Int32?]
@@ -25,13 +39,14 @@ struct PromptLayout: Sendable {
 
     var classCount: Int { tokens.count }
     var rowCount: Int { positions.count }
-    static let firstContextPosition = 1
 
-    init(tokenizer: CLIPTokenizer, classNames: [String], contextLength: Int, classSpecific: Bool, maximumTokens: Int) throws {
+    init(tokenizer: CLIPTokenizer, classNames: [String], contextLength: Int, classSpecific: Bool, maximumTokens: Int,
+         slot: Slot = .beforeClassName) throws {
         var rows: [[Int32]] = []
+        let before = slot.tokensBefore(tokenizer: tokenizer)
         for (index, name) in classNames.enumerated() {
-            let row = [tokenizer.startOfText] + [Int32](repeating: 0, count: contextLength)
-                + tokenizer.encode(name + ".") + [tokenizer.endOfText]
+            let row = [tokenizer.startOfText] + before + [Int32](repeating: 0, count: contextLength)
+                + slot.tokensAfter(className: name, tokenizer: tokenizer) + [tokenizer.endOfText]
             guard row.count <= maximumTokens else {
                 throw PromptLearningError.invalidConfiguration(
                     "class \(index) '\(name)' needs \(row.count) tokens with \(contextLength) context vectors; the text tower holds \(maximumTokens)")
@@ -40,7 +55,8 @@ struct PromptLayout: Sendable {
         }
         (tokens, self.contextLength, self.classSpecific) = (rows, contextLength, classSpecific)
 
-        let contextStart = Self.firstContextPosition, contextEnd = Self.firstContextPosition + contextLength
+        let contextStart = 1 + before.count, contextEnd = contextStart + contextLength
+        self.contextStart = contextStart
         var positions: [Int] = [], rowTokens: [Int32?] = [], contextRows: [Int] = [], pooledRows: [Int] = []
         var segments: [Range<Int>] = []
         // Appends positions `range` of class c's prompt as packed rows.
@@ -87,6 +103,22 @@ struct PromptLayout: Sendable {
     }
 }
 
+extension PromptLayout.Slot {
+    /// The template's two sides around its "{}" (CoOp: nothing before, the name and "." after).
+    private var templateSides: (before: String, after: String)? {
+        guard case let .className(template) = self, let hole = template.range(of: "{}") else { return nil }
+        return (String(template[..<hole.lowerBound]), String(template[hole.upperBound...]))
+    }
+
+    func tokensBefore(tokenizer: CLIPTokenizer) -> [Int32] {
+        templateSides.map { tokenizer.encode($0.before) } ?? []
+    }
+
+    func tokensAfter(className: String, tokenizer: CLIPTokenizer) -> [Int32] {
+        templateSides.map { tokenizer.encode($0.after) } ?? tokenizer.encode(className + ".")
+    }
+}
+
 /// The learnable context: M vectors of the text width, shared by all classes or one set per class.
 public struct ContextVectors: Sendable, Equatable, Codable {
     public let count: Int  // M
@@ -106,5 +138,12 @@ public struct ContextVectors: Sendable, Equatable, Codable {
     func vector(group g: Int, position m: Int) -> ArraySlice<Float> {
         let start = (g * count + m) * width
         return values[start..<start + width]
+    }
+}
+
+extension PromptLearningConfiguration {
+    /// Where a learned context goes: in the class name's place for `.names`, before it otherwise.
+    var contextSlot: PromptLayout.Slot {
+        method == .names ? .className(template: startingTemplate) : .beforeClassName
     }
 }

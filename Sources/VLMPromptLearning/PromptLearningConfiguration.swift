@@ -13,6 +13,10 @@ public struct PromptLearningConfiguration: Sendable, Codable, Equatable {
         case templateBank
         /// A language model proposes templates (LLM-as-optimiser); CLIP scores them on the training shots.
         case languageModel
+        /// Learning to Name Classes (Parisot et al. 2023): the class name inside a fixed readable
+        /// template (`startingTemplate`) is replaced by learned word embeddings, one set per class;
+        /// the result is read back as each class's nearest real words.
+        case names
     }
 
     /// JSON: `{"phrase": "a photo of a"}` or `"random"`.

@@ -25,6 +25,10 @@ public struct PromptLearningResult: Sendable, Codable {
     public var trainAccuracy: Double
     /// Soft/projected: per context group, per position, the nearest word token and the distance to it.
     public var nearestTokens: [[NearestToken]]
+    /// Names: each class's learned name read as its nearest real words, and the accuracy with
+    /// those words in place of the learned vectors.
+    public var nearestWordNames: [String] = []
+    public var nearestWordAccuracy: SplitAccuracy?
     /// Bank/LM: the selected templates.
     public var templates: [String]
     /// Mean per-token log-likelihood of the prompt text under the language model, when one was given.

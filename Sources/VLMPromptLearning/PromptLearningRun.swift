@@ -34,7 +34,7 @@ struct PromptLearningRun {
             stepsRun: 0, bestStep: 0, stoppedEarly: false, cancelled: false, configuration: configuration)
         let finalWeights: [[Float]]
         switch configuration.method {
-        case .soft, .projected:
+        case .soft, .projected, .names:
             finalWeights = try learnContext(anchors: bankWeights, into: &result, shouldCancel: shouldCancel, onStep: onStep)
         case .templateBank:
             let selection = TemplateBankSelection(bank: configuration.bank, embeddings: bankPerTemplate, logitScale: clip.logitScale,
@@ -57,7 +57,8 @@ struct PromptLearningRun {
             (result.stepsRun, result.cancelled) = (outcome.roundsRun, outcome.cancelled)
             (result.proposalsReceived, result.validProposals) = (outcome.proposalsSeen, outcome.validProposals)
         }
-        result.promptText = result.learnedPrompt.templates.joined(separator: "; ")
+        // Learned names read as the template filled with each class's nearest words.
+        result.promptText = (configuration.method == .names ? result.templates : result.learnedPrompt.templates).joined(separator: "; ")
         result.learned = accuracy(finalWeights)
         result.trainAccuracy = score(classWeights: finalWeights, images: train, logitScale: clip.logitScale).accuracy
         return result
@@ -69,7 +70,7 @@ struct PromptLearningRun {
         let weights = clip.textTowerWeights
         let initial = initialContext(weights: weights)
         let layout = try PromptLayout(tokenizer: tokenizer, classNames: classNames, contextLength: initial.count, classSpecific: initial.classSpecific,
-                                      maximumTokens: weights.contextLength)
+                                      maximumTokens: weights.contextLength, slot: configuration.contextSlot)
         var objective = PromptObjective(tower: DifferentiableTextTower(weights: weights), layout: layout, logitScale: clip.logitScale)
         if configuration.textAnchorWeight > 0 {
             objective.anchors = anchors
@@ -84,6 +85,9 @@ struct PromptLearningRun {
         result.learnedPrompt.context = outcome.best
         result.learnedPrompt.templates = texts
         result.templates = configuration.method == .projected ? texts : []
+        if configuration.method == .names {
+            try readNames(reading.map(\.text), into: &result, shouldCancel: shouldCancel)
+        }
         result.initialTrainingLoss = outcome.initialLoss
         result.finalTrainingLoss = outcome.finalLoss
         (result.stepsRun, result.bestStep) = (outcome.stepsRun, outcome.bestStep)
@@ -91,11 +95,29 @@ struct PromptLearningRun {
         return objective.classWeights(outcome.best)
     }
 
+    /// Learned names read as their nearest words: the readable prompts (the template filled with
+    /// each class's words) and the accuracy of those real words in place of the learned vectors.
+    private func readNames(_ words: [String], into result: inout PromptLearningResult, shouldCancel: () -> Bool) throws {
+        let template = configuration.startingTemplate
+        let readable = TemplateEmbeddings(clip: clip, tokenizer: tokenizer, classNames: words)
+        result.nearestWordNames = words
+        result.nearestWordAccuracy = accuracy(try readable.classWeights(template, shouldCancel: shouldCancel))
+        result.learnedPrompt.templates = [template]
+        result.templates = words.map { PromptTemplates.fill(template, with: $0) }
+    }
+
     /// The phrase's token embeddings (M = its token count), or N(0, 0.02²) vectors from the seed.
+    /// Learned names start from each class name's mean token embedding (M = 1), or, with a random
+    /// initialisation, from `contextLength` random vectors per class.
     func initialContext(weights: TextTowerWeights) -> ContextVectors {
         let width = weights.width
-        let groups = configuration.classSpecific ? classNames.count : 1
+        let groups = configuration.classSpecific || configuration.method == .names ? classNames.count : 1
         switch configuration.initialisation {
+        case .phrase where configuration.method == .names:
+            let values = classNames.flatMap { name in
+                meanTokenEmbedding(tokenizer.encode(name), weights: weights)
+            }
+            return ContextVectors(count: 1, width: width, classSpecific: true, values: values)
         case let .phrase(text):
             let ids = tokenizer.encode(text)
             let vectors = ids.flatMap { Array(weights.tokenEmbedding[Int($0) * width..<(Int($0) + 1) * width]) }
@@ -104,7 +126,16 @@ struct PromptLearningRun {
         case .random:
             var rng = SplitMix64(seed: configuration.seed)
             let values = (0..<groups * configuration.contextLength * width).map { _ in Float(0.02 * rng.nextGaussian()) }
-            return ContextVectors(count: configuration.contextLength, width: width, classSpecific: configuration.classSpecific, values: values)
+            return ContextVectors(count: configuration.contextLength, width: width, classSpecific: groups > 1, values: values)
         }
+    }
+
+    private func meanTokenEmbedding(_ ids: [Int32], weights: TextTowerWeights) -> [Float] {
+        let width = weights.width
+        var mean = [Float](repeating: 0, count: width)
+        for id in ids {
+            for d in 0..<width { mean[d] += weights.tokenEmbedding[Int(id) * width + d] / Float(ids.count) }
+        }
+        return mean
     }
 }

@@ -26,7 +26,7 @@ public struct OptimisePromptParams: Codable, Sendable {
     public var model: String?
     public var lm: String?
     public var dataset: PromptDatasetParam
-    /// "coop" (soft context), "pez" (projected onto real tokens), "bank" (template-bank selection), "lm" (language-model proposals).
+    /// "coop" (soft context), "pez" (projected onto real tokens), "bank" (template-bank selection), "lm" (language-model proposals), "names" (learned class names in a fixed template).
     public var method: String
     public var shots: Int?
     public var validationPerClass: Int?
@@ -130,6 +130,8 @@ public struct OptimisePromptResult: Codable, Sendable {
     public var nearestTokens: [[NearestTokenInfo]]
     /// Mean per-token log-likelihood of the prompt under the language model, when one was used.
     public var fluency: Double?
+    /// Method "names": accuracy with each learned name replaced by its nearest real words.
+    public var nearestWordAccuracy: AccuracyPair?
     public var initialTrainingLoss: Float?
     public var finalTrainingLoss: Float?
     public var stepsRun: Int

@@ -5,7 +5,7 @@ import VLMWire
 struct OptimisePrompt: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "optimise-prompt",
-        abstract: "Few-shot prompt learning for CLIP classification (coop, pez, bank, lm), with live progress.")
+        abstract: "Few-shot prompt learning for CLIP classification (coop, pez, names, bank, lm), with live progress.")
 
     @OptionGroup var options: DaemonOptions
     @OptionGroup var clip: CLIPOptions
@@ -25,7 +25,7 @@ struct OptimisePrompt: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Evaluate only the first N test records.")
     var testLimit: Int?
 
-    @Option(help: "coop (soft context), pez (projected onto real tokens), bank (template selection), lm (language-model proposals).")
+    @Option(help: "coop (soft context), pez (projected onto real tokens), names (learned class names), bank (template selection), lm (language-model proposals).")
     var method = "coop"
 
     @Option(parsing: .unconditional, help: "Training images per class.")
@@ -100,7 +100,9 @@ func describeStep(_ step: OptimisePromptStep) -> String {
 func renderPromptResult(_ r: OptimisePromptResult) -> String {
     func percent(_ value: Double?) -> String { value.map { String(format: "%6.2f%%", 100 * $0) } ?? "      —" }
     var lines = ["", "                 validation     test"]
-    for (name, pair) in [("zero-shot", r.zeroShot), ("bank ensemble", r.bankEnsemble), ("learned", r.learned)] {
+    let rows = [("zero-shot", r.zeroShot), ("bank ensemble", r.bankEnsemble), ("learned", r.learned)]
+        + (r.nearestWordAccuracy.map { [("nearest words", $0)] } ?? [])
+    for (name, pair) in rows {
         lines.append(name.padding(toLength: 16, withPad: " ", startingAt: 0) + "  \(percent(pair.validation))   \(percent(pair.test))")
     }
     lines.append("")
