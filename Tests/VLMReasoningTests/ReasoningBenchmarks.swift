@@ -53,8 +53,10 @@ import VLMLanguage
     func reportBaseline(_ result: ReasoningResult, _ configuration: ReasoningConfiguration, model: LanguageModel,
                         question: String, report: (String) -> Void) throws {
         let builder = PromptBuilder(model: model, stages: configuration.stages, question: question)
-        let evidence = result.evidence.map { "[\($0.text)]\n" }.joined()
-        let prompt = builder.tokens(evidence + "<\(configuration.stages[0].tag)>")
+        // The first unit's prompt, as ReasoningRun builds it: evidence lines only if the first stage is the evidence stage.
+        let first = configuration.stages[0]
+        let evidence = first.role == .evidence ? result.evidence.map { "[\($0.text)]\n" }.joined() : ""
+        let prompt = builder.tokens(evidence + "<\(first.tag)>")
         var cache = model.transformer.makeCache(capacity: model.contextLength)
         let prefillStart = Date()
         let logits = try model.prefill(prompt, cache: &cache)
