@@ -96,7 +96,7 @@ public final class CLIPModel: @unchecked Sendable {
     {
         var grid = (0, 0)
         let encoded: [([Float], [[Float]])] = try forEachImageChunk(pixels, count: count) { chunk, n, scratch in
-            countPasses(type(of: imageTower).encodesBothInOnePass ? 1 : 2)
+            countPasses(1)
             let both = try imageTower.encodeWithDense(chunk, count: n, dense: true, scratch: scratch, shouldCancel: shouldCancel)
             let dense = both.dense!
             grid = (dense.gridHeight, dense.gridWidth)

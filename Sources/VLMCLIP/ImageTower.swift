@@ -16,24 +16,9 @@ protocol ImageTower: Sendable {
     /// Per-cell features, [count, gridHeight · gridWidth, embedDim] row-major.
     func encodeDense(_ pixels: [Float], count: Int, scratch: ScratchBuffer, shouldCancel: () -> Bool) throws
         -> (values: [Float], gridHeight: Int, gridWidth: Int)
-    /// The embeddings and, with `dense`, the per-cell features too.
+    /// The embeddings and, with `dense`, the per-cell features too, from one pass of the trunk.
     func encodeWithDense(_ pixels: [Float], count: Int, dense: Bool, scratch: ScratchBuffer, shouldCancel: () -> Bool) throws
         -> (pooled: [Float], dense: (values: [Float], gridHeight: Int, gridWidth: Int)?)
-    /// Whether `encodeWithDense` computes both from one forward pass.
-    static var encodesBothInOnePass: Bool { get }
-}
-
-extension ImageTower {
-    /// Two passes, one per output (ModifiedResNet's pooled and per-position paths share the trunk, but
-    /// not a function yet).
-    func encodeWithDense(_ pixels: [Float], count: Int, dense: Bool, scratch: ScratchBuffer, shouldCancel: () -> Bool) throws
-        -> (pooled: [Float], dense: (values: [Float], gridHeight: Int, gridWidth: Int)?)
-    {
-        (try encode(pixels, count: count, scratch: scratch, shouldCancel: shouldCancel),
-         dense ? try encodeDense(pixels, count: count, scratch: scratch, shouldCancel: shouldCancel) : nil)
-    }
-
-    static var encodesBothInOnePass: Bool { false }
 }
 
 /// Swaps the two inner axes of [batch, rows, cols] (NCHW feature maps ↔ [batch, positions, channels]).

@@ -72,6 +72,15 @@ struct ModifiedResNet: ImageTower {
         let x = try features(pixels, count: count, scratch: scratch, shouldCancel: shouldCancel)
         return (attentionPool.perPosition(x.values, batch: count), x.height, x.width)
     }
+
+    /// The pooled embedding and the per-position features share the trunk: one pass, two heads.
+    func encodeWithDense(_ pixels: [Float], count: Int, dense: Bool, scratch: ScratchBuffer, shouldCancel: () -> Bool) throws
+        -> (pooled: [Float], dense: (values: [Float], gridHeight: Int, gridWidth: Int)?)
+    {
+        let x = try features(pixels, count: count, scratch: scratch, shouldCancel: shouldCancel)
+        let pooled = attentionPool.pooled(x.values, batch: count, scratch: scratch)
+        return (pooled, dense ? (attentionPool.perPosition(x.values, batch: count), x.height, x.width) : nil)
+    }
 }
 
 /// The ResNet bottleneck: 1×1 reduce, 3×3, (average pool when strided), 1×1 expand (×4), plus a shortcut.

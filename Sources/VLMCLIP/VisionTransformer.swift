@@ -38,8 +38,6 @@ struct CLIPVisionTower: ImageTower {
         projection = try checkpoint.projection("visual.proj", in: width, out: config.embedDim)
     }
 
-    static var encodesBothInOnePass: Bool { true }
-
     func encode(_ pixels: [Float], count: Int, scratch: ScratchBuffer, shouldCancel: () -> Bool) throws -> [Float] {
         try encodeWithDense(pixels, count: count, dense: false, scratch: scratch, shouldCancel: shouldCancel).pooled
     }
