@@ -147,18 +147,19 @@ struct Classify: AsyncParsableCommand {
 }
 
 struct Evaluate: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Zero-shot accuracy of a CLIP model on a CIFAR-format dataset.")
+    static let configuration = CommandConfiguration(
+        abstract: "Zero-shot accuracy of a CLIP model on a CIFAR-format dataset or a labelled image list.")
 
     @OptionGroup var options: DaemonOptions
     @OptionGroup var clip: CLIPOptions
 
-    @Option(help: "Dataset file in CIFAR's binary format (e.g. test_batch.bin).")
+    @Option(help: "Dataset file in CIFAR's binary format (e.g. test_batch.bin), or an image list (--format list).")
     var dataset: String
 
-    @Option(help: "Class names: a file with one per line (e.g. batches.meta.txt), or comma-separated.")
-    var labels: String
+    @Option(help: "Class names in label order: a file with one per line (e.g. batches.meta.txt), or comma-separated. Required for CIFAR files; a list's own labels are used when omitted.")
+    var labels: String?
 
-    @Option(help: "cifar10, cifar100 or cifar100-coarse.")
+    @Option(help: "cifar10, cifar100, cifar100-coarse, or list (lines 'path<TAB>label', paths relative to the list).")
     var format = "cifar10"
 
     @Option(help: "Template bank, one template containing {}, or a file with one template per line.")
@@ -176,7 +177,7 @@ struct Evaluate: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let labelList = try listArgument(labels, separator: ",")
+        let labelList = try labels.map { try listArgument($0, separator: ",") }
         let session = try await Session.start(options)
         let model = try await session.loadCLIP(clip.clip)
         let params = EvaluateParams(
@@ -192,7 +193,7 @@ struct Evaluate: AsyncParsableCommand {
         })
         await session.close()
         if json { Terminal.json(result); return }
-        Terminal.line(renderEvaluation(result, labels: labelList))
+        Terminal.line(renderEvaluation(result))
     }
 }
 
@@ -212,7 +213,8 @@ final class LatestValue<Value: Sendable>: @unchecked Sendable {
 }
 
 /// The accuracy table and confusion matrix a person reads.
-func renderEvaluation(_ result: EvaluateResult, labels: [String]) -> String {
+func renderEvaluation(_ result: EvaluateResult) -> String {
+    let labels = result.labels
     var lines = [String(format: "accuracy %.2f%%  top-5 %.2f%%  (%d images, %d templates, %.1f s)",
                         100 * result.accuracy, 100 * result.top5Accuracy, result.count, result.templates, result.seconds)]
     let width = max(8, labels.map(\.count).max() ?? 0)

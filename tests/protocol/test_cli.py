@@ -59,6 +59,23 @@ def test_evaluate_prints_accuracy_and_confusion():
     assert out.stdout.startswith("accuracy ") and "airplane" in out.stdout and "truck" in out.stdout
 
 
+def test_evaluate_a_labelled_image_list_without_labels(tmp_path):
+    """A list carries its own class names: `vlm evaluate --format list` needs no --labels and prints
+    the list's classes (in order of first appearance) in its table."""
+    listing = tmp_path / "list.txt"
+    listing.write_text("".join(f"{IMAGES / image}\t{label}\n" for image, label in
+                               [("chelsea.png", "cat"), ("coffee.png", "cup"), ("astronaut.png", "person")]))
+    out = vlm("evaluate", "--clip", str(RN), "--format", "list", "--dataset", str(listing))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("accuracy ") and "(3 images," in out.stdout
+    rows = [line.split()[0] for line in out.stdout.splitlines()[3:]]
+    assert rows == ["cat", "cup", "person"]
+    help_text = vlm("evaluate", "--help").stdout
+    assert "list" in help_text and "--labels" in help_text
+    refused = vlm("evaluate", "--clip", str(RN), "--dataset", str(SHARED / "data/cifar-10/test_batch.bin"), "--limit", "5")
+    assert refused.returncode == 1 and "labels" in refused.stderr
+
+
 def test_generate_json_final_object():
     out = vlm("generate", "--lm", str(SHARED / "models/stories260K.gguf"), "--max-tokens", "5", "--json", "Once upon a time")
     lines = [json.loads(line) for line in out.stdout.splitlines()]
