@@ -2,8 +2,8 @@
 /// protocol/clip.md and protocol/daemon.md document them; vlmd.schema.json has their schemas.
 
 public struct ModelsLoadParams: Codable, Sendable {
-    /// "clip" (an open_clip model directory), "gguf" (a language model file) or "mmproj" (a LLaVA
-    /// vision tower + projector in llama.cpp's mmproj GGUF layout).
+    /// One of the daemon's registered model families, listed in `initialize`'s `modelKinds` (today
+    /// "clip": an open_clip directory, "gguf": a language model, "mmproj": a vision tower + projector).
     public var kind: String
     public var path: String
     /// The name later requests use; default: the directory or file name.
