@@ -68,5 +68,15 @@ import VLMLanguage
         let rate = Double(plain.tokenIDs.count) / plain.timings.generationSeconds
         report(String(format: "baseline (no engine): vision %.2f s, prefill of the %d-token first prompt %.2f s, plain decode %.1f tok/s (%d tokens)",
                       result.timings.visionSeconds, prompt.count, prefillSeconds, rate, plain.tokenIDs.count))
+        // Later stages decode deeper into the context, where attention costs more per token: the same
+        // plain decode from the point where the steps stage began.
+        guard let steps = configuration.stages.first(where: { $0.role == .steps }),
+              let opening = result.transcript.range(of: "<\(steps.tag)>\n") else { return }
+        let deeper = builder.tokens(String(result.transcript[..<opening.upperBound]))
+        var deepCache = model.transformer.makeCache(capacity: model.contextLength)
+        let deepLogits = try model.prefill(deeper, cache: &deepCache)
+        let deep = try model.continueGeneration(cache: &deepCache, lastLogits: deepLogits, history: deeper, parameters: sampling)
+        report(String(format: "baseline (no engine): plain decode from the %@ stage's position (%d tokens in) %.1f tok/s",
+                      steps.tag, deeper.count, Double(deep.tokenIDs.count) / deep.timings.generationSeconds))
     }
 }
