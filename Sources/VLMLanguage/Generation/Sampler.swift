@@ -78,8 +78,9 @@ public struct Sampler: Sendable {
         let k = topK > 0 ? min(topK, n) : n
         // top-p measures mass against the whole distribution (after top-k): sum of exp(x - best).
         let wholeMass = k == n && topP < 1 ? logits.reduce(0.0) { $0 + Double(expf($1 - best)) } : 0
-        // min-p keeps p >= minP * p_best, i.e. x >= best + ln(minP): the first head already holds them all.
-        var spread = max(16, minP > 0 ? -logf(minP) : 0)
+        // With no filter every token is a candidate: one full sort. min-p keeps p >= minP * p_best, i.e.
+        // x >= best + ln(minP): the first head already holds them all.
+        var spread: Float = k == n && topP >= 1 && minP <= 0 ? .infinity : max(16, minP > 0 ? -logf(minP) : 0)
         while true {
             let threshold = spread.isFinite ? best - spread : -Float.infinity
             let head = sortedIndices(logits, atLeast: threshold)
@@ -111,8 +112,6 @@ public struct Sampler: Sendable {
                 if cumulative >= Double(topP) * mass { cut = i + 1; break }
             }
             if let cut { kept = Array(kept.prefix(cut)) } else if !keptIsWholePool { return nil }
-        } else if !keptIsWholePool && minP <= 0 {
-            return nil  // no filter bounds the candidates: they are the whole vocabulary
         }
         if minP > 0 { kept = Array(kept.prefix { expf(logits[$0] - best) >= minP }) }
         return kept
