@@ -34,10 +34,10 @@ let toolTable: [ToolDefinition] = [
         name: "classify", method: ClassifyRequest.method, title: "Zero-shot classification",
         description: "Zero-shot classifies images over the given labels with a loaded CLIP model (softmax over prompt-template similarities). Returns per-image probabilities in label order and the top labels."),
     ToolDefinition(
-        name: "encode_text", method: "encode-text", title: "CLIP text embeddings",
+        name: "encode_text", method: EncodeTextRequest.method, title: "CLIP text embeddings",
         description: "Encodes texts into L2-normalised CLIP text embeddings with a loaded CLIP model, optionally averaged over prompt templates (as classify does for its labels)."),
     ToolDefinition(
-        name: "attribute", method: "attribute", title: "Patch attribution",
+        name: "attribute", method: AttributeRequest.method, title: "Patch attribution",
         description: "Shows which parts of an image match each text, with a loaded CLIP model: per text, an attribution map over the image's patch grid, the selected cells or box, and (with heatmapsInline) a heatmap image."),
     ToolDefinition(
         name: "generate_with_visual_selection", method: VisualReasoningRequest.method,
