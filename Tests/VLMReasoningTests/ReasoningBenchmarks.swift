@@ -57,26 +57,31 @@ import VLMLanguage
         let first = configuration.stages[0]
         let evidence = first.role == .evidence ? result.evidence.map { "[\($0.text)]\n" }.joined() : ""
         let prompt = builder.tokens(evidence + "<\(first.tag)>")
-        var cache = model.transformer.makeCache(capacity: model.contextLength)
-        let prefillStart = Date()
-        let logits = try model.prefill(prompt, cache: &cache)
-        let prefillSeconds = Date().timeIntervalSince(prefillStart)
         let sampling = SamplingParameters(temperature: configuration.temperature, topP: configuration.topP,
                                           repetitionPenalty: configuration.repetitionPenalty, seed: 1,
                                           maxTokens: configuration.maxTokensPerStage, logProbabilities: true)
-        let plain = try model.continueGeneration(cache: &cache, lastLogits: logits, history: prompt, parameters: sampling)
-        let rate = Double(plain.tokenIDs.count) / plain.timings.generationSeconds
+        let start = try plainDecode(after: prompt, model: model, sampling: sampling)
         report(String(format: "baseline (no engine): vision %.2f s, prefill of the %d-token first prompt %.2f s, plain decode %.1f tok/s (%d tokens)",
-                      result.timings.visionSeconds, prompt.count, prefillSeconds, rate, plain.tokenIDs.count))
+                      result.timings.visionSeconds, prompt.count, start.prefillSeconds, start.tokensPerSecond, start.tokens))
         // Later stages decode deeper into the context, where attention costs more per token: the same
         // plain decode from the point where the steps stage began.
         guard let steps = configuration.stages.first(where: { $0.role == .steps }),
               let opening = result.transcript.range(of: "<\(steps.tag)>\n") else { return }
         let deeper = builder.tokens(String(result.transcript[..<opening.upperBound]))
-        var deepCache = model.transformer.makeCache(capacity: model.contextLength)
-        let deepLogits = try model.prefill(deeper, cache: &deepCache)
-        let deep = try model.continueGeneration(cache: &deepCache, lastLogits: deepLogits, history: deeper, parameters: sampling)
+        let deep = try plainDecode(after: deeper, model: model, sampling: sampling)
         report(String(format: "baseline (no engine): plain decode from the %@ stage's position (%d tokens in) %.1f tok/s",
-                      steps.tag, deeper.count, Double(deep.tokenIDs.count) / deep.timings.generationSeconds))
+                      steps.tag, deeper.count, deep.tokensPerSecond))
+    }
+
+    /// Prefills `prompt` in a fresh cache, then decodes from it with `sampling`.
+    func plainDecode(after prompt: [Int32], model: LanguageModel, sampling: SamplingParameters) throws
+        -> (prefillSeconds: Double, tokensPerSecond: Double, tokens: Int)
+    {
+        var cache = model.transformer.makeCache(capacity: model.contextLength)
+        let prefillStart = Date()
+        let logits = try model.prefill(prompt, cache: &cache)
+        let prefillSeconds = Date().timeIntervalSince(prefillStart)
+        let plain = try model.continueGeneration(cache: &cache, lastLogits: logits, history: prompt, parameters: sampling)
+        return (prefillSeconds, Double(plain.tokenIDs.count) / plain.timings.generationSeconds, plain.tokenIDs.count)
     }
 }
