@@ -149,14 +149,14 @@ class VlmdClient(TypedMethods):
         return await client._initialize(client_name, initialization_options)
 
     @classmethod
-    async def open(cls, command: list[str] | None = None, *, socket_path: str | None = None,
+    async def open(cls, command: list[str] | None = None, *, socket_path: str | None = None, stderr=None,
                    **options) -> "VlmdClient":
         """The shared daemon if one listens at `socket_path` (default: `default_socket_path()`),
-        otherwise a private subprocess started with `command`."""
+        otherwise a private subprocess started with `command` (its stderr goes to `stderr`)."""
         try:
             return await cls.connect(socket_path, **options)
         except (FileNotFoundError, ConnectionRefusedError):
-            return await cls.start(command, **options)
+            return await cls.start(command, stderr=stderr, **options)
 
     @property
     def shared(self) -> bool:

@@ -83,7 +83,7 @@ def test_open_uses_the_shared_daemon_when_one_listens_and_starts_one_otherwise(s
         shared = await VlmdClient.open([vlmd_path(), "--log-level", "off"], socket_path=str(sock))
         assert shared.shared
         await shared.close()
-        private = await VlmdClient.open([vlmd_path(), "--log-level", "off"],
+        private = await VlmdClient.open([vlmd_path(), "--log-level", "off"], stderr=asyncio.subprocess.DEVNULL,
                                         socket_path=str(tmp_path / "nobody" / "vlmd.sock"))
         assert not private.shared and private.process.returncode is None
         assert await private.close() == 0
