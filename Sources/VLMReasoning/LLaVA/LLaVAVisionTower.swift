@@ -17,7 +17,7 @@ import VLMTensor
 import VLMVision
 
 /// `@unchecked Sendable`: immutable after load (weights are read-only views of a mapping).
-public final class LLaVAVisionTower: @unchecked Sendable {
+public final class LLaVAVisionTower: MultimodalProjector, @unchecked Sendable {
     public let hyperparameters: MMProjHyperparameters
     let weights: MMProjWeights
     public let threads: Int
@@ -37,9 +37,11 @@ public final class LLaVAVisionTower: @unchecked Sendable {
     /// Whether the last image token carries the class token (and token i patch i+1).
     public var hasClassToken: Bool { weights.vit.classEmbedding != nil }
 
-    /// Checks the projector feeds a language model of width `width`.
-    public func checkCompatible(languageModelWidth width: Int) throws {
-        guard width == outputWidth else { throw MMProjError.widthMismatch(projector: outputWidth, languageModel: width) }
+    public var projectorType: String { "mlp" }
+
+    /// LLaVA-1.5 (mtmd): the image's tokens alone, no text around them.
+    public func imageTokens(for image: RGBImage, shouldCancel: () -> Bool) throws -> ImageTokens {
+        ImageTokens(chunks: [.embeddings(try encode(image), count: tokenCount)])
     }
 
     /// Preprocesses and encodes `image`: [tokenCount][outputWidth], row-major.

@@ -51,6 +51,13 @@ public struct MMProjHyperparameters: Sendable, Equatable {
     /// Limits that keep a hostile header from asking for absurd allocations.
     static let maxImageSize = 4096, maxWidth = 16384, maxBlocks = 256
 
+    /// `clip.projector_type` (older files: `clip.vision.projector_type`).
+    static func projectorType(_ gguf: GGUFFile) throws -> String {
+        let type = (try? gguf.string("clip.projector_type")) ?? (try? gguf.string("clip.vision.projector_type"))
+        guard let type else { throw MMProjError.badKey(key: "clip.projector_type", reason: "missing") }
+        return type
+    }
+
     init(gguf: GGUFFile) throws {
         func int(_ key: String, _ range: ClosedRange<Int>) throws -> Int {
             let value: Int
@@ -71,9 +78,8 @@ public struct MMProjHyperparameters: Sendable, Equatable {
         guard bool("clip.has_vision_encoder") == true else {
             throw MMProjError.badKey(key: "clip.has_vision_encoder", reason: "missing or false: no vision tower in this file")
         }
-        let projector = (try? gguf.string("clip.projector_type")) ?? (try? gguf.string("clip.vision.projector_type"))
-        guard let projector else { throw MMProjError.badKey(key: "clip.projector_type", reason: "missing") }
-        guard projector == "mlp" else { throw MMProjError.notSupported("projector type '\(projector)' (only LLaVA-1.5's 'mlp')") }
+        let projector = try Self.projectorType(gguf)
+        guard projector == "mlp" else { throw MMProjError.notSupported("projector type '\(projector)' is not LLaVA-1.5's 'mlp'") }
 
         imageSize = try int("clip.vision.image_size", 1...Self.maxImageSize)
         patchSize = try int("clip.vision.patch_size", 1...imageSize)

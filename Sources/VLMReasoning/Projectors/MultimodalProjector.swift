@@ -1,0 +1,75 @@
+// What an image becomes in a language model's context. A projector file (llama.cpp's mmproj GGUF)
+// declares its type in `clip.projector_type`; each type has its own tower, its own preprocessing
+// (one view, or tiles plus a global view) and its own text layout around the image tokens, exactly as
+// llama.cpp's `mtmd` builds them. Callers (plain multimodal `generate`, visual reasoning) only see the
+// ordered chunks.
+import Foundation
+import VLMImage
+import VLMLanguage
+
+/// One piece of an image's place in the context, in order.
+public enum ImageChunk: Sendable {
+    /// Text around or between image tokens (tile markers such as `<row_1_col_1>`), tokenised with
+    /// special tokens parsed, as mtmd tokenises its marker text.
+    case text(String)
+    /// `count` image-token embeddings, row-major, of the projector's output width.
+    case embeddings([Float], count: Int)
+}
+
+/// An encoded image: the chunks it contributes to the context.
+public struct ImageTokens: Sendable {
+    public var chunks: [ImageChunk]
+
+    public init(chunks: [ImageChunk]) { self.chunks = chunks }
+
+    /// Image-token embeddings across all chunks (the count `imageTokens` reports).
+    public var embeddingCount: Int {
+        chunks.reduce(0) { total, chunk in
+            if case let .embeddings(_, count) = chunk { return total + count }
+            return total
+        }
+    }
+
+    /// The language model's prompt segments for these chunks.
+    public func segments(tokenizer: Tokenizer) -> [PromptSegment] {
+        chunks.map { chunk in
+            switch chunk {
+            case let .text(text): .tokens(tokenizer.encode(text, addSpecial: false, parseSpecial: true))
+            case let .embeddings(values, count): .embeddings(values, count: count)
+            }
+        }
+    }
+}
+
+/// A vision tower plus projector that turns an image into language-model context.
+public protocol MultimodalProjector: AnyObject, Sendable {
+    /// `clip.projector_type` of the file ("mlp" for LLaVA-1.5, "idefics3", ...).
+    var projectorType: String { get }
+    /// Width of the image-token embeddings; must equal the language model's embedding width.
+    var outputWidth: Int { get }
+    /// Preprocesses and encodes `image` into its chunks.
+    func imageTokens(for image: RGBImage, shouldCancel: () -> Bool) throws -> ImageTokens
+}
+
+extension MultimodalProjector {
+    /// Checks the projector feeds a language model of width `width`.
+    public func checkCompatible(languageModelWidth width: Int) throws {
+        guard width == outputWidth else { throw MMProjError.widthMismatch(projector: outputWidth, languageModel: width) }
+    }
+}
+
+/// Opens a projector file by its declared type.
+public enum MultimodalProjectors {
+    /// Projector types this runtime loads.
+    public static let supportedTypes = ["mlp"]
+
+    public static func load(url: URL, threads: Int = 1) throws -> any MultimodalProjector {
+        let gguf = try GGUFFile(url: url)
+        let type = try MMProjHyperparameters.projectorType(gguf)
+        switch type {
+        case "mlp": return try LLaVAVisionTower(url: url, threads: threads)
+        default:
+            throw MMProjError.notSupported("projector type '\(type)' (supported: \(supportedTypes.joined(separator: ", ")))")
+        }
+    }
+}
