@@ -6,15 +6,12 @@ public enum CLIPError: Error, CustomStringConvertible, Equatable {
     case unsupportedArchitecture(String)
     /// Bad caller input: wrong pixel count, token id out of range, empty batch...
     case invalidInput(String)
-    /// The `shouldCancel` callback asked to stop.
-    case cancelled
 
     public var description: String {
         switch self {
         case let .invalidConfig(path, reason): return "invalid open_clip config \(path): \(reason)"
         case let .unsupportedArchitecture(what): return "unsupported CLIP architecture: \(what)"
         case let .invalidInput(reason): return "invalid input: \(reason)"
-        case .cancelled: return "cancelled"
         }
     }
 }

@@ -64,25 +64,25 @@ public final class CLIPModel: @unchecked Sendable {
 
     /// L2-normalised image embeddings for `count` images given as one NCHW float array of
     /// [count, 3, imageSize, imageSize], already preprocessed (resized, cropped, normalised with
-    /// `preprocess.mean` / `preprocess.std`). `shouldCancel` is checked between layers; `progress`
+    /// `preprocess.mean` / `preprocess.std`). cancellation is checked between layers; `progress`
     /// receives (images done, total) after each chunk of `imageChunk` images.
     public func encodeImages(
-        _ pixels: [Float], count: Int, shouldCancel: () -> Bool = { false }, progress: (Int, Int) -> Void = { _, _ in }
+        _ pixels: [Float], count: Int, compute: ComputeContext = ComputeContext(), progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> [[Float]] {
         try forEachImageChunk(pixels, count: count, progress: progress) { chunk, n, scratch in
             countPasses(1)
-            return embeddings(try imageTower.encode(chunk, count: n, scratch: scratch, shouldCancel: shouldCancel), count: n)
+            return embeddings(try imageTower.encode(chunk, count: n, scratch: scratch, compute: compute), count: n)
         }
     }
 
     /// Per-position image features ([gridHeight · gridWidth][embedDim] per image, not normalised):
     /// ViT patch tokens after ln_post and proj; for ModifiedResNet, attnpool's value and output
     /// projections applied to each position.
-    public func encodeImageDense(_ pixels: [Float], count: Int, shouldCancel: () -> Bool = { false }) throws -> DenseImageFeatures {
+    public func encodeImageDense(_ pixels: [Float], count: Int, compute: ComputeContext = ComputeContext()) throws -> DenseImageFeatures {
         var grid = (0, 0)
         let maps: [[[Float]]] = try forEachImageChunk(pixels, count: count) { chunk, n, scratch in
             countPasses(1)
-            let dense = try imageTower.encodeDense(chunk, count: n, scratch: scratch, shouldCancel: shouldCancel)
+            let dense = try imageTower.encodeDense(chunk, count: n, scratch: scratch, compute: compute)
             grid = (dense.gridHeight, dense.gridWidth)
             return cellMaps(dense.values, count: n, cells: dense.gridHeight * dense.gridWidth)
         }
@@ -91,13 +91,13 @@ public final class CLIPModel: @unchecked Sendable {
 
     /// `encodeImages` and `encodeImageDense` of the same images together, from one forward pass of a
     /// ViT tower (ModifiedResNet still runs two).
-    public func encodeImagesWithDense(_ pixels: [Float], count: Int, shouldCancel: () -> Bool = { false }) throws
+    public func encodeImagesWithDense(_ pixels: [Float], count: Int, compute: ComputeContext = ComputeContext()) throws
         -> (embeddings: [[Float]], dense: DenseImageFeatures)
     {
         var grid = (0, 0)
         let encoded: [([Float], [[Float]])] = try forEachImageChunk(pixels, count: count) { chunk, n, scratch in
             countPasses(1)
-            let both = try imageTower.encodeWithDense(chunk, count: n, dense: true, scratch: scratch, shouldCancel: shouldCancel)
+            let both = try imageTower.encodeWithDense(chunk, count: n, dense: true, scratch: scratch, compute: compute)
             let dense = both.dense!
             grid = (dense.gridHeight, dense.gridWidth)
             return Array(zip(embeddings(both.pooled, count: n), cellMaps(dense.values, count: n, cells: dense.gridHeight * dense.gridWidth)))
@@ -124,7 +124,7 @@ public final class CLIPModel: @unchecked Sendable {
 
     /// L2-normalised text embeddings for token rows from `CLIPTokenizer` (each row 1...contextLength
     /// ids; shorter rows are treated as zero-padded).
-    public func encodeText(_ tokens: [[Int32]], shouldCancel: () -> Bool = { false }) throws -> [[Float]] {
+    public func encodeText(_ tokens: [[Int32]], compute: ComputeContext = ComputeContext()) throws -> [[Float]] {
         guard !tokens.isEmpty else { return [] }
         for (index, row) in tokens.enumerated() {
             guard !row.isEmpty, row.count <= config.text.contextLength else {
@@ -135,7 +135,7 @@ public final class CLIPModel: @unchecked Sendable {
             }
         }
         let scratch = ScratchBuffer()
-        let rows = try textTower.encode(tokens, scratch: scratch, shouldCancel: shouldCancel)
+        let rows = try textTower.encode(tokens, scratch: scratch, compute: compute)
         return (0..<tokens.count).map { l2Normalized(Array(rows[$0 * embedDim..<($0 + 1) * embedDim])) }
     }
 

@@ -12,12 +12,12 @@ public struct DenseImageFeatures: Sendable, Equatable {
 /// An image encoder: NCHW pixel batches in, embedding rows out.
 protocol ImageTower: Sendable {
     /// Unnormalised embeddings, [count, embedDim] row-major.
-    func encode(_ pixels: [Float], count: Int, scratch: ScratchBuffer, shouldCancel: () -> Bool) throws -> [Float]
+    func encode(_ pixels: [Float], count: Int, scratch: ScratchBuffer, compute: ComputeContext) throws -> [Float]
     /// Per-cell features, [count, gridHeight · gridWidth, embedDim] row-major.
-    func encodeDense(_ pixels: [Float], count: Int, scratch: ScratchBuffer, shouldCancel: () -> Bool) throws
+    func encodeDense(_ pixels: [Float], count: Int, scratch: ScratchBuffer, compute: ComputeContext) throws
         -> (values: [Float], gridHeight: Int, gridWidth: Int)
     /// The embeddings and, with `dense`, the per-cell features too, from one pass of the trunk.
-    func encodeWithDense(_ pixels: [Float], count: Int, dense: Bool, scratch: ScratchBuffer, shouldCancel: () -> Bool) throws
+    func encodeWithDense(_ pixels: [Float], count: Int, dense: Bool, scratch: ScratchBuffer, compute: ComputeContext) throws
         -> (pooled: [Float], dense: (values: [Float], gridHeight: Int, gridWidth: Int)?)
 }
 

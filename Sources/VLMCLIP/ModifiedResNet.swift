@@ -43,43 +43,44 @@ struct ModifiedResNet: ImageTower {
     }
 
     /// The stem and the four stages: NCHW pixels → channels-last [count, size/32, size/32, 32·width].
-    private func features(_ pixels: [Float], count: Int, scratch: ScratchBuffer, shouldCancel: () -> Bool) throws
+    private func features(_ pixels: [Float], count: Int, scratch: ScratchBuffer, compute: ComputeContext) throws
         -> (values: [Float], height: Int, width: Int)
     {
         let channelsLast = transposeInner(pixels, batch: count, rows: stem[0].inChannels, cols: imageSize * imageSize)
         var x = (values: channelsLast, height: imageSize, width: imageSize)
         for conv in stem {
-            x = conv(x.values, batch: count, height: x.height, width: x.width, scratch: scratch, relu: true)
+            x = conv(x.values, batch: count, height: x.height, width: x.width, scratch: scratch, compute: compute, relu: true)
         }
-        x = averagePool2DChannelsLast(x.values, images: count, height: x.height, width: x.width, channels: stem[2].outChannels, kernel: 2)
+        x = averagePool2DChannelsLast(x.values, images: count, height: x.height, width: x.width, channels: stem[2].outChannels, kernel: 2,
+                                      compute: compute)
         for stage in stages {
             for block in stage {
-                if shouldCancel() { throw CLIPError.cancelled }
-                x = block.apply(x.values, batch: count, height: x.height, width: x.width, scratch: scratch)
+                try compute.checkCancellation()
+                x = block.apply(x.values, batch: count, height: x.height, width: x.width, scratch: scratch, compute: compute)
             }
         }
         return x
     }
 
-    func encode(_ pixels: [Float], count: Int, scratch: ScratchBuffer, shouldCancel: () -> Bool) throws -> [Float] {
-        let x = try features(pixels, count: count, scratch: scratch, shouldCancel: shouldCancel)
-        return attentionPool.pooled(x.values, batch: count, scratch: scratch)
+    func encode(_ pixels: [Float], count: Int, scratch: ScratchBuffer, compute: ComputeContext) throws -> [Float] {
+        let x = try features(pixels, count: count, scratch: scratch, compute: compute)
+        return attentionPool.pooled(x.values, batch: count, scratch: scratch, compute: compute)
     }
 
-    func encodeDense(_ pixels: [Float], count: Int, scratch: ScratchBuffer, shouldCancel: () -> Bool) throws
+    func encodeDense(_ pixels: [Float], count: Int, scratch: ScratchBuffer, compute: ComputeContext) throws
         -> (values: [Float], gridHeight: Int, gridWidth: Int)
     {
-        let x = try features(pixels, count: count, scratch: scratch, shouldCancel: shouldCancel)
-        return (attentionPool.perPosition(x.values, batch: count), x.height, x.width)
+        let x = try features(pixels, count: count, scratch: scratch, compute: compute)
+        return (attentionPool.perPosition(x.values, batch: count, compute: compute), x.height, x.width)
     }
 
     /// The pooled embedding and the per-position features share the trunk: one pass, two heads.
-    func encodeWithDense(_ pixels: [Float], count: Int, dense: Bool, scratch: ScratchBuffer, shouldCancel: () -> Bool) throws
+    func encodeWithDense(_ pixels: [Float], count: Int, dense: Bool, scratch: ScratchBuffer, compute: ComputeContext) throws
         -> (pooled: [Float], dense: (values: [Float], gridHeight: Int, gridWidth: Int)?)
     {
-        let x = try features(pixels, count: count, scratch: scratch, shouldCancel: shouldCancel)
-        let pooled = attentionPool.pooled(x.values, batch: count, scratch: scratch)
-        return (pooled, dense ? (attentionPool.perPosition(x.values, batch: count), x.height, x.width) : nil)
+        let x = try features(pixels, count: count, scratch: scratch, compute: compute)
+        let pooled = attentionPool.pooled(x.values, batch: count, scratch: scratch, compute: compute)
+        return (pooled, dense ? (attentionPool.perPosition(x.values, batch: count, compute: compute), x.height, x.width) : nil)
     }
 }
 
@@ -108,12 +109,14 @@ struct Bottleneck: Sendable {
             : nil
     }
 
-    func apply(_ x: [Float], batch: Int, height: Int, width: Int, scratch: ScratchBuffer) -> (values: [Float], height: Int, width: Int) {
-        var out = reduce(x, batch: batch, height: height, width: width, scratch: scratch, relu: true)
-        out = spatial(out.values, batch: batch, height: out.height, width: out.width, scratch: scratch, relu: true)
+    func apply(_ x: [Float], batch: Int, height: Int, width: Int, scratch: ScratchBuffer, compute: ComputeContext)
+        -> (values: [Float], height: Int, width: Int)
+    {
+        var out = reduce(x, batch: batch, height: height, width: width, scratch: scratch, compute: compute, relu: true)
+        out = spatial(out.values, batch: batch, height: out.height, width: out.width, scratch: scratch, compute: compute, relu: true)
         if stride > 1 {
             out = averagePool2DChannelsLast(out.values, images: batch, height: out.height, width: out.width,
-                                            channels: spatial.outChannels, kernel: stride)
+                                            channels: spatial.outChannels, kernel: stride, compute: compute)
         }
 
         // The shortcut is written first; the expanding convolution then accumulates onto it (the
@@ -122,13 +125,14 @@ struct Bottleneck: Sendable {
         if let downsample {
             var shortcut = (values: x, height: height, width: width)
             if stride > 1 {
-                shortcut = averagePool2DChannelsLast(x, images: batch, height: height, width: width, channels: reduce.inChannels, kernel: stride)
+                shortcut = averagePool2DChannelsLast(x, images: batch, height: height, width: width, channels: reduce.inChannels, kernel: stride,
+                                                     compute: compute)
             }
-            sum = downsample(shortcut.values, batch: batch, height: shortcut.height, width: shortcut.width, scratch: scratch).values
+            sum = downsample(shortcut.values, batch: batch, height: shortcut.height, width: shortcut.width, scratch: scratch, compute: compute).values
         } else {
             sum = x
         }
-        expand.accumulate(out.values, batch: batch, height: out.height, width: out.width, into: &sum, scratch: scratch, relu: true)
+        expand.accumulate(out.values, batch: batch, height: out.height, width: out.width, into: &sum, scratch: scratch, compute: compute, relu: true)
         return (sum, out.height, out.width)
     }
 }
@@ -179,14 +183,14 @@ struct AttentionPool2D: Sendable {
     }
 
     /// [batch, outputDim]. Only the first token's output is used, so only its query is computed.
-    func pooled(_ features: [Float], batch: Int, scratch: ScratchBuffer) -> [Float] {
+    func pooled(_ features: [Float], batch: Int, scratch: ScratchBuffer, compute: ComputeContext) -> [Float] {
         let sequence = cells + 1
         let x = tokens(features, batch: batch)
-        let keys = key(x, rows: batch * sequence)
-        let values = value(x, rows: batch * sequence)
+        let keys = key(x, rows: batch * sequence, compute: compute)
+        let values = value(x, rows: batch * sequence, compute: compute)
         var firstTokens = [Float](repeating: 0, count: batch * width)
         for b in 0..<batch { for d in 0..<width { firstTokens[b * width + d] = x[b * sequence * width + d] } }
-        let queries = query(firstTokens, rows: batch)
+        let queries = query(firstTokens, rows: batch, compute: compute)
         var mixed = [Float](repeating: 0, count: batch * width)
         queries.withUnsafeBufferPointer { q in
             keys.withUnsafeBufferPointer { k in
@@ -203,19 +207,19 @@ struct AttentionPool2D: Sendable {
                 }
             }
         }
-        return output(mixed, rows: batch)
+        return output(mixed, rows: batch, compute: compute)
     }
 
     /// [batch, cells, outputDim]: the value and output projections applied to each position token
     /// (with its positional embedding) on its own — the pooled output is an attention-weighted mix of
     /// exactly these vectors, which is what makes them usable as a dense map (MaskCLIP's observation).
-    func perPosition(_ features: [Float], batch: Int) -> [Float] {
+    func perPosition(_ features: [Float], batch: Int, compute: ComputeContext) -> [Float] {
         let sequence = cells + 1
         let x = tokens(features, batch: batch)
         var positionTokens = [Float](repeating: 0, count: batch * cells * width)
         for b in 0..<batch {
             for i in 0..<(cells * width) { positionTokens[b * cells * width + i] = x[b * sequence * width + width + i] }
         }
-        return output(value(positionTokens, rows: batch * cells), rows: batch * cells)
+        return output(value(positionTokens, rows: batch * cells, compute: compute), rows: batch * cells, compute: compute)
     }
 }

@@ -32,7 +32,7 @@ struct TextTransformer: Sendable {
     /// position i never sees positions after i, so the padding after the end-of-text token cannot
     /// change the pooled features. The rows are packed back to back as a ragged batch, so a batch
     /// costs the sum of the prompt lengths (typically ~10 tokens of the 77-token context).
-    func encode(_ rows: [[Int32]], scratch: ScratchBuffer, shouldCancel: () -> Bool) throws -> [Float] {
+    func encode(_ rows: [[Int32]], scratch: ScratchBuffer, compute: ComputeContext) throws -> [Float] {
         let lengths = rows.map { Self.argmax($0) + 1 }
         var x = [Float](repeating: 0, count: lengths.reduce(0, +) * width)
         var first = 0
@@ -46,7 +46,7 @@ struct TextTransformer: Sendable {
             }
             first += length
         }
-        try transformer.apply(&x, sequenceLengths: lengths, causal: true, scratch: scratch, shouldCancel: shouldCancel)
+        try transformer.apply(&x, sequenceLengths: lengths, causal: true, scratch: scratch, compute: compute)
         var pooled = [Float](repeating: 0, count: rows.count * width)
         first = 0
         for (b, length) in lengths.enumerated() {

@@ -22,13 +22,3 @@ extension CheckpointReader {
         })
     }
 }
-
-extension TransformerEncoder {
-    /// Runs the blocks, throwing `CLIPError.cancelled` between blocks once `shouldCancel` says so.
-    func apply(_ x: inout [Float], sequenceLengths: [Int], causal: Bool, scratch: ScratchBuffer,
-               shouldCancel: () -> Bool) throws {
-        try apply(&x, sequenceLengths: sequenceLengths, causal: causal, scratch: scratch) {
-            if shouldCancel() { throw CLIPError.cancelled }
-        }
-    }
-}

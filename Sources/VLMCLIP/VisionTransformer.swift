@@ -38,32 +38,30 @@ struct CLIPVisionTower: ImageTower {
         projection = try checkpoint.projection("visual.proj", in: width, out: config.embedDim)
     }
 
-    func encode(_ pixels: [Float], count: Int, scratch: ScratchBuffer, shouldCancel: () -> Bool) throws -> [Float] {
-        try encodeWithDense(pixels, count: count, dense: false, scratch: scratch, shouldCancel: shouldCancel).pooled
+    func encode(_ pixels: [Float], count: Int, scratch: ScratchBuffer, compute: ComputeContext) throws -> [Float] {
+        try encodeWithDense(pixels, count: count, dense: false, scratch: scratch, compute: compute).pooled
     }
 
-    func encodeDense(_ pixels: [Float], count: Int, scratch: ScratchBuffer, shouldCancel: () -> Bool) throws
+    func encodeDense(_ pixels: [Float], count: Int, scratch: ScratchBuffer, compute: ComputeContext) throws
         -> (values: [Float], gridHeight: Int, gridWidth: Int)
     {
         let grid = vit.architecture.gridSide
-        let outputs = try forward(pixels, count: count, outputs: .patches, scratch: scratch, shouldCancel: shouldCancel)
+        let outputs = try forward(pixels, count: count, outputs: .patches, scratch: scratch, compute: compute)
         return (projection(outputs.patches!, rows: count * grid * grid), grid, grid)
     }
 
-    func encodeWithDense(_ pixels: [Float], count: Int, dense: Bool, scratch: ScratchBuffer, shouldCancel: () -> Bool) throws
+    func encodeWithDense(_ pixels: [Float], count: Int, dense: Bool, scratch: ScratchBuffer, compute: ComputeContext) throws
         -> (pooled: [Float], dense: (values: [Float], gridHeight: Int, gridWidth: Int)?)
     {
         let grid = vit.architecture.gridSide
         let outputs = try forward(pixels, count: count, outputs: dense ? [.pooled, .patches] : .pooled, scratch: scratch,
-                                  shouldCancel: shouldCancel)
+                                  compute: compute)
         return (projection(outputs.pooled!, rows: count),
                 outputs.patches.map { (projection($0, rows: count * grid * grid), grid, grid) })
     }
 
     private func forward(_ pixels: [Float], count: Int, outputs: ViTOutputRequest, scratch: ScratchBuffer,
-                         shouldCancel: () -> Bool) throws -> ViTOutputs {
-        try vit.forward(pixels, count: count, outputs: outputs, scratch: scratch) {
-            if shouldCancel() { throw CLIPError.cancelled }
-        }
+                         compute: ComputeContext) throws -> ViTOutputs {
+        try vit.forward(pixels, count: count, outputs: outputs, scratch: scratch, compute: compute)
     }
 }

@@ -10,15 +10,15 @@ public struct ZeroShotClassifier: Sendable {
 
     public init(
         model: CLIPModel, tokenizer: CLIPTokenizer, classNames: [String], templates: [String],
-        shouldCancel: () -> Bool = { false }
+        compute: ComputeContext = ComputeContext()
     ) throws {
         guard !classNames.isEmpty, !templates.isEmpty else { throw CLIPError.invalidInput("zero-shot classifier needs class names and templates") }
         let contextLength = model.config.text.contextLength
         var perClass: [[[Float]]] = []
         for name in classNames {
-            if shouldCancel() { throw CLIPError.cancelled }
+            try compute.checkCancellation()
             let tokens = templates.map { tokenizer.tokenize(PromptTemplates.fill($0, with: name), contextLength: contextLength) }
-            perClass.append(try model.encodeText(tokens, shouldCancel: shouldCancel))
+            perClass.append(try model.encodeText(tokens, compute: compute))
         }
         try self.init(classNames: classNames, templateEmbeddings: perClass)
     }

@@ -18,8 +18,8 @@ func registerCLIPHandlers(_ table: inout HandlerTable, services: Services) {
         let dense = params.dense ?? false
         let runtime = services.clip, decoder = services.pngDecoder
         let progress = await context.beginProgress(title: "Encoding \(sources.count) image(s) with \(clip.id)")
-        let images = try await streamBatches(sources, size: batchSize, context: context, progress: progress) { batch, flag in
-            try runtime.encodeBatch(batch, with: clip, dense: dense, decoder: decoder, cancellation: flag)
+        let images = try await streamBatches(sources, size: batchSize, context: context, progress: progress) { batch, compute in
+            try runtime.encodeBatch(batch, with: clip, dense: dense, decoder: decoder, compute: compute)
         } soFar: { done in
             EncodeImageResult(model: clip.id, images: done)
         }
@@ -46,18 +46,18 @@ func registerCLIPHandlers(_ table: inout HandlerTable, services: Services) {
         }
         let templates = try learned?.templates ?? resolveTemplates(params.templates, field: "params.templates")
         let progress = await context.beginProgress(title: "Classifying \(sources.count) image(s) with \(clip.id)")
-        let (perTemplate, classifier) = try await context.compute { flag in
+        let (perTemplate, classifier) = try await context.compute { compute in
             if let learned {
                 let classifier = try learned.classifierWeights(clip: clip.model, tokenizer: runtime.tokenizer(), classNames: labels,
-                                                               shouldCancel: { flag.isCancelled })
+                                                               compute: compute)
                 return ([[[Float]]](), classifier)
             }
-            let text = try runtime.classTemplateEmbeddings(labels: labels, templates: templates, clip: clip, cancellation: flag)
+            let text = try runtime.classTemplateEmbeddings(labels: labels, templates: templates, clip: clip, compute: compute)
             return (text, try ZeroShotClassifier(classNames: labels, templateEmbeddings: text))
         }
         let perTemplateWanted = params.perTemplate == true && !perTemplate.isEmpty
-        let results = try await streamBatches(sources, size: batchSize, context: context, progress: progress) { batch, flag in
-            try runtime.encodeBatch(batch, with: clip, dense: false, decoder: decoder, cancellation: flag).map { image in
+        let results = try await streamBatches(sources, size: batchSize, context: context, progress: progress) { batch, compute in
+            try runtime.encodeBatch(batch, with: clip, dense: false, decoder: decoder, compute: compute).map { image in
                 let probs = softmax(classifier.logits(imageEmbeddings: [image.embedding], logitScale: clip.model.logitScale)[0])
                 var item = ImageClassification(index: image.index, imageId: image.imageId, probs: probs,
                                                top: topLabels(probs, labels: labels, k: topK))
@@ -83,18 +83,18 @@ func registerCLIPHandlers(_ table: inout HandlerTable, services: Services) {
 /// Runs `process` over a request's inputs (images, texts: `unit` names them in progress messages)
 /// `size` at a time on a compute thread, sending each result as a partial as soon as its batch is done. A cancelled request still gets its one -32800 reply,
 /// whose data is `soFar(results done)`, as generate and optimise-prompt return their best so far.
-func streamBatches<Source: Sendable, Item: Encodable & Sendable, Summary: Encodable>(
+func streamBatches<Source: Sendable, Item: Encodable & Sendable, Summary: Encodable & Sendable>(
     _ sources: [Source], size: Int, unit: String = "images", context: RequestContext, progress: ProgressReporter,
-    process: @escaping @Sendable (ArraySlice<Source>, CancellationFlag) throws -> [Item],
+    process: @escaping @Sendable (ArraySlice<Source>, ComputeContext) throws -> [Item],
     soFar: ([Item]) -> Summary
 ) async throws -> [Item] {
     var done: [Item] = []
     do {
         for start in stride(from: 0, to: sources.count, by: size) {
             let batch = sources[start..<min(start + size, sources.count)]
-            let items = try await context.compute { flag in
-                try flag.check()
-                return try process(batch, flag)
+            let items = try await context.compute { compute in
+                try compute.checkCancellation()
+                return try process(batch, compute)
             }
             for item in items { await context.sendPartial(item) }
             done += items
@@ -102,7 +102,7 @@ func streamBatches<Source: Sendable, Item: Encodable & Sendable, Summary: Encoda
         }
     } catch where context.cancellation.isCancelled {
         await progress.end(message: "cancelled")
-        throw RPCError(code: ErrorCode.requestCancelled, message: "request cancelled", data: try? JSONCoding.value(of: soFar(done)))
+        throw ComputeCancelled(partial: soFar(done))
     } catch {
         await progress.end(message: "failed")
         throw error
@@ -153,13 +153,13 @@ extension CLIPRuntime {
     /// pixels before the next is read; cache hits are not encoded again; the misses go through the
     /// image tower in one forward pass.
     func encodeBatch(
-        _ sources: ArraySlice<ImageSource>, with clip: LoadedCLIP, dense: Bool, decoder: PNGDecoder, cancellation: CancellationFlag
+        _ sources: ArraySlice<ImageSource>, with clip: LoadedCLIP, dense: Bool, decoder: PNGDecoder, compute: ComputeContext
     ) throws -> [EncodedImage] {
         var encoded: [EncodedImage?] = []
         var misses: [(slot: Int, image: PreparedImage)] = []
         var densePixels: [[Float]] = []  // with `dense`, every image's, in slot order
         for source in sources {
-            try cancellation.check()
+            try compute.checkCancellation()
             let slot = encoded.count
             let request = try readImage(source, decoder: decoder)
             guard let image = request.image else {
@@ -187,12 +187,12 @@ extension CLIPRuntime {
         let embeddings: [[Float]]
         if dense {
             let pass = try clip.model.encodeImagesWithDense(densePixels.flatMap { $0 }, count: densePixels.count,
-                                                            shouldCancel: { cancellation.isCancelled })
+                                                            compute: compute)
             maps = pass.dense
             embeddings = misses.map { pass.embeddings[$0.slot] }
             cache(misses.map(\.image), embeddings, clip: clip)
         } else {
-            embeddings = try encodeAndCache(misses.map(\.image), with: clip, cancellation: cancellation)
+            embeddings = try encodeAndCache(misses.map(\.image), with: clip, compute: compute)
         }
         for ((slot, image), embedding) in zip(misses, embeddings) {
             encoded[slot] = EncodedImage(index: sources[sources.startIndex + slot].index, imageId: image.imageId,
@@ -210,9 +210,9 @@ extension CLIPRuntime {
 
 extension CLIPRuntime {
     /// `[class][template]` normalised text embeddings, through the text cache.
-    func classTemplateEmbeddings(labels: [String], templates: [String], clip: LoadedCLIP, cancellation: CancellationFlag) throws -> [[[Float]]] {
+    func classTemplateEmbeddings(labels: [String], templates: [String], clip: LoadedCLIP, compute: ComputeContext) throws -> [[[Float]]] {
         let prompts = labels.flatMap { label in templates.map { PromptTemplates.fill($0, with: label) } }
-        let flat = try embed(prompts: prompts, with: clip, cancellation: cancellation)
+        let flat = try embed(prompts: prompts, with: clip, compute: compute)
         return labels.indices.map { c in Array(flat[c * templates.count..<(c + 1) * templates.count]) }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import VLMCLIP
 import VLMImage
 import VLMReasoning
+import VLMTensor
 import VLMWire
 
 /// The CLIP side of the daemon: embeddings with their caches. Images are cached by content
@@ -47,7 +48,7 @@ final class CLIPRuntime: Sendable {
     /// `onBatch` is called after each encoded batch with the number of images done.
     func embed(
         _ items: [(imageId: String, image: RGBImage?)], with clip: LoadedCLIP, batchSize: Int = CLIPModel.imageChunk,
-        cancellation: CancellationFlag, onBatch: (Int) -> Void = { _ in }
+        compute: ComputeContext, onBatch: (Int) -> Void = { _ in }
     ) throws -> [(embedding: [Float], cached: Bool, width: Int, height: Int)] {
         var results: [(embedding: [Float], cached: Bool, width: Int, height: Int)?] = Array(repeating: nil, count: items.count)
         var misses: [Int] = []
@@ -62,12 +63,12 @@ final class CLIPRuntime: Sendable {
         }
         var done = items.count - misses.count
         for start in stride(from: 0, to: misses.count, by: max(1, batchSize)) {
-            try cancellation.check()
+            try compute.checkCancellation()
             let batch = misses[start..<min(start + batchSize, misses.count)].map { index in
                 let image = items[index].image!
                 return PreparedImage(imageId: items[index].imageId, width: image.width, height: image.height, pixels: clip.preprocessing(image))
             }
-            let embeddings = try encodeAndCache(batch, with: clip, cancellation: cancellation)
+            let embeddings = try encodeAndCache(batch, with: clip, compute: compute)
             for (index, (image, embedding)) in zip(misses[start...], zip(batch, embeddings)) {
                 results[index] = (embedding, false, image.width, image.height)
             }
@@ -95,10 +96,10 @@ final class CLIPRuntime: Sendable {
     }
 
     /// Encodes prepared images in one forward pass and caches their embeddings.
-    func encodeAndCache(_ images: [PreparedImage], with clip: LoadedCLIP, cancellation: CancellationFlag) throws -> [[Float]] {
+    func encodeAndCache(_ images: [PreparedImage], with clip: LoadedCLIP, compute: ComputeContext) throws -> [[Float]] {
         guard !images.isEmpty else { return [] }
         let embeddings = try clip.model.encodeImages(images.flatMap(\.pixels), count: images.count,
-                                                     shouldCancel: { cancellation.isCancelled })
+                                                     compute: compute)
         cache(images, embeddings, clip: clip)
         return embeddings
     }
@@ -111,17 +112,17 @@ final class CLIPRuntime: Sendable {
     }
 
     /// Normalised text embeddings for prompts, encoding only the cache misses.
-    func embed(prompts: [String], with clip: LoadedCLIP, cancellation: CancellationFlag) throws -> [[Float]] {
+    func embed(prompts: [String], with clip: LoadedCLIP, compute: ComputeContext) throws -> [[Float]] {
         var results = prompts.map { textCache.value(for: TextKey(model: clip.id, prompt: $0)) }
         let misses = results.indices.filter { results[$0] == nil }
         let tokenizer = try tokenizer()
         let contextLength = clip.model.config.text.contextLength
         let chunk = 64  // bounds activation memory for large label x template sets
         for start in stride(from: 0, to: misses.count, by: chunk) {
-            try cancellation.check()
+            try compute.checkCancellation()
             let batch = Array(misses[start..<min(start + chunk, misses.count)])
             let tokens = batch.map { tokenizer.tokenize(prompts[$0], contextLength: contextLength) }
-            let embeddings = try clip.model.encodeText(tokens, shouldCancel: { cancellation.isCancelled })
+            let embeddings = try clip.model.encodeText(tokens, compute: compute)
             for (index, embedding) in zip(batch, embeddings) {
                 textCache.insert(embedding, for: TextKey(model: clip.id, prompt: prompts[index]), cost: embedding.count * 4 + prompts[index].utf8.count + 64)
                 results[index] = embedding
@@ -133,11 +134,11 @@ final class CLIPRuntime: Sendable {
     /// Visual-reasoning features of `image` (global + dense), through `reasoningCache`; the global
     /// embedding also lands in the image cache for encode-image and classify.
     func reasoningFeatures(of image: RGBImage, imageId: String, clip: LoadedCLIP,
-                           cancellation: CancellationFlag) throws -> PrecomputedImageFeatures {
+                           compute: ComputeContext) throws -> PrecomputedImageFeatures {
         let key = ImageKey(model: clip.id, imageId: imageId)
         if let cached = reasoningCache.value(for: key) { return cached }
         let features = try PrecomputedImageFeatures(clip: clip.model, preprocessing: clip.preprocessing, image: image,
-                                                    shouldCancel: { cancellation.isCancelled })
+                                                    compute: compute)
         let cells = features.dense.map { $0.features.count * ($0.features.first?.count ?? 0) } ?? 0
         reasoningCache.insert(features, for: key, cost: 4 * (cells + (features.globalEmbedding?.count ?? 0)) + 256)
         if let global = features.globalEmbedding {

@@ -1,5 +1,6 @@
 import Foundation
 import VLMRPC
+import VLMTensor
 import VLMWire
 
 /// The daemon: lifecycle, dispatch and cancellation. Messages are received one at a time, in
@@ -133,7 +134,7 @@ public actor Daemon {
         let sequence = parseSequence
         let maxDepth = configuration.maxJSONDepth
         pendingParses[sequence] = Task {
-            let message = try? await ComputeThreads.run(cancellation: CancellationFlag()) { _ in
+            let message = try? await ComputeThreads.run(ComputeContext()) { _ in
                 IncomingMessage.parse(body, maxDepth: maxDepth)
             }
             if let message { await self.receive(message) }
@@ -263,7 +264,8 @@ public actor Daemon {
             return
         }
         let tokens = (try? decodeParams(StreamingTokens.self, from: params)) ?? StreamingTokens()
-        let context = RequestContext(id: id, method: method, tokens: tokens, outbox: outbox, configuration: configuration)
+        let context = RequestContext(id: id, method: method, tokens: tokens, outbox: outbox, configuration: configuration,
+                                     threads: services.threads)
         let executor: RequestExecutor? = Self.cheapMethods.contains(method) ? nil : .shared
         let task = Task(executorPreference: executor) {
             let outcome: Result<Data, Error>

@@ -59,17 +59,17 @@ func evaluateDataset(_ params: EvaluateParams, context: RequestContext, services
 
     let progress = await context.beginProgress(title: "Evaluating \(clip.id) on \(count) images")
     let runtime = services.clip
-    let classifier = try await context.compute { flag in
+    let classifier = try await context.compute { compute in
         try ZeroShotClassifier(classNames: labels, templateEmbeddings:
-            runtime.classTemplateEmbeddings(labels: labels, templates: templates, clip: clip, cancellation: flag))
+            runtime.classTemplateEmbeddings(labels: labels, templates: templates, clip: clip, compute: compute))
     }
     var evaluation = ZeroShotEvaluation(classCount: labels.count)
     for start in stride(from: 0, to: count, by: batchSize) {
         try context.checkCancellation()
         let end = min(start + batchSize, count)
-        let embeddings = try await context.compute { flag in
+        let embeddings = try await context.compute { compute in
             let images = try (start..<end).map { try dataset.image(at: $0) }
-            return try runtime.embed(images.map { (CLIPRuntime.imageId(for: $0), $0) }, with: clip, batchSize: batchSize, cancellation: flag)
+            return try runtime.embed(images.map { (CLIPRuntime.imageId(for: $0), $0) }, with: clip, batchSize: batchSize, compute: compute)
         }
         evaluation.add(logits: classifier.logits(imageEmbeddings: embeddings.map(\.embedding), logitScale: clip.model.logitScale),
                        labels: Array(dataset.labels[start..<end]))

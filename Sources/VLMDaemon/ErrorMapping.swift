@@ -22,8 +22,17 @@ extension CLIPError: RPCErrorConvertible {
         switch self {
         case .invalidConfig, .unsupportedArchitecture: return RPCError(code: ErrorCode.modelLoadFailed, message: description)
         case .invalidInput: return RPCError.invalidParams(description)
-        case .cancelled: return .cancelled
         }
+    }
+}
+
+/// Cancellation, from every engine, is -32800; what the computation produced before it stopped
+/// (its `partial`, already in wire form by the handler) rides along as the error's data.
+extension ComputeCancelled: RPCErrorConvertible {
+    public var rpcError: RPCError {
+        guard let partial = partial as? any Encodable else { return .cancelled }
+        return RPCError(code: ErrorCode.requestCancelled, message: RPCError.cancelled.message,
+                        data: (try? JSONCoding.value(of: partial)) ?? .null)
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import VLMLanguage
+import VLMTensor
 import VLMWire
 
 extension GGUFError: RPCErrorConvertible {
@@ -26,9 +27,9 @@ func registerLanguageHandlers(_ table: inout HandlerTable, services: Services) {
         let streams = context.tokens.partialResultToken != nil
         let result = try await withGenerationCaches(lm.model.cacheBytes, registry: services.registry) {
             let progress = await context.beginProgress(title: "Generating with \(lm.id)")
-            let generated = try await context.compute { flag in
+            let generated = try await context.compute { compute in
                 var index = 0
-                return try lm.model.generate(prompt: prompt, parameters: sampling, shouldCancel: { flag.isCancelled }) { token in
+                return try lm.model.generate(prompt: prompt, parameters: sampling, compute: compute) { token in
                     if streams {
                         context.sendPartialFromComputeThread(GeneratedTokenPartial(index: index, id: token.id, text: token.text, logprob: token.logProbability))
                     }
@@ -40,9 +41,9 @@ func registerLanguageHandlers(_ table: inout HandlerTable, services: Services) {
         }
         if result.stopReason == .cancelled {
             // The request still gets its one -32800 reply; what was generated so far rides along.
-            throw RPCError(code: ErrorCode.requestCancelled, message: "request cancelled", data: [
+            throw ComputeCancelled(partial: [
                 "text": .string(result.text), "tokenIds": .array(result.tokenIDs.map { .int(Int64($0)) }),
-            ])
+            ] as JSONValue)
         }
         let t = result.timings
         return GenerateResult(
@@ -85,7 +86,7 @@ func registerLanguageHandlers(_ table: inout HandlerTable, services: Services) {
         if let longest = continuations.map(\.count).max() {
             try checkContext(prefix.count + longest, lm: lm.model, field: "params.continuations")
         }
-        let scores = try await context.compute { _ in try lm.model.score(context: prefix, continuations: continuations) }
+        let scores = try await context.compute { compute in try lm.model.score(context: prefix, continuations: continuations, compute: compute) }
         return ScoreResult(model: lm.id, scores: zip(params.continuations, zip(scores, continuations)).map {
             ContinuationScore(continuation: $0.0, logprob: $0.1.0, tokens: $0.1.1.count)
         })

@@ -14,7 +14,7 @@ struct LanguageModelFamily: ModelFamily {
     }
 
     func load(_ request: ModelLoadArguments) throws -> LoadedLanguageModel {
-        try LoadedLanguageModel(id: request.id, file: request.file, contextLength: request.params.contextLength, threads: request.threads)
+        try LoadedLanguageModel(id: request.id, file: request.file, contextLength: request.params.contextLength)
     }
 
     /// A resident model answers a load that asks for a context length only when it has that length.
@@ -42,10 +42,10 @@ final class LoadedLanguageModel: ResidentModel {
     let path: String
     let model: LanguageModel
 
-    init(id: String, file: URL, contextLength: Int?, threads: Int) throws {
+    init(id: String, file: URL, contextLength: Int?) throws {
         self.id = id
         self.path = file.path
-        model = try LanguageModel(path: file, contextLength: contextLength, threads: threads)
+        model = try LanguageModel(path: file, contextLength: contextLength)
     }
 
     var info: ModelInfo {

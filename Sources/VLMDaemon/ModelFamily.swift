@@ -48,8 +48,6 @@ struct ModelLoadArguments: Sendable {
     let id: String
     let file: URL
     let params: ModelsLoadParams
-    /// Compute threads for families that keep their own thread pool.
-    let threads: Int
 }
 
 /// The model families a daemon serves, in the order `initialize` lists their kinds.

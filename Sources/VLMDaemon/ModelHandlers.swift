@@ -1,4 +1,5 @@
 import Foundation
+import VLMTensor
 import VLMWire
 
 /// models/load, models/unload, models/list.
@@ -19,7 +20,7 @@ func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
         guard FileManager.default.fileExists(atPath: params.path) else {
             throw RPCError(code: ErrorCode.modelLoadFailed, message: "\(params.path): no such file or directory")
         }
-        let request = ModelLoadArguments(id: id, file: url, params: params, threads: services.threads)
+        let request = ModelLoadArguments(id: id, file: url, params: params)
         try family.validate(request)
         let reservation = try await services.registry.reserve(family.memoryEstimate(request))
         let progress = await context.beginProgress(title: "Loading \(params.kind) model \(id)", cancellable: false)
@@ -74,7 +75,7 @@ private func alreadyLoaded(_ params: ModelsLoadParams, by family: any ModelFamil
 
 /// A load error as -32003 that names the file (the spec promises it), whatever layer raised it.
 func loadFailure(_ error: Error, path: String) -> Error {
-    if error is CancellationError { return error }
+    if error is CancellationError || error is ComputeCancelled { return error }
     var mapped = (error as? RPCError) ?? (error as? RPCErrorConvertible)?.rpcError
         ?? RPCError(code: ErrorCode.modelLoadFailed, message: "\(error)")
     if mapped.code == ErrorCode.modelLoadFailed, !mapped.message.contains(path) {

@@ -9,7 +9,7 @@ struct ProjectorFamily: ModelFamily {
     static let kind = "mmproj"
 
     func load(_ request: ModelLoadArguments) throws -> LoadedProjector {
-        try LoadedProjector(id: request.id, file: request.file, threads: request.threads)
+        try LoadedProjector(id: request.id, file: request.file)
     }
 }
 
@@ -20,10 +20,10 @@ final class LoadedProjector: ResidentModel {
     let tower: LLaVAVisionTower
     let bytes: Int
 
-    init(id: String, file: URL, threads: Int) throws {
+    init(id: String, file: URL) throws {
         self.id = id
         path = file.path
-        tower = try LLaVAVisionTower(url: file, threads: threads)
+        tower = try LLaVAVisionTower(url: file)
         bytes = fileBytes(file)
     }
 

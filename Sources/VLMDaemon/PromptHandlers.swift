@@ -2,14 +2,12 @@ import Foundation
 import VLMCLIP
 import VLMImage
 import VLMPromptLearning
+import VLMTensor
 import VLMWire
 
 extension PromptLearningError: RPCErrorConvertible {
     public var rpcError: RPCError {
         switch self {
-        case .cancelled(let best):
-            return RPCError(code: ErrorCode.requestCancelled, message: "request cancelled",
-                            data: (try? JSONCoding.value(of: summary(best, method: best.configuration.method))) ?? .null)
         case .invalidFile: return RPCError(code: ErrorCode.datasetUnreadable, message: description)
         default: return RPCError.invalidParams(description)
         }
@@ -39,12 +37,12 @@ func registerPromptHandlers(_ table: inout HandlerTable, services: Services) {
 
         let progress = await context.beginProgress(title: "Optimising a prompt (\(params.method)) for \(data.classNames.count) classes")
         let runtime = services.clip
-        let (train, validation, testSet) = try await context.compute { flag in
+        let (train, validation, testSet) = try await context.compute { compute in
             let total = split.train.count + split.validation.count + (test?.count ?? 0)
             var done = 0
             func features(_ source: LabelledDataset, _ indices: [Int]) throws -> FeatureSet {
                 let images = try indices.map { try source.image(at: $0) }
-                let embedded = try runtime.embed(images.map { (CLIPRuntime.imageId(for: $0), $0) }, with: clip, cancellation: flag) { n in
+                let embedded = try runtime.embed(images.map { (CLIPRuntime.imageId(for: $0), $0) }, with: clip, compute: compute) { n in
                     let fraction = 0.3 * Double(done + n) / Double(max(total, 1))
                     let message = "encoding images \(done + n)/\(total)"
                     Task { await progress.report(fraction: fraction, message: message) }
@@ -58,15 +56,15 @@ func registerPromptHandlers(_ table: inout HandlerTable, services: Services) {
             return (train, validation, testSet)
         }
         let tokenizer = try runtime.tokenizer()
-        let result = try await context.compute { flag in
-            try optimisePrompt(
+        let result = try await context.compute { compute in
+            try withWirePartial(summary) { try optimisePrompt(
                 clip: clip.model, tokenizer: tokenizer, classNames: data.classNames, train: train, validation: validation,
-                test: testSet, configuration: configuration, languageModel: lm, shouldCancel: { flag.isCancelled }
+                test: testSet, configuration: configuration, languageModel: lm, compute: compute
             ) { step in
                 context.sendPartialFromComputeThread(step)
                 let fraction = 0.3 + 0.7 * Double(step.step) / Double(max(step.totalSteps, 1))
                 Task { await progress.report(fraction: fraction, message: "step \(step.step)/\(step.totalSteps): \(step.prompt)") }
-            }
+            } }
         }
         var reply = summary(result, method: configuration.method)
         if let saveURL {
@@ -86,9 +84,19 @@ func registerPromptHandlers(_ table: inout HandlerTable, services: Services) {
     }
 }
 
+/// An engine's cancellation with its best-so-far result turned into that result's wire form, so the
+/// one mapping of `ComputeCancelled` (ErrorMapping) can send it as the -32800 reply's data.
+func withWirePartial<T, Partial, Wire: Encodable & Sendable>(_ wire: (Partial) -> Wire, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch let cancelled as ComputeCancelled {
+        throw ComputeCancelled(partial: (cancelled.partial as? Partial).map(wire))
+    }
+}
+
 /// The wire form of a prompt-learning result (also the best-so-far attached to a cancellation). Steps,
 /// accuracies and nearest tokens are VLMWire's types in the engine already; the result differs on
 /// purpose (the learned prompt's tensors stay in the daemon; the method goes by its wire name).
+func summary(_ r: PromptLearningResult) -> OptimisePromptResult { summary(r, method: r.configuration.method) }
+
 func summary(_ r: PromptLearningResult, method: PromptLearningConfiguration.Method) -> OptimisePromptResult {
     var result = OptimisePromptResult(
         method: wireName(of: method), prompt: r.promptText, templates: r.templates, zeroShot: r.zeroShot,

@@ -1,4 +1,5 @@
 import Foundation
+import VLMTensor
 import VLMWire
 
 /// What a handler gets besides its params: its identity, streaming, progress and cancellation.
@@ -8,15 +9,21 @@ public final class RequestContext: Sendable {
     public let tokens: StreamingTokens
     let outbox: Outbox
     let configuration: DaemonConfiguration
-    /// Set when the request is cancelled; compute loops on worker threads poll it once per step.
-    public let cancellation = CancellationFlag()
+    /// Set when the request is cancelled ($/cancelRequest, models/unload, shutdown); the engines poll
+    /// it through `computeContext` once per step.
+    public let cancellation = CancellationToken()
+    /// What the request's computations run with: the daemon's thread count when the request arrived
+    /// (`--threads`, or `initialize.threads` since) and the request's cancellation token.
+    public let computeContext: ComputeContext
     /// Ids of the loaded models this request took from the registry (models/unload waits for it).
     let modelsInUse = Mutex<Set<String>>([])
 
     /// The request the current task serves (set by the daemon around each handler).
     @TaskLocal static var current: RequestContext?
 
-    init(id: RequestID, method: String, tokens: StreamingTokens, outbox: Outbox, configuration: DaemonConfiguration) {
+    init(id: RequestID, method: String, tokens: StreamingTokens, outbox: Outbox, configuration: DaemonConfiguration,
+         threads: Int) {
+        computeContext = ComputeContext(threads: threads, cancellation: cancellation)
         self.id = id
         self.method = method
         self.tokens = tokens
@@ -51,28 +58,19 @@ public final class RequestContext: Sendable {
 
     public func log(_ level: LogLevel, _ message: String) { outbox.log(level, message) }
 
-    /// Throws CancellationError if the request was cancelled.
+    /// Throws `ComputeCancelled` if the request was cancelled (CancellationError if its task was).
     public func checkCancellation() throws {
-        if cancellation.isCancelled { throw CancellationError() }
+        try computeContext.checkCancellation()
         try Task.checkCancellation()
     }
 
     /// Runs CPU-bound work on a worker thread, off Swift's cooperative pool (which has one thread per
-    /// core: a blocking forward pass there would stall every other request). The body polls
-    /// `cancellation` between steps; when it notices, it throws CancellationError.
-    public func compute<T: Sendable>(_ body: @escaping @Sendable (CancellationFlag) throws -> T) async throws -> T {
-        try await ComputeThreads.run(cancellation: cancellation, body)
+    /// core: a blocking forward pass there would stall every other request). The body gets the
+    /// request's `computeContext` to pass down to the engines, which poll it between steps and throw
+    /// `ComputeCancelled` when they notice.
+    public func compute<T: Sendable>(_ body: @escaping @Sendable (ComputeContext) throws -> T) async throws -> T {
+        try await ComputeThreads.run(computeContext, body)
     }
-}
-
-/// A cancellation flag readable from any thread.
-public final class CancellationFlag: Sendable {
-    private let flag = Mutex(false)
-    public init() {}
-    public var isCancelled: Bool { flag.withLock { $0 } }
-    public func cancel() { flag.withLock { $0 = true } }
-    /// For compute loops: throws CancellationError once cancelled.
-    public func check() throws { if isCancelled { throw CancellationError() } }
 }
 
 /// Where request handlers run. Swift's cooperative pool has one thread per core; a handler that
@@ -95,15 +93,15 @@ final class RequestExecutor: TaskExecutor {
 enum ComputeThreads {
     private static let queue = DispatchQueue(label: "vlmd.compute", attributes: .concurrent)
 
-    static func run<T: Sendable>(cancellation: CancellationFlag, _ body: @escaping @Sendable (CancellationFlag) throws -> T) async throws -> T {
+    static func run<T: Sendable>(_ compute: ComputeContext, _ body: @escaping @Sendable (ComputeContext) throws -> T) async throws -> T {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
                 queue.async {
-                    continuation.resume(with: Result { try body(cancellation) })
+                    continuation.resume(with: Result { try body(compute) })
                 }
             }
         } onCancel: {
-            cancellation.cancel()
+            compute.cancellation.cancel()
         }
     }
 }

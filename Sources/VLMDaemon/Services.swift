@@ -45,9 +45,12 @@ public final class Services: Sendable {
         running.withLock { Array($0.values) }.filter { $0 !== except && $0.modelsInUse.withLock { $0.contains(id) } }
     }
 
+    /// The thread count every request from now on computes with (its `ComputeContext`), whichever
+    /// model it uses and whenever that model was loaded. OpenBLAS's pool is process-wide, so its
+    /// count is set here too, the daemon's one place for it.
     func setThreads(_ n: Int) {
         threadCount.withLock { $0 = n }
-        TensorThreads.set(n)
+        ComputeContext.setBLASThreads(n)
     }
 
     func cacheStatuses() async -> [CacheStatus] {

@@ -1,6 +1,7 @@
 import Foundation
 import VLMCLIP
 import VLMReasoning
+import VLMTensor
 import VLMWire
 
 /// encode-text (CLIP text embeddings, through the text cache, optionally as template ensembles) and
@@ -14,8 +15,8 @@ func registerTextAndAttributionHandlers(_ table: inout HandlerTable, services: S
         let batchSize = try imageBatchSize(params.batchSize)
         let runtime = services.clip
         let progress = await context.beginProgress(title: "Encoding \(texts.count) text(s) with \(clip.id)")
-        let encoded = try await streamBatches(texts, size: batchSize, unit: "texts", context: context, progress: progress) { batch, flag in
-            let embeddings = try runtime.textEmbeddings(batch.map(\.text), templates: templates, clip: clip, cancellation: flag)
+        let encoded = try await streamBatches(texts, size: batchSize, unit: "texts", context: context, progress: progress) { batch, compute in
+            let embeddings = try runtime.textEmbeddings(batch.map(\.text), templates: templates, clip: clip, compute: compute)
             return zip(batch, embeddings).map { EncodedText(index: $0.index, text: $0.text, embedding: $1) }
         } soFar: { done in
             EncodeTextResult(model: clip.id, templates: templates, texts: done)
@@ -33,8 +34,8 @@ func registerTextAndAttributionHandlers(_ table: inout HandlerTable, services: S
         let runtime = services.clip
         let progress = await context.beginProgress(title: "Attributing \(texts.count) text(s) with \(clip.id)")
         // The image's features come through the same cache visual reasoning uses.
-        let attributor = try await context.compute { flag in
-            let features = try runtime.reasoningFeatures(of: image, imageId: input.imageId, clip: clip, cancellation: flag)
+        let attributor = try await context.compute { compute in
+            let features = try runtime.reasoningFeatures(of: image, imageId: input.imageId, clip: clip, compute: compute)
             return try Attributor(clip: clip.model, preprocessing: clip.preprocessing, image: image, features: features,
                                   configuration: configuration)
         }
@@ -43,8 +44,8 @@ func registerTextAndAttributionHandlers(_ table: inout HandlerTable, services: S
                             gridHeight: attributor.gridHeight, gridWidth: attributor.gridWidth,
                             visibleBox: wireBox(attributor.visibleBox), attributions: attributions)
         }
-        let attributions = try await streamBatches(texts, size: 8, unit: "texts", context: context, progress: progress) { batch, flag in
-            let embeddings = try runtime.embed(prompts: batch.map(\.text), with: clip, cancellation: flag)
+        let attributions = try await streamBatches(texts, size: 8, unit: "texts", context: context, progress: progress) { batch, compute in
+            let embeddings = try runtime.embed(prompts: batch.map(\.text), with: clip, compute: compute)
             return try zip(batch, embeddings).map { item, embedding in
                 wireAttribution(try attributor.attribution(index: item.index, text: item.text, textEmbedding: embedding))
             }
@@ -79,9 +80,9 @@ extension CLIPRuntime {
     /// One normalised embedding per text, through the text cache: the text itself, or with
     /// `templates` the ensemble of the text in every template (averaged and renormalised as classify
     /// builds a class).
-    func textEmbeddings(_ texts: [String], templates: [String]?, clip: LoadedCLIP, cancellation: CancellationFlag) throws -> [[Float]] {
-        guard let templates else { return try embed(prompts: texts, with: clip, cancellation: cancellation) }
-        let perTemplate = try classTemplateEmbeddings(labels: texts, templates: templates, clip: clip, cancellation: cancellation)
+    func textEmbeddings(_ texts: [String], templates: [String]?, clip: LoadedCLIP, compute: ComputeContext) throws -> [[Float]] {
+        guard let templates else { return try embed(prompts: texts, with: clip, compute: compute) }
+        let perTemplate = try classTemplateEmbeddings(labels: texts, templates: templates, clip: clip, compute: compute)
         return try ZeroShotClassifier(classNames: texts, templateEmbeddings: perTemplate).weights
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import VLMCLIP
 import VLMImage
 import VLMReasoning
+import VLMTensor
 import VLMWire
 
 extension MMProjError: RPCErrorConvertible {
@@ -20,7 +21,6 @@ extension ReasoningError: RPCErrorConvertible {
         case .invalidConfiguration: return RPCError.invalidParams(description)
         case .invalidImage: return RPCError(code: ErrorCode.imageUnreadable, message: description)
         case .contextTooSmall: return RPCError(code: ErrorCode.contextOverflow, message: description)
-        case .cancelled: return .cancelled
         }
     }
 }
@@ -40,7 +40,7 @@ func registerVisualReasoningHandlers(_ table: inout HandlerTable, services: Serv
         guard let input = try services.decodeImages([params.image]).first, let image = input.image else {
             throw RPCError.invalidParams("params.image: expected a 'path' or 'png' (the image itself is needed to crop and look again)")
         }
-        let makeReasoner: @Sendable (CancellationFlag) throws -> (VisualReasoner, PrecomputedImageFeatures?)
+        let makeReasoner: @Sendable (ComputeContext) throws -> (VisualReasoner, PrecomputedImageFeatures?)
         let seer: String
         if let projectorID = params.mmproj {
             let projector = try await services.model(projectorID, of: ProjectorFamily.self)
@@ -51,14 +51,14 @@ func registerVisualReasoningHandlers(_ table: inout HandlerTable, services: Serv
         } else {
             let clip = try await services.clipModel(params.clip)
             let runtime = services.clip
-            makeReasoner = { flag in
+            makeReasoner = { compute in
                 // The label bank's text embeddings and the image's features both come through the caches.
                 let bank = try runtime.classTemplateEmbeddings(labels: configuration.labelBank, templates: configuration.labelTemplates,
-                                                               clip: clip, cancellation: flag)
+                                                               clip: clip, compute: compute)
                 let frontEnd = try CLIPFrontEnd(
                     clip: clip.model, tokenizer: runtime.tokenizer(), preprocessing: clip.preprocessing,
                     classifier: ZeroShotClassifier(classNames: configuration.labelBank, templateEmbeddings: bank), configuration: configuration)
-                let features = try runtime.reasoningFeatures(of: image, imageId: input.imageId, clip: clip, cancellation: flag)
+                let features = try runtime.reasoningFeatures(of: image, imageId: input.imageId, clip: clip, compute: compute)
                 return (try VisualReasoner(frontEnd: frontEnd, languageModel: lm.model, configuration: configuration), features)
             }
             seer = clip.id
@@ -68,10 +68,10 @@ func registerVisualReasoningHandlers(_ table: inout HandlerTable, services: Serv
         let liveCaches = params.mmproj == nil ? 3 : 4
         let result = try await withGenerationCaches(liveCaches * lm.model.cacheBytes, registry: services.registry) {
             let progress = await context.beginProgress(title: "Reasoning about the image with \(lm.id) and \(seer)")
-            let reasoned = try await context.compute { flag in
-                let (reasoner, precomputed) = try makeReasoner(flag)
+            let reasoned = try await context.compute { compute in
+                let (reasoner, precomputed) = try makeReasoner(compute)
                 return try reasoner.run(image: image, question: params.question, precomputed: precomputed,
-                                        shouldCancel: { flag.isCancelled }) { event in
+                                        compute: compute) { event in
                     let wire = wireEvent(event)
                     context.sendPartialFromComputeThread(wire)
                     if wire.event == "stage" {
@@ -88,7 +88,7 @@ func registerVisualReasoningHandlers(_ table: inout HandlerTable, services: Serv
         case .completed:
             return reply
         case .cancelled:
-            throw RPCError(code: ErrorCode.requestCancelled, message: "request cancelled", data: try? JSONCoding.value(of: reply))
+            throw ComputeCancelled(partial: reply)
         case .failed(let reason):
             throw RPCError(code: ErrorCode.internalError, message: "generation stopped: \(reason)", data: try? JSONCoding.value(of: reply))
         }

@@ -56,13 +56,12 @@ public final class LanguageModel: @unchecked Sendable {
 
     public var hyperparameters: Hyperparameters { transformer.hyperparameters }
 
-    /// Loads `path`. `contextLength` defaults to min(trained context, 2048); `threads` to the core count.
-    public init(path: URL, contextLength: Int? = nil, threads: Int? = nil) throws {
+    /// Loads `path`. `contextLength` defaults to min(trained context, 2048).
+    public init(path: URL, contextLength: Int? = nil) throws {
         gguf = try GGUFFile(url: path)
         let hp = try Hyperparameters(gguf: gguf)
         let weights = try ModelWeights(gguf: gguf, hyperparameters: hp)
-        transformer = Transformer(weights: weights, hyperparameters: hp,
-                                  threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        transformer = Transformer(weights: weights, hyperparameters: hp)
         tokenizer = try Tokenizer(vocabulary: Vocabulary(gguf: gguf))
         guard tokenizer.vocabulary.count == hp.vocabularySize else {
             throw LanguageModelError.invalidTokenizer("\(tokenizer.vocabulary.count) tokens for a \(hp.vocabularySize)-row embedding")
@@ -97,24 +96,24 @@ public final class LanguageModel: @unchecked Sendable {
         tokenizer.encode(prompt, addSpecial: true, parseSpecial: parseSpecial)
     }
 
-    /// Generates a continuation of `prompt`. Calls `onToken` for each token, checks `shouldCancel` before each step.
+    /// Generates a continuation of `prompt`. Calls `onToken` for each token, checks for cancellation before each step.
     public func generate(prompt: [Int32], parameters: SamplingParameters = .greedy,
-                         shouldCancel: () -> Bool = { false },
+                         compute: ComputeContext = ComputeContext(),
                          onToken: (GeneratedToken) -> Void = { _ in }) throws -> GenerationResult {
         guard !prompt.isEmpty else { throw LanguageModelError.invalidHyperparameters("empty prompt (the model adds no BOS)") }
         guard prompt.count < contextLength else { throw LanguageModelError.contextFull(needed: prompt.count + 1, capacity: contextLength) }
         var cache = transformer.makeCache(capacity: contextLength)
         let promptStart = Date()
-        let logits = try prefill(prompt, cache: &cache, shouldCancel: shouldCancel)
+        let logits = try prefill(prompt, cache: &cache, compute: compute)
         let promptSeconds = Date().timeIntervalSince(promptStart)
         var result: GenerationResult
-        if shouldCancel() {  // the prefill may have stopped part-way: there are no logits to sample from
+        if compute.isCancelled {  // the prefill may have stopped part-way: there are no logits to sample from
             result = GenerationResult(text: "", tokenIDs: [], promptTokenIDs: prompt, stopReason: .cancelled,
                                       logProbabilities: parameters.logProbabilities ? [] : nil,
                                       timings: GenerationTimings(promptTokens: 0, promptSeconds: 0, generatedTokens: 0, generationSeconds: 0))
         } else {
             result = try continueGeneration(cache: &cache, lastLogits: logits, history: prompt, parameters: parameters,
-                                            shouldCancel: shouldCancel, onToken: onToken)
+                                            compute: compute, onToken: onToken)
         }
         result.timings.promptTokens = prompt.count
         result.timings.promptSeconds = promptSeconds
@@ -122,19 +121,19 @@ public final class LanguageModel: @unchecked Sendable {
     }
 
     /// Runs the prompt in batches of `batchSize` and returns the logits after its last token.
-    /// Stops part-way (between batches or layers) once `shouldCancel` says so; callers check it again.
+    /// Stops part-way (between batches or layers) once the context is cancelled; callers check it again.
     /// 512 is llama.cpp's default batch: the same split gives the same arithmetic (a one-token batch
     /// sums attention in a different order from a longer one).
     public func prefill(_ prompt: [Int32], cache: inout KVCache, batchSize: Int = 512,
-                        shouldCancel: () -> Bool = { false }) throws -> [Float] {
+                        compute: ComputeContext = ComputeContext()) throws -> [Float] {
         var logits: [Float] = []
         var start = 0
         while start < prompt.count {
-            if shouldCancel() { break }
+            if compute.isCancelled { break }
             let end = min(prompt.count, start + batchSize)
             do {
-                logits = try transformer.forward(Array(prompt[start..<end]), cache: &cache, shouldCancel: shouldCancel).logits
-            } catch is CancellationError { break }  // stopped between layers: as if before the batch
+                logits = try transformer.forward(Array(prompt[start..<end]), cache: &cache, compute: compute).logits
+            } catch is ComputeCancelled { break }  // stopped between layers: as if before the batch
             start = end
         }
         return logits

@@ -34,7 +34,8 @@ struct DifferentiableTextTower: Sendable {
 
     /// Unnormalised text features [pooledRows.count, embedDim] for `embeddings` ([rows, width],
     /// without positional embeddings; row r sits at `positions[r]`), pooled at `pooledRows`.
-    func forward(embeddings: [Float], positions: [Int], segments: AttentionSegments, pooledRows: [Int]) -> (features: [Float], tape: Tape) {
+    func forward(embeddings: [Float], positions: [Int], segments: AttentionSegments, pooledRows: [Int],
+                 compute: ComputeContext) -> (features: [Float], tape: Tape) {
         let rows = positions.count
         precondition(embeddings.count == rows * width && positions.allSatisfy { $0 < weights.contextLength })
         var x = embeddings
@@ -49,7 +50,7 @@ struct DifferentiableTextTower: Sendable {
             let (normed2, norm2Tape) = block.norm2.forward(x, rows: rows)
             let hidden = block.fullyConnected(normed2, rows: rows)
             var activated = hidden
-            block.activation(&activated)
+            block.activation(&activated, compute: compute)
             addInPlace(&x, block.projection(activated, rows: rows))
             blockTapes.append(Tape.Block(norm1: norm1Tape, attention: attentionTape, norm2: norm2Tape, hiddenPreActivation: hidden))
         }

@@ -45,8 +45,6 @@ public enum PromptLearningError: Error, CustomStringConvertible {
     case invalidConfiguration(String)
     case notEnoughExamples(String)
     case invalidFile(path: String, reason: String)
-    /// A cancelled run; the best state found so far is attached.
-    case cancelled(PromptLearningResult)
 
     public var description: String {
         switch self {
@@ -54,7 +52,6 @@ public enum PromptLearningError: Error, CustomStringConvertible {
         case let .invalidConfiguration(message): return "invalid prompt-learning configuration: \(message)"
         case let .notEnoughExamples(message): return "not enough examples: \(message)"
         case let .invalidFile(path, reason): return "invalid learned-prompt file \(path): \(reason)"
-        case .cancelled: return "prompt learning was cancelled"
         }
     }
 }

@@ -1,4 +1,5 @@
 import VLMCLIP
+import VLMTensor
 
 /// LLM-as-optimiser (OPRO-style): each round the proposer sees the best templates so far with their
 /// training accuracies and proposes new ones; valid candidates are scored with CLIP on the training
@@ -25,17 +26,17 @@ struct LanguageModelSearch {
     }
 
     func run(seeds: [String], train: FeatureSet, validation: FeatureSet, contextLength: Int,
-             shouldCancel: () -> Bool, onStep: (PromptLearningStep) -> Void) throws -> Outcome {
+             compute: ComputeContext, onStep: (PromptLearningStep) -> Void) throws -> Outcome {
         var pool: [Scored] = []
         for seed in seeds where !pool.contains(where: { $0.template == seed }) {
-            pool.append(try scored(seed, train: train, shouldCancel: shouldCancel))
+            pool.append(try scored(seed, train: train, compute: compute))
         }
         var outcome = Outcome(best: ranked(pool)[0], proposalsSeen: 0, validProposals: 0, roundsRun: 0, cancelled: false)
         for round in 1...rounds {
-            if shouldCancel() { outcome.cancelled = true; break }
+            if compute.isCancelled { outcome.cancelled = true; break }
             let examples = ranked(pool).prefix(Self.examplesShown).map { (template: $0.template, accuracy: $0.accuracy) }
             let proposals = try proposer.propose(examples: Array(examples), count: candidatesPerRound, round: round,
-                                                 shouldCancel: shouldCancel)
+                                                 compute: compute)
             outcome.proposalsSeen += proposals.count
             for raw in proposals {
                 guard let template = TemplateCandidate.parse(raw, tokenizer: templates.tokenizer, classNames: templates.classNames,
@@ -43,7 +44,7 @@ struct LanguageModelSearch {
                       !pool.contains(where: { $0.template == template }) else { continue }
                 outcome.validProposals += 1
                 // Cancellation is honoured between rounds, so a round's scoring always completes.
-                pool.append(try scored(template, train: train, shouldCancel: { false }))
+                pool.append(try scored(template, train: train, compute: compute.uncancellable))
             }
             outcome.best = ranked(pool)[0]
             outcome.roundsRun = round
@@ -55,8 +56,8 @@ struct LanguageModelSearch {
         return outcome
     }
 
-    private func scored(_ template: String, train: FeatureSet, shouldCancel: () -> Bool) throws -> Scored {
-        let weights = try templates.classWeights(template, shouldCancel: shouldCancel)
+    private func scored(_ template: String, train: FeatureSet, compute: ComputeContext) throws -> Scored {
+        let weights = try templates.classWeights(template, compute: compute)
         let result = score(classWeights: weights, images: train, logitScale: logitScale)
         return Scored(template: template, weights: weights, accuracy: result.accuracy, loss: result.crossEntropy)
     }

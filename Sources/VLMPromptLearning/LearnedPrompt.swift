@@ -25,12 +25,12 @@ public struct LearnedPrompt: Sendable, Equatable, Codable {
     /// Zero-shot classifier weights for `classNames` (default: the training classes). A shared soft
     /// context transfers to new class names; a class-specific one only fits its own classes.
     public func classifierWeights(clip: CLIPModel, tokenizer: CLIPTokenizer, classNames: [String]? = nil,
-                                  shouldCancel: () -> Bool = { false }) throws -> ZeroShotClassifier {
+                                  compute: ComputeContext = ComputeContext()) throws -> ZeroShotClassifier {
         let names = classNames ?? self.classNames
         try validateClassNames(names)
         guard let context else {
             return try ZeroShotClassifier(model: clip, tokenizer: tokenizer, classNames: names, templates: templates,
-                                          shouldCancel: shouldCancel)
+                                          compute: compute)
         }
         let weights = clip.textTowerWeights
         guard context.width == weights.width else {
@@ -41,7 +41,8 @@ public struct LearnedPrompt: Sendable, Equatable, Codable {
         }
         let layout = try PromptLayout(tokenizer: tokenizer, classNames: names, contextLength: context.count, classSpecific: context.classSpecific,
                                       maximumTokens: weights.contextLength, slot: configuration.contextSlot)
-        let objective = PromptObjective(tower: DifferentiableTextTower(weights: weights), layout: layout, logitScale: clip.logitScale)
+        let objective = PromptObjective(tower: DifferentiableTextTower(weights: weights), layout: layout, logitScale: clip.logitScale,
+                                        compute: compute)
         let classWeights = objective.classWeights(context)
         return try ZeroShotClassifier(classNames: names, templateEmbeddings: classWeights.map { [$0] })
     }

@@ -1,6 +1,7 @@
 import Foundation
 import VLMCLIP
 import VLMLanguage
+import VLMTensor
 
 /// Few-shot prompt learning for a CLIP model on cached image features: the engine behind the
 /// daemon's `optimise-prompt`.
@@ -9,16 +10,17 @@ import VLMLanguage
 /// names in a fixed template), `.templateBank` (greedy ensemble selection), `.languageModel` (LM
 /// proposals scored by CLIP); KgCoOp and vocabulary-distance penalties apply to the gradient methods.
 ///
-/// All input is validated before any work. `shouldCancel` is checked once per optimiser step
-/// (template added, LM round; LM generation also polls it per token); a cancelled run throws
-/// `PromptLearningError.cancelled` carrying the best-so-far result. Cancelling while the baselines
-/// are computed (text embeddings of the bank, before any step) throws `CLIPError.cancelled`.
+/// All input is validated before any work. `compute`'s cancellation is checked once per optimiser
+/// step (template added, LM round; LM generation also polls it per token); a cancelled run throws
+/// `ComputeCancelled` whose `partial` is the best-so-far `PromptLearningResult`. Cancelling while
+/// the baselines are computed (text embeddings of the bank, before any step) throws
+/// `ComputeCancelled` with no partial result.
 /// `onStep` reports every step.
 public func optimisePrompt(
     clip: CLIPModel, tokenizer: CLIPTokenizer, classNames: [String],
     train: FeatureSet, validation: FeatureSet, test: FeatureSet? = nil,
     configuration: PromptLearningConfiguration, languageModel: LanguageModel? = nil,
-    shouldCancel: () -> Bool = { false }, onStep: (PromptLearningStep) -> Void = { _ in }
+    compute: ComputeContext = ComputeContext(), onStep: (PromptLearningStep) -> Void = { _ in }
 ) throws -> PromptLearningResult {
     let proposer = languageModel.map {
         LanguageModelProposer(model: $0, maxTokens: configuration.languageModelMaxTokens,
@@ -26,7 +28,7 @@ public func optimisePrompt(
     }
     return try optimisePrompt(clip: clip, tokenizer: tokenizer, classNames: classNames, train: train, validation: validation,
                               test: test, configuration: configuration, proposer: proposer,
-                              shouldCancel: shouldCancel, onStep: onStep)
+                              compute: compute, onStep: onStep)
 }
 
 /// As above, splitting a labelled pool first with `FewShotSplit` (configuration.shots,
@@ -34,14 +36,14 @@ public func optimisePrompt(
 public func optimisePrompt(
     clip: CLIPModel, tokenizer: CLIPTokenizer, classNames: [String], pool: FeatureSet, test: FeatureSet? = nil,
     configuration: PromptLearningConfiguration, languageModel: LanguageModel? = nil,
-    shouldCancel: () -> Bool = { false }, onStep: (PromptLearningStep) -> Void = { _ in }
+    compute: ComputeContext = ComputeContext(), onStep: (PromptLearningStep) -> Void = { _ in }
 ) throws -> PromptLearningResult {
     try pool.validate(name: "pool", classCount: classNames.count, embedDim: clip.embedDim)
     let split = try FewShotSplit(labels: pool.labels, classNames: classNames, shots: configuration.shots,
                                  validationPerClass: configuration.validationPerClass, seed: configuration.seed)
     return try optimisePrompt(clip: clip, tokenizer: tokenizer, classNames: classNames, train: pool.subset(split.train),
                               validation: pool.subset(split.validation), test: test, configuration: configuration,
-                              languageModel: languageModel, shouldCancel: shouldCancel, onStep: onStep)
+                              languageModel: languageModel, compute: compute, onStep: onStep)
 }
 
 /// The general form: `proposer` supplies LM proposals (any `TemplateProposer`, e.g. a stub in tests).
@@ -49,17 +51,17 @@ public func optimisePrompt(
     clip: CLIPModel, tokenizer: CLIPTokenizer, classNames: [String],
     train: FeatureSet, validation: FeatureSet, test: FeatureSet?,
     configuration: PromptLearningConfiguration, proposer: (any TemplateProposer)?,
-    shouldCancel: () -> Bool = { false }, onStep: (PromptLearningStep) -> Void = { _ in }
+    compute: ComputeContext = ComputeContext(), onStep: (PromptLearningStep) -> Void = { _ in }
 ) throws -> PromptLearningResult {
     try validateInputs(clip: clip, classNames: classNames, train: train, validation: validation, test: test,
                        configuration: configuration, hasProposer: proposer != nil)
     let run = PromptLearningRun(clip: clip, tokenizer: tokenizer, classNames: classNames, train: train,
                                 validation: validation, test: test, configuration: configuration)
-    var result = try run.execute(proposer: proposer, shouldCancel: shouldCancel, onStep: onStep)
+    var result = try run.execute(proposer: proposer, compute: compute, onStep: onStep)
     if let proposer, !result.cancelled, let text = result.learnedPrompt.templates.first {
-        result.fluency = try proposer.fluency(of: PromptTemplates.fill(text, with: classNames[0]))
+        result.fluency = try proposer.fluency(of: PromptTemplates.fill(text, with: classNames[0]), compute: compute)
     }
-    if result.cancelled { throw PromptLearningError.cancelled(result) }
+    if result.cancelled { throw ComputeCancelled(partial: result) }
     return result
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import VLMCLIP
 import VLMLanguage
+import VLMTensor
 
 /// One validated run: baselines, the chosen method, the final evaluation.
 struct PromptLearningRun {
@@ -19,10 +20,10 @@ struct PromptLearningRun {
                       test: test.map { score(classWeights: weights, images: $0, logitScale: clip.logitScale).accuracy })
     }
 
-    func execute(proposer: (any TemplateProposer)?, shouldCancel: () -> Bool,
+    func execute(proposer: (any TemplateProposer)?, compute: ComputeContext,
                  onStep: (PromptLearningStep) -> Void) throws -> PromptLearningResult {
-        let startWeights = try templates.classWeights(configuration.startingTemplate, shouldCancel: shouldCancel)
-        let bankPerTemplate = try configuration.bank.map { try templates.classWeights($0, shouldCancel: shouldCancel) }
+        let startWeights = try templates.classWeights(configuration.startingTemplate, compute: compute)
+        let bankPerTemplate = try configuration.bank.map { try templates.classWeights($0, compute: compute) }
         let bankWeights = TemplateEmbeddings.ensemble(bankPerTemplate)
         var result = PromptLearningResult(
             learnedPrompt: LearnedPrompt(method: configuration.method, classNames: classNames,
@@ -35,11 +36,11 @@ struct PromptLearningRun {
         let finalWeights: [[Float]]
         switch configuration.method {
         case .soft, .projected, .names:
-            finalWeights = try learnContext(anchors: bankWeights, into: &result, shouldCancel: shouldCancel, onStep: onStep)
+            finalWeights = try learnContext(anchors: bankWeights, into: &result, compute: compute, onStep: onStep)
         case .templateBank:
             let selection = TemplateBankSelection(bank: configuration.bank, embeddings: bankPerTemplate, logitScale: clip.logitScale,
                                                   maximumTemplates: configuration.maximumBankTemplates)
-            let outcome = selection.run(train: train, validation: validation, shouldCancel: shouldCancel, onStep: onStep)
+            let outcome = selection.run(train: train, validation: validation, compute: compute, onStep: onStep)
             finalWeights = outcome.classWeights
             result.templates = outcome.chosen
             result.learnedPrompt.templates = outcome.chosen
@@ -50,7 +51,7 @@ struct PromptLearningRun {
                                              candidatesPerRound: configuration.languageModelCandidates)
             let outcome = try search.run(seeds: [configuration.startingTemplate] + configuration.bank, train: train,
                                          validation: validation, contextLength: clip.config.text.contextLength,
-                                         shouldCancel: shouldCancel, onStep: onStep)
+                                         compute: compute, onStep: onStep)
             finalWeights = outcome.best.weights
             result.templates = [outcome.best.template]
             result.learnedPrompt.templates = [outcome.best.template]
@@ -65,20 +66,21 @@ struct PromptLearningRun {
     }
 
     /// CoOp / PEZ (with the optional KgCoOp and vocabulary-distance penalties).
-    private func learnContext(anchors: [[Float]], into result: inout PromptLearningResult, shouldCancel: () -> Bool,
+    private func learnContext(anchors: [[Float]], into result: inout PromptLearningResult, compute: ComputeContext,
                               onStep: (PromptLearningStep) -> Void) throws -> [[Float]] {
         let weights = clip.textTowerWeights
         let initial = initialContext(weights: weights)
         let layout = try PromptLayout(tokenizer: tokenizer, classNames: classNames, contextLength: initial.count, classSpecific: initial.classSpecific,
                                       maximumTokens: weights.contextLength, slot: configuration.contextSlot)
-        var objective = PromptObjective(tower: DifferentiableTextTower(weights: weights), layout: layout, logitScale: clip.logitScale)
+        var objective = PromptObjective(tower: DifferentiableTextTower(weights: weights), layout: layout, logitScale: clip.logitScale,
+                                        compute: compute)
         if configuration.textAnchorWeight > 0 {
             objective.anchors = anchors
             objective.anchorWeight = configuration.textAnchorWeight
         }
         let vocabulary = TokenVocabulary(tokenizer: tokenizer, tokenEmbedding: weights.tokenEmbedding, width: weights.width)
         let trainer = SoftPromptTrainer(objective: objective, vocabulary: vocabulary, configuration: configuration)
-        let outcome = trainer.run(initial: initial, train: train, validation: validation, shouldCancel: shouldCancel, onStep: onStep)
+        let outcome = trainer.run(initial: initial, train: train, validation: validation, compute: compute, onStep: onStep)
         let reading = vocabulary.read(outcome.best, metric: configuration.projectionMetric)
         let texts = reading.map { $0.text + " {}." }
         result.nearestTokens = reading
@@ -86,7 +88,7 @@ struct PromptLearningRun {
         result.learnedPrompt.templates = texts
         result.templates = configuration.method == .projected ? texts : []
         if configuration.method == .names {
-            try readNames(reading.map(\.text), into: &result, shouldCancel: shouldCancel)
+            try readNames(reading.map(\.text), into: &result, compute: compute)
         }
         result.initialTrainingLoss = outcome.initialLoss
         result.finalTrainingLoss = outcome.finalLoss
@@ -97,11 +99,11 @@ struct PromptLearningRun {
 
     /// Learned names read as their nearest words: the readable prompts (the template filled with
     /// each class's words) and the accuracy of those real words in place of the learned vectors.
-    private func readNames(_ words: [String], into result: inout PromptLearningResult, shouldCancel: () -> Bool) throws {
+    private func readNames(_ words: [String], into result: inout PromptLearningResult, compute: ComputeContext) throws {
         let template = configuration.startingTemplate
         let readable = TemplateEmbeddings(clip: clip, tokenizer: tokenizer, classNames: words)
         result.nearestWordNames = words
-        result.nearestWordAccuracy = accuracy(try readable.classWeights(template, shouldCancel: shouldCancel))
+        result.nearestWordAccuracy = accuracy(try readable.classWeights(template, compute: compute))
         result.learnedPrompt.templates = [template]
         result.templates = words.map { PromptTemplates.fill(template, with: $0) }
     }

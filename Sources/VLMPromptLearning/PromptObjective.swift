@@ -16,6 +16,8 @@ struct PromptObjective: Sendable {
     /// Per-class anchors w̄_c for the KgCoOp penalty (unit vectors), when `anchorWeight > 0`.
     var anchors: [[Float]]?
     var anchorWeight: Float = 0
+    /// The run's threads (the objective is evaluated between cancellation checks, never stopped inside).
+    var compute = ComputeContext()
 
     struct Evaluation {
         var loss: Float  // total, including the anchor penalty
@@ -69,7 +71,7 @@ struct PromptObjective: Sendable {
     private func forwardFeatures(_ context: ContextVectors) -> ([Float], DifferentiableTextTower.Tape) {
         let embeddings = layout.embeddings(context: context, tokenEmbedding: tower.weights.tokenEmbedding, width: tower.width)
         return tower.forward(embeddings: embeddings, positions: layout.positions, segments: layout.segments,
-                             pooledRows: layout.pooledRows)
+                             pooledRows: layout.pooledRows, compute: compute)
     }
 }
 

@@ -35,7 +35,7 @@ struct SoftPromptTrainer {
     }
 
     func run(initial: ContextVectors, train: FeatureSet, validation: FeatureSet,
-             shouldCancel: () -> Bool, onStep: (PromptLearningStep) -> Void) -> Outcome {
+             compute: ComputeContext, onStep: (PromptLearningStep) -> Void) -> Outcome {
         let schedule = LearningRateSchedule(base: configuration.learningRate, steps: configuration.steps,
                                             warmup: configuration.warmupSteps, cosine: configuration.cosineSchedule)
         var optimiser = ParameterOptimiser(kind: configuration.optimiser, count: initial.values.count)
@@ -46,7 +46,7 @@ struct SoftPromptTrainer {
         var bestValidationLoss = start.crossEntropy
         var evaluationsWithoutImprovement = 0
         for step in 0..<configuration.steps {
-            if shouldCancel() { outcome.cancelled = true; break }
+            if compute.isCancelled { outcome.cancelled = true; break }
             let point = effective(context)
             let evaluation = objective.evaluate(point, images: train)
             var gradient = evaluation.contextGradient

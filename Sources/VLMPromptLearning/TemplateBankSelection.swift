@@ -9,9 +9,9 @@ struct TemplateEmbeddings {
     let classNames: [String]
 
     /// [class][dim], unit rows, for one template.
-    func classWeights(_ template: String, shouldCancel: () -> Bool) throws -> [[Float]] {
+    func classWeights(_ template: String, compute: ComputeContext) throws -> [[Float]] {
         let rows = classNames.map { tokenizer.tokenize(PromptTemplates.fill(template, with: $0), contextLength: clip.config.text.contextLength) }
-        return try clip.encodeText(rows, shouldCancel: shouldCancel)
+        return try clip.encodeText(rows, compute: compute)
     }
 
     static func ensemble(_ perTemplate: [[[Float]]]) -> [[Float]] {
@@ -44,14 +44,14 @@ struct TemplateBankSelection {
         var cancelled: Bool
     }
 
-    func run(train: FeatureSet, validation: FeatureSet, shouldCancel: () -> Bool,
+    func run(train: FeatureSet, validation: FeatureSet, compute: ComputeContext,
              onStep: (PromptLearningStep) -> Void) -> Outcome {
         var order: [Int] = []
         var best: (count: Int, accuracy: Double, loss: Double) = (0, -1, .infinity)
         var cancelled = false
         let rounds = min(maximumTemplates, bank.count)
         for round in 0..<rounds {
-            if shouldCancel() { cancelled = true; break }
+            if compute.isCancelled { cancelled = true; break }
             let remaining = bank.indices.filter { !order.contains($0) }
             let candidates = remaining.map { t -> (Int, Double, Double) in
                 let trial = score(classWeights: TemplateEmbeddings.ensemble((order + [t]).map { embeddings[$0] }),

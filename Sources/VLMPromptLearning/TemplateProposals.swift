@@ -1,6 +1,7 @@
 import Foundation
 import VLMCLIP
 import VLMLanguage
+import VLMTensor
 
 /// A source of candidate prompt templates for the LM-as-optimiser search. The search calls it once
 /// per round with the best templates so far; implementations may return any text, the search
@@ -8,9 +9,9 @@ import VLMLanguage
 public protocol TemplateProposer: Sendable {
     /// Up to `count` raw candidate texts, given `examples` (template, training accuracy), best first.
     func propose(examples: [(template: String, accuracy: Double)], count: Int, round: Int,
-                 shouldCancel: () -> Bool) throws -> [String]
+                 compute: ComputeContext) throws -> [String]
     /// Mean per-token log-likelihood of `text` (nil when the source cannot score text).
-    func fluency(of text: String) throws -> Double?
+    func fluency(of text: String, compute: ComputeContext) throws -> Double?
 }
 
 /// Proposals from a loaded GGUF language model through a few-shot completion meta-prompt (works for
@@ -42,21 +43,21 @@ public struct LanguageModelProposer: TemplateProposer {
     }
 
     public func propose(examples: [(template: String, accuracy: Double)], count: Int, round: Int,
-                        shouldCancel: () -> Bool) throws -> [String] {
+                        compute: ComputeContext) throws -> [String] {
         let prompt = model.tokenize(Self.metaPrompt(examples: examples))
         return try (0..<count).map { index in
             let parameters = SamplingParameters(
                 temperature: temperature, topK: 40, seed: seed &+ UInt64(round * 1000 + index),
                 maxTokens: maxTokens, stopStrings: ["\n"])
-            return try model.generate(prompt: prompt, parameters: parameters, shouldCancel: shouldCancel).text
+            return try model.generate(prompt: prompt, parameters: parameters, compute: compute).text
         }
     }
 
     /// Mean log p(token) of `text` after BOS (or after its first token when the model adds no BOS).
-    public func fluency(of text: String) throws -> Double? {
+    public func fluency(of text: String, compute: ComputeContext) throws -> Double? {
         let tokens = model.tokenize(text)
         guard tokens.count >= 2 else { return nil }
-        let total = try model.score(context: [tokens[0]], continuations: [Array(tokens.dropFirst())])[0]
+        let total = try model.score(context: [tokens[0]], continuations: [Array(tokens.dropFirst())], compute: compute)[0]
         return total / Double(tokens.count - 1)
     }
 }

@@ -18,9 +18,9 @@ public final class CLIPFrontEnd: VisualFrontEnd, @unchecked Sendable {
 
     /// Builds the zero-shot classifier over `configuration.labelBank` (one text-tower pass per label).
     public convenience init(clip: CLIPModel, tokenizer: CLIPTokenizer, preprocessing: CLIPPreprocessing,
-                            configuration: ReasoningConfiguration, shouldCancel: () -> Bool = { false }) throws {
+                            configuration: ReasoningConfiguration, compute: ComputeContext = ComputeContext()) throws {
         let classifier = try ZeroShotClassifier(model: clip, tokenizer: tokenizer, classNames: configuration.labelBank,
-                                                templates: configuration.labelTemplates, shouldCancel: shouldCancel)
+                                                templates: configuration.labelTemplates, compute: compute)
         try self.init(clip: clip, tokenizer: tokenizer, preprocessing: preprocessing, classifier: classifier,
                       configuration: configuration)
     }
@@ -48,14 +48,14 @@ public final class CLIPFrontEnd: VisualFrontEnd, @unchecked Sendable {
 
     /// The features `prepare` computes for `image`, for a caller that caches them (e.g. by
     /// `RGBImage.contentDigest`) and passes them back as `precomputed`.
-    public func features(of image: RGBImage, shouldCancel: () -> Bool = { false }) throws -> PrecomputedImageFeatures {
-        try PrecomputedImageFeatures(clip: clip, preprocessing: preprocessing, image: image, shouldCancel: shouldCancel)
+    public func features(of image: RGBImage, compute: ComputeContext = ComputeContext()) throws -> PrecomputedImageFeatures {
+        try PrecomputedImageFeatures(clip: clip, preprocessing: preprocessing, image: image, compute: compute)
     }
 
-    public func prepare(_ image: RGBImage, precomputed: PrecomputedImageFeatures?, shouldCancel: () -> Bool) throws -> any PreparedImage {
+    public func prepare(_ image: RGBImage, precomputed: PrecomputedImageFeatures?, compute: ComputeContext) throws -> any PreparedImage {
         try check(image)
         if let precomputed { try check(precomputed) }
-        let (global, dense) = try features(of: image, completing: precomputed, shouldCancel: shouldCancel)
+        let (global, dense) = try features(of: image, completing: precomputed, compute: compute)
         let geometry = PreprocessingGeometry(imageWidth: image.width, imageHeight: image.height,
                                              size: preprocessing.imageSize, mode: preprocessing.resizeMode)
         return CLIPPreparedImage(frontEnd: self, image: image, geometry: geometry, globalEmbedding: global,
@@ -64,19 +64,19 @@ public final class CLIPFrontEnd: VisualFrontEnd, @unchecked Sendable {
 
     /// The global embedding and dense features of `image`: those given, the missing ones computed
     /// (both from one tower pass when neither is given).
-    func features(of image: RGBImage, completing given: PrecomputedImageFeatures?, shouldCancel: () -> Bool) throws
+    func features(of image: RGBImage, completing given: PrecomputedImageFeatures?, compute: ComputeContext) throws
         -> (global: [Float], dense: (gridHeight: Int, gridWidth: Int, features: [[Float]]))
     {
         switch (given?.globalEmbedding, given?.dense) {
         case let (global?, dense?):
             return (global, dense)
         case let (global?, nil):
-            let dense = try clip.encodeImageDense(preprocessing(image), count: 1, shouldCancel: shouldCancel)
+            let dense = try clip.encodeImageDense(preprocessing(image), count: 1, compute: compute)
             return (global, (dense.gridHeight, dense.gridWidth, dense.features[0]))
         case let (nil, dense?):
-            return (try clip.encodeImages(preprocessing(image), count: 1, shouldCancel: shouldCancel)[0], dense)
+            return (try clip.encodeImages(preprocessing(image), count: 1, compute: compute)[0], dense)
         case (nil, nil):
-            let both = try PrecomputedImageFeatures(clip: clip, preprocessing: preprocessing, image: image, shouldCancel: shouldCancel)
+            let both = try PrecomputedImageFeatures(clip: clip, preprocessing: preprocessing, image: image, compute: compute)
             return (both.globalEmbedding!, both.dense!)
         }
     }
@@ -130,16 +130,16 @@ public final class CLIPFrontEnd: VisualFrontEnd, @unchecked Sendable {
     }
 
     /// Embeds crops of the original image (each preprocessed like a whole image).
-    func embed(_ crops: [RGBImage], shouldCancel: () -> Bool) throws -> [[Float]] {
-        try clip.encodeImages(preprocessing.batch(crops), count: crops.count, shouldCancel: shouldCancel)
+    func embed(_ crops: [RGBImage], compute: ComputeContext) throws -> [[Float]] {
+        try clip.encodeImages(preprocessing.batch(crops), count: crops.count, compute: compute)
     }
 }
 
 extension PrecomputedImageFeatures {
     /// What a CLIP front end computes for `image`: its global embedding and its dense features, from one
     /// pass of a ViT tower.
-    public init(clip: CLIPModel, preprocessing: CLIPPreprocessing, image: RGBImage, shouldCancel: () -> Bool = { false }) throws {
-        let encoded = try clip.encodeImagesWithDense(preprocessing(image), count: 1, shouldCancel: shouldCancel)
+    public init(clip: CLIPModel, preprocessing: CLIPPreprocessing, image: RGBImage, compute: ComputeContext = ComputeContext()) throws {
+        let encoded = try clip.encodeImagesWithDense(preprocessing(image), count: 1, compute: compute)
         let dense = encoded.dense
         self.init(globalEmbedding: encoded.embeddings[0], dense: (dense.gridHeight, dense.gridWidth, dense.features[0]))
     }
@@ -175,7 +175,7 @@ final class CLIPPreparedImage: PreparedImage {
         self.gridHeight = gridHeight; self.gridWidth = gridWidth; self.cells = cells
     }
 
-    func initialEvidence(shouldCancel: () -> Bool) throws -> [Evidence] {
+    func initialEvidence(compute: ComputeContext) throws -> [Evidence] {
         var evidence = [Evidence(source: .wholeImage, tags: frontEnd.tags(for: [globalEmbedding])[0], text: "")]
         let (rows, columns) = frontEnd.regionGrid
         if rows > 0, columns > 0, rows * columns > 1 {
@@ -190,7 +190,7 @@ final class CLIPPreparedImage: PreparedImage {
                 }
             }
             let crops = try boxes.map { try image.cropped(x: $0.1.x, y: $0.1.y, width: $0.1.width, height: $0.1.height) }
-            let tags = frontEnd.tags(for: try frontEnd.embed(crops, shouldCancel: shouldCancel))
+            let tags = frontEnd.tags(for: try frontEnd.embed(crops, compute: compute))
             for ((name, box), regionTags) in zip(boxes, tags) {
                 evidence.append(Evidence(source: .region(name: name, box: box), tags: regionTags, text: ""))
             }
@@ -206,10 +206,10 @@ final class CLIPPreparedImage: PreparedImage {
         }
     }
 
-    func attribution(of text: String, shouldCancel: () -> Bool) throws -> AttributionMap? {
+    func attribution(of text: String, compute: ComputeContext) throws -> AttributionMap? {
         let contextLength = frontEnd.clip.config.text.contextLength
         let tokens = frontEnd.tokenizer.tokenize(text, contextLength: contextLength)
-        let embedding = try frontEnd.clip.encodeText([tokens], shouldCancel: shouldCancel)[0]
+        let embedding = try frontEnd.clip.encodeText([tokens], compute: compute)[0]
         return Attribution.map(textEmbedding: embedding, cells: cells, gridHeight: gridHeight, gridWidth: gridWidth,
                                normalization: frontEnd.normalization, logitScale: frontEnd.clip.logitScale)
     }
@@ -218,9 +218,9 @@ final class CLIPPreparedImage: PreparedImage {
         geometry.pixelBox(of: box, gridHeight: gridHeight, gridWidth: gridWidth)
     }
 
-    func lookEvidence(at box: PixelBox, step: Int, shouldCancel: () -> Bool) throws -> Evidence {
+    func lookEvidence(at box: PixelBox, step: Int, compute: ComputeContext) throws -> Evidence {
         let crop = try image.cropped(x: box.x, y: box.y, width: box.width, height: box.height)
-        let tags = frontEnd.tags(for: try frontEnd.embed([crop], shouldCancel: shouldCancel))[0]
+        let tags = frontEnd.tags(for: try frontEnd.embed([crop], compute: compute))[0]
         return Evidence(source: .look(step: step, box: box), tags: tags,
                         text: renderEvidence("closer look at \(box)", tags))
     }

@@ -2,6 +2,7 @@
 // LLaVA-CoT's stage-level beam search, with the judge behind a protocol.
 import Foundation
 import VLMLanguage
+import VLMTensor
 
 /// One candidate continuation, as a judge sees it.
 public struct JudgeCandidate: Sendable {
@@ -26,14 +27,15 @@ public struct JudgeRequest: Sendable {
 }
 
 public protocol CandidateJudge {
-    /// A score per candidate; the higher one wins, a tie goes to `first`.
-    func scores(_ request: JudgeRequest) throws -> (first: Double, second: Double)
+    /// A score per candidate; the higher one wins, a tie goes to `first`. A verdict, once asked for,
+    /// runs to the end on `compute`'s threads (the run checks for cancellation between verdicts).
+    func scores(_ request: JudgeRequest, compute: ComputeContext) throws -> (first: Double, second: Double)
 }
 
 /// Prefers the candidate the model itself found more likely, per token (so length does not decide).
 public struct LogLikelihoodJudge: CandidateJudge {
     public init() {}
-    public func scores(_ request: JudgeRequest) throws -> (first: Double, second: Double) {
+    public func scores(_ request: JudgeRequest, compute: ComputeContext) throws -> (first: Double, second: Double) {
         (request.first.meanLogProbability ?? -.infinity, request.second.meanLogProbability ?? -.infinity)
     }
 }
@@ -62,10 +64,11 @@ public final class PairwiseLanguageJudge: CandidateJudge {
         cache = PrefixCache(model: model)
     }
 
-    public func scores(_ request: JudgeRequest) throws -> (first: Double, second: Double) {
-        let forward = try answerLogProbabilities(request, first: request.first.text, second: request.second.text)
+    public func scores(_ request: JudgeRequest, compute: ComputeContext) throws -> (first: Double, second: Double) {
+        let compute = compute.uncancellable
+        let forward = try answerLogProbabilities(request, first: request.first.text, second: request.second.text, compute: compute)
         guard bothOrders else { return forward }
-        let swapped = try answerLogProbabilities(request, first: request.second.text, second: request.first.text)
+        let swapped = try answerLogProbabilities(request, first: request.second.text, second: request.first.text, compute: compute)
         return (forward.first + swapped.second, forward.second + swapped.first)
     }
 
@@ -86,7 +89,8 @@ public final class PairwiseLanguageJudge: CandidateJudge {
     }
 
     /// (log p("1"), log p("2")) as the model's reply.
-    func answerLogProbabilities(_ request: JudgeRequest, first: String, second: String) throws -> (first: Double, second: Double) {
+    func answerLogProbabilities(_ request: JudgeRequest, first: String, second: String,
+                                compute: ComputeContext) throws -> (first: Double, second: Double) {
         // Shorten the context shown until the prompt fits the model (small models have small contexts).
         var contextCharacters = Self.maxContextCharacters
         var rendered: String, context: [Int32]
@@ -100,8 +104,9 @@ public final class PairwiseLanguageJudge: CandidateJudge {
             throw LanguageModelError.contextFull(needed: context.count + 4, capacity: model.contextLength)
         }
         let answers = [" 1", " 2"].map { continuationTokens(context: context, rendered: rendered, answer: $0) }
-        let logits = try cache.extend(to: context, model: model, shouldCancel: { false })
-        let logProbabilities = try model.scoreContinuations(cache: cache.cache, lastLogits: logits, continuations: answers)
+        let logits = try cache.extend(to: context, model: model, compute: compute)
+        let logProbabilities = try model.scoreContinuations(cache: cache.cache, lastLogits: logits, continuations: answers,
+                                                            compute: compute)
         return (logProbabilities[0], logProbabilities[1])
     }
 

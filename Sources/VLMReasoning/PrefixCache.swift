@@ -1,5 +1,6 @@
 // One KV cache that follows a growing token sequence, re-running only what changed.
 import VLMLanguage
+import VLMTensor
 
 /// The engine re-tokenizes the whole context after each stage or step (so what the model reads is
 /// exactly the tokenization of the text, whatever tokens were sampled); the cache keeps the longest
@@ -23,7 +24,7 @@ struct PrefixCache {
     /// its last token. A visual prefix that changed since the last call (a look appended image tokens)
     /// restarts the cache from it.
     mutating func extend(to target: [Int32], model: LanguageModel, visual: VisualPrefix? = nil,
-                         shouldCancel: () -> Bool) throws -> [Float] {
+                         compute: ComputeContext) throws -> [Float] {
         var target = target
         if let visual {
             target = visual.textTokens(target)
@@ -39,18 +40,15 @@ struct PrefixCache {
         cache.truncate(to: base + common)
         tokens = Array(target[..<common])
         logits = []
-        let newLogits = try model.prefill(Array(target[common...]), cache: &cache, shouldCancel: shouldCancel)
-        guard !shouldCancel() else {
+        let newLogits = try model.prefill(Array(target[common...]), cache: &cache, compute: compute)
+        guard !compute.isCancelled else {
             // prefill stops between batches when cancelled: the cache no longer matches any prefix we know.
             cache.truncate(to: base)
             tokens = []
-            throw RunInterruption.cancelled
+            throw ComputeCancelled()
         }
         tokens = target
         logits = newLogits
         return logits
     }
 }
-
-/// Why a run stopped early (internal: the result carries it as its outcome).
-enum RunInterruption: Error { case cancelled }

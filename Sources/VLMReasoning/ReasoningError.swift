@@ -9,8 +9,6 @@ public enum ReasoningError: Error, CustomStringConvertible, Equatable, Sendable 
     case invalidImage(String)
     /// The question (with its prompt and evidence) leaves no room to generate in the context.
     case contextTooSmall(needed: Int, capacity: Int)
-    /// Cancelled before generation started.
-    case cancelled
 
     public var description: String {
         switch self {
@@ -19,7 +17,6 @@ public enum ReasoningError: Error, CustomStringConvertible, Equatable, Sendable 
         case let .invalidImage(what): "image cannot be used: \(what)"
         case let .contextTooSmall(needed, capacity):
             "the question and its evidence need at least \(needed) tokens of context, the language model has \(capacity)"
-        case .cancelled: "cancelled"
         }
     }
 }

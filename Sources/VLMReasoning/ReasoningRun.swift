@@ -3,6 +3,7 @@
 // after each step, attributes it to image patches and may look again at the selected crop.
 import Foundation
 import VLMLanguage
+import VLMTensor
 
 final class ReasoningRun {
     let model: LanguageModel
@@ -14,7 +15,7 @@ final class ReasoningRun {
     let question: String
     let evidence: [Evidence]
     let start: Date
-    let shouldCancel: () -> Bool
+    let compute: ComputeContext
     let onEvent: (ReasoningEvent) -> Void
 
     /// The assistant turn so far: what the model reads after the prompt.
@@ -35,7 +36,7 @@ final class ReasoningRun {
     var stageGenerated = 0, stageChosen = 0, stageSamplingSeconds = 0.0
 
     init(reasoner: VisualReasoner, prepared: any PreparedImage, builder: PromptBuilder, question: String,
-         evidence: [Evidence], start: Date, shouldCancel: @escaping () -> Bool, onEvent: @escaping (ReasoningEvent) -> Void) {
+         evidence: [Evidence], start: Date, compute: ComputeContext, onEvent: @escaping (ReasoningEvent) -> Void) {
         model = reasoner.languageModel
         config = reasoner.configuration
         judge = reasoner.makeJudge()
@@ -45,7 +46,7 @@ final class ReasoningRun {
         self.question = question
         self.evidence = evidence
         self.start = start
-        self.shouldCancel = shouldCancel
+        self.compute = compute
         self.onEvent = onEvent
         cache = PrefixCache(model: model)
     }
@@ -56,7 +57,7 @@ final class ReasoningRun {
         do {
             for (index, stage) in config.stages.enumerated() { try runStage(index, stage) }
         } catch {
-            outcome = error is RunInterruption || shouldCancel() ? .cancelled : .failed(String(describing: error))
+            outcome = error is ComputeCancelled || compute.isCancelled ? .cancelled : .failed(String(describing: error))
             closeInterruptedStage()
         }
         timings.totalSeconds = Date().timeIntervalSince(start)
@@ -69,7 +70,7 @@ final class ReasoningRun {
     // MARK: Stages
 
     func runStage(_ index: Int, _ stage: StageSpecification) throws {
-        if shouldCancel() { throw RunInterruption.cancelled }
+        try compute.checkCancellation()
         if stage.role == .evidence { transcript += evidence.map { "[\($0.text)]\n" }.joined() }
         transcript += "<\(stage.tag)>"
         current = (index, stage, Date())
@@ -147,7 +148,7 @@ final class ReasoningRun {
         var parameters = SamplingParameters(temperature: config.temperature, topP: config.topP,
                                             repetitionPenalty: config.repetitionPenalty, maxTokens: min(maxTokens, room),
                                             stopStrings: parser.stopStrings + extraStops, logProbabilities: true)
-        let sharedLogits = config.sharePrefix ? try cache.extend(to: prefix, model: model, visual: visual, shouldCancel: shouldCancel) : []
+        let sharedLogits = config.sharePrefix ? try cache.extend(to: prefix, model: model, visual: visual, compute: compute) : []
         let unit = units
         units += 1
 
@@ -160,11 +161,11 @@ final class ReasoningRun {
                 (fork, logits) = (cache.cache, sharedLogits)
             } else {
                 fork = visual?.cache ?? model.transformer.makeCache(capacity: model.contextLength)
-                logits = try model.prefill(visual?.textTokens(prefix) ?? prefix, cache: &fork, shouldCancel: shouldCancel)
-                if shouldCancel() { throw RunInterruption.cancelled }
+                logits = try model.prefill(visual?.textTokens(prefix) ?? prefix, cache: &fork, compute: compute)
+                try compute.checkCancellation()
             }
             let result = try model.continueGeneration(cache: &fork, lastLogits: logits, history: prefix, parameters: parameters,
-                                                      shouldCancel: shouldCancel) { token in
+                                                      compute: compute) { token in
                 if timings.firstTokenSeconds == nil { timings.firstTokenSeconds = Date().timeIntervalSince(start) }
                 onEvent(.token(stage: stage.tag, step: step, candidate: candidate, text: token.text))
             }
@@ -174,7 +175,7 @@ final class ReasoningRun {
             results.append(result)
             if result.stopReason == .cancelled {
                 pendingText = parser.stageContent(result.text).content
-                throw RunInterruption.cancelled
+                throw ComputeCancelled()
             }
         }
         let winner = try choose(results, stage: stage, step: step)
@@ -203,9 +204,9 @@ final class ReasoningRun {
         let judgeStart = Date()
         defer { timings.judgeSeconds += Date().timeIntervalSince(judgeStart) }
         let winner = try Tournament.run(count: contenders.count, compare: { a, b in
-            if shouldCancel() { throw RunInterruption.cancelled }
+            try compute.checkCancellation()
             return try judge.scores(JudgeRequest(question: question, stage: stage, context: transcript,
-                                                 first: contenders[a], second: contenders[b]))
+                                                 first: contenders[a], second: contenders[b]), compute: compute)
         }, onVerdict: { v in
             let verdict = JudgeVerdict(stage: stage.tag, step: step, first: contenders[v.first].index,
                                        second: contenders[v.second].index, winner: contenders[v.winner].index,
@@ -222,7 +223,7 @@ final class ReasoningRun {
     /// crop whose tags join the context before the next step.
     func attributeAndLook(step: Int, stage: String, text: String) throws {
         let attributionStart = Date()
-        guard let map = try prepared.attribution(of: text, shouldCancel: shouldCancel) else {
+        guard let map = try prepared.attribution(of: text, compute: compute) else {
             steps.append(ReasoningStep(index: step, stage: stage, text: text, attribution: nil, look: nil))
             return
         }
@@ -237,9 +238,9 @@ final class ReasoningRun {
         let wholeGrid = GridBox(row: 0, column: 0, rows: map.gridHeight, columns: map.gridWidth)
         // Looking at the whole grid again would only repeat the whole-image evidence.
         if let selection, looks < config.maxLooks, selection.gridBox != wholeGrid {
-            if shouldCancel() { throw RunInterruption.cancelled }
+            try compute.checkCancellation()
             let lookStart = Date()
-            let evidence = try prepared.lookEvidence(at: selection.pixelBox, step: step, shouldCancel: shouldCancel)
+            let evidence = try prepared.lookEvidence(at: selection.pixelBox, step: step, compute: compute)
             looks += 1
             transcript += "[\(evidence.text)]\n"
             let seconds = Date().timeIntervalSince(lookStart)

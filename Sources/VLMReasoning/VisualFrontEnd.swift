@@ -3,6 +3,7 @@
 // of text relates to, and evidence about a crop.
 import VLMImage
 import VLMWire
+import VLMTensor
 
 /// A rectangle of grid cells, inclusive-exclusive: rows `row..<row+rows`, columns `column..<column+columns`.
 public struct GridBox: Sendable, Equatable {
@@ -69,13 +70,13 @@ public protocol PreparedImage: AnyObject {
     /// Rows and columns of the attribution grid (nil when this front end cannot attribute).
     var grid: (height: Int, width: Int)? { get }
     /// Evidence about the whole image and its fixed regions, for the evidence stage.
-    func initialEvidence(shouldCancel: () -> Bool) throws -> [Evidence]
+    func initialEvidence(compute: ComputeContext) throws -> [Evidence]
     /// Which grid cells `text` relates to; nil when this front end cannot attribute.
-    func attribution(of text: String, shouldCancel: () -> Bool) throws -> AttributionMap?
+    func attribution(of text: String, compute: ComputeContext) throws -> AttributionMap?
     /// The original-image pixels a box of grid cells was computed from (inside the image).
     func pixelBox(of box: GridBox) -> PixelBox
     /// Evidence about a crop of the original image, re-encoded at the model's full resolution.
-    func lookEvidence(at box: PixelBox, step: Int, shouldCancel: () -> Bool) throws -> Evidence
+    func lookEvidence(at box: PixelBox, step: Int, compute: ComputeContext) throws -> Evidence
     /// Positions the language model reads before the prompt (e.g. LLaVA's image tokens); nil for a
     /// front end that gives the model text evidence only.
     var visualPrefix: VisualPrefix? { get }
@@ -88,7 +89,7 @@ extension PreparedImage {
 /// A vision model the engine can reason with.
 public protocol VisualFrontEnd: AnyObject {
     /// Encodes `image` once for a run. Throws `ReasoningError.invalidImage` for images it cannot take.
-    func prepare(_ image: RGBImage, precomputed: PrecomputedImageFeatures?, shouldCancel: () -> Bool) throws -> any PreparedImage
+    func prepare(_ image: RGBImage, precomputed: PrecomputedImageFeatures?, compute: ComputeContext) throws -> any PreparedImage
 }
 
 /// Image features a caller has already computed (e.g. cached by content digest), to skip re-encoding.

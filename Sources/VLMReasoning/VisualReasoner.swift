@@ -4,6 +4,7 @@ import Foundation
 import VLMCLIP
 import VLMImage
 import VLMLanguage
+import VLMTensor
 
 /// Synchronous: the daemon calls `run` on a worker thread. `@unchecked Sendable` because everything it
 /// holds is immutable after init (models, front end, configuration) and each run keeps its state (KV
@@ -47,7 +48,7 @@ public final class VisualReasoner: @unchecked Sendable {
 
     /// Loads both models from disk, naming whichever is missing.
     public static func load(clipDirectory: URL, languageModelPath: URL, configuration: ReasoningConfiguration = ReasoningConfiguration(),
-                            contextLength: Int? = nil, threads: Int? = nil) throws -> VisualReasoner {
+                            contextLength: Int? = nil) throws -> VisualReasoner {
         try configuration.validate()
         for file in [clipDirectory.appendingPathComponent(CLIPModel.configFileName),
                      clipDirectory.appendingPathComponent(CLIPModel.weightsFileName), languageModelPath]
@@ -56,21 +57,22 @@ public final class VisualReasoner: @unchecked Sendable {
         }
         let clip = try CLIPModel(directory: clipDirectory)
         let preprocessing = try clip.imagePreprocessing()
-        let languageModel = try LanguageModel(path: languageModelPath, contextLength: contextLength, threads: threads)
+        let languageModel = try LanguageModel(path: languageModelPath, contextLength: contextLength)
         return try VisualReasoner(clip: clip, clipTokenizer: CLIPTokenizer(), preprocessing: preprocessing,
                                   languageModel: languageModel, configuration: configuration)
     }
 
     /// Answers `question` about `image` in stages, streaming events.
     ///
-    /// Throws (`ReasoningError`) only before generation starts: bad question or image, a selection the
-    /// vision grid cannot satisfy, a context too small, or cancellation while encoding. Once generation
+    /// Throws only before generation starts: `ReasoningError` for a bad question or image, a selection
+    /// the vision grid cannot satisfy or a context too small; `ComputeCancelled` for cancellation while
+    /// encoding. Once generation
     /// has started, cancellation and failures end the run with `outcome` set and everything produced so
-    /// far in the result. `shouldCancel` is checked before every sampled token and between steps.
+    /// far in the result. `compute`'s cancellation is checked before every sampled token and between steps.
     ///
     /// - Parameter precomputed: features of `image` the caller cached, to skip encoding it again.
     public func run(image: RGBImage, question: String, precomputed: PrecomputedImageFeatures? = nil,
-                    shouldCancel: () -> Bool = { false },
+                    compute: ComputeContext = ComputeContext(),
                     onEvent: (ReasoningEvent) -> Void = { _ in }) throws -> ReasoningResult {
         let start = Date()
         let question = question.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -82,14 +84,14 @@ public final class VisualReasoner: @unchecked Sendable {
         let prepared: any PreparedImage
         let evidence: [Evidence]
         do {
-            prepared = try frontEnd.prepare(image, precomputed: precomputed, shouldCancel: shouldCancel)
-            evidence = try prepared.initialEvidence(shouldCancel: shouldCancel)
+            prepared = try frontEnd.prepare(image, precomputed: precomputed, compute: compute)
+            evidence = try prepared.initialEvidence(compute: compute)
         } catch let error as ReasoningError {
             throw error
-        } catch where shouldCancel() {
-            throw ReasoningError.cancelled
+        } catch where compute.isCancelled {
+            throw ComputeCancelled()
         }
-        if shouldCancel() { throw ReasoningError.cancelled }
+        try compute.checkCancellation()
         if case let .topK(k) = configuration.selection, let grid = prepared.grid, k > grid.height * grid.width {
             throw ReasoningError.invalidConfiguration("topK selection of \(k) patches from a \(grid.height)x\(grid.width) grid")
         }
@@ -97,13 +99,11 @@ public final class VisualReasoner: @unchecked Sendable {
         let evidenceText = evidence.map { "[\($0.text)]\n" }.joined()
         try checkContext(builder.tokens(evidenceText).count)
 
-        return withoutActuallyEscaping(shouldCancel) { shouldCancel in
-            withoutActuallyEscaping(onEvent) { onEvent in
-                let run = ReasoningRun(reasoner: self, prepared: prepared, builder: builder, question: question,
-                                       evidence: evidence, start: start, shouldCancel: shouldCancel, onEvent: onEvent)
-                run.timings.visionSeconds = visionSeconds
-                return run.execute()
-            }
+        return withoutActuallyEscaping(onEvent) { onEvent in
+            let run = ReasoningRun(reasoner: self, prepared: prepared, builder: builder, question: question,
+                                   evidence: evidence, start: start, compute: compute, onEvent: onEvent)
+            run.timings.visionSeconds = visionSeconds
+            return run.execute()
         }
     }
 

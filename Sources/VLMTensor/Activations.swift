@@ -23,11 +23,11 @@ public enum Activation: Sendable, Equatable {
         }
     }
 
-    /// Applies the activation in place, split across the BLAS thread count (erf is not cheap).
-    public func callAsFunction(_ x: inout [Float]) {
+    /// Applies the activation in place, split across the context's threads (erf is not cheap).
+    public func callAsFunction(_ x: inout [Float], compute: ComputeContext) {
         x.withUnsafeMutableBufferPointer { buffer in
             let base = buffer.baseAddress!
-            parallelRanges(buffer.count, minimumPerThread: 4096) { range in
+            compute.parallelFor(buffer.count, minimumPartSize: 4096) { range in
                 apply(base + range.lowerBound, count: range.count)
             }
         }

@@ -56,7 +56,7 @@ public struct ChannelsLastConv2D: BatchConvolution, Sendable {
     /// the matrix product). With `relu`, max(·, 0) is applied after bias and residual.
     public func apply(
         _ input: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
-        into output: UnsafeMutablePointer<Float>, scratch: ScratchBuffer,
+        into output: UnsafeMutablePointer<Float>, scratch: ScratchBuffer, compute: ComputeContext,
         accumulate: Bool = false, relu: Bool = false
     ) {
         let (oh, ow) = outputSize(height: height, width: width)
@@ -68,7 +68,7 @@ public struct ChannelsLastConv2D: BatchConvolution, Sendable {
             let count = min(block, rows - first)
             let a: UnsafePointer<Float>
             if let columns {
-                parallelRanges(count, minimumPerThread: 32) { part in
+                compute.parallelFor(count, minimumPartSize: 32) { part in
                     unfold(input, height: height, width: width, outHeight: oh, outWidth: ow,
                            rows: (first + part.lowerBound)..<(first + part.upperBound), into: columns + part.lowerBound * patch)
                 }
@@ -78,7 +78,8 @@ public struct ChannelsLastConv2D: BatchConvolution, Sendable {
             }
             let out = output + first * outChannels
             // out[count × out] (+)= unfolded[count × patch] · W[patch × out]
-            weight.multiply(a, lda: patch, m: count, into: out, ldc: outChannels, bias: bias, accumulate: accumulate, relu: relu)
+            weight.multiply(a, lda: patch, m: count, into: out, ldc: outChannels, bias: bias, accumulate: accumulate, relu: relu,
+                            compute: compute)
         }
     }
 

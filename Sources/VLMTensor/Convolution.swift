@@ -67,7 +67,7 @@ public struct Conv2D: BatchConvolution, Sendable {
     /// max(·, 0) is applied to each image's block right after its product, while it is still in cache.
     public func apply(
         _ input: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
-        into output: UnsafeMutablePointer<Float>, scratch: ScratchBuffer,
+        into output: UnsafeMutablePointer<Float>, scratch: ScratchBuffer, compute: ComputeContext,
         accumulate: Bool = false, relu: Bool = false
     ) {
         let (oh, ow) = outputSize(height: height, width: width)
@@ -79,12 +79,12 @@ public struct Conv2D: BatchConvolution, Sendable {
                 let image = input + n * inChannels * height * width
                 let out = output + n * outChannels * spatial
                 if let columns {
-                    parallelRanges(inChannels, minimumPerThread: 4) { channels in
+                    compute.parallelFor(inChannels, minimumPartSize: 4) { channels in
                         im2col(image, channels: channels, height: height, width: width, outHeight: oh, outWidth: ow, into: columns)
                     }
                 }
                 if let bias {
-                    parallelRanges(outChannels, minimumPerThread: 8) { channels in
+                    compute.parallelFor(outChannels, minimumPartSize: 8) { channels in
                         for o in channels {
                             let plane = out + o * spatial
                             if accumulate {
@@ -101,7 +101,7 @@ public struct Conv2D: BatchConvolution, Sendable {
                     b: UnsafePointer(columns ?? UnsafeMutablePointer(mutating: image)), ldb: spatial,
                     beta: (bias != nil || accumulate) ? 1 : 0, c: out, ldc: spatial)
                 if relu {
-                    parallelRanges(outChannels, minimumPerThread: 8) { channels in
+                    compute.parallelFor(outChannels, minimumPartSize: 8) { channels in
                         for i in (channels.lowerBound * spatial)..<(channels.upperBound * spatial) where out[i] < 0 { out[i] = 0 }
                     }
                 }
@@ -154,12 +154,13 @@ public protocol BatchConvolution {
     var outChannels: Int { get }
     func outputSize(height: Int, width: Int) -> (height: Int, width: Int)
     func apply(_ input: UnsafePointer<Float>, batch: Int, height: Int, width: Int, into output: UnsafeMutablePointer<Float>,
-               scratch: ScratchBuffer, accumulate: Bool, relu: Bool)
+               scratch: ScratchBuffer, compute: ComputeContext, accumulate: Bool, relu: Bool)
 }
 
 extension BatchConvolution {
     /// Array convenience for `apply` (fresh output).
-    public func callAsFunction(_ input: [Float], batch: Int, height: Int, width: Int, scratch: ScratchBuffer, relu: Bool = false)
+    public func callAsFunction(_ input: [Float], batch: Int, height: Int, width: Int, scratch: ScratchBuffer,
+                               compute: ComputeContext, relu: Bool = false)
         -> (values: [Float], height: Int, width: Int)
     {
         precondition(input.count == batch * inChannels * height * width, "conv input has \(input.count) values")
@@ -167,7 +168,7 @@ extension BatchConvolution {
         let output = [Float](unsafeUninitializedCapacity: batch * outChannels * oh * ow) { buffer, initialized in
             input.withUnsafeBufferPointer { x in
                 apply(x.baseAddress!, batch: batch, height: height, width: width, into: buffer.baseAddress!, scratch: scratch,
-                      accumulate: false, relu: relu)
+                      compute: compute, accumulate: false, relu: relu)
             }
             initialized = buffer.count
         }
@@ -176,14 +177,14 @@ extension BatchConvolution {
 
     /// Array convenience for `apply` that adds the convolution to `output` (a residual shortcut) in place.
     public func accumulate(_ input: [Float], batch: Int, height: Int, width: Int, into output: inout [Float],
-                           scratch: ScratchBuffer, relu: Bool = false) {
+                           scratch: ScratchBuffer, compute: ComputeContext, relu: Bool = false) {
         let (oh, ow) = outputSize(height: height, width: width)
         precondition(input.count == batch * inChannels * height * width && output.count == batch * outChannels * oh * ow,
                      "conv accumulate shapes")
         input.withUnsafeBufferPointer { x in
             output.withUnsafeMutableBufferPointer { y in
                 apply(x.baseAddress!, batch: batch, height: height, width: width, into: y.baseAddress!, scratch: scratch,
-                      accumulate: true, relu: relu)
+                      compute: compute, accumulate: true, relu: relu)
             }
         }
     }

@@ -69,7 +69,7 @@ public struct PackedMatrix: Sendable {
     /// `bias` has `columns` values; `lda` and `ldc` are row strides.
     public func multiply(
         _ a: UnsafePointer<Float>, lda: Int, m: Int, into c: UnsafeMutablePointer<Float>, ldc: Int,
-        bias: [Float], accumulate: Bool, relu: Bool
+        bias: [Float], accumulate: Bool, relu: Bool, compute: ComputeContext
     ) {
         precondition(bias.count == columns, "bias has \(bias.count) values for \(columns) columns")
         guard m > 0, columns > 0 else { return }
@@ -78,20 +78,21 @@ public struct PackedMatrix: Sendable {
                 #if arch(x86_64) && canImport(_Builtin_intrinsics.intel) && !VLM_PORTABLE_KERNELS
                 let product = TiledProduct(matrix: self, a: a, lda: lda, b: b.baseAddress!, c: c, ldc: ldc,
                                            bias: bias.baseAddress!, accumulate: accumulate, relu: relu)
-                product.run(m: m)
+                product.run(m: m, compute: compute)
                 #else
                 MatrixMultiply.gemm(m: m, n: columns, k: rows, a: a, lda: lda, b: b.baseAddress!, ldb: columns,
                                     beta: accumulate ? 1 : 0, c: c, ldc: ldc)
-                addBiasAndRelu(c, rows: m, ldc: ldc, bias: bias.baseAddress!, relu: relu)
+                addBiasAndRelu(c, rows: m, ldc: ldc, bias: bias.baseAddress!, relu: relu, compute: compute)
                 #endif
             }
         }
     }
 
     /// The portable epilogue: row += bias, then ReLU.
-    private func addBiasAndRelu(_ c: UnsafeMutablePointer<Float>, rows: Int, ldc: Int, bias: UnsafePointer<Float>, relu: Bool) {
+    private func addBiasAndRelu(_ c: UnsafeMutablePointer<Float>, rows: Int, ldc: Int, bias: UnsafePointer<Float>, relu: Bool,
+                                compute: ComputeContext) {
         let n = columns
-        parallelRanges(rows, minimumPerThread: 16) { part in
+        compute.parallelFor(rows, minimumPartSize: 16) { part in
             for r in part {
                 let row = c + r * ldc
                 if relu {
@@ -124,12 +125,12 @@ public struct PackedLinear: Sendable {
     }
 
     /// `rows` input rows of `inFeatures` → `rows` output rows of `outFeatures`.
-    public func callAsFunction(_ input: [Float], rows: Int) -> [Float] {
+    public func callAsFunction(_ input: [Float], rows: Int, compute: ComputeContext) -> [Float] {
         precondition(input.count == rows * inFeatures, "linear input has \(input.count) values, expected \(rows)×\(inFeatures)")
         return [Float](unsafeUninitializedCapacity: rows * outFeatures) { output, initialized in
             input.withUnsafeBufferPointer { x in
                 weight.multiply(x.baseAddress!, lda: inFeatures, m: rows, into: output.baseAddress!, ldc: outFeatures, bias: bias,
-                                accumulate: false, relu: false)
+                                accumulate: false, relu: false, compute: compute)
             }
             initialized = rows * outFeatures
         }
@@ -159,18 +160,18 @@ private struct TiledProduct {
     var panelCount: Int { matrix.panelCount }
 
     /// Splits the rows across threads when there are enough of them, else the column panels.
-    func run(m: Int) {
+    func run(m: Int, compute: ComputeContext) {
         let tiles = (m + Self.tileRows - 1) / Self.tileRows
         let work = 2 * Double(m) * Double(depth) * Double(columns)
-        let parts = work < 4e6 ? 1 : TensorThreads.current
+        let parts = work < 4e6 ? 1 : compute.threads
         if parts == 1 {
             block(rows: 0..<m, panels: 0..<panelCount)
         } else if tiles >= 4 * parts || panelCount < parts {
-            parallelRanges(tiles) { part in
+            compute.parallelFor(tiles) { part in
                 block(rows: (part.lowerBound * Self.tileRows)..<min(m, part.upperBound * Self.tileRows), panels: 0..<panelCount)
             }
         } else {
-            parallelRanges(panelCount) { part in block(rows: 0..<m, panels: part) }
+            compute.parallelFor(panelCount) { part in block(rows: 0..<m, panels: part) }
         }
     }
 

@@ -1,6 +1,7 @@
 /// Non-overlapping average pooling (AvgPool2d(k), stride k, floor mode) of channels-last images:
 /// [images, height, width, channels] → [images, height / k, width / k, channels].
-public func averagePool2DChannelsLast(_ input: [Float], images: Int, height: Int, width: Int, channels: Int, kernel: Int)
+public func averagePool2DChannelsLast(_ input: [Float], images: Int, height: Int, width: Int, channels: Int, kernel: Int,
+                                      compute: ComputeContext)
     -> (values: [Float], height: Int, width: Int)
 {
     precondition(input.count == images * height * width * channels, "average pool input has \(input.count) values")
@@ -9,7 +10,7 @@ public func averagePool2DChannelsLast(_ input: [Float], images: Int, height: Int
     let output = [Float](unsafeUninitializedCapacity: images * oh * ow * channels) { buffer, initialized in
         input.withUnsafeBufferPointer { x in
             let (source, destination) = (x.baseAddress!, buffer.baseAddress!)
-            parallelRanges(images * oh, minimumPerThread: 2) { outRows in
+            compute.parallelFor(images * oh, minimumPartSize: 2) { outRows in
                 for r in outRows {
                     let (n, oy) = (r / oh, r % oh)
                     for ox in 0..<ow {

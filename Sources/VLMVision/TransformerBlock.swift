@@ -114,24 +114,24 @@ public struct TransformerBlock<Weights: LinearLayer>: Sendable {
     public var width: Int { attention.width }
 
     /// Updates `x` in place: sequences of `sequenceLengths` rows stored back to back, [Σ lengths, width].
-    public func apply(_ x: inout [Float], sequenceLengths: [Int], causal: Bool, scratch: ScratchBuffer) {
+    public func apply(_ x: inout [Float], sequenceLengths: [Int], causal: Bool, scratch: ScratchBuffer, compute: ComputeContext) {
         let rows = sequenceLengths.reduce(0, +)
         precondition(x.count == rows * width, "block input has \(x.count) values, expected \(rows)×\(width)")
         switch placement {
         case .pre:
             addInPlace(&x, attention(normalized(x, norm1, rows), sequenceLengths: sequenceLengths, causal: causal, scratch: scratch))
-            addInPlace(&x, mlp(normalized(x, norm2, rows), rows: rows))
+            addInPlace(&x, mlp(normalized(x, norm2, rows), rows: rows, compute: compute))
         case .post:
             addInPlace(&x, attention(x, sequenceLengths: sequenceLengths, causal: causal, scratch: scratch))
             norm1(&x, rows: rows)
-            addInPlace(&x, mlp(x, rows: rows))
+            addInPlace(&x, mlp(x, rows: rows, compute: compute))
             norm2(&x, rows: rows)
         }
     }
 
-    public func mlp(_ x: [Float], rows: Int) -> [Float] {
+    public func mlp(_ x: [Float], rows: Int, compute: ComputeContext) -> [Float] {
         var hidden = up.forward(x, rows: rows)
-        activation(&hidden)
+        activation(&hidden, compute: compute)
         return down.forward(hidden, rows: rows)
     }
 
@@ -148,12 +148,12 @@ public struct TransformerEncoder<Weights: LinearLayer>: Sendable {
 
     public init(blocks: [TransformerBlock<Weights>]) { self.blocks = blocks }
 
-    /// Runs every block; `checkCancellation` runs before each and may throw to stop the pass.
+    /// Runs every block, throwing `ComputeCancelled` before a block once the context is cancelled.
     public func apply(_ x: inout [Float], sequenceLengths: [Int], causal: Bool, scratch: ScratchBuffer,
-                      checkCancellation: () throws -> Void) throws {
+                      compute: ComputeContext) throws {
         for block in blocks {
-            try checkCancellation()
-            block.apply(&x, sequenceLengths: sequenceLengths, causal: causal, scratch: scratch)
+            try compute.checkCancellation()
+            block.apply(&x, sequenceLengths: sequenceLengths, causal: causal, scratch: scratch, compute: compute)
         }
     }
 }

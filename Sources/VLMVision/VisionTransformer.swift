@@ -161,10 +161,10 @@ public struct VisionTransformer<Weights: LinearLayer>: Sendable {
     /// Values per image in `architecture.pixelLayout`.
     public var pixelsPerImage: Int { 3 * architecture.imageSize * architecture.imageSize }
 
-    /// One pass over `count` images, returning the requested token states. `checkCancellation` runs
-    /// before each block and may throw to stop the pass.
+    /// One pass over `count` images, returning the requested token states; throws `ComputeCancelled`
+    /// between blocks once the context is cancelled.
     public func forward(_ pixels: [Float], count: Int, outputs: ViTOutputRequest, scratch: ScratchBuffer,
-                        checkCancellation: () throws -> Void) throws -> ViTOutputs {
+                        compute: ComputeContext) throws -> ViTOutputs {
         let a = architecture
         guard count >= 0, pixels.count == count * pixelsPerImage else {
             throw VisionError.invalidInput("expected \(count) images of 3×\(a.imageSize)×\(a.imageSize) values, got \(pixels.count)")
@@ -175,7 +175,7 @@ public struct VisionTransformer<Weights: LinearLayer>: Sendable {
         var x = embed(pixels, count: count)
         preNorm?(&x, rows: count * a.sequenceLength)
         try encoder.apply(&x, sequenceLengths: [Int](repeating: a.sequenceLength, count: count), causal: false,
-                          scratch: scratch, checkCancellation: checkCancellation)
+                          scratch: scratch, compute: compute)
         var result = ViTOutputs()
         if outputs.contains(.pooled), let position = a.classTokenPosition {
             result.pooled = finalStates(x, count: count, rows: position..<(position + 1))

@@ -77,10 +77,10 @@ import VLMTensor
         case let .modifiedResNet(stageBlocks): stageBlocks.reduce(0, +)
         }
         let size = model.config.vision.imageSize
-        var checks = 0
+        let checks = CancellationToken()
         _ = try model.encodeImagesWithDense([Float](repeating: 0.1, count: 3 * size * size), count: 1,
-                                            shouldCancel: { checks += 1; return false })
-        #expect(checks == blocks)
+                                            compute: ComputeContext(cancellation: checks))
+        #expect(checks.polls == blocks)
         #expect(model.imageTowerPasses == 1)
     }
 
@@ -111,7 +111,12 @@ import VLMTensor
         #expect(throws: CLIPError.self) { try model.encodeImages([0, 1, 2], count: 1) }
         #expect(throws: CLIPError.self) { try model.encodeText([[49406, 60000, 49407]]) }
         #expect(throws: CLIPError.self) { try model.encodeText([[Int32](repeating: 1, count: 78)]) }
-        #expect(throws: CLIPError.cancelled) { try model.encodeImages([Float](repeating: 0, count: 3 * 32 * 32), count: 1, shouldCancel: { true }) }
+        let cancelled = CancellationToken()
+        cancelled.cancel()
+        #expect(throws: ComputeCancelled.self) {
+            try model.encodeImages([Float](repeating: 0, count: 3 * 32 * 32), count: 1, compute: ComputeContext(cancellation: cancelled))
+        }
+        #expect(throws: ComputeCancelled.self) { try model.encodeText([[49406, 320, 49407]], compute: ComputeContext(cancellation: cancelled)) }
     }
 }
 

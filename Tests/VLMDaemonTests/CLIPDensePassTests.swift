@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VLMImage
+import VLMTensor
 import VLMWire
 @testable import VLMDaemon
 
@@ -17,17 +18,17 @@ import VLMWire
         let clip = try LoadedCLIP(id: "vit", directory: Self.root.appendingPathComponent("Tests/VLMCLIPTests/Fixtures/vit-tiny"))
         let runtime = CLIPRuntime(imageCacheBytes: 1 << 20, textCacheBytes: 1 << 20)
         let sources = try imageSources([input("astronaut.png"), input("coins.png")])
-        let dense = try runtime.encodeBatch(sources[...], with: clip, dense: true, decoder: PNGDecoder(), cancellation: CancellationFlag())
+        let dense = try runtime.encodeBatch(sources[...], with: clip, dense: true, decoder: PNGDecoder(), compute: ComputeContext())
         #expect(clip.model.imageTowerPasses == 1)
         #expect(dense.map(\.cached) == [false, false])
         #expect(dense.allSatisfy { $0.dense.map { $0.features.count == $0.gridHeight * $0.gridWidth && $0.gridHeight == 4 } == true })
 
         // The embeddings are the pooled-only path's, and were cached: a second dense request reports them
         // cached and again runs one pass (dense features are not cached).
-        let plain = try runtime.encodeBatch(sources[...], with: clip, dense: false, decoder: PNGDecoder(), cancellation: CancellationFlag())
+        let plain = try runtime.encodeBatch(sources[...], with: clip, dense: false, decoder: PNGDecoder(), compute: ComputeContext())
         #expect(plain.map(\.embedding) == dense.map(\.embedding))
         #expect(plain.map(\.cached) == [true, true])
-        let again = try runtime.encodeBatch(sources[...], with: clip, dense: true, decoder: PNGDecoder(), cancellation: CancellationFlag())
+        let again = try runtime.encodeBatch(sources[...], with: clip, dense: true, decoder: PNGDecoder(), compute: ComputeContext())
         #expect(again.map(\.cached) == [true, true])
         #expect(again.map { $0.dense?.features } == dense.map { $0.dense?.features })
         #expect(clip.model.imageTowerPasses == 2)
@@ -40,10 +41,10 @@ import VLMWire
         let path = Self.root.deletingLastPathComponent().appendingPathComponent("shared/data/images/astronaut.png").path
         let image = try PNGDecoder().decode(contentsOf: path)
         let features = try runtime.reasoningFeatures(of: image, imageId: CLIPRuntime.imageId(for: image), clip: clip,
-                                                     cancellation: CancellationFlag())
+                                                     compute: ComputeContext())
         #expect(features.globalEmbedding != nil && features.dense != nil)
         #expect(clip.model.imageTowerPasses == 1)
-        _ = try runtime.reasoningFeatures(of: image, imageId: CLIPRuntime.imageId(for: image), clip: clip, cancellation: CancellationFlag())
+        _ = try runtime.reasoningFeatures(of: image, imageId: CLIPRuntime.imageId(for: image), clip: clip, compute: ComputeContext())
         #expect(clip.model.imageTowerPasses == 1)
     }
 }

@@ -56,10 +56,10 @@ struct Harness {
             table.register(ThrowingRequest.self) { _, _ in throw Boom() }
             table.register(ComputeRequest.self) { params, context in
                 // A compute loop that only stops when the cancellation flag is seen.
-                try await context.compute { flag in
+                try await context.compute { compute in
                     var steps = 0
                     while true {
-                        try flag.check()
+                        try compute.checkCancellation()
                         usleep(1000)
                         steps += 1
                         if let limit = params.delayMs, steps >= limit { return steps }

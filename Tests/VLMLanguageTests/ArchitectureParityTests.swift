@@ -9,7 +9,7 @@ let gemmaAvailable = TestPaths.gemma3 != nil || TestPaths.requireModels
 let gemmaMissing: Comment = "gemma-3-270m-q4_k_m.gguf not found in $VLMD_MODEL_CACHE or <repo>/models-cache (run scripts/get-gemma3.sh); skipped"
 
 @Suite(.serialized) struct Gemma3ParityTests {
-    static let model: LanguageModel? = TestPaths.gemma3.map { try! LanguageModel(path: $0, contextLength: 1024, threads: 2) }
+    static let model: LanguageModel? = TestPaths.gemma3.map { try! LanguageModel(path: $0, contextLength: 1024) }
 
     static func loaded() throws -> (LanguageModel, [String: Any]) {
         let model = try #require(model, "Gemma 3 GGUF missing but VLMD_REQUIRE_MODELS=1 (run scripts/get-gemma3.sh)")
@@ -45,7 +45,7 @@ let gemmaMissing: Comment = "gemma-3-270m-q4_k_m.gguf not found in $VLMD_MODEL_C
     static func fixture() throws -> [String: Any] { try loadJSON(TestPaths.fixtures.appendingPathComponent("arch.lm.json")) }
 
     @Test(arguments: ["qwen2", "qwen3", "llama3"]) func greedyContinuations(_ name: String) throws {
-        let model = try LanguageModel(path: TestPaths.tinyModel(name), contextLength: 512, threads: 2)
+        let model = try LanguageModel(path: TestPaths.tinyModel(name), contextLength: 512)
         let fixture = try Self.fixture()
         let entry = (fixture["models"] as! [String: Any])[name] as! [String: Any]
         let runs = entry["greedy"] as! [[String: Any]]
@@ -56,7 +56,7 @@ let gemmaMissing: Comment = "gemma-3-270m-q4_k_m.gguf not found in $VLMD_MODEL_C
 
     @Test func familiesComeFromTheRegistry() throws {
         let families = try ["qwen2", "qwen3", "llama3"].map {
-            try LanguageModel(path: TestPaths.tinyModel($0), contextLength: 64, threads: 1).hyperparameters.family
+            try LanguageModel(path: TestPaths.tinyModel($0), contextLength: 64).hyperparameters.family
         }
         #expect(families == [.qwen2, .qwen3, .llama])
         #expect(families[0].attentionBias && !families[1].attentionBias && families[1].queryKeyNorm)

@@ -3,6 +3,7 @@
 import Foundation
 import Testing
 @testable import VLMLanguage
+import VLMTensor
 
 @Suite struct GenerationTests {
     var model: LanguageModel { LoadedModels.stories }
@@ -101,27 +102,29 @@ import Testing
 
     @Test func cancellationStopsBetweenTokens() throws {
         var produced = 0
+        let token = CancellationToken()
         let result = try model.generate(prompt: prompt, parameters: SamplingParameters(maxTokens: 50),
-                                        shouldCancel: { produced >= 3 }, onToken: { _ in produced += 1 })
+                                        compute: ComputeContext(cancellation: token),
+                                        onToken: { _ in produced += 1; if produced >= 3 { token.cancel() } })
         #expect(result.stopReason == .cancelled && result.tokenIDs.count == 3)
     }
 
     @Test func cancellationStopsAForwardPassBetweenLayers() throws {
         let t = model.transformer
         let layers = t.hyperparameters.blockCount
-        var polls = 0
         var cache = t.makeCache(capacity: 64)
-        #expect(throws: CancellationError.self) {
-            _ = try t.forward(prompt, cache: &cache, shouldCancel: { polls += 1; return polls > 1 })
+        let secondPoll = CancellationToken(cancellingAtPoll: 2)
+        #expect(throws: ComputeCancelled.self) {
+            _ = try t.forward(prompt, cache: &cache, compute: ComputeContext(cancellation: secondPoll))
         }
-        #expect(polls == 2 && layers > 1)  // asked again before the second layer, not after the batch
+        #expect(secondPoll.polls == 2 && layers > 1)  // asked again before the second layer, not after the batch
         #expect(cache.count == 0)  // a cancelled pass leaves no positions behind
         var fresh = t.makeCache(capacity: 64)
         #expect(try t.forward(prompt, cache: &cache).logits == t.forward(prompt, cache: &fresh).logits)
 
-        polls = 0
+        let thirdPoll = CancellationToken(cancellingAtPoll: 3)  // 1: before the batch, 2: layer 0, 3: layer 1
         let result = try model.generate(prompt: prompt, parameters: SamplingParameters(maxTokens: 5),
-                                        shouldCancel: { polls += 1; return polls > 2 })  // 1: before the batch, 2: layer 0
+                                        compute: ComputeContext(cancellation: thirdPoll))
         #expect(result.stopReason == .cancelled && result.tokenIDs.isEmpty)
     }
 
@@ -167,7 +170,7 @@ import Testing
     }
 
     @Test func contextOverflowIsAnError() throws {
-        let small = try LanguageModel(path: TestPaths.stories, contextLength: 8, threads: 1)
+        let small = try LanguageModel(path: TestPaths.stories, contextLength: 8)
         #expect(throws: LanguageModelError.self) { try small.generate(prompt: Array(repeating: 1, count: 8)) }
         let result = try small.generate(prompt: [1, 403], parameters: SamplingParameters(maxTokens: 100))
         #expect(result.stopReason == .length && result.tokenIDs.count == 7)  // the last one needs no cache slot

@@ -20,8 +20,8 @@ struct ParityCase: CustomTestStringConvertible, Sendable {
 
 /// Loaded once per process: the models are read-only.
 enum LoadedModels {
-    static let stories = try! LanguageModel(path: TestPaths.stories, contextLength: 256, threads: 2)
-    static let smolLM2: LanguageModel? = TestPaths.smolLM2.map { try! LanguageModel(path: $0, contextLength: 1024, threads: 2) }
+    static let stories = try! LanguageModel(path: TestPaths.stories, contextLength: 256)
+    static let smolLM2: LanguageModel? = TestPaths.smolLM2.map { try! LanguageModel(path: $0, contextLength: 1024) }
 
     static func model(for c: ParityCase) -> LanguageModel? { c.name == "stories260K" ? stories : smolLM2 }
 }

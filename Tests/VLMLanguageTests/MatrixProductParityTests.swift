@@ -31,7 +31,7 @@ struct MatrixProductCase: CustomTestStringConvertible, Sendable {
         var y = [Float](repeating: .nan, count: c.batch * c.rows)
         c.weights.withUnsafeBytes { w in
             let matrix = QuantizedMatrix(format: c.format, rows: c.rows, columns: c.columns, data: w.baseAddress!)
-            matrix.multiply(c.x, batch: c.batch, into: &y, threads: 2)
+            matrix.multiply(c.x, batch: c.batch, into: &y, compute: ComputeContext(threads: 2))
         }
         let got = y.map(\.bitPattern)
         #expect(got == c.y, "\(firstDifference(got, c.y))")

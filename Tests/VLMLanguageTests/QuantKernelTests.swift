@@ -107,13 +107,13 @@ func serialized(_ a: QuantizedActivation, as partner: String) -> [UInt8] {
             for threads in [1, 2] {
                 for (i, a) in c.activations.enumerated() {
                     var y = [Float](repeating: 0, count: c.rows)
-                    m.multiply(a.x, batch: 1, into: &y, threads: threads)
+                    m.multiply(a.x, batch: 1, into: &y, compute: ComputeContext(threads: threads))
                     #expect(y.map(\.bitPattern) == expected[i], "activation \(i), \(threads) threads")
                 }
                 // Seven activations: a tile of four and a remainder of three in the prefill kernels.
                 let order = [0, 1, 2, 2, 1, 0, 1].map { $0 % c.activations.count }
                 var y = [Float](repeating: 0, count: c.rows * order.count)
-                m.multiply(order.flatMap { c.activations[$0].x }, batch: order.count, into: &y, threads: threads)
+                m.multiply(order.flatMap { c.activations[$0].x }, batch: order.count, into: &y, compute: ComputeContext(threads: threads))
                 // Repacked q4_K sums whole groups of four batch rows in ggml's gemm order (one FMA per 64
                 // values, not per super-block): only the rows after them are gemv rows (the gemm order is
                 // checked against llama.cpp by the Gemma 3 parity tests).

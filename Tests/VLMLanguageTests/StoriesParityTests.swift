@@ -4,7 +4,7 @@ import Testing
 @testable import VLMLanguage
 
 @Suite struct StoriesParityTests {
-    static let model = try! LanguageModel(path: TestPaths.stories, contextLength: 256, threads: 2)
+    static let model = try! LanguageModel(path: TestPaths.stories, contextLength: 256)
 
     /// /work/shared's reference: prompt tokenization and 64 greedy tokens for four prompts.
     @Test func sharedReferenceGreedyContinuations() throws {

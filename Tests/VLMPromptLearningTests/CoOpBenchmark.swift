@@ -14,12 +14,13 @@ import VLMTensor
         let environment = ProcessInfo.processInfo.environment
         let threads = Int(environment["COOP_BENCH_THREADS"] ?? "2") ?? 2
         let steps = Int(environment["COOP_BENCH_STEPS"] ?? "5") ?? 5
-        TensorThreads.set(threads)
+        ComputeContext.setBLASThreads(threads)
         let clip = try CLIPModel(directory: URL(fileURLWithPath: Self.modelDirectory!))
         let weights = clip.textTowerWeights
         let (m, shots) = (16, 16)
         let layout = try PromptLayout(tokenizer: Shared.tokenizer, classNames: SyntheticTask.classNames, contextLength: m, classSpecific: false, maximumTokens: 77)
-        let objective = PromptObjective(tower: DifferentiableTextTower(weights: weights), layout: layout, logitScale: clip.logitScale)
+        let objective = PromptObjective(tower: DifferentiableTextTower(weights: weights), layout: layout, logitScale: clip.logitScale,
+                                        compute: ComputeContext(threads: threads))
         var rng = SplitMix64(seed: 1)
         var context = ContextVectors(count: m, width: weights.width, classSpecific: false,
                                      values: (0..<m * weights.width).map { _ in Float(0.02 * rng.nextGaussian()) })
@@ -47,7 +48,8 @@ import VLMTensor
     /// cost of a step including the per-step nearest-token reading and periodic validation.
     @Test(.enabled(if: modelDirectory != nil)) func fullRunAtRN50Size() throws {
         let clip = try CLIPModel(directory: URL(fileURLWithPath: Self.modelDirectory!))
-        TensorThreads.set(Int(ProcessInfo.processInfo.environment["COOP_BENCH_THREADS"] ?? "2") ?? 2)
+        let threads = Int(ProcessInfo.processInfo.environment["COOP_BENCH_THREADS"] ?? "2") ?? 2
+        ComputeContext.setBLASThreads(threads)
         var rng = SplitMix64(seed: 2)
         func features(_ perClass: Int) -> FeatureSet {
             FeatureSet(features: (0..<perClass * 10).map { _ in l2Normalized((0..<clip.embedDim).map { _ in Float(rng.nextGaussian()) }) },
@@ -61,7 +63,7 @@ import VLMTensor
         let start = Date()
         _ = try optimisePrompt(clip: clip, tokenizer: Shared.tokenizer, classNames: SyntheticTask.classNames, train: features(16),
                                validation: features(4), test: nil, configuration: configuration, proposer: nil,
-                               onStep: { _ in stepTimes.append(Date()) })
+                               compute: ComputeContext(threads: threads), onStep: { _ in stepTimes.append(Date()) })
         let setup = stepTimes[0].timeIntervalSince(start)
         let perStep = stepTimes.last!.timeIntervalSince(stepTimes[0]) / Double(stepTimes.count - 1)
         print("{\"full_run_rn50_text\": {\"setup_and_first_step_seconds\": \(String(format: "%.2f", setup)), \"seconds_per_step\": \(String(format: "%.3f", perStep))}}")

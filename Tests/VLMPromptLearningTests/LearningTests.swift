@@ -128,11 +128,11 @@ import VLMTensor
         /// Proposes junk and one good template; records what it was shown.
         final class Stub: TemplateProposer, @unchecked Sendable {
             var shown: [[String]] = []
-            func propose(examples: [(template: String, accuracy: Double)], count: Int, round: Int, shouldCancel: () -> Bool) throws -> [String] {
+            func propose(examples: [(template: String, accuracy: Double)], count: Int, round: Int, compute: ComputeContext) throws -> [String] {
                 shown.append(examples.map(\.template))
                 return ["", "{}{}{}", "1. \"\(SyntheticTask.hiddenTemplate)\"", "no slot here", String(repeating: "x ", count: 200) + "{}"]
             }
-            func fluency(of text: String) throws -> Double? { -1.5 }
+            func fluency(of text: String, compute: ComputeContext) throws -> Double? { -1.5 }
         }
         let stub = Stub()
         var steps: [PromptLearningStep] = []
@@ -151,7 +151,7 @@ import VLMTensor
     /// run, parse and always end with a valid template.
     @Test func languageModelSearchWithStories260K() throws {
         let path = Fixtures.shared.appendingPathComponent("models/stories260K.gguf")
-        let model = try LanguageModel(path: path, threads: 1)
+        let model = try LanguageModel(path: path)
         var steps: [PromptLearningStep] = []
         let r = try run({
             $0.method = .languageModel; $0.languageModelRounds = 2; $0.languageModelCandidates = 3
@@ -190,15 +190,19 @@ import VLMTensor
 
     @Test func cancellationReturnsBestSoFar() throws {
         var steps: [PromptLearningStep] = []
-        var count = 0
+        let cancellation = CancellationToken()
         var configuration = PromptLearningConfiguration()
         (configuration.method, configuration.optimiser, configuration.learningRate, configuration.steps) = (.soft, .adam, 0.002, 100)
         do {
             _ = try optimisePrompt(clip: task.clip, tokenizer: Shared.tokenizer, classNames: SyntheticTask.classNames,
                                    train: task.train, validation: task.validation, test: task.test, configuration: configuration,
-                                   proposer: nil, shouldCancel: { count += 1; return steps.count >= 30 }, onStep: { steps.append($0) })
+                                   proposer: nil, compute: ComputeContext(cancellation: cancellation), onStep: {
+                                       steps.append($0)
+                                       if steps.count >= 30 { cancellation.cancel() }
+                                   })
             Issue.record("expected cancellation")
-        } catch let PromptLearningError.cancelled(partial) {
+        } catch let cancelled as ComputeCancelled {
+            let partial = try #require(cancelled.partial as? PromptLearningResult)
             #expect(partial.cancelled && partial.stepsRun == 30)
             #expect(steps.count == 30)
             #expect(partial.learned.validation >= partial.zeroShot.validation)
@@ -206,22 +210,39 @@ import VLMTensor
         }
     }
 
+    /// Cancelled while the baselines are computed (before any step): the one error, nothing to return.
+    @Test func cancellationBeforeTheFirstStepHasNoPartialResult() throws {
+        let cancellation = CancellationToken()
+        cancellation.cancel()
+        var steps = 0
+        #expect {
+            _ = try optimisePrompt(clip: task.clip, tokenizer: Shared.tokenizer, classNames: SyntheticTask.classNames,
+                                   train: task.train, validation: task.validation, test: task.test,
+                                   configuration: PromptLearningConfiguration(), proposer: nil,
+                                   compute: ComputeContext(cancellation: cancellation), onStep: { _ in steps += 1 })
+        } throws: { error in
+            guard let cancelled = error as? ComputeCancelled else { return false }
+            return cancelled.partial == nil
+        }
+        #expect(steps == 0)
+    }
+
     @Test func cancelledLanguageModelSearchKeepsBestTemplate() throws {
         struct Good: TemplateProposer {
-            func propose(examples: [(template: String, accuracy: Double)], count: Int, round: Int, shouldCancel: () -> Bool) throws -> [String] {
+            func propose(examples: [(template: String, accuracy: Double)], count: Int, round: Int, compute: ComputeContext) throws -> [String] {
                 [SyntheticTask.hiddenTemplate]
             }
-            func fluency(of text: String) throws -> Double? { nil }
+            func fluency(of text: String, compute: ComputeContext) throws -> Double? { nil }
         }
         var configuration = PromptLearningConfiguration()
         (configuration.method, configuration.languageModelRounds, configuration.bank) = (.languageModel, 5, ["a photo of a {}."])
-        var rounds = 0
+        let cancellation = CancellationToken()
         #expect {
             _ = try optimisePrompt(clip: task.clip, tokenizer: Shared.tokenizer, classNames: SyntheticTask.classNames,
                                    train: task.train, validation: task.validation, test: task.test, configuration: configuration,
-                                   proposer: Good(), shouldCancel: { rounds >= 1 }, onStep: { _ in rounds += 1 })
+                                   proposer: Good(), compute: ComputeContext(cancellation: cancellation), onStep: { _ in cancellation.cancel() })
         } throws: { error in
-            guard case let PromptLearningError.cancelled(partial) = error else { return false }
+            guard let partial = (error as? ComputeCancelled)?.partial as? PromptLearningResult else { return false }
             return partial.stepsRun == 1 && partial.templates == [SyntheticTask.hiddenTemplate] && partial.learned.test! > 0.9
         }
     }

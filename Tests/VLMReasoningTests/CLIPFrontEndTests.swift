@@ -17,10 +17,10 @@ import VLMTensor
                                         configuration: smallConfiguration())
         let image = Models.image("astronaut.png")
         let passesBefore = clip.imageTowerPasses
-        var checks = 0
-        let prepared = try #require(try frontEnd.prepare(image, precomputed: nil, shouldCancel: { checks += 1; return false })
+        let checks = CancellationToken()
+        let prepared = try #require(try frontEnd.prepare(image, precomputed: nil, compute: ComputeContext(cancellation: checks))
             as? CLIPPreparedImage)
-        #expect(checks == layers)
+        #expect(checks.polls == layers)
         #expect(clip.imageTowerPasses - passesBefore == 1)
 
         let pixels = preprocessing(image)

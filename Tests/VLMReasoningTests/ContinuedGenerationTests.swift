@@ -2,6 +2,7 @@
 import Foundation
 import Testing
 import VLMLanguage
+import VLMTensor
 
 @Suite struct ContinuedGenerationTests {
     let model = Models.stories
@@ -55,9 +56,11 @@ import VLMLanguage
         var cache = model.transformer.makeCache(capacity: model.contextLength)
         let logits = try model.prefill(prompt, cache: &cache)
         var tokens = 0
+        let token = CancellationToken()
         let result = try model.continueGeneration(cache: &cache, lastLogits: logits, history: prompt,
                                                   parameters: SamplingParameters(maxTokens: 50),
-                                                  shouldCancel: { tokens >= 3 }, onToken: { _ in tokens += 1 })
+                                                  compute: ComputeContext(cancellation: token),
+                                                  onToken: { _ in tokens += 1; if tokens >= 3 { token.cancel() } })
         #expect(result.stopReason == .cancelled && result.tokenIDs.count == 3)
         #expect(throws: LanguageModelError.self) {
             try model.continueGeneration(cache: &cache, lastLogits: [1, 2, 3], history: prompt, parameters: .greedy)

@@ -14,7 +14,7 @@ import VLMImage
     @Test(.enabled(if: directory != nil)) func baseSizedTowerMatchesLlamaCpp() throws {
         let directory = try #require(Self.directory)
         let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: directory.appendingPathComponent("bench-reference.json")))
-        let tower = try LLaVAVisionTower(url: directory.appendingPathComponent("bench-mmproj.gguf"), threads: 2)
+        let tower = try LLaVAVisionTower(url: directory.appendingPathComponent("bench-mmproj.gguf"))
         let image = try LLaVAModels.image("chelsea.png")
         _ = try tower.encode(image)  // warm-up (page in the mapped weights)
         let start = Date()

@@ -3,6 +3,7 @@ import Testing
 import VLMImage
 import VLMLanguage
 @testable import VLMReasoning
+import VLMTensor
 
 @Suite struct LLaVAFrontEndTests {
     static let frontEnd = try! LLaVAFrontEnd(tower: LLaVAModels.tower, languageModel: Models.stories)
@@ -16,12 +17,12 @@ import VLMLanguage
     /// as one mixed prefill of [BOS][image][prompt text] would.
     @Test func prefixCacheContinuesTheVisualPrefix() throws {
         let model = Models.stories
-        let prepared = try Self.frontEnd.prepare(LLaVAModels.image("chelsea.png"), precomputed: nil, shouldCancel: { false })
+        let prepared = try Self.frontEnd.prepare(LLaVAModels.image("chelsea.png"), precomputed: nil, compute: ComputeContext())
         let visual = try #require(prepared.visualPrefix)
         #expect(visual.cache.count == 1 + 16 && visual.leadingTokens == [1])
         let prompt = model.tokenize("Once upon a time there was")
         var cache = PrefixCache(model: model)
-        let logits = try cache.extend(to: prompt, model: model, visual: visual, shouldCancel: { false })
+        let logits = try cache.extend(to: prompt, model: model, visual: visual, compute: ComputeContext())
         #expect(cache.cache.count == 16 + prompt.count)
 
         let image = try LLaVAModels.tower.encode(LLaVAModels.image("chelsea.png"))
@@ -30,11 +31,11 @@ import VLMLanguage
                                          cache: &direct)
         #expect(logits == expected)
         // Extending by more text reuses the cache; a look restarts it from the longer prefix.
-        _ = try cache.extend(to: prompt + model.tokenizer.encode(" a cat", addSpecial: false), model: model, visual: visual, shouldCancel: { false })
-        _ = try prepared.lookEvidence(at: PixelBox(x: 10, y: 20, width: 100, height: 80), step: 0, shouldCancel: { false })
+        _ = try cache.extend(to: prompt + model.tokenizer.encode(" a cat", addSpecial: false), model: model, visual: visual, compute: ComputeContext())
+        _ = try prepared.lookEvidence(at: PixelBox(x: 10, y: 20, width: 100, height: 80), step: 0, compute: ComputeContext())
         let longer = try #require(prepared.visualPrefix)
         #expect(longer.version == 1 && longer.cache.count == 1 + 32)
-        _ = try cache.extend(to: prompt, model: model, visual: longer, shouldCancel: { false })
+        _ = try cache.extend(to: prompt, model: model, visual: longer, compute: ComputeContext())
         #expect(cache.cache.count == 32 + prompt.count)
     }
 
@@ -86,7 +87,7 @@ import VLMLanguage
     }
 
     @Test func gridBoxesMapInsideTheImage() throws {
-        let prepared = try Self.frontEnd.prepare(LLaVAModels.image("chelsea.png"), precomputed: nil, shouldCancel: { false })
+        let prepared = try Self.frontEnd.prepare(LLaVAModels.image("chelsea.png"), precomputed: nil, compute: ComputeContext())
         // 451x300 sits at canvas y 5...27 of 32: the top row of cells is mostly padding, still clamped inside.
         let whole = prepared.pixelBox(of: GridBox(row: 0, column: 0, rows: 4, columns: 4))
         #expect(whole == PixelBox(x: 0, y: 0, width: 451, height: 300))
@@ -104,7 +105,7 @@ import VLMLanguage
     /// covers y 75r ..< 75r + 75.
     @Test func tallImageCellsMapToTheirPixels() throws {
         let image = try RGBImage(width: 100, height: 300, fill: (200, 40, 40))
-        let prepared = try Self.frontEnd.prepare(image, precomputed: nil, shouldCancel: { false })
+        let prepared = try Self.frontEnd.prepare(image, precomputed: nil, compute: ComputeContext())
         #expect(prepared.pixelBox(of: GridBox(row: 1, column: 1, rows: 1, columns: 1)) == PixelBox(x: 0, y: 75, width: 55, height: 75))
         #expect(prepared.pixelBox(of: GridBox(row: 2, column: 2, rows: 1, columns: 1)) == PixelBox(x: 54, y: 150, width: 46, height: 75))
         #expect(prepared.pixelBox(of: GridBox(row: 0, column: 0, rows: 4, columns: 4)) == PixelBox(x: 0, y: 0, width: 100, height: 300))

@@ -3,6 +3,7 @@ import Testing
 import VLMImage
 import VLMLanguage
 @testable import VLMReasoning
+import VLMTensor
 
 /// llama.cpp's multimodal path on a random-initialised mmproj (scripts/fixtures/make_llava_fixtures.py).
 struct LLaVAReference: Decodable {
@@ -30,13 +31,24 @@ struct LLaVAReference: Decodable {
 }
 
 enum LLaVAModels {
-    static let tower = try! LLaVAVisionTower(url: LLaVAReference.mmproj, threads: 2)
+    static let tower = try! LLaVAVisionTower(url: LLaVAReference.mmproj)
     static func image(_ name: String) throws -> RGBImage {
         try PNGDecoder().decode(contentsOf: TestPaths.images.appendingPathComponent(name).path)
     }
 }
 
 @Suite struct LLaVATowerTests {
+    /// A cancelled token stops the tower between blocks with the one cancellation error.
+    @Test func aCancelledTokenStopsTheTower() throws {
+        let image = try LLaVAModels.image(LLaVAReference.load.encodings[0].image)
+        let firstBlock = CancellationToken(cancellingAtPoll: 1)
+        #expect(throws: ComputeCancelled.self) { try LLaVAModels.tower.encode(image, compute: ComputeContext(cancellation: firstBlock)) }
+        #expect(firstBlock.polls == 1)
+        let counted = CancellationToken()
+        _ = try LLaVAModels.tower.encode(image, compute: ComputeContext(cancellation: counted))
+        #expect(counted.polls == LLaVAModels.tower.hyperparameters.blocksRun)
+    }
+
     @Test func readsTheHeader() throws {
         let hp = LLaVAModels.tower.hyperparameters
         #expect(hp.imageSize == 32 && hp.patchSize == 8 && hp.width == 48 && hp.headCount == 4)

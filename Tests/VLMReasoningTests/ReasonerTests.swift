@@ -6,6 +6,7 @@ import VLMCLIP
 import VLMImage
 import VLMLanguage
 @testable import VLMReasoning
+import VLMTensor
 
 /// Every event of a run, in order.
 final class EventLog {
@@ -130,7 +131,7 @@ func reasoner(_ clip: CLIPModel, _ configuration: ReasoningConfiguration, model:
 
     /// A judge that always prefers candidate 2: every whole-stage choice must be candidate 2's text.
     struct FavouriteJudge: CandidateJudge {
-        func scores(_ request: JudgeRequest) throws -> (first: Double, second: Double) {
+        func scores(_ request: JudgeRequest, compute: ComputeContext) throws -> (first: Double, second: Double) {
             (request.first.index == 2 ? 1 : 0, request.second.index == 2 ? 1 : 0)
         }
     }
@@ -176,14 +177,15 @@ func reasoner(_ clip: CLIPModel, _ configuration: ReasoningConfiguration, model:
         var configuration = smallConfiguration()
         configuration.beamWidth = 2
         configuration.temperature = 0.8
-        var tokens = 0, tokensAfterCancel = 0, cancelled = false
+        var tokens = 0, tokensAfterCancel = 0
+        let cancellation = CancellationToken()
         let result = try reasoner(Models.rnTiny, configuration).run(
-            image: Models.image("chelsea.png"), question: "What is it?", shouldCancel: { cancelled },
+            image: Models.image("chelsea.png"), question: "What is it?", compute: ComputeContext(cancellation: cancellation),
             onEvent: { event in
                 guard case .token = event else { return }
-                if cancelled { tokensAfterCancel += 1 }
+                if cancellation.isCancelled { tokensAfterCancel += 1 }
                 tokens += 1
-                if tokens == 30 { cancelled = true }  // inside the second stage's candidates
+                if tokens == 30 { cancellation.cancel() }  // inside the second stage's candidates
             })
         #expect(result.outcome == .cancelled)
         #expect(tokensAfterCancel == 0)
@@ -205,7 +207,11 @@ func reasoner(_ clip: CLIPModel, _ configuration: ReasoningConfiguration, model:
         #expect(throws: ReasoningError.self) { try engine.run(image: thin, question: "what?") }
         let dot = try RGBImage(width: 1, height: 1, fill: (1, 2, 3))
         #expect(throws: ReasoningError.self) { try engine.run(image: dot, question: "what?") }  // smaller than the 2x2 regions
-        #expect(throws: ReasoningError.cancelled) { try engine.run(image: photo, question: "what?", shouldCancel: { true }) }
+        let cancelled = CancellationToken()
+        cancelled.cancel()
+        #expect(throws: ComputeCancelled.self) {
+            try engine.run(image: photo, question: "what?", compute: ComputeContext(cancellation: cancelled))
+        }
         #expect(throws: ReasoningError.self) {
             try engine.run(image: photo, question: "what?", precomputed: PrecomputedImageFeatures(globalEmbedding: [1, 2, 3]))
         }
@@ -233,7 +239,7 @@ func reasoner(_ clip: CLIPModel, _ configuration: ReasoningConfiguration, model:
         let configuration = smallConfiguration()
         let probe = PromptBuilder(model: Models.stories, stages: configuration.stages, question: "What is it?")
         let promptTokens = probe.tokens("").count
-        let small = try LanguageModel(path: TestPaths.stories, contextLength: promptTokens + 200, threads: 2)
+        let small = try LanguageModel(path: TestPaths.stories, contextLength: promptTokens + 200)
         let result = try reasoner(Models.rnTiny, configuration, model: small).run(image: Models.image("chelsea.png"), question: "What is it?")
         guard case let .failed(message) = result.outcome else { Issue.record("outcome \(result.outcome)"); return }
         #expect(message.contains("context"))

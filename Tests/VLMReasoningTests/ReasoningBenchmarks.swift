@@ -5,6 +5,7 @@ import Foundation
 import Testing
 import VLMLanguage
 @testable import VLMReasoning
+import VLMTensor
 
 @Suite struct ReasoningBenchmarks {
     static var enabled: Bool { ProcessInfo.processInfo.environment["VLMD_REASONING_BENCH"] == "1" }
@@ -15,7 +16,7 @@ import VLMLanguage
         let question = "What animal is in the photo, and what is it doing?"
         let tokens = Int(ProcessInfo.processInfo.environment["VLMD_REASONING_BENCH_TOKENS"] ?? "") ?? 32
         func report(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
-        report("SmolLM2-135M-Instruct Q4_1 (threads \(model.transformer.threads)) + rn-tiny CLIP; \(tokens) tokens per stage, 2 steps, judge = log-likelihood unless noted")
+        report("SmolLM2-135M-Instruct Q4_1 (threads \(ComputeContext.processorCount)) + rn-tiny CLIP; \(tokens) tokens per stage, 2 steps, judge = log-likelihood unless noted")
         report("beam | share | judge    | total s | TTFT s | prompt tok | generated | gen tok/s (SUMMARY/CAPTION/REASONING/CONCLUSION) | judge s | looks | s/look")
         // VLMD_REASONING_BENCH_BEAMS="1,2,4" picks the beam widths; each runs with and without prefix
         // sharing (log-likelihood judge), then beam 2 once with the pairwise judge.

@@ -6,6 +6,7 @@ import Testing
 import VLMCLIP
 import VLMImage
 @testable import VLMReasoning
+import VLMTensor
 
 struct ReasoningReference: Decodable {
     struct Region: Decodable { let box: [Int]; let probabilities: [Float] }
@@ -56,10 +57,10 @@ struct ReasoningReference: Decodable {
         let frontEnd = try CLIPFrontEnd(clip: clip, tokenizer: Models.clipTokenizer, preprocessing: Models.preprocessing(for: clip),
                                         configuration: configuration)
         let image = Models.image(expected.image)
-        let prepared = try frontEnd.prepare(image, precomputed: nil, shouldCancel: { false })
+        let prepared = try frontEnd.prepare(image, precomputed: nil, compute: ComputeContext())
         #expect(abs(clip.logitScale - expected.logit_scale) < 1e-5)
 
-        let evidence = try prepared.initialEvidence(shouldCancel: { false })
+        let evidence = try prepared.initialEvidence(compute: ComputeContext())
         #expect(evidence.count == 1 + expected.regions.count)
         #expect(maxDifference(evidence[0].tags, expected.whole_probabilities, labels: reference.labels) < 1e-5)
         for (item, region) in zip(evidence.dropFirst(), expected.regions) {
@@ -69,7 +70,7 @@ struct ReasoningReference: Decodable {
         }
 
         for attribution in expected.attributions {
-            let map = try #require(try prepared.attribution(of: attribution.text, shouldCancel: { false }))
+            let map = try #require(try prepared.attribution(of: attribution.text, compute: ComputeContext()))
             #expect([map.gridHeight, map.gridWidth] == expected.grid)
             #expect(zip(map.scores, attribution.softmax).map { abs($0 - $1) }.max()! < 1e-5, "\(attribution.text.prefix(30))")
             let cells = try Attribution.similarities(text: Models.clipEmbedding(clip, attribution.text), cells: denseCells(clip, image))
@@ -80,7 +81,7 @@ struct ReasoningReference: Decodable {
             #expect([box.row, box.column, box.rows, box.columns] == attribution.box)
             let pixels = prepared.pixelBox(of: box)
             #expect([pixels.x, pixels.y, pixels.width, pixels.height] == attribution.pixel_box)
-            let look = try prepared.lookEvidence(at: pixels, step: 0, shouldCancel: { false })
+            let look = try prepared.lookEvidence(at: pixels, step: 0, compute: ComputeContext())
             #expect(maxDifference(look.tags, attribution.look_probabilities, labels: reference.labels) < 1e-5)
         }
     }

@@ -6,7 +6,7 @@ import VLMLanguage
 @testable import VLMReasoning
 
 @Suite struct SmolLM2Tests {
-    static let model: LanguageModel? = TestPaths.smolLM2.flatMap { try? LanguageModel(path: $0, contextLength: 2048, threads: 2) }
+    static let model: LanguageModel? = TestPaths.smolLM2.flatMap { try? LanguageModel(path: $0, contextLength: 2048) }
 
     func requireModel() throws -> LanguageModel? {
         guard TestPaths.requireModels else { return nil }

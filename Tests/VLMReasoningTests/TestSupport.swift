@@ -36,7 +36,7 @@ enum TestPaths {
 enum Models {
     /// 1024 positions, twice what stories260K was trained on: its character-level vocabulary makes the
     /// staged prompt long, and the tests check the engine's bookkeeping, not the story quality.
-    static let stories = try! LanguageModel(path: TestPaths.stories, contextLength: 1024, threads: 2)
+    static let stories = try! LanguageModel(path: TestPaths.stories, contextLength: 1024)
     static let clipTokenizer = try! CLIPTokenizer()
     static let rnTiny = try! CLIPModel(directory: TestPaths.clip("rn-tiny"))
     static let vitTiny = try! CLIPModel(directory: TestPaths.clip("vit-tiny"))

@@ -2,6 +2,7 @@
 import Testing
 import VLMLanguage
 @testable import VLMReasoning
+import VLMTensor
 
 @Suite struct TournamentTests {
     @Test func consistentScoresCrownTheBest() throws {
@@ -33,7 +34,7 @@ import VLMLanguage
         let request = JudgeRequest(question: "q", stage: stage, context: "",
                                    first: JudgeCandidate(index: 0, text: "a", meanLogProbability: -2.5),
                                    second: JudgeCandidate(index: 1, text: "b", meanLogProbability: -0.5))
-        let scores = try LogLikelihoodJudge().scores(request)
+        let scores = try LogLikelihoodJudge().scores(request, compute: ComputeContext())
         #expect(scores == (-2.5, -0.5))
     }
 }
@@ -51,9 +52,9 @@ import VLMLanguage
         let model = Models.stories
         let judge = PairwiseLanguageJudge(model: model, bothOrders: false)
         let warmUp = request(context: "<SUMMARY>Lily saw a dog.</SUMMARY>\n", "The dog ran.", "A cat sat.", tag: "CAPTION")
-        _ = try judge.scores(warmUp)
+        _ = try judge.scores(warmUp, compute: ComputeContext())
         let asked = request(context: "<SUMMARY>Lily saw a cat.</SUMMARY>\n", "It is a cat.", "It is a dog.")
-        let scores = try judge.scores(asked)
+        let scores = try judge.scores(asked, compute: ComputeContext())
         let rendered = judge.prompt(asked, first: "It is a cat.", second: "It is a dog.") + "\nAnswer:"
         let context = model.tokenize(rendered)
         let expected = try model.score(context: context, continuations: [" 1", " 2"].map {
@@ -61,14 +62,14 @@ import VLMLanguage
         })
         #expect(abs(scores.first - expected[0]) < 1e-3 && abs(scores.second - expected[1]) < 1e-3, "\(scores) \(expected)")
         // Asking in both orders adds the swapped verdict.
-        let both = try PairwiseLanguageJudge(model: model).scores(asked)
+        let both = try PairwiseLanguageJudge(model: model).scores(asked, compute: ComputeContext())
         #expect(both.first.isFinite && both.second.isFinite && both.first < scores.first)
     }
 
     /// A context longer than the model's window is shortened from the front until the prompt fits.
     @Test func longContextsAreShortenedToFit() throws {
         let judge = PairwiseLanguageJudge(model: Models.stories)
-        let scores = try judge.scores(request(context: String(repeating: "The cat sat on the mat. ", count: 400), "A cat.", "A dog."))
+        let scores = try judge.scores(request(context: String(repeating: "The cat sat on the mat. ", count: 400), "A cat.", "A dog."), compute: ComputeContext())
         #expect(scores.first.isFinite && scores.second.isFinite)
     }
 }

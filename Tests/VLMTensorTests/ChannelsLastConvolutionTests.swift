@@ -22,7 +22,7 @@ import VLMTensor
         let conv = ChannelsLastConv2D(Conv2D(weight: Tensor(shape: [outChannels, inChannels, kernel, kernel], storage: weight), bias: bias,
                                              stride: stride, padding: padding))
         let ours = conv(Self.swapped(x, images: batch, rows: inChannels, cols: height * width),
-                        batch: batch, height: height, width: width, scratch: ScratchBuffer())
+                        batch: batch, height: height, width: width, scratch: ScratchBuffer(), compute: ComputeContext())
         let expected = KernelTests.naiveConvolution(x, batch: batch, inChannels: inChannels, height: height, width: width, weight: weight,
                                                     bias: bias, outChannels: outChannels, kernel: kernel, stride: stride, padding: padding)
         #expect(ours.height == (height + 2 * padding - kernel) / stride + 1)
@@ -43,7 +43,7 @@ import VLMTensor
         let residual = random.floats(2 * outChannels * size * size)  // channels-last
         var fused = residual
         conv.accumulate(Self.swapped(x, images: 2, rows: inChannels, cols: size * size), batch: 2, height: size, width: size,
-                        into: &fused, scratch: ScratchBuffer(), relu: true)
+                        into: &fused, scratch: ScratchBuffer(), compute: ComputeContext(), relu: true)
         let plain = KernelTests.naiveConvolution(x, batch: 2, inChannels: inChannels, height: size, width: size, weight: weight, bias: bias,
                                                  outChannels: outChannels, kernel: kernel, stride: 1, padding: padding)
         let expected = zip(Self.swapped(plain, images: 2, rows: outChannels, cols: size * size), residual).map { max($0 + $1, 0) }
@@ -57,7 +57,8 @@ import VLMTensor
         for b in 0..<images { for p in 0..<(size * size) { for c in 0..<channels {
             x[(b * size * size + p) * channels + c] = Float(100 * b + 10 * p + c)
         } } }
-        let pooled = averagePool2DChannelsLast(x, images: images, height: size, width: size, channels: channels, kernel: 2)
+        let pooled = averagePool2DChannelsLast(x, images: images, height: size, width: size, channels: channels, kernel: 2,
+                                               compute: ComputeContext())
         #expect(pooled.height == 2 && pooled.width == 2)
         #expect(pooled.values.count == images * 4 * channels)
         // Image 1, cell (1, 1) covers pixels 12, 13, 17, 18; channel 2.

@@ -30,7 +30,7 @@ import VLMTensor
         let weight = random.floats(outChannels * inChannels * kernel * kernel)
         let bias = random.floats(outChannels)
         let conv = Conv2D(weight: Tensor(shape: [outChannels, inChannels, kernel, kernel], storage: weight), bias: bias, stride: stride, padding: padding)
-        let ours = conv(x, batch: batch, height: height, width: width, scratch: ScratchBuffer())
+        let ours = conv(x, batch: batch, height: height, width: width, scratch: ScratchBuffer(), compute: ComputeContext())
         let expected = Self.naiveConvolution(x, batch: batch, inChannels: inChannels, height: height, width: width, weight: weight, bias: bias,
                                              outChannels: outChannels, kernel: kernel, stride: stride, padding: padding)
         #expect(ours.height == (height + 2 * padding - kernel) / stride + 1)
@@ -47,7 +47,7 @@ import VLMTensor
         let conv = Conv2D(weight: Tensor(shape: [outChannels, inChannels, kernel, kernel], storage: weight), bias: bias, padding: padding)
         let residual = random.floats(2 * outChannels * size * size)
         var fused = residual
-        conv.accumulate(x, batch: 2, height: size, width: size, into: &fused, scratch: ScratchBuffer(), relu: true)
+        conv.accumulate(x, batch: 2, height: size, width: size, into: &fused, scratch: ScratchBuffer(), compute: ComputeContext(), relu: true)
         let plain = Self.naiveConvolution(x, batch: 2, inChannels: inChannels, height: size, width: size, weight: weight, bias: bias,
                                           outChannels: outChannels, kernel: kernel, stride: 1, padding: padding)
         let expected = zip(plain, residual).map { max($0 + $1, 0) }
@@ -61,8 +61,10 @@ import VLMTensor
         let weight = Tensor(shape: [outChannels, inChannels, 3, 3], storage: random.floats(outChannels * inChannels * 9))
         let norm = BatchNorm(weight: random.floats(outChannels).map { $0 + 1.5 }, bias: random.floats(outChannels),
                              runningMean: random.floats(outChannels), runningVar: random.floats(outChannels).map { $0 + 1.2 })
-        let folded = Conv2D.foldingBatchNorm(weight, norm, padding: 1)(x, batch: 1, height: size, width: size, scratch: ScratchBuffer())
-        var expected = Conv2D(weight: weight, padding: 1)(x, batch: 1, height: size, width: size, scratch: ScratchBuffer()).values
+        let folded = Conv2D.foldingBatchNorm(weight, norm, padding: 1)(x, batch: 1, height: size, width: size, scratch: ScratchBuffer(),
+                                                                                     compute: ComputeContext())
+        var expected = Conv2D(weight: weight, padding: 1)(x, batch: 1, height: size, width: size, scratch: ScratchBuffer(),
+                                                        compute: ComputeContext()).values
         for o in 0..<outChannels {
             for i in 0..<(size * size) {
                 let v = expected[o * size * size + i]
@@ -113,11 +115,11 @@ import VLMTensor
 
     @Test func activationsAndSoftmax() {
         var values: [Float] = [-3, -1, 0, 0.5, 2]
-        Activation.gelu(&values)
+        Activation.gelu(&values, compute: ComputeContext())
         let gelu = [-3.0, -1, 0, 0.5, 2].map { Float(0.5 * $0 * (1 + erf($0 / 2.0.squareRoot()))) }
         #expect(maxAbsDifference(values, gelu) < 1e-6)
         values = [-3, -1, 0, 0.5, 2]
-        Activation.quickGELU(&values)
+        Activation.quickGELU(&values, compute: ComputeContext())
         let quick = [-3.0, -1, 0, 0.5, 2].map { Float($0 / (1 + exp(-1.702 * $0))) }
         #expect(maxAbsDifference(values, quick) < 1e-6)
         var row: [Float] = [1, 2, -.infinity, 1000]

@@ -8,7 +8,6 @@ import VLMTensor
     @Test(arguments: [(50, 700, 70, false, false), (50, 700, 70, true, true), (13, 700, 300, true, false), (7, 5, 16, false, true),
                       (1, 1, 1, true, true)])
     func productMatchesLoops(m: Int, k: Int, n: Int, accumulate: Bool, relu: Bool) {
-        TensorThreads.set(2)
         var random = SeededRandom(UInt64(m * 1000 + n))
         let a = random.floats(m * k)
         let b = random.floats(k * n)
@@ -18,7 +17,8 @@ import VLMTensor
         let packed = PackedMatrix(b, rows: k, columns: n)
         a.withUnsafeBufferPointer { a in
             c.withUnsafeMutableBufferPointer { c in
-                packed.multiply(a.baseAddress!, lda: k, m: m, into: c.baseAddress!, ldc: n, bias: bias, accumulate: accumulate, relu: relu)
+                packed.multiply(a.baseAddress!, lda: k, m: m, into: c.baseAddress!, ldc: n, bias: bias, accumulate: accumulate, relu: relu,
+                                compute: ComputeContext(threads: 2))
             }
         }
         var expected = [Float](repeating: 0, count: m * n)
@@ -42,7 +42,8 @@ import VLMTensor
         a.withUnsafeBufferPointer { a in
             c.withUnsafeMutableBufferPointer { c in
                 PackedMatrix(b, rows: k, columns: n).multiply(a.baseAddress!, lda: lda, m: m, into: c.baseAddress!, ldc: ldc,
-                                                              bias: [Float](repeating: 0, count: n), accumulate: false, relu: false)
+                                                              bias: [Float](repeating: 0, count: n), accumulate: false, relu: false,
+                                                              compute: ComputeContext(threads: 2))
             }
         }
         for i in 0..<m {

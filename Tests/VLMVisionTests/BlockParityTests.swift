@@ -49,8 +49,8 @@ extension BlockFixtures.Block {
     @Test func geluFormsMatchPyTorch() {
         let reference = BlockFixtures.shared.activations
         var exact = reference.input, tanh = reference.input
-        Activation.gelu(&exact)
-        Activation.geluTanh(&tanh)
+        Activation.gelu(&exact, compute: ComputeContext())
+        Activation.geluTanh(&tanh, compute: ComputeContext())
         #expect(maxAbsDifference(exact, reference.gelu) < 1e-6)
         #expect(maxAbsDifference(tanh, reference.geluTanh) < 1e-6)
         // The two forms differ by far more than the tolerance, so each check tells them apart.
@@ -61,7 +61,7 @@ extension BlockFixtures.Block {
         let reference = BlockFixtures.shared.blocks[index]
         var x = reference.input
         reference.block.apply(&x, sequenceLengths: [Int](repeating: reference.sequence, count: reference.batch), causal: false,
-                              scratch: ScratchBuffer())
+                              scratch: ScratchBuffer(), compute: ComputeContext())
         let error = maxAbsDifference(x, reference.output)
         #expect(error < 2e-5, "\(reference.normFirst ? "pre" : "post")-norm \(reference.activation): max error \(error)")
     }
@@ -74,7 +74,7 @@ extension BlockFixtures.Block {
                                          down: b.down, placement: b.placement == .pre ? .post : .pre)
             var x = reference.input
             other.apply(&x, sequenceLengths: [Int](repeating: reference.sequence, count: reference.batch), causal: false,
-                        scratch: ScratchBuffer())
+                        scratch: ScratchBuffer(), compute: ComputeContext())
             #expect(maxAbsDifference(x, reference.output) > 1e-2)
         }
     }

@@ -88,7 +88,7 @@ func channelsLast(_ pixels: [Float], count: Int, size: Int) -> [Float] {
     }
 
     func run(_ tower: VisionTransformer<Linear>, _ pixels: [Float], _ outputs: ViTOutputRequest) throws -> ViTOutputs {
-        try tower.forward(pixels, count: count, outputs: outputs, scratch: ScratchBuffer(), checkCancellation: {})
+        try tower.forward(pixels, count: count, outputs: outputs, scratch: ScratchBuffer(), compute: ComputeContext())
     }
 
     @Test func onePassGivesWhatSeparatePassesGive() throws {
@@ -126,14 +126,11 @@ func channelsLast(_ pixels: [Float], count: Int, size: Int) -> [Float] {
             try run(model.tower(.none), pixels, .pooled)
         }
         #expect(throws: VisionError.self) { try run(model.tower(.first), [1, 2, 3], .pooled) }
-        struct Stop: Error {}
-        var checks = 0
-        #expect(throws: Stop.self) {
-            try model.tower(.first).forward(pixels, count: count, outputs: .pooled, scratch: ScratchBuffer()) {
-                checks += 1
-                if checks == 2 { throw Stop() }
-            }
+        let secondCheck = CancellationToken(cancellingAtPoll: 2)
+        #expect(throws: ComputeCancelled.self) {
+            try model.tower(.first).forward(pixels, count: count, outputs: .pooled, scratch: ScratchBuffer(),
+                                            compute: ComputeContext(cancellation: secondCheck))
         }
-        #expect(checks == 2)
+        #expect(secondCheck.polls == 2)
     }
 }

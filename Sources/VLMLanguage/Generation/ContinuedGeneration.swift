@@ -2,6 +2,7 @@
 // the prefill, so callers can run a shared prefix once and fork the cache per continuation (beam
 // candidates, staged prompting). `generate` is prefill + this loop.
 import Foundation
+import VLMTensor
 
 extension LanguageModel {
     /// Continues a sequence whose tokens are already in `cache`.
@@ -15,13 +16,13 @@ extension LanguageModel {
     ///   - parameters: sampling, stop strings and limits, exactly as for `generate`.
     /// - Returns: the continuation. Prompt timings are zero: the prefix was run by the caller.
     ///
-    /// Loop semantics (same as `generate`): `shouldCancel` is checked before every sampled token; an
+    /// Loop semantics (same as `generate`): cancellation is checked before every sampled token; an
     /// end-of-generation token ends the loop without being reported; text stops before the first stop
     /// string (the token containing it is reported with only the text before it); pieces are streamed
     /// as complete UTF-8 (a character split across tokens arrives with its last token).
     public func continueGeneration(cache: inout KVCache, lastLogits: [Float], history: [Int32],
                                    parameters: SamplingParameters,
-                                   shouldCancel: () -> Bool = { false },
+                                   compute: ComputeContext = ComputeContext(),
                                    onToken: (GeneratedToken) -> Void = { _ in }) throws -> GenerationResult {
         guard lastLogits.count == hyperparameters.vocabularySize else {
             throw LanguageModelError.invalidHyperparameters(
@@ -34,7 +35,7 @@ extension LanguageModel {
         var stream = UTF8StreamDecoder()
         var reason = StopReason.length
         while tokens.count < parameters.maxTokens {
-            if shouldCancel() { reason = .cancelled; break }
+            if compute.isCancelled { reason = .cancelled; break }
             let token = sampler.sample(logits, history: history + tokens)
             if tokenizer.vocabulary.endOfGeneration.contains(token) { reason = .eos; break }
             let logProbability = parameters.logProbabilities ? Sampler.logProbability(of: token, logits: logits) : nil
@@ -53,7 +54,10 @@ extension LanguageModel {
             }
             onToken(GeneratedToken(id: token, text: piece, logProbability: logProbability))
             guard cache.count < cache.capacity else { reason = .length; break }
-            if tokens.count < parameters.maxTokens { logits = try transformer.forward([token], cache: &cache).logits }
+            // One token's pass is short: cancellation is noticed before the next token, not mid-pass.
+            if tokens.count < parameters.maxTokens {
+                logits = try transformer.forward([token], cache: &cache, compute: compute.uncancellable).logits
+            }
         }
         if reason != .stop { text += stream.flush() }
         return GenerationResult(

@@ -1,18 +1,24 @@
+import VLMTensor
+
 extension LanguageModel {
     /// Sum of log p(continuation tokens | context) for each continuation (e.g. ranking answers).
-    /// The context is run once; each continuation starts from a copy of its cache.
-    public func score(context: [Int32], continuations: [[Int32]]) throws -> [Double] {
+    /// The context is run once; each continuation starts from a copy of its cache. Scoring runs to
+    /// the end (it is not cancellable); `compute` gives it its threads.
+    public func score(context: [Int32], continuations: [[Int32]], compute: ComputeContext = ComputeContext()) throws -> [Double] {
+        let compute = compute.uncancellable
         guard !context.isEmpty else { throw LanguageModelError.invalidHyperparameters("score needs a non-empty context") }
         var shared = transformer.makeCache(capacity: contextLength)
-        let contextLogits = try prefill(context, cache: &shared)
-        return try scoreContinuations(cache: shared, lastLogits: contextLogits, continuations: continuations)
+        let contextLogits = try prefill(context, cache: &shared, compute: compute)
+        return try scoreContinuations(cache: shared, lastLogits: contextLogits, continuations: continuations, compute: compute)
     }
 
     /// Sum of log p(continuation tokens | sequence) for each continuation, from a sequence already in
     /// `cache` with `lastLogits` after its last token: `score(context:continuations:)` without the
     /// prefill, so a caller that keeps a cache across calls (e.g. a judge asking similar questions)
     /// runs only what is new. `cache` is not modified (each continuation runs on a fork).
-    public func scoreContinuations(cache: KVCache, lastLogits: [Float], continuations: [[Int32]]) throws -> [Double] {
+    public func scoreContinuations(cache: KVCache, lastLogits: [Float], continuations: [[Int32]],
+                                   compute: ComputeContext = ComputeContext()) throws -> [Double] {
+        let compute = compute.uncancellable
         let v = hyperparameters.vocabularySize
         guard lastLogits.count == v else {
             throw LanguageModelError.invalidHyperparameters("scoreContinuations: \(lastLogits.count) logits for a \(v)-token vocabulary")
@@ -24,7 +30,7 @@ extension LanguageModel {
             var fork = cache  // copy-on-write fork of the shared sequence
             // The whole continuation as one batch (its last row of logits is unused): the same batch
             // boundaries llama.cpp would see, hence the same arithmetic.
-            let all = try transformer.forward(continuation, cache: &fork, logits: .all).logits
+            let all = try transformer.forward(continuation, cache: &fork, logits: .all, compute: compute).logits
             for j in 1..<continuation.count {
                 total += Sampler.logProbability(of: continuation[j], logits: Array(all[(j - 1) * v..<j * v]))
             }

@@ -1,6 +1,7 @@
 // Decoder inputs given as embeddings rather than token ids (e.g. a vision projector's image tokens),
 // and prompts that mix the two, run the way llama.cpp's multimodal helper runs them.
 import Foundation
+import VLMTensor
 
 /// One piece of a mixed prompt.
 public enum PromptSegment: Sendable {
@@ -21,7 +22,7 @@ extension Transformer {
     /// and returns logits (and attention weights of `attentionLayers`), exactly as `forward(_:)` does
     /// after looking its tokens up.
     public func forward(embeddings: [Float], count: Int, cache: inout KVCache, logits rows: LogitRows = .last,
-                        attentionLayers: Set<Int> = [], shouldCancel: () -> Bool = { false }) throws -> ForwardOutput {
+                        attentionLayers: Set<Int> = [], compute: ComputeContext = ComputeContext()) throws -> ForwardOutput {
         let d = hyperparameters.embeddingLength
         guard count > 0 else { return ForwardOutput(logits: [], attention: [:]) }
         guard embeddings.count == count * d else {
@@ -32,7 +33,7 @@ extension Transformer {
             throw LanguageModelError.contextFull(needed: cache.count + count, capacity: cache.capacity)
         }
         return try forwardEmbedded(embeddings, count: count, cache: &cache, logits: rows, attentionLayers: attentionLayers,
-                                   shouldCancel: shouldCancel)
+                                   compute: compute)
     }
 }
 
@@ -43,7 +44,7 @@ extension LanguageModel {
     /// `mtmd_helper_eval_chunks` decodes each text or image chunk separately: the same batch boundaries
     /// give the same arithmetic (a one-position batch sums attention in another order).
     public func prefill(segments: [PromptSegment], cache: inout KVCache, batchSize: Int = 512,
-                        shouldCancel: () -> Bool = { false }) throws -> [Float] {
+                        compute: ComputeContext = ComputeContext()) throws -> [Float] {
         let d = hyperparameters.embeddingLength
         let total = segments.reduce(0) { $0 + $1.positionCount }
         guard cache.count + total <= cache.capacity else { throw LanguageModelError.contextFull(needed: cache.count + total, capacity: cache.capacity) }
@@ -54,16 +55,16 @@ extension LanguageModel {
         for segment in segments {
             switch segment {
             case let .tokens(tokens):
-                if !tokens.isEmpty { logits = try prefill(tokens, cache: &cache, batchSize: batchSize, shouldCancel: shouldCancel) }
+                if !tokens.isEmpty { logits = try prefill(tokens, cache: &cache, batchSize: batchSize, compute: compute) }
             case let .embeddings(values, count):
                 var start = 0
                 while start < count {
-                    if shouldCancel() { return logits }
+                    if compute.isCancelled { return logits }
                     let end = min(count, start + batchSize)
                     do {
                         logits = try transformer.forward(embeddings: Array(values[(start * d)..<(end * d)]), count: end - start,
-                                                         cache: &cache, shouldCancel: shouldCancel).logits
-                    } catch is CancellationError { return logits }
+                                                         cache: &cache, compute: compute).logits
+                    } catch is ComputeCancelled { return logits }
                     start = end
                 }
             }

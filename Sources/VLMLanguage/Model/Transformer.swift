@@ -4,7 +4,6 @@
 // One pass serves every family in `Architecture.registry`: its options (biases, Q/K norms, post-norms,
 // GeGLU, sliding-window layers, embedding and query scaling) are switched on where the family has them.
 // Activations are row-major [token][feature] Float arrays.
-import Dispatch
 import VLMTensor
 
 /// Which positions of a forward pass produce logits.
@@ -18,26 +17,23 @@ public struct ForwardOutput: Sendable {
     public var attention: [Int: [Float]]
 }
 
-/// `@unchecked Sendable`: immutable after load except `threads`, which callers set before use.
+/// Immutable after load: the threads a pass uses come with its `ComputeContext`.
 public final class Transformer: @unchecked Sendable {
     public let hyperparameters: Hyperparameters
     let weights: ModelWeights
-    /// Worker threads for matrix products and attention.
-    public var threads: Int
 
-    init(weights: ModelWeights, hyperparameters: Hyperparameters, threads: Int) {
+    init(weights: ModelWeights, hyperparameters: Hyperparameters) {
         self.weights = weights
         self.hyperparameters = hyperparameters
-        self.threads = max(1, threads)
     }
 
     public func makeCache(capacity: Int) -> KVCache { KVCache(hyperparameters: hyperparameters, capacity: capacity) }
 
     /// Runs `tokens` at positions `cache.count...`, appends their keys/values to `cache`, returns logits.
-    /// Throws `CancellationError` between layers once `shouldCancel` says so (a 512-token batch is seconds of
+    /// Throws `ComputeCancelled` between layers once the context is cancelled (a 512-token batch is seconds of
     /// work); the cache then keeps its count, so the half-written positions are simply overwritten later.
     public func forward(_ tokens: [Int32], cache: inout KVCache, logits rows: LogitRows = .last,
-                        attentionLayers: Set<Int> = [], shouldCancel: () -> Bool = { false }) throws -> ForwardOutput {
+                        attentionLayers: Set<Int> = [], compute: ComputeContext = ComputeContext()) throws -> ForwardOutput {
         let hp = hyperparameters
         let n = tokens.count, d = hp.embeddingLength, start = cache.count
         guard n > 0 else { return ForwardOutput(logits: [], attention: [:]) }
@@ -56,13 +52,13 @@ public final class Transformer: @unchecked Sendable {
             for i in 0..<x.count { x[i] *= scale }
         }
         return try forwardEmbedded(x, count: n, cache: &cache, logits: rows, attentionLayers: attentionLayers,
-                                   shouldCancel: shouldCancel)
+                                   compute: compute)
     }
 
     /// The decoder from input embeddings `x` ([n][embeddingLength]) at positions `cache.count...` on
     /// (`forward(_:)` after its token lookup; `forward(embeddings:)` for inputs such as image tokens).
     func forwardEmbedded(_ x: [Float], count n: Int, cache: inout KVCache, logits rows: LogitRows,
-                         attentionLayers: Set<Int>, shouldCancel: () -> Bool) throws -> ForwardOutput {
+                         attentionLayers: Set<Int>, compute: ComputeContext) throws -> ForwardOutput {
         let hp = hyperparameters
         let d = hp.embeddingLength, start = cache.count
         var x = x
@@ -80,7 +76,7 @@ public final class Transformer: @unchecked Sendable {
         var attention: [Int: [Float]] = [:]
 
         for (l, layer) in weights.layers.enumerated() {
-            if shouldCancel() { throw CancellationError() }
+            try compute.checkCancellation()
             // Attention block: x += post(Wo * attention(rope(Wq xn), rope(Wk xn), Wv xn)), xn = rmsnorm(x),
             // with the family's biases, per-head Q/K norms and post-norm.
             rmsNormRows(x, weight: layer.attentionNorm, into: &normed, rows: n)
@@ -88,7 +84,7 @@ public final class Transformer: @unchecked Sendable {
                 k.withUnsafeMutableBufferPointer { k in
                     v.withUnsafeMutableBufferPointer { v in
                         multiply([(layer.query, q.baseAddress!), (layer.key, k.baseAddress!), (layer.value, v.baseAddress!)],
-                                 normed, rows: n)
+                                 normed, rows: n, compute: compute)
                     }
                 }
             }
@@ -103,9 +99,9 @@ public final class Transformer: @unchecked Sendable {
             if hp.family.scalesQueries { for i in 0..<q.count { q[i] *= hp.attentionScale } }
             store(keys: k, values: v, layer: l, at: start, count: n, in: &cache)
             let weightsOut = attend(q, layer: l, start: start, count: n, cache: cache, into: &attended,
-                                    record: attentionLayers.contains(l))
+                                    record: attentionLayers.contains(l), compute: compute)
             if let weightsOut { attention[l] = weightsOut }
-            multiply(layer.attentionOutput, attended, rows: n, into: &projected)
+            multiply(layer.attentionOutput, attended, rows: n, into: &projected, compute: compute)
             if let w = layer.postAttentionNorm { rmsNormInPlace(&projected, weight: w) }
             for i in 0..<x.count { x[i] += projected[i] }
 
@@ -113,7 +109,7 @@ public final class Transformer: @unchecked Sendable {
             rmsNormRows(x, weight: layer.feedForwardNorm, into: &normed, rows: n)
             gate.withUnsafeMutableBufferPointer { gate in
                 up.withUnsafeMutableBufferPointer { up in
-                    multiply([(layer.gate, gate.baseAddress!), (layer.up, up.baseAddress!)], normed, rows: n)
+                    multiply([(layer.gate, gate.baseAddress!), (layer.up, up.baseAddress!)], normed, rows: n, compute: compute)
                 }
             }
             gate.withUnsafeMutableBufferPointer { g in
@@ -124,7 +120,7 @@ public final class Transformer: @unchecked Sendable {
                     }
                 }
             }
-            multiply(layer.down, gate, rows: n, into: &projected)
+            multiply(layer.down, gate, rows: n, into: &projected, compute: compute)
             if let w = layer.postFeedForwardNorm { rmsNormInPlace(&projected, weight: w) }
             for i in 0..<x.count { x[i] += projected[i] }
         }
@@ -136,7 +132,7 @@ public final class Transformer: @unchecked Sendable {
         var finalNormed = [Float](repeating: 0, count: outRows * d)
         rmsNormRows(lastRows, weight: weights.outputNorm, into: &finalNormed, rows: outRows)
         var logits = [Float](repeating: 0, count: outRows * hp.vocabularySize)
-        multiply(weights.output, finalNormed, rows: outRows, into: &logits)
+        multiply(weights.output, finalNormed, rows: outRows, into: &logits, compute: compute)
         if let cap = hp.finalLogitSoftcap { LayerMath.softcap(&logits, cap: cap) }
         return ForwardOutput(logits: logits, attention: attention)
     }
@@ -178,15 +174,16 @@ public final class Transformer: @unchecked Sendable {
         }
     }
 
-    private func multiply(_ w: QuantizedMatrix, _ x: [Float], rows: Int, into y: inout [Float]) {
+    private func multiply(_ w: QuantizedMatrix, _ x: [Float], rows: Int, into y: inout [Float], compute: ComputeContext) {
         x.withUnsafeBufferPointer { x in
-            y.withUnsafeMutableBufferPointer { w.multiply(x.baseAddress!, batch: rows, into: $0.baseAddress!, threads: threads) }
+            y.withUnsafeMutableBufferPointer { w.multiply(x.baseAddress!, batch: rows, into: $0.baseAddress!, compute: compute) }
         }
     }
 
     /// Products of one input with several matrices, handed to the workers together.
-    private func multiply(_ products: [(matrix: QuantizedMatrix, output: UnsafeMutablePointer<Float>)], _ x: [Float], rows: Int) {
-        x.withUnsafeBufferPointer { QuantizedMatrix.multiply(products, $0.baseAddress!, batch: rows, threads: threads) }
+    private func multiply(_ products: [(matrix: QuantizedMatrix, output: UnsafeMutablePointer<Float>)], _ x: [Float], rows: Int,
+                          compute: ComputeContext) {
+        x.withUnsafeBufferPointer { QuantizedMatrix.multiply(products, $0.baseAddress!, batch: rows, compute: compute) }
     }
 
     private func applyRope(_ x: inout [Float], heads: Int, angles: [[(cos: Float, sin: Float)]]) {
@@ -218,13 +215,13 @@ public final class Transformer: @unchecked Sendable {
     /// `ggml_vec_dot_f16` for a single token; the two sum in different orders, so we follow suit.
     /// Returns the weights when `record` is set.
     private func attend(_ q: [Float], layer: Int, start: Int, count n: Int, cache: KVCache,
-                        into out: inout [Float], record: Bool) -> [Float]? {
+                        into out: inout [Float], record: Bool, compute: ComputeContext) -> [Float]? {
         let hp = hyperparameters, heads = hp.headCount, span = start + n
         let padded = (span + 15) / 16 * 16
         var recorded = record ? [Float](repeating: 0, count: n * heads * span) : []
         let keyBase = cache.keyOffset(layer: layer, position: 0), valueBase = cache.valueOffset(layer: layer, dimension: 0)
         let capacity = cache.capacity
-        let jobs = n * heads, workers = min(threads, jobs)
+        let jobs = n * heads
         let order: HalfDot.Order = n == 1 ? .vector : .tiled
         let window = hp.isSlidingWindowLayer(layer) ? hp.slidingWindow : Int.max
         let scoreScale = hp.family.scalesQueries ? 1 : hp.attentionScale
@@ -236,9 +233,10 @@ public final class Transformer: @unchecked Sendable {
                             let q = Shared(q.baseAddress!), keys = Shared(keys.baseAddress! + keyBase)
                             let values = Shared(values.baseAddress! + valueBase), out = Shared(out.baseAddress!)
                             let rec = Shared(record ? recorded.baseAddress : nil)  // an empty array may still have a base address
-                            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                            // Several parts per thread: with a causal batch, later tokens see more keys.
+                            compute.parallelFor(jobs, parts: 4 * compute.threads) { part in
                                 var scratch = AttentionScratch(headDimension: hp.headDimension, padded: padded)
-                                for job in stride(from: worker, to: jobs, by: workers) {
+                                for job in part {
                                     let i = job / heads, h = job % heads
                                     attendOneHead(query: q.pointer + i * hp.queryDimension + h * hp.headDimension,
                                                   kvHead: h / (heads / hp.headCountKV), visible: start + i + 1,

@@ -56,22 +56,22 @@ public final class LLaVAFrontEnd: VisualFrontEnd, Sendable {
     /// Loads the projector file for `languageModel`.
     public convenience init(mmproj: URL, languageModel: LanguageModel, attentionLayers: [Int]? = nil) throws {
         guard FileManager.default.fileExists(atPath: mmproj.path) else { throw ReasoningError.missingModel(mmproj.path) }
-        try self.init(tower: LLaVAVisionTower(url: mmproj, threads: languageModel.transformer.threads),
+        try self.init(tower: LLaVAVisionTower(url: mmproj),
                       languageModel: languageModel, attentionLayers: attentionLayers)
     }
 
-    public func prepare(_ image: RGBImage, precomputed: PrecomputedImageFeatures?, shouldCancel: () -> Bool) throws -> any PreparedImage {
+    public func prepare(_ image: RGBImage, precomputed: PrecomputedImageFeatures?, compute: ComputeContext) throws -> any PreparedImage {
         let pixels = image.width.multipliedReportingOverflow(by: image.height)
         guard !pixels.overflow, pixels.partialValue <= PNGDecoder.defaultPixelBudget else {
             throw ReasoningError.invalidImage("\(image.width)x\(image.height) is above the \(PNGDecoder.defaultPixelBudget)-pixel limit")
         }
-        let embeddings = try tower.encode(image)
-        if shouldCancel() { throw ReasoningError.cancelled }
+        let embeddings = try tower.encode(image, compute: compute)
+        try compute.checkCancellation()
         let leading = languageModel.tokenizer.encode("", addSpecial: true, parseSpecial: false)
         var cache = languageModel.transformer.makeCache(capacity: languageModel.contextLength)
         do {
             _ = try languageModel.prefill(segments: [.tokens(leading), .embeddings(embeddings, count: tower.tokenCount)],
-                                          cache: &cache, shouldCancel: shouldCancel)
+                                          cache: &cache, compute: compute)
         } catch let LanguageModelError.contextFull(needed, capacity) {
             throw ReasoningError.contextTooSmall(needed: needed, capacity: capacity)
         }
@@ -102,12 +102,12 @@ final class LLaVAPreparedImage: PreparedImage {
     var grid: (height: Int, width: Int)? { (side, side) }
     var visualPrefix: VisualPrefix? { prefix }
 
-    func initialEvidence(shouldCancel: () -> Bool) throws -> [Evidence] {
+    func initialEvidence(compute: ComputeContext) throws -> [Evidence] {
         [Evidence(source: .wholeImage, tags: [],
                   text: "whole image: \(frontEnd.tower.tokenCount) image tokens at the start of the context")]
     }
 
-    func attribution(of text: String, shouldCancel: () -> Bool) throws -> AttributionMap? {
+    func attribution(of text: String, compute: ComputeContext) throws -> AttributionMap? {
         let model = frontEnd.languageModel, tower = frontEnd.tower
         let tokens = model.tokenizer.encode(text, addSpecial: false, parseSpecial: false)
         let cells = side * side
@@ -150,13 +150,13 @@ final class LLaVAPreparedImage: PreparedImage {
         return PixelBox(x: left, y: top, width: right - left, height: bottom - top)
     }
 
-    func lookEvidence(at box: PixelBox, step: Int, shouldCancel: () -> Bool) throws -> Evidence {
+    func lookEvidence(at box: PixelBox, step: Int, compute: ComputeContext) throws -> Evidence {
         let crop = try image.cropped(x: box.x, y: box.y, width: box.width, height: box.height)
         let tower = frontEnd.tower
         let embeddings = try tower.encode(crop)
         var cache = prefix.cache
         _ = try frontEnd.languageModel.prefill(segments: [.embeddings(embeddings, count: tower.tokenCount)], cache: &cache,
-                                               shouldCancel: shouldCancel)
+                                               compute: compute)
         prefix = VisualPrefix(cache: cache, leadingTokens: prefix.leadingTokens, version: prefix.version + 1)
         return Evidence(source: .look(step: step, box: box), tags: [],
                         text: "closer look at \(box): \(tower.tokenCount) more image tokens in the context")

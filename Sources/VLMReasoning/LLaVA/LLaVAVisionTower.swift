@@ -20,14 +20,12 @@ import VLMVision
 public final class LLaVAVisionTower: MultimodalProjector, @unchecked Sendable {
     public let hyperparameters: MMProjHyperparameters
     let weights: MMProjWeights
-    public let threads: Int
 
     /// Loads `url` and checks every tensor against the header.
-    public init(url: URL, threads: Int = 1) throws {
+    public init(url: URL) throws {
         let gguf = try GGUFFile(url: url)
         hyperparameters = try MMProjHyperparameters(gguf: gguf)
-        self.threads = max(1, threads)
-        weights = try MMProjWeights(gguf: gguf, hyperparameters: hyperparameters, threads: self.threads)
+        weights = try MMProjWeights(gguf: gguf, hyperparameters: hyperparameters)
     }
 
     /// Width of the image-token embeddings (the LM's embedding width).
@@ -40,18 +38,19 @@ public final class LLaVAVisionTower: MultimodalProjector, @unchecked Sendable {
     public var projectorType: String { "mlp" }
 
     /// LLaVA-1.5 (mtmd): the image's tokens alone, no text around them.
-    public func imageTokens(for image: RGBImage, shouldCancel: () -> Bool) throws -> ImageTokens {
-        ImageTokens(chunks: [.embeddings(try encode(image), count: tokenCount)])
+    public func imageTokens(for image: RGBImage, compute: ComputeContext) throws -> ImageTokens {
+        ImageTokens(chunks: [.embeddings(try encode(image, compute: compute), count: tokenCount)])
     }
 
     /// Preprocesses and encodes `image`: [tokenCount][outputWidth], row-major.
-    public func encode(_ image: RGBImage) throws -> [Float] {
+    public func encode(_ image: RGBImage, compute: ComputeContext = ComputeContext()) throws -> [Float] {
         let pixels = try LLaVAPreprocessing(hyperparameters).pixels(image)
-        return try encode(pixels: pixels)
+        return try encode(pixels: pixels, compute: compute)
     }
 
     /// Encodes preprocessed pixels ([y][x][channel], imageSize^2 x 3 normalised values).
-    public func encode(pixels: [Float]) throws -> [Float] {
+    /// Throws `ComputeCancelled` between blocks once `compute` is cancelled.
+    public func encode(pixels: [Float], compute: ComputeContext = ComputeContext()) throws -> [Float] {
         let hp = hyperparameters, d = hp.width, n = hp.patchCount
         guard pixels.count == hp.imageSize * hp.imageSize * 3, pixels.allSatisfy(\.isFinite) else {
             throw MMProjError.notSupported("pixels must be \(hp.imageSize)x\(hp.imageSize)x3 finite values, got \(pixels.count) values")
@@ -59,10 +58,10 @@ public final class LLaVAVisionTower: MultimodalProjector, @unchecked Sendable {
         // llama.cpp's projector input: sequence rows 1...n (see the header comment), which with the
         // class token last are patches 1..<n and then the class token.
         let states = try weights.vit.forward(pixels, count: 1, outputs: hasClassToken ? [.patches, .pooled] : .patches,
-                                             scratch: ScratchBuffer(), checkCancellation: {})
+                                             scratch: ScratchBuffer(), compute: compute)
         let features = hasClassToken ? Array(states.patches![d...]) + states.pooled! : states.patches!
         var hidden = weights.projector1.forward(features, rows: n)
-        Activation.geluTanh(&hidden)
+        Activation.geluTanh(&hidden, compute: compute)
         return weights.projector2.forward(hidden, rows: n)
     }
 }

@@ -137,7 +137,7 @@ final class MMProjWeights: @unchecked Sendable {
     /// The projector: mm.2(GELU(mm.0(x))).
     let projector1: QuantizedLinear, projector2: QuantizedLinear
 
-    init(gguf: GGUFFile, hyperparameters hp: MMProjHyperparameters, threads: Int) throws {
+    init(gguf: GGUFFile, hyperparameters hp: MMProjHyperparameters) throws {
         self.gguf = gguf
         let d = hp.width
         func dims(_ name: String) throws -> [Int] {
@@ -160,7 +160,7 @@ final class MMProjWeights: @unchecked Sendable {
             let name = prefix + ".weight"
             let shape = try dims(name)
             guard shape == [columns, rows] else { throw MMProjError.badTensor(name: name, reason: "shape \(shape), expected \([columns, rows])") }
-            return QuantizedLinear(weight: try gguf.matrix(name), bias: try vector(prefix + ".bias", rows), threads: threads)
+            return QuantizedLinear(weight: try gguf.matrix(name), bias: try vector(prefix + ".bias", rows))
         }
         func optionalNorm(_ prefix: String, _ a: ViTArchitecture) throws -> LayerNorm? {
             guard gguf.tensors[prefix + ".weight"] != nil else { return nil }
@@ -180,7 +180,7 @@ final class MMProjWeights: @unchecked Sendable {
         let info = try gguf.tensor("v.patch_embd.weight")
         let patchEmbedding = QuantizedLinear(
             weight: QuantizedMatrix(format: info.format, rows: d, columns: 3 * p * p, data: gguf.file.bytes + info.fileOffset),
-            bias: try optionalVector("v.patch_embd.bias", d), threads: threads)
+            bias: try optionalVector("v.patch_embd.bias", d))
         let classEmbedding = try optionalVector("v.class_embd", d)
         let a = ViTArchitecture(mmproj: hp, hasClassToken: classEmbedding != nil)
         let blocks = try (0..<hp.blocksRun).map { i in

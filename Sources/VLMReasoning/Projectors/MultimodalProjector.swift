@@ -6,6 +6,7 @@
 import Foundation
 import VLMImage
 import VLMLanguage
+import VLMTensor
 
 /// One piece of an image's place in the context, in order.
 public enum ImageChunk: Sendable {
@@ -48,7 +49,7 @@ public protocol MultimodalProjector: AnyObject, Sendable {
     /// Width of the image-token embeddings; must equal the language model's embedding width.
     var outputWidth: Int { get }
     /// Preprocesses and encodes `image` into its chunks.
-    func imageTokens(for image: RGBImage, shouldCancel: () -> Bool) throws -> ImageTokens
+    func imageTokens(for image: RGBImage, compute: ComputeContext) throws -> ImageTokens
 }
 
 extension MultimodalProjector {
@@ -63,11 +64,11 @@ public enum MultimodalProjectors {
     /// Projector types this runtime loads.
     public static let supportedTypes = ["mlp"]
 
-    public static func load(url: URL, threads: Int = 1) throws -> any MultimodalProjector {
+    public static func load(url: URL) throws -> any MultimodalProjector {
         let gguf = try GGUFFile(url: url)
         let type = try MMProjHyperparameters.projectorType(gguf)
         switch type {
-        case "mlp": return try LLaVAVisionTower(url: url, threads: threads)
+        case "mlp": return try LLaVAVisionTower(url: url)
         default:
             throw MMProjError.notSupported("projector type '\(type)' (supported: \(supportedTypes.joined(separator: ", ")))")
         }

@@ -44,15 +44,15 @@ public struct QuantizedMatrix: @unchecked Sendable {
     }
 
     /// `y[b][r] = sum_c W[r][c] * x[b][c]` for `batch` input rows `x` (batch x columns, row-major),
-    /// writing `y` (batch x rows). Output rows are split over `threads` workers.
-    public func multiply(_ x: UnsafePointer<Float>, batch: Int, into y: UnsafeMutablePointer<Float>, threads: Int) {
+    /// writing `y` (batch x rows). Output rows are split over the context's threads.
+    public func multiply(_ x: UnsafePointer<Float>, batch: Int, into y: UnsafeMutablePointer<Float>, compute: ComputeContext) {
         if format == .f32 && batch > 1 {
             // Prefill with F32 weights: one BLAS call (Y = X * W^T).
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(batch), Int32(rows), Int32(columns),
                         1, x, Int32(columns), data.assumingMemoryBound(to: Float.self), Int32(columns), 0, y, Int32(rows))
             return
         }
-        Self.multiply([(self, y)], x, batch: batch, threads: threads)
+        Self.multiply([(self, y)], x, batch: batch, compute: compute)
     }
 
     /// Several matrices of one input (e.g. the query, key and value projections): the activations are
@@ -60,13 +60,13 @@ public struct QuantizedMatrix: @unchecked Sendable {
     /// token pays one hand-off to the workers per group instead of one per matrix. Each output row is
     /// computed exactly as `multiply` computes it alone.
     public static func multiply(_ products: [(matrix: QuantizedMatrix, output: UnsafeMutablePointer<Float>)],
-                                _ x: UnsafePointer<Float>, batch: Int, threads: Int) {
+                                _ x: UnsafePointer<Float>, batch: Int, compute: ComputeContext) {
         guard let first = products.first else { return }
         let columns = first.matrix.columns
         precondition(products.allSatisfy { $0.matrix.columns == columns }, "matrices of one input differ in width")
         guard products.allSatisfy({ $0.matrix.format != .f32 || batch == 1 }),
               products.allSatisfy({ $0.matrix.format.activationPartner == first.matrix.format.activationPartner }) else {
-            for p in products { p.matrix.multiply(x, batch: batch, into: p.output, threads: threads) }
+            for p in products { p.matrix.multiply(x, batch: batch, into: p.output, compute: compute) }
             return
         }
         let activations = QuantizedActivation(UnsafeBufferPointer(start: x, count: batch * columns), for: first.matrix.format)
@@ -76,14 +76,16 @@ public struct QuantizedMatrix: @unchecked Sendable {
             var chunks: [(product: Int, rows: Range<Int>)] = []
             for (i, p) in products.enumerated() {
                 let rows = p.matrix.rows
-                let count = max(1, min(threads * 4, rows / 16)), chunkRows = (rows + count - 1) / count
+                let count = max(1, min(compute.threads * 4, rows / 16)), chunkRows = (rows + count - 1) / count
                 for start in stride(from: 0, to: rows, by: chunkRows) { chunks.append((i, start..<min(rows, start + chunkRows))) }
             }
             let views = UnsafeSendableBuffer(views), jobs = UnsafeSendableBuffer(chunks)
             let targets = UnsafeSendableBuffer(products.map { ($0.matrix, SendablePointer($0.output)) })
-            parallelFor(jobs.count, threads: threads) { job in
-                let (matrix, output) = targets[jobs[job].product]
-                matrix.multiplyRows(jobs[job].rows, views, into: output.pointer)
+            compute.parallelFor(jobs.count, parts: jobs.count) { part in
+                for job in part {
+                    let (matrix, output) = targets[jobs[job].product]
+                    matrix.multiplyRows(jobs[job].rows, views, into: output.pointer)
+                }
             }
         }
     }
@@ -117,33 +119,6 @@ public struct QuantizedMatrix: @unchecked Sendable {
             }
         }
     }
-}
-
-/// Runs `body(0..<count)` on at most `threads` threads (the caller's included), each taking the next
-/// index as it finishes one. Dispatch's `concurrentPerform` alone would use every core.
-public func parallelFor(_ count: Int, threads: Int, _ body: (Int) -> Void) {
-    let workers = max(1, min(threads, count))
-    if workers == 1 {
-        for i in 0..<count { body(i) }
-        return
-    }
-    let next = Atomic<Int>(0)
-    withoutActuallyEscaping(body) { body in
-        let task = UnsafeSendableClosure(body)
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            while true {
-                let i = next.add(1, ordering: .relaxed).oldValue
-                if i >= count { return }
-                task.body(i)
-            }
-        }
-    }
-}
-
-/// `@unchecked Sendable`: the closures passed to `parallelFor` only write disjoint outputs.
-struct UnsafeSendableClosure: @unchecked Sendable {
-    let body: (Int) -> Void
-    init(_ body: @escaping (Int) -> Void) { self.body = body }
 }
 
 /// Raw pointers handed to concurrent workers that write disjoint ranges.

@@ -21,7 +21,8 @@ func runCLIPBench(_ args: [String]) {
     let threads = Int(options["threads"] ?? "2") ?? 2
     let repeats = Int(options["repeats"] ?? "5") ?? 5
     let workloads = Set((options["workloads"] ?? "peak,image1,image16,text").split(separator: ",").map(String.init))
-    TensorThreads.set(threads)
+    ComputeContext.setBLASThreads(threads)
+    let compute = ComputeContext(threads: threads)
     do {
         var result: [String: Any] = ["implementation": "vlmd VLMCLIP (Swift + OpenBLAS)", "threads": threads,
                                      "openblas_core": MatrixMultiply.kernelName, "cpu_features": CPUFeatures.available]
@@ -37,23 +38,23 @@ func runCLIPBench(_ args: [String]) {
         if workloads.contains("peak") { result["sgemm_peak_gflops"] = sgemmPeak() }
         let gflop = Double(options["image-gflop"] ?? "")
         if workloads.contains("image1") {
-            _ = try model.encodeImages(image1, count: 1)
-            let batch1 = try timed(repeats) { _ = try model.encodeImages(image1, count: 1) }
+            _ = try model.encodeImages(image1, count: 1, compute: compute)
+            let batch1 = try timed(repeats) { _ = try model.encodeImages(image1, count: 1, compute: compute) }
             result["image_batch1_ms_per_image"] = ["best": batch1.best * 1e3, "median": batch1.median * 1e3, "cpu": batch1.cpu * 1e3]
             if let gflop { result["image_batch1_gflops"] = gflop / batch1.best }
         }
         if workloads.contains("image16") {
-            let batch16 = try timed(max(2, repeats / 2)) { _ = try model.encodeImages(images16, count: 16) }
+            let batch16 = try timed(max(2, repeats / 2)) { _ = try model.encodeImages(images16, count: 16, compute: compute) }
             result["image_batch16_ms_per_image"] = ["best": batch16.best * 1e3 / 16, "median": batch16.median * 1e3 / 16, "cpu": batch16.cpu * 1e3 / 16]
             if let gflop { result["image_batch16_gflops"] = gflop * 16 / batch16.best }
         }
         if workloads.contains("dense1") {
-            _ = try model.encodeImagesWithDense(image1, count: 1)
+            _ = try model.encodeImagesWithDense(image1, count: 1, compute: compute)
             let twoCalls = try timed(repeats) {
-                _ = try model.encodeImages(image1, count: 1)
-                _ = try model.encodeImageDense(image1, count: 1)
+                _ = try model.encodeImages(image1, count: 1, compute: compute)
+                _ = try model.encodeImageDense(image1, count: 1, compute: compute)
             }
-            let oneCall = try timed(repeats) { _ = try model.encodeImagesWithDense(image1, count: 1) }
+            let oneCall = try timed(repeats) { _ = try model.encodeImagesWithDense(image1, count: 1, compute: compute) }
             result["dense_batch1_two_calls_ms"] = ["best": twoCalls.best * 1e3, "median": twoCalls.median * 1e3]
             result["dense_batch1_with_dense_ms"] = ["best": oneCall.best * 1e3, "median": oneCall.median * 1e3]
         }
@@ -66,8 +67,8 @@ func runCLIPBench(_ args: [String]) {
         let classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
         let texts = classes.flatMap { name in PromptTemplates.cifar.map { PromptTemplates.fill($0, with: name) } }
         let tokens = texts.map { tokenizer.tokenize($0) }
-        _ = try model.encodeText(tokens)
-        let text = try timed(repeats) { _ = try model.encodeText(tokens) }
+        _ = try model.encodeText(tokens, compute: compute)
+        let text = try timed(repeats) { _ = try model.encodeText(tokens, compute: compute) }
         result["text_180_prompts_ms"] = ["best": text.best * 1e3, "median": text.median * 1e3]
         result["text_longest_prompt_tokens"] = tokens.map { $0.firstIndex(of: tokenizer.endOfText)! + 1 }.max()
         let tokenize = try timed(repeats) { _ = texts.map { tokenizer.tokenize($0) } }

@@ -12,7 +12,8 @@ func runGEMMBench(_ args: [String]) {
     }
     let threads = Int(options["threads"] ?? "2") ?? 2
     let repeats = Int(options["repeats"] ?? "5") ?? 5
-    TensorThreads.set(threads)
+    ComputeContext.setBLASThreads(threads)
+    let compute = ComputeContext(threads: threads)
     print("threads \(threads), OpenBLAS core \(MatrixMultiply.kernelName)")
     print("| m × k × n | OpenBLAS GFLOP/s | packed GFLOP/s |")
     print("|---|---|---|")
@@ -33,7 +34,7 @@ func runGEMMBench(_ args: [String]) {
                 MatrixMultiply.gemm(m: m, n: n, k: k, a: a.baseAddress!, lda: k, b: b.baseAddress!, ldb: n, c: c.baseAddress!, ldc: n)
                 best.blas = min(best.blas, Double(DispatchTime.now().uptimeNanoseconds - start))
                 start = DispatchTime.now().uptimeNanoseconds
-                packed.multiply(a.baseAddress!, lda: k, m: m, into: c.baseAddress!, ldc: n, bias: bias, accumulate: false, relu: true)
+                packed.multiply(a.baseAddress!, lda: k, m: m, into: c.baseAddress!, ldc: n, bias: bias, accumulate: false, relu: true, compute: compute)
                 best.packed = min(best.packed, Double(DispatchTime.now().uptimeNanoseconds - start))
             } } }
         }

@@ -19,7 +19,8 @@ func runLMBench(_ args: [String]) {
     let genTokens = Int(options["gen-tokens"] ?? "") ?? 128
     let repeats = Int(options["repeats"] ?? "") ?? 3
     do {
-        let model = try LanguageModel(path: URL(fileURLWithPath: path), contextLength: promptTokens + genTokens + 8, threads: threads)
+        let model = try LanguageModel(path: URL(fileURLWithPath: path), contextLength: promptTokens + genTokens + 8)
+        let compute = ComputeContext(threads: threads)
         let prompt = benchmarkPrompt(model, tokens: promptTokens)
         // Wall-clock rates, and rates per CPU-second of the process (all threads): on a shared machine the
         // second is less sensitive to time spent descheduled.
@@ -27,13 +28,13 @@ func runLMBench(_ args: [String]) {
         for _ in 0..<repeats {
             var cache = model.transformer.makeCache(capacity: model.contextLength)
             var start = Date(), cpu = processCPUSeconds()
-            var logits = try model.prefill(prompt, cache: &cache, batchSize: 512)
+            var logits = try model.prefill(prompt, cache: &cache, batchSize: 512, compute: compute)
             prefill.append(Double(prompt.count) / Date().timeIntervalSince(start))
             prefillCPU.append(Double(prompt.count) / (processCPUSeconds() - cpu))
             start = Date(); cpu = processCPUSeconds()
             for _ in 0..<genTokens {
                 let next = Int32(logits.indices.max { logits[$0] < logits[$1] }!)
-                logits = try model.transformer.forward([next], cache: &cache).logits
+                logits = try model.transformer.forward([next], cache: &cache, compute: compute).logits
             }
             decode.append(Double(genTokens) / Date().timeIntervalSince(start))
             decodeCPU.append(Double(genTokens) / (processCPUSeconds() - cpu))
