@@ -6,7 +6,7 @@ import VLMWire
 /// A family that exists only here: a "model" is the bytes of a file. It proves that a family plugs in
 /// through `ModelFamily` alone: its kind is advertised and loadable, its handlers are served, and
 /// models/load's shared rules (idempotence, budget, -32003 naming the file) apply to it unchanged.
-private struct TextFileFamily: ModelFamily {
+struct TextFileFamily: ModelFamily {
     static let kind = "textfile"
     let unloads = Mutex<[String]>([])
 
@@ -32,24 +32,47 @@ private struct TextFileFamily: ModelFamily {
         static let method = "textfile/read"
     }
 
+    /// The thread count of the `ComputeContext` a computation on the model is handed.
+    struct ThreadsRequest: RequestType {
+        typealias Params = ModelsUnloadParams
+        typealias Result = Int
+        static let method = "textfile/threads"
+    }
+
     func registerHandlers(_ table: inout HandlerTable, services: Services) {
         table.register(ReadRequest.self) { params, _ in
             try await services.model(params.id, of: TextFileFamily.self).text
         }
+        table.register(ThreadsRequest.self) { params, context in
+            _ = try await services.model(params.id, of: TextFileFamily.self)
+            return try await context.compute { compute in compute.threads }
+        }
     }
 }
 
-private struct FamilyHarness {
+/// One connection to a daemon serving the built-in families and `TextFileFamily`; several harnesses
+/// may share one Services, as the clients of a socket daemon do.
+struct FamilyHarness {
     let recorder = Recorder()
     let daemon: Daemon
-    let family = TextFileFamily()
+    let family: TextFileFamily
+    let services: Services
 
-    init(budgetBytes: Int = DaemonConfiguration().memoryBudgetBytes) {
+    init(budgetBytes: Int = DaemonConfiguration().memoryBudgetBytes, threads: Int = DaemonConfiguration().threads) {
         var configuration = DaemonConfiguration()
         configuration.memoryBudgetBytes = budgetBytes
+        configuration.threads = threads
+        let family = TextFileFamily()
         let outbox = Outbox(sink: DiscardingSink(), stderrLogLevel: configuration.stderrLogLevel)
-        let services = Services(configuration: configuration, outbox: outbox,
-                                families: ModelFamilies(ModelFamilies.registered + [family]))
+        self.init(sharing: Services(configuration: configuration, outbox: outbox,
+                                    families: ModelFamilies(ModelFamilies.registered + [family])), family: family)
+    }
+
+    /// Another connection to `other`'s daemon.
+    init(sharing other: FamilyHarness) { self.init(sharing: other.services, family: other.family) }
+
+    private init(sharing services: Services, family: TextFileFamily) {
+        (self.services, self.family) = (services, family)
         daemon = Daemon(services: services, sink: recorder) { _ in }
     }
 
@@ -63,7 +86,7 @@ private struct FamilyHarness {
     }
 }
 
-private func temporaryFile(_ contents: Data) throws -> String {
+func temporaryFile(_ contents: Data) throws -> String {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("family-\(UUID().uuidString).txt")
     try contents.write(to: url)
     return url.path
