@@ -23,7 +23,8 @@ extension Linear: LinearLayer {}
 
 /// A linear layer over a GGUF weight matrix (ggml ne = [in, out]) with a float32 bias.
 ///
-/// F32 weights are read in place. Other formats are expanded to float32 for the product: that costs
+/// F32 weights are read in place, and block formats (Q8_0...) run ggml's quantised arithmetic in place.
+/// F16 and BF16 are expanded to float32 for the product: that costs
 /// O(weights), the product O(rows × weights), and one BLAS call over all of an image's tokens is about
 /// 100× faster than the per-row fp16 kernels at a vision tower's ~200-600 rows. (llama.cpp rounds
 /// activations to fp16 for F16 weights; the difference stays far inside its parity tolerance.)
@@ -42,7 +43,9 @@ public struct QuantizedLinear: LinearLayer, @unchecked Sendable {
     public var outFeatures: Int { weight.rows }
 
     public func apply(_ input: UnsafePointer<Float>, rows: Int, into output: UnsafeMutablePointer<Float>) {
-        if weight.format == .f32 {
+        if weight.format == .f32 || weight.format.blockLength > 1 {
+            // Block formats (Q8_0, K-quants...) go through ggml's own arithmetic: activations quantised to
+            // the partner format, integer block dot products, as llama.cpp's mmproj matrices run.
             weight.multiply(input, batch: rows, into: output, threads: threads)
         } else {
             var expanded = [Float](repeating: 0, count: weight.rows * weight.columns)

@@ -61,13 +61,14 @@ extension MultimodalProjector {
 /// Opens a projector file by its declared type.
 public enum MultimodalProjectors {
     /// Projector types this runtime loads.
-    public static let supportedTypes = ["mlp"]
+    public static let supportedTypes = ["mlp", "idefics3"]
 
     public static func load(url: URL, threads: Int = 1) throws -> any MultimodalProjector {
         let gguf = try GGUFFile(url: url)
         let type = try MMProjHyperparameters.projectorType(gguf)
         switch type {
         case "mlp": return try LLaVAVisionTower(url: url, threads: threads)
+        case "idefics3": return try Idefics3Projector(url: url, threads: threads)
         default:
             throw MMProjError.notSupported("projector type '\(type)' (supported: \(supportedTypes.joined(separator: ", ")))")
         }
