@@ -92,7 +92,8 @@ private func relativeError(_ ours: [Float], _ theirs: [Float]) -> Float {
     }
 
     /// Each image's chunks as mtmd makes them for a bare media marker: the same marker token ids, the same
-    /// number of views of the same token counts, and each view's embeddings within 1e-3 relative.
+    /// number of views of the same token counts, and each view's embeddings within 1e-5 relative (they are
+    /// bit-identical today: F16 patch convolution, Q8_0 integer dots and ggml's GELU table are reproduced).
     @Test func chunksAndEmbeddingsMatchLlamaCpp() throws {
         let model = Idefics3Models.languageModel, projector = Idefics3Models.projector
         for reference in Idefics3Reference.load.encodings {
@@ -116,7 +117,7 @@ private func relativeError(_ ours: [Float], _ theirs: [Float]) -> Float {
                 worst = max(worst, relativeError(a, b))
             }
             print("idefics3 \(reference.image): \(mine.count) views, worst relative error \(worst)")
-            #expect(worst <= 1e-3, "\(reference.image)")
+            #expect(worst <= 1e-5, "\(reference.image)")
         }
     }
 
@@ -172,3 +173,4 @@ private func relativeError(_ ours: [Float], _ theirs: [Float]) -> Float {
         }
     }
 }
+

@@ -93,11 +93,13 @@ public final class Idefics3Projector: MultimodalProjector, @unchecked Sendable {
         return projection.forward(merged, rows: tokensPerView)
     }
 
-    /// [y][x][channel] values scaled to [0, 1], then normalised with image_mean / image_std (mtmd's order).
+    /// [y][x][channel] values scaled to [0, 1], normalised with image_mean / image_std (mtmd's order), then
+    /// rounded to fp16: ggml_conv_2d lays the patches out in F16 (im2col) before the patch embedding, so
+    /// llama.cpp's tower sees these values. (Its kernel is rounded to F16 too; converted files store it so.)
     func normalizedPixels(_ image: RGBImage) -> [Float] {
         let mean = hyperparameters.imageMean, std = hyperparameters.imageStd
         var out = [Float](repeating: 0, count: image.pixels.count)
-        for (i, byte) in image.pixels.enumerated() { out[i] = (Float(byte) / 255 - mean[i % 3]) / std[i % 3] }
+        for (i, byte) in image.pixels.enumerated() { out[i] = Float(Float16((Float(byte) / 255 - mean[i % 3]) / std[i % 3])) }
         return out
     }
 
