@@ -123,9 +123,7 @@ private func relativeError(_ ours: [Float], _ theirs: [Float]) -> Float {
 
     @Test func rejectsBadFiles() throws {
         func error(_ name: String) -> String {
-            do { _ = try Idefics3Projector(url: Idefics3Reference.directory.appendingPathComponent(name)); return "loaded" } catch {
-                return String(describing: error)
-            }
+            loadError { try Idefics3Projector(url: Idefics3Reference.directory.appendingPathComponent(name)) }
         }
         #expect(error("bad-missing-fc.gguf").contains("'mm.model.fc.weight': missing"))
         #expect(error("bad-scale-factor.gguf").contains("'clip.vision.projector.scale_factor': 3 must"))

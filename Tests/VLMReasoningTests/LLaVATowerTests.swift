@@ -87,9 +87,7 @@ enum LLaVAModels {
 
         // One fault each (scripts/fixtures/make_llava_fixtures.py): the error names the key or tensor.
         func error(_ name: String) -> String {
-            do { _ = try LLaVAVisionTower(url: LLaVAReference.directory.appendingPathComponent(name)); return "loaded" } catch {
-                return String(describing: error)
-            }
+            loadError { try LLaVAVisionTower(url: LLaVAReference.directory.appendingPathComponent(name)) }
         }
         #expect(error("bad-projector-type.gguf").contains("projector type 'ldp'"))
         #expect(error("bad-missing-tensor.gguf").contains("'v.blk.0.attn_k.weight': missing"))

@@ -32,6 +32,12 @@ enum TestPaths {
     static var requireModels: Bool { ProcessInfo.processInfo.environment["VLMD_REQUIRE_MODELS"] == "1" }
 }
 
+/// The description of the error `load` throws, or "loaded" when it throws none (bad-file tests match
+/// the key or tensor the message names).
+func loadError(_ load: () throws -> Any) -> String {
+    do { _ = try load(); return "loaded" } catch { return String(describing: error) }
+}
+
 /// Models shared by the tests (loading is the slow part; they are read-only after loading).
 enum Models {
     /// 1024 positions, twice what stories260K was trained on: its character-level vocabulary makes the
