@@ -19,6 +19,8 @@ struct Idefics3Reference: Decodable {
     let marker: String
     let encodings: [Encoding]
     let greedy: [Run]
+    /// Encodings by a file without clip.vision.preproc_image_size (mtmd's older slicing).
+    let untiled: [Encoding]
 
     static let directory = TestPaths.fixtures.appendingPathComponent("idefics3")
     static let mmproj = directory.appendingPathComponent("tiny-mmproj.gguf")
@@ -95,8 +97,21 @@ private func relativeError(_ ours: [Float], _ theirs: [Float]) -> Float {
     /// number of views of the same token counts, and each view's embeddings within 1e-5 relative (they are
     /// bit-identical today: F16 patch convolution, Q8_0 integer dots and ggml's GELU table are reproduced).
     @Test func chunksAndEmbeddingsMatchLlamaCpp() throws {
-        let model = Idefics3Models.languageModel, projector = Idefics3Models.projector
-        for reference in Idefics3Reference.load.encodings {
+        try Self.check(Idefics3Reference.load.encodings, projector: Idefics3Models.projector)
+    }
+
+    /// A file without clip.vision.preproc_image_size: coins.png (384x303) rounds to a 3x2-tile canvas,
+    /// fitted with black bars, and a bicubic global view; llama.cpp's chunks and embeddings.
+    @Test func untiledFileSlicesLikeMtmd() throws {
+        let projector = try Idefics3Projector(url: Idefics3Reference.directory.appendingPathComponent("untiled-mmproj.gguf"))
+        #expect(projector.preprocessing.longestEdge == nil)
+        #expect(projector.preprocessing.grid(width: 384, height: 303) == (rows: 2, columns: 3))
+        try Self.check(Idefics3Reference.load.untiled, projector: projector)
+    }
+
+    static func check(_ encodings: [Idefics3Reference.Encoding], projector: Idefics3Projector) throws {
+        let model = Idefics3Models.languageModel
+        for reference in encodings {
             let image = try LLaVAModels.image(reference.image)
             let ours = try projector.imageTokens(for: image, shouldCancel: { false })
             // mtmd's first text chunk starts with the prompt's BOS (the marker is the whole prompt).

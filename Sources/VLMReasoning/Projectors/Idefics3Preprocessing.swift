@@ -7,6 +7,10 @@
 //   2. resize (aspect ratio not kept) up to whole tiles of the tower's image size;
 //   3. cut that into rows x columns tiles, and resize it to one tile for the global view.
 // Every resize is Pillow's Lanczos as llama.cpp ports it (horizontal pass first).
+// Files converted without that key take mtmd's generic llava-uhd slicing instead: each side rounded to
+// the nearest whole number of tiles (at least one), the image fitted into that canvas keeping its aspect
+// ratio (bicubic, black padding, centred) and cut into tiles; the global view is the whole image
+// stretched to one tile (bicubic).
 //
 // Layout, tiles row by row and the global view last:
 //   <fake_token_around_image><row_1_col_1>[tile] ... <fake_token_around_image><row_1_col_C>[tile] \n
@@ -26,16 +30,21 @@ public struct Idefics3Views: Sendable {
 public struct Idefics3Preprocessing: Sendable {
     /// The tower's image size: one tile's side.
     public let tileSize: Int
-    /// `clip.vision.preproc_image_size`: the longest edge before tiling.
-    public let longestEdge: Int
+    /// `clip.vision.preproc_image_size`: the longest edge before tiling; nil for files without it.
+    public let longestEdge: Int?
 
-    public init(tileSize: Int, longestEdge: Int) {
+    public init(tileSize: Int, longestEdge: Int?) {
         self.tileSize = tileSize
         self.longestEdge = longestEdge
     }
 
-    /// Step 1's size: the longest edge at `longestEdge`, the other truncated and rounded up to even.
+    /// The size tiles are cut from: step 1's size (tiled files), or the whole-tile canvas (older files).
     public func resizedSize(width: Int, height: Int) -> (width: Int, height: Int) {
+        guard let longestEdge else {
+            // mtmd's calc_size_preserved_ratio aligned to the tile, in float as it computes it.
+            func side(_ n: Int) -> Int { max(tileSize, Int((Float(n) / Float(tileSize)).rounded()) * tileSize) }
+            return (side(width), side(height))
+        }
         let aspect = Double(width) / Double(height)
         if width >= height {
             let h = Int(Double(longestEdge) / aspect)
@@ -54,22 +63,44 @@ public struct Idefics3Preprocessing: Sendable {
     public func views(_ image: RGBImage) throws -> Idefics3Views {
         let resized = resizedSize(width: image.width, height: image.height)
         guard resized.width > 0, resized.height > 0 else {
-            throw MMProjError.notSupported("a \(image.width)x\(image.height) image: its short side vanishes at a longest edge of \(longestEdge)")
+            throw MMProjError.notSupported("a \(image.width)x\(image.height) image: its short side vanishes at a longest edge of \(longestEdge ?? 0)")
         }
         let (rows, columns) = grid(width: image.width, height: image.height)
-        let step1 = try Self.resize(image, resized.width, resized.height)
-        let refined = try Self.resize(step1, columns * tileSize, rows * tileSize)
+        let refined: RGBImage, global: RGBImage
+        if longestEdge == nil {
+            refined = try Self.fitted(image, width: resized.width, height: resized.height)
+            global = try Self.resize(image, tileSize, tileSize, .bicubic)
+        } else {
+            let step1 = try Self.resize(image, resized.width, resized.height, .lanczos)
+            refined = try Self.resize(step1, columns * tileSize, rows * tileSize, .lanczos)
+            global = try Self.resize(refined, tileSize, tileSize, .lanczos)
+        }
         var tiles: [RGBImage] = []
         for row in 0..<rows {
             for column in 0..<columns {
                 tiles.append(try refined.cropped(x: column * tileSize, y: row * tileSize, width: tileSize, height: tileSize))
             }
         }
-        return Idefics3Views(rows: rows, columns: columns, tiles: tiles, global: try Self.resize(refined, tileSize, tileSize))
+        return Idefics3Views(rows: rows, columns: columns, tiles: tiles, global: global)
     }
 
-    private static func resize(_ image: RGBImage, _ width: Int, _ height: Int) throws -> RGBImage {
-        try image.resized(width: width, height: height, filter: .lanczos, passOrder: .horizontalFirst)
+    private static func resize(_ image: RGBImage, _ width: Int, _ height: Int, _ filter: ResampleFilter) throws -> RGBImage {
+        try image.resized(width: width, height: height, filter: filter, passOrder: .horizontalFirst)
+    }
+
+    /// mtmd's PAD_CEIL resize: fitted inside width x height keeping the aspect ratio (sides rounded up, in
+    /// float), bicubic, centred on black.
+    private static func fitted(_ image: RGBImage, width: Int, height: Int) throws -> RGBImage {
+        let scale = min(Float(width) / Float(image.width), Float(height) / Float(image.height))
+        let w = min(Int((Float(image.width) * scale).rounded(.up)), width), h = min(Int((Float(image.height) * scale).rounded(.up)), height)
+        let inner = try resize(image, w, h, .bicubic)
+        var canvas = [UInt8](repeating: 0, count: width * height * 3)
+        let (left, top) = ((width - w) / 2, (height - h) / 2)
+        for y in 0..<h {
+            let source = y * w * 3, target = ((top + y) * width + left) * 3
+            canvas.replaceSubrange(target..<(target + w * 3), with: inner.pixels[source..<(source + w * 3)])
+        }
+        return try RGBImage(width: width, height: height, pixels: canvas)
     }
 
     /// The marker text before each tile and the global view, and after the global view, in mtmd's order;

@@ -54,12 +54,11 @@ public final class Idefics3Projector: MultimodalProjector, @unchecked Sendable {
         return value
     }
 
-    private static func longestEdge(_ gguf: GGUFFile, tileSize: Int) throws -> Int {
+    /// nil for files converted before llama.cpp wrote the key (they take mtmd's older slicing).
+    private static func longestEdge(_ gguf: GGUFFile, tileSize: Int) throws -> Int? {
         let key = longestEdgeKey
-        // Files converted before llama.cpp wrote this key take mtmd's older slicing path, not implemented here.
-        guard let value = gguf.metadata[key]?.intValue else {
-            throw MMProjError.badKey(key: key, reason: "missing (files converted without it use a slicing this runtime does not implement)")
-        }
+        guard let raw = gguf.metadata[key] else { return nil }
+        guard let value = raw.intValue else { throw MMProjError.badKey(key: key, reason: "not an integer") }
         guard value >= tileSize, value <= MMProjHyperparameters.maxImageSize * 4 else {
             throw MMProjError.badKey(key: key, reason: "\(value) is outside \(tileSize)...\(MMProjHyperparameters.maxImageSize * 4)")
         }
