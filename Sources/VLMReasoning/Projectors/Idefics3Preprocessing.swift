@@ -68,12 +68,12 @@ public struct Idefics3Preprocessing: Sendable {
         let (rows, columns) = grid(width: image.width, height: image.height)
         let refined: RGBImage, global: RGBImage
         if longestEdge == nil {
-            refined = try Self.fitted(image, width: resized.width, height: resized.height)
-            global = try Self.resize(image, tileSize, tileSize, .bicubic)
+            refined = try image.mtmdFitted(width: resized.width, height: resized.height, filter: .bicubic)
+            global = try image.mtmdResized(width: tileSize, height: tileSize, filter: .bicubic)
         } else {
-            let step1 = try Self.resize(image, resized.width, resized.height, .lanczos)
-            refined = try Self.resize(step1, columns * tileSize, rows * tileSize, .lanczos)
-            global = try Self.resize(refined, tileSize, tileSize, .lanczos)
+            let step1 = try image.mtmdResized(width: resized.width, height: resized.height, filter: .lanczos)
+            refined = try step1.mtmdResized(width: columns * tileSize, height: rows * tileSize, filter: .lanczos)
+            global = try refined.mtmdResized(width: tileSize, height: tileSize, filter: .lanczos)
         }
         var tiles: [RGBImage] = []
         for row in 0..<rows {
@@ -82,25 +82,6 @@ public struct Idefics3Preprocessing: Sendable {
             }
         }
         return Idefics3Views(rows: rows, columns: columns, tiles: tiles, global: global)
-    }
-
-    private static func resize(_ image: RGBImage, _ width: Int, _ height: Int, _ filter: ResampleFilter) throws -> RGBImage {
-        try image.resized(width: width, height: height, filter: filter, passOrder: .horizontalFirst)
-    }
-
-    /// mtmd's PAD_CEIL resize: fitted inside width x height keeping the aspect ratio (sides rounded up, in
-    /// float), bicubic, centred on black.
-    private static func fitted(_ image: RGBImage, width: Int, height: Int) throws -> RGBImage {
-        let scale = min(Float(width) / Float(image.width), Float(height) / Float(image.height))
-        let w = min(Int((Float(image.width) * scale).rounded(.up)), width), h = min(Int((Float(image.height) * scale).rounded(.up)), height)
-        let inner = try resize(image, w, h, .bicubic)
-        var canvas = [UInt8](repeating: 0, count: width * height * 3)
-        let (left, top) = ((width - w) / 2, (height - h) / 2)
-        for y in 0..<h {
-            let source = y * w * 3, target = ((top + y) * width + left) * 3
-            canvas.replaceSubrange(target..<(target + w * 3), with: inner.pixels[source..<(source + w * 3)])
-        }
-        return try RGBImage(width: width, height: height, pixels: canvas)
     }
 
     /// The marker text before each tile and the global view, and after the global view, in mtmd's order;

@@ -86,20 +86,10 @@ public final class Idefics3Projector: MultimodalProjector, @unchecked Sendable {
         guard view.width == hp.imageSize, view.height == hp.imageSize else {
             throw MMProjError.notSupported("a \(view.width)x\(view.height) view; the tower takes \(hp.imageSize)x\(hp.imageSize)")
         }
-        let states = try vit.forward(normalizedPixels(view), count: 1, outputs: .patches, scratch: ScratchBuffer(),
+        let states = try vit.forward(view.mtmdTowerInput(mean: hp.imageMean, std: hp.imageStd), count: 1, outputs: .patches, scratch: ScratchBuffer(),
                                      checkCancellation: { if shouldCancel() { throw ReasoningError.cancelled } })
         let merged = Self.pixelShuffle(states.patches!, side: hp.gridSide, width: hp.width, scale: scaleFactor)
         return projection.forward(merged, rows: tokensPerView)
-    }
-
-    /// [y][x][channel] values scaled to [0, 1], normalised with image_mean / image_std (mtmd's order), then
-    /// rounded to fp16: ggml_conv_2d lays the patches out in F16 (im2col) before the patch embedding, so
-    /// llama.cpp's tower sees these values. (Its kernel is rounded to F16 too; converted files store it so.)
-    func normalizedPixels(_ image: RGBImage) -> [Float] {
-        let mean = hyperparameters.imageMean, std = hyperparameters.imageStd
-        var out = [Float](repeating: 0, count: image.pixels.count)
-        for (i, byte) in image.pixels.enumerated() { out[i] = Float(Float16((Float(byte) / 255 - mean[i % 3]) / std[i % 3])) }
-        return out
     }
 
     /// [side², width] patch states, row-major over the grid -> [(side/scale)², width·scale²] (see the header).
