@@ -109,7 +109,7 @@ private func relativeError(_ ours: [Float], _ theirs: [Float]) -> Float {
         try Self.check(Idefics3Reference.load.untiled, projector: projector)
     }
 
-    static func check(_ encodings: [Idefics3Reference.Encoding], projector: Idefics3Projector) throws {
+    static func check(_ encodings: [Idefics3Reference.Encoding], projector: any MultimodalProjector) throws {
         let model = Idefics3Models.languageModel
         for reference in encodings {
             let image = try LLaVAModels.image(reference.image)
@@ -131,7 +131,7 @@ private func relativeError(_ ours: [Float], _ theirs: [Float]) -> Float {
                 #expect(a.count == b.count)
                 worst = max(worst, relativeError(a, b))
             }
-            print("idefics3 \(reference.image): \(mine.count) views, worst relative error \(worst)")
+            print("\(projector.projectorType) \(reference.image): \(mine.count) views, worst relative error \(worst)")
             #expect(worst <= 1e-5, "\(reference.image)")
         }
     }
@@ -151,7 +151,7 @@ private func relativeError(_ ours: [Float], _ theirs: [Float]) -> Float {
         }
         // An unsupported type is named, with the supported ones.
         let other = LLaVAReference.directory.appendingPathComponent("bad-projector-type.gguf")
-        #expect(throws: MMProjError.notSupported("projector type 'ldp' (supported: mlp, idefics3)")) {
+        #expect(throws: MMProjError.notSupported("projector type 'ldp' (supported: mlp, idefics3, gemma3)")) {
             _ = try MultimodalProjectors.load(url: other)
         }
     }

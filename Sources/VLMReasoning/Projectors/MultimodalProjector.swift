@@ -61,7 +61,7 @@ extension MultimodalProjector {
 /// Opens a projector file by its declared type.
 public enum MultimodalProjectors {
     /// Projector types this runtime loads.
-    public static let supportedTypes = ["mlp", "idefics3"]
+    public static let supportedTypes = ["mlp", "idefics3", "gemma3"]
 
     public static func load(url: URL, threads: Int = 1) throws -> any MultimodalProjector {
         let gguf = try GGUFFile(url: url)
@@ -69,6 +69,7 @@ public enum MultimodalProjectors {
         switch type {
         case "mlp": return try LLaVAVisionTower(url: url, threads: threads)
         case "idefics3": return try Idefics3Projector(url: url, threads: threads)
+        case "gemma3": return try Gemma3Projector(url: url, threads: threads)
         default:
             throw MMProjError.notSupported("projector type '\(type)' (supported: \(supportedTypes.joined(separator: ", ")))")
         }

@@ -1,0 +1,112 @@
+// The gemma3 projector as llama.cpp runs it (tools/mtmd: clip_graph_siglip with PROJECTOR_TYPE_GEMMA3,
+// mtmd_image_preprocessor_fixed_size):
+//
+//   image -> fitted inside the tower's square (bilinear, black bars, mtmd's PAD_CEIL)
+//         -> SigLIP tower (as idefics3's: no class token, learned positions, post-LayerNorm) -> [side², width]
+//         -> average pool over s x s patch blocks (s = clip.vision.projector.scale_factor, default 4)
+//                                                                   -> [(side/s)², width], row-major
+//         -> RMS norm, times mm.soft_emb_norm.weight
+//         -> x · mm.input_projection.weight                         -> [(side/s)², lmWidth]
+//
+// In the context the tokens sit between "<start_of_image>" and "<end_of_image>". (llama.cpp also lets
+// gemma3's image tokens attend to each other both ways inside the language model; that is the language
+// model's business, not the projector's.)
+import Foundation
+import VLMImage
+import VLMLanguage
+import VLMTensor
+import VLMVision
+
+/// `@unchecked Sendable`: immutable after load (weights are read-only views of a mapping).
+public final class Gemma3Projector: MultimodalProjector, @unchecked Sendable {
+    public let hyperparameters: MMProjHyperparameters
+    /// Patches averaged per side.
+    public let poolSize: Int
+    let gguf: GGUFFile
+    let vit: VisionTransformer<QuantizedLinear>
+    let softEmbeddingNorm: [Float]
+    /// mm.input_projection.weight, used as x · P.
+    let projection: Linear
+
+    public init(url: URL, threads: Int = 1) throws {
+        gguf = try GGUFFile(url: url)
+        var hp = try MMProjHyperparameters(gguf: gguf, projector: "gemma3")
+        hp.blocksRun = hp.blockCount
+        hyperparameters = hp
+        poolSize = try Self.poolSize(gguf, gridSide: hp.gridSide)
+        let tensors = MMProjTensors(gguf: gguf, threads: max(1, threads))
+        var architecture = ViTArchitecture(mmproj: hp, hasClassToken: false)
+        if hp.useGELU { architecture.activation = .geluTanhHalfTable }
+        vit = try tensors.visionTransformer(architecture, classEmbedding: nil)
+        softEmbeddingNorm = try tensors.vector("mm.soft_emb_norm.weight", hp.width)
+        let name = "mm.input_projection.weight"
+        let shape = try tensors.dims(name)
+        guard shape == [hp.projectionWidth, hp.width] else {
+            throw MMProjError.badTensor(name: name, reason: "shape \(shape), expected \([hp.projectionWidth, hp.width])")
+        }
+        // ggml ne = [lmWidth, width]: stored as [width][lmWidth] rows, the matrix the tokens multiply.
+        projection = Linear(projection: Tensor(shape: [hp.width, hp.projectionWidth], storage: try gguf.floats(name)))
+    }
+
+    private static func poolSize(_ gguf: GGUFFile, gridSide: Int) throws -> Int {
+        let key = Idefics3Projector.scaleFactorKey
+        guard let raw = gguf.metadata[key] else {
+            guard gridSide % 4 == 0 else { throw MMProjError.badKey(key: key, reason: "missing, and the default 4 does not divide the \(gridSide)-patch grid side") }
+            return 4
+        }
+        guard let value = raw.intValue, value >= 1, value <= gridSide, gridSide % value == 0 else {
+            throw MMProjError.badKey(key: key, reason: "\(raw) must divide the tower's \(gridSide)-patch grid side")
+        }
+        return value
+    }
+
+    public var projectorType: String { "gemma3" }
+    public var outputWidth: Int { hyperparameters.projectionWidth }
+    public var tokenCount: Int { (hyperparameters.gridSide / poolSize) * (hyperparameters.gridSide / poolSize) }
+
+    public func imageTokens(for image: RGBImage, shouldCancel: () -> Bool) throws -> ImageTokens {
+        ImageTokens(chunks: [.text("<start_of_image>"), .embeddings(try encode(image, shouldCancel: shouldCancel), count: tokenCount),
+                             .text("<end_of_image>")])
+    }
+
+    /// The image's tokens: [tokenCount][outputWidth], row-major.
+    public func encode(_ image: RGBImage, shouldCancel: () -> Bool = { false }) throws -> [Float] {
+        let hp = hyperparameters, side = hp.imageSize
+        let input = try image.mtmdFitted(width: side, height: side, filter: .bilinear)
+        let states = try vit.forward(input.mtmdTowerInput(mean: hp.imageMean, std: hp.imageStd), count: 1, outputs: .patches,
+                                     scratch: ScratchBuffer(), checkCancellation: { if shouldCancel() { throw ReasoningError.cancelled } })
+        var pooled = Self.averagePool(states.patches!, side: hp.gridSide, width: hp.width, size: poolSize)
+        Self.rmsNormalize(&pooled, width: hp.width, weight: softEmbeddingNorm, epsilon: hp.layerNormEpsilon)
+        return projection.forward(pooled, rows: tokenCount)
+    }
+
+    /// Means of size x size blocks of the [side, side, width] patch grid, row-major over the blocks.
+    static func averagePool(_ x: [Float], side: Int, width: Int, size: Int) -> [Float] {
+        let blocks = side / size
+        var out = [Float](repeating: 0, count: blocks * blocks * width)
+        for by in 0..<blocks {
+            for bx in 0..<blocks {
+                let o = (by * blocks + bx) * width
+                for c in 0..<width {
+                    var sum: Float = 0
+                    for dy in 0..<size {
+                        for dx in 0..<size { sum += x[((by * size + dy) * side + bx * size + dx) * width + c] }
+                    }
+                    out[o + c] = sum / Float(size * size)
+                }
+            }
+        }
+        return out
+    }
+
+    /// ggml_rms_norm (sum of squares in double) times `weight`, per row.
+    static func rmsNormalize(_ x: inout [Float], width: Int, weight: [Float], epsilon: Float) {
+        for row in 0..<(x.count / width) {
+            let base = row * width
+            var sum = 0.0
+            for c in 0..<width { sum += Double(x[base + c] * x[base + c]) }
+            let scale = 1 / (Float(sum / Double(width)) + epsilon).squareRoot()
+            for c in 0..<width { x[base + c] = x[base + c] * scale * weight[c] }
+        }
+    }
+}
