@@ -172,15 +172,8 @@ private func relativeError(_ ours: [Float], _ theirs: [Float]) -> Float {
             segments.append(.tokens(model.tokenizer.encode(pieces[1], addSpecial: false, parseSpecial: true)))
             #expect(Piece.of(segments) == Piece.of(run.chunks), "\(run.prompt)")
 
-            var cache = model.transformer.makeCache(capacity: 512)
-            var logits = try model.prefill(segments: segments, cache: &cache)
-            #expect(cache.count == run.positions)
-            var generated: [Int32] = []
-            while generated.count < run.greedy_ids.count {
-                let token = Int32(logits.indices.max { logits[$0] < logits[$1] }!)
-                generated.append(token)
-                logits = try model.transformer.forward([token], cache: &cache).logits
-            }
+            let (positions, generated) = try greedyDecode(model, segments: segments, count: run.greedy_ids.count, capacity: 512)
+            #expect(positions == run.positions)
             print("idefics3 greedy \(run.prompt): \(generated == run.greedy_ids ? "identical" : "DIFFERENT") (\(generated.count) tokens)")
             #expect(generated == run.greedy_ids, "\(run.prompt)")
         }

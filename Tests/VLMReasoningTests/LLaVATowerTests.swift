@@ -118,15 +118,8 @@ enum LLaVAModels {
                 default: Issue.record("chunk kinds differ for \(run.prompt)")
                 }
             }
-            var cache = model.transformer.makeCache(capacity: 256)
-            var logits = try model.prefill(segments: segments, cache: &cache)
-            #expect(cache.count == run.positions)
-            var generated: [Int32] = []
-            while generated.count < run.greedy_ids.count {
-                let token = Int32(logits.indices.max { logits[$0] < logits[$1] }!)
-                generated.append(token)
-                logits = try model.transformer.forward([token], cache: &cache).logits
-            }
+            let (positions, generated) = try greedyDecode(model, segments: segments, count: run.greedy_ids.count, capacity: 256)
+            #expect(positions == run.positions)
             print("LLaVA greedy \(run.prompt): \(generated == run.greedy_ids ? "identical" : "DIFFERENT") (\(generated.count) tokens)")
             #expect(generated == run.greedy_ids, "\(run.prompt)")
 

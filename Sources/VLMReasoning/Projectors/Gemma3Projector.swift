@@ -30,14 +30,12 @@ public final class Gemma3Projector: MultimodalProjector, @unchecked Sendable {
 
     public init(url: URL, threads: Int = 1) throws {
         gguf = try GGUFFile(url: url)
-        var hp = try MMProjHyperparameters(gguf: gguf, projector: "gemma3")
-        hp.blocksRun = hp.blockCount
+        let hp = try SigLIPTower.hyperparameters(gguf, projector: "gemma3")
         hyperparameters = hp
-        poolSize = try Self.poolSize(gguf, gridSide: hp.gridSide)
+        // llama.cpp's default for every gemma3 size; test models may set the key.
+        poolSize = try SigLIPTower.scaleFactor(gguf, gridSide: hp.gridSide, minimum: 1, fallback: 4)
         let tensors = MMProjTensors(gguf: gguf, threads: max(1, threads))
-        var architecture = ViTArchitecture(mmproj: hp, hasClassToken: false)
-        if hp.useGELU { architecture.activation = .geluTanhHalfTable }
-        vit = try tensors.visionTransformer(architecture, classEmbedding: nil)
+        vit = try SigLIPTower.load(tensors, hp)
         softEmbeddingNorm = try tensors.vector("mm.soft_emb_norm.weight", hp.width)
         let name = "mm.input_projection.weight"
         let shape = try tensors.dims(name)
@@ -46,18 +44,6 @@ public final class Gemma3Projector: MultimodalProjector, @unchecked Sendable {
         }
         // ggml ne = [lmWidth, width]: stored as [width][lmWidth] rows, the matrix the tokens multiply.
         projection = Linear(projection: Tensor(shape: [hp.width, hp.projectionWidth], storage: try gguf.floats(name)))
-    }
-
-    private static func poolSize(_ gguf: GGUFFile, gridSide: Int) throws -> Int {
-        let key = Idefics3Projector.scaleFactorKey
-        guard let raw = gguf.metadata[key] else {
-            guard gridSide % 4 == 0 else { throw MMProjError.badKey(key: key, reason: "missing, and the default 4 does not divide the \(gridSide)-patch grid side") }
-            return 4
-        }
-        guard let value = raw.intValue, value >= 1, value <= gridSide, gridSide % value == 0 else {
-            throw MMProjError.badKey(key: key, reason: "\(raw) must divide the tower's \(gridSide)-patch grid side")
-        }
-        return value
     }
 
     public var projectorType: String { "gemma3" }
@@ -73,9 +59,8 @@ public final class Gemma3Projector: MultimodalProjector, @unchecked Sendable {
     public func encode(_ image: RGBImage, shouldCancel: () -> Bool = { false }) throws -> [Float] {
         let hp = hyperparameters, side = hp.imageSize
         let input = try image.mtmdFitted(width: side, height: side, filter: .bilinear)
-        let states = try vit.forward(input.mtmdTowerInput(mean: hp.imageMean, std: hp.imageStd), count: 1, outputs: .patches,
-                                     scratch: ScratchBuffer(), checkCancellation: { if shouldCancel() { throw ReasoningError.cancelled } })
-        var pooled = Self.averagePool(states.patches!, side: hp.gridSide, width: hp.width, size: poolSize)
+        let states = try SigLIPTower.patchStates(vit, input, hp, shouldCancel: shouldCancel)
+        var pooled = Self.averagePool(states, side: hp.gridSide, width: hp.width, size: poolSize)
         Self.rmsNormalize(&pooled, width: hp.width, weight: softEmbeddingNorm, epsilon: hp.layerNormEpsilon)
         return projection.forward(pooled, rows: tokenCount)
     }

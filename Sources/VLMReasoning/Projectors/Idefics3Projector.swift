@@ -27,31 +27,18 @@ public final class Idefics3Projector: MultimodalProjector, @unchecked Sendable {
     /// mm.model.fc: [width·s²] -> [lmWidth].
     let projection: QuantizedLinear
 
-    public static let scaleFactorKey = "clip.vision.projector.scale_factor"
     public static let longestEdgeKey = "clip.vision.preproc_image_size"
 
     /// Loads `url` and checks every key and tensor, naming any that is missing or wrong.
     public init(url: URL, threads: Int = 1) throws {
         gguf = try GGUFFile(url: url)
-        var hp = try MMProjHyperparameters(gguf: gguf, projector: "idefics3")
-        hp.blocksRun = hp.blockCount  // the SigLIP graph runs every block; LLaVA's penultimate-layer rule is not used
+        let hp = try SigLIPTower.hyperparameters(gguf, projector: "idefics3")
         hyperparameters = hp
-        scaleFactor = try Self.scaleFactor(gguf, gridSide: hp.gridSide)
+        scaleFactor = try SigLIPTower.scaleFactor(gguf, gridSide: hp.gridSide, minimum: 2, fallback: nil)
         preprocessing = Idefics3Preprocessing(tileSize: hp.imageSize, longestEdge: try Self.longestEdge(gguf, tileSize: hp.imageSize))
         let tensors = MMProjTensors(gguf: gguf, threads: max(1, threads))
-        var architecture = ViTArchitecture(mmproj: hp, hasClassToken: false)
-        if hp.useGELU { architecture.activation = .geluTanhHalfTable }  // ggml's fp16-table GELU, as mtmd runs it
-        vit = try tensors.visionTransformer(architecture, classEmbedding: nil)
+        vit = try SigLIPTower.load(tensors, hp)
         projection = try tensors.linear("mm.model.fc", in: hp.width * scaleFactor * scaleFactor, out: hp.projectionWidth, bias: false)
-    }
-
-    private static func scaleFactor(_ gguf: GGUFFile, gridSide: Int) throws -> Int {
-        let key = scaleFactorKey
-        guard let value = gguf.metadata[key]?.intValue else { throw MMProjError.badKey(key: key, reason: "missing or not an integer") }
-        guard value >= 2, value <= gridSide, gridSide % value == 0 else {
-            throw MMProjError.badKey(key: key, reason: "\(value) must be at least 2 and divide the tower's \(gridSide)-patch grid side")
-        }
-        return value
     }
 
     /// nil for files converted before llama.cpp wrote the key (they take mtmd's older slicing).
@@ -86,9 +73,8 @@ public final class Idefics3Projector: MultimodalProjector, @unchecked Sendable {
         guard view.width == hp.imageSize, view.height == hp.imageSize else {
             throw MMProjError.notSupported("a \(view.width)x\(view.height) view; the tower takes \(hp.imageSize)x\(hp.imageSize)")
         }
-        let states = try vit.forward(view.mtmdTowerInput(mean: hp.imageMean, std: hp.imageStd), count: 1, outputs: .patches, scratch: ScratchBuffer(),
-                                     checkCancellation: { if shouldCancel() { throw ReasoningError.cancelled } })
-        let merged = Self.pixelShuffle(states.patches!, side: hp.gridSide, width: hp.width, scale: scaleFactor)
+        let states = try SigLIPTower.patchStates(vit, view, hp, shouldCancel: shouldCancel)
+        let merged = Self.pixelShuffle(states, side: hp.gridSide, width: hp.width, scale: scaleFactor)
         return projection.forward(merged, rows: tokensPerView)
     }
 
