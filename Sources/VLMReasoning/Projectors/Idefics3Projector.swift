@@ -2,8 +2,9 @@
 // PROJECTOR_TYPE_IDEFICS3):
 //
 //   each view (tiles + global view, see Idefics3Preprocessing)
-//     -> SigLIP tower: patch embedding (conv p x p, stride p, with bias) + learned positions, no class
-//        token, pre-norm blocks with tanh GELU, post-LayerNorm      -> [side², width]
+//     -> SigLIP tower (SigLIPTower): patch embedding (conv p x p, stride p, with bias, on F16-rounded
+//        inputs as ggml's im2col) + learned positions, no class token, pre-norm blocks with ggml's
+//        fp16-table tanh GELU, post-LayerNorm                       -> [side², width]
 //     -> pixel shuffle by s = clip.vision.projector.scale_factor    -> [(side/s)², width·s²]
 //     -> mm.model.fc (no bias)                                       -> [(side/s)², lmWidth]
 //
