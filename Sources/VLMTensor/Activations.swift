@@ -9,6 +9,10 @@ public enum Activation: Sendable, Equatable {
     /// GELU's tanh approximation, 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))): ggml_gelu, and
     /// PyTorch's nn.GELU(approximate="tanh").
     case geluTanh
+    /// ggml's CPU GELU (GGML_GELU_FP16): the tanh form tabulated at every fp16 input and stored as fp16,
+    /// looked up at the input rounded to fp16 (identity above 10, zero below -10). llama.cpp's mmproj
+    /// towers run it; reproducing it keeps their activations exact rather than within fp16 of them.
+    case geluTanhHalfTable
 
     public func apply(_ x: UnsafeMutablePointer<Float>, count: Int) {
         switch self {
@@ -20,7 +24,18 @@ public enum Activation: Sendable, Equatable {
         case .geluTanh:
             let sqrt2OverPi: Float = 0.7978845608028654
             for i in 0..<count { let v = x[i]; x[i] = 0.5 * v * (1 + tanhf(sqrt2OverPi * (v + 0.044715 * v * v * v))) }
+        case .geluTanhHalfTable:
+            for i in 0..<count {
+                let v = x[i]
+                if v <= -10 { x[i] = 0 } else if v < 10 { x[i] = Self.halfGELU(Float(Float16(v))) }
+            }
         }
+    }
+
+    /// ggml_gelu_f32 (its operand order) at an fp16 input, rounded to fp16 as ggml's table stores it.
+    @inline(__always) private static func halfGELU(_ h: Float) -> Float {
+        let sqrt2OverPi: Float = 0.79788456080286535587989211986876, a: Float = 0.044715
+        return Float(Float16(0.5 * h * (1 + tanhf(sqrt2OverPi * h * (1 + a * h * h)))))
     }
 
     /// Applies the activation in place, split across the context's threads (erf is not cheap).

@@ -41,5 +41,12 @@ public struct Linear: Sendable {
     }
 
     /// Array convenience for `apply`.
-    public func callAsFunction(_ input: [Float], rows: Int) -> [Float] { forward(input, rows: rows) }
+    public func callAsFunction(_ input: [Float], rows: Int) -> [Float] {
+        precondition(input.count == rows * inFeatures, "linear input has \(input.count) values, expected \(rows)×\(inFeatures)")
+        var output = [Float](repeating: 0, count: rows * outFeatures)
+        input.withUnsafeBufferPointer { x in
+            output.withUnsafeMutableBufferPointer { y in apply(x.baseAddress!, rows: rows, into: y.baseAddress!) }
+        }
+        return output
+    }
 }

@@ -4,26 +4,32 @@ public protocol LinearLayer: Sendable {
     var inFeatures: Int { get }
     var outFeatures: Int { get }
     /// Reads `rows` rows of `inFeatures` values, writes `rows` rows of `outFeatures` values.
-    func apply(_ input: UnsafePointer<Float>, rows: Int, into output: UnsafeMutablePointer<Float>)
+    func apply(_ input: UnsafePointer<Float>, rows: Int, into output: UnsafeMutablePointer<Float>, compute: ComputeContext)
 }
 
 extension LinearLayer {
     /// Array form of `apply`.
-    public func forward(_ input: [Float], rows: Int) -> [Float] {
+    public func forward(_ input: [Float], rows: Int, compute: ComputeContext) -> [Float] {
         precondition(input.count == rows * inFeatures, "linear input has \(input.count) values, expected \(rows)×\(inFeatures)")
         var output = [Float](repeating: 0, count: rows * outFeatures)
         input.withUnsafeBufferPointer { x in
-            output.withUnsafeMutableBufferPointer { y in apply(x.baseAddress!, rows: rows, into: y.baseAddress!) }
+            output.withUnsafeMutableBufferPointer { y in apply(x.baseAddress!, rows: rows, into: y.baseAddress!, compute: compute) }
         }
         return output
     }
 }
 
-extension Linear: LinearLayer {}
+extension Linear: LinearLayer {
+    /// One BLAS call, which OpenBLAS threads itself.
+    public func apply(_ input: UnsafePointer<Float>, rows: Int, into output: UnsafeMutablePointer<Float>, compute: ComputeContext) {
+        apply(input, rows: rows, into: output)
+    }
+}
 
 /// A linear layer over a GGUF weight matrix (ggml ne = [in, out]) with a float32 bias.
 ///
-/// F32 weights are read in place. Other formats are expanded to float32 for the product: that costs
+/// F32 weights are read in place, and block formats (Q8_0...) run ggml's quantised arithmetic in place.
+/// F16 and BF16 are expanded to float32 for the product: that costs
 /// O(weights), the product O(rows × weights), and one BLAS call over all of an image's tokens is about
 /// 100× faster than the per-row fp16 kernels at a vision tower's ~200-600 rows. (llama.cpp rounds
 /// activations to fp16 for F16 weights; the difference stays far inside its parity tolerance.)
@@ -40,10 +46,11 @@ public struct QuantizedLinear: LinearLayer, @unchecked Sendable {
     public var inFeatures: Int { weight.columns }
     public var outFeatures: Int { weight.rows }
 
-    public func apply(_ input: UnsafePointer<Float>, rows: Int, into output: UnsafeMutablePointer<Float>) {
-        if weight.format == .f32 {
-            MatrixMultiply.gemm(transposeB: true, m: rows, n: weight.rows, k: weight.columns, a: input, lda: weight.columns,
-                                b: weight.data.assumingMemoryBound(to: Float.self), ldb: weight.columns, c: output, ldc: weight.rows)
+    public func apply(_ input: UnsafePointer<Float>, rows: Int, into output: UnsafeMutablePointer<Float>, compute: ComputeContext) {
+        if weight.format == .f32 || weight.format.blockLength > 1 {
+            // Block formats (Q8_0, K-quants...) go through ggml's own arithmetic: activations quantised to
+            // the partner format, integer block dot products, as llama.cpp's mmproj matrices run.
+            weight.multiply(input, batch: rows, into: output, compute: compute)
         } else {
             var expanded = [Float](repeating: 0, count: weight.rows * weight.columns)
             expanded.withUnsafeMutableBufferPointer { e in

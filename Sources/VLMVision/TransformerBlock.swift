@@ -46,18 +46,18 @@ public struct SelfAttention<Weights: LinearLayer>: Sendable {
     public var width: Int { output.outFeatures }
 
     /// [Σ lengths, width] in and out; with `causal`, position i sees positions 0...i of its sequence.
-    public func callAsFunction(_ x: [Float], sequenceLengths: [Int], causal: Bool, scratch: ScratchBuffer) -> [Float] {
+    public func callAsFunction(_ x: [Float], sequenceLengths: [Int], causal: Bool, scratch: ScratchBuffer, compute: ComputeContext) -> [Float] {
         let rows = sequenceLengths.reduce(0, +), width = self.width
         var mixed = [Float](repeating: 0, count: rows * width)
         switch projection {
         case let .packed(p):
-            let qkv = p.forward(x, rows: rows)
+            let qkv = p.forward(x, rows: rows, compute: compute)
             qkv.withUnsafeBufferPointer { qkv in
                 let base = qkv.baseAddress!
                 attend(base, base + width, base + 2 * width, stride: 3 * width, sequenceLengths, causal, &mixed, scratch)
             }
         case let .separate(query, key, value):
-            let (q, k, v) = (query.forward(x, rows: rows), key.forward(x, rows: rows), value.forward(x, rows: rows))
+            let (q, k, v) = (query.forward(x, rows: rows, compute: compute), key.forward(x, rows: rows, compute: compute), value.forward(x, rows: rows, compute: compute))
             q.withUnsafeBufferPointer { q in
                 k.withUnsafeBufferPointer { k in
                     v.withUnsafeBufferPointer { v in
@@ -66,7 +66,7 @@ public struct SelfAttention<Weights: LinearLayer>: Sendable {
                 }
             }
         }
-        return output.forward(mixed, rows: rows)
+        return output.forward(mixed, rows: rows, compute: compute)
     }
 
     /// softmax(QKᵀ/√d)V per head and sequence; Q, K, V rows are `stride` apart.
@@ -119,10 +119,10 @@ public struct TransformerBlock<Weights: LinearLayer>: Sendable {
         precondition(x.count == rows * width, "block input has \(x.count) values, expected \(rows)×\(width)")
         switch placement {
         case .pre:
-            addInPlace(&x, attention(normalized(x, norm1, rows), sequenceLengths: sequenceLengths, causal: causal, scratch: scratch))
+            addInPlace(&x, attention(normalized(x, norm1, rows), sequenceLengths: sequenceLengths, causal: causal, scratch: scratch, compute: compute))
             addInPlace(&x, mlp(normalized(x, norm2, rows), rows: rows, compute: compute))
         case .post:
-            addInPlace(&x, attention(x, sequenceLengths: sequenceLengths, causal: causal, scratch: scratch))
+            addInPlace(&x, attention(x, sequenceLengths: sequenceLengths, causal: causal, scratch: scratch, compute: compute))
             norm1(&x, rows: rows)
             addInPlace(&x, mlp(x, rows: rows, compute: compute))
             norm2(&x, rows: rows)
@@ -130,9 +130,9 @@ public struct TransformerBlock<Weights: LinearLayer>: Sendable {
     }
 
     public func mlp(_ x: [Float], rows: Int, compute: ComputeContext) -> [Float] {
-        var hidden = up.forward(x, rows: rows)
+        var hidden = up.forward(x, rows: rows, compute: compute)
         activation(&hidden, compute: compute)
-        return down.forward(hidden, rows: rows)
+        return down.forward(hidden, rows: rows, compute: compute)
     }
 
     private func normalized(_ x: [Float], _ norm: LayerNorm, _ rows: Int) -> [Float] {

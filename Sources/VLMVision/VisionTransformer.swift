@@ -172,7 +172,7 @@ public struct VisionTransformer<Weights: LinearLayer>: Sendable {
         guard !outputs.contains(.pooled) || a.classToken != .none else {
             throw VisionError.notSupported("a pooled output without a class token")
         }
-        var x = embed(pixels, count: count)
+        var x = embed(pixels, count: count, compute: compute)
         preNorm?(&x, rows: count * a.sequenceLength)
         try encoder.apply(&x, sequenceLengths: [Int](repeating: a.sequenceLength, count: count), causal: false,
                           scratch: scratch, compute: compute)
@@ -185,10 +185,10 @@ public struct VisionTransformer<Weights: LinearLayer>: Sendable {
     }
 
     /// Patch embeddings with the class token in its place, plus position embeddings: [count, sequence, width].
-    private func embed(_ pixels: [Float], count: Int) -> [Float] {
+    private func embed(_ pixels: [Float], count: Int, compute: ComputeContext) -> [Float] {
         let a = architecture, d = a.width, n = a.patchCount, sequence = a.sequenceLength
         let patchRows = nonOverlappingPatches(pixels, images: count, size: a.imageSize, patch: a.patchSize, layout: a.pixelLayout)
-        let patches = patchEmbedding.forward(patchRows, rows: count * n)
+        let patches = patchEmbedding.forward(patchRows, rows: count * n, compute: compute)
         let patchStart = a.patchPositions.lowerBound
         var x = [Float](repeating: 0, count: count * sequence * d)
         for b in 0..<count {

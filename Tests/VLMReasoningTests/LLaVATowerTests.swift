@@ -99,9 +99,7 @@ enum LLaVAModels {
 
         // One fault each (scripts/fixtures/make_llava_fixtures.py): the error names the key or tensor.
         func error(_ name: String) -> String {
-            do { _ = try LLaVAVisionTower(url: LLaVAReference.directory.appendingPathComponent(name)); return "loaded" } catch {
-                return String(describing: error)
-            }
+            loadError { try LLaVAVisionTower(url: LLaVAReference.directory.appendingPathComponent(name)) }
         }
         #expect(error("bad-projector-type.gguf").contains("projector type 'ldp'"))
         #expect(error("bad-missing-tensor.gguf").contains("'v.blk.0.attn_k.weight': missing"))
@@ -132,15 +130,8 @@ enum LLaVAModels {
                 default: Issue.record("chunk kinds differ for \(run.prompt)")
                 }
             }
-            var cache = model.transformer.makeCache(capacity: 256)
-            var logits = try model.prefill(segments: segments, cache: &cache)
-            #expect(cache.count == run.positions)
-            var generated: [Int32] = []
-            while generated.count < run.greedy_ids.count {
-                let token = Int32(logits.indices.max { logits[$0] < logits[$1] }!)
-                generated.append(token)
-                logits = try model.transformer.forward([token], cache: &cache).logits
-            }
+            let (positions, generated) = try greedyDecode(model, segments: segments, count: run.greedy_ids.count, capacity: 256)
+            #expect(positions == run.positions)
             print("LLaVA greedy \(run.prompt): \(generated == run.greedy_ids ? "identical" : "DIFFERENT") (\(generated.count) tokens)")
             #expect(generated == run.greedy_ids, "\(run.prompt)")
 

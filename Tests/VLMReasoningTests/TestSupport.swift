@@ -32,6 +32,27 @@ enum TestPaths {
     static var requireModels: Bool { ProcessInfo.processInfo.environment["VLMD_REQUIRE_MODELS"] == "1" }
 }
 
+/// The description of the error `load` throws, or "loaded" when it throws none (bad-file tests match
+/// the key or tensor the message names).
+func loadError(_ load: () throws -> Any) -> String {
+    do { _ = try load(); return "loaded" } catch { return String(describing: error) }
+}
+
+/// `segments` prefilled, then `count` tokens decoded greedily (argmax, one token at a time as the parity
+/// fixtures' llama.cpp loops do): the positions after the prefill and the tokens.
+func greedyDecode(_ model: LanguageModel, segments: [PromptSegment], count: Int, capacity: Int) throws -> (positions: Int, tokens: [Int32]) {
+    var cache = model.transformer.makeCache(capacity: capacity)
+    var logits = try model.prefill(segments: segments, cache: &cache)
+    let positions = cache.count
+    var generated: [Int32] = []
+    while generated.count < count {
+        let token = Int32(logits.indices.max { logits[$0] < logits[$1] }!)
+        generated.append(token)
+        logits = try model.transformer.forward([token], cache: &cache).logits
+    }
+    return (positions, generated)
+}
+
 /// Models shared by the tests (loading is the slow part; they are read-only after loading).
 enum Models {
     /// 1024 positions, twice what stories260K was trained on: its character-level vocabulary makes the

@@ -60,9 +60,9 @@ public final class LLaVAVisionTower: MultimodalProjector, @unchecked Sendable {
         let states = try weights.vit.forward(pixels, count: 1, outputs: hasClassToken ? [.patches, .pooled] : .patches,
                                              scratch: ScratchBuffer(), compute: compute)
         let features = hasClassToken ? Array(states.patches![d...]) + states.pooled! : states.patches!
-        var hidden = weights.projector1.forward(features, rows: n)
+        var hidden = weights.projector1.forward(features, rows: n, compute: compute)
         Activation.geluTanh(&hidden, compute: compute)
-        return weights.projector2.forward(hidden, rows: n)
+        return weights.projector2.forward(hidden, rows: n, compute: compute)
     }
 }
 

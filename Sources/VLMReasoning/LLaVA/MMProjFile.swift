@@ -2,7 +2,8 @@
 // `clip.*` GGUF layout: a CLIP ViT vision tower (`v.*`) and a two-layer MLP projector (`mm.0`, `mm.2`).
 //
 // Read with VLMLanguage's GGUF reader; every key and tensor is checked (presence, type, shape) and any
-// fault is reported naming it. Matrices stay views into the mapped file (F32 or F16).
+// fault is reported naming it. Matrices stay views into the mapped file (F32, F16 or a ggml block format
+// such as Q8_0, expanded to F32 for each product).
 import Foundation
 import VLMLanguage
 import VLMTensor
@@ -58,7 +59,8 @@ public struct MMProjHyperparameters: Sendable, Equatable {
         return type
     }
 
-    init(gguf: GGUFFile) throws {
+    /// Reads the tower's keys of a file whose `clip.projector_type` must be `projector`.
+    init(gguf: GGUFFile, projector expected: String = "mlp") throws {
         func int(_ key: String, _ range: ClosedRange<Int>) throws -> Int {
             let value: Int
             do { value = try gguf.int(key) } catch { throw MMProjError.badKey(key: key, reason: "\(error)") }
@@ -79,7 +81,7 @@ public struct MMProjHyperparameters: Sendable, Equatable {
             throw MMProjError.badKey(key: "clip.has_vision_encoder", reason: "missing or false: no vision tower in this file")
         }
         let projector = try Self.projectorType(gguf)
-        guard projector == "mlp" else { throw MMProjError.notSupported("projector type '\(projector)' is not LLaVA-1.5's 'mlp'") }
+        guard projector == expected else { throw MMProjError.notSupported("projector type '\(projector)' is not '\(expected)'") }
 
         imageSize = try int("clip.vision.image_size", 1...Self.maxImageSize)
         patchSize = try int("clip.vision.patch_size", 1...imageSize)
@@ -129,49 +131,55 @@ extension ViTArchitecture {
     }
 }
 
-/// The tower and projector of an mmproj file. `@unchecked Sendable`: immutable views into the mapping
-/// that `gguf` keeps alive.
-final class MMProjWeights: @unchecked Sendable {
+/// Reads an mmproj's tensors, checking each one's presence, format and shape and naming it in any error.
+/// Matrices may be stored in any format `QuantizedMatrix` expands (F32, F16, Q8_0 as quantised mmproj builds
+/// use, and the other ggml block formats); vectors and the patch kernel are F32 or F16.
+struct MMProjTensors {
     let gguf: GGUFFile
-    let vit: VisionTransformer<QuantizedLinear>
-    /// The projector: mm.2(GELU(mm.0(x))).
-    let projector1: QuantizedLinear, projector2: QuantizedLinear
 
-    init(gguf: GGUFFile, hyperparameters hp: MMProjHyperparameters) throws {
-        self.gguf = gguf
-        let d = hp.width
-        func dims(_ name: String) throws -> [Int] {
-            guard let info = gguf.tensors[name] else { throw MMProjError.badTensor(name: name, reason: "missing") }
-            guard info.format == .f32 || info.format == .f16 else {
-                throw MMProjError.badTensor(name: name, reason: "stored as \(info.format); only f32 and f16 are supported")
-            }
-            return info.dimensions
-        }
-        func vector(_ name: String, _ count: Int) throws -> [Float] {
-            let shape = try dims(name)
-            guard shape.reduce(1, *) == count else { throw MMProjError.badTensor(name: name, reason: "shape \(shape), expected \(count) values") }
-            return try gguf.floats(name)
-        }
-        func optionalVector(_ name: String, _ count: Int) throws -> [Float]? {
-            gguf.tensors[name] == nil ? nil : try vector(name, count)
-        }
-        /// `prefix.weight` (ggml ne = [in, out]) and `prefix.bias`.
-        func linear(_ prefix: String, in columns: Int, out rows: Int) throws -> QuantizedLinear {
-            let name = prefix + ".weight"
-            let shape = try dims(name)
-            guard shape == [columns, rows] else { throw MMProjError.badTensor(name: name, reason: "shape \(shape), expected \([columns, rows])") }
-            return QuantizedLinear(weight: try gguf.matrix(name), bias: try vector(prefix + ".bias", rows))
-        }
-        func optionalNorm(_ prefix: String, _ a: ViTArchitecture) throws -> LayerNorm? {
-            guard gguf.tensors[prefix + ".weight"] != nil else { return nil }
-            return a.layerNorm(weight: try vector(prefix + ".weight", d), bias: try vector(prefix + ".bias", d))
-        }
-        func norm(_ prefix: String, _ a: ViTArchitecture) throws -> LayerNorm {
-            guard let norm = try optionalNorm(prefix, a) else { throw MMProjError.badTensor(name: prefix + ".weight", reason: "missing") }
-            return norm
-        }
+    private static let floatFormats: Set<WeightFormat> = [.f32, .f16]
 
-        let p = hp.patchSize
+    func dims(_ name: String, formats: Set<WeightFormat> = MMProjTensors.floatFormats) throws -> [Int] {
+        guard let info = gguf.tensors[name] else { throw MMProjError.badTensor(name: name, reason: "missing") }
+        guard formats.contains(info.format) else {
+            let allowed = formats.map(\.rawValue).sorted().joined(separator: ", ")
+            throw MMProjError.badTensor(name: name, reason: "stored as \(info.format); supported: \(allowed)")
+        }
+        return info.dimensions
+    }
+
+    func vector(_ name: String, _ count: Int) throws -> [Float] {
+        let shape = try dims(name)
+        guard shape.reduce(1, *) == count else { throw MMProjError.badTensor(name: name, reason: "shape \(shape), expected \(count) values") }
+        return try gguf.floats(name)
+    }
+
+    func optionalVector(_ name: String, _ count: Int) throws -> [Float]? {
+        gguf.tensors[name] == nil ? nil : try vector(name, count)
+    }
+
+    /// `prefix.weight` (ggml ne = [in, out]) and, if `bias`, `prefix.bias`.
+    func linear(_ prefix: String, in columns: Int, out rows: Int, bias: Bool = true) throws -> QuantizedLinear {
+        let name = prefix + ".weight"
+        let shape = try dims(name, formats: Set(WeightFormat.allCases))
+        guard shape == [columns, rows] else { throw MMProjError.badTensor(name: name, reason: "shape \(shape), expected \([columns, rows])") }
+        return QuantizedLinear(weight: try gguf.matrix(name), bias: bias ? try vector(prefix + ".bias", rows) : nil)
+    }
+
+    func optionalNorm(_ prefix: String, _ a: ViTArchitecture) throws -> LayerNorm? {
+        guard gguf.tensors[prefix + ".weight"] != nil else { return nil }
+        return a.layerNorm(weight: try vector(prefix + ".weight", a.width), bias: try vector(prefix + ".bias", a.width))
+    }
+
+    func norm(_ prefix: String, _ a: ViTArchitecture) throws -> LayerNorm {
+        guard let norm = try optionalNorm(prefix, a) else { throw MMProjError.badTensor(name: prefix + ".weight", reason: "missing") }
+        return norm
+    }
+
+    /// The ViT `v.*` of architecture `a`: patch kernel (and bias), positions, optional pre/post LayerNorms,
+    /// blocks 0..<a.layers.
+    func visionTransformer(_ a: ViTArchitecture, classEmbedding: [Float]?) throws -> VisionTransformer<QuantizedLinear> {
+        let d = a.width, p = a.patchSize
         let patchShape = try dims("v.patch_embd.weight")
         guard patchShape == [p, p, 3, d] else {
             throw MMProjError.badTensor(name: "v.patch_embd.weight", reason: "shape \(patchShape), expected \([p, p, 3, d])")
@@ -181,34 +189,48 @@ final class MMProjWeights: @unchecked Sendable {
         let patchEmbedding = QuantizedLinear(
             weight: QuantizedMatrix(format: info.format, rows: d, columns: 3 * p * p, data: gguf.file.bytes + info.fileOffset),
             bias: try optionalVector("v.patch_embd.bias", d))
-        let classEmbedding = try optionalVector("v.class_embd", d)
-        let a = ViTArchitecture(mmproj: hp, hasClassToken: classEmbedding != nil)
-        let blocks = try (0..<hp.blocksRun).map { i in
+        let blocks = try (0..<a.layers).map { i in
             let b = "v.blk.\(i)."
             return TransformerBlock(
                 norm1: try norm(b + "ln1", a),
                 attention: SelfAttention(
                     projection: .separate(query: try linear(b + "attn_q", in: d, out: d), key: try linear(b + "attn_k", in: d, out: d),
                                           value: try linear(b + "attn_v", in: d, out: d)),
-                    output: try linear(b + "attn_out", in: d, out: d), heads: hp.headCount),
+                    output: try linear(b + "attn_out", in: d, out: d), heads: a.heads),
                 norm2: try norm(b + "ln2", a),
-                up: try linear(b + "ffn_up", in: d, out: hp.feedForwardLength), activation: a.activation,
-                down: try linear(b + "ffn_down", in: hp.feedForwardLength, out: d), placement: a.normPlacement)
+                up: try linear(b + "ffn_up", in: d, out: a.mlpWidth), activation: a.activation,
+                down: try linear(b + "ffn_down", in: a.mlpWidth, out: d), placement: a.normPlacement)
         }
         do {
-            vit = try VisionTransformer(
+            return try VisionTransformer(
                 architecture: a, patchEmbedding: patchEmbedding, classEmbedding: classEmbedding,
                 positionEmbedding: try vector("v.position_embd.weight", a.sequenceLength * d),
                 preNorm: try optionalNorm("v.pre_ln", a), blocks: blocks, postNorm: try optionalNorm("v.post_ln", a))
         } catch let error as VisionError {
             throw MMProjError.notSupported("\(error)")
         }
-        let hiddenShape = try dims("mm.0.weight")
+    }
+}
+
+/// The tower and projector of a LLaVA-1.5 mmproj file. `@unchecked Sendable`: immutable views into the
+/// mapping that `gguf` keeps alive.
+final class MMProjWeights: @unchecked Sendable {
+    let gguf: GGUFFile
+    let vit: VisionTransformer<QuantizedLinear>
+    /// The projector: mm.2(GELU(mm.0(x))).
+    let projector1: QuantizedLinear, projector2: QuantizedLinear
+
+    init(gguf: GGUFFile, hyperparameters hp: MMProjHyperparameters) throws {
+        self.gguf = gguf
+        let tensors = MMProjTensors(gguf: gguf), d = hp.width
+        let classEmbedding = try tensors.optionalVector("v.class_embd", d)
+        vit = try tensors.visionTransformer(ViTArchitecture(mmproj: hp, hasClassToken: classEmbedding != nil), classEmbedding: classEmbedding)
+        let hiddenShape = try tensors.dims("mm.0.weight", formats: Set(WeightFormat.allCases))
         guard hiddenShape.count == 2, hiddenShape[0] == d, hiddenShape[1] <= 4 * MMProjHyperparameters.maxWidth else {
             throw MMProjError.badTensor(name: "mm.0.weight", reason: "shape \(hiddenShape), expected [\(d), hidden]")
         }
         let hidden = hiddenShape[1]
-        projector1 = try linear("mm.0", in: d, out: hidden)
-        projector2 = try linear("mm.2", in: hidden, out: hp.projectionWidth)
+        projector1 = try tensors.linear("mm.0", in: d, out: hidden)
+        projector2 = try tensors.linear("mm.2", in: hidden, out: hp.projectionWidth)
     }
 }

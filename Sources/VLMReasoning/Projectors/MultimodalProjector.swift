@@ -62,13 +62,15 @@ extension MultimodalProjector {
 /// Opens a projector file by its declared type.
 public enum MultimodalProjectors {
     /// Projector types this runtime loads.
-    public static let supportedTypes = ["mlp"]
+    public static let supportedTypes = ["mlp", "idefics3", "gemma3"]
 
     public static func load(url: URL) throws -> any MultimodalProjector {
         let gguf = try GGUFFile(url: url)
         let type = try MMProjHyperparameters.projectorType(gguf)
         switch type {
         case "mlp": return try LLaVAVisionTower(url: url)
+        case "idefics3": return try Idefics3Projector(url: url)
+        case "gemma3": return try Gemma3Projector(url: url)
         default:
             throw MMProjError.notSupported("projector type '\(type)' (supported: \(supportedTypes.joined(separator: ", ")))")
         }
