@@ -1,3 +1,4 @@
+import Foundation
 /// A 2-D convolution over channels-last (NHWC) batches, for convolution stacks (the ResNet towers).
 ///
 /// Channels-last makes every pixel a contiguous row of channels, so:
@@ -19,6 +20,8 @@ public struct ChannelsLastConv2D: BatchConvolution, Sendable {
     let weight: PackedMatrix
     /// [outChannels] (zeros when the source convolution had none).
     let bias: [Float]
+    /// The same convolution by Winograd F(4,3), for 3×3 stride-1 filters: 2.25–4× fewer multiplications.
+    let winograd: WinogradConv3x3?
 
     /// Repacks an NCHW convolution (PyTorch's [out, in, k, k] filter) for channels-last data.
     public init(_ conv: Conv2D) {
@@ -35,7 +38,10 @@ public struct ChannelsLastConv2D: BatchConvolution, Sendable {
         }
         weight = PackedMatrix(packed, rows: k * k * cin, columns: cout)
         bias = conv.bias ?? [Float](repeating: 0, count: cout)
+        winograd = WinogradConv3x3.supports(conv) ? WinogradConv3x3(conv) : nil
     }
+
+    static let useWinograd = ProcessInfo.processInfo.environment["VLM_WINOGRAD"] != "0"
 
     public func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
         ((height + 2 * padding - kernelSize) / stride + 1, (width + 2 * padding - kernelSize) / stride + 1)
@@ -59,6 +65,11 @@ public struct ChannelsLastConv2D: BatchConvolution, Sendable {
         into output: UnsafeMutablePointer<Float>, scratch: ScratchBuffer,
         accumulate: Bool = false, relu: Bool = false
     ) {
+        if let winograd, Self.useWinograd {
+            winograd.apply(input, batch: batch, height: height, width: width, into: output, scratch: scratch,
+                           accumulate: accumulate, relu: relu)
+            return
+        }
         let (oh, ow) = outputSize(height: height, width: width)
         let rows = batch * oh * ow
         guard rows > 0 else { return }
