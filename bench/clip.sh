@@ -37,7 +37,7 @@ for round in $(seq 1 "$ROUNDS"); do
   swift run -c release vlmbench clip --model "$MODEL" --threads "$THREADS" --repeats "$REPEATS" --workloads "peak,$WORKLOADS" --image-gflop "$GFLOP" > "$OUT/vlmd.$round.json"
 done
 
-"$PYTHON" - "$OUT" "$ROUNDS" <<'PY'
+"$PYTHON" - "$OUT" "$ROUNDS" "$MODEL" <<'PY'
 import json, sys
 out, rounds = sys.argv[1], int(sys.argv[2])
 def merged(prefix):
@@ -61,15 +61,15 @@ def row(name, key):
     print(f"| {name} | {o:.1f} | {r:.1f} | {o / r:.2f}x |")
 print()
 print(f"threads {ours['threads']}, {rounds} alternating rounds; OpenBLAS sgemm 2048^3 peak {ours['sgemm_peak_gflops']:.0f} GFLOP/s; "
-      f"RN50 image {ref['image_gflop_per_image']:.2f} GFLOP/image")
+      f"image tower {ref['image_gflop_per_image']:.2f} GFLOP/image (PyTorch flop counter), model {sys.argv[3]}")
 print("| workload (best of runs) | vlmd ms | open_clip ms | vlmd / open_clip |")
 print("|---|---|---|---|")
-row("RN50 image, batch 1 (per image)", "image_batch1_ms_per_image")
-row("RN50 image, batch 16 (per image)", "image_batch16_ms_per_image")
+row("image, batch 1 (per image)", "image_batch1_ms_per_image")
+row("image, batch 16 (per image)", "image_batch16_ms_per_image")
 for name, key in [("batch 1", "image_batch1_ms_per_image"), ("batch 16", "image_batch16_ms_per_image")]:
     if "cpu" in ref.get(key, {}) and "cpu" in ours.get(key, {}):
         r, o = ref[key]["cpu"], ours[key]["cpu"]
-        print(f"| RN50 image, {name}, process CPU ms per image | {o:.1f} | {r:.1f} | {o / r:.2f}x |")
+        print(f"| image, {name}, process CPU ms per image | {o:.1f} | {r:.1f} | {o / r:.2f}x |")
 row("text, 18 CIFAR templates x 10 classes", "text_180_prompts_ms")
 row("tokenize 180 prompts", "tokenize_180_prompts_ms")
 print(f"vlmd image GFLOP/s: batch 1 {ours.get('image_batch1_gflops', 0):.0f}, batch 16 {ours.get('image_batch16_gflops', 0):.0f}")

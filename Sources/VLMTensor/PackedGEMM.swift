@@ -71,6 +71,21 @@ public struct PackedMatrix: Sendable {
         _ a: UnsafePointer<Float>, lda: Int, m: Int, into c: UnsafeMutablePointer<Float>, ldc: Int,
         bias: [Float], accumulate: Bool, relu: Bool, compute: ComputeContext
     ) {
+        multiply(a, lda: lda, m: m, into: c, ldc: ldc, bias: bias, accumulate: accumulate, relu: relu, splitAcross: compute)
+    }
+
+    /// `multiply` on the calling thread only: for callers that already run many independent products
+    /// in parallel (Winograd's 36 per block), where splitting each one again would nest thread pools.
+    func multiplyOnThisThread(
+        _ a: UnsafePointer<Float>, lda: Int, m: Int, into c: UnsafeMutablePointer<Float>, ldc: Int, bias: [Float]
+    ) {
+        multiply(a, lda: lda, m: m, into: c, ldc: ldc, bias: bias, accumulate: false, relu: false, splitAcross: nil)
+    }
+
+    private func multiply(
+        _ a: UnsafePointer<Float>, lda: Int, m: Int, into c: UnsafeMutablePointer<Float>, ldc: Int,
+        bias: [Float], accumulate: Bool, relu: Bool, splitAcross compute: ComputeContext?
+    ) {
         precondition(bias.count == columns, "bias has \(bias.count) values for \(columns) columns")
         guard m > 0, columns > 0 else { return }
         storage.withUnsafeBufferPointer { b in
@@ -78,7 +93,7 @@ public struct PackedMatrix: Sendable {
                 #if arch(x86_64) && canImport(_Builtin_intrinsics.intel) && !VLM_PORTABLE_KERNELS
                 let product = TiledProduct(matrix: self, a: a, lda: lda, b: b.baseAddress!, c: c, ldc: ldc,
                                            bias: bias.baseAddress!, accumulate: accumulate, relu: relu)
-                product.run(m: m, compute: compute)
+                if let compute { product.run(m: m, compute: compute) } else { product.block(rows: 0..<m, panels: 0..<panelCount) }
                 #else
                 MatrixMultiply.gemm(m: m, n: columns, k: rows, a: a, lda: lda, b: b.baseAddress!, ldb: columns,
                                     beta: accumulate ? 1 : 0, c: c, ldc: ldc)
@@ -126,14 +141,14 @@ public struct PackedLinear: Sendable {
 
     /// `rows` input rows of `inFeatures` → `rows` output rows of `outFeatures`.
     public func callAsFunction(_ input: [Float], rows: Int, compute: ComputeContext) -> [Float] {
-        precondition(input.count == rows * inFeatures, "linear input has \(input.count) values, expected \(rows)×\(inFeatures)")
-        return [Float](unsafeUninitializedCapacity: rows * outFeatures) { output, initialized in
-            input.withUnsafeBufferPointer { x in
-                weight.multiply(x.baseAddress!, lda: inFeatures, m: rows, into: output.baseAddress!, ldc: outFeatures, bias: bias,
-                                accumulate: false, relu: false, compute: compute)
-            }
-            initialized = rows * outFeatures
-        }
+        forward(input, rows: rows, compute: compute)
+    }
+}
+
+extension PackedLinear: LinearLayer {
+    public func apply(_ input: UnsafePointer<Float>, rows: Int, into output: UnsafeMutablePointer<Float>, compute: ComputeContext) {
+        weight.multiply(input, lda: inFeatures, m: rows, into: output, ldc: outFeatures, bias: bias, accumulate: false, relu: false,
+                        compute: compute)
     }
 }
 

@@ -142,6 +142,19 @@ public struct TransformerBlock<Weights: LinearLayer>: Sendable {
     }
 }
 
+extension TransformerBlock {
+    /// The same block with every weight matrix converted, e.g. packed once at load for the products.
+    public func convertingWeights<Other: LinearLayer>(_ convert: (Weights) -> Other) -> TransformerBlock<Other> {
+        let projection: SelfAttention<Other>.Projection = switch attention.projection {
+        case let .packed(p): .packed(convert(p))
+        case let .separate(q, k, v): .separate(query: convert(q), key: convert(k), value: convert(v))
+        }
+        return TransformerBlock<Other>(
+            norm1: norm1, attention: SelfAttention(projection: projection, output: convert(attention.output), heads: attention.heads),
+            norm2: norm2, up: convert(up), activation: activation, down: convert(down), placement: placement)
+    }
+}
+
 /// A stack of encoder blocks.
 public struct TransformerEncoder<Weights: LinearLayer>: Sendable {
     public let blocks: [TransformerBlock<Weights>]
