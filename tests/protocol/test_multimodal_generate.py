@@ -190,3 +190,27 @@ def test_attribution_maps_lie_on_the_patch_grid_and_sum_to_one():
             assert abs(total - 1) < 1e-4
         assert await d.stop() == 0
     run(body(), timeout=300)
+
+
+def test_python_client_generate_with_images():
+    import sys
+    sys.path.insert(0, str(ROOT / "clients" / "python"))
+    from vlmd_client import VlmdClient
+    from vlmd_methods import Generation
+
+    async def body():
+        async with await VlmdClient.start([vlmd_path(), "--log-level", "off"]) as vlm:
+            await vlm.load_model("gguf", STORIES, context_length=256)
+            await vlm.load_model("mmproj", str(LLAVA / "tiny-mmproj.gguf"))
+            tokens = []
+            generation = await vlm.generate("Once upon a time <__media__> there was a", images=[IMAGES / "chelsea.png"],
+                                            max_tokens=8, attribution=True, on_token=tokens.append)
+            assert isinstance(generation, Generation)
+            assert "".join(tokens) == generation.text and len(generation.token_ids) == 8
+            assert [i["tokens"] for i in generation.image_tokens] == [16]
+            assert generation.attributions and generation.timings["imageEncodeSeconds"] >= 0
+            # PNG bytes of the same picture: the cache answers.
+            again = await vlm.generate("Once upon a time <__media__> there was a", images=[(IMAGES / "chelsea.png").read_bytes()],
+                                       max_tokens=8)
+            assert again.image_tokens[0]["cached"] and again.token_ids == generation.token_ids
+    run(body(), timeout=300)
