@@ -132,14 +132,13 @@ func promptTokens(_ params: GenerateParams, lm: LanguageModel) throws -> [Int32]
         return try chatTokens([ChatMessage(role: "user", content: prompt)], lm: lm)
     case (nil, let messages?):
         guard !messages.isEmpty else { throw RPCError.invalidParams("params.messages: expected at least one message") }
-        if let bad = messages.firstIndex(where: { !["system", "user", "assistant"].contains($0.role) }) {
-            throw RPCError.invalidParams("params.messages[\(bad)].role: expected \"system\", \"user\" or \"assistant\"")
-        }
+        // Without images, content parts are text parts: their text, run together.
         return try chatTokens(try messages.enumerated().map { index, message in
-            guard case let .text(text) = message.content else {
-                throw RPCError.invalidParams("params.messages[\(index)].content: content parts need 'mmproj' and images")
+            let pieces = try multimodalMessage(index, message).content.map { piece -> String in
+                guard case let .text(text) = piece else { throw RPCError.invalidParams("params.messages[\(index)]: an image part needs an mmproj") }
+                return text
             }
-            return ChatMessage(role: message.role, content: text)
+            return ChatMessage(role: message.role, content: pieces.joined())
         }, lm: lm)
     default:
         throw RPCError.invalidParams("params: give exactly one of 'prompt' or 'messages'")

@@ -214,3 +214,17 @@ def test_python_client_generate_with_images():
                                        max_tokens=8)
             assert again.image_tokens[0]["cached"] and again.token_ids == generation.token_ids
     run(body(), timeout=300)
+
+
+def test_text_only_content_parts_are_the_text_run_together():
+    lm = smollm2_path()
+
+    async def body():
+        d = await Daemon().start()
+        await d.request("models/load", {"kind": "gguf", "path": lm, "contextLength": 512})
+        plain = await d.request("generate", {"messages": [{"role": "user", "content": "Name a bird."}], "maxTokens": 6})
+        parts = await d.request("generate", {"messages": [{"role": "user", "content": [
+            {"type": "text", "text": "Name "}, {"type": "text", "text": "a bird."}]}], "maxTokens": 6})
+        assert list(parts.promptTokenIds) == list(plain.promptTokenIds) and list(parts.tokenIds) == list(plain.tokenIds)
+        assert await d.stop() == 0
+    run(body(), timeout=300)
