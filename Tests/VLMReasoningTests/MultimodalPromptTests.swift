@@ -190,3 +190,34 @@ func expectChunks(_ layout: MultimodalLayout, _ chunks: [LLaVAReference.Chunk], 
         }
     }
 }
+
+@Suite struct MultimodalAttributionTests {
+    @Test func theAnswerIsCutAfterEachSentenceEnd() {
+        let tokenizer = Models.stories.tokenizer
+        let answer = tokenizer.encode("Lily saw a cat. It was big! Was it", addSpecial: false)
+        let sentences = MultimodalGeneration.sentenceTokens(answer, tokenizer: tokenizer)
+        #expect(sentences.map { tokenizer.decode($0) } == [" Lily saw a cat.", " It was big!", " Was it"])  // SentencePiece: a leading space
+        #expect(sentences.flatMap { $0 } == answer)
+    }
+
+    @Test func mapsAreNormalisedTogetherAndUniformWithoutMass() {
+        let maps = [AttributionMap(gridHeight: 1, gridWidth: 2, scores: [1, 2], normalization: "n"),
+                    AttributionMap(gridHeight: 1, gridWidth: 1, scores: [5], normalization: "n")]
+        #expect(MultimodalGeneration.jointlyNormalised(maps).map(\.scores) == [[0.125, 0.25], [0.625]])
+        let empty: [AttributionMap] = maps.map { map in
+            AttributionMap(gridHeight: map.gridHeight, gridWidth: map.gridWidth, scores: [Float](repeating: 0, count: map.scores.count),
+                           normalization: "n")
+        }
+        let third: Float = 1 / 3
+        let uniform: [[Float]] = [[third, third], [third]]
+        #expect(MultimodalGeneration.jointlyNormalised(empty).map(\.scores) == uniform)
+    }
+
+    /// The LLaVA tower's grid is the patch grid; the default projector grid is one row of its tokens.
+    @Test func attentionGridsFollowTheProjector() {
+        let tower: any MultimodalProjector = LLaVAModels.tower
+        let llava = tower.attentionGrid((0..<16).map { $0 == 0 ? 1.0 : 0 })
+        #expect(llava.gridHeight == 4 && llava.gridWidth == 4 && abs(llava.scores.reduce(0, +) - 1) < 1e-6)
+        #expect(llava.scores[1] == 1)  // image token 0 carries patch 1 (llama.cpp drops the class token's row)
+    }
+}
