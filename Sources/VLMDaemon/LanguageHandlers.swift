@@ -21,37 +21,24 @@ extension LanguageModelError: RPCErrorConvertible {
 func registerLanguageHandlers(_ table: inout HandlerTable, services: Services) {
     table.register(GenerateRequest.self) { params, context in
         let lm = try await services.languageModel(params.model)
-        let prompt = try promptTokens(params, lm: lm.model)
         let sampling = try samplingParameters(params)
+        if params.hasImages || params.mmproj != nil || params.attribution == true {
+            return try await generateWithImages(params, lm: lm, sampling: sampling, services: services, context: context)
+        }
+        let prompt = try promptTokens(params, lm: lm.model)
         try checkContext(prompt.count, lm: lm.model, field: params.messages != nil ? "params.messages" : "params.prompt")
         let streams = context.tokens.partialResultToken != nil
         let result = try await withGenerationCaches(lm.model.cacheBytes, registry: services.registry) {
             let progress = await context.beginProgress(title: "Generating with \(lm.id)")
             let generated = try await context.compute { compute in
-                var index = 0
-                return try lm.model.generate(prompt: prompt, parameters: sampling, compute: compute) { token in
-                    if streams {
-                        context.sendPartialFromComputeThread(GeneratedTokenPartial(index: index, id: token.id, text: token.text, logprob: token.logProbability))
-                    }
-                    index += 1
-                }
+                try lm.model.generate(prompt: prompt, parameters: sampling, compute: compute,
+                                      onToken: tokenStreamer(context, streams: streams))
             }
             await progress.end()
             return generated
         }
-        if result.stopReason == .cancelled {
-            // The request still gets its one -32800 reply; what was generated so far rides along.
-            throw ComputeCancelled(partial: [
-                "text": .string(result.text), "tokenIds": .array(result.tokenIDs.map { .int(Int64($0)) }),
-            ] as JSONValue)
-        }
-        let t = result.timings
-        return GenerateResult(
-            model: lm.id, text: result.text, tokenIds: result.tokenIDs, promptTokenIds: result.promptTokenIDs,
-            stopReason: result.stopReason.rawValue, promptTokens: t.promptTokens, generatedTokens: t.generatedTokens,
-            logprobs: result.logProbabilities,
-            timings: GenerationTimingsResult(promptSeconds: t.promptSeconds, generationSeconds: t.generationSeconds,
-                                             promptTokensPerSecond: t.promptTokensPerSecond, generatedTokensPerSecond: t.generatedTokensPerSecond))
+        try throwIfCancelled(result)
+        return generateResult(result, model: lm.id)
     }
 
     table.register(TokenizeRequest.self) { params, _ in
@@ -107,6 +94,36 @@ func withGenerationCaches<T>(_ bytes: Int, registry: ModelRegistry, _ body: () a
     }
 }
 
+/// Streams each generated token as a partial result when the client asked for them.
+func tokenStreamer(_ context: RequestContext, streams: Bool) -> (GeneratedToken) -> Void {
+    var index = 0
+    return { token in
+        if streams {
+            context.sendPartialFromComputeThread(GeneratedTokenPartial(index: index, id: token.id, text: token.text, logprob: token.logProbability))
+        }
+        index += 1
+    }
+}
+
+/// A cancelled generation still gets its one -32800 reply; what was generated so far rides along.
+func throwIfCancelled(_ result: GenerationResult) throws {
+    guard result.stopReason == .cancelled else { return }
+    throw ComputeCancelled(partial: [
+        "text": .string(result.text), "tokenIds": .array(result.tokenIDs.map { .int(Int64($0)) }),
+    ] as JSONValue)
+}
+
+func generateResult(_ result: GenerationResult, model: String, imageEncodeSeconds: Double? = nil) -> GenerateResult {
+    let t = result.timings
+    return GenerateResult(
+        model: model, text: result.text, tokenIds: result.tokenIDs, promptTokenIds: result.promptTokenIDs,
+        stopReason: result.stopReason.rawValue, promptTokens: t.promptTokens, generatedTokens: t.generatedTokens,
+        logprobs: result.logProbabilities,
+        timings: GenerationTimingsResult(promptSeconds: t.promptSeconds, generationSeconds: t.generationSeconds,
+                                         promptTokensPerSecond: t.promptTokensPerSecond, generatedTokensPerSecond: t.generatedTokensPerSecond,
+                                         imageEncodeSeconds: imageEncodeSeconds))
+}
+
 func promptTokens(_ params: GenerateParams, lm: LanguageModel) throws -> [Int32] {
     let parseSpecial = params.parseSpecial ?? false
     switch (params.prompt, params.messages) {
@@ -116,10 +133,14 @@ func promptTokens(_ params: GenerateParams, lm: LanguageModel) throws -> [Int32]
         return try chatTokens([ChatMessage(role: "user", content: prompt)], lm: lm)
     case (nil, let messages?):
         guard !messages.isEmpty else { throw RPCError.invalidParams("params.messages: expected at least one message") }
-        if let bad = messages.firstIndex(where: { !["system", "user", "assistant"].contains($0.role) }) {
-            throw RPCError.invalidParams("params.messages[\(bad)].role: expected \"system\", \"user\" or \"assistant\"")
-        }
-        return try chatTokens(messages.map { ChatMessage(role: $0.role, content: $0.content) }, lm: lm)
+        // Without images, content parts are text parts: their text, run together.
+        return try chatTokens(try messages.enumerated().map { index, message in
+            let pieces = try multimodalMessage(index, message).content.map { piece -> String in
+                guard case let .text(text) = piece else { throw RPCError.invalidParams("params.messages[\(index)]: an image part needs an mmproj") }
+                return text
+            }
+            return ChatMessage(role: message.role, content: pieces.joined())
+        }, lm: lm)
     default:
         throw RPCError.invalidParams("params: give exactly one of 'prompt' or 'messages'")
     }

@@ -1,37 +1,74 @@
 import Foundation
+import VLMImage
 import VLMReasoning
 import VLMWire
 
-/// LLaVA-1.5-style vision towers + projectors in llama.cpp's mmproj GGUF layout: the seeing half of
-/// visual reasoning's LLaVA path (`generate-with-visual-selection {mmproj}`), which the language
-/// model family serves.
+/// Vision towers + projectors in llama.cpp's mmproj GGUF layout, of any type `MultimodalProjectors`
+/// loads: what turns an image into language-model context for multimodal `generate`, and (LLaVA-1.5
+/// only) the seeing half of visual reasoning's LLaVA path.
 struct ProjectorFamily: ModelFamily {
     static let kind = "mmproj"
 
     func load(_ request: ModelLoadArguments) throws -> LoadedProjector {
         try LoadedProjector(id: request.id, file: request.file)
     }
+
+    func unloaded(id: String, services: Services) { services.projectorImages.forget(projector: id) }
 }
 
-/// A resident LLaVA vision tower + projector (llama.cpp's mmproj GGUF).
+/// A resident projector (llama.cpp's mmproj GGUF).
 final class LoadedProjector: ResidentModel {
     let id: String
     let path: String
-    let tower: LLaVAVisionTower
+    let projector: any MultimodalProjector
     let bytes: Int
 
     init(id: String, file: URL) throws {
         self.id = id
         path = file.path
-        tower = try LLaVAVisionTower(url: file)
+        projector = try MultimodalProjectors.load(url: file)
         bytes = fileBytes(file)
     }
 
-    var info: ModelInfo {
-        let hp = tower.hyperparameters
-        return ModelInfo(id: id, kind: ProjectorFamily.kind, path: path, memoryBytes: bytes, details: [
-            "imageTokens": .int(Int64(tower.tokenCount)), "outputWidth": .int(Int64(tower.outputWidth)),
-            "imageSize": .int(Int64(hp.imageSize)), "patchSize": .int(Int64(hp.patchSize)),
-        ])
+    /// The LLaVA-1.5 tower, which visual reasoning's attribution and looks need; other types are refused there.
+    func llavaTower(field: String) throws -> LLaVAVisionTower {
+        guard let tower = projector as? LLaVAVisionTower else {
+            throw RPCError.invalidParams("\(field): '\(id)' is a '\(projector.projectorType)' projector; visual reasoning runs on LLaVA-1.5 ('mlp') projectors only")
+        }
+        return tower
     }
+
+    var info: ModelInfo {
+        var details: [String: JSONValue] = [
+            "projectorType": .string(projector.projectorType), "outputWidth": .int(Int64(projector.outputWidth)),
+        ]
+        if let tower = projector as? LLaVAVisionTower {
+            let hp = tower.hyperparameters
+            details["imageTokens"] = .int(Int64(tower.tokenCount))
+            details["imageSize"] = .int(Int64(hp.imageSize))
+            details["patchSize"] = .int(Int64(hp.patchSize))
+        }
+        return ModelInfo(id: id, kind: ProjectorFamily.kind, path: path, memoryBytes: bytes, details: .object(details))
+    }
+}
+
+/// Image tokens a projector made, cached by the image's pixels (its content id) and the projector, so
+/// a second question about the same picture encodes nothing.
+final class ProjectorImageCache: Sendable {
+    struct Key: Hashable, Sendable { let projector: String; let imageId: String }
+    let cache: LRUCache<Key, ImageTokens>
+
+    init(budgetBytes: Int) { cache = LRUCache(name: "projector-image-tokens", budgetBytes: budgetBytes) }
+
+    func tokens(of imageId: String, projector: String) -> ImageTokens? { cache.value(for: Key(projector: projector, imageId: imageId)) }
+
+    func insert(_ tokens: ImageTokens, of imageId: String, projector: String) {
+        let floats = tokens.chunks.reduce(0) { total, chunk in
+            if case let .embeddings(values, _) = chunk { return total + values.count }
+            return total
+        }
+        cache.insert(tokens, for: Key(projector: projector, imageId: imageId), cost: floats * MemoryLayout<Float>.size)
+    }
+
+    func forget(projector id: String) { cache.removeAll { $0.projector == id } }
 }

@@ -13,6 +13,8 @@ public final class Services: Sendable {
     /// The model kinds this daemon loads, and through them the methods it serves.
     let families: ModelFamilies
     let clip: CLIPRuntime
+    /// Image tokens of multimodal `generate`, by pixels and projector.
+    let projectorImages: ProjectorImageCache
     /// The connections being served (one on stdio), for daemon-wide status.
     let connections = ConnectionList()
     let startedAt = ContinuousClock.now
@@ -31,6 +33,7 @@ public final class Services: Sendable {
         self.outbox = outbox
         self.registry = ModelRegistry(budgetBytes: configuration.memoryBudgetBytes)
         self.clip = CLIPRuntime(imageCacheBytes: configuration.imageCacheBytes, textCacheBytes: configuration.imageCacheBytes / 4)
+        self.projectorImages = ProjectorImageCache(budgetBytes: configuration.imageCacheBytes)
         self.threadCount = Mutex(configuration.threads)
         setThreads(configuration.threads)
     }
@@ -54,7 +57,7 @@ public final class Services: Sendable {
     }
 
     func cacheStatuses() async -> [CacheStatus] {
-        [clip.imageCache.status, clip.textCache.status, clip.reasoningCache.status]
+        [clip.imageCache.status, clip.textCache.status, clip.reasoningCache.status, projectorImages.cache.status]
     }
 
     /// The loaded model of `family` a request names (`id`), or the only one of that family when it names none.

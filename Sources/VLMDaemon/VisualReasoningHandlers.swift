@@ -45,7 +45,7 @@ func registerVisualReasoningHandlers(_ table: inout HandlerTable, services: Serv
         if let projectorID = params.mmproj {
             let projector = try await services.model(projectorID, of: ProjectorFamily.self)
             // Checked here, before anything runs: a projector must emit the language model's width.
-            let frontEnd = try LLaVAFrontEnd(tower: projector.tower, languageModel: lm.model, attentionLayers: params.attentionLayers)
+            let frontEnd = try LLaVAFrontEnd(tower: projector.llavaTower(field: "params.mmproj"), languageModel: lm.model, attentionLayers: params.attentionLayers)
             makeReasoner = { _ in (try VisualReasoner(frontEnd: frontEnd, languageModel: lm.model, configuration: configuration), nil) }
             seer = projector.id
         } else {

@@ -6,6 +6,8 @@ struct Generate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate text with a GGUF language model, streaming tokens as they are decoded.",
         discussion: """
+            With --mmproj FILE and --image IMG (repeatable), the images go into the prompt as llama-mtmd-cli puts them: at each \
+            <__media__> marker in PROMPT, in order, or after its text when it has none.
             With --image and --question (and --clip DIR or --mmproj FILE), reasons about the image in stages (SUMMARY, CAPTION, \
             REASONING, CONCLUSION) with patch-attribution maps: generate-with-visual-selection.
             """)
@@ -51,8 +53,11 @@ struct Generate: AsyncParsableCommand {
     @Argument(help: "The prompt (text generation).")
     var prompt: String?
 
-    @Option(help: "A PNG image to reason about (visual reasoning).")
-    var image: String?
+    @Option(help: "A PNG image for the prompt (repeatable; with --mmproj), or to reason about (with --question).")
+    var image: [String] = []
+
+    @Flag(help: "With images: also return, per sentence of the answer, its attention to the image tokens (JSON).")
+    var attribution = false
 
     @Option(help: "The question about --image.")
     var question: String?
@@ -60,7 +65,7 @@ struct Generate: AsyncParsableCommand {
     @Option(help: "An open_clip model directory (visual reasoning, composed CLIP + LM path).")
     var clip: String?
 
-    @Option(help: "A LLaVA mmproj GGUF (visual reasoning, LLaVA path; instead of --clip).")
+    @Option(help: "An mmproj GGUF (llama.cpp's vision projector) for --image; for visual reasoning, a LLaVA one instead of --clip.")
     var mmproj: String?
 
     @Option(parsing: .unconditional, help: "Candidates per stage for stage-level beam search (1: plain decoding).")
@@ -73,14 +78,19 @@ struct Generate: AsyncParsableCommand {
     var heatmaps: String?
 
     func validate() throws {
-        if image != nil || question != nil {
-            guard image != nil, question != nil, (clip == nil) != (mmproj == nil) else {
-                throw ValidationError("visual reasoning needs --image, --question and one of --clip DIR or --mmproj FILE")
+        if question != nil || clip != nil {
+            guard image.count == 1, question != nil, (clip == nil) != (mmproj == nil) else {
+                throw ValidationError("visual reasoning needs one --image, --question and one of --clip DIR or --mmproj FILE")
             }
             guard prompt == nil else { throw ValidationError("give a PROMPT or --image/--question, not both") }
+        } else if !image.isEmpty || mmproj != nil {
+            guard mmproj != nil, prompt != nil else {
+                throw ValidationError("images in a prompt need --mmproj FILE and a PROMPT (or --question Q for visual reasoning)")
+            }
         } else if prompt == nil {
             throw ValidationError("give a PROMPT (or --image IMG --question Q --clip DIR)")
         }
+        try require(!attribution || !image.isEmpty && question == nil, "--attribution needs --mmproj, --image and a PROMPT")
         try require(maxTokens >= 1, "--max-tokens must be at least 1, got \(maxTokens)")
         try require(temperature >= 0, "--temperature must be ≥ 0 (0: greedy), got \(temperature)")
         try require(topK >= 0, "--top-k must be ≥ 0 (0: off), got \(topK)")
@@ -92,14 +102,17 @@ struct Generate: AsyncParsableCommand {
     }
 
     func run() async throws {
-        if let image, let question { return try await reason(image: image, question: question) }
+        if let image = image.first, let question { return try await reason(image: image, question: question) }
         let prompt = self.prompt ?? ""
         let session = try await Session.start(options)
+        let projector = try await mmproj.asyncMap { try await session.loadModelID(kind: "mmproj", path: $0) }
         let model = try await session.loadModelID(kind: "gguf", path: lm, contextLength: contextLength)
         let json = options.json
         let params = GenerateParams(
             model: model, prompt: prompt, chat: chat, parseSpecial: parseSpecial, maxTokens: maxTokens, temperature: temperature,
-            topK: topK, topP: topP, minP: minP, repetitionPenalty: repetitionPenalty, seed: seed, stop: stop)
+            topK: topK, topP: topP, minP: minP, repetitionPenalty: repetitionPenalty, seed: seed, stop: stop,
+            images: image.isEmpty ? nil : image.map { ImageInput(path: absolute($0)) }, mmproj: projector,
+            attribution: attribution ? true : nil)
         let result = try await session.send(GenerateRequest.self, params, onPartial: { token in
             if json {
                 Terminal.json(["event": "token", "index": .int(Int64(token.index)), "id": .int(Int64(token.id)), "text": .string(token.text)])
@@ -153,6 +166,14 @@ struct Generate: AsyncParsableCommand {
         if json { Terminal.json(result); return }
         Terminal.finishLine()
         Terminal.line("\nanswer: \(result.answer)")
+    }
+}
+
+extension Optional {
+    /// The wrapped value through an async `transform`, or nil.
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let value = self else { return nil }
+        return try await transform(value)
     }
 }
 

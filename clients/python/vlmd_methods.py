@@ -102,11 +102,15 @@ class Generation:
     generated_tokens: int
     timings: dict
     raw: dict = field(repr=False, default_factory=dict)
+    # With images: how each entered the context (tokens, position, imageId, cached).
+    image_tokens: Optional[list] = None
+    # With attribution: per sentence of the answer, its attention maps over each image's grid.
+    attributions: Optional[list] = None
 
     @classmethod
     def from_wire(cls, value: dict) -> "Generation":
         return cls(value["text"], value["tokenIds"], value["promptTokenIds"], value["stopReason"], value["promptTokens"],
-                   value["generatedTokens"], value["timings"], value)
+                   value["generatedTokens"], value["timings"], value, value.get("imageTokens"), value.get("attributions"))
 
 
 @dataclass
@@ -240,12 +244,18 @@ class TypedMethods:
                        temperature: Optional[float] = None, top_k: Optional[int] = None, top_p: Optional[float] = None,
                        min_p: Optional[float] = None, repetition_penalty: Optional[float] = None,
                        seed: Optional[int] = None, stop: Optional[Sequence[str]] = None,
+                       images: Optional[Sequence[ImageLike]] = None, mmproj: Optional[str] = None,
+                       attribution: bool = False,
                        on_token: Optional[Callable[[str], None]] = None) -> Generation:
-        """Text generation; `on_token` receives each token's text as it is decoded."""
+        """Text generation; `on_token` receives each token's text as it is decoded. `images` (paths, PNG
+        bytes, image ids or ImageInput dicts) go at the prompt's `<__media__>` markers, or after its text,
+        through a loaded mmproj (`mmproj`: its id, when several are loaded)."""
         result = await self.request("generate", without_none({
             "model": model, "prompt": prompt, "messages": messages, "chat": chat or None, "maxTokens": max_tokens,
             "temperature": temperature, "topK": top_k, "topP": top_p, "minP": min_p,
             "repetitionPenalty": repetition_penalty, "seed": seed, "stop": list(stop) if stop else None,
+            "images": [image_input(image) for image in images] if images else None, "mmproj": mmproj,
+            "attribution": attribution or None,
         }), on_partial=(lambda value: on_token(value["text"])) if on_token else None)
         return Generation.from_wire(result)
 

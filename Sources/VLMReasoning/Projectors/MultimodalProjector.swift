@@ -50,9 +50,18 @@ public protocol MultimodalProjector: AnyObject, Sendable {
     var outputWidth: Int { get }
     /// Preprocesses and encodes `image` into its chunks.
     func imageTokens(for image: RGBImage, compute: ComputeContext) throws -> ImageTokens
+    /// The map an image's attention lies on: `mass[i]` is the attention to its i-th image token (all
+    /// chunks in order); the scores sum to 1. Default: the tokens in one row.
+    func attentionGrid(_ mass: [Double]) -> AttributionMap
 }
 
 extension MultimodalProjector {
+    public func attentionGrid(_ mass: [Double]) -> AttributionMap {
+        let total = mass.filter { $0.isFinite && $0 > 0 }.reduce(0, +)
+        let scores = mass.map { total > 0 && $0.isFinite && $0 > 0 ? Float($0 / total) : total > 0 ? 0 : 1 / Float(mass.count) }
+        return AttributionMap(gridHeight: 1, gridWidth: mass.count, scores: scores, normalization: "attention per image token")
+    }
+
     /// Checks the projector feeds a language model of width `width`.
     public func checkCompatible(languageModelWidth width: Int) throws {
         guard width == outputWidth else { throw MMProjError.widthMismatch(projector: outputWidth, languageModel: width) }

@@ -1,0 +1,230 @@
+"""`generate` with images end to end: the real `vlm` binary against llama.cpp's mtmd-cli steps
+(Tests/VLMReasoningTests/Fixtures/mmchat, written by scripts/fixtures/make_mmchat_fixtures.py), and the
+daemon's streaming, image cache, errors, cancellation and attribution on the stories260K LLaVA fixture."""
+
+import asyncio
+import base64
+import json
+import math
+import os
+import subprocess
+
+import pytest
+from pygls.exceptions import JsonRpcException
+
+from conftest import ROOT, Daemon, run, vlmd_path
+from test_language import smollm2_path
+
+VLM = os.path.join(os.path.dirname(vlmd_path()), "vlm")
+SHARED = ROOT.parent / "shared"
+IMAGES = SHARED / "data" / "images"
+STORIES = str(SHARED / "models" / "stories260K.gguf")
+LLAVA = ROOT / "Tests" / "VLMReasoningTests" / "Fixtures" / "llava"
+MMCHAT = ROOT / "Tests" / "VLMReasoningTests" / "Fixtures" / "mmchat"
+REFERENCE = json.loads((MMCHAT / "reference.json").read_text())
+
+
+def text_tokens(chunks):
+    return [t for c in chunks if "text" in c for t in c["text"]]
+
+
+def comparable(run_, token_ids):
+    """The reference's tokens without its end-of-generation token, and ours, over the comparable prefix."""
+    n = run_["comparable_tokens"]
+    return token_ids[:n], run_["greedy_ids"][:n]
+
+
+@pytest.mark.parametrize("case", REFERENCE["runs"], ids=lambda case: case["prompt"][:24])
+def test_vlm_generate_gives_llama_mtmd_cli_greedy_tokens(case):
+    """`vlm generate --mmproj … --image … [--chat] --temperature 0 --json` against mtmd-cli's steps: the same
+    prompt tokens around the images, the same number of image tokens, and the same greedy tokens up to
+    llama.cpp's own first near tie."""
+    lm = smollm2_path()
+    args = [VLM, "generate", "--private", "--lm", lm, "--mmproj", str(MMCHAT / REFERENCE["mmproj"]),
+            "--temperature", "0", "--max-tokens", str(REFERENCE["maxTokens"]), "--json"]
+    for name in case["images"]:
+        args += ["--image", str(IMAGES / name)]
+    if case["chat"]:
+        args.append("--chat")
+    result = subprocess.run(args + [case["prompt"]], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    final = json.loads(result.stdout.strip().splitlines()[-1])
+    assert final["event"] == "result" and final["stopReason"] in ("eos", "length")
+    assert final["promptTokenIds"] == text_tokens(case["chunks"])
+    assert [i["tokens"] for i in final["imageTokens"]] == [c["image"] for c in case["chunks"] if "image" in c]
+    assert final["promptTokens"] == case["positions"]
+    ours, theirs = comparable(case, final["tokenIds"])
+    assert ours == theirs
+    assert final["timings"]["imageEncodeSeconds"] >= 0
+
+
+def test_content_parts_place_the_image_like_a_marker():
+    """messages with content parts give the tokens the CLI gives for the same text with the image after it."""
+    lm = smollm2_path()
+    case = REFERENCE["runs"][0]
+
+    async def body():
+        d = await Daemon().start()
+        await d.request("models/load", {"kind": "gguf", "path": lm, "contextLength": 1024})
+        await d.request("models/load", {"kind": "mmproj", "path": str(MMCHAT / REFERENCE["mmproj"])})
+        result = await d.request("generate", {"messages": [{"role": "user", "content": [
+            {"type": "text", "text": case["prompt"]}, {"type": "image", "image": {"path": str(IMAGES / case["images"][0])}}]}],
+            "maxTokens": REFERENCE["maxTokens"], "temperature": 0})
+        assert list(result.promptTokenIds) == text_tokens(case["chunks"])
+        ours, theirs = comparable(case, list(result.tokenIds))
+        assert ours == theirs
+        assert await d.stop() == 0
+    run(body(), timeout=600)
+
+
+async def stories_with_projector(context_length=256, projector="tiny-mmproj.gguf"):
+    d = await Daemon().start()
+    await d.request("models/load", {"kind": "gguf", "path": STORIES, "contextLength": context_length})
+    await d.request("models/load", {"kind": "mmproj", "path": str(LLAVA / projector), "id": "proj"})
+    return d
+
+
+def test_tokens_stream_and_a_second_question_encodes_nothing():
+    async def body():
+        d = await stories_with_projector()
+        first = await d.request("generate", {"prompt": "Once upon a time <__media__> there was a", "maxTokens": 12,
+                                             "images": [{"path": str(IMAGES / "chelsea.png")}], "partialResultToken": "p"})
+        streamed = [v for v in d.progress("p")]
+        assert [v["id"] for v in streamed] == list(first.tokenIds) and len(first.tokenIds) > 0
+        assert [i.cached for i in first.imageTokens] == [False] and first.imageTokens[0].tokens == 16
+        hits = {c.name: c.hits for c in (await d.request("daemon/status")).caches}["projector-image-tokens"]
+        # The same pixels sent as PNG bytes: the same image id, from the cache.
+        png = base64.b64encode((IMAGES / "chelsea.png").read_bytes()).decode()
+        second = await d.request("generate", {"prompt": "Once upon a time <__media__> there was a", "maxTokens": 12,
+                                              "images": [{"png": png}], "mmproj": "proj"})
+        assert [i.cached for i in second.imageTokens] == [True]
+        assert second.imageTokens[0].imageId == first.imageTokens[0].imageId
+        assert list(second.tokenIds) == list(first.tokenIds)
+        after = {c.name: c.hits for c in (await d.request("daemon/status")).caches}["projector-image-tokens"]
+        assert after > hits
+        # By id alone, now that it is cached.
+        third = await d.request("generate", {"prompt": "<__media__>", "maxTokens": 4,
+                                             "images": [{"imageId": first.imageTokens[0].imageId}]})
+        assert third.imageTokens[0].cached
+        assert await d.stop() == 0
+    run(body(), timeout=300)
+
+
+@pytest.mark.parametrize("params,code,words", [
+    ({"prompt": "a <__media__> b <__media__>", "images": [{"path": "chelsea.png"}]}, -32602, "2 <__media__> markers for 1 image"),
+    ({"prompt": "a <__media__>", "images": [{"path": "chelsea.png"}, {"path": "coins.png"}]}, -32602, "1 <__media__> marker for 2 images"),
+    ({"prompt": "a", "attribution": True}, -32602, "no images"),
+    ({"messages": [{"role": "user", "content": [{"type": "image"}]}], "images": []}, -32602, "content[0]"),
+    ({"prompt": "a", "images": [{"imageId": "img_0000"}]}, -32602, "not in proj's image cache"),
+])
+def test_bad_multimodal_requests_are_refused(params, code, words):
+    async def body():
+        d = await stories_with_projector()
+        for image in params.get("images", []):
+            if "path" in image:
+                image["path"] = str(IMAGES / image["path"])
+        with pytest.raises(JsonRpcException) as err:
+            await d.request("generate", params)
+        assert err.value.code == code and words in err.value.message, err.value.message
+        assert (await d.request("ping")).pong
+        assert await d.stop() == 0
+    run(body(), timeout=300)
+
+
+def test_images_without_a_projector_or_of_the_wrong_width_or_too_many_tokens():
+    async def body():
+        d = await Daemon().start()
+        await d.request("models/load", {"kind": "gguf", "path": STORIES, "contextLength": 24})
+        image = {"path": str(IMAGES / "coins.png")}
+        with pytest.raises(JsonRpcException) as err:
+            await d.request("generate", {"prompt": "a", "images": [image]})
+        assert err.value.code == -32001 and "mmproj" in err.value.message
+        await d.request("models/load", {"kind": "mmproj", "path": str(LLAVA / "bad-width-32.gguf"), "id": "narrow"})
+        with pytest.raises(JsonRpcException) as err:
+            await d.request("generate", {"prompt": "a", "images": [image], "mmproj": "narrow"})
+        assert err.value.code == -32602 and "width" in err.value.message
+        await d.request("models/load", {"kind": "mmproj", "path": str(LLAVA / "tiny-mmproj.gguf"), "id": "proj"})
+        # 16 image tokens and this text do not fit 24 positions.
+        with pytest.raises(JsonRpcException) as err:
+            await d.request("generate", {"prompt": "Once upon a time there was a little girl who", "images": [image, image],
+                                         "mmproj": "proj"})
+        assert err.value.code == -32008
+        assert await d.stop() == 0
+    run(body(), timeout=300)
+
+
+def test_cancellation_returns_what_was_generated():
+    async def body():
+        d = await stories_with_projector(context_length=512)
+        task = asyncio.ensure_future(d.request("generate", {
+            "prompt": "<__media__>Once upon a time", "images": [{"path": str(IMAGES / "astronaut.png")}], "maxTokens": 480,
+            "partialResultToken": "q"}, msg_id="mm"))
+        while len(d.progress("q")) < 3:
+            await asyncio.sleep(0.01)
+        d.notify("$/cancelRequest", {"id": "mm"})
+        with pytest.raises(JsonRpcException) as err:
+            await task
+        assert err.value.code == -32800
+        reply = next(m for m in d.checker.received if m.get("id") == "mm")
+        assert len(reply["error"]["data"]["tokenIds"]) >= 3
+        assert (await d.request("ping")).pong
+        assert await d.stop() == 0
+    run(body(), timeout=300)
+
+
+def test_attribution_maps_lie_on_the_patch_grid_and_sum_to_one():
+    async def body():
+        d = await stories_with_projector()
+        result = await d.request("generate", {
+            "prompt": "<__media__> and <__media__> Lily saw a big", "maxTokens": 24, "attribution": True,
+            "images": [{"path": str(IMAGES / "chelsea.png")}, {"path": str(IMAGES / "coins.png")}]})
+        assert result.attributions, "expected one entry per sentence"
+        assert "".join(s.text for s in result.attributions) == result.text
+        for sentence in result.attributions:
+            assert [m.image for m in sentence.maps] == [0, 1]
+            total = 0
+            for m in sentence.maps:
+                assert (m.gridHeight, m.gridWidth) == (4, 4) and len(m.scores) == 16
+                assert all(math.isfinite(s) and s >= 0 for s in m.scores)
+                total += sum(m.scores)
+            assert abs(total - 1) < 1e-4
+        assert await d.stop() == 0
+    run(body(), timeout=300)
+
+
+def test_python_client_generate_with_images():
+    import sys
+    sys.path.insert(0, str(ROOT / "clients" / "python"))
+    from vlmd_client import VlmdClient
+    from vlmd_methods import Generation
+
+    async def body():
+        async with await VlmdClient.start([vlmd_path(), "--log-level", "off"]) as vlm:
+            await vlm.load_model("gguf", STORIES, context_length=256)
+            await vlm.load_model("mmproj", str(LLAVA / "tiny-mmproj.gguf"))
+            tokens = []
+            generation = await vlm.generate("Once upon a time <__media__> there was a", images=[IMAGES / "chelsea.png"],
+                                            max_tokens=8, attribution=True, on_token=tokens.append)
+            assert isinstance(generation, Generation)
+            assert "".join(tokens) == generation.text and len(generation.token_ids) == 8
+            assert [i["tokens"] for i in generation.image_tokens] == [16]
+            assert generation.attributions and generation.timings["imageEncodeSeconds"] >= 0
+            # PNG bytes of the same picture: the cache answers.
+            again = await vlm.generate("Once upon a time <__media__> there was a", images=[(IMAGES / "chelsea.png").read_bytes()],
+                                       max_tokens=8)
+            assert again.image_tokens[0]["cached"] and again.token_ids == generation.token_ids
+    run(body(), timeout=300)
+
+
+def test_text_only_content_parts_are_the_text_run_together():
+    lm = smollm2_path()
+
+    async def body():
+        d = await Daemon().start()
+        await d.request("models/load", {"kind": "gguf", "path": lm, "contextLength": 512})
+        plain = await d.request("generate", {"messages": [{"role": "user", "content": "Name a bird."}], "maxTokens": 6})
+        parts = await d.request("generate", {"messages": [{"role": "user", "content": [
+            {"type": "text", "text": "Name "}, {"type": "text", "text": "a bird."}]}], "maxTokens": 6})
+        assert list(parts.promptTokenIds) == list(plain.promptTokenIds) and list(parts.tokenIds) == list(plain.tokenIds)
+        assert await d.stop() == 0
+    run(body(), timeout=300)
