@@ -1,0 +1,319 @@
+import Foundation
+import Synchronization
+import VLMCLIP
+import VLMImage
+import VLMReasoning
+import VLMSelection
+import VLMTensor
+import VLMWire
+
+extension SelectionError: RPCErrorConvertible {
+    public var rpcError: RPCError {
+        switch self {
+        case .invalidFile: RPCError(code: ErrorCode.datasetUnreadable, message: description)
+        case .invalidInput: RPCError.invalidParams(description)
+        }
+    }
+}
+
+/// selector/train (learn a selection head on frozen dense features, one partial per step) and
+/// selector/evaluate (pointing and box IoU of the plain similarity map and of a selector, side by side).
+func registerSelectorHandlers(_ table: inout HandlerTable, services: Services) {
+    table.register(SelectorTrainRequest.self) { params, context in
+        let started = ContinuousClock.now
+        let clip = try await services.clipModel(params.clip)
+        let configuration = try selectorConfiguration(params)
+        let saveURL = try params.saveAs.map { try services.selectorURL(name: $0, field: "params.saveAs") }
+        if let saveURL { try checkSavable(saveURL) }
+        let training = try SelectionExampleFile.read(params.examples, field: "params.examples")
+        let held = try params.validation.map { try SelectionExampleFile.read($0, field: "params.validation") }
+        let fraction = params.validationFraction ?? 0.1
+        guard fraction > 0, fraction < 1 else { throw RPCError.invalidParams("params.validationFraction: expected a number in (0, 1)") }
+        let progress = await context.beginProgress(title: "Training a selector on \(training.count) example(s) with \(clip.id)")
+        let runtime = services.clip, decoder = services.pngDecoder
+        let (train, validation, images) = try await context.compute { flag in
+            let scenes = try SceneFeatures.prepare(training + (held ?? []), clip: clip, runtime: runtime, decoder: decoder, cancellation: flag)
+            let all = try scenes.examples(for: training, field: "params.examples")
+            if let held { return (all, try scenes.examples(for: held, field: "params.validation"), scenes.count) }
+            let split = SceneFeatures.holdOut(training, fraction: fraction, seed: configuration.seed)
+            guard !split.isEmpty, split.count < training.count else {
+                throw RPCError.invalidParams("params.examples: too few images to hold out \(fraction) of them; give params.validation")
+            }
+            return (all.indices.filter { !split.contains($0) }.map { all[$0] }, split.sorted().map { all[$0] }, scenes.count)
+        }
+        let start = SelectionHead.identity(width: clip.model.embedDim, logitScale: clip.model.logitScale)
+        let outcome = try await context.compute { flag in
+            try SelectorTrainer(configuration: configuration).train(from: start, training: train, validation: validation, onStep: { step in
+                context.sendPartialFromComputeThread(SelectorTrainStep(
+                    step: step.step, totalSteps: configuration.steps, loss: step.loss, validationLoss: step.validationLoss,
+                    validationTopCell: step.validationTopCell, temperature: step.temperature))
+                let message = "step \(step.step)/\(configuration.steps): loss \(step.loss)"
+                Task { await progress.report(fraction: Double(step.step) / Double(configuration.steps), message: message) }
+            }, shouldCancel: { flag.isCancelled })
+        }
+        var result = SelectorTrainResult(
+            clip: clip.id, trainExamples: train.count, validationExamples: validation.count, images: images, stepsRun: outcome.stepsRun,
+            bestStep: outcome.bestStep, initialValidationLoss: outcome.initialValidationLoss, bestValidationLoss: outcome.bestValidationLoss,
+            temperature: exp(-outcome.best.logScale), cancelled: outcome.cancelled, savedTo: nil, seconds: 0)
+        if let saveURL {
+            struct Details: Encodable { let configuration: SelectorTrainingConfiguration; let result: SelectorTrainResult }
+            let details = String(decoding: try JSONCoding.encode(Details(configuration: configuration, result: result)), as: UTF8.self)
+            let saved = SavedSelector(head: outcome.best, clipIdentity: try ModelIdentity.of(clip), clipName: clip.id, details: details)
+            do { try saved.save(to: saveURL) } catch {
+                await progress.end(message: "trained, but not saved")
+                throw RPCError(code: ErrorCode.invalidParams, message: "params.saveAs: could not save the selector (\(error)); the result is in error.data",
+                               data: (try? JSONCoding.value(of: result)) ?? .null)
+            }
+            result.savedTo = saveURL.path
+        }
+        result.seconds = (ContinuousClock.now - started).seconds
+        await progress.end(message: "best validation loss \(outcome.bestValidationLoss) at step \(outcome.bestStep)")
+        if outcome.cancelled {
+            throw RPCError(code: ErrorCode.requestCancelled, message: "request cancelled; the best state so far is in error.data"
+                           + (result.savedTo == nil ? "" : " and was saved"), data: (try? JSONCoding.value(of: result)) ?? .null)
+        }
+        return result
+    }
+
+    table.register(SelectorEvaluateRequest.self) { params, context in
+        let started = ContinuousClock.now
+        let clip = try await services.clipModel(params.clip)
+        let head = try params.selector.map { try services.selector(named: $0, for: clip, field: "params.selector") }
+        let mass = params.mass ?? 0.5
+        guard mass > 0, mass <= 1 else { throw RPCError.invalidParams("params.mass: expected a number in (0, 1]") }
+        let lines = try SelectionExampleFile.read(params.examples, field: "params.examples")
+        if let bad = lines.first(where: { $0.box == nil }) {
+            throw RPCError.invalidParams("params.examples: line \(bad.line): evaluation needs a box")
+        }
+        let progress = await context.beginProgress(title: "Evaluating selection on \(lines.count) queries with \(clip.id)")
+        let runtime = services.clip, decoder = services.pngDecoder
+        return try await context.compute { flag in
+            let scenes = try SceneFeatures.prepare(lines, clip: clip, runtime: runtime, decoder: decoder, cancellation: flag)
+            var plain = FigureTally(), learned = FigureTally(), images = Set<String>()
+            func report() -> SelectorEvaluation {
+                SelectorEvaluation(clip: clip.id, selector: params.selector, queries: plain.count, images: images.count,
+                                   similarity: plain.figures, learned: head == nil ? nil : learned.figures,
+                                   seconds: (ContinuousClock.now - started).seconds)
+            }
+            for (number, line) in lines.enumerated() {
+                try flag.check()
+                let scene = scenes.scene(line.image), box = line.box!, text = scenes.text(line.text)
+                plain.add(scene.similarityMap(textEmbedding: text).scores, scene: scene, box: box, mass: mass)
+                if let head { learned.add(head.map(of: text, on: scene).scores, scene: scene, box: box, mass: mass) }
+                images.insert(line.image)
+                if (number + 1) % 200 == 0 {
+                    context.sendPartialFromComputeThread(report())
+                    Task { await progress.report(fraction: Double(number + 1) / Double(lines.count), message: "\(number + 1) queries") }
+                }
+            }
+            Task { await progress.end(message: "\(lines.count) queries") }
+            return report()
+        }
+    }
+}
+
+extension SavedSelector {
+    /// The head's map of a text over an image's cells, as an attribution map.
+    func map(of textEmbedding: [Float], on scene: Attributor) -> AttributionMap {
+        AttributionMap(gridHeight: scene.gridHeight, gridWidth: scene.gridWidth, scores: head.map(cells: scene.cells, text: textEmbedding),
+                       normalization: "selector(T=\(exp(-head.logScale)))")
+    }
+}
+
+/// Pointing hits and box IoUs, summed as the queries come.
+struct FigureTally {
+    private(set) var count = 0
+    private var hits = 0, iou = 0.0
+
+    mutating func add(_ scores: [Float], scene: Attributor, box: PixelRect, mass: Float) {
+        let rects = SceneFeatures.cellRects(scene)
+        hits += SelectionMetrics.pointsInto(scores, cells: rects, box: box) ? 1 : 0
+        let chosen = scene.pixelBox(of: Attribution.smallestBox(scores, gridHeight: scene.gridHeight, gridWidth: scene.gridWidth, fraction: mass))
+        iou += PixelRect(x: chosen.x, y: chosen.y, width: chosen.width, height: chosen.height).iou(box)
+        count += 1
+    }
+
+    var figures: SelectionFigures {
+        SelectionFigures(pointing: count == 0 ? 0 : Double(hits) / Double(count), meanIoU: count == 0 ? 0 : iou / Double(count))
+    }
+}
+
+/// One line of an examples file: an image (an absolute path), a query, and its box or target map.
+struct SelectionExampleLine: Sendable {
+    let line: Int
+    let image: String
+    let text: String
+    let box: PixelRect?
+    let map: [Float]?
+}
+
+enum SelectionExampleFile {
+    private struct Line: Decodable {
+        let image: String
+        let text: String
+        let box: [Int]?
+        let map: [Float]?
+    }
+
+    /// Reads and checks every line (image paths are relative to the file) before anything is computed.
+    static func read(_ path: String, field: String) throws -> [SelectionExampleLine] {
+        let url = URL(fileURLWithPath: path)
+        let text: String
+        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
+            throw RPCError(code: ErrorCode.datasetUnreadable, message: "\(field): cannot read \(path): \(error.localizedDescription)")
+        }
+        let directory = url.deletingLastPathComponent()
+        var lines: [SelectionExampleLine] = []
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let number = index + 1
+            guard !raw.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
+            let line: Line
+            do { line = try JSONDecoder().decode(Line.self, from: Data(raw.utf8)) } catch {
+                throw RPCError.invalidParams("\(field): line \(number): expected {\"image\", \"text\", \"box\" or \"map\"} (\(error))")
+            }
+            guard !line.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                throw RPCError.invalidParams("\(field): line \(number): the text is empty")
+            }
+            guard (line.box == nil) != (line.map == nil) else {
+                throw RPCError.invalidParams("\(field): line \(number): expected exactly one of \"box\" and \"map\"")
+            }
+            var box: PixelRect?
+            if let b = line.box {
+                guard b.count == 4, b[2] > 0, b[3] > 0, b[0] >= 0, b[1] >= 0 else {
+                    throw RPCError.invalidParams("\(field): line \(number): box must be [x, y, width, height] with x, y ≥ 0 and width, height ≥ 1")
+                }
+                box = PixelRect(x: b[0], y: b[1], width: b[2], height: b[3])
+            }
+            let image = line.image.hasPrefix("/") ? line.image : directory.appendingPathComponent(line.image).path
+            lines.append(SelectionExampleLine(line: number, image: image, text: line.text, box: box, map: line.map))
+        }
+        guard !lines.isEmpty else { throw RPCError.invalidParams("\(field): \(path) holds no examples") }
+        return lines
+    }
+}
+
+/// The frozen features an examples file needs: each distinct image's cells (through the reasoning
+/// feature cache) and each distinct text's embedding (through the text cache).
+struct SceneFeatures: Sendable {
+    private let scenes: [String: Attributor]
+    private let texts: [String: [Float]]
+    var count: Int { scenes.count }
+
+    func scene(_ path: String) -> Attributor { scenes[path]! }
+    func text(_ text: String) -> [Float] { texts[text]! }
+
+    /// Reads every image first and checks every box against its image, then encodes.
+    static func prepare(_ lines: [SelectionExampleLine], clip: LoadedCLIP, runtime: CLIPRuntime, decoder: PNGDecoder,
+                        cancellation: CancellationFlag) throws -> SceneFeatures {
+        var images: [String: RGBImage] = [:]
+        for line in lines where images[line.image] == nil {
+            do { images[line.image] = try decoder.decode(contentsOf: line.image) } catch {
+                throw RPCError(code: ErrorCode.imageUnreadable, message: "line \(line.line): \(line.image): \(error)")
+            }
+        }
+        for line in lines {
+            let image = images[line.image]!
+            if let box = line.box, box.x + box.width > image.width || box.y + box.height > image.height {
+                throw RPCError.invalidParams("line \(line.line): box [\(box.x), \(box.y), \(box.width), \(box.height)] lies outside the "
+                                             + "\(image.width)x\(image.height) image \(line.image)")
+            }
+        }
+        var configuration = ReasoningConfiguration()
+        configuration.selection = .off
+        var scenes: [String: Attributor] = [:]
+        for (path, image) in images {
+            try cancellation.check()
+            let features = try runtime.reasoningFeatures(of: image, imageId: CLIPRuntime.imageId(for: image), clip: clip, cancellation: cancellation)
+            scenes[path] = try Attributor(clip: clip.model, preprocessing: clip.preprocessing, image: image, features: features,
+                                          configuration: configuration)
+        }
+        let distinct = Array(Set(lines.map(\.text)))
+        let embeddings = try runtime.embed(prompts: distinct, with: clip, cancellation: cancellation)
+        return SceneFeatures(scenes: scenes, texts: Dictionary(uniqueKeysWithValues: zip(distinct, embeddings)))
+    }
+
+    /// The pixel rectangles of a scene's cells, row-major.
+    static func cellRects(_ scene: Attributor) -> [PixelRect] {
+        (0..<scene.gridHeight * scene.gridWidth).map { cell in
+            let box = scene.pixelBox(of: GridBox(row: cell / scene.gridWidth, column: cell % scene.gridWidth, rows: 1, columns: 1))
+            return PixelRect(x: box.x, y: box.y, width: box.width, height: box.height)
+        }
+    }
+
+    /// Training examples, with each box or map turned into the target distribution over the cells.
+    func examples(for lines: [SelectionExampleLine], field: String) throws -> [SelectionExample] {
+        try lines.map { line in
+            let scene = scene(line.image), cells = scene.gridHeight * scene.gridWidth
+            let target: [Float]?
+            if let box = line.box {
+                target = SelectionTargets.fromBox(box, cells: Self.cellRects(scene))
+                guard target != nil else { throw RPCError.invalidParams("\(field): line \(line.line): the box lies outside the part of the image the model sees") }
+            } else {
+                target = SelectionTargets.fromMap(line.map!, cellCount: cells)
+                guard target != nil else {
+                    throw RPCError.invalidParams("\(field): line \(line.line): map must hold \(cells) non-negative values (the \(scene.gridHeight)x\(scene.gridWidth) grid), not all zero")
+                }
+            }
+            return SelectionExample(cells: scene.cells, text: text(line.text), target: target!)
+        }
+    }
+
+    /// The indices of the lines whose images are held out: a seeded draw of `fraction` of the distinct images.
+    static func holdOut(_ lines: [SelectionExampleLine], fraction: Float, seed: UInt64) -> Set<Int> {
+        var order = Array(Set(lines.map(\.image))).sorted()
+        var generator = SplitMix64(seed: seed)
+        order.shuffle(using: &generator)
+        let held = Set(order.prefix(Int((Float(order.count) * fraction).rounded(.up))))
+        return Set(lines.indices.filter { held.contains(lines[$0].image) })
+    }
+}
+
+/// The engine's configuration from the wire params, checked here with errors naming the field.
+func selectorConfiguration(_ p: SelectorTrainParams) throws -> SelectorTrainingConfiguration {
+    var c = SelectorTrainingConfiguration()
+    if let v = p.steps { guard v >= 1 else { throw RPCError.invalidParams("params.steps: expected an integer ≥ 1") }; c.steps = v }
+    if let v = p.learningRate {
+        guard v > 0, v.isFinite else { throw RPCError.invalidParams("params.learningRate: expected a positive number") }
+        c.learningRate = v
+    }
+    if let v = p.batchSize { guard v >= 0 else { throw RPCError.invalidParams("params.batchSize: expected 0 (all) or more") }; c.batchSize = v }
+    if let v = p.validateEvery {
+        guard v >= 1 else { throw RPCError.invalidParams("params.validateEvery: expected an integer ≥ 1") }
+        c.validateEvery = v
+    }
+    if let v = p.seed { c.seed = v }
+    return c
+}
+
+extension ModelIdentity {
+    private static let known = Mutex<[String: String]>([:])
+
+    /// The SHA-256 of a loaded CLIP model's weights file, computed once per path.
+    static func of(_ clip: LoadedCLIP) throws -> String {
+        if let identity = known.withLock({ $0[clip.path] }) { return identity }
+        let identity = try ofFile(URL(fileURLWithPath: clip.path).appendingPathComponent(CLIPModel.weightsFileName))
+        known.withLock { $0[clip.path] = identity }
+        return identity
+    }
+}
+
+extension Services {
+    /// Selectors are saved beside learned prompts, as `<name>.selector.safetensors`.
+    func selectorURL(name: String, field: String) throws -> URL {
+        try learnedPromptURL(name: name + ".selector", field: field)
+    }
+
+    /// A saved selector, checked against the CLIP model it is about to be used with.
+    func selector(named name: String, for clip: LoadedCLIP, field: String) throws -> SavedSelector {
+        let url = try selectorURL(name: name, field: field)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw RPCError.invalidParams("\(field): no selector named '\(name)' (selector/train saves them with saveAs)")
+        }
+        let saved = try SavedSelector.load(from: url)
+        guard saved.clipIdentity == (try ModelIdentity.of(clip)), saved.head.width == clip.model.embedDim else {
+            throw RPCError.invalidParams("\(field): selector '\(name)' was trained for another CLIP model ('\(saved.clipName)', weights "
+                                         + "sha256 \(saved.clipIdentity.prefix(12))…), not '\(clip.id)'")
+        }
+        return saved
+    }
+}
