@@ -32,7 +32,8 @@ func registerSelectorHandlers(_ table: inout HandlerTable, services: Services) {
         let progress = await context.beginProgress(title: "Training a selector on \(training.count) example(s) with \(clip.id)")
         let runtime = services.clip, decoder = services.pngDecoder
         let (train, validation, images) = try await context.compute { flag in
-            let scenes = try SceneFeatures.prepare(training + (held ?? []), clip: clip, runtime: runtime, decoder: decoder, cancellation: flag)
+            let scenes = try SceneFeatures.prepare(training + (held ?? []), cropGrid: configuration.cropGrid, clip: clip, runtime: runtime,
+                                                   decoder: decoder, cancellation: flag)
             let all = try scenes.examples(for: training, field: "params.examples")
             if let held { return (all, try scenes.examples(for: held, field: "params.validation"), scenes.count) }
             let split = SceneFeatures.holdOut(training, fraction: fraction, seed: configuration.seed)
@@ -58,7 +59,8 @@ func registerSelectorHandlers(_ table: inout HandlerTable, services: Services) {
         if let saveURL {
             struct Details: Encodable { let configuration: SelectorTrainingConfiguration; let result: SelectorTrainResult }
             let details = String(decoding: try JSONCoding.encode(Details(configuration: configuration, result: result)), as: UTF8.self)
-            let saved = SavedSelector(head: outcome.best, clipIdentity: try ModelIdentity.of(clip), clipName: clip.id, details: details)
+            let saved = SavedSelector(head: outcome.best, clipIdentity: try ModelIdentity.of(clip), clipName: clip.id,
+                                      cropGrid: configuration.cropGrid, details: details)
             do { try saved.save(to: saveURL) } catch {
                 await progress.end(message: "trained, but not saved")
                 throw RPCError(code: ErrorCode.invalidParams, message: "params.saveAs: could not save the selector (\(error)); the result is in error.data",
@@ -88,7 +90,8 @@ func registerSelectorHandlers(_ table: inout HandlerTable, services: Services) {
         let progress = await context.beginProgress(title: "Evaluating selection on \(lines.count) queries with \(clip.id)")
         let runtime = services.clip, decoder = services.pngDecoder
         return try await context.compute { flag in
-            let scenes = try SceneFeatures.prepare(lines, clip: clip, runtime: runtime, decoder: decoder, cancellation: flag)
+            let scenes = try SceneFeatures.prepare(lines, cropGrid: head?.cropGrid ?? 0, clip: clip, runtime: runtime, decoder: decoder,
+                                                   cancellation: flag)
             var plain = FigureTally(), learned = FigureTally(), images = Set<String>()
             func report() -> SelectorEvaluation {
                 SelectorEvaluation(clip: clip.id, selector: params.selector, queries: plain.count, images: images.count,
@@ -97,9 +100,12 @@ func registerSelectorHandlers(_ table: inout HandlerTable, services: Services) {
             }
             for (number, line) in lines.enumerated() {
                 try flag.check()
-                let scene = scenes.scene(line.image), box = line.box!, text = scenes.text(line.text)
-                plain.add(scene.similarityMap(textEmbedding: text).scores, scene: scene, box: box, mass: mass)
-                if let head { learned.add(head.map(of: text, on: scene).scores, scene: scene, box: box, mass: mass) }
+                let box = line.box!, text = scenes.text(line.text), dense = SelectorCells(scenes.scene(line.image))
+                plain.add(scenes.scene(line.image).similarityMap(textEmbedding: text).scores, on: dense, box: box, mass: mass)
+                if let head {
+                    let cells = scenes.cells(line.image)
+                    learned.add(head.head.map(cells: cells.cells, text: text), on: cells, box: box, mass: mass)
+                }
                 images.insert(line.image)
                 if (number + 1) % 200 == 0 {
                     context.sendPartialFromComputeThread(report())
@@ -125,16 +131,52 @@ struct FigureTally {
     private(set) var count = 0
     private var hits = 0, iou = 0.0
 
-    mutating func add(_ scores: [Float], scene: Attributor, box: PixelRect, mass: Float) {
-        let rects = SceneFeatures.cellRects(scene)
-        hits += SelectionMetrics.pointsInto(scores, cells: rects, box: box) ? 1 : 0
-        let chosen = scene.pixelBox(of: Attribution.smallestBox(scores, gridHeight: scene.gridHeight, gridWidth: scene.gridWidth, fraction: mass))
-        iou += PixelRect(x: chosen.x, y: chosen.y, width: chosen.width, height: chosen.height).iou(box)
+    mutating func add(_ scores: [Float], on cells: SelectorCells, box: PixelRect, mass: Float) {
+        hits += SelectionMetrics.pointsInto(scores, cells: cells.rects, box: box) ? 1 : 0
+        let chosen = Attribution.smallestBox(scores, gridHeight: cells.gridHeight, gridWidth: cells.gridWidth, fraction: mass)
+        iou += cells.rect(of: chosen).iou(box)
         count += 1
     }
 
     var figures: SelectionFigures {
         SelectionFigures(pointing: count == 0 ? 0 : Double(hits) / Double(count), meanIoU: count == 0 ? 0 : iou / Double(count))
+    }
+}
+
+/// The cells a selection head scores, with their places in the image: the model's dense cells, or
+/// the pooled embeddings of a grid of crops.
+struct SelectorCells: Sendable {
+    let gridHeight: Int, gridWidth: Int
+    /// L2-normalised, row-major.
+    let cells: [[Float]]
+    let rects: [PixelRect]
+
+    init(_ scene: Attributor) {
+        (gridHeight, gridWidth, cells) = (scene.gridHeight, scene.gridWidth, scene.cells)
+        rects = (0..<scene.gridHeight * scene.gridWidth).map { cell in
+            let box = scene.pixelBox(of: GridBox(row: cell / scene.gridWidth, column: cell % scene.gridWidth, rows: 1, columns: 1))
+            return PixelRect(x: box.x, y: box.y, width: box.width, height: box.height)
+        }
+    }
+
+    /// A `grid`×`grid` tiling of the image (integer bounds), each tile through the image tower's
+    /// pooled embedding (through the image cache).
+    init(crops grid: Int, of image: RGBImage, clip: LoadedCLIP, runtime: CLIPRuntime, cancellation: CancellationFlag) throws {
+        (gridHeight, gridWidth) = (grid, grid)
+        rects = (0..<grid * grid).map { cell in
+            let (row, column) = (cell / grid, cell % grid)
+            let x = column * image.width / grid, y = row * image.height / grid
+            return PixelRect(x: x, y: y, width: (column + 1) * image.width / grid - x, height: (row + 1) * image.height / grid - y)
+        }
+        let crops = try rects.map { try image.cropped(x: $0.x, y: $0.y, width: $0.width, height: $0.height) }
+        cells = try runtime.embed(crops.map { (CLIPRuntime.imageId(for: $0), $0) }, with: clip, cancellation: cancellation)
+            .map { l2Normalized($0.embedding) }
+    }
+
+    /// The pixels of a box of cells.
+    func rect(of box: GridBox) -> PixelRect {
+        let first = rects[box.row * gridWidth + box.column], last = rects[(box.row + box.rows - 1) * gridWidth + box.column + box.columns - 1]
+        return PixelRect(x: first.x, y: first.y, width: last.x + last.width - first.x, height: last.y + last.height - first.y)
     }
 }
 
@@ -196,14 +238,17 @@ enum SelectionExampleFile {
 /// feature cache) and each distinct text's embedding (through the text cache).
 struct SceneFeatures: Sendable {
     private let scenes: [String: Attributor]
+    private let crops: [String: SelectorCells]
     private let texts: [String: [Float]]
     var count: Int { scenes.count }
 
     func scene(_ path: String) -> Attributor { scenes[path]! }
     func text(_ text: String) -> [Float] { texts[text]! }
+    /// The cells the selector scores: the crops' when a crop grid was asked for, else the dense cells.
+    func cells(_ path: String) -> SelectorCells { crops[path] ?? SelectorCells(scene(path)) }
 
     /// Reads every image first and checks every box against its image, then encodes.
-    static func prepare(_ lines: [SelectionExampleLine], clip: LoadedCLIP, runtime: CLIPRuntime, decoder: PNGDecoder,
+    static func prepare(_ lines: [SelectionExampleLine], cropGrid: Int, clip: LoadedCLIP, runtime: CLIPRuntime, decoder: PNGDecoder,
                         cancellation: CancellationFlag) throws -> SceneFeatures {
         var images: [String: RGBImage] = [:]
         for line in lines where images[line.image] == nil {
@@ -220,33 +265,28 @@ struct SceneFeatures: Sendable {
         }
         var configuration = ReasoningConfiguration()
         configuration.selection = .off
-        var scenes: [String: Attributor] = [:]
+        var scenes: [String: Attributor] = [:], crops: [String: SelectorCells] = [:]
         for (path, image) in images {
             try cancellation.check()
             let features = try runtime.reasoningFeatures(of: image, imageId: CLIPRuntime.imageId(for: image), clip: clip, cancellation: cancellation)
             scenes[path] = try Attributor(clip: clip.model, preprocessing: clip.preprocessing, image: image, features: features,
                                           configuration: configuration)
+            if cropGrid > 0 {
+                crops[path] = try SelectorCells(crops: cropGrid, of: image, clip: clip, runtime: runtime, cancellation: cancellation)
+            }
         }
         let distinct = Array(Set(lines.map(\.text)))
         let embeddings = try runtime.embed(prompts: distinct, with: clip, cancellation: cancellation)
-        return SceneFeatures(scenes: scenes, texts: Dictionary(uniqueKeysWithValues: zip(distinct, embeddings)))
-    }
-
-    /// The pixel rectangles of a scene's cells, row-major.
-    static func cellRects(_ scene: Attributor) -> [PixelRect] {
-        (0..<scene.gridHeight * scene.gridWidth).map { cell in
-            let box = scene.pixelBox(of: GridBox(row: cell / scene.gridWidth, column: cell % scene.gridWidth, rows: 1, columns: 1))
-            return PixelRect(x: box.x, y: box.y, width: box.width, height: box.height)
-        }
+        return SceneFeatures(scenes: scenes, crops: crops, texts: Dictionary(uniqueKeysWithValues: zip(distinct, embeddings)))
     }
 
     /// Training examples, with each box or map turned into the target distribution over the cells.
     func examples(for lines: [SelectionExampleLine], field: String) throws -> [SelectionExample] {
         try lines.map { line in
-            let scene = scene(line.image), cells = scene.gridHeight * scene.gridWidth
+            let scene = cells(line.image), cells = scene.gridHeight * scene.gridWidth
             let target: [Float]?
             if let box = line.box {
-                target = SelectionTargets.fromBox(box, cells: Self.cellRects(scene))
+                target = SelectionTargets.fromBox(box, cells: scene.rects)
                 guard target != nil else { throw RPCError.invalidParams("\(field): line \(line.line): the box lies outside the part of the image the model sees") }
             } else {
                 target = SelectionTargets.fromMap(line.map!, cellCount: cells)
@@ -282,6 +322,12 @@ func selectorConfiguration(_ p: SelectorTrainParams) throws -> SelectorTrainingC
         c.validateEvery = v
     }
     if let v = p.seed { c.seed = v }
+    if let v = p.cropGrid {
+        guard (0...SelectorTrainingConfiguration.maximumCropGrid).contains(v) else {
+            throw RPCError.invalidParams("params.cropGrid: expected an integer in 0...\(SelectorTrainingConfiguration.maximumCropGrid)")
+        }
+        c.cropGrid = v
+    }
     return c
 }
 
@@ -313,6 +359,16 @@ extension Services {
         guard saved.clipIdentity == (try ModelIdentity.of(clip)), saved.head.width == clip.model.embedDim else {
             throw RPCError.invalidParams("\(field): selector '\(name)' was trained for another CLIP model ('\(saved.clipName)', weights "
                                          + "sha256 \(saved.clipIdentity.prefix(12))…), not '\(clip.id)'")
+        }
+        return saved
+    }
+
+    /// A saved selector whose maps lie on the model's own cells (what `attribute` reports).
+    func denseSelector(named name: String, for clip: LoadedCLIP, field: String) throws -> SavedSelector {
+        let saved = try selector(named: name, for: clip, field: field)
+        guard saved.cropGrid == 0 else {
+            throw RPCError.invalidParams("\(field): selector '\(name)' scores a \(saved.cropGrid)x\(saved.cropGrid) grid of crops, not the "
+                                         + "model's cells that attribute maps; evaluate it with selector/evaluate")
         }
         return saved
     }

@@ -27,7 +27,7 @@ func registerTextAndAttributionHandlers(_ table: inout HandlerTable, services: S
         let clip = try await services.clipModel(params.clip)
         let texts = try indexedTexts(params.texts)
         let configuration = try attributionConfiguration(params, texts: texts.count)
-        let selector = try params.selector.map { try services.selector(named: $0, for: clip, field: "params.selector") }
+        let selector = try params.selector.map { try services.denseSelector(named: $0, for: clip, field: "params.selector") }
         guard let input = try services.decodeImages([params.image]).first, let image = input.image else {
             throw RPCError.invalidParams("params.image: expected a 'path' or 'png' (the pixels are needed to place the cells)")
         }

@@ -6,16 +6,18 @@ import VLMTensor
 ///
 /// File layout: a safetensors file with tensors "bilinear" (F32 [D, D]) and "log_scale" (F32 [1]);
 /// `__metadata__` holds format/version, `clip_identity` (the SHA-256 of the CLIP weights file),
-/// `clip_name` (informative only), and the training configuration and figures as JSON.
+/// `clip_name` (informative only), `crop_grid` and the training configuration and figures as JSON.
 public struct SavedSelector: Sendable {
     public var head: SelectionHead
     public var clipIdentity: String
     public var clipName: String
+    /// 0: the head scores the model's dense cells; G: the pooled embeddings of a G×G grid of crops.
+    public var cropGrid: Int
     /// Free-form JSON text (the configuration and the training figures), kept as written.
     public var details: String
 
-    public init(head: SelectionHead, clipIdentity: String, clipName: String, details: String) {
-        (self.head, self.clipIdentity, self.clipName, self.details) = (head, clipIdentity, clipName, details)
+    public init(head: SelectionHead, clipIdentity: String, clipName: String, cropGrid: Int, details: String) {
+        (self.head, self.clipIdentity, self.clipName, self.cropGrid, self.details) = (head, clipIdentity, clipName, cropGrid, details)
     }
 
     static let formatName = "vlmd-selector"
@@ -23,7 +25,7 @@ public struct SavedSelector: Sendable {
 
     public func save(to url: URL) throws {
         let metadata = ["format": Self.formatName, "version": Self.formatVersion, "clip_identity": clipIdentity,
-                        "clip_name": clipName, "details": details]
+                        "clip_name": clipName, "crop_grid": String(cropGrid), "details": details]
         try SafeTensorsWriter.write([("bilinear", [head.width, head.width], head.bilinear), ("log_scale", [1], [head.logScale])],
                                     metadata: metadata, to: url)
     }
@@ -43,8 +45,12 @@ public struct SavedSelector: Sendable {
         }
         guard logScale.shape == [1] else { throw invalid("tensor 'log_scale' has shape \(logScale.shape), expected [1]") }
         guard bilinear.storage.allSatisfy(\.isFinite), logScale.storage[0].isFinite else { throw invalid("non-finite parameters") }
+        guard let cropGrid = Int(metadata["crop_grid"] ?? "0"), (0...SelectorTrainingConfiguration.maximumCropGrid).contains(cropGrid) else {
+            throw invalid("metadata crop_grid is not an integer in 0...\(SelectorTrainingConfiguration.maximumCropGrid)")
+        }
         let head = SelectionHead(width: bilinear.shape[0], bilinear: bilinear.storage, logScale: logScale.storage[0])
-        return SavedSelector(head: head, clipIdentity: identity, clipName: metadata["clip_name"] ?? "", details: metadata["details"] ?? "{}")
+        return SavedSelector(head: head, clipIdentity: identity, clipName: metadata["clip_name"] ?? "", cropGrid: cropGrid,
+                             details: metadata["details"] ?? "{}")
     }
 }
 

@@ -10,6 +10,10 @@ public struct SelectorTrainingConfiguration: Sendable, Equatable, Codable {
     /// Validate (and possibly keep the state as the best) every this many steps, and after the last.
     public var validateEvery: Int = 10
     public var seed: UInt64 = 0
+    /// 0: score the model's dense cells; G: score the pooled embeddings of a G×G grid of crops (each
+    /// crop seen at the tower's full resolution, at G² tower passes per image).
+    public var cropGrid: Int = 0
+    public static let maximumCropGrid = 8
     public init() {}
 
     public func validate() throws(SelectionError) {
@@ -17,6 +21,7 @@ public struct SelectorTrainingConfiguration: Sendable, Equatable, Codable {
         guard learningRate > 0, learningRate.isFinite else { throw .invalidInput("learningRate must be a positive number") }
         guard batchSize >= 0 else { throw .invalidInput("batchSize must be 0 (all) or positive") }
         guard validateEvery > 0 else { throw .invalidInput("validateEvery must be at least 1") }
+        guard (0...Self.maximumCropGrid).contains(cropGrid) else { throw .invalidInput("cropGrid must be in 0...\(Self.maximumCropGrid)") }
     }
 }
 

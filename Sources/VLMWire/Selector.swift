@@ -19,15 +19,18 @@ public struct SelectorTrainParams: Codable, Sendable {
     public var batchSize: Int?
     public var validateEvery: Int?
     public var seed: UInt64?
+    /// 0 (default): score the model's dense cells; G: score the pooled embeddings of a G×G grid of crops.
+    public var cropGrid: Int?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
 
     public init(clip: String? = nil, examples: String, validation: String? = nil, validationFraction: Float? = nil,
                 saveAs: String? = nil, steps: Int? = nil, learningRate: Float? = nil, batchSize: Int? = nil,
-                validateEvery: Int? = nil, seed: UInt64? = nil, workDoneToken: RequestID? = nil, partialResultToken: RequestID? = nil) {
+                validateEvery: Int? = nil, seed: UInt64? = nil, cropGrid: Int? = nil, workDoneToken: RequestID? = nil,
+                partialResultToken: RequestID? = nil) {
         self.clip = clip; self.examples = examples; self.validation = validation; self.validationFraction = validationFraction
         self.saveAs = saveAs; self.steps = steps; self.learningRate = learningRate; self.batchSize = batchSize
-        self.validateEvery = validateEvery; self.seed = seed; self.workDoneToken = workDoneToken
+        self.validateEvery = validateEvery; self.seed = seed; self.cropGrid = cropGrid; self.workDoneToken = workDoneToken
         self.partialResultToken = partialResultToken
     }
 }

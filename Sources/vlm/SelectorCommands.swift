@@ -31,6 +31,9 @@ struct TrainSelector: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Random seed for the hold-out draw and the batches.")
     var seed: UInt64 = 0
 
+    @Option(parsing: .unconditional, help: "0: score the model's dense cells; G: score the pooled embeddings of a GxG grid of crops.")
+    var cropGrid: Int?
+
     @Option(help: "Save the selector under this name (attribute --selector NAME, evaluate-selector --selector NAME).")
     var saveAs: String?
 
@@ -44,7 +47,8 @@ struct TrainSelector: AsyncParsableCommand {
         let clipID = try await session.loadCLIP(clip.clip)
         let params = SelectorTrainParams(
             clip: clipID, examples: absolute(examples), validation: validation.map(absolute), validationFraction: validationFraction,
-            saveAs: saveAs, steps: steps, learningRate: learningRate, batchSize: batchSize, seed: seed)
+            saveAs: saveAs, steps: steps, learningRate: learningRate, batchSize: batchSize, seed: seed,
+            cropGrid: cropGrid)
         let json = options.json, quiet = options.quiet
         let result = try await session.send(SelectorTrainRequest.self, params, onPartial: { step in
             if json { Terminal.json(step); return }

@@ -63,11 +63,11 @@ struct PermutedTask {
         defer { try? FileManager.default.removeItem(at: directory) }
         var head = SelectionHead.identity(width: 4, logitScale: 30)
         head.bilinear[3] = 0.5
-        let saved = SavedSelector(head: head, clipIdentity: "abc123", clipName: "demo", details: "{\"steps\":1}")
+        let saved = SavedSelector(head: head, clipIdentity: "abc123", clipName: "demo", cropGrid: 3, details: "{\"steps\":1}")
         let url = directory.appendingPathComponent("s.safetensors")
         try saved.save(to: url)
         let loaded = try SavedSelector.load(from: url)
-        #expect(loaded.head == head && loaded.clipIdentity == "abc123" && loaded.details == "{\"steps\":1}")
+        #expect(loaded.head == head && loaded.clipIdentity == "abc123" && loaded.cropGrid == 3 && loaded.details == "{\"steps\":1}")
         let foreign = directory.appendingPathComponent("f.safetensors")
         try Data("not a safetensors file".utf8).write(to: foreign)
         #expect(throws: SelectionError.self) { try SavedSelector.load(from: foreign) }
