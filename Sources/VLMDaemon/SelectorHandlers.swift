@@ -118,7 +118,37 @@ func registerSelectorHandlers(_ table: inout HandlerTable, services: Services) {
     }
 }
 
+/// The selector a generate-with-visual-selection request names with `select: "learned"` (CLIP path only).
+func learnedSelection(_ p: VisualReasoningParams) throws -> String? {
+    guard p.select == "learned" else {
+        if p.selector != nil { throw RPCError.invalidParams("params.selector: only used with select \"learned\"") }
+        return nil
+    }
+    guard let name = p.selector else { throw RPCError.invalidParams("params.selector: select \"learned\" needs a selector's name") }
+    if p.mmproj != nil { throw RPCError.invalidParams("params.select: \"learned\" needs the CLIP path ('clip'), not 'mmproj'") }
+    return name
+}
+
 extension SavedSelector {
+    /// The region of `image` the head selects for `text`: the smallest box of its cells holding `mass`
+    /// of the head's map.
+    func region(for text: String, image: RGBImage, features: PrecomputedImageFeatures, mass: Float, clip: LoadedCLIP,
+                runtime: CLIPRuntime, cancellation: CancellationFlag) throws -> PixelBox {
+        let query = try runtime.embed(prompts: [text], with: clip, cancellation: cancellation)[0]
+        let cells: SelectorCells
+        if cropGrid > 0 {
+            cells = try SelectorCells(crops: cropGrid, of: image, clip: clip, runtime: runtime, cancellation: cancellation)
+        } else {
+            var configuration = ReasoningConfiguration()
+            configuration.selection = .off
+            cells = SelectorCells(try Attributor(clip: clip.model, preprocessing: clip.preprocessing, image: image, features: features,
+                                                 configuration: configuration))
+        }
+        let scores = head.map(cells: cells.cells, text: query)
+        let box = cells.rect(of: Attribution.smallestBox(scores, gridHeight: cells.gridHeight, gridWidth: cells.gridWidth, fraction: mass))
+        return PixelBox(x: box.x, y: box.y, width: box.width, height: box.height)
+    }
+
     /// The head's map of a text over an image's cells, as an attribution map.
     func map(of textEmbedding: [Float], on scene: Attributor) -> AttributionMap {
         AttributionMap(gridHeight: scene.gridHeight, gridWidth: scene.gridWidth, scores: head.map(cells: scene.cells, text: textEmbedding),

@@ -69,7 +69,9 @@ public final class VisualReasoner: @unchecked Sendable {
     /// far in the result. `shouldCancel` is checked before every sampled token and between steps.
     ///
     /// - Parameter precomputed: features of `image` the caller cached, to skip encoding it again.
-    public func run(image: RGBImage, question: String, precomputed: PrecomputedImageFeatures? = nil,
+    /// - Parameter selected: a region chosen before reasoning (by a learned selector): it is looked at
+    ///   up front and its evidence joins the initial evidence, so the stages start from it.
+    public func run(image: RGBImage, question: String, precomputed: PrecomputedImageFeatures? = nil, selected: PixelBox? = nil,
                     shouldCancel: () -> Bool = { false },
                     onEvent: (ReasoningEvent) -> Void = { _ in }) throws -> ReasoningResult {
         let start = Date()
@@ -84,6 +86,7 @@ public final class VisualReasoner: @unchecked Sendable {
         do {
             prepared = try frontEnd.prepare(image, precomputed: precomputed, shouldCancel: shouldCancel)
             evidence = try prepared.initialEvidence(shouldCancel: shouldCancel)
+                + (selected.map { [try upFrontLook(at: $0, prepared: prepared, shouldCancel: shouldCancel)] } ?? [])
         } catch let error as ReasoningError {
             throw error
         } catch where shouldCancel() {
@@ -105,6 +108,13 @@ public final class VisualReasoner: @unchecked Sendable {
                 return run.execute()
             }
         }
+    }
+
+    /// The evidence of a crop chosen before any step, reported as a region named "selected".
+    private func upFrontLook(at box: PixelBox, prepared: any PreparedImage, shouldCancel: () -> Bool) throws -> Evidence {
+        var look = try prepared.lookEvidence(at: box, step: 0, shouldCancel: shouldCancel)
+        look.source = .region(name: "selected", box: box)
+        return look
     }
 
     /// The prompt must leave room for every stage's tags and a few tokens of each.

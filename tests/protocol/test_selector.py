@@ -144,3 +144,35 @@ def test_unknown_selectors_and_selectors_of_another_model_are_refused(tmp_path, 
         assert err.value.code == -32602 and "params.steps" in err.value.message
         assert await d.stop() == 0
     run(body(), timeout=300)
+
+
+def test_learned_selection_looks_up_front_and_steps_still_stream_maps(tmp_path, scene_files):
+    """generate-with-visual-selection {select: "learned"}: the region the selector picks for the
+    question (attribute with the same selector and select "box" names it independently of the run)
+    is looked at before the stages, and the steps' attribution maps still stream."""
+    async def body():
+        d = await with_demo_clip(tmp_path)
+        await d.request("models/load", {"kind": "gguf", "path": str(SHARED / "models" / "stories260K.gguf"), "contextLength": 1024})
+        await d.request("selector/train", {"examples": str(scene_files["train"]), "steps": 50, "learningRate": 0.01, "saveAs": "s"})
+        line = json.loads(scene_files["test"].read_text().splitlines()[0])
+        image = {"path": str(scene_files["test"].parent / line["image"])}
+        chosen = await d.request("attribute", {"image": image, "texts": [line["text"]], "selector": "s", "select": "box"})
+        result = await d.request("generate-with-visual-selection", {
+            "clip": d.clip_id, "image": image, "question": line["text"], "select": "learned", "selector": "s",
+            "labels": ["cat", "dog", "ship", "truck"], "regionGrid": [1, 2], "maxSteps": 2, "maxTokensPerStage": 12, "seed": 1,
+            "partialResultToken": "p"})
+        assert result.outcome == "completed"
+        evidence = [v["evidence"] for v in d.progress("p") if v["event"] == "evidence"]
+        selected = [e for e in evidence if e.get("region") == "selected"]
+        assert len(selected) == 1 and selected[0]["source"] == "region"
+        box = chosen.attributions[0].selection.pixelBox
+        assert selected[0]["box"] == {"x": box.x, "y": box.y, "width": box.width, "height": box.height}
+        stages = [v for v in d.progress("p") if v["event"] == "stage"]
+        first_stage = d.progress("p").index(stages[0])
+        assert d.progress("p").index(next(v for v in d.progress("p") if v.get("evidence", {}).get("region") == "selected")) < first_stage
+        assert [v for v in d.progress("p") if v["event"] == "attribution"]
+        with pytest.raises(JsonRpcException) as err:
+            await d.request("generate-with-visual-selection", {"image": image, "question": "what?", "select": "learned"})
+        assert err.value.code == -32602 and "params.selector" in err.value.message
+        assert await d.stop() == 0
+    run(body(), timeout=600)
