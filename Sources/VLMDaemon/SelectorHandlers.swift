@@ -27,54 +27,41 @@ func registerSelectorHandlers(_ table: inout HandlerTable, services: Services) {
         if let saveURL { try checkSavable(saveURL) }
         let training = try SelectionExampleFile.read(params.examples, field: "params.examples")
         let held = try params.validation.map { try SelectionExampleFile.read($0, field: "params.validation") }
-        let fraction = params.validationFraction ?? 0.1
-        guard fraction > 0, fraction < 1 else { throw RPCError.invalidParams("params.validationFraction: expected a number in (0, 1)") }
+        let fraction = try validationFraction(params.validationFraction)
         let progress = await context.beginProgress(title: "Training a selector on \(training.count) example(s) with \(clip.id)")
+        return try await trainSelector(on: training, held: held, fraction: fraction, configuration: configuration, saveURL: saveURL,
+                                       clip: clip, services: services, context: context, progress: progress, started: started)
+    }
+
+    table.register(SelectorDistilRequest.self) { params, context in
+        let started = ContinuousClock.now
+        let clip = try await services.clipModel(params.clip)
+        let lm = try await services.languageModel(params.lm)
+        let configuration = try selectorConfiguration(params.training)
+        let reasoning = try reasoningConfiguration(VisualReasoningParams(
+            image: ImageInput(), question: "", labels: params.labels, regionGrid: params.regionGrid, maxTokensPerStage: params.maxTokensPerStage,
+            seed: params.seed))
+        let saveURL = try params.training.saveAs.map { try services.selectorURL(name: $0, field: "params.saveAs") }
+        if let saveURL { try checkSavable(saveURL) }
+        let questions = try QuestionFile.read(params.training.examples, field: "params.examples")
+        let fraction = try validationFraction(params.training.validationFraction)
+        let progress = await context.beginProgress(title: "Distilling \(questions.count) reasoning run(s) into a selector")
         let runtime = services.clip, decoder = services.pngDecoder
-        let (train, validation, images) = try await context.compute { flag in
-            let scenes = try SceneFeatures.prepare(training + (held ?? []), cropGrid: configuration.cropGrid, clip: clip, runtime: runtime,
-                                                   decoder: decoder, cancellation: flag)
-            let all = try scenes.examples(for: training, field: "params.examples")
-            if let held { return (all, try scenes.examples(for: held, field: "params.validation"), scenes.count) }
-            let split = SceneFeatures.holdOut(training, fraction: fraction, seed: configuration.seed)
-            guard !split.isEmpty, split.count < training.count else {
-                throw RPCError.invalidParams("params.examples: too few images to hold out \(fraction) of them; give params.validation")
+        let recorded = try await withGenerationCaches(3 * lm.model.cacheBytes, registry: services.registry) {
+            try await context.compute { flag in
+                try questions.enumerated().compactMap { number, line in
+                    let map = try reasonedSelection(line, clip: clip, lm: lm, configuration: reasoning, runtime: runtime, decoder: decoder,
+                                                    cancellation: flag)
+                    Task { await progress.report(fraction: 0.5 * Double(number + 1) / Double(questions.count), message: "reasoned \(number + 1)") }
+                    return map.map { SelectionExampleLine(line: line.line, image: line.image, text: line.text, box: nil, map: $0) }
+                }
             }
-            return (all.indices.filter { !split.contains($0) }.map { all[$0] }, split.sorted().map { all[$0] }, scenes.count)
         }
-        let start = SelectionHead.identity(width: clip.model.embedDim, logitScale: clip.model.logitScale)
-        let outcome = try await context.compute { flag in
-            try SelectorTrainer(configuration: configuration).train(from: start, training: train, validation: validation, onStep: { step in
-                context.sendPartialFromComputeThread(SelectorTrainStep(
-                    step: step.step, totalSteps: configuration.steps, loss: step.loss, validationLoss: step.validationLoss,
-                    validationTopCell: step.validationTopCell, temperature: step.temperature))
-                let message = "step \(step.step)/\(configuration.steps): loss \(step.loss)"
-                Task { await progress.report(fraction: Double(step.step) / Double(configuration.steps), message: message) }
-            }, shouldCancel: { flag.isCancelled })
-        }
-        var result = SelectorTrainResult(
-            clip: clip.id, trainExamples: train.count, validationExamples: validation.count, images: images, stepsRun: outcome.stepsRun,
-            bestStep: outcome.bestStep, initialValidationLoss: outcome.initialValidationLoss, bestValidationLoss: outcome.bestValidationLoss,
-            temperature: exp(-outcome.best.logScale), cancelled: outcome.cancelled, savedTo: nil, seconds: 0)
-        if let saveURL {
-            struct Details: Encodable { let configuration: SelectorTrainingConfiguration; let result: SelectorTrainResult }
-            let details = String(decoding: try JSONCoding.encode(Details(configuration: configuration, result: result)), as: UTF8.self)
-            let saved = SavedSelector(head: outcome.best, clipIdentity: try ModelIdentity.of(clip), clipName: clip.id,
-                                      cropGrid: configuration.cropGrid, details: details)
-            do { try saved.save(to: saveURL) } catch {
-                await progress.end(message: "trained, but not saved")
-                throw RPCError(code: ErrorCode.invalidParams, message: "params.saveAs: could not save the selector (\(error)); the result is in error.data",
-                               data: (try? JSONCoding.value(of: result)) ?? .null)
-            }
-            result.savedTo = saveURL.path
-        }
+        guard !recorded.isEmpty else { throw RPCError.invalidParams("params.examples: no reasoning run produced an attribution map") }
+        var result = try await trainSelector(on: recorded, held: nil, fraction: fraction, configuration: configuration, saveURL: saveURL,
+                                             clip: clip, services: services, context: context, progress: progress, started: started)
         result.seconds = (ContinuousClock.now - started).seconds
-        await progress.end(message: "best validation loss \(outcome.bestValidationLoss) at step \(outcome.bestStep)")
-        if outcome.cancelled {
-            throw RPCError(code: ErrorCode.requestCancelled, message: "request cancelled; the best state so far is in error.data"
-                           + (result.savedTo == nil ? "" : " and was saved"), data: (try? JSONCoding.value(of: result)) ?? .null)
-        }
-        return result
+        return SelectorDistilResult(questions: questions.count, recorded: recorded.count, training: result)
     }
 
     table.register(SelectorEvaluateRequest.self) { params, context in
@@ -153,6 +140,114 @@ extension SavedSelector {
     func map(of textEmbedding: [Float], on scene: Attributor) -> AttributionMap {
         AttributionMap(gridHeight: scene.gridHeight, gridWidth: scene.gridWidth, scores: head.map(cells: scene.cells, text: textEmbedding),
                        normalization: "selector(T=\(exp(-head.logScale)))")
+    }
+}
+
+/// Trains a head on lines with boxes or maps (validation: `held`, or `fraction` of the images), saves it
+/// when asked, streams one SelectorTrainStep per step; cancelled: the best state so far, saved, in error.data.
+func trainSelector(on training: [SelectionExampleLine], held: [SelectionExampleLine]?, fraction: Float,
+                   configuration: SelectorTrainingConfiguration, saveURL: URL?, clip: LoadedCLIP, services: Services,
+                   context: RequestContext, progress: ProgressReporter, started: ContinuousClock.Instant) async throws -> SelectorTrainResult {
+    let runtime = services.clip, decoder = services.pngDecoder
+    let (train, validation, images) = try await context.compute { flag in
+        let scenes = try SceneFeatures.prepare(training + (held ?? []), cropGrid: configuration.cropGrid, clip: clip, runtime: runtime,
+                                               decoder: decoder, cancellation: flag)
+        let all = try scenes.examples(for: training, field: "params.examples")
+        if let held { return (all, try scenes.examples(for: held, field: "params.validation"), scenes.count) }
+        let split = SceneFeatures.holdOut(training, fraction: fraction, seed: configuration.seed)
+        guard !split.isEmpty, split.count < training.count else {
+            throw RPCError.invalidParams("params.examples: too few images to hold out \(fraction) of them; give params.validation")
+        }
+        return (all.indices.filter { !split.contains($0) }.map { all[$0] }, split.sorted().map { all[$0] }, scenes.count)
+    }
+    let start = SelectionHead.identity(width: clip.model.embedDim, logitScale: clip.model.logitScale)
+    let outcome = try await context.compute { flag in
+        try SelectorTrainer(configuration: configuration).train(from: start, training: train, validation: validation, onStep: { step in
+            context.sendPartialFromComputeThread(SelectorTrainStep(
+                step: step.step, totalSteps: configuration.steps, loss: step.loss, validationLoss: step.validationLoss,
+                validationTopCell: step.validationTopCell, temperature: step.temperature))
+            let message = "step \(step.step)/\(configuration.steps): loss \(step.loss)"
+            Task { await progress.report(fraction: Double(step.step) / Double(configuration.steps), message: message) }
+        }, shouldCancel: { flag.isCancelled })
+    }
+    var result = SelectorTrainResult(
+        clip: clip.id, trainExamples: train.count, validationExamples: validation.count, images: images, stepsRun: outcome.stepsRun,
+        bestStep: outcome.bestStep, initialValidationLoss: outcome.initialValidationLoss, bestValidationLoss: outcome.bestValidationLoss,
+        temperature: exp(-outcome.best.logScale), cancelled: outcome.cancelled, savedTo: nil, seconds: 0)
+    if let saveURL {
+        struct Details: Encodable { let configuration: SelectorTrainingConfiguration; let result: SelectorTrainResult }
+        let details = String(decoding: try JSONCoding.encode(Details(configuration: configuration, result: result)), as: UTF8.self)
+        let saved = SavedSelector(head: outcome.best, clipIdentity: try ModelIdentity.of(clip), clipName: clip.id,
+                                  cropGrid: configuration.cropGrid, details: details)
+        do { try saved.save(to: saveURL) } catch {
+            await progress.end(message: "trained, but not saved")
+            throw RPCError(code: ErrorCode.invalidParams, message: "params.saveAs: could not save the selector (\(error)); the result is in error.data",
+                           data: (try? JSONCoding.value(of: result)) ?? .null)
+        }
+        result.savedTo = saveURL.path
+    }
+    result.seconds = (ContinuousClock.now - started).seconds
+    await progress.end(message: "best validation loss \(outcome.bestValidationLoss) at step \(outcome.bestStep)")
+    if outcome.cancelled {
+        throw RPCError(code: ErrorCode.requestCancelled, message: "request cancelled; the best state so far is in error.data"
+                       + (result.savedTo == nil ? "" : " and was saved"), data: (try? JSONCoding.value(of: result)) ?? .null)
+    }
+    return result
+}
+
+func validationFraction(_ value: Float?) throws -> Float {
+    let fraction = value ?? 0.1
+    guard fraction > 0, fraction < 1 else { throw RPCError.invalidParams("params.validationFraction: expected a number in (0, 1)") }
+    return fraction
+}
+
+/// The selection a reasoning run made for one question: the mean of its steps' attribution maps (on
+/// the model's cells); nil when no step produced a map.
+func reasonedSelection(_ line: SelectionExampleLine, clip: LoadedCLIP, lm: LoadedLanguageModel, configuration: ReasoningConfiguration,
+                       runtime: CLIPRuntime, decoder: PNGDecoder, cancellation: CancellationFlag) throws -> [Float]? {
+    let image: RGBImage
+    do { image = try decoder.decode(contentsOf: line.image) } catch {
+        throw RPCError(code: ErrorCode.imageUnreadable, message: "line \(line.line): \(line.image): \(error)")
+    }
+    let bank = try runtime.classTemplateEmbeddings(labels: configuration.labelBank, templates: configuration.labelTemplates,
+                                                   clip: clip, cancellation: cancellation)
+    let frontEnd = try CLIPFrontEnd(
+        clip: clip.model, tokenizer: runtime.tokenizer(), preprocessing: clip.preprocessing,
+        classifier: ZeroShotClassifier(classNames: configuration.labelBank, templateEmbeddings: bank), configuration: configuration)
+    let features = try runtime.reasoningFeatures(of: image, imageId: CLIPRuntime.imageId(for: image), clip: clip, cancellation: cancellation)
+    let run = try VisualReasoner(frontEnd: frontEnd, languageModel: lm.model, configuration: configuration)
+        .run(image: image, question: line.text, precomputed: features, shouldCancel: { cancellation.isCancelled })
+    try cancellation.check()
+    let maps = run.steps.compactMap { $0.attribution?.map.scores }
+    guard let first = maps.first else { return nil }
+    return maps.dropFirst().reduce(first) { sum, map in zip(sum, map).map(+) }.map { $0 / Float(maps.count) }
+}
+
+/// A JSON-lines file of {image, question} lines (image paths relative to the file), for selector/distil.
+enum QuestionFile {
+    private struct Line: Decodable { let image: String; let question: String }
+
+    static func read(_ path: String, field: String) throws -> [SelectionExampleLine] {
+        let url = URL(fileURLWithPath: path)
+        let text: String
+        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
+            throw RPCError(code: ErrorCode.datasetUnreadable, message: "\(field): cannot read \(path): \(error.localizedDescription)")
+        }
+        var lines: [SelectionExampleLine] = []
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+        where !raw.trimmingCharacters(in: .whitespaces).isEmpty {
+            let line: Line
+            do { line = try JSONDecoder().decode(Line.self, from: Data(raw.utf8)) } catch {
+                throw RPCError.invalidParams("\(field): line \(index + 1): expected {\"image\", \"question\"} (\(error))")
+            }
+            guard !line.question.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                throw RPCError.invalidParams("\(field): line \(index + 1): the question is empty")
+            }
+            let image = line.image.hasPrefix("/") ? line.image : url.deletingLastPathComponent().appendingPathComponent(line.image).path
+            lines.append(SelectionExampleLine(line: index + 1, image: image, text: line.question, box: nil, map: nil))
+        }
+        guard !lines.isEmpty else { throw RPCError.invalidParams("\(field): \(path) holds no questions") }
+        return lines
     }
 }
 

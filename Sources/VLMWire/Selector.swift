@@ -131,3 +131,60 @@ public enum SelectorEvaluateRequest: StreamingRequestType {
     public typealias Result = SelectorEvaluation
     public typealias Partial = SelectorEvaluation
 }
+
+/// selector/distil: reasoning runs over {image, question} lines, their steps' maps averaged into one
+/// target per question, and a head trained to predict it from the question alone.
+public struct SelectorDistilParams: Codable, Sendable {
+    public var clip: String?
+    /// The GGUF language model that reasons; optional when exactly one is loaded.
+    public var lm: String?
+    /// A JSON-lines file of {"image", "question"}; image paths relative to the file.
+    public var examples: String
+    public var saveAs: String?
+    public var steps: Int?
+    public var learningRate: Float?
+    public var batchSize: Int?
+    public var validateEvery: Int?
+    public var validationFraction: Float?
+    /// Seeds the reasoning runs' sampling, the hold-out draw and the batches.
+    public var seed: UInt64?
+    /// Reasoning settings, as in generate-with-visual-selection.
+    public var labels: [String]?
+    public var regionGrid: [Int]?
+    public var maxTokensPerStage: Int?
+    public var workDoneToken: RequestID?
+    public var partialResultToken: RequestID?
+
+    public init(clip: String? = nil, lm: String? = nil, examples: String, saveAs: String? = nil, steps: Int? = nil,
+                learningRate: Float? = nil, batchSize: Int? = nil, validateEvery: Int? = nil, validationFraction: Float? = nil,
+                seed: UInt64? = nil, labels: [String]? = nil, regionGrid: [Int]? = nil, maxTokensPerStage: Int? = nil,
+                workDoneToken: RequestID? = nil, partialResultToken: RequestID? = nil) {
+        self.clip = clip; self.lm = lm; self.examples = examples; self.saveAs = saveAs; self.steps = steps
+        self.learningRate = learningRate; self.batchSize = batchSize; self.validateEvery = validateEvery
+        self.validationFraction = validationFraction; self.seed = seed; self.labels = labels; self.regionGrid = regionGrid
+        self.maxTokensPerStage = maxTokensPerStage; self.workDoneToken = workDoneToken; self.partialResultToken = partialResultToken
+    }
+
+    /// The training half, as selector/train takes it.
+    public var training: SelectorTrainParams {
+        SelectorTrainParams(clip: clip, examples: examples, validationFraction: validationFraction, saveAs: saveAs, steps: steps,
+                            learningRate: learningRate, batchSize: batchSize, validateEvery: validateEvery, seed: seed)
+    }
+}
+
+public struct SelectorDistilResult: Codable, Sendable {
+    /// Questions reasoned about, and how many runs produced at least one attribution map.
+    public var questions: Int
+    public var recorded: Int
+    public var training: SelectorTrainResult
+    public init(questions: Int, recorded: Int, training: SelectorTrainResult) {
+        self.questions = questions; self.recorded = recorded; self.training = training
+    }
+}
+
+public enum SelectorDistilRequest: StreamingRequestType {
+    public static let method = "selector/distil"
+    public typealias Params = SelectorDistilParams
+    public typealias Result = SelectorDistilResult
+    public typealias Partial = SelectorTrainStep
+}

@@ -116,3 +116,47 @@ func renderSelectorEvaluation(_ r: SelectorEvaluation) -> String {
     if let learned = r.learned { lines.append(row("selector \(r.selector ?? "")", learned)) }
     return lines.joined(separator: "\n")
 }
+
+struct DistilSelector: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "distil-selector",
+        abstract: "Reason about {image, question} lines with a GGUF model and CLIP, then train a selector on the steps' maps.")
+
+    @OptionGroup var options: DaemonOptions
+    @OptionGroup var clip: CLIPOptions
+
+    @Argument(help: "JSON lines: {\"image\", \"question\"}.")
+    var questions: String
+
+    @Option(help: "The GGUF language model that reasons.")
+    var lm: String
+
+    @Option(parsing: .unconditional, help: "Context length for the language model.")
+    var contextLength: Int?
+
+    @Option(parsing: .unconditional, help: "Optimiser (Adam) steps.")
+    var steps = 300
+
+    @Option(parsing: .unconditional, help: "Random seed for the runs, the hold-out draw and the batches.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Save the selector under this name.")
+    var saveAs: String?
+
+    func run() async throws {
+        let session = try await Session.start(options)
+        let clipID = try await session.loadCLIP(clip.clip)
+        let lmID = try await session.loadModelID(kind: "gguf", path: lm, contextLength: contextLength)
+        let params = SelectorDistilParams(clip: clipID, lm: lmID, examples: absolute(questions), saveAs: saveAs, steps: steps, seed: seed)
+        let json = options.json, quiet = options.quiet
+        let result = try await session.send(SelectorDistilRequest.self, params, onPartial: { step in
+            if json { Terminal.json(step); return }
+            guard !quiet, let held = step.validationLoss else { return }
+            Terminal.note(String(format: "step %d/%d  loss %.4f  val loss %.4f", step.step, step.totalSteps, step.loss, held))
+        })
+        await session.close()
+        if json { Terminal.json(result) } else {
+            Terminal.line("\(result.recorded) of \(result.questions) reasoning runs gave maps\n" + renderSelectorTraining(result.training))
+        }
+    }
+}

@@ -176,3 +176,31 @@ def test_learned_selection_looks_up_front_and_steps_still_stream_maps(tmp_path, 
         assert err.value.code == -32602 and "params.selector" in err.value.message
         assert await d.stop() == 0
     run(body(), timeout=600)
+
+
+def test_distil_trains_a_selector_on_the_maps_reasoning_runs_produce(tmp_path, scene_files):
+    """selector/distil: stories260K reasons about 8 scenes with the demo CLIP; each run's step maps,
+    averaged, are the targets; the head is trained on them, saved, and attribute uses it."""
+    async def body():
+        d = await with_demo_clip(tmp_path)
+        await d.request("models/load", {"kind": "gguf", "path": str(SHARED / "models" / "stories260K.gguf"), "contextLength": 1024})
+        lines = [json.loads(line) for line in scene_files["test"].read_text().splitlines()[:32:4]]
+        questions = write_lines(tmp_path / "questions.jsonl", [
+            {"image": str(scene_files["test"].parent / line["image"]), "question": line["text"]} for line in lines])
+        result = await d.request("selector/distil", {
+            "examples": questions, "labels": ["cat", "dog", "ship", "truck"], "regionGrid": [1, 2], "maxTokensPerStage": 12,
+            "steps": 20, "validationFraction": 0.25, "saveAs": "distilled", "seed": 1, "partialResultToken": "p"})
+        assert result.questions == 8 and 1 <= result.recorded <= 8
+        assert [v["step"] for v in d.progress("p")] == list(range(1, 21))
+        assert result.training.savedTo.endswith("distilled.selector.safetensors")
+        # Measured (seed 1): held-out loss 5.19 for the plain map (far sharper than an average of step
+        # maps) -> 2.82 after 10 steps.
+        assert result.training.bestValidationLoss < result.training.initialValidationLoss
+        image = {"path": lines[0]["image"] if lines[0]["image"].startswith("/") else str(scene_files["test"].parent / lines[0]["image"])}
+        got = await d.request("attribute", {"image": image, "texts": [lines[0]["text"]], "selector": "distilled"})
+        assert got.attributions[0].normalization.startswith("selector(")
+        with pytest.raises(JsonRpcException) as err:
+            await d.request("selector/distil", {"examples": write_lines(tmp_path / "bad.jsonl", [{"image": "x.png", "question": " "}])})
+        assert err.value.code == -32602 and "question is empty" in err.value.message
+        assert await d.stop() == 0
+    run(body(), timeout=600)
