@@ -228,26 +228,12 @@ enum QuestionFile {
     private struct Line: Decodable { let image: String; let question: String }
 
     static func read(_ path: String, field: String) throws -> [SelectionExampleLine] {
-        let url = URL(fileURLWithPath: path)
-        let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw RPCError(code: ErrorCode.datasetUnreadable, message: "\(field): cannot read \(path): \(error.localizedDescription)")
-        }
-        var lines: [SelectionExampleLine] = []
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
-        where !raw.trimmingCharacters(in: .whitespaces).isEmpty {
-            let line: Line
-            do { line = try JSONDecoder().decode(Line.self, from: Data(raw.utf8)) } catch {
-                throw RPCError.invalidParams("\(field): line \(index + 1): expected {\"image\", \"question\"} (\(error))")
-            }
+        try readJSONLines(path, field: field, expected: "{\"image\", \"question\"}").map { (number, line: Line) in
             guard !line.question.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-                throw RPCError.invalidParams("\(field): line \(index + 1): the question is empty")
+                throw RPCError.invalidParams("\(field): line \(number): the question is empty")
             }
-            let image = line.image.hasPrefix("/") ? line.image : url.deletingLastPathComponent().appendingPathComponent(line.image).path
-            lines.append(SelectionExampleLine(line: index + 1, image: image, text: line.question, box: nil, map: nil))
+            return SelectionExampleLine(line: number, image: resolvedImage(line.image, besides: path), text: line.question, box: nil, map: nil)
         }
-        guard !lines.isEmpty else { throw RPCError.invalidParams("\(field): \(path) holds no questions") }
-        return lines
     }
 }
 
@@ -324,20 +310,7 @@ enum SelectionExampleFile {
 
     /// Reads and checks every line (image paths are relative to the file) before anything is computed.
     static func read(_ path: String, field: String) throws -> [SelectionExampleLine] {
-        let url = URL(fileURLWithPath: path)
-        let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw RPCError(code: ErrorCode.datasetUnreadable, message: "\(field): cannot read \(path): \(error.localizedDescription)")
-        }
-        let directory = url.deletingLastPathComponent()
-        var lines: [SelectionExampleLine] = []
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let number = index + 1
-            guard !raw.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
-            let line: Line
-            do { line = try JSONDecoder().decode(Line.self, from: Data(raw.utf8)) } catch {
-                throw RPCError.invalidParams("\(field): line \(number): expected {\"image\", \"text\", \"box\" or \"map\"} (\(error))")
-            }
+        try readJSONLines(path, field: field, expected: "{\"image\", \"text\", \"box\" or \"map\"}").map { (number, line: Line) in
             guard !line.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
                 throw RPCError.invalidParams("\(field): line \(number): the text is empty")
             }
@@ -351,12 +324,32 @@ enum SelectionExampleFile {
                 }
                 box = PixelRect(x: b[0], y: b[1], width: b[2], height: b[3])
             }
-            let image = line.image.hasPrefix("/") ? line.image : directory.appendingPathComponent(line.image).path
-            lines.append(SelectionExampleLine(line: number, image: image, text: line.text, box: box, map: line.map))
+            return SelectionExampleLine(line: number, image: resolvedImage(line.image, besides: path), text: line.text, box: box, map: line.map)
         }
-        guard !lines.isEmpty else { throw RPCError.invalidParams("\(field): \(path) holds no examples") }
-        return lines
     }
+}
+
+/// The non-blank lines of a JSON-lines file, each decoded as `T`, with their line numbers; errors name
+/// the field and the line. An unreadable file is -32007, a file with no lines -32602.
+func readJSONLines<T: Decodable>(_ path: String, field: String, expected: String) throws -> [(number: Int, value: T)] {
+    let text: String
+    do { text = try String(contentsOf: URL(fileURLWithPath: path), encoding: .utf8) } catch {
+        throw RPCError(code: ErrorCode.datasetUnreadable, message: "\(field): cannot read \(path): \(error.localizedDescription)")
+    }
+    var values: [(number: Int, value: T)] = []
+    for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+    where !raw.trimmingCharacters(in: .whitespaces).isEmpty {
+        do { values.append((index + 1, try JSONDecoder().decode(T.self, from: Data(raw.utf8)))) } catch {
+            throw RPCError.invalidParams("\(field): line \(index + 1): expected \(expected) (\(error))")
+        }
+    }
+    guard !values.isEmpty else { throw RPCError.invalidParams("\(field): \(path) holds no examples") }
+    return values
+}
+
+/// An image path of a JSON-lines file: absolute, or relative to the file's directory.
+func resolvedImage(_ image: String, besides file: String) -> String {
+    image.hasPrefix("/") ? image : URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent(image).path
 }
 
 /// The frozen features an examples file needs: each distinct image's cells (through the reasoning
