@@ -14,6 +14,7 @@
 //   VLMLanguage  GGUF language models: reader, decoder, tokenizers, sampling
 //   VLMPromptLearning  few-shot prompt learning for CLIP (CoOp, projection, template banks, LM proposals)
 //   VLMReasoning staged visual reasoning with patch attribution (LLaVA-CoT stages, beam search, looks)
+//   VLMSelection a learned selection head over frozen CLIP features (text-conditioned cell maps)
 //   vlmd / vlm   the daemon and the CLI client
 //   vlmbench     model-level benchmarks (bench/), compared with the reference implementations
 import PackageDescription
@@ -55,8 +56,9 @@ let package = Package(
         // The engines share their plain result values with the protocol (VLMWire depends on nothing).
         .target(name: "VLMPromptLearning", dependencies: ["VLMWire", "VLMTensor", "VLMImage", "VLMCLIP", "VLMLanguage"], swiftSettings: numeric),
         .target(name: "VLMReasoning", dependencies: ["VLMWire", "VLMTensor", "VLMImage", "VLMVision", "VLMCLIP", "VLMLanguage"], swiftSettings: numeric),
+        .target(name: "VLMSelection", dependencies: ["VLMTensor", "VLMImage", "VLMCLIP"], swiftSettings: numeric),
         .target(name: "VLMDaemon", dependencies: [
-            "VLMWire", "VLMRPC", "VLMTensor", "VLMImage", "VLMCLIP", "VLMLanguage", "VLMPromptLearning", "VLMReasoning",
+            "VLMWire", "VLMRPC", "VLMTensor", "VLMImage", "VLMCLIP", "VLMLanguage", "VLMPromptLearning", "VLMReasoning", "VLMSelection",
         ]),
 
         // The tool schemas are the protocol schema's (Resources/vlmd.schema.json links to protocol/).
@@ -79,8 +81,9 @@ let package = Package(
         .testTarget(name: "VLMCLIPTests", dependencies: ["VLMCLIP", "VLMTensor"], exclude: ["Fixtures"]),
         .testTarget(name: "VLMLanguageTests", dependencies: ["VLMLanguage", "VLMTensor"], exclude: ["Fixtures"]),
         .testTarget(
-            name: "VLMPromptLearningTests", dependencies: ["VLMPromptLearning", "VLMCLIP", "VLMTensor", "VLMLanguage"],
+            name: "VLMPromptLearningTests", dependencies: ["VLMPromptLearning", "VLMCLIP", "VLMTensor", "VLMImage", "VLMLanguage"],
             exclude: ["Fixtures"]),
+        .testTarget(name: "VLMSelectionTests", dependencies: ["VLMSelection", "VLMTensor"], exclude: ["Fixtures"]),
         .testTarget(
             name: "VLMReasoningTests", dependencies: ["VLMReasoning", "VLMCLIP", "VLMLanguage", "VLMImage"],
             exclude: ["Fixtures"]),

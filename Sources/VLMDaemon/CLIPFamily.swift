@@ -23,6 +23,7 @@ struct CLIPFamily: ModelFamily {
         registerCLIPHandlers(&table, services: services)
         registerTextAndAttributionHandlers(&table, services: services)
         registerPromptHandlers(&table, services: services)
+        registerSelectorHandlers(&table, services: services)
     }
 }
 

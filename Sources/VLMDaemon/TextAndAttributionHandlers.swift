@@ -28,6 +28,7 @@ func registerTextAndAttributionHandlers(_ table: inout HandlerTable, services: S
         let clip = try await services.clipModel(params.clip)
         let texts = try indexedTexts(params.texts)
         let configuration = try attributionConfiguration(params, texts: texts.count)
+        let selector = try params.selector.map { try services.denseSelector(named: $0, for: clip, field: "params.selector") }
         guard let input = try services.decodeImages([params.image]).first, let image = input.image else {
             throw RPCError.invalidParams("params.image: expected a 'path' or 'png' (the pixels are needed to place the cells)")
         }
@@ -47,7 +48,11 @@ func registerTextAndAttributionHandlers(_ table: inout HandlerTable, services: S
         let attributions = try await streamBatches(texts, size: 8, unit: "texts", context: context, progress: progress) { batch, compute in
             let embeddings = try runtime.embed(prompts: batch.map(\.text), with: clip, compute: compute)
             return try zip(batch, embeddings).map { item, embedding in
-                wireAttribution(try attributor.attribution(index: item.index, text: item.text, textEmbedding: embedding))
+                guard let selector else {
+                    return wireAttribution(try attributor.attribution(index: item.index, text: item.text, textEmbedding: embedding))
+                }
+                return wireAttribution(try attributor.attribution(index: item.index, text: item.text,
+                                                                  map: selector.map(of: embedding, on: attributor)))
             }
         } soFar: { done in
             result(done)

@@ -40,16 +40,18 @@ func registerVisualReasoningHandlers(_ table: inout HandlerTable, services: Serv
         guard let input = try services.decodeImages([params.image]).first, let image = input.image else {
             throw RPCError.invalidParams("params.image: expected a 'path' or 'png' (the image itself is needed to crop and look again)")
         }
-        let makeReasoner: @Sendable (ComputeContext) throws -> (VisualReasoner, PrecomputedImageFeatures?)
+        let learned = try learnedSelection(params)
+        let makeReasoner: @Sendable (ComputeContext) throws -> (VisualReasoner, PrecomputedImageFeatures?, PixelBox?)
         let seer: String
         if let projectorID = params.mmproj {
             let projector = try await services.model(projectorID, of: ProjectorFamily.self)
             // Checked here, before anything runs: a projector must emit the language model's width.
             let frontEnd = try LLaVAFrontEnd(tower: projector.llavaTower(field: "params.mmproj"), languageModel: lm.model, attentionLayers: params.attentionLayers)
-            makeReasoner = { _ in (try VisualReasoner(frontEnd: frontEnd, languageModel: lm.model, configuration: configuration), nil) }
+            makeReasoner = { _ in (try VisualReasoner(frontEnd: frontEnd, languageModel: lm.model, configuration: configuration), nil, nil) }
             seer = projector.id
         } else {
             let clip = try await services.clipModel(params.clip)
+            let selector = try learned.map { try services.selector(named: $0, for: clip, field: "params.selector") }
             let runtime = services.clip
             makeReasoner = { compute in
                 // The label bank's text embeddings and the image's features both come through the caches.
@@ -59,7 +61,11 @@ func registerVisualReasoningHandlers(_ table: inout HandlerTable, services: Serv
                     clip: clip.model, tokenizer: runtime.tokenizer(), preprocessing: clip.preprocessing,
                     classifier: ZeroShotClassifier(classNames: configuration.labelBank, templateEmbeddings: bank), configuration: configuration)
                 let features = try runtime.reasoningFeatures(of: image, imageId: input.imageId, clip: clip, compute: compute)
-                return (try VisualReasoner(frontEnd: frontEnd, languageModel: lm.model, configuration: configuration), features)
+                let selected = try selector.map {
+                    try $0.region(for: params.question, image: image, features: features, mass: params.mass ?? 0.5, clip: clip,
+                                  runtime: runtime, compute: compute)
+                }
+                return (try VisualReasoner(frontEnd: frontEnd, languageModel: lm.model, configuration: configuration), features, selected)
             }
             seer = clip.id
         }
@@ -69,8 +75,8 @@ func registerVisualReasoningHandlers(_ table: inout HandlerTable, services: Serv
         let result = try await withGenerationCaches(liveCaches * lm.model.cacheBytes, registry: services.registry) {
             let progress = await context.beginProgress(title: "Reasoning about the image with \(lm.id) and \(seer)")
             let reasoned = try await context.compute { compute in
-                let (reasoner, precomputed) = try makeReasoner(compute)
-                return try reasoner.run(image: image, question: params.question, precomputed: precomputed,
+                let (reasoner, precomputed, selected) = try makeReasoner(compute)
+                return try reasoner.run(image: image, question: params.question, precomputed: precomputed, selected: selected,
                                         compute: compute) { event in
                     let wire = wireEvent(event)
                     context.sendPartialFromComputeThread(wire)
@@ -113,7 +119,8 @@ func reasoningConfiguration(_ p: VisualReasoningParams) throws -> ReasoningConfi
     case let other?: throw RPCError.invalidParams("params.judge: expected \"pairwise\" or \"loglik\", got \"\(other)\"")
     }
     if let v = p.sharePrefix { c.sharePrefix = v }
-    c.selection = try patchSelection(select: p.select, k: p.k, mass: p.mass, default: c.selection)
+    // With a learned selector the look happens up front; the steps' maps still select as "box" does.
+    c.selection = try patchSelection(select: p.select == "learned" ? "box" : p.select, k: p.k, mass: p.mass, default: c.selection)
     if let v = p.maxLooks { c.maxLooks = v }
     if let v = p.maxSteps { c.maxSteps = v }
     if let v = p.labels { c.labelBank = v }

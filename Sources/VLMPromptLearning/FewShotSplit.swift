@@ -1,3 +1,5 @@
+import VLMTensor
+
 /// A seeded few-shot split of a labelled pool: K training shots and V validation images per class,
 /// disjoint; everything else is left over (e.g. for a test set).
 ///

@@ -1,3 +1,4 @@
+import VLMTensor
 import Foundation
 import VLMCLIP
 import VLMLanguage

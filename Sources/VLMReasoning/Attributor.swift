@@ -8,7 +8,7 @@ public struct Attributor: Sendable {
     public let image: RGBImage
     public let gridHeight: Int, gridWidth: Int
     /// L2-normalised dense features, row-major over the grid (as CLIPPreparedImage keeps them).
-    let cells: [[Float]]
+    public let cells: [[Float]]
     let geometry: PreprocessingGeometry
     let logitScale: Float
     let configuration: ReasoningConfiguration
@@ -44,10 +44,19 @@ public struct Attributor: Sendable {
     /// Text number `index` (its L2-normalised CLIP embedding given): its map, selection and heatmap,
     /// reported with `step` = `index`.
     public func attribution(index: Int, text: String, textEmbedding: [Float]) throws -> StepAttribution {
-        let map = Attribution.map(textEmbedding: textEmbedding, cells: cells, gridHeight: gridHeight, gridWidth: gridWidth,
-                                  normalization: configuration.normalization, logitScale: logitScale)
-        return try Attribution.stepAttribution(step: index, text: text, caption: "text \(index): \(text)", map: map, image: image,
-                                               pixelBox: pixelBox(of:), selection: configuration.selection,
-                                               heatmaps: configuration.heatmaps, alpha: configuration.heatmapAlpha)
+        try attribution(index: index, text: text, map: similarityMap(textEmbedding: textEmbedding))
+    }
+
+    /// The plain map of a text: its cosine with each cell, normalised as configured.
+    public func similarityMap(textEmbedding: [Float]) -> AttributionMap {
+        Attribution.map(textEmbedding: textEmbedding, cells: cells, gridHeight: gridHeight, gridWidth: gridWidth,
+                        normalization: configuration.normalization, logitScale: logitScale)
+    }
+
+    /// Text number `index` with a map made elsewhere (a learned selector's): its selection and heatmap.
+    public func attribution(index: Int, text: String, map: AttributionMap) throws -> StepAttribution {
+        try Attribution.stepAttribution(step: index, text: text, caption: "text \(index): \(text)", map: map, image: image,
+                                        pixelBox: pixelBox(of:), selection: configuration.selection,
+                                        heatmaps: configuration.heatmaps, alpha: configuration.heatmapAlpha)
     }
 }

@@ -48,6 +48,10 @@ public struct AttributionMap: Sendable, Equatable {
     public var scores: [Float]
     /// How similarities were normalised, e.g. "softmax(T=0.01)" or "min-max".
     public var normalization: String
+
+    public init(gridHeight: Int, gridWidth: Int, scores: [Float], normalization: String) {
+        (self.gridHeight, self.gridWidth, self.scores, self.normalization) = (gridHeight, gridWidth, scores, normalization)
+    }
 }
 
 /// Patches chosen from an attribution map.

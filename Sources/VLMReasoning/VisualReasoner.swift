@@ -71,7 +71,9 @@ public final class VisualReasoner: @unchecked Sendable {
     /// far in the result. `compute`'s cancellation is checked before every sampled token and between steps.
     ///
     /// - Parameter precomputed: features of `image` the caller cached, to skip encoding it again.
-    public func run(image: RGBImage, question: String, precomputed: PrecomputedImageFeatures? = nil,
+    /// - Parameter selected: a region chosen before reasoning (by a learned selector): it is looked at
+    ///   up front and its evidence joins the initial evidence, so the stages start from it.
+    public func run(image: RGBImage, question: String, precomputed: PrecomputedImageFeatures? = nil, selected: PixelBox? = nil,
                     compute: ComputeContext = ComputeContext(),
                     onEvent: (ReasoningEvent) -> Void = { _ in }) throws -> ReasoningResult {
         let start = Date()
@@ -86,6 +88,7 @@ public final class VisualReasoner: @unchecked Sendable {
         do {
             prepared = try frontEnd.prepare(image, precomputed: precomputed, compute: compute)
             evidence = try prepared.initialEvidence(compute: compute)
+                + (selected.map { [try upFrontLook(at: $0, prepared: prepared, compute: compute)] } ?? [])
         } catch let error as ReasoningError {
             throw error
         } catch where compute.isCancelled {
@@ -105,6 +108,13 @@ public final class VisualReasoner: @unchecked Sendable {
             run.timings.visionSeconds = visionSeconds
             return run.execute()
         }
+    }
+
+    /// The evidence of a crop chosen before any step, reported as a region named "selected".
+    private func upFrontLook(at box: PixelBox, prepared: any PreparedImage, compute: ComputeContext) throws -> Evidence {
+        var look = try prepared.lookEvidence(at: box, step: 0, compute: compute)
+        look.source = .region(name: "selected", box: box)
+        return look
     }
 
     /// The prompt must leave room for every stage's tags and a few tokens of each.

@@ -50,13 +50,16 @@ public struct AttributeParams: Codable, Sendable {
     /// Write heatmap PNGs into this (existing) directory, or send them inline, as visual reasoning does.
     public var heatmapDir: String?
     public var heatmapsInline: Bool?
+    /// A saved selector's name (selector/train): the maps are the learned head's instead of the plain similarity.
+    public var selector: String?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
 
     public init(clip: String? = nil, image: ImageInput, texts: [String], select: String? = nil, k: Int? = nil, mass: Float? = nil,
-                heatmapDir: String? = nil, heatmapsInline: Bool? = nil, workDoneToken: RequestID? = nil,
+                heatmapDir: String? = nil, heatmapsInline: Bool? = nil, selector: String? = nil, workDoneToken: RequestID? = nil,
                 partialResultToken: RequestID? = nil) {
         self.clip = clip; self.image = image; self.texts = texts; self.select = select; self.k = k; self.mass = mass
+        self.selector = selector
         self.heatmapDir = heatmapDir; self.heatmapsInline = heatmapsInline; self.workDoneToken = workDoneToken
         self.partialResultToken = partialResultToken
     }

@@ -30,8 +30,10 @@ public struct VisualReasoningParams: Codable, Sendable {
     public var judge: String?
     /// Share the KV cache of the common prefix across candidates (default true).
     public var sharePrefix: Bool?
-    /// "off" | "topk" | "box" (default "box").
+    /// "off" | "topk" | "box" (default "box") | "learned" (a saved selector picks the region up front; steps select as "box").
     public var select: String?
+    /// With select "learned": the saved selector's name (selector/train saveAs).
+    public var selector: String?
     public var k: Int?
     /// Fraction of attribution mass the box covers (default 0.5).
     public var mass: Float?
@@ -57,7 +59,8 @@ public struct VisualReasoningParams: Codable, Sendable {
                 select: String? = nil, k: Int? = nil, mass: Float? = nil, maxLooks: Int? = nil, maxSteps: Int? = nil,
                 labels: [String]? = nil, regionGrid: [Int]? = nil, maxTokensPerStage: Int? = nil, temperature: Float? = nil,
                 topP: Float? = nil, seed: UInt64? = nil, heatmapDir: String? = nil, heatmapsInline: Bool? = nil,
-                workDoneToken: RequestID? = nil, partialResultToken: RequestID? = nil) {
+                selector: String? = nil, workDoneToken: RequestID? = nil, partialResultToken: RequestID? = nil) {
+        self.selector = selector
         self.clip = clip; self.lm = lm; self.mmproj = mmproj; self.attentionLayers = attentionLayers; self.image = image
         self.question = question; self.stages = stages; self.beam = beam; self.judge = judge; self.sharePrefix = sharePrefix
         self.select = select; self.k = k; self.mass = mass; self.maxLooks = maxLooks; self.maxSteps = maxSteps

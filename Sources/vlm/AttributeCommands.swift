@@ -65,6 +65,9 @@ struct Attribute: AsyncParsableCommand {
     @Option(help: "Write a heatmap PNG per text and an index.html contact sheet into this directory.")
     var heatmaps: String?
 
+    @Option(help: "A saved selector (train-selector --save-as): its learned maps instead of the plain similarity.")
+    var selector: String?
+
     @Argument(help: "Texts to attribute.")
     var texts: [String]
 
@@ -78,7 +81,8 @@ struct Attribute: AsyncParsableCommand {
         let session = try await Session.start(options)
         let model = try await session.loadCLIP(clip.clip)
         let params = AttributeParams(
-            clip: model, image: ImageInput(path: absolute(image)), texts: texts, select: select, k: k, mass: mass, heatmapDir: directory)
+            clip: model, image: ImageInput(path: absolute(image)), texts: texts, select: select, k: k, mass: mass, heatmapDir: directory,
+            selector: selector)
         let json = options.json
         let result = try await session.send(AttributeRequest.self, params, onPartial: { attribution in
             if json { Terminal.json(attribution) } else { Terminal.line(describeTextAttribution(attribution)) }

@@ -12,7 +12,7 @@ struct VLM: AsyncParsableCommand {
         commandName: "vlm",
         abstract: "Command-line client for the vlmd vision-language model daemon.",
         discussion: "Exit codes: 0 ok, 1 a request failed, 2 usage error, 130 interrupted (Ctrl-C).",
-        subcommands: [DaemonControl.self, Ping.self, Status.self, Call.self, Models.self, EncodeImage.self, EncodeText.self, Classify.self, Attribute.self, Evaluate.self, Generate.self, OptimisePrompt.self])
+        subcommands: [DaemonControl.self, Ping.self, Status.self, Call.self, Models.self, EncodeImage.self, EncodeText.self, Classify.self, Attribute.self, Evaluate.self, Generate.self, OptimisePrompt.self, TrainSelector.self, EvaluateSelector.self, DistilSelector.self])
 
     static func main() async {
         Interruption.shared.install()

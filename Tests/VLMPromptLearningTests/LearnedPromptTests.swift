@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VLMCLIP
+import VLMImage
 import VLMTensor
 @testable import VLMPromptLearning
 
