@@ -97,6 +97,16 @@ func quadSums(_ w: Bytes32, _ a: UnsafeRawPointer) -> SIMD8<Int32> {
     return unsafeBitCast(_mm256_madd_epi16(products, _mm256_set1_epi16(1)), to: SIMD8<Int32>.self)
 }
 
+/// The lane sums of four int32 vectors, wrapping (exact in any order): three `vphaddd` and one add
+/// instead of a reduction tree per vector.
+@inline(__always)
+func wrappedSums(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>, _ c: SIMD8<Int32>, _ d: SIMD8<Int32>) -> SIMD4<Int32> {
+    @inline(__always) func m(_ v: SIMD8<Int32>) -> __m256i { unsafeBitCast(v, to: __m256i.self) }
+    // Lanes 0..<4: partial sums of a, b, c, d over their lanes 0..<4; lanes 4..<8: over lanes 4..<8.
+    let halves = unsafeBitCast(_mm256_hadd_epi32(_mm256_hadd_epi32(m(a), m(b)), _mm256_hadd_epi32(m(c), m(d))), to: SIMD8<Int32>.self)
+    return halves.lowHalf &+ halves.highHalf
+}
+
 /// `_mm256_cvtepi32_ps`: eight int32 lanes to Float, rounding to nearest (exact below 2^24).
 @inline(__always)
 func laneFloats(_ lanes: SIMD8<Int32>) -> SIMD8<Float> {
