@@ -66,11 +66,14 @@ public enum VNNITiles {
             let q = (a.quants.0 + 32 * j, a.quants.1 + 32 * j, a.quants.2 + 32 * j, a.quants.3 + 32 * j)
             let x = (load(q.0), load(q.1), load(q.2), load(q.3))
             let c = (F.correction(x.0), F.correction(x.1), F.correction(x.2), F.correction(x.3))
-            let da = (a.scales.0[j], a.scales.1[j], a.scales.2[j], a.scales.3[j])
-            acc0.0 = accumulate(acc0.0, d0 * da.0, c.0, w0, x.0); acc1.0 = accumulate(acc1.0, d1 * da.0, c.0, w1, x.0)
-            acc0.1 = accumulate(acc0.1, d0 * da.1, c.1, w0, x.1); acc1.1 = accumulate(acc1.1, d1 * da.1, c.1, w1, x.1)
-            acc0.2 = accumulate(acc0.2, d0 * da.2, c.2, w0, x.2); acc1.2 = accumulate(acc1.2, d1 * da.2, c.2, w1, x.2)
-            acc0.3 = accumulate(acc0.3, d0 * da.3, c.3, w0, x.3); acc1.3 = accumulate(acc1.3, d1 * da.3, c.3, w1, x.3)
+            // The eight scale products d_r * d_a,i (lane 4r + i) in one multiply.
+            let da = SIMD4(a.scales.0[j], a.scales.1[j], a.scales.2[j], a.scales.3[j])
+            let s = unsafeBitCast(SIMD8(lowHalf: SIMD4(repeating: d0), highHalf: SIMD4(repeating: d1)) * SIMD8(lowHalf: da, highHalf: da),
+                                  to: __m256.self)
+            acc0.0 = accumulate(acc0.0, lane(s, 0), c.0, w0, x.0); acc1.0 = accumulate(acc1.0, lane(s, 4), c.0, w1, x.0)
+            acc0.1 = accumulate(acc0.1, lane(s, 1), c.1, w0, x.1); acc1.1 = accumulate(acc1.1, lane(s, 5), c.1, w1, x.1)
+            acc0.2 = accumulate(acc0.2, lane(s, 2), c.2, w0, x.2); acc1.2 = accumulate(acc1.2, lane(s, 6), c.2, w1, x.2)
+            acc0.3 = accumulate(acc0.3, lane(s, 3), c.3, w0, x.3); acc1.3 = accumulate(acc1.3, lane(s, 7), c.3, w1, x.3)
         }
         out[0] = hsum8(acc0.0); out[1] = hsum8(acc0.1); out[2] = hsum8(acc0.2); out[3] = hsum8(acc0.3)
         out[4] = hsum8(acc1.0); out[5] = hsum8(acc1.1); out[6] = hsum8(acc1.2); out[7] = hsum8(acc1.3)
@@ -78,10 +81,13 @@ public enum VNNITiles {
 
     /// acc + scale * lanes, lanes = (the biased products) - correction, exact int32 per lane.
     @inline(__always)
-    private static func accumulate(_ acc: __m256, _ scale: Float, _ correction: __m256i, _ w: __m256i, _ x: __m256i) -> __m256 {
-        let lanes = dpbusd(correction, w, x)
-        return _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(lanes), acc)
+    private static func accumulate(_ acc: __m256, _ scale: __m256, _ correction: __m256i, _ w: __m256i, _ x: __m256i) -> __m256 {
+        _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dpbusd(correction, w, x)), acc)
     }
+
+    /// Lane i of s in every lane (`vpermps`).
+    @inline(__always)
+    private static func lane(_ s: __m256, _ i: Int32) -> __m256 { _mm256_permutevar8x32_ps(s, _mm256_set1_epi32(i)) }
 
     @inline(__always)
     private static func load(_ p: UnsafeRawPointer) -> __m256i { _mm256_loadu_si256(p.assumingMemoryBound(to: __m256i.self)) }

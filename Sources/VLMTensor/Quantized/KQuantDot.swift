@@ -147,9 +147,7 @@ extension BlockDot {
     static func q4KLanes(_ qs: UnsafeRawPointer, _ scales: SIMD8<Int32>, _ aq: UnsafeRawPointer) -> SIMD8<Int32> {
         var sumi = SIMD8<Int32>()
         for j in 0..<4 {
-            let packed = Bytes32(qs + 32 * j)
-            sumi &+= SIMD8(repeating: scales[2 * j]) &* quadSums(packed.masked(0x0F), aq + 64 * j)
-            sumi &+= SIMD8(repeating: scales[2 * j + 1]) &* quadSums(packed.shiftedRight(4), aq + 64 * j + 32)
+            sumi &+= q4KPairLanes(Bytes32(qs + 32 * j), scales[2 * j], scales[2 * j + 1], aq + 64 * j)
         }
         return sumi
     }
@@ -196,8 +194,8 @@ extension BlockDot {
             let packed = Bytes32(qs + 32 * j)
             let q0 = packed.masked(0x0F) | hbits.shiftedRight(Int32(2 * j)).masked(1).shiftedLeft(4)
             let q1 = packed.shiftedRight(4) | hbits.shiftedRight(Int32(2 * j + 1)).masked(1).shiftedLeft(4)
-            sumi &+= SIMD8(repeating: scales[2 * j]) &* quadSums(q0, aq + 64 * j)
-            sumi &+= SIMD8(repeating: scales[2 * j + 1]) &* quadSums(q1, aq + 64 * j + 32)
+            sumi &+= scaledQuadSums(q0, aq + 64 * j, low: scales[2 * j], high: scales[2 * j])
+            sumi &+= scaledQuadSums(q1, aq + 64 * j + 32, low: scales[2 * j + 1], high: scales[2 * j + 1])
         }
         return sumi
     }
@@ -311,8 +309,8 @@ extension BlockDot {
     /// 64 activations `aq`, each half times its sub-block scale.
     @inline(__always)
     static func q4KPairLanes(_ packed: Bytes32, _ lowScale: Int32, _ highScale: Int32, _ aq: UnsafeRawPointer) -> SIMD8<Int32> {
-        SIMD8(repeating: lowScale) &* quadSums(packed.masked(0x0F), aq)
-            &+ SIMD8(repeating: highScale) &* quadSums(packed.shiftedRight(4), aq + 32)
+        scaledQuadSums(packed.masked(0x0F), aq, low: lowScale, high: lowScale)
+            &+ scaledQuadSums(packed.shiftedRight(4), aq + 32, low: highScale, high: highScale)
     }
 }
 
@@ -340,7 +338,7 @@ struct Q6KQuants {
     func lanes(_ a: ActivationView, _ b: Int) -> SIMD8<Int32> {
         let aq = a.quants + b * 256, g = a.groupSums + b * 16, sc = scales
         @inline(__always) func scaled(_ k: Int, _ q: Bytes32) -> SIMD8<Int32> {
-            halvesScale(Int32(sc[2 * k]), Int32(sc[2 * k + 1])) &* quadSums(q, aq + 32 * k)
+            scaledQuadSums(q, aq + 32 * k, low: Int32(sc[2 * k]), high: Int32(sc[2 * k + 1]))
         }
         var sumi = scaled(0, groups.0) &+ scaled(1, groups.1)
         sumi &+= scaled(2, groups.2) &+ scaled(3, groups.3)
