@@ -2,8 +2,10 @@
 //
 // This module is compiled for Cascade Lake (AVX-512 F/BW/VL + VNNI), the oldest x86-64 CPU with VNNI,
 // so the intrinsics inline and the kernels get the 32 vector registers of AVX-512; VLMTensor calls it
-// only after cpuid has found those extensions (`VNNITiles.isSupported`). Nothing here is generic or
-// inlinable, so no code compiled for these extensions can end up in the Haswell-targeted modules.
+// only after cpuid has found those extensions (`VNNITiles.isSupported`). Nothing here is public and
+// inlinable, and the entry point is `@inline(never)`, so no code compiled for these extensions is inlined
+// into the Haswell-targeted modules. (The only weak symbols the object shares with them are the Swift
+// runtime's small copy helpers, which use no AVX-512 instructions: `nm`/`objdump` of VNNITiles.swift.o.)
 //
 // The arithmetic is ggml's (`ggml_vec_dot_q*_0_q8_0`, llamafile's tinyBLAS), bit for bit: per block of 32,
 // eight int32 lanes each hold the exact products of four consecutive values; each lane is converted to
