@@ -8,6 +8,7 @@
 //   VLMDaemon    lifecycle, dispatch, cancellation, progress, handlers, model registry
 //   VLMMCP       the daemon as a Model Context Protocol server (tools over newline-delimited JSON-RPC)
 //   VLMTensor    Float32 tensor core over OpenBLAS (+ quantised kernels for GGUF weights)
+//   VLMTensorVNNI  AVX-512 VNNI quantised tiles that VLMTensor picks at run time (compiled for those CPUs)
 //   VLMImage     PNG decoding/encoding (libpng), CLIP preprocessing, CIFAR-format datasets
 //   VLMVision    the transformer encoder block and the ViT image tower (open_clip and mmproj variants)
 //   VLMCLIP      CLIP: tokenizer, checkpoints, image and text towers
@@ -27,8 +28,12 @@ let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package
 // fused multiply-adds exactly, and without hardware FMA each one is a libm call, several times slower.
 #if arch(x86_64)
 let numeric: [SwiftSetting] = [.unsafeFlags(["-O", "-target-cpu", "haswell"])]
+// VLMTensorVNNI holds the kernels for CPUs with AVX-512 VNNI, chosen at run time by cpuid: compiled for
+// the oldest such CPU so its intrinsics inline.
+let vnni: [SwiftSetting] = [.unsafeFlags(["-O", "-target-cpu", "cascadelake"])]
 #else
 let numeric: [SwiftSetting] = [.unsafeFlags(["-O"])]
+let vnni = numeric
 #endif
 
 let package = Package(
@@ -47,7 +52,8 @@ let package = Package(
 
         .target(name: "VLMWire"),
         .target(name: "VLMRPC", dependencies: ["VLMWire"]),
-        .target(name: "VLMTensor", dependencies: ["COpenBLAS"], swiftSettings: numeric),
+        .target(name: "VLMTensorVNNI", swiftSettings: vnni),
+        .target(name: "VLMTensor", dependencies: ["COpenBLAS", "VLMTensorVNNI"], swiftSettings: numeric),
         .target(name: "VLMImage", dependencies: ["CPNG"], swiftSettings: numeric),
         .target(name: "VLMVision", dependencies: ["VLMTensor"], swiftSettings: numeric),
         .target(name: "VLMCLIP", dependencies: ["VLMTensor", "VLMImage", "VLMVision", "CZlib"], resources: [.copy("Resources")],

@@ -7,7 +7,8 @@
 #   (scripts/get-smollm2.sh; Gemma-3-270M: scripts/get-gemma3.sh); PYTHON defaults to /work/refvenv/bin/python.
 # Rates are wall-clock tokens/s and tokens per CPU-second of the process (all threads); on a loaded
 # machine the second depends less on time spent descheduled. The load average is printed before and after.
-# The Swift build targets haswell (AVX2 + FMA + F16C): the integer kernels and ggml's FMA order rely on it.
+# The numeric modules target haswell (AVX2 + FMA + F16C; Package.swift): the integer kernels and ggml's FMA
+# order rely on it. VLMTensorVNNI targets cascadelake; its kernels run only where cpuid finds AVX-512 VNNI.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 name="SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -17,7 +18,7 @@ python="${PYTHON:-/work/refvenv/bin/python}"
 prompt="${PROMPT_TOKENS:-512}"; gen="${GEN_TOKENS:-128}"; rounds="${ROUNDS:-3}"
 [[ -f "$model" ]] || { echo "model not found: $model (run scripts/get-smollm2.sh)"; exit 1; }
 cd "$repo"
-swift build -c release --product vlmbench --build-path .build-bench -Xswiftc -target-cpu -Xswiftc haswell >/dev/null
+swift build -c release --product vlmbench --build-path .build-bench >/dev/null
 echo "== $(basename "$model"), $threads threads, prompt $prompt, gen $gen, best of $rounds alternating rounds"
 echo "   CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), flags: $(grep -m1 -o -w -E 'avx2|fma|f16c|avx512f|avx512bw|avx512vl|avx512_vnni' /proc/cpuinfo | sort -u | xargs)"
 echo "   load average before: $(cut -d' ' -f1-3 /proc/loadavg)"

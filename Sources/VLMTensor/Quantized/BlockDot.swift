@@ -183,11 +183,18 @@ enum BlockDot {
         case .q4_K where repacked && views.count > 3:
             // llama.cpp's repacked q4_K: the gemm order for whole groups of four rows, the gemv for the rest.
             let gemmRows = views.count - views.count % 4
-            for (b, view) in views.enumerated() {
-                out(b, dotQ4_KInterleaved(row, view, blocks: columns / 256, gemmOrder: b < gemmRows))
+            for b in stride(from: 0, to: gemmRows, by: 4) {
+                let four = dotQ4_KInterleaved4(row, views, first: b, blocks: columns / 256)
+                for i in 0..<4 { out(b + i, four[i]) }
             }
+            for b in gemmRows..<views.count { out(b, dotQ4_KInterleaved(row, views[b], blocks: columns / 256)) }
         case .q6_K where views.count >= tiledMinimumBatch:
-            for (b, view) in views.enumerated() { out(b, dotQ6_KTiled(row, view, blocks: columns / 256)) }
+            let fours = views.count - views.count % 4
+            for b in stride(from: 0, to: fours, by: 4) {
+                let four = dotQ6_KTiled4(row, views, first: b, blocks: columns / 256)
+                for i in 0..<4 { out(b + i, four[i]) }
+            }
+            for b in fours..<views.count { out(b, dotQ6_KTiled(row, views[b], blocks: columns / 256)) }
         case .q4_K where views.count >= tiledMinimumBatch, .q5_K where views.count >= tiledMinimumBatch:
             for (b, view) in views.enumerated() { out(b, dotKQuantWithMinsTiled(format, row, view, blocks: columns / 256)) }
         default: for (b, view) in views.enumerated() { out(b, dot(format, row: row, view, columns: columns, repacked: repacked)) }
@@ -236,6 +243,12 @@ enum BlockDot {
     static func dotBatchPair(_ format: WeightFormat, _ row0: UnsafeRawPointer, _ row1: UnsafeRawPointer,
                              _ views: UnsafeBufferPointer<ActivationView>, columns: Int, repacked: Bool = false,
                              into out: (Int, Int, Float) -> Void) {
+        let tiled = vnniTilePairs(format, row0, row1, views, blocks: columns / 32, out)
+        if tiled > 0 {
+            let rest = UnsafeBufferPointer(rebasing: views[tiled...])
+            if !rest.isEmpty { dotBatchPair(format, row0, row1, rest, columns: columns, repacked: repacked) { out($0, $1 + tiled, $2) } }
+            return
+        }
         switch format {
         case .q8_0: dotBatchPair(Q8_0Block.self, row0, row1, views, columns / 32, out)
         case .q4_0: dotBatchPair(Q4_0Block.self, row0, row1, views, columns / 32, out)

@@ -147,9 +147,7 @@ extension BlockDot {
     static func q4KLanes(_ qs: UnsafeRawPointer, _ scales: SIMD8<Int32>, _ aq: UnsafeRawPointer) -> SIMD8<Int32> {
         var sumi = SIMD8<Int32>()
         for j in 0..<4 {
-            let packed = Bytes32(qs + 32 * j)
-            sumi &+= SIMD8(repeating: scales[2 * j]) &* quadSums(packed.masked(0x0F), aq + 64 * j)
-            sumi &+= SIMD8(repeating: scales[2 * j + 1]) &* quadSums(packed.shiftedRight(4), aq + 64 * j + 32)
+            sumi &+= q4KPairLanes(Bytes32(qs + 32 * j), scales[2 * j], scales[2 * j + 1], aq + 64 * j)
         }
         return sumi
     }
@@ -184,20 +182,7 @@ extension BlockDot {
     /// scaled products of the signed (q - 32) values, in the lanes of `ggml_vec_dot_q6_K_q8_K`.
     @inline(__always)
     static func q6KLanes(_ block: UnsafeRawPointer, _ a: ActivationView, _ b: Int) -> SIMD8<Int32> {
-        let aq = a.quants + b * 256, g = a.groupSums + b * 16
-        let sc = (block + 192).assumingMemoryBound(to: Int8.self)
-        var sumi = SIMD8<Int32>()
-        for j in 0..<2 {
-            let low0 = Bytes32(block + 64 * j), low1 = Bytes32(block + 64 * j + 32), high = Bytes32(block + 128 + 32 * j)
-            let an = aq + 128 * j, s = sc + 8 * j
-            sumi &+= halvesScale(Int32(s[0]), Int32(s[1])) &* quadSums(low0.masked(0x0F) | high.masked(3).shiftedLeft(4), an)
-            sumi &+= halvesScale(Int32(s[2]), Int32(s[3])) &* quadSums(low1.masked(0x0F) | high.masked(12).shiftedLeft(2), an + 32)
-            sumi &+= halvesScale(Int32(s[4]), Int32(s[5])) &* quadSums(low0.shiftedRight(4) | high.masked(48), an + 64)
-            sumi &+= halvesScale(Int32(s[6]), Int32(s[7])) &* quadSums(low1.shiftedRight(4) | high.shiftedRight(2).masked(48), an + 96)
-        }
-        var offset = SIMD8<Int32>()
-        for k in 0..<8 { offset[k] = (g[2 * k] &* Int32(sc[2 * k]) &+ g[2 * k + 1] &* Int32(sc[2 * k + 1])) &<< 5 }
-        return sumi &- offset
+        Q6KQuants(block).lanes(a, b)
     }
 
     /// The eight exact integer lanes of a q5_K super-block's quants times their sub-block scales.
@@ -209,8 +194,8 @@ extension BlockDot {
             let packed = Bytes32(qs + 32 * j)
             let q0 = packed.masked(0x0F) | hbits.shiftedRight(Int32(2 * j)).masked(1).shiftedLeft(4)
             let q1 = packed.shiftedRight(4) | hbits.shiftedRight(Int32(2 * j + 1)).masked(1).shiftedLeft(4)
-            sumi &+= SIMD8(repeating: scales[2 * j]) &* quadSums(q0, aq + 64 * j)
-            sumi &+= SIMD8(repeating: scales[2 * j + 1]) &* quadSums(q1, aq + 64 * j + 32)
+            sumi &+= scaledQuadSums(q0, aq + 64 * j, low: scales[2 * j], high: scales[2 * j])
+            sumi &+= scaledQuadSums(q1, aq + 64 * j + 32, low: scales[2 * j + 1], high: scales[2 * j + 1])
         }
         return sumi
     }
@@ -248,6 +233,21 @@ extension BlockDot {
         return out
     }
 
+    /// `dotQ6_KTiled` for four activation rows (`views[first..<first + 4]`): each super-block is
+    /// unpacked once for the four; every output has exactly its single-row arithmetic.
+    static func dotQ6_KTiled4(_ row: UnsafeRawPointer, _ views: UnsafeBufferPointer<ActivationView>, first: Int,
+                              blocks: Int) -> SIMD4<Float> {
+        let v = (views[first], views[first + 1], views[first + 2], views[first + 3])
+        var out = SIMD4<Float>()
+        for b in 0..<blocks {
+            let block = row + b * 210, q = Q6KQuants(block)
+            let sums = wrappedSums(q.lanes(v.0, b), q.lanes(v.1, b), q.lanes(v.2, b), q.lanes(v.3, b))
+            let weighted = SIMD4<Float>(sums) * kHalf(block, 208)
+            out = out.addingProduct(weighted, SIMD4(v.0.scales[b], v.1.scales[b], v.2.scales[b], v.3.scales[b]))
+        }
+        return out
+    }
+
     /// q4_K in the order of ggml's x86 repacked kernels, which llama.cpp uses for every q4_K matrix whose
     /// row count is a multiple of 8. The gemv (`ggml_gemv_q4_K_8x8_q8_K`, single rows and a batch's
     /// remainder): one exact integer sum per super-block for the quants and one for the mins, each
@@ -263,9 +263,7 @@ extension BlockDot {
             let d = kHalf(block, 0) * ad, dmin = kHalf(block, 2) * ad
             var sumi = SIMD8<Int32>()
             for j in 0..<4 {
-                let packed = Bytes32(qs + 32 * j)
-                sumi &+= SIMD8(repeating: scales[2 * j]) &* quadSums(packed.masked(0x0F), aq + 64 * j)
-                sumi &+= SIMD8(repeating: scales[2 * j + 1]) &* quadSums(packed.shiftedRight(4), aq + 64 * j + 32)
+                sumi &+= q4KPairLanes(Bytes32(qs + 32 * j), scales[2 * j], scales[2 * j + 1], aq + 64 * j)
                 if gemmOrder {
                     acc = fusedMultiplyAdd(Float(sumi.wrappedSum()), d, acc)
                     accMins = fusedMultiplyAdd(Float(m[j]), dmin, accMins)
@@ -278,5 +276,76 @@ extension BlockDot {
             }
         }
         return acc - accMins
+    }
+
+    /// The gemm order of `dotQ4_KInterleaved` for four activation rows (`views[first..<first + 4]`) at
+    /// once, as `ggml_gemm_q4_K_8x8_q8_K` runs them: each super-block's nibbles and scales are unpacked
+    /// once for the four; every output has exactly its single-row arithmetic.
+    static func dotQ4_KInterleaved4(_ row: UnsafeRawPointer, _ views: UnsafeBufferPointer<ActivationView>, first: Int,
+                                    blocks: Int) -> SIMD4<Float> {
+        let v = (views[first], views[first + 1], views[first + 2], views[first + 3])
+        var acc = SIMD4<Float>(), accMins = SIMD4<Float>()
+        for b in 0..<blocks {
+            let block = row + b * 144, qs = block + 16, at = b * 256
+            let (scales, mins) = kScalesAndMins(block + 4)
+            let m = (minsLanes(mins, pairedGroupSums(v.0.groupSums + b * 16)), minsLanes(mins, pairedGroupSums(v.1.groupSums + b * 16)),
+                     minsLanes(mins, pairedGroupSums(v.2.groupSums + b * 16)), minsLanes(mins, pairedGroupSums(v.3.groupSums + b * 16)))
+            let ad = SIMD4(v.0.scales[b], v.1.scales[b], v.2.scales[b], v.3.scales[b])
+            let d = kHalf(block, 0) * ad, dmin = kHalf(block, 2) * ad
+            for j in 0..<4 {
+                let packed = Bytes32(qs + 32 * j), low = scales[2 * j], high = scales[2 * j + 1], offset = at + 64 * j
+                let sums = wrappedSums(q4KPairLanes(packed, low, high, v.0.quants + offset),
+                                       q4KPairLanes(packed, low, high, v.1.quants + offset),
+                                       q4KPairLanes(packed, low, high, v.2.quants + offset),
+                                       q4KPairLanes(packed, low, high, v.3.quants + offset))
+                acc = acc.addingProduct(SIMD4<Float>(sums), d)
+                accMins = accMins.addingProduct(SIMD4(Float(m.0[j]), Float(m.1[j]), Float(m.2[j]), Float(m.3[j])), dmin)
+            }
+        }
+        return acc - accMins
+    }
+
+    /// The exact integer lanes of 64 q4_K values (32 packed bytes: low nibbles then high nibbles) against
+    /// 64 activations `aq`, each half times its sub-block scale.
+    @inline(__always)
+    static func q4KPairLanes(_ packed: Bytes32, _ lowScale: Int32, _ highScale: Int32, _ aq: UnsafeRawPointer) -> SIMD8<Int32> {
+        scaledQuadSums(packed.masked(0x0F), aq, low: lowScale, high: lowScale)
+            &+ scaledQuadSums(packed.shiftedRight(4), aq + 32, low: highScale, high: highScale)
+    }
+}
+
+/// A q6_K super-block's 256 values unpacked to unsigned 6-bit bytes (q + 32), in the eight 32-byte
+/// groups `ggml_vec_dot_q6_K_q8_K` multiplies, with its int8 sub-block scales.
+struct Q6KQuants {
+    let groups: (Bytes32, Bytes32, Bytes32, Bytes32, Bytes32, Bytes32, Bytes32, Bytes32)
+    let scales: UnsafePointer<Int8>
+
+    @inline(__always)
+    init(_ block: UnsafeRawPointer) {
+        scales = (block + 192).assumingMemoryBound(to: Int8.self)
+        @inline(__always) func half(_ j: Int) -> (Bytes32, Bytes32, Bytes32, Bytes32) {
+            let low0 = Bytes32(block + 64 * j), low1 = Bytes32(block + 64 * j + 32), high = Bytes32(block + 128 + 32 * j)
+            return (low0.masked(0x0F) | high.masked(3).shiftedLeft(4), low1.masked(0x0F) | high.masked(12).shiftedLeft(2),
+                    low0.shiftedRight(4) | high.masked(48), low1.shiftedRight(4) | high.shiftedRight(2).masked(48))
+        }
+        let (a, b) = (half(0), half(1))
+        groups = (a.0, a.1, a.2, a.3, b.0, b.1, b.2, b.3)
+    }
+
+    /// The eight exact integer lanes against activation block `b` of `a`: the scaled products of the
+    /// signed (q - 32) values (ggml multiplies the unsigned q and subtracts 32 * scale * group sum).
+    @inline(__always)
+    func lanes(_ a: ActivationView, _ b: Int) -> SIMD8<Int32> {
+        let aq = a.quants + b * 256, g = a.groupSums + b * 16, sc = scales
+        @inline(__always) func scaled(_ k: Int, _ q: Bytes32) -> SIMD8<Int32> {
+            scaledQuadSums(q, aq + 32 * k, low: Int32(sc[2 * k]), high: Int32(sc[2 * k + 1]))
+        }
+        var sumi = scaled(0, groups.0) &+ scaled(1, groups.1)
+        sumi &+= scaled(2, groups.2) &+ scaled(3, groups.3)
+        sumi &+= scaled(4, groups.4) &+ scaled(5, groups.5)
+        sumi &+= scaled(6, groups.6) &+ scaled(7, groups.7)
+        var offset = SIMD8<Int32>()
+        for k in 0..<8 { offset[k] = (g[2 * k] &* Int32(sc[2 * k]) &+ g[2 * k + 1] &* Int32(sc[2 * k + 1])) &<< 5 }
+        return sumi &- offset
     }
 }

@@ -77,6 +77,18 @@ func quadSums(_ w: Bytes32, _ a: UnsafeRawPointer) -> SIMD8<Int32> {
 @inline(__always)
 func laneFloats(_ lanes: SIMD8<Int32>) -> SIMD8<Float> { SIMD8<Float>(lanes) }
 
+/// `quadSums(w, a)` with lanes 0..<4 times `low` and lanes 4..<8 times `high`.
+@inline(__always)
+func scaledQuadSums(_ w: Bytes32, _ a: UnsafeRawPointer, low: Int32, high: Int32) -> SIMD8<Int32> {
+    halvesScale(low, high) &* quadSums(w, a)
+}
+
+/// The lane sums of four int32 vectors, wrapping.
+@inline(__always)
+func wrappedSums(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>, _ c: SIMD8<Int32>, _ d: SIMD8<Int32>) -> SIMD4<Int32> {
+    SIMD4(a.wrappedSum(), b.wrappedSum(), c.wrappedSum(), d.wrappedSum())
+}
+
 extension ActivationView {
     /// Block j's activations as the block kernels read them: `splitQuants` (even then odd elements).
     @inline(__always)

@@ -18,11 +18,12 @@ public struct QuantizedMatrix: @unchecked Sendable {
     public let repackedOrder: Bool
 
     /// The integer kernels this build runs and the CPU's vector extensions (benchmarks print it).
-    /// AVX-512 VNNI would change only the integer instructions (the sums are exact either way), so the
-    /// AVX2 kernels are used on CPUs that have it too.
+    /// AVX-512 VNNI changes only the integer instructions (the sums are exact either way); it runs the
+    /// prefill tiles of the formats that have a VNNI kernel, the AVX2 kernels the rest.
     public static var kernelVariant: String {
-        let kernels = activationsNeedSplitQuants ? "portable Swift SIMD (Int16 products)"
+        var kernels = activationsNeedSplitQuants ? "portable Swift SIMD (Int16 products)"
             : "x86-64 AVX2 (vpmaddubsw + vpmaddwd, F16C scales), ggml x86 summation order"
+        if let vnni = BlockDot.vnniVariant { kernels += "; " + vnni }
         return kernels + "; CPU: " + (CPUFeatures.available.isEmpty ? "no x86 extensions" : CPUFeatures.available.joined(separator: " "))
     }
 

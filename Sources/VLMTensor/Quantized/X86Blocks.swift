@@ -97,6 +97,26 @@ func quadSums(_ w: Bytes32, _ a: UnsafeRawPointer) -> SIMD8<Int32> {
     return unsafeBitCast(_mm256_madd_epi16(products, _mm256_set1_epi16(1)), to: SIMD8<Int32>.self)
 }
 
+/// `quadSums(w, a)` with lanes 0..<4 times `low` and lanes 4..<8 times `high` in the same step, as
+/// ggml's K-quant kernels do it: `_mm256_madd_epi16` of the byte-pair sums with the scales as int16
+/// instead of ones (exact: pair sums and scales fit in int16, their products in int32).
+@inline(__always)
+func scaledQuadSums(_ w: Bytes32, _ a: UnsafeRawPointer, low: Int32, high: Int32) -> SIMD8<Int32> {
+    let products = _mm256_maddubs_epi16(w.v, _mm256_loadu_si256(a.assumingMemoryBound(to: __m256i.self)))
+    let scales = _mm256_set_m128i(_mm_set1_epi16(Int16(truncatingIfNeeded: high)), _mm_set1_epi16(Int16(truncatingIfNeeded: low)))
+    return unsafeBitCast(_mm256_madd_epi16(products, scales), to: SIMD8<Int32>.self)
+}
+
+/// The lane sums of four int32 vectors, wrapping (exact in any order): three `vphaddd` and one add
+/// instead of a reduction tree per vector.
+@inline(__always)
+func wrappedSums(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>, _ c: SIMD8<Int32>, _ d: SIMD8<Int32>) -> SIMD4<Int32> {
+    @inline(__always) func m(_ v: SIMD8<Int32>) -> __m256i { unsafeBitCast(v, to: __m256i.self) }
+    // Lanes 0..<4: partial sums of a, b, c, d over their lanes 0..<4; lanes 4..<8: over lanes 4..<8.
+    let halves = unsafeBitCast(_mm256_hadd_epi32(_mm256_hadd_epi32(m(a), m(b)), _mm256_hadd_epi32(m(c), m(d))), to: SIMD8<Int32>.self)
+    return halves.lowHalf &+ halves.highHalf
+}
+
 /// `_mm256_cvtepi32_ps`: eight int32 lanes to Float, rounding to nearest (exact below 2^24).
 @inline(__always)
 func laneFloats(_ lanes: SIMD8<Int32>) -> SIMD8<Float> {

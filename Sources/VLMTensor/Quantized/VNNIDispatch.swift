@@ -1,0 +1,48 @@
+// Prefill tiles on AVX-512 VNNI, where the CPU has it (cpuid, checked once): the kernels live in
+// VLMTensorVNNI, a module compiled for those CPUs; the AVX2 tiles of BlockDot run everywhere else.
+#if arch(x86_64) && canImport(_Builtin_intrinsics.intel) && !VLM_PORTABLE_KERNELS
+import VLMTensorVNNI
+
+extension BlockDot {
+    /// Two weight rows against the whole groups of four activations of `views` with VNNI, when the CPU
+    /// has it and the format has a VNNI tile (q4_0, q5_0, q8_0): `out(i, b, value)` as `dotBatchPair`.
+    /// Returns how many activations it did (a multiple of four; 0 when it did nothing).
+    static func vnniTilePairs(_ format: WeightFormat, _ row0: UnsafeRawPointer, _ row1: UnsafeRawPointer,
+                              _ views: UnsafeBufferPointer<ActivationView>, blocks: Int,
+                              _ out: (Int, Int, Float) -> Void) -> Int {
+        guard VNNITiles.isSupported, let tileFormat = vnniFormat(format) else { return 0 }
+        let whole = views.count - views.count % 4
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 8) { results in
+            for b in stride(from: 0, to: whole, by: 4) {
+                let v = (views[b], views[b + 1], views[b + 2], views[b + 3])
+                let a = VNNITiles.Activations4(quants: (v.0.quants, v.1.quants, v.2.quants, v.3.quants),
+                                               scales: (v.0.scales, v.1.scales, v.2.scales, v.3.scales))
+                VNNITiles.tile2x4(tileFormat, row0, row1, blocks: blocks, a, into: results.baseAddress!)
+                for i in 0..<4 { out(0, b + i, results[i]); out(1, b + i, results[4 + i]) }
+            }
+        }
+        return whole
+    }
+
+    private static func vnniFormat(_ format: WeightFormat) -> VNNITiles.Format? {
+        switch format {
+        case .q4_0: .q4_0
+        case .q5_0: .q5_0
+        case .q8_0: .q8_0
+        default: nil
+        }
+    }
+
+    /// The VNNI tiles' name when this CPU runs them (benchmarks print it).
+    static var vnniVariant: String? {
+        VNNITiles.isSupported ? "AVX-512 VNNI (vpdpbusd) 2x4 prefill tiles for q4_0/q5_0/q8_0" : nil
+    }
+}
+#else
+extension BlockDot {
+    static func vnniTilePairs(_ format: WeightFormat, _ row0: UnsafeRawPointer, _ row1: UnsafeRawPointer,
+                              _ views: UnsafeBufferPointer<ActivationView>, blocks: Int,
+                              _ out: (Int, Int, Float) -> Void) -> Int { 0 }
+    static var vnniVariant: String? { nil }
+}
+#endif
