@@ -228,3 +228,31 @@ def test_text_only_content_parts_are_the_text_run_together():
         assert list(parts.promptTokenIds) == list(plain.promptTokenIds) and list(parts.tokenIds) == list(plain.tokenIds)
         assert await d.stop() == 0
     run(body(), timeout=300)
+
+
+IDEFICS3 = ROOT / "Tests" / "VLMReasoningTests" / "Fixtures" / "idefics3"
+FULL_PARITY = [
+    (LLAVA, STORIES, "tiny-mmproj.gguf", case)
+    for case in json.loads((LLAVA / "reference.json").read_text())["greedy"]
+] + [
+    (IDEFICS3, str(IDEFICS3 / "tiny-lm.gguf"), "tiny-mmproj.gguf", case)
+    for case in json.loads((IDEFICS3 / "reference.json").read_text())["greedy"]
+]
+
+
+@pytest.mark.parametrize("directory,lm,mmproj,case", FULL_PARITY,
+                         ids=lambda v: v["prompt"][:16] if isinstance(v, dict) else getattr(v, "name", None))
+def test_vlm_generate_matches_mtmd_for_every_token_on_the_projector_fixtures(directory, lm, mmproj, case):
+    """The LLaVA-1.5 (stories260K) and idefics3 fixtures, whose references have no near ties: every greedy
+    token of `vlm generate --mmproj … --image … --temperature 0 --json` equals mtmd_helper_eval_chunks'
+    (written by make_llava_fixtures.py and make_idefics3_fixtures.py), with mtmd's text chunks around the
+    image tokens — for idefics3 the tile markers and the global view."""
+    args = [VLM, "generate", "--private", "--lm", lm, "--mmproj", str(directory / mmproj), "--image", str(IMAGES / case["image"]),
+            "--temperature", "0", "--max-tokens", str(len(case["greedy_ids"])), "--json", case["prompt"]]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    final = json.loads(result.stdout.strip().splitlines()[-1])
+    assert final["promptTokenIds"] == text_tokens(case["chunks"])
+    assert [i["tokens"] for i in final["imageTokens"]] == [sum(c["image"] for c in case["chunks"] if "image" in c)]
+    assert final["promptTokens"] == case["positions"]
+    assert final["tokenIds"] == case["greedy_ids"]
