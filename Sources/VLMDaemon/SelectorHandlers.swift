@@ -223,20 +223,6 @@ func reasonedSelection(_ line: SelectionExampleLine, clip: LoadedCLIP, lm: Loade
     return maps.dropFirst().reduce(first) { sum, map in zip(sum, map).map(+) }.map { $0 / Float(maps.count) }
 }
 
-/// A JSON-lines file of {image, question} lines (image paths relative to the file), for selector/distil.
-enum QuestionFile {
-    private struct Line: Decodable { let image: String; let question: String }
-
-    static func read(_ path: String, field: String) throws -> [SelectionExampleLine] {
-        try readJSONLines(path, field: field, expected: "{\"image\", \"question\"}").map { (number, line: Line) in
-            guard !line.question.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-                throw RPCError.invalidParams("\(field): line \(number): the question is empty")
-            }
-            return SelectionExampleLine(line: number, image: resolvedImage(line.image, besides: path), text: line.question, box: nil, map: nil)
-        }
-    }
-}
-
 /// Pointing hits and box IoUs, summed as the queries come.
 struct FigureTally {
     private(set) var count = 0
@@ -289,67 +275,6 @@ struct SelectorCells: Sendable {
         let first = rects[box.row * gridWidth + box.column], last = rects[(box.row + box.rows - 1) * gridWidth + box.column + box.columns - 1]
         return PixelRect(x: first.x, y: first.y, width: last.x + last.width - first.x, height: last.y + last.height - first.y)
     }
-}
-
-/// One line of an examples file: an image (an absolute path), a query, and its box or target map.
-struct SelectionExampleLine: Sendable {
-    let line: Int
-    let image: String
-    let text: String
-    let box: PixelRect?
-    let map: [Float]?
-}
-
-enum SelectionExampleFile {
-    private struct Line: Decodable {
-        let image: String
-        let text: String
-        let box: [Int]?
-        let map: [Float]?
-    }
-
-    /// Reads and checks every line (image paths are relative to the file) before anything is computed.
-    static func read(_ path: String, field: String) throws -> [SelectionExampleLine] {
-        try readJSONLines(path, field: field, expected: "{\"image\", \"text\", \"box\" or \"map\"}").map { (number, line: Line) in
-            guard !line.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-                throw RPCError.invalidParams("\(field): line \(number): the text is empty")
-            }
-            guard (line.box == nil) != (line.map == nil) else {
-                throw RPCError.invalidParams("\(field): line \(number): expected exactly one of \"box\" and \"map\"")
-            }
-            var box: PixelRect?
-            if let b = line.box {
-                guard b.count == 4, b[2] > 0, b[3] > 0, b[0] >= 0, b[1] >= 0 else {
-                    throw RPCError.invalidParams("\(field): line \(number): box must be [x, y, width, height] with x, y ≥ 0 and width, height ≥ 1")
-                }
-                box = PixelRect(x: b[0], y: b[1], width: b[2], height: b[3])
-            }
-            return SelectionExampleLine(line: number, image: resolvedImage(line.image, besides: path), text: line.text, box: box, map: line.map)
-        }
-    }
-}
-
-/// The non-blank lines of a JSON-lines file, each decoded as `T`, with their line numbers; errors name
-/// the field and the line. An unreadable file is -32007, a file with no lines -32602.
-func readJSONLines<T: Decodable>(_ path: String, field: String, expected: String) throws -> [(number: Int, value: T)] {
-    let text: String
-    do { text = try String(contentsOf: URL(fileURLWithPath: path), encoding: .utf8) } catch {
-        throw RPCError(code: ErrorCode.datasetUnreadable, message: "\(field): cannot read \(path): \(error.localizedDescription)")
-    }
-    var values: [(number: Int, value: T)] = []
-    for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
-    where !raw.trimmingCharacters(in: .whitespaces).isEmpty {
-        do { values.append((index + 1, try JSONDecoder().decode(T.self, from: Data(raw.utf8)))) } catch {
-            throw RPCError.invalidParams("\(field): line \(index + 1): expected \(expected) (\(error))")
-        }
-    }
-    guard !values.isEmpty else { throw RPCError.invalidParams("\(field): \(path) holds no examples") }
-    return values
-}
-
-/// An image path of a JSON-lines file: absolute, or relative to the file's directory.
-func resolvedImage(_ image: String, besides file: String) -> String {
-    image.hasPrefix("/") ? image : URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent(image).path
 }
 
 /// The frozen features an examples file needs: each distinct image's cells (through the reasoning
