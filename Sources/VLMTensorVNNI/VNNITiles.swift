@@ -44,41 +44,59 @@ public enum VNNITiles {
         }
     }
 
-    /// The dot products of two weight rows (`blocks` blocks of `format`) with four activation rows:
-    /// `out[4 * r + i]` = row r . activation i, exactly as `BlockDot.dot` computes each alone.
-    /// Only call when `isSupported`.
+    /// Four weight rows (each `blocks` blocks of `format`), as pointers.
+    public typealias Rows4 = (UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer)
+
+    /// The dot products of four weight rows with four activation rows: `out[4 * r + i]` = row r .
+    /// activation i, exactly as `BlockDot.dot` computes each alone. Only call when `isSupported`.
     @inline(never)
-    public static func tile2x4(_ format: Format, _ row0: UnsafeRawPointer, _ row1: UnsafeRawPointer, blocks: Int,
-                               _ a: Activations4, into out: UnsafeMutablePointer<Float>) {
+    public static func tile4x4(_ format: Format, _ rows: Rows4, blocks: Int, _ a: Activations4,
+                               into out: UnsafeMutablePointer<Float>) {
         switch format {
-        case .q4_0: tile2x4(Q4_0.self, row0, row1, blocks, a, out)
-        case .q5_0: tile2x4(Q5_0.self, row0, row1, blocks, a, out)
-        case .q8_0: tile2x4(Q8_0.self, row0, row1, blocks, a, out)
+        case .q4_0: tile4x4(Q4_0.self, rows, blocks, a, out)
+        case .q5_0: tile4x4(Q5_0.self, rows, blocks, a, out)
+        case .q8_0: tile4x4(Q8_0.self, rows, blocks, a, out)
         }
     }
 
-    private static func tile2x4<F: BiasedBlock>(_: F.Type, _ row0: UnsafeRawPointer, _ row1: UnsafeRawPointer, _ blocks: Int,
-                                                _ a: Activations4, _ out: UnsafeMutablePointer<Float>) {
+    /// 4 x 4 rather than 2 x 4: an activation block's load and bias correction (its lane sums) are
+    /// shared by four weight rows instead of two, which perf showed to be the 2 x 4 tile's largest
+    /// cost after the products. Sixteen accumulators, four activations and their four corrections
+    /// fit in AVX-512's 32 vector registers.
+    private static func tile4x4<F: BiasedBlock>(_: F.Type, _ rows: Rows4, _ blocks: Int, _ a: Activations4,
+                                                _ out: UnsafeMutablePointer<Float>) {
         let zero = _mm256_setzero_ps()
-        var acc0 = (zero, zero, zero, zero), acc1 = acc0
+        var acc0 = (zero, zero, zero, zero), acc1 = acc0, acc2 = acc0, acc3 = acc0
         for j in 0..<blocks {
-            let block0 = row0 + j * F.bytes, block1 = row1 + j * F.bytes
-            let w0 = F.biasedWeights(block0), w1 = F.biasedWeights(block1)
-            let d0 = F.scale(block0), d1 = F.scale(block1)
             let q = (a.quants.0 + 32 * j, a.quants.1 + 32 * j, a.quants.2 + 32 * j, a.quants.3 + 32 * j)
             let x = (load(q.0), load(q.1), load(q.2), load(q.3))
             let c = (F.correction(x.0), F.correction(x.1), F.correction(x.2), F.correction(x.3))
-            // The eight scale products d_r * d_a,i (lane 4r + i) in one multiply.
-            let da = SIMD4(a.scales.0[j], a.scales.1[j], a.scales.2[j], a.scales.3[j])
-            let s = unsafeBitCast(SIMD8(lowHalf: SIMD4(repeating: d0), highHalf: SIMD4(repeating: d1)) * SIMD8(lowHalf: da, highHalf: da),
-                                  to: __m256.self)
-            acc0.0 = accumulate(acc0.0, lane(s, 0), c.0, w0, x.0); acc1.0 = accumulate(acc1.0, lane(s, 4), c.0, w1, x.0)
-            acc0.1 = accumulate(acc0.1, lane(s, 1), c.1, w0, x.1); acc1.1 = accumulate(acc1.1, lane(s, 5), c.1, w1, x.1)
-            acc0.2 = accumulate(acc0.2, lane(s, 2), c.2, w0, x.2); acc1.2 = accumulate(acc1.2, lane(s, 6), c.2, w1, x.2)
-            acc0.3 = accumulate(acc0.3, lane(s, 3), c.3, w0, x.3); acc1.3 = accumulate(acc1.3, lane(s, 7), c.3, w1, x.3)
+            let da = (_mm256_set1_ps(a.scales.0[j]), _mm256_set1_ps(a.scales.1[j]),
+                      _mm256_set1_ps(a.scales.2[j]), _mm256_set1_ps(a.scales.3[j]))
+            accumulateRow(&acc0, F.self, rows.0 + j * F.bytes, x, c, da)
+            accumulateRow(&acc1, F.self, rows.1 + j * F.bytes, x, c, da)
+            accumulateRow(&acc2, F.self, rows.2 + j * F.bytes, x, c, da)
+            accumulateRow(&acc3, F.self, rows.3 + j * F.bytes, x, c, da)
         }
-        out[0] = hsum8(acc0.0); out[1] = hsum8(acc0.1); out[2] = hsum8(acc0.2); out[3] = hsum8(acc0.3)
-        out[4] = hsum8(acc1.0); out[5] = hsum8(acc1.1); out[6] = hsum8(acc1.2); out[7] = hsum8(acc1.3)
+        store(acc0, out); store(acc1, out + 4); store(acc2, out + 8); store(acc3, out + 12)
+    }
+
+    @inline(__always)
+    private static func store(_ acc: Four<__m256>, _ out: UnsafeMutablePointer<Float>) {
+        out[0] = hsum8(acc.0); out[1] = hsum8(acc.1); out[2] = hsum8(acc.2); out[3] = hsum8(acc.3)
+    }
+
+    private typealias Four<T> = (T, T, T, T)
+
+    /// One weight block against the four activation blocks: acc.i += (d_w * d_a,i) * (exact lanes).
+    @inline(__always)
+    private static func accumulateRow<F: BiasedBlock>(_ acc: inout Four<__m256>, _: F.Type, _ block: UnsafeRawPointer,
+                                                      _ x: Four<__m256i>, _ c: Four<__m256i>, _ da: Four<__m256>) {
+        let w = F.biasedWeights(block), d = _mm256_set1_ps(F.scale(block))
+        acc.0 = accumulate(acc.0, _mm256_mul_ps(d, da.0), c.0, w, x.0)
+        acc.1 = accumulate(acc.1, _mm256_mul_ps(d, da.1), c.1, w, x.1)
+        acc.2 = accumulate(acc.2, _mm256_mul_ps(d, da.2), c.2, w, x.2)
+        acc.3 = accumulate(acc.3, _mm256_mul_ps(d, da.3), c.3, w, x.3)
     }
 
     /// acc + scale * lanes, lanes = (the biased products) - correction, exact int32 per lane.
@@ -86,10 +104,6 @@ public enum VNNITiles {
     private static func accumulate(_ acc: __m256, _ scale: __m256, _ correction: __m256i, _ w: __m256i, _ x: __m256i) -> __m256 {
         _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dpbusd(correction, w, x)), acc)
     }
-
-    /// Lane i of s in every lane (`vpermps`).
-    @inline(__always)
-    private static func lane(_ s: __m256, _ i: Int32) -> __m256 { _mm256_permutevar8x32_ps(s, _mm256_set1_epi32(i)) }
 
     @inline(__always)
     private static func load(_ p: UnsafeRawPointer) -> __m256i { _mm256_loadu_si256(p.assumingMemoryBound(to: __m256i.self)) }

@@ -238,17 +238,26 @@ enum BlockDot {
         }
     }
 
+    /// Four weight rows, as pointers.
+    typealias Rows4 = (UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer)
+
+    /// Four weight rows against several activation rows (a prefill batch): `out(i, b, value)` for row i
+    /// (0..<4) and activation b, with the same arithmetic per product as `dot`. The VNNI 4 x 4 tiles take
+    /// what they can; two pair tiles take the rest.
+    static func dotBatchQuad(_ format: WeightFormat, _ rows: Rows4, _ views: UnsafeBufferPointer<ActivationView>,
+                             columns: Int, repacked: Bool = false, into out: (Int, Int, Float) -> Void) {
+        let tiled = vnniTileQuads(format, rows, views, blocks: columns / 32, out)
+        let rest = UnsafeBufferPointer(rebasing: views[tiled...])
+        guard !rest.isEmpty else { return }
+        dotBatchPair(format, rows.0, rows.1, rest, columns: columns, repacked: repacked) { out($0, $1 + tiled, $2) }
+        dotBatchPair(format, rows.2, rows.3, rest, columns: columns, repacked: repacked) { out($0 + 2, $1 + tiled, $2) }
+    }
+
     /// Two weight rows against several activation rows (a prefill batch): `out(i, b, value)` for row i
     /// (0 or 1) and activation b, with the same arithmetic per product as `dot`.
     static func dotBatchPair(_ format: WeightFormat, _ row0: UnsafeRawPointer, _ row1: UnsafeRawPointer,
                              _ views: UnsafeBufferPointer<ActivationView>, columns: Int, repacked: Bool = false,
                              into out: (Int, Int, Float) -> Void) {
-        let tiled = vnniTilePairs(format, row0, row1, views, blocks: columns / 32, out)
-        if tiled > 0 {
-            let rest = UnsafeBufferPointer(rebasing: views[tiled...])
-            if !rest.isEmpty { dotBatchPair(format, row0, row1, rest, columns: columns, repacked: repacked) { out($0, $1 + tiled, $2) } }
-            return
-        }
         switch format {
         case .q8_0: dotBatchPair(Q8_0Block.self, row0, row1, views, columns / 32, out)
         case .q4_0: dotBatchPair(Q4_0Block.self, row0, row1, views, columns / 32, out)

@@ -107,6 +107,14 @@ public struct QuantizedMatrix: @unchecked Sendable {
         let matrixRows = self.rows
         views.items.withUnsafeBufferPointer { viewBuffer in
             var r = start
+            while r + 3 < end {
+                let row = data + r * rowBytes
+                BlockDot.dotBatchQuad(format, (row, row + rowBytes, row + 2 * rowBytes, row + 3 * rowBytes),
+                                      viewBuffer, columns: columns, repacked: repackedOrder) { i, b, value in
+                    output[b * matrixRows + r + i] = value
+                }
+                r += 4
+            }
             while r + 1 < end {
                 BlockDot.dotBatchPair(format, data + r * rowBytes, data + (r + 1) * rowBytes,
                                       viewBuffer, columns: columns, repacked: repackedOrder) { i, b, value in

@@ -4,21 +4,23 @@
 import VLMTensorVNNI
 
 extension BlockDot {
-    /// Two weight rows against the whole groups of four activations of `views` with VNNI, when the CPU
-    /// has it and the format has a VNNI tile (q4_0, q5_0, q8_0): `out(i, b, value)` as `dotBatchPair`.
-    /// Returns how many activations it did (a multiple of four; 0 when it did nothing).
-    static func vnniTilePairs(_ format: WeightFormat, _ row0: UnsafeRawPointer, _ row1: UnsafeRawPointer,
+    /// Four weight rows against the whole groups of four activations of `views` with VNNI, when the CPU
+    /// has it and the format has a VNNI tile (q4_0, q5_0, q8_0): `out(i, b, value)` for row i (0..<4) and
+    /// activation b. Returns how many activations it did (a multiple of four; 0 when it did nothing).
+    static func vnniTileQuads(_ format: WeightFormat, _ rows: Rows4,
                               _ views: UnsafeBufferPointer<ActivationView>, blocks: Int,
                               _ out: (Int, Int, Float) -> Void) -> Int {
         guard VNNITiles.isSupported, let tileFormat = vnniFormat(format) else { return 0 }
         let whole = views.count - views.count % 4
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 8) { results in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { results in
             for b in stride(from: 0, to: whole, by: 4) {
                 let v = (views[b], views[b + 1], views[b + 2], views[b + 3])
                 let a = VNNITiles.Activations4(quants: (v.0.quants, v.1.quants, v.2.quants, v.3.quants),
                                                scales: (v.0.scales, v.1.scales, v.2.scales, v.3.scales))
-                VNNITiles.tile2x4(tileFormat, row0, row1, blocks: blocks, a, into: results.baseAddress!)
-                for i in 0..<4 { out(0, b + i, results[i]); out(1, b + i, results[4 + i]) }
+                VNNITiles.tile4x4(tileFormat, rows, blocks: blocks, a, into: results.baseAddress!)
+                for r in 0..<4 {
+                    for i in 0..<4 { out(r, b + i, results[4 * r + i]) }
+                }
             }
         }
         return whole
@@ -35,12 +37,12 @@ extension BlockDot {
 
     /// The VNNI tiles' name when this CPU runs them (benchmarks print it).
     static var vnniVariant: String? {
-        VNNITiles.isSupported ? "AVX-512 VNNI (vpdpbusd) 2x4 prefill tiles for q4_0/q5_0/q8_0" : nil
+        VNNITiles.isSupported ? "AVX-512 VNNI (vpdpbusd) 4x4 prefill tiles for q4_0/q5_0/q8_0" : nil
     }
 }
 #else
 extension BlockDot {
-    static func vnniTilePairs(_ format: WeightFormat, _ row0: UnsafeRawPointer, _ row1: UnsafeRawPointer,
+    static func vnniTileQuads(_ format: WeightFormat, _ rows: Rows4,
                               _ views: UnsafeBufferPointer<ActivationView>, blocks: Int,
                               _ out: (Int, Int, Float) -> Void) -> Int { 0 }
     static var vnniVariant: String? { nil }
