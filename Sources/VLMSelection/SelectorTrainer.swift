@@ -108,24 +108,6 @@ public struct SelectorTrainer: Sendable {
     }
 }
 
-/// Adam (β₁ 0.9, β₂ 0.999, ε 1e-8, PyTorch's bias correction) over one flat parameter vector.
-struct Adam: Sendable {
-    private var first: [Float], second: [Float], step = 0
-
-    init(count: Int) { (first, second) = ([Float](repeating: 0, count: count), [Float](repeating: 0, count: count)) }
-
-    mutating func update(_ parameters: inout [Float], gradient: [Float], rate: Float) {
-        step += 1
-        let (beta1, beta2): (Float, Float) = (0.9, 0.999)
-        let correction1 = 1 - pow(beta1, Float(step)), correction2 = 1 - pow(beta2, Float(step))
-        for i in parameters.indices {
-            first[i] = beta1 * first[i] + (1 - beta1) * gradient[i]
-            second[i] = beta2 * second[i] + (1 - beta2) * gradient[i] * gradient[i]
-            parameters[i] -= rate * (first[i] / correction1) / ((second[i] / correction2).squareRoot() + 1e-8)
-        }
-    }
-}
-
 /// Mini-batches: each epoch a seeded shuffle of the examples, cut into batches (0: the full set).
 struct BatchOrder: Sendable {
     private let count: Int, size: Int

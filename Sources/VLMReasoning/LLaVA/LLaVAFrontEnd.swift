@@ -44,13 +44,19 @@ public final class LLaVAFrontEnd: VisualFrontEnd, Sendable {
     public init(tower: LLaVAVisionTower, languageModel: LanguageModel, attentionLayers: [Int]? = nil) throws {
         try tower.checkCompatible(languageModelWidth: languageModel.hyperparameters.embeddingLength)
         let layerCount = languageModel.hyperparameters.blockCount
-        let layers = attentionLayers ?? Array((layerCount - (layerCount + 2) / 3)..<layerCount)
+        let layers = attentionLayers ?? Self.defaultAttentionLayers(blockCount: layerCount)
         guard !layers.isEmpty, layers.allSatisfy({ (0..<layerCount).contains($0) }) else {
             throw ReasoningError.invalidConfiguration("attention layers \(layers) for a \(layerCount)-layer model")
         }
         self.tower = tower
         self.languageModel = languageModel
         self.attentionLayers = Array(Set(layers)).sorted()
+    }
+
+    /// The layers whose attention makes an attribution map unless a request names them: the last third
+    /// (at least one), where attention to the image is most specific to the words being read.
+    public static func defaultAttentionLayers(blockCount: Int) -> [Int] {
+        Array((blockCount - (blockCount + 2) / 3)..<blockCount)
     }
 
     /// Loads the projector file for `languageModel`.

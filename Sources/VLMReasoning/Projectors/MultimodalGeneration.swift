@@ -40,8 +40,7 @@ public enum MultimodalGeneration {
     /// One attention map set per sentence of `answer`, read after `prompt` (the cache of the prompt alone).
     public static func attribution(of answer: [Int32], after prompt: KVCache, model: LanguageModel, layout: MultimodalLayout,
                                    projectors: [any MultimodalProjector], compute: ComputeContext) throws -> [SentenceAttention] {
-        let layerCount = model.hyperparameters.blockCount
-        let layers = Set((layerCount - (layerCount + 2) / 3)..<layerCount)
+        let layers = Set(LLaVAFrontEnd.defaultAttentionLayers(blockCount: model.hyperparameters.blockCount))
         let images = layout.imagePositions
         guard let first = images.flatMap({ $0 }).map(\.lowerBound).min(),
               let last = images.flatMap({ $0 }).map(\.upperBound).max() else { return [] }
