@@ -149,10 +149,16 @@ func promptTokens(_ params: GenerateParams, lm: LanguageModel) throws -> [Int32]
 /// Renders chat messages with the model's template; control tokens in the template are parsed,
 /// as llama.cpp does for chat prompts.
 func chatTokens(_ messages: [ChatMessage], lm: LanguageModel) throws -> [Int32] {
+    try withChatTemplate(of: lm) { template in lm.tokenize(try template.apply(messages), parseSpecial: true) }
+}
+
+/// Runs `render` with the model's chat template: a model without one, or a conversation the template
+/// refuses, is invalid params.
+func withChatTemplate<Rendered>(of lm: LanguageModel, _ render: (ChatTemplate) throws -> Rendered) throws -> Rendered {
     guard let template = lm.chatTemplate else {
         throw RPCError.invalidParams("params.chat: this model has no usable chat template (\(lm.chatTemplateSource))")
     }
-    do { return lm.tokenize(try template.apply(messages), parseSpecial: true) } catch let error as JinjaError {
+    do { return try render(template) } catch let error as JinjaError {
         throw RPCError.invalidParams("params.messages: the model's chat template refused the conversation: \(error)")
     }
 }

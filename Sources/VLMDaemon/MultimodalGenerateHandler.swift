@@ -104,12 +104,7 @@ func multimodalMessage(_ index: Int, _ message: ChatMessageParam) throws -> Mult
 }
 
 func chatPrompt(_ messages: [MultimodalMessage<ImageInput>], images: [ImageInput], lm: LanguageModel) throws -> MultimodalPrompt<ImageInput> {
-    guard let template = lm.chatTemplate else {
-        throw RPCError.invalidParams("params.chat: this model has no usable chat template (\(lm.chatTemplateSource))")
-    }
-    do { return try MultimodalPrompt(messages: messages, images: images, template: template) } catch let error as JinjaError {
-        throw RPCError.invalidParams("params.messages: the model's chat template refused the conversation: \(error)")
-    }
+    try withChatTemplate(of: lm) { template in try MultimodalPrompt(messages: messages, images: images, template: template) }
 }
 
 func wireSentence(_ sentence: SentenceAttention, index: Int) -> SentenceAttribution {
