@@ -37,7 +37,7 @@ public final class CLIPModel: @unchecked Sendable {
     public var preprocess: CLIPConfig.Preprocess { config.preprocess }
     public var embedDim: Int { config.embedDim }
 
-    private let imageTower: any ImageTower
+    let imageTower: any ImageTower  // internal: NativeResolution.swift runs it at other sizes
     private let towerPasses = Atomic<Int>(0)
     let textTower: TextTransformer  // internal: exported read-only by TextTowerAccess.swift
 

@@ -42,12 +42,14 @@ struct ModifiedResNet: ImageTower {
             heads: featureWidth / config.vision.headWidth, outputDim: config.embedDim)
     }
 
-    /// The stem and the four stages: NCHW pixels → channels-last [count, size/32, size/32, 32·width].
-    private func features(_ pixels: [Float], count: Int, scratch: ScratchBuffer, compute: ComputeContext) throws
+    /// The stem and the four stages: NCHW pixels → channels-last [count, size/32, size/32, 32·width]
+    /// (`size`: the input side, the model's unless given).
+    private func features(_ pixels: [Float], count: Int, size: Int? = nil, scratch: ScratchBuffer, compute: ComputeContext) throws
         -> (values: [Float], height: Int, width: Int)
     {
-        let channelsLast = transposeInner(pixels, batch: count, rows: stem[0].inChannels, cols: imageSize * imageSize)
-        var x = (values: channelsLast, height: imageSize, width: imageSize)
+        let side = size ?? imageSize
+        let channelsLast = transposeInner(pixels, batch: count, rows: stem[0].inChannels, cols: side * side)
+        var x = (values: channelsLast, height: side, width: side)
         for conv in stem {
             x = conv(x.values, batch: count, height: x.height, width: x.width, scratch: scratch, compute: compute, relu: true)
         }
@@ -72,6 +74,14 @@ struct ModifiedResNet: ImageTower {
     {
         let x = try features(pixels, count: count, scratch: scratch, compute: compute)
         return (attentionPool.perPosition(x.values, batch: count, compute: compute), x.height, x.width)
+    }
+
+    /// Per-cell features with the trunk run at `size` px (NativeResolution.swift resizes the positional embedding).
+    func encodeDense(_ pixels: [Float], count: Int, size: Int, scratch: ScratchBuffer, compute: ComputeContext) throws
+        -> (values: [Float], gridHeight: Int, gridWidth: Int)
+    {
+        let x = try features(pixels, count: count, size: size, scratch: scratch, compute: compute)
+        return (attentionPool.perPosition(x.values, batch: count, gridHeight: x.height, gridWidth: x.width, compute: compute), x.height, x.width)
     }
 
     /// The pooled embedding and the per-position features share the trunk: one pass, two heads.

@@ -22,7 +22,7 @@ func registerSelectorHandlers(_ table: inout HandlerTable, services: Services) {
     table.register(SelectorTrainRequest.self) { params, context in
         let started = ContinuousClock.now
         let clip = try await services.clipModel(params.clip)
-        let configuration = try selectorConfiguration(params)
+        let configuration = try selectorConfiguration(params, clip: clip)
         let saveURL = try params.saveAs.map { try services.selectorURL(name: $0, field: "params.saveAs") }
         if let saveURL { try checkSavable(saveURL) }
         let training = try SelectionExampleFile.read(params.examples, field: "params.examples")
@@ -37,7 +37,7 @@ func registerSelectorHandlers(_ table: inout HandlerTable, services: Services) {
         let started = ContinuousClock.now
         let clip = try await services.clipModel(params.clip)
         let lm = try await services.languageModel(params.lm)
-        let configuration = try selectorConfiguration(params.training)
+        let configuration = try selectorConfiguration(params.training, clip: clip)
         let reasoning = try reasoningConfiguration(VisualReasoningParams(
             image: ImageInput(), question: "", labels: params.labels, regionGrid: params.regionGrid, maxTokensPerStage: params.maxTokensPerStage,
             seed: params.seed))
@@ -68,6 +68,8 @@ func registerSelectorHandlers(_ table: inout HandlerTable, services: Services) {
         let started = ContinuousClock.now
         let clip = try await services.clipModel(params.clip)
         let head = try params.selector.map { try services.selector(named: $0, for: clip, field: "params.selector") }
+        let plainResolution = try params.resolution.map { try denseResolution($0, clip: clip, field: "params.resolution") }
+            ?? head.map { $0.cropGrid == 0 ? $0.resolution : 0 } ?? 0
         let mass = params.mass ?? 0.5
         guard mass > 0, mass <= 1 else { throw RPCError.invalidParams("params.mass: expected a number in (0, 1]") }
         let lines = try SelectionExampleFile.read(params.examples, field: "params.examples")
@@ -77,23 +79,29 @@ func registerSelectorHandlers(_ table: inout HandlerTable, services: Services) {
         let progress = await context.beginProgress(title: "Evaluating selection on \(lines.count) queries with \(clip.id)")
         let runtime = services.clip, decoder = services.pngDecoder
         return try await context.compute { compute in
-            let scenes = try SceneFeatures.prepare(lines, cropGrid: head?.cropGrid ?? 0, clip: clip, runtime: runtime, decoder: decoder,
-                                                   compute: compute)
-            var plain = FigureTally(), learned = FigureTally(), images = Set<String>()
+            let images = try SceneFeatures.decodeAndCheck(lines, decoder: decoder)
+            let plainSource = CellSource.dense(resolution: plainResolution)
+            let scenes = try SceneFeatures.prepare(lines, images: images, source: plainSource, clip: clip, runtime: runtime, compute: compute)
+            let learnedScenes = try head.map { head in
+                head.source == plainSource ? scenes
+                    : try SceneFeatures.prepare(lines, images: images, source: head.source, clip: clip, runtime: runtime, compute: compute)
+            }
+            var plain = FigureTally(), learned = FigureTally(), seen = Set<String>()
             func report() -> SelectorEvaluation {
-                SelectorEvaluation(clip: clip.id, selector: params.selector, queries: plain.count, images: images.count,
+                SelectorEvaluation(clip: clip.id, selector: params.selector, queries: plain.count, images: seen.count,
                                    similarity: plain.figures, learned: head == nil ? nil : learned.figures,
+                                   resolution: plainSource.side(clip), learnedResolution: head?.source.side(clip),
                                    seconds: (ContinuousClock.now - started).seconds)
             }
             for (number, line) in lines.enumerated() {
                 try compute.checkCancellation()
-                let box = line.box!, text = scenes.text(line.text), dense = SelectorCells(scenes.scene(line.image))
-                plain.add(scenes.scene(line.image).similarityMap(textEmbedding: text).scores, on: dense, box: box, mass: mass)
-                if let head {
-                    let cells = scenes.cells(line.image)
+                let box = line.box!, text = scenes.text(line.text), dense = scenes.cells(line.image)
+                plain.add(dense.scene!.similarityMap(textEmbedding: text).scores, on: dense, box: box, mass: mass)
+                if let head, let learnedScenes {
+                    let cells = learnedScenes.cells(line.image)
                     learned.add(head.head.map(cells: cells.cells, text: text), on: cells, box: box, mass: mass)
                 }
-                images.insert(line.image)
+                seen.insert(line.image)
                 if (number + 1) % 200 == 0 {
                     context.sendPartialFromComputeThread(report())
                     Task { await progress.report(fraction: Double(number + 1) / Double(lines.count), message: "\(number + 1) queries") }
@@ -103,6 +111,18 @@ func registerSelectorHandlers(_ table: inout HandlerTable, services: Services) {
             return report()
         }
     }
+}
+
+/// The tower side `attribute` sees the image at: the request's, else the selector's (0: the model's
+/// size); a selector's maps exist only at the resolution it was trained at.
+func attributionResolution(_ requested: Int?, selector: SavedSelector?, clip: LoadedCLIP) throws -> Int {
+    let resolution = try requested.map { try denseResolution($0, clip: clip, field: "params.resolution") }
+    guard let selector else { return resolution ?? 0 }
+    if let resolution, resolution != selector.resolution {
+        let trained = selector.resolution == 0 ? clip.model.config.vision.imageSize : selector.resolution
+        throw RPCError.invalidParams("params.resolution: the selector was trained on cells at \(trained) px; leave resolution out or give \(trained)")
+    }
+    return selector.resolution
 }
 
 /// The selector a generate-with-visual-selection request names with `select: "learned"` (CLIP path only).
@@ -122,19 +142,18 @@ extension SavedSelector {
     func region(for text: String, image: RGBImage, features: PrecomputedImageFeatures, mass: Float, clip: LoadedCLIP,
                 runtime: CLIPRuntime, compute: ComputeContext) throws -> PixelBox {
         let query = try runtime.embed(prompts: [text], with: clip, compute: compute)[0]
-        let cells: SelectorCells
-        if cropGrid > 0 {
-            cells = try SelectorCells(crops: cropGrid, of: image, clip: clip, runtime: runtime, compute: compute)
-        } else {
-            var configuration = ReasoningConfiguration()
-            configuration.selection = .off
-            cells = SelectorCells(try Attributor(clip: clip.model, preprocessing: clip.preprocessing, image: image, features: features,
-                                                 configuration: configuration))
-        }
+        // The reasoning run's own features serve a head trained on the model's grid; others are computed (and cached).
+        let cells = source == .dense(resolution: 0)
+            ? SelectorCells(try Attributor(clip: clip.model, preprocessing: clip.preprocessing, image: image, features: features,
+                                           configuration: .selectionOff))
+            : try SelectorCells(source, of: image, clip: clip, runtime: runtime, compute: compute)
         let scores = head.map(cells: cells.cells, text: query)
         let box = cells.rect(of: Attribution.smallestBox(scores, gridHeight: cells.gridHeight, gridWidth: cells.gridWidth, fraction: mass))
         return PixelBox(x: box.x, y: box.y, width: box.width, height: box.height)
     }
+
+    /// What the head scores: a grid of crops, or the dense cells at the resolution it was trained at.
+    var source: CellSource { cropGrid > 0 ? .crops(grid: cropGrid) : .dense(resolution: resolution) }
 
     /// The head's map of a text over an image's cells, as an attribution map.
     func map(of textEmbedding: [Float], on scene: Attributor) -> AttributionMap {
@@ -150,8 +169,10 @@ func trainSelector(on training: [SelectionExampleLine], held: [SelectionExampleL
                    context: RequestContext, progress: ProgressReporter, started: ContinuousClock.Instant) async throws -> SelectorTrainResult {
     let runtime = services.clip, decoder = services.pngDecoder
     let (train, validation, images) = try await context.compute { compute in
-        let scenes = try SceneFeatures.prepare(training + (held ?? []), cropGrid: configuration.cropGrid, clip: clip, runtime: runtime,
-                                               decoder: decoder, compute: compute)
+        let lines = training + (held ?? [])
+        let source: CellSource = configuration.cropGrid > 0 ? .crops(grid: configuration.cropGrid) : .dense(resolution: configuration.resolution)
+        let scenes = try SceneFeatures.prepare(lines, images: try SceneFeatures.decodeAndCheck(lines, decoder: decoder), source: source,
+                                               clip: clip, runtime: runtime, compute: compute)
         let all = try scenes.examples(for: training, field: "params.examples")
         if let held { return (all, try scenes.examples(for: held, field: "params.validation"), scenes.count) }
         let split = SceneFeatures.holdOut(training, fraction: fraction, seed: configuration.seed)
@@ -178,7 +199,7 @@ func trainSelector(on training: [SelectionExampleLine], held: [SelectionExampleL
         struct Details: Encodable { let configuration: SelectorTrainingConfiguration; let result: SelectorTrainResult }
         let details = String(decoding: try JSONCoding.encode(Details(configuration: configuration, result: result)), as: UTF8.self)
         let saved = SavedSelector(head: outcome.best, clipIdentity: try ModelIdentity.of(clip), clipName: clip.id,
-                                  cropGrid: configuration.cropGrid, details: details)
+                                  cropGrid: configuration.cropGrid, resolution: configuration.resolution, details: details)
         do { try saved.save(to: saveURL) } catch {
             await progress.end(message: "trained, but not saved")
             throw RPCError(code: ErrorCode.invalidParams, message: "params.saveAs: could not save the selector (\(error)); the result is in error.data",
@@ -240,26 +261,63 @@ struct FigureTally {
     }
 }
 
-/// The cells a selection head scores, with their places in the image: the model's dense cells, or
-/// the pooled embeddings of a grid of crops.
+/// Where a selection head's cells come from.
+enum CellSource: Sendable, Equatable {
+    /// The tower's dense cells with each image seen at `resolution`×`resolution` px (0: the model's size).
+    case dense(resolution: Int)
+    /// The pooled embeddings of a `grid`×`grid` tiling of the image.
+    case crops(grid: Int)
+
+    /// The side the tower sees the image at for these cells (0 for crops: each crop at the model's size).
+    func side(_ clip: LoadedCLIP) -> Int {
+        switch self {
+        case let .dense(resolution): resolution == 0 ? clip.model.config.vision.imageSize : resolution
+        case .crops: 0
+        }
+    }
+}
+
+extension ReasoningConfiguration {
+    /// Maps only: no selection, no heatmaps.
+    static var selectionOff: ReasoningConfiguration {
+        var configuration = ReasoningConfiguration()
+        configuration.selection = .off
+        return configuration
+    }
+}
+
+/// The cells a selection head scores, with their places in the image: the model's dense cells (the
+/// attributor that made them kept for the plain map), or the pooled embeddings of a grid of crops.
 struct SelectorCells: Sendable {
     let gridHeight: Int, gridWidth: Int
     /// L2-normalised, row-major.
     let cells: [[Float]]
     let rects: [PixelRect]
+    /// The dense cells' attributor (nil for crops).
+    let scene: Attributor?
 
     init(_ scene: Attributor) {
-        (gridHeight, gridWidth, cells) = (scene.gridHeight, scene.gridWidth, scene.cells)
+        (gridHeight, gridWidth, cells, self.scene) = (scene.gridHeight, scene.gridWidth, scene.cells, scene)
         rects = (0..<scene.gridHeight * scene.gridWidth).map { cell in
             let box = scene.pixelBox(of: GridBox(row: cell / scene.gridWidth, column: cell % scene.gridWidth, rows: 1, columns: 1))
             return PixelRect(x: box.x, y: box.y, width: box.width, height: box.height)
         }
     }
 
+    /// The cells of `source` for one image, through the runtime's caches.
+    init(_ source: CellSource, of image: RGBImage, clip: LoadedCLIP, runtime: CLIPRuntime, compute: ComputeContext) throws {
+        switch source {
+        case let .dense(resolution):
+            self.init(try runtime.attributor(of: image, resolution: resolution, clip: clip, configuration: .selectionOff, compute: compute))
+        case let .crops(grid):
+            try self.init(crops: grid, of: image, clip: clip, runtime: runtime, compute: compute)
+        }
+    }
+
     /// A `grid`×`grid` tiling of the image (integer bounds), each tile through the image tower's
     /// pooled embedding (through the image cache).
     init(crops grid: Int, of image: RGBImage, clip: LoadedCLIP, runtime: CLIPRuntime, compute: ComputeContext) throws {
-        (gridHeight, gridWidth) = (grid, grid)
+        (gridHeight, gridWidth, scene) = (grid, grid, nil)
         rects = (0..<grid * grid).map { cell in
             let (row, column) = (cell / grid, cell % grid)
             let x = column * image.width / grid, y = row * image.height / grid
@@ -277,22 +335,18 @@ struct SelectorCells: Sendable {
     }
 }
 
-/// The frozen features an examples file needs: each distinct image's cells (through the reasoning
-/// feature cache) and each distinct text's embedding (through the text cache).
+/// The frozen features an examples file needs: each distinct image's cells and each distinct text's
+/// embedding (through the runtime's caches).
 struct SceneFeatures: Sendable {
-    private let scenes: [String: Attributor]
-    private let crops: [String: SelectorCells]
+    private let scenes: [String: SelectorCells]
     private let texts: [String: [Float]]
     var count: Int { scenes.count }
 
-    func scene(_ path: String) -> Attributor { scenes[path]! }
     func text(_ text: String) -> [Float] { texts[text]! }
-    /// The cells the selector scores: the crops' when a crop grid was asked for, else the dense cells.
-    func cells(_ path: String) -> SelectorCells { crops[path] ?? SelectorCells(scene(path)) }
+    func cells(_ path: String) -> SelectorCells { scenes[path]! }
 
-    /// Reads every image first and checks every box against its image, then encodes.
-    static func prepare(_ lines: [SelectionExampleLine], cropGrid: Int, clip: LoadedCLIP, runtime: CLIPRuntime, decoder: PNGDecoder,
-                        compute: ComputeContext) throws -> SceneFeatures {
+    /// Every distinct image of the lines, each box checked against its image, before anything is encoded.
+    static func decodeAndCheck(_ lines: [SelectionExampleLine], decoder: PNGDecoder) throws -> [String: RGBImage] {
         var images: [String: RGBImage] = [:]
         for line in lines where images[line.image] == nil {
             do { images[line.image] = try decoder.decode(contentsOf: line.image) } catch {
@@ -306,21 +360,19 @@ struct SceneFeatures: Sendable {
                                              + "\(image.width)x\(image.height) image \(line.image)")
             }
         }
-        var configuration = ReasoningConfiguration()
-        configuration.selection = .off
-        var scenes: [String: Attributor] = [:], crops: [String: SelectorCells] = [:]
+        return images
+    }
+
+    static func prepare(_ lines: [SelectionExampleLine], images: [String: RGBImage], source: CellSource, clip: LoadedCLIP,
+                        runtime: CLIPRuntime, compute: ComputeContext) throws -> SceneFeatures {
+        var scenes: [String: SelectorCells] = [:]
         for (path, image) in images {
             try compute.checkCancellation()
-            let features = try runtime.reasoningFeatures(of: image, imageId: CLIPRuntime.imageId(for: image), clip: clip, compute: compute)
-            scenes[path] = try Attributor(clip: clip.model, preprocessing: clip.preprocessing, image: image, features: features,
-                                          configuration: configuration)
-            if cropGrid > 0 {
-                crops[path] = try SelectorCells(crops: cropGrid, of: image, clip: clip, runtime: runtime, compute: compute)
-            }
+            scenes[path] = try SelectorCells(source, of: image, clip: clip, runtime: runtime, compute: compute)
         }
         let distinct = Array(Set(lines.map(\.text)))
         let embeddings = try runtime.embed(prompts: distinct, with: clip, compute: compute)
-        return SceneFeatures(scenes: scenes, crops: crops, texts: Dictionary(uniqueKeysWithValues: zip(distinct, embeddings)))
+        return SceneFeatures(scenes: scenes, texts: Dictionary(uniqueKeysWithValues: zip(distinct, embeddings)))
     }
 
     /// Training examples, with each box or map turned into the target distribution over the cells.
@@ -352,7 +404,7 @@ struct SceneFeatures: Sendable {
 }
 
 /// The engine's configuration from the wire params, checked here with errors naming the field.
-func selectorConfiguration(_ p: SelectorTrainParams) throws -> SelectorTrainingConfiguration {
+func selectorConfiguration(_ p: SelectorTrainParams, clip: LoadedCLIP) throws -> SelectorTrainingConfiguration {
     var c = SelectorTrainingConfiguration()
     if let v = p.steps { guard v >= 1 else { throw RPCError.invalidParams("params.steps: expected an integer ≥ 1") }; c.steps = v }
     if let v = p.learningRate {
@@ -371,7 +423,49 @@ func selectorConfiguration(_ p: SelectorTrainParams) throws -> SelectorTrainingC
         }
         c.cropGrid = v
     }
+    if let v = p.resolution {
+        c.resolution = try denseResolution(v, clip: clip, field: "params.resolution")
+        guard c.cropGrid == 0 || c.resolution == 0 else {
+            throw RPCError.invalidParams("params.resolution: sets the grid of the dense cells; with cropGrid each crop is seen at the model's size")
+        }
+    }
     return c
+}
+
+/// A requested tower input side, checked against the model; 0 when it is the model's own size.
+func denseResolution(_ value: Int, clip: LoadedCLIP, field: String) throws -> Int {
+    guard value != clip.model.config.vision.imageSize else { return 0 }
+    do { try clip.model.checkDenseResolution(value) } catch let CLIPError.invalidInput(reason) {
+        throw RPCError.invalidParams("\(field): \(reason)")
+    }
+    return value
+}
+
+extension CLIPRuntime {
+    /// An attributor for `image` with the tower at `resolution` px (0: the model's size, the features
+    /// visual reasoning caches). Other sizes are cached in the same cache under their own key.
+    func attributor(of image: RGBImage, resolution: Int, clip: LoadedCLIP, configuration: ReasoningConfiguration,
+                    compute: ComputeContext) throws -> Attributor {
+        let imageId = CLIPRuntime.imageId(for: image)
+        guard resolution > 0 else {
+            let features = try reasoningFeatures(of: image, imageId: imageId, clip: clip, compute: compute)
+            return try Attributor(clip: clip.model, preprocessing: clip.preprocessing, image: image, features: features,
+                                  configuration: configuration)
+        }
+        let p = clip.preprocessing
+        let preprocessing = try CLIPPreprocessing(imageSize: resolution, mean: p.mean, std: p.std, interpolation: p.interpolation,
+                                                  resizeMode: p.resizeMode, fill: p.fill)
+        let key = ImageKey(model: clip.id, imageId: "\(imageId)@\(resolution)px")
+        let features: PrecomputedImageFeatures
+        if let cached = reasoningCache.value(for: key) {
+            features = cached
+        } else {
+            let dense = try clip.model.encodeImageDense(preprocessing(image), count: 1, size: resolution, compute: compute)
+            features = PrecomputedImageFeatures(dense: (dense.gridHeight, dense.gridWidth, dense.features[0]))
+            reasoningCache.insert(features, for: key, cost: 4 * dense.features[0].count * clip.model.embedDim + 256)
+        }
+        return try Attributor(clip: clip.model, preprocessing: preprocessing, image: image, features: features, configuration: configuration)
+    }
 }
 
 extension ModelIdentity {

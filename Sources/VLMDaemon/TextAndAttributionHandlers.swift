@@ -29,6 +29,7 @@ func registerTextAndAttributionHandlers(_ table: inout HandlerTable, services: S
         let texts = try indexedTexts(params.texts)
         let configuration = try attributionConfiguration(params, texts: texts.count)
         let selector = try params.selector.map { try services.denseSelector(named: $0, for: clip, field: "params.selector") }
+        let resolution = try attributionResolution(params.resolution, selector: selector, clip: clip)
         guard let input = try services.decodeImages([params.image]).first, let image = input.image else {
             throw RPCError.invalidParams("params.image: expected a 'path' or 'png' (the pixels are needed to place the cells)")
         }
@@ -36,9 +37,7 @@ func registerTextAndAttributionHandlers(_ table: inout HandlerTable, services: S
         let progress = await context.beginProgress(title: "Attributing \(texts.count) text(s) with \(clip.id)")
         // The image's features come through the same cache visual reasoning uses.
         let attributor = try await context.compute { compute in
-            let features = try runtime.reasoningFeatures(of: image, imageId: input.imageId, clip: clip, compute: compute)
-            return try Attributor(clip: clip.model, preprocessing: clip.preprocessing, image: image, features: features,
-                                  configuration: configuration)
+            try runtime.attributor(of: image, resolution: resolution, clip: clip, configuration: configuration, compute: compute)
         }
         func result(_ attributions: [AttributionInfo]) -> AttributeResult {
             AttributeResult(clip: clip.id, imageId: input.imageId, width: image.width, height: image.height,

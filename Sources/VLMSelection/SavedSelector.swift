@@ -6,18 +6,22 @@ import VLMTensor
 ///
 /// File layout: a safetensors file with tensors "bilinear" (F32 [D, D]) and "log_scale" (F32 [1]);
 /// `__metadata__` holds format/version, `clip_identity` (the SHA-256 of the CLIP weights file),
-/// `clip_name` (informative only), `crop_grid` and the training configuration and figures as JSON.
+/// `clip_name` (informative only), `crop_grid`, `resolution` (0: the model's image size) and the
+/// training configuration and figures as JSON.
 public struct SavedSelector: Sendable {
     public var head: SelectionHead
     public var clipIdentity: String
     public var clipName: String
     /// 0: the head scores the model's dense cells; G: the pooled embeddings of a G×G grid of crops.
     public var cropGrid: Int
+    /// The side the tower sees an image at for the dense cells the head scores; 0: the model's own.
+    public var resolution: Int
     /// Free-form JSON text (the configuration and the training figures), kept as written.
     public var details: String
 
-    public init(head: SelectionHead, clipIdentity: String, clipName: String, cropGrid: Int, details: String) {
+    public init(head: SelectionHead, clipIdentity: String, clipName: String, cropGrid: Int, resolution: Int = 0, details: String) {
         (self.head, self.clipIdentity, self.clipName, self.cropGrid, self.details) = (head, clipIdentity, clipName, cropGrid, details)
+        self.resolution = resolution
     }
 
     static let formatName = "vlmd-selector"
@@ -25,7 +29,8 @@ public struct SavedSelector: Sendable {
 
     public func save(to url: URL) throws {
         let metadata = ["format": Self.formatName, "version": Self.formatVersion, "clip_identity": clipIdentity,
-                        "clip_name": clipName, "crop_grid": String(cropGrid), "details": details]
+                        "clip_name": clipName, "crop_grid": String(cropGrid), "resolution": String(resolution),
+                        "details": details]
         try SafeTensorsWriter.write([("bilinear", [head.width, head.width], head.bilinear), ("log_scale", [1], [head.logScale])],
                                     metadata: metadata, to: url)
     }
@@ -48,9 +53,13 @@ public struct SavedSelector: Sendable {
         guard let cropGrid = Int(metadata["crop_grid"] ?? "0"), (0...SelectorTrainingConfiguration.maximumCropGrid).contains(cropGrid) else {
             throw invalid("metadata crop_grid is not an integer in 0...\(SelectorTrainingConfiguration.maximumCropGrid)")
         }
+        // Selectors saved before native resolutions existed lack the key: they scored the model's own grid.
+        guard let resolution = Int(metadata["resolution"] ?? "0"), resolution >= 0, cropGrid == 0 || resolution == 0 else {
+            throw invalid("metadata resolution is not 0 or a positive integer (0 with crops)")
+        }
         let head = SelectionHead(width: bilinear.shape[0], bilinear: bilinear.storage, logScale: logScale.storage[0])
         return SavedSelector(head: head, clipIdentity: identity, clipName: metadata["clip_name"] ?? "", cropGrid: cropGrid,
-                             details: metadata["details"] ?? "{}")
+                             resolution: resolution, details: metadata["details"] ?? "{}")
     }
 }
 

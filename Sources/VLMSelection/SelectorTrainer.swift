@@ -13,6 +13,8 @@ public struct SelectorTrainingConfiguration: Sendable, Equatable, Codable {
     /// 0: score the model's dense cells; G: score the pooled embeddings of a G×G grid of crops (each
     /// crop seen at the tower's full resolution, at G² tower passes per image).
     public var cropGrid: Int = 0
+    /// The side the image tower sees each image at for the dense cells; 0: the model's own image size.
+    public var resolution: Int = 0
     public static let maximumCropGrid = 8
     public init() {}
 
@@ -22,6 +24,8 @@ public struct SelectorTrainingConfiguration: Sendable, Equatable, Codable {
         guard batchSize >= 0 else { throw .invalidInput("batchSize must be 0 (all) or positive") }
         guard validateEvery > 0 else { throw .invalidInput("validateEvery must be at least 1") }
         guard (0...Self.maximumCropGrid).contains(cropGrid) else { throw .invalidInput("cropGrid must be in 0...\(Self.maximumCropGrid)") }
+        guard resolution >= 0 else { throw .invalidInput("resolution must be positive") }
+        guard cropGrid == 0 || resolution == 0 else { throw .invalidInput("resolution sets the dense cells' grid; crops are seen at the model's size") }
     }
 }
 

@@ -21,16 +21,20 @@ public struct SelectorTrainParams: Codable, Sendable {
     public var seed: UInt64?
     /// 0 (default): score the model's dense cells; G: score the pooled embeddings of a G×G grid of crops.
     public var cropGrid: Int?
+    /// The side, in pixels, the image tower sees each image at for the dense cells (default: the
+    /// model's image size); larger gives a finer grid (ModifiedResNet: a multiple of 32).
+    public var resolution: Int?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
 
     public init(clip: String? = nil, examples: String, validation: String? = nil, validationFraction: Float? = nil,
                 saveAs: String? = nil, steps: Int? = nil, learningRate: Float? = nil, batchSize: Int? = nil,
-                validateEvery: Int? = nil, seed: UInt64? = nil, cropGrid: Int? = nil, workDoneToken: RequestID? = nil,
-                partialResultToken: RequestID? = nil) {
+                validateEvery: Int? = nil, seed: UInt64? = nil, cropGrid: Int? = nil, resolution: Int? = nil,
+                workDoneToken: RequestID? = nil, partialResultToken: RequestID? = nil) {
         self.clip = clip; self.examples = examples; self.validation = validation; self.validationFraction = validationFraction
         self.saveAs = saveAs; self.steps = steps; self.learningRate = learningRate; self.batchSize = batchSize
-        self.validateEvery = validateEvery; self.seed = seed; self.cropGrid = cropGrid; self.workDoneToken = workDoneToken
+        self.validateEvery = validateEvery; self.seed = seed; self.cropGrid = cropGrid; self.resolution = resolution
+        self.workDoneToken = workDoneToken
         self.partialResultToken = partialResultToken
     }
 }
@@ -84,11 +88,14 @@ public struct SelectorEvaluateParams: Codable, Sendable {
     public var selector: String?
     /// The mass the predicted box must hold (the smallest box of cells reaching it), for the IoU; default 0.5.
     public var mass: Float?
+    /// The side the tower sees each image at for the plain similarity map (default: the selector's,
+    /// else the model's image size). The selector always uses the resolution it was trained at.
+    public var resolution: Int?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
-    public init(clip: String? = nil, examples: String, selector: String? = nil, mass: Float? = nil,
+    public init(clip: String? = nil, examples: String, selector: String? = nil, mass: Float? = nil, resolution: Int? = nil,
                 workDoneToken: RequestID? = nil, partialResultToken: RequestID? = nil) {
-        self.clip = clip; self.examples = examples; self.selector = selector; self.mass = mass
+        self.clip = clip; self.examples = examples; self.selector = selector; self.mass = mass; self.resolution = resolution
         self.workDoneToken = workDoneToken; self.partialResultToken = partialResultToken
     }
 }
@@ -108,11 +115,15 @@ public struct SelectorEvaluation: Codable, Sendable {
     public var images: Int
     public var similarity: SelectionFigures
     public var learned: SelectionFigures?
+    /// The side the tower saw the images at for each map (0 for a crop selector, whose cells are crops).
+    public var resolution: Int
+    public var learnedResolution: Int?
     public var seconds: Double
     public init(clip: String, selector: String?, queries: Int, images: Int, similarity: SelectionFigures,
-                learned: SelectionFigures?, seconds: Double) {
+                learned: SelectionFigures?, resolution: Int, learnedResolution: Int?, seconds: Double) {
         self.clip = clip; self.selector = selector; self.queries = queries; self.images = images
-        self.similarity = similarity; self.learned = learned; self.seconds = seconds
+        self.similarity = similarity; self.learned = learned; self.resolution = resolution; self.learnedResolution = learnedResolution
+        self.seconds = seconds
     }
 }
 

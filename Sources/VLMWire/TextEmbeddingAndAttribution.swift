@@ -52,14 +52,17 @@ public struct AttributeParams: Codable, Sendable {
     public var heatmapsInline: Bool?
     /// A saved selector's name (selector/train): the maps are the learned head's instead of the plain similarity.
     public var selector: String?
+    /// The side, in pixels, the tower sees the image at (default: the selector's, else the model's
+    /// image size); larger gives a finer grid (ModifiedResNet: a multiple of 32).
+    public var resolution: Int?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
 
     public init(clip: String? = nil, image: ImageInput, texts: [String], select: String? = nil, k: Int? = nil, mass: Float? = nil,
-                heatmapDir: String? = nil, heatmapsInline: Bool? = nil, selector: String? = nil, workDoneToken: RequestID? = nil,
-                partialResultToken: RequestID? = nil) {
+                heatmapDir: String? = nil, heatmapsInline: Bool? = nil, selector: String? = nil, resolution: Int? = nil,
+                workDoneToken: RequestID? = nil, partialResultToken: RequestID? = nil) {
         self.clip = clip; self.image = image; self.texts = texts; self.select = select; self.k = k; self.mass = mass
-        self.selector = selector
+        self.selector = selector; self.resolution = resolution
         self.heatmapDir = heatmapDir; self.heatmapsInline = heatmapsInline; self.workDoneToken = workDoneToken
         self.partialResultToken = partialResultToken
     }

@@ -68,6 +68,9 @@ struct Attribute: AsyncParsableCommand {
     @Option(help: "A saved selector (train-selector --save-as): its learned maps instead of the plain similarity.")
     var selector: String?
 
+    @Option(parsing: .unconditional, help: "Side in pixels the tower sees the image at (default: the selector's, else the model's; ModifiedResNet: a multiple of 32).")
+    var resolution: Int?
+
     @Argument(help: "Texts to attribute.")
     var texts: [String]
 
@@ -82,7 +85,7 @@ struct Attribute: AsyncParsableCommand {
         let model = try await session.loadCLIP(clip.clip)
         let params = AttributeParams(
             clip: model, image: ImageInput(path: absolute(image)), texts: texts, select: select, k: k, mass: mass, heatmapDir: directory,
-            selector: selector)
+            selector: selector, resolution: resolution)
         let json = options.json
         let result = try await session.send(AttributeRequest.self, params, onPartial: { attribution in
             if json { Terminal.json(attribution) } else { Terminal.line(describeTextAttribution(attribution)) }

@@ -34,6 +34,9 @@ struct TrainSelector: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "0: score the model's dense cells; G: score the pooled embeddings of a GxG grid of crops.")
     var cropGrid: Int?
 
+    @Option(parsing: .unconditional, help: "Side in pixels the tower sees each image at for the dense cells (default: the model's; ModifiedResNet: a multiple of 32).")
+    var resolution: Int?
+
     @Option(help: "Save the selector under this name (attribute --selector NAME, evaluate-selector --selector NAME).")
     var saveAs: String?
 
@@ -48,7 +51,7 @@ struct TrainSelector: AsyncParsableCommand {
         let params = SelectorTrainParams(
             clip: clipID, examples: absolute(examples), validation: validation.map(absolute), validationFraction: validationFraction,
             saveAs: saveAs, steps: steps, learningRate: learningRate, batchSize: batchSize, seed: seed,
-            cropGrid: cropGrid)
+            cropGrid: cropGrid, resolution: resolution)
         let json = options.json, quiet = options.quiet
         let result = try await session.send(SelectorTrainRequest.self, params, onPartial: { step in
             if json { Terminal.json(step); return }
@@ -83,10 +86,13 @@ struct EvaluateSelector: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Mass the predicted box must hold, for the IoU (default 0.5).")
     var mass: Float?
 
+    @Option(parsing: .unconditional, help: "Side in pixels the tower sees each image at for the plain map (default: the selector's, else the model's).")
+    var resolution: Int?
+
     func run() async throws {
         let session = try await Session.start(options)
         let clipID = try await session.loadCLIP(clip.clip)
-        let params = SelectorEvaluateParams(clip: clipID, examples: absolute(examples), selector: selector, mass: mass)
+        let params = SelectorEvaluateParams(clip: clipID, examples: absolute(examples), selector: selector, mass: mass, resolution: resolution)
         let json = options.json, quiet = options.quiet
         let result = try await session.send(SelectorEvaluateRequest.self, params, onPartial: { tally in
             if json { Terminal.json(tally); return }
@@ -110,10 +116,12 @@ func renderSelectorTraining(_ r: SelectorTrainResult) -> String {
 
 func renderSelectorEvaluation(_ r: SelectorEvaluation) -> String {
     func row(_ name: String, _ f: SelectionFigures) -> String {
-        name.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: "%7.2f%%   %6.3f", 100 * f.pointing, f.meanIoU)
+        name.padding(toLength: 27, withPad: " ", startingAt: 0) + String(format: "%7.2f%%   %6.3f", 100 * f.pointing, f.meanIoU)
     }
-    var lines = ["\(r.queries) queries on \(r.images) images", "                    pointing   box IoU", row("similarity map", r.similarity)]
-    if let learned = r.learned { lines.append(row("selector \(r.selector ?? "")", learned)) }
+    func side(_ resolution: Int) -> String { resolution == 0 ? " (crops)" : " (\(resolution) px)" }
+    var lines = ["\(r.queries) queries on \(r.images) images", "                           pointing   box IoU",
+                 row("similarity map" + side(r.resolution), r.similarity)]
+    if let learned = r.learned { lines.append(row("selector \(r.selector ?? "")" + side(r.learnedResolution ?? 0), learned)) }
     return lines.joined(separator: "\n")
 }
 
