@@ -89,17 +89,17 @@ func registerSelectorHandlers(_ table: inout HandlerTable, services: Services) {
             var plain = FigureTally(), learned = FigureTally(), seen = Set<String>()
             func report() -> SelectorEvaluation {
                 SelectorEvaluation(clip: clip.id, selector: params.selector, queries: plain.count, images: seen.count,
-                                   similarity: plain.figures, learned: head == nil ? nil : learned.figures,
+                                   similarity: SelectionFigures(plain), learned: head == nil ? nil : SelectionFigures(learned),
                                    resolution: plainSource.side(clip), learnedResolution: head?.source.side(clip),
                                    seconds: (ContinuousClock.now - started).seconds)
             }
             for (number, line) in lines.enumerated() {
                 try compute.checkCancellation()
                 let box = line.box!, text = scenes.text(line.text), dense = scenes.cells(line.image)
-                plain.add(dense.scene!.similarityMap(textEmbedding: text).scores, on: dense, box: box, mass: mass)
+                plain.add(dense.scene!.similarityMap(textEmbedding: text).scores, on: dense.grid, box: box, mass: mass)
                 if let head, let learnedScenes {
                     let cells = learnedScenes.cells(line.image)
-                    learned.add(head.head.map(cells: cells.cells, text: text), on: cells, box: box, mass: mass)
+                    learned.add(head.head.map(cells: cells.cells, text: text), on: cells.grid, box: box, mass: mass)
                 }
                 seen.insert(line.image)
                 if (number + 1) % 200 == 0 {
@@ -148,7 +148,7 @@ extension SavedSelector {
                                            configuration: .selectionOff))
             : try SelectorCells(source, of: image, clip: clip, runtime: runtime, compute: compute)
         let scores = head.map(cells: cells.cells, text: query)
-        let box = cells.rect(of: Attribution.smallestBox(scores, gridHeight: cells.gridHeight, gridWidth: cells.gridWidth, fraction: mass))
+        let box = cells.grid.selection(scores, mass: mass)
         return PixelBox(x: box.x, y: box.y, width: box.width, height: box.height)
     }
 
@@ -156,9 +156,47 @@ extension SavedSelector {
     var source: CellSource { cropGrid > 0 ? .crops(grid: cropGrid) : .dense(resolution: resolution) }
 
     /// The head's map of a text over an image's cells, as an attribution map.
-    func map(of textEmbedding: [Float], on scene: Attributor) -> AttributionMap {
-        AttributionMap(gridHeight: scene.gridHeight, gridWidth: scene.gridWidth, scores: head.map(cells: scene.cells, text: textEmbedding),
+    func map(of textEmbedding: [Float], on cells: SelectorCells) -> AttributionMap {
+        AttributionMap(gridHeight: cells.grid.gridHeight, gridWidth: cells.grid.gridWidth, scores: head.map(cells: cells.cells, text: textEmbedding),
                        normalization: "selector(T=\(exp(-head.logScale)))")
+    }
+}
+
+/// What `attribute` maps texts over: the dense cells (the plain map, or a dense selector's), or a crop
+/// selector's grid of crops, which tiles the whole image.
+struct AttributionTarget: Sendable {
+    let cells: SelectorCells
+    let image: RGBImage
+    let selector: SavedSelector?
+    let configuration: ReasoningConfiguration
+
+    init(_ image: RGBImage, selector: SavedSelector?, resolution: Int, clip: LoadedCLIP, runtime: CLIPRuntime,
+         configuration: ReasoningConfiguration, compute: ComputeContext) throws {
+        (self.image, self.selector, self.configuration) = (image, selector, configuration)
+        if let selector, selector.cropGrid > 0 {
+            cells = try SelectorCells(crops: selector.cropGrid, of: image, clip: clip, runtime: runtime, compute: compute)
+        } else {
+            cells = SelectorCells(try runtime.attributor(of: image, resolution: resolution, clip: clip, configuration: configuration,
+                                                         compute: compute))
+        }
+    }
+
+    func pixelBox(of box: GridBox) -> PixelBox {
+        if let scene = cells.scene { return scene.pixelBox(of: box) }
+        let rect = cells.grid.rect(of: box)
+        return PixelBox(x: rect.x, y: rect.y, width: rect.width, height: rect.height)
+    }
+
+    var visibleBox: PixelBox { pixelBox(of: GridBox(row: 0, column: 0, rows: cells.grid.gridHeight, columns: cells.grid.gridWidth)) }
+
+    /// Text number `index`: the selector's map when there is one, else the plain similarity map.
+    func attribution(index: Int, text: String, textEmbedding: [Float]) throws -> StepAttribution {
+        guard let selector else { return try cells.scene!.attribution(index: index, text: text, textEmbedding: textEmbedding) }
+        let map = selector.map(of: textEmbedding, on: cells)
+        if let scene = cells.scene { return try scene.attribution(index: index, text: text, map: map) }
+        return try Attribution.stepAttribution(step: index, text: text, caption: "text \(index): \(text)", map: map, image: image,
+                                               pixelBox: pixelBox(of:), selection: configuration.selection,
+                                               heatmaps: configuration.heatmaps, alpha: configuration.heatmapAlpha)
     }
 }
 
@@ -244,23 +282,6 @@ func reasonedSelection(_ line: SelectionExampleLine, clip: LoadedCLIP, lm: Loade
     return maps.dropFirst().reduce(first) { sum, map in zip(sum, map).map(+) }.map { $0 / Float(maps.count) }
 }
 
-/// Pointing hits and box IoUs, summed as the queries come.
-struct FigureTally {
-    private(set) var count = 0
-    private var hits = 0, iou = 0.0
-
-    mutating func add(_ scores: [Float], on cells: SelectorCells, box: PixelRect, mass: Float) {
-        hits += SelectionMetrics.pointsInto(scores, cells: cells.rects, box: box) ? 1 : 0
-        let chosen = Attribution.smallestBox(scores, gridHeight: cells.gridHeight, gridWidth: cells.gridWidth, fraction: mass)
-        iou += cells.rect(of: chosen).iou(box)
-        count += 1
-    }
-
-    var figures: SelectionFigures {
-        SelectionFigures(pointing: count == 0 ? 0 : Double(hits) / Double(count), meanIoU: count == 0 ? 0 : iou / Double(count))
-    }
-}
-
 /// Where a selection head's cells come from.
 enum CellSource: Sendable, Equatable {
     /// The tower's dense cells with each image seen at `resolution`×`resolution` px (0: the model's size).
@@ -277,6 +298,10 @@ enum CellSource: Sendable, Equatable {
     }
 }
 
+extension SelectionFigures {
+    init(_ tally: FigureTally) { self.init(pointing: tally.pointing, meanIoU: tally.meanIoU) }
+}
+
 extension ReasoningConfiguration {
     /// Maps only: no selection, no heatmaps.
     static var selectionOff: ReasoningConfiguration {
@@ -289,19 +314,18 @@ extension ReasoningConfiguration {
 /// The cells a selection head scores, with their places in the image: the model's dense cells (the
 /// attributor that made them kept for the plain map), or the pooled embeddings of a grid of crops.
 struct SelectorCells: Sendable {
-    let gridHeight: Int, gridWidth: Int
+    let grid: CellGrid
     /// L2-normalised, row-major.
     let cells: [[Float]]
-    let rects: [PixelRect]
     /// The dense cells' attributor (nil for crops).
     let scene: Attributor?
 
     init(_ scene: Attributor) {
-        (gridHeight, gridWidth, cells, self.scene) = (scene.gridHeight, scene.gridWidth, scene.cells, scene)
-        rects = (0..<scene.gridHeight * scene.gridWidth).map { cell in
+        (cells, self.scene) = (scene.cells, scene)
+        grid = CellGrid(gridHeight: scene.gridHeight, gridWidth: scene.gridWidth, rects: (0..<scene.gridHeight * scene.gridWidth).map { cell in
             let box = scene.pixelBox(of: GridBox(row: cell / scene.gridWidth, column: cell % scene.gridWidth, rows: 1, columns: 1))
             return PixelRect(x: box.x, y: box.y, width: box.width, height: box.height)
-        }
+        })
     }
 
     /// The cells of `source` for one image, through the runtime's caches.
@@ -317,21 +341,15 @@ struct SelectorCells: Sendable {
     /// A `grid`×`grid` tiling of the image (integer bounds), each tile through the image tower's
     /// pooled embedding (through the image cache).
     init(crops grid: Int, of image: RGBImage, clip: LoadedCLIP, runtime: CLIPRuntime, compute: ComputeContext) throws {
-        (gridHeight, gridWidth, scene) = (grid, grid, nil)
-        rects = (0..<grid * grid).map { cell in
+        scene = nil
+        self.grid = CellGrid(gridHeight: grid, gridWidth: grid, rects: (0..<grid * grid).map { cell in
             let (row, column) = (cell / grid, cell % grid)
             let x = column * image.width / grid, y = row * image.height / grid
             return PixelRect(x: x, y: y, width: (column + 1) * image.width / grid - x, height: (row + 1) * image.height / grid - y)
-        }
-        let crops = try rects.map { try image.cropped(x: $0.x, y: $0.y, width: $0.width, height: $0.height) }
+        })
+        let crops = try self.grid.rects.map { try image.cropped(x: $0.x, y: $0.y, width: $0.width, height: $0.height) }
         cells = try runtime.embed(crops.map { (CLIPRuntime.imageId(for: $0), $0) }, with: clip, compute: compute)
             .map { l2Normalized($0.embedding) }
-    }
-
-    /// The pixels of a box of cells.
-    func rect(of box: GridBox) -> PixelRect {
-        let first = rects[box.row * gridWidth + box.column], last = rects[(box.row + box.rows - 1) * gridWidth + box.column + box.columns - 1]
-        return PixelRect(x: first.x, y: first.y, width: last.x + last.width - first.x, height: last.y + last.height - first.y)
     }
 }
 
@@ -378,7 +396,7 @@ struct SceneFeatures: Sendable {
     /// Training examples, with each box or map turned into the target distribution over the cells.
     func examples(for lines: [SelectionExampleLine], field: String) throws -> [SelectionExample] {
         try lines.map { line in
-            let scene = cells(line.image), cells = scene.gridHeight * scene.gridWidth
+            let scene = cells(line.image).grid, cells = scene.gridHeight * scene.gridWidth
             let target: [Float]?
             if let box = line.box {
                 target = SelectionTargets.fromBox(box, cells: scene.rects)
@@ -389,7 +407,7 @@ struct SceneFeatures: Sendable {
                     throw RPCError.invalidParams("\(field): line \(line.line): map must hold \(cells) non-negative values (the \(scene.gridHeight)x\(scene.gridWidth) grid), not all zero")
                 }
             }
-            return SelectionExample(cells: scene.cells, text: text(line.text), target: target!)
+            return SelectionExample(cells: self.cells(line.image).cells, text: text(line.text), target: target!)
         }
     }
 
@@ -496,16 +514,6 @@ extension Services {
         guard saved.clipIdentity == (try ModelIdentity.of(clip)), saved.head.width == clip.model.embedDim else {
             throw RPCError.invalidParams("\(field): selector '\(name)' was trained for another CLIP model ('\(saved.clipName)', weights "
                                          + "sha256 \(saved.clipIdentity.prefix(12))…), not '\(clip.id)'")
-        }
-        return saved
-    }
-
-    /// A saved selector whose maps lie on the model's own cells (what `attribute` reports).
-    func denseSelector(named name: String, for clip: LoadedCLIP, field: String) throws -> SavedSelector {
-        let saved = try selector(named: name, for: clip, field: field)
-        guard saved.cropGrid == 0 else {
-            throw RPCError.invalidParams("\(field): selector '\(name)' scores a \(saved.cropGrid)x\(saved.cropGrid) grid of crops, not the "
-                                         + "model's cells that attribute maps; evaluate it with selector/evaluate")
         }
         return saved
     }

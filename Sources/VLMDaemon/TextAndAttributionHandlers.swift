@@ -28,7 +28,7 @@ func registerTextAndAttributionHandlers(_ table: inout HandlerTable, services: S
         let clip = try await services.clipModel(params.clip)
         let texts = try indexedTexts(params.texts)
         let configuration = try attributionConfiguration(params, texts: texts.count)
-        let selector = try params.selector.map { try services.denseSelector(named: $0, for: clip, field: "params.selector") }
+        let selector = try params.selector.map { try services.selector(named: $0, for: clip, field: "params.selector") }
         let resolution = try attributionResolution(params.resolution, selector: selector, clip: clip)
         guard let input = try services.decodeImages([params.image]).first, let image = input.image else {
             throw RPCError.invalidParams("params.image: expected a 'path' or 'png' (the pixels are needed to place the cells)")
@@ -36,22 +36,19 @@ func registerTextAndAttributionHandlers(_ table: inout HandlerTable, services: S
         let runtime = services.clip
         let progress = await context.beginProgress(title: "Attributing \(texts.count) text(s) with \(clip.id)")
         // The image's features come through the same cache visual reasoning uses.
-        let attributor = try await context.compute { compute in
-            try runtime.attributor(of: image, resolution: resolution, clip: clip, configuration: configuration, compute: compute)
+        let target = try await context.compute { compute in
+            try AttributionTarget(image, selector: selector, resolution: resolution, clip: clip, runtime: runtime,
+                                  configuration: configuration, compute: compute)
         }
         func result(_ attributions: [AttributionInfo]) -> AttributeResult {
             AttributeResult(clip: clip.id, imageId: input.imageId, width: image.width, height: image.height,
-                            gridHeight: attributor.gridHeight, gridWidth: attributor.gridWidth,
-                            visibleBox: wireBox(attributor.visibleBox), attributions: attributions)
+                            gridHeight: target.cells.grid.gridHeight, gridWidth: target.cells.grid.gridWidth,
+                            visibleBox: wireBox(target.visibleBox), attributions: attributions)
         }
         let attributions = try await streamBatches(texts, size: 8, unit: "texts", context: context, progress: progress) { batch, compute in
             let embeddings = try runtime.embed(prompts: batch.map(\.text), with: clip, compute: compute)
             return try zip(batch, embeddings).map { item, embedding in
-                guard let selector else {
-                    return wireAttribution(try attributor.attribution(index: item.index, text: item.text, textEmbedding: embedding))
-                }
-                return wireAttribution(try attributor.attribution(index: item.index, text: item.text,
-                                                                  map: selector.map(of: embedding, on: attributor)))
+                wireAttribution(try target.attribution(index: item.index, text: item.text, textEmbedding: embedding))
             }
         } soFar: { done in
             result(done)

@@ -1,6 +1,7 @@
 // Drawing an attribution map over the original photo.
 import Foundation
 import VLMImage
+import VLMTensor
 
 public enum HeatmapRenderer {
     /// The heatmap of one attribution (HeatmapDrawing lays it out): the map blended over the part of

@@ -6,6 +6,7 @@
 // from `CLIPPreprocessing` itself (`resizedSize`, `inputOffset`), so they are torchvision's / open_clip's.
 import Foundation
 import VLMImage
+import VLMTensor
 
 public struct PreprocessingGeometry: Sendable, Equatable {
     public let imageWidth: Int, imageHeight: Int

@@ -5,14 +5,6 @@ import VLMImage
 import VLMWire
 import VLMTensor
 
-/// A rectangle of grid cells, inclusive-exclusive: rows `row..<row+rows`, columns `column..<column+columns`.
-public struct GridBox: Sendable, Equatable {
-    public var row: Int, column: Int, rows: Int, columns: Int
-    public init(row: Int, column: Int, rows: Int, columns: Int) {
-        self.row = row; self.column = column; self.rows = rows; self.columns = columns
-    }
-}
-
 /// A rectangle of pixels of the original image: `x..<x+width`, `y..<y+height`. A deliberate mirror of
 /// the wire's BoxParam: its `description` is written into the model's context, which is the engine's
 /// business, not the protocol's.

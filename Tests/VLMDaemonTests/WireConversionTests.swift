@@ -4,6 +4,7 @@ import VLMWire
 @testable import VLMDaemon
 @testable import VLMPromptLearning
 @testable import VLMReasoning
+import VLMTensor
 
 /// The engine values whose wire form differs on purpose, each through its one conversion function,
 /// checked against the JSON a client receives (written out here, not produced by the code under test).

@@ -4,6 +4,7 @@ import Testing
 import VLMImage
 import VLMLanguage
 @testable import VLMReasoning
+import VLMTensor
 
 @Suite struct AttributionTests {
     func isNormalised(_ scores: [Float]) -> Bool {
@@ -51,7 +52,7 @@ import VLMLanguage
             for fraction: Float in [0.1, 0.5, 0.9, 1] {
                 let raw = (0..<(h * w)).map { _ in Float(random.nextUnit()) * Float(random.nextUnit()) }
                 let scores = Attribution.normalize(raw, .minMax, defaultTemperature: 1).scores
-                let box = Attribution.smallestBox(scores, gridHeight: h, gridWidth: w, fraction: fraction)
+                let box = GridBox.smallest(holding: fraction, of: scores, gridHeight: h, gridWidth: w)
                 var best: (area: Int, mass: Double)? = nil
                 for r in 0..<h { for c in 0..<w { for rows in 1...(h - r) { for cols in 1...(w - c) {
                     let mass = Attribution.cells(in: GridBox(row: r, column: c, rows: rows, columns: cols), gridWidth: w)

@@ -77,7 +77,7 @@ struct ReasoningReference: Decodable {
             let minMax = Attribution.normalize(cells, .minMax, defaultTemperature: 1).scores
             #expect(zip(minMax, attribution.min_max).map { abs($0 - $1) }.max()! < 1e-5)
 
-            let box = Attribution.smallestBox(map.scores, gridHeight: map.gridHeight, gridWidth: map.gridWidth, fraction: reference.box_mass)
+            let box = GridBox.smallest(holding: reference.box_mass, of: map.scores, gridHeight: map.gridHeight, gridWidth: map.gridWidth)
             #expect([box.row, box.column, box.rows, box.columns] == attribution.box)
             let pixels = prepared.pixelBox(of: box)
             #expect([pixels.x, pixels.y, pixels.width, pixels.height] == attribution.pixel_box)
