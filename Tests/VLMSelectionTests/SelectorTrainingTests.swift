@@ -69,8 +69,34 @@ struct PermutedTask {
         try saved.save(to: url)
         let loaded = try SavedSelector.load(from: url)
         #expect(loaded.head == head && loaded.clipIdentity == "abc123" && loaded.cropGrid == 3 && loaded.details == "{\"steps\":1}")
+        let native = SavedSelector(head: head, clipIdentity: "abc123", clipName: "demo", cropGrid: 0, resolution: 128, details: "{}")
+        try native.save(to: url)
+        #expect(try SavedSelector.load(from: url).resolution == 128)
+        // A file written before resolutions existed (no metadata key) scored the model's own grid.
+        try Self.writeSelectorFile(head, metadata: ["format": "vlmd-selector", "version": "1", "clip_identity": "abc123", "crop_grid": "0"],
+                                   to: url)
+        #expect(try SavedSelector.load(from: url).resolution == 0)
+        try Self.writeSelectorFile(head, metadata: ["format": "vlmd-selector", "version": "1", "clip_identity": "abc123", "crop_grid": "2",
+                                                    "resolution": "128"], to: url)
+        #expect(throws: SelectionError.self) { try SavedSelector.load(from: url) }
         let foreign = directory.appendingPathComponent("f.safetensors")
         try Data("not a safetensors file".utf8).write(to: foreign)
         #expect(throws: SelectionError.self) { try SavedSelector.load(from: foreign) }
+    }
+
+    /// A selector file written by hand (safetensors: header length, JSON header, little-endian F32 data),
+    /// with exactly the metadata given.
+    static func writeSelectorFile(_ head: SelectionHead, metadata: [String: String], to url: URL) throws {
+        let count = head.bilinear.count
+        let header: [String: Any] = [
+            "__metadata__": metadata,
+            "bilinear": ["dtype": "F32", "shape": [head.width, head.width], "data_offsets": [0, 4 * count]],
+            "log_scale": ["dtype": "F32", "shape": [1], "data_offsets": [4 * count, 4 * count + 4]]]
+        let json = try JSONSerialization.data(withJSONObject: header)
+        var file = Data()
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { file.append(contentsOf: $0) }
+        file.append(json)
+        for value in head.bilinear + [head.logScale] { withUnsafeBytes(of: value.bitPattern.littleEndian) { file.append(contentsOf: $0) } }
+        try file.write(to: url)
     }
 }
