@@ -20,11 +20,11 @@ extension CLIPModel {
     /// tower, a multiple of 32, between 32 and 4× the model's image size.
     public func checkDenseResolution(_ size: Int) throws(CLIPError) {
         guard imageTower is ModifiedResNet else {
-            throw .invalidInput("resolution: dense features at another size need a ModifiedResNet tower (this model is a ViT)")
+            throw .invalidInput("dense features at another input size need a ModifiedResNet tower (this model is a ViT)")
         }
         let largest = Self.maximumResolutionFactor * config.vision.imageSize
         guard size >= Self.denseStride, size <= largest, size % Self.denseStride == 0 else {
-            throw .invalidInput("resolution: expected a multiple of \(Self.denseStride) in \(Self.denseStride)...\(largest), got \(size)")
+            throw .invalidInput("the input side must be a multiple of \(Self.denseStride) in \(Self.denseStride)...\(largest), got \(size)")
         }
     }
 
