@@ -74,6 +74,16 @@ import VLMTensor
         }
     }
 
+    /// At the model's own size nothing is resized: the same features as the usual dense path.
+    @Test func atTheModelsOwnSizeTheFeaturesAreTheUsualOnes() throws {
+        let model = try CLIPModel(directory: Fixtures.model("rn-tiny"))
+        let size = model.config.vision.imageSize
+        let pixels = Array(try Fixtures.floats(Fixtures.model("rn-tiny").appendingPathComponent("pixels.f32")).prefix(3 * size * size))
+        let usual = try model.encodeImageDense(pixels, count: 1)
+        let sized = try model.encodeImageDense(pixels, count: 1, size: size)
+        #expect(usual == sized)
+    }
+
     @Test func badResolutionsAreRefused() throws {
         let model = try CLIPModel(directory: Fixtures.model("rn-tiny"))
         for size in [0, 16, 100, 288] {
