@@ -55,6 +55,19 @@ enum HalfDot {
         return Float(sum)
     }
 
+    /// The `.tiled` order over `count` rounded up to whole 16-lane vectors, for callers whose `b` is exactly
+    /// zero from `count` on and whose `a` is readable (and finite) that far: the extra products are exact
+    /// zeros, which leave every lane as it was (a lane summed from +0 is never -0), so this is `dot(.tiled)`
+    /// without its partial last vector.
+    @inline(__always)
+    static func tiledDotZeroTail(_ a: UnsafePointer<Float16>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        var lanes = SIMD16<Float>()
+        for chunk in stride(from: 0, to: count, by: 16) {
+            lanes = lanes.addingProduct(widen(a + chunk), UnsafeRawPointer(b + chunk).loadUnaligned(as: SIMD16<Float>.self))
+        }
+        return horizontalSum16(lanes)
+    }
+
     /// Sixteen values from `start`, zero past `count` (llama.cpp's masked/padded cells weigh exactly zero).
     @inline(__always)
     private static func load16(_ p: UnsafePointer<Float>, _ start: Int, _ count: Int) -> SIMD16<Float> {

@@ -292,10 +292,13 @@ public final class Transformer: @unchecked Sendable {
         }
         // Weighted sum of values: per output dimension a dot over positions (fp16 weights).
         for t in 0..<visible { scratch.weights[t] = roundedThroughHalf(scratch.weights[t]) }
+        // A batch reads whole vectors past `visible` (the softmax left zeros there up to `padded`; the
+        // cache has a tail after its last row), so no dot has a partial last vector.
         scratch.weights.withUnsafeBufferPointer { p in
             for j in 0..<hd {
-                o[j] = HalfDot.dot(values + (kvHead * hd + j) * valueStride, p.baseAddress!, count: visible,
-                                   paddedCount: Self.kvPadding(visible), order: order)
+                let row = values + (kvHead * hd + j) * valueStride
+                o[j] = order == .tiled ? HalfDot.tiledDotZeroTail(row, p.baseAddress!, count: visible)
+                    : HalfDot.dot(row, p.baseAddress!, count: visible, paddedCount: Self.kvPadding(visible), order: order)
             }
         }
     }
