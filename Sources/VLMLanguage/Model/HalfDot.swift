@@ -55,6 +55,22 @@ enum HalfDot {
         return Float(sum)
     }
 
+    /// Four `.tiled` dots sharing `b`: `a.i . b` over `count` values, a multiple of 16 (whole vectors only).
+    /// A caller may round a shorter length up to whole vectors when `b` is exactly zero past it and the
+    /// `a` rows are readable (and finite) that far: the extra products are exact zeros, which leave every
+    /// lane as it was (a lane summed from +0 is never -0), so each result is `dot(.tiled)`'s bit for bit.
+    @inline(__always)
+    static func tiledDots4(_ a: (UnsafePointer<Float16>, UnsafePointer<Float16>, UnsafePointer<Float16>, UnsafePointer<Float16>),
+                           _ b: UnsafePointer<Float>, count: Int) -> SIMD4<Float> {
+        var l0 = SIMD16<Float>(), l1 = l0, l2 = l0, l3 = l0
+        for chunk in stride(from: 0, to: count, by: 16) {
+            let v = UnsafeRawPointer(b + chunk).loadUnaligned(as: SIMD16<Float>.self)
+            l0 = l0.addingProduct(widen(a.0 + chunk), v); l1 = l1.addingProduct(widen(a.1 + chunk), v)
+            l2 = l2.addingProduct(widen(a.2 + chunk), v); l3 = l3.addingProduct(widen(a.3 + chunk), v)
+        }
+        return SIMD4(horizontalSum16(l0), horizontalSum16(l1), horizontalSum16(l2), horizontalSum16(l3))
+    }
+
     /// Sixteen values from `start`, zero past `count` (llama.cpp's masked/padded cells weigh exactly zero).
     @inline(__always)
     private static func load16(_ p: UnsafePointer<Float>, _ start: Int, _ count: Int) -> SIMD16<Float> {

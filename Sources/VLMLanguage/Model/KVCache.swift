@@ -25,10 +25,14 @@ public struct KVCache: Sendable {
         layerCount = hp.blockCount
         keyValueDimension = hp.keyValueDimension
         keys = [Float16](repeating: 0, count: hp.blockCount * capacity * hp.keyValueDimension)
-        values = keys
+        values = [Float16](repeating: 0, count: keys.count + Self.valueTail)
     }
 
-    public var byteCount: Int { (keys.count + values.count) * MemoryLayout<Float16>.size }
+    /// Zeros after the last value row: a batch's attention reads each row in whole 16-position vectors
+    /// (positions past those it sees weigh exactly zero), which may run up to 15 positions past its end.
+    static let valueTail = 16
+
+    public var byteCount: Int { (keys.count + values.count - Self.valueTail) * MemoryLayout<Float16>.size }
 
     /// Bytes of a cache of `capacity` positions for a model of this shape.
     public static func byteCount(hyperparameters hp: Hyperparameters, capacity: Int) -> Int {

@@ -282,7 +282,15 @@ public final class Transformer: @unchecked Sendable {
         scratch.query.withUnsafeBufferPointer { query in
             scratch.weights.withUnsafeMutableBufferPointer { w in
                 for t in 0..<firstSeen { w[t] = -.infinity }
-                for t in firstSeen..<visible {
+                var t = firstSeen
+                // A batch: four keys per pass over the query (each dot exactly as alone).
+                while order == .tiled && hd % 16 == 0 && t + 4 <= visible {
+                    let key = keys + t * kvWidth + kvHead * hd
+                    let dots = HalfDot.tiledDots4((key, key + kvWidth, key + 2 * kvWidth, key + 3 * kvWidth), query.baseAddress!, count: hd)
+                    for i in 0..<4 { w[t + i] = dots[i] * scale }
+                    t += 4
+                }
+                for t in t..<visible {
                     w[t] = HalfDot.dot(keys + t * kvWidth + kvHead * hd, query.baseAddress!, count: hd,
                                       paddedCount: hd, order: order) * scale
                 }
@@ -292,8 +300,21 @@ public final class Transformer: @unchecked Sendable {
         }
         // Weighted sum of values: per output dimension a dot over positions (fp16 weights).
         for t in 0..<visible { scratch.weights[t] = roundedThroughHalf(scratch.weights[t]) }
+        // A batch takes four dimensions per pass over the weights and reads whole vectors past `visible`
+        // (the softmax left zeros there up to `padded`; the cache has a tail after its last row).
         scratch.weights.withUnsafeBufferPointer { p in
-            for j in 0..<hd {
+            var j = 0
+            if order == .tiled {
+                let whole = (visible + 15) / 16 * 16
+                while j + 4 <= hd {
+                    let row = values + (kvHead * hd + j) * valueStride
+                    let dots = HalfDot.tiledDots4((row, row + valueStride, row + 2 * valueStride, row + 3 * valueStride),
+                                                  p.baseAddress!, count: whole)
+                    for i in 0..<4 { o[j + i] = dots[i] }
+                    j += 4
+                }
+            }
+            for j in j..<hd {
                 o[j] = HalfDot.dot(values + (kvHead * hd + j) * valueStride, p.baseAddress!, count: visible,
                                    paddedCount: Self.kvPadding(visible), order: order)
             }

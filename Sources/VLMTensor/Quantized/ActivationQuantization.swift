@@ -69,23 +69,35 @@ public struct QuantizedActivation {
     /// `quantize_row_q8_K`: the signed value of largest magnitude maps to -127 (sic, as ggml does).
     private mutating func quantizeQ8K(_ x: UnsafeBufferPointer<Float>) {
         let blocks = x.count / 256
-        scales = .init(repeating: 0, count: blocks)
-        quants = .init(repeating: 0, count: blocks * 256)
-        groupSums = .init(repeating: 0, count: blocks * 16)
-        for b in 0..<blocks {
-            var amax: Float = 0, signedMax: Float = 0
-            for j in 0..<256 where abs(x[b * 256 + j]) > amax {
-                amax = abs(x[b * 256 + j]); signedMax = x[b * 256 + j]
+        var scales = [Float](repeating: 0, count: blocks)
+        var quants = [Int8](repeating: 0, count: blocks * 256)
+        var groupSums = [Int32](repeating: 0, count: blocks * 16)
+        // Through raw buffers: element by element on the arrays, this was slower than the K-quant products.
+        quants.withUnsafeMutableBufferPointer { quants in
+            groupSums.withUnsafeMutableBufferPointer { groupSums in
+                for b in 0..<blocks {
+                    let xb = x.baseAddress! + b * 256, qb = quants.baseAddress! + b * 256
+                    var amax: Float = 0, signedMax: Float = 0
+                    for j in 0..<256 where abs(xb[j]) > amax {
+                        amax = abs(xb[j]); signedMax = xb[j]
+                    }
+                    if amax == 0 { continue }
+                    let inverseScale = -127 / signedMax
+                    for group in 0..<16 {
+                        var sum: Int32 = 0
+                        for j in 16 * group..<16 * group + 16 {
+                            let q = Int8(min(127, Int32((inverseScale * xb[j]).rounded(.toNearestOrEven))))
+                            qb[j] = q
+                            sum &+= Int32(q)
+                        }
+                        groupSums[b * 16 + group] = sum
+                    }
+                    scales[b] = 1 / inverseScale
+                }
             }
-            if amax == 0 { continue }
-            let inverseScale = -127 / signedMax
-            for j in 0..<256 {
-                let v = Int32((inverseScale * x[b * 256 + j]).rounded(.toNearestOrEven))
-                let q = Int8(min(127, v))
-                quants[b * 256 + j] = q
-                groupSums[b * 16 + j / 16] += Int32(q)
-            }
-            scales[b] = 1 / inverseScale
         }
+        self.scales = scales
+        self.quants = quants
+        self.groupSums = groupSums
     }
 }

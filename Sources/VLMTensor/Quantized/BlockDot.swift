@@ -171,16 +171,18 @@ enum BlockDot {
     }
 
     /// One weight row against several activation rows (a prefill batch), with the same arithmetic per
-    /// activation as `dot`.
+    /// activation as `dot`. `batch`: the size of the whole batch `views` belong to (llama.cpp picks the
+    /// K-quant orders by it), when they are its rest after a tile.
     static func dotBatch(_ format: WeightFormat, row: UnsafeRawPointer, _ views: UnsafeBufferPointer<ActivationView>,
-                         columns: Int, repacked: Bool = false, into out: (Int, Float) -> Void) {
+                         columns: Int, repacked: Bool = false, batch: Int? = nil, into out: (Int, Float) -> Void) {
+        let batch = batch ?? views.count
         switch format {
         case .q8_0: dotBatch(Q8_0Block.self, row, views, columns / 32, out)
         case .q4_0: dotBatch(Q4_0Block.self, row, views, columns / 32, out)
         case .q4_1: dotBatch(Q4_1Block.self, row, views, columns / 32, out)
         case .q5_0: dotBatch(Q5_0Block.self, row, views, columns / 32, out)
         case .q5_1: dotBatch(Q5_1Block.self, row, views, columns / 32, out)
-        case .q4_K where repacked && views.count > 3:
+        case .q4_K where repacked && batch > 3:
             // llama.cpp's repacked q4_K: the gemm order for whole groups of four rows, the gemv for the rest.
             let gemmRows = views.count - views.count % 4
             for b in stride(from: 0, to: gemmRows, by: 4) {
@@ -188,14 +190,14 @@ enum BlockDot {
                 for i in 0..<4 { out(b + i, four[i]) }
             }
             for b in gemmRows..<views.count { out(b, dotQ4_KInterleaved(row, views[b], blocks: columns / 256)) }
-        case .q6_K where views.count >= tiledMinimumBatch:
+        case .q6_K where batch >= tiledMinimumBatch:
             let fours = views.count - views.count % 4
             for b in stride(from: 0, to: fours, by: 4) {
                 let four = dotQ6_KTiled4(row, views, first: b, blocks: columns / 256)
                 for i in 0..<4 { out(b + i, four[i]) }
             }
             for b in fours..<views.count { out(b, dotQ6_KTiled(row, views[b], blocks: columns / 256)) }
-        case .q4_K where views.count >= tiledMinimumBatch, .q5_K where views.count >= tiledMinimumBatch:
+        case .q4_K where batch >= tiledMinimumBatch, .q5_K where batch >= tiledMinimumBatch:
             for (b, view) in views.enumerated() { out(b, dotKQuantWithMinsTiled(format, row, view, blocks: columns / 256)) }
         default: for (b, view) in views.enumerated() { out(b, dot(format, row: row, view, columns: columns, repacked: repacked)) }
         }
@@ -246,18 +248,18 @@ enum BlockDot {
     /// what they can; two pair tiles take the rest.
     static func dotBatchQuad(_ format: WeightFormat, _ rows: Rows4, _ views: UnsafeBufferPointer<ActivationView>,
                              columns: Int, repacked: Bool = false, into out: (Int, Int, Float) -> Void) {
-        let tiled = vnniTileQuads(format, rows, views, blocks: columns / 32, out)
+        let tiled = vnniTileQuads(format, rows, views, columns: columns, repacked: repacked, out)
         let rest = UnsafeBufferPointer(rebasing: views[tiled...])
         guard !rest.isEmpty else { return }
-        dotBatchPair(format, rows.0, rows.1, rest, columns: columns, repacked: repacked) { out($0, $1 + tiled, $2) }
-        dotBatchPair(format, rows.2, rows.3, rest, columns: columns, repacked: repacked) { out($0 + 2, $1 + tiled, $2) }
+        dotBatchPair(format, rows.0, rows.1, rest, columns: columns, repacked: repacked, batch: views.count) { out($0, $1 + tiled, $2) }
+        dotBatchPair(format, rows.2, rows.3, rest, columns: columns, repacked: repacked, batch: views.count) { out($0 + 2, $1 + tiled, $2) }
     }
 
     /// Two weight rows against several activation rows (a prefill batch): `out(i, b, value)` for row i
-    /// (0 or 1) and activation b, with the same arithmetic per product as `dot`.
+    /// (0 or 1) and activation b, with the same arithmetic per product as `dot` (`batch` as in `dotBatch`).
     static func dotBatchPair(_ format: WeightFormat, _ row0: UnsafeRawPointer, _ row1: UnsafeRawPointer,
                              _ views: UnsafeBufferPointer<ActivationView>, columns: Int, repacked: Bool = false,
-                             into out: (Int, Int, Float) -> Void) {
+                             batch: Int? = nil, into out: (Int, Int, Float) -> Void) {
         switch format {
         case .q8_0: dotBatchPair(Q8_0Block.self, row0, row1, views, columns / 32, out)
         case .q4_0: dotBatchPair(Q4_0Block.self, row0, row1, views, columns / 32, out)
@@ -265,8 +267,8 @@ enum BlockDot {
         case .q5_0: dotBatchPair(Q5_0Block.self, row0, row1, views, columns / 32, out)
         case .q5_1: dotBatchPair(Q5_1Block.self, row0, row1, views, columns / 32, out)
         default:
-            dotBatch(format, row: row0, views, columns: columns, repacked: repacked) { out(0, $0, $1) }
-            dotBatch(format, row: row1, views, columns: columns, repacked: repacked) { out(1, $0, $1) }
+            dotBatch(format, row: row0, views, columns: columns, repacked: repacked, batch: batch) { out(0, $0, $1) }
+            dotBatch(format, row: row1, views, columns: columns, repacked: repacked, batch: batch) { out(1, $0, $1) }
         }
     }
 
