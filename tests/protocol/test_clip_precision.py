@@ -2,6 +2,7 @@
 instructions (read from /proc/cpuinfo here, independently of the daemon's cpuid check), close to the
 fp32 embedding where offered, cached apart from it, and a clear -32602 where not offered."""
 
+import json
 import math
 import pathlib
 
@@ -91,3 +92,18 @@ def test_unknown_precision_and_bf16_where_not_offered_are_invalid_params(method,
         assert ok is not None
         assert await d.stop() == 0
     run(body())
+
+
+def test_cli_encode_image_precision():
+    from test_cli import vlm
+    image = str(IMAGES / "camera.png")
+    fp32 = vlm("encode-image", "--clip", str(FIXTURES / "rn-tiny"), "--json", image)
+    assert fp32.returncode == 0, fp32.stderr
+    bf16 = vlm("encode-image", "--clip", str(FIXTURES / "rn-tiny"), "--json", "--precision", "bf16", image)
+    if BF16:
+        assert bf16.returncode == 0, bf16.stderr
+        exact, reduced = json.loads(fp32.stdout)["embedding"], json.loads(bf16.stdout)["embedding"]
+        assert 0.999 < cosine(exact, reduced) < 1 - 1e-9
+    else:
+        assert bf16.returncode == 1 and "AVX-512 BF16" in bf16.stderr
+    assert vlm("encode-image", "--clip", str(FIXTURES / "rn-tiny"), "--precision", "fp16", image).returncode == 2
