@@ -170,21 +170,9 @@ private struct BF16Product {
     let accumulate: Bool
     let relu: Bool
 
-    /// Splits the rows across threads when there are enough of them, else the column panels.
     func run(m: Int, compute: ComputeContext) {
-        let tiles = (m + BF16Matrix.tileRows - 1) / BF16Matrix.tileRows
-        let panels = matrix.panelCount
-        let work = 2 * Double(m) * Double(matrix.rows) * Double(matrix.columns)
-        let parts = work < 4e6 ? 1 : compute.threads
-        if parts == 1 {
-            block(rows: 0..<m, panels: 0..<panels)
-        } else if tiles >= 4 * parts || panels < parts {
-            compute.parallelFor(tiles) { part in
-                block(rows: (part.lowerBound * BF16Matrix.tileRows)..<min(m, part.upperBound * BF16Matrix.tileRows), panels: 0..<panels)
-            }
-        } else {
-            compute.parallelFor(panels) { part in block(rows: 0..<m, panels: part) }
-        }
+        compute.splitProduct(rows: m, depth: matrix.rows, columns: matrix.columns, tileRows: BF16Matrix.tileRows,
+                             panels: matrix.panelCount, block)
     }
 
     /// k-slices, then L2 row blocks (rounded to bf16 once per slice), then panels, then 12-row tiles.
@@ -211,6 +199,25 @@ private struct BF16Product {
                     }
                 }
             }
+        }
+    }
+}
+
+extension ComputeContext {
+    /// Runs `block(rows, panels)` over a packed product of `rows` × `columns` (inner dimension `depth`):
+    /// on this thread when it is small, else split across threads by row tiles when there are enough of
+    /// them, else by column panels.
+    func splitProduct(rows m: Int, depth: Int, columns: Int, tileRows: Int, panels: Int,
+                      _ block: (_ rows: Range<Int>, _ panels: Range<Int>) -> Void) {
+        let tiles = (m + tileRows - 1) / tileRows
+        let work = 2 * Double(m) * Double(depth) * Double(columns)
+        let parts = work < 4e6 ? 1 : threads
+        if parts == 1 {
+            block(0..<m, 0..<panels)
+        } else if tiles >= 4 * parts || panels < parts {
+            parallelFor(tiles) { part in block((part.lowerBound * tileRows)..<min(m, part.upperBound * tileRows), 0..<panels) }
+        } else {
+            parallelFor(panels) { part in block(0..<m, part) }
         }
     }
 }

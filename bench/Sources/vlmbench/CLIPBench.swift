@@ -8,7 +8,8 @@ import VLMTensor
 // (random pixels), text encoding of the 18 CIFAR templates × 10 CIFAR classes, tokenisation, and a
 // large sgemm as the machine's OpenBLAS peak; `dense1` times an image's embedding + dense features as
 // two calls (two tower passes) and as `encodeImagesWithDense` (one pass on a ViT). With `--precision bf16`
-// the image workloads run in bf16 and the 16 images' cosines to their fp32 embeddings are reported.
+// the image workloads run in fp32 and then in bf16 (keys "bf16_..."), and the 16 images' cosines of
+// bf16 to fp32 embeddings are reported.
 // Prints one JSON object.
 func runCLIPBench(_ args: [String]) {
     var options: [String: String] = [:]
@@ -51,18 +52,23 @@ func runCLIPBench(_ args: [String]) {
             let cosines = zip(reduced, full).map { zip($0, $1).reduce(0) { $0 + Double($1.0) * Double($1.1) } }
             result["image_cosine_vs_fp32"] = ["min": cosines.min()!, "mean": cosines.reduce(0, +) / Double(cosines.count)]
         }
-        if workloads.contains("image1") {
-            _ = try model.encodeImages(image1, count: 1, precision: precision, compute: compute)
-            let batch1 = try timed(repeats) { _ = try model.encodeImages(image1, count: 1, precision: precision, compute: compute) }
-            result["image_batch1_ms_per_image"] = ["best": batch1.best * 1e3, "median": batch1.median * 1e3, "cpu": batch1.cpu * 1e3]
-            if let gflop { result["image_batch1_gflops"] = gflop / batch1.best }
-        }
-        if workloads.contains("image16") {
-            let batch16 = try timed(max(2, repeats / 2)) {
-                _ = try model.encodeImages(images16, count: 16, precision: precision, compute: compute)
+        // fp32 always; with --precision bf16 the same workloads again in bf16 ("bf16_" keys), alternating.
+        for precision in precision == .fp32 ? [.fp32] : [.fp32, precision] {
+            let prefix = precision == .fp32 ? "" : precision.rawValue + "_"
+            if workloads.contains("image1") {
+                _ = try model.encodeImages(image1, count: 1, precision: precision, compute: compute)
+                let batch1 = try timed(repeats) { _ = try model.encodeImages(image1, count: 1, precision: precision, compute: compute) }
+                result[prefix + "image_batch1_ms_per_image"] = ["best": batch1.best * 1e3, "median": batch1.median * 1e3, "cpu": batch1.cpu * 1e3]
+                if let gflop { result[prefix + "image_batch1_gflops"] = gflop / batch1.best }
             }
-            result["image_batch16_ms_per_image"] = ["best": batch16.best * 1e3 / 16, "median": batch16.median * 1e3 / 16, "cpu": batch16.cpu * 1e3 / 16]
-            if let gflop { result["image_batch16_gflops"] = gflop * 16 / batch16.best }
+            if workloads.contains("image16") {
+                let batch16 = try timed(max(2, repeats / 2)) {
+                    _ = try model.encodeImages(images16, count: 16, precision: precision, compute: compute)
+                }
+                result[prefix + "image_batch16_ms_per_image"] = ["best": batch16.best * 1e3 / 16, "median": batch16.median * 1e3 / 16,
+                                                                 "cpu": batch16.cpu * 1e3 / 16]
+                if let gflop { result[prefix + "image_batch16_gflops"] = gflop * 16 / batch16.best }
+            }
         }
         if workloads.contains("dense1") {
             _ = try model.encodeImagesWithDense(image1, count: 1, compute: compute)
