@@ -7,6 +7,11 @@
 // A rows in L2, the epilogue (bias, residual, ReLU) applied to each tile while it is in registers.
 // The micro-kernels are C (CVLMBF16/BF16Tiles.c, why there); everything else is here.
 import CVLMBF16
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 #if arch(x86_64) && canImport(_Builtin_intrinsics.intel)
 import _Builtin_intrinsics.intel.cpuid
 #endif
@@ -23,7 +28,9 @@ public enum MatrixPrecision: String, Sendable, CaseIterable {
 public enum BF16 {
     /// Whether this CPU has AVX-512 BF16 (cpuid leaf 7 subleaf 1, EAX bit 5) with AVX-512 F/BW/VL and the
     /// OS saving the AVX-512 register state (OSXSAVE, and leaf 0xD's SSE, AVX, opmask and ZMM states).
+    /// The environment variable VLMD_NO_BF16 (any value) turns it off, as on a CPU without it.
     public static let isSupported: Bool = {
+        guard getenv("VLMD_NO_BF16") == nil else { return false }
         #if arch(x86_64) && canImport(_Builtin_intrinsics.intel)
         var a: UInt32 = 0, b: UInt32 = 0, c: UInt32 = 0, d: UInt32 = 0
         guard __get_cpuid_count(1, 0, &a, &b, &c, &d) != 0, c & (1 << 27) != 0 else { return false }

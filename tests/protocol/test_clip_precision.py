@@ -39,6 +39,28 @@ async def with_model(name):
     return d
 
 
+def test_without_bf16_only_fp32_is_offered_and_bf16_is_invalid_params(monkeypatch):
+    """VLMD_NO_BF16 makes the daemon behave as on a CPU without the instructions, so this path runs here too."""
+    monkeypatch.setenv("VLMD_NO_BF16", "1")
+
+    async def body():
+        d = await with_model("rn-tiny")
+        assert d.init_result.capabilities.experimental.imagePrecisions == ["fp32"]
+        for method, params in [("encode-image", {"images": [{"path": str(IMAGES / "chelsea.png")}]}),
+                               ("classify", {"images": [{"path": str(IMAGES / "chelsea.png")}], "labels": ["cat", "dog"]}),
+                               ("dataset/evaluate", {"dataset": str(CIFAR / "test_batch.bin"),
+                                                     "labelsFile": str(CIFAR / "batches.meta.txt"), "limit": 4})]:
+            with pytest.raises(JsonRpcException) as err:
+                await d.request(method, {**params, "precision": "bf16"})
+            assert err.value.code == -32602 and "AVX-512 BF16" in err.value.message
+        status = await d.request("daemon/status")
+        assert {c.name: c for c in status.caches}["image-embeddings"].misses == 0, "nothing was encoded"
+        ok = await d.request("encode-image", {"images": [{"path": str(IMAGES / "chelsea.png")}]})
+        assert len(ok.images) == 1
+        assert await d.stop() == 0
+    run(body())
+
+
 def test_initialize_offers_bf16_exactly_when_the_cpu_has_it():
     async def body():
         d = await Daemon().start()
