@@ -9,6 +9,8 @@
 //   VLMMCP       the daemon as a Model Context Protocol server (tools over newline-delimited JSON-RPC)
 //   VLMTensor    Float32 tensor core over OpenBLAS (+ quantised kernels for GGUF weights)
 //   VLMTensorVNNI  AVX-512 VNNI quantised tiles that VLMTensor picks at run time (compiled for those CPUs)
+//   CVLMBF16     AVX-512 BF16 (vdpbf16ps) tiles for bf16 image encoding, picked at run time by cpuid (C:
+//                Swift cannot import the `__bf16`-typed intrinsics)
 //   VLMImage     PNG decoding/encoding (libpng), CLIP preprocessing, CIFAR-format datasets
 //   VLMVision    the transformer encoder block and the ViT image tower (open_clip and mmproj variants)
 //   VLMCLIP      CLIP: tokenizer, checkpoints, image and text towers
@@ -53,7 +55,9 @@ let package = Package(
         .target(name: "VLMWire"),
         .target(name: "VLMRPC", dependencies: ["VLMWire"]),
         .target(name: "VLMTensorVNNI", swiftSettings: vnni),
-        .target(name: "VLMTensor", dependencies: ["COpenBLAS", "VLMTensorVNNI"], swiftSettings: numeric),
+        // Optimised in debug builds too, like the numeric Swift modules; the AVX-512 BF16 target is set per function.
+        .target(name: "CVLMBF16", cSettings: [.unsafeFlags(["-O2"])]),
+        .target(name: "VLMTensor", dependencies: ["COpenBLAS", "VLMTensorVNNI", "CVLMBF16"], swiftSettings: numeric),
         .target(name: "VLMImage", dependencies: ["CPNG"], swiftSettings: numeric),
         .target(name: "VLMVision", dependencies: ["VLMTensor"], swiftSettings: numeric),
         .target(name: "VLMCLIP", dependencies: ["VLMTensor", "VLMImage", "VLMVision", "CZlib"], resources: [.copy("Resources")],

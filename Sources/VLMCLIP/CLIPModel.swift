@@ -38,23 +38,48 @@ public final class CLIPModel: @unchecked Sendable {
     public var embedDim: Int { config.embedDim }
 
     let imageTower: any ImageTower  // internal: NativeResolution.swift runs it at other sizes
+    /// The bf16 image tower, built from the checkpoint on the first `precision: .bf16` request.
+    private let bf16ImageTower = Mutex<(any ImageTower)?>(nil)
+    private let weightsURL: URL
     private let towerPasses = Atomic<Int>(0)
     let textTower: TextTransformer  // internal: exported read-only by TextTowerAccess.swift
 
     public init(directory: URL) throws {
         config = try CLIPConfig(contentsOf: directory.appendingPathComponent(Self.configFileName))
-        let file = try SafeTensorsFile(url: directory.appendingPathComponent(Self.weightsFileName))
+        weightsURL = directory.appendingPathComponent(Self.weightsFileName)
+        let file = try SafeTensorsFile(url: weightsURL)
         let checkpoint = CheckpointReader(file: file)
-        switch config.vision.tower {
-        case let .modifiedResNet(stageBlocks):
-            imageTower = try ModifiedResNet(checkpoint, config: config, stageBlocks: stageBlocks)
-        case let .visionTransformer(layers, patchSize):
-            imageTower = try CLIPVisionTower(checkpoint, config: config, layers: layers, patchSize: patchSize)
-        }
+        imageTower = try Self.imageTower(checkpoint, config: config, precision: .fp32)
         textTower = try TextTransformer(checkpoint, config: config)
         logitScale = exp(try checkpoint.tensor("logit_scale", []).storage[0])
         memoryBytes = file.entries.values.reduce(0) { total, entry in
             total + ([.F32, .F16, .BF16].contains(entry.dtype) ? 4 * entry.shape.reduce(1, *) : 0)
+        }
+    }
+
+    private static func imageTower(_ checkpoint: CheckpointReader, config: CLIPConfig, precision: MatrixPrecision) throws
+        -> any ImageTower
+    {
+        switch (config.vision.tower, precision) {
+        case let (.modifiedResNet(stageBlocks), _):
+            try ModifiedResNet(checkpoint, config: config, stageBlocks: stageBlocks, precision: precision)
+        case let (.visionTransformer(layers, patchSize), .fp32):
+            try CLIPVisionTower(checkpoint, config: config, layers: layers, patchSize: patchSize, packing: PackedLinear.init)
+        case let (.visionTransformer(layers, patchSize), .bf16):
+            try CLIPVisionTower(checkpoint, config: config, layers: layers, patchSize: patchSize, packing: BF16Linear.init)
+        }
+    }
+
+    /// The image tower computing at `precision`: bf16 weights are converted on first use (and kept), so a
+    /// model only ever used in fp32 holds no second copy.
+    private func imageTower(_ precision: MatrixPrecision) throws -> any ImageTower {
+        guard precision == .bf16 else { return imageTower }
+        guard BF16.isSupported else { throw CLIPError.invalidInput("precision bf16 needs a CPU with AVX-512 BF16; this one has none") }
+        return try bf16ImageTower.withLock { tower in
+            if let tower { return tower }
+            let built = try Self.imageTower(CheckpointReader(file: try SafeTensorsFile(url: weightsURL)), config: config, precision: .bf16)
+            tower = built
+            return built
         }
     }
 
@@ -65,11 +90,14 @@ public final class CLIPModel: @unchecked Sendable {
     /// L2-normalised image embeddings for `count` images given as one NCHW float array of
     /// [count, 3, imageSize, imageSize], already preprocessed (resized, cropped, normalised with
     /// `preprocess.mean` / `preprocess.std`). cancellation is checked between layers; `progress`
-    /// receives (images done, total) after each chunk of `imageChunk` images.
+    /// receives (images done, total) after each chunk of `imageChunk` images. `precision` is the tower's
+    /// arithmetic (`.bf16` only where `BF16.isSupported`).
     public func encodeImages(
-        _ pixels: [Float], count: Int, compute: ComputeContext = ComputeContext(), progress: (Int, Int) -> Void = { _, _ in }
+        _ pixels: [Float], count: Int, precision: MatrixPrecision = .fp32, compute: ComputeContext = ComputeContext(),
+        progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> [[Float]] {
-        try forEachImageChunk(pixels, count: count, progress: progress) { chunk, n, scratch in
+        let imageTower = try imageTower(precision)
+        return try forEachImageChunk(pixels, count: count, progress: progress) { chunk, n, scratch in
             countPasses(1)
             return embeddings(try imageTower.encode(chunk, count: n, scratch: scratch, compute: compute), count: n)
         }
@@ -78,7 +106,9 @@ public final class CLIPModel: @unchecked Sendable {
     /// Per-position image features ([gridHeight · gridWidth][embedDim] per image, not normalised):
     /// ViT patch tokens after ln_post and proj; for ModifiedResNet, attnpool's value and output
     /// projections applied to each position.
-    public func encodeImageDense(_ pixels: [Float], count: Int, compute: ComputeContext = ComputeContext()) throws -> DenseImageFeatures {
+    public func encodeImageDense(_ pixels: [Float], count: Int, precision: MatrixPrecision = .fp32,
+                                 compute: ComputeContext = ComputeContext()) throws -> DenseImageFeatures {
+        let imageTower = try imageTower(precision)
         var grid = (0, 0)
         let maps: [[[Float]]] = try forEachImageChunk(pixels, count: count) { chunk, n, scratch in
             countPasses(1)
@@ -91,9 +121,11 @@ public final class CLIPModel: @unchecked Sendable {
 
     /// `encodeImages` and `encodeImageDense` of the same images together, from one forward pass of a
     /// ViT tower (ModifiedResNet still runs two).
-    public func encodeImagesWithDense(_ pixels: [Float], count: Int, compute: ComputeContext = ComputeContext()) throws
+    public func encodeImagesWithDense(_ pixels: [Float], count: Int, precision: MatrixPrecision = .fp32,
+                                      compute: ComputeContext = ComputeContext()) throws
         -> (embeddings: [[Float]], dense: DenseImageFeatures)
     {
+        let imageTower = try imageTower(precision)
         var grid = (0, 0)
         let encoded: [([Float], [[Float]])] = try forEachImageChunk(pixels, count: count) { chunk, n, scratch in
             countPasses(1)

@@ -14,14 +14,15 @@ struct ModifiedResNet: ImageTower {
     let attentionPool: AttentionPool2D
     let imageSize: Int
 
-    init(_ checkpoint: CheckpointReader, config: CLIPConfig, stageBlocks: [Int]) throws {
+    /// The convolutions' products run at `precision`; the attention pool stays fp32 (a few percent of the work).
+    init(_ checkpoint: CheckpointReader, config: CLIPConfig, stageBlocks: [Int], precision: MatrixPrecision = .fp32) throws {
         let width = config.vision.width
         imageSize = config.vision.imageSize
         stem = try [
              checkpoint.convolutionWithBatchNorm("visual.conv1.weight", "visual.bn1.", in: 3, out: width / 2, kernel: 3, stride: 2, padding: 1),
             try checkpoint.convolutionWithBatchNorm("visual.conv2.weight", "visual.bn2.", in: width / 2, out: width / 2, kernel: 3, padding: 1),
             try checkpoint.convolutionWithBatchNorm("visual.conv3.weight", "visual.bn3.", in: width / 2, out: width, kernel: 3, padding: 1),
-        ].map(ChannelsLastConv2D.init)
+        ].map { ChannelsLastConv2D($0, precision: precision) }
         var inPlanes = width
         var stages: [[Bottleneck]] = []
         for (index, blocks) in stageBlocks.enumerated() {
@@ -30,7 +31,7 @@ struct ModifiedResNet: ImageTower {
             for block in 0..<blocks {
                 let stride = (index > 0 && block == 0) ? 2 : 1
                 stage.append(try Bottleneck(checkpoint, prefix: "visual.layer\(index + 1).\(block).",
-                                            inPlanes: inPlanes, planes: planes, stride: stride))
+                                            inPlanes: inPlanes, planes: planes, stride: stride, precision: precision))
                 inPlanes = planes * Bottleneck.expansion
             }
             stages.append(stage)
@@ -104,18 +105,18 @@ struct Bottleneck: Sendable {
     /// avgpool(stride) then 1×1 convolution (+BN), present when the shape changes.
     let downsample: ChannelsLastConv2D?
 
-    init(_ checkpoint: CheckpointReader, prefix: String, inPlanes: Int, planes: Int, stride: Int) throws {
+    init(_ checkpoint: CheckpointReader, prefix: String, inPlanes: Int, planes: Int, stride: Int, precision: MatrixPrecision) throws {
         let outPlanes = planes * Self.expansion
         reduce = ChannelsLastConv2D(try checkpoint.convolutionWithBatchNorm(
-            prefix + "conv1.weight", prefix + "bn1.", in: inPlanes, out: planes, kernel: 1))
+            prefix + "conv1.weight", prefix + "bn1.", in: inPlanes, out: planes, kernel: 1), precision: precision)
         spatial = ChannelsLastConv2D(try checkpoint.convolutionWithBatchNorm(
-            prefix + "conv2.weight", prefix + "bn2.", in: planes, out: planes, kernel: 3, padding: 1))
+            prefix + "conv2.weight", prefix + "bn2.", in: planes, out: planes, kernel: 3, padding: 1), precision: precision)
         expand = ChannelsLastConv2D(try checkpoint.convolutionWithBatchNorm(
-            prefix + "conv3.weight", prefix + "bn3.", in: planes, out: outPlanes, kernel: 1))
+            prefix + "conv3.weight", prefix + "bn3.", in: planes, out: outPlanes, kernel: 1), precision: precision)
         self.stride = stride
         downsample = (stride > 1 || inPlanes != outPlanes)
             ? ChannelsLastConv2D(try checkpoint.convolutionWithBatchNorm(
-                prefix + "downsample.0.weight", prefix + "downsample.1.", in: inPlanes, out: outPlanes, kernel: 1))
+                prefix + "downsample.0.weight", prefix + "downsample.1.", in: inPlanes, out: outPlanes, kernel: 1), precision: precision)
             : nil
     }
 

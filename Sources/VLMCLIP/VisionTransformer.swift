@@ -16,24 +16,25 @@ extension ViTArchitecture {
 /// open_clip's ViT image tower in inference mode: VLMVision's tower, then ln_post and `proj` on the
 /// class token (the embedding) and on the patch tokens (dense features) alike. Every weight matrix is
 /// packed once at load (`PackedLinear`): an image is only 50 tokens, too few rows to amortise the
-/// repacking a general matrix product does on every call.
-struct CLIPVisionTower: ImageTower {
-    let vit: VisionTransformer<PackedLinear>
+/// repacking a general matrix product does on every call. `Layer` is `PackedLinear` (fp32) or
+/// `BF16Linear` (`precision: "bf16"`); the projection stays fp32.
+struct CLIPVisionTower<Layer: LinearLayer>: ImageTower {
+    let vit: VisionTransformer<Layer>
     let projection: Linear
 
-    init(_ checkpoint: CheckpointReader, config: CLIPConfig, layers: Int, patchSize: Int) throws {
+    init(_ checkpoint: CheckpointReader, config: CLIPConfig, layers: Int, patchSize: Int, packing: (Linear) -> Layer) throws {
         let a = ViTArchitecture(openCLIP: config, layers: layers, patchSize: patchSize)
         let (width, grid) = (a.width, a.gridSide)
         let kernel = try checkpoint.tensor("visual.conv1.weight", [width, 3, patchSize, patchSize])
         do {
             vit = try VisionTransformer(
-                architecture: a, patchEmbedding: PackedLinear(Linear(weight: kernel.reshaped([width, 3 * patchSize * patchSize]), bias: nil)),
+                architecture: a, patchEmbedding: packing(Linear(weight: kernel.reshaped([width, 3 * patchSize * patchSize]), bias: nil)),
                 classEmbedding: try checkpoint.tensor("visual.class_embedding", [width]).storage,
                 positionEmbedding: try checkpoint.tensor("visual.positional_embedding", [grid * grid + 1, width]).storage,
                 preNorm: try checkpoint.layerNorm("visual.ln_pre.", width: width),
                 blocks: try checkpoint.transformer(prefix: "visual.transformer.", width: width, heads: a.heads, layers: layers,
                                                    mlpRatio: config.vision.mlpRatio, activation: config.activation).blocks
-                    .map { $0.convertingWeights(PackedLinear.init) },
+                    .map { $0.convertingWeights(packing) },
                 postNorm: try checkpoint.layerNorm("visual.ln_post.", width: width))
         } catch let error as VisionError {
             throw CLIPError.unsupportedArchitecture("\(error)")

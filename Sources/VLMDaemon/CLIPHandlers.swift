@@ -16,10 +16,11 @@ func registerCLIPHandlers(_ table: inout HandlerTable, services: Services) {
         let sources = try imageSources(params.images)
         let batchSize = try imageBatchSize(params.batchSize)
         let dense = params.dense ?? false
+        let precision = try imagePrecision(params.precision)
         let runtime = services.clip, decoder = services.pngDecoder
         let progress = await context.beginProgress(title: "Encoding \(sources.count) image(s) with \(clip.id)")
         let images = try await streamBatches(sources, size: batchSize, context: context, progress: progress) { batch, compute in
-            try runtime.encodeBatch(batch, with: clip, dense: dense, decoder: decoder, compute: compute)
+            try runtime.encodeBatch(batch, with: clip, dense: dense, precision: precision, decoder: decoder, compute: compute)
         } soFar: { done in
             EncodeImageResult(model: clip.id, images: done)
         }
@@ -33,6 +34,7 @@ func registerCLIPHandlers(_ table: inout HandlerTable, services: Services) {
         guard topK >= 1 else { throw RPCError.invalidParams("params.topK: expected an integer ≥ 1") }
         let sources = try imageSources(params.images)
         let batchSize = try imageBatchSize(params.batchSize)
+        let precision = try imagePrecision(params.precision)
         let runtime = services.clip, decoder = services.pngDecoder
         if params.learnedPrompt != nil, params.templates != nil {
             throw RPCError.invalidParams("params: give 'templates' or 'learnedPrompt', not both")
@@ -57,7 +59,7 @@ func registerCLIPHandlers(_ table: inout HandlerTable, services: Services) {
         }
         let perTemplateWanted = params.perTemplate == true && !perTemplate.isEmpty
         let results = try await streamBatches(sources, size: batchSize, context: context, progress: progress) { batch, compute in
-            try runtime.encodeBatch(batch, with: clip, dense: false, decoder: decoder, compute: compute).map { image in
+            try runtime.encodeBatch(batch, with: clip, dense: false, precision: precision, decoder: decoder, compute: compute).map { image in
                 let probs = softmax(classifier.logits(imageEmbeddings: [image.embedding], logitScale: clip.model.logitScale)[0])
                 var item = ImageClassification(index: image.index, imageId: image.imageId, probs: probs,
                                                top: topLabels(probs, labels: labels, k: topK))
@@ -118,6 +120,19 @@ func imageBatchSize(_ requested: Int?) throws -> Int {
     return size
 }
 
+/// The image tower's arithmetic a request asks for (default fp32); bf16 only on CPUs with AVX-512 BF16.
+func imagePrecision(_ requested: String?) throws -> MatrixPrecision {
+    guard let requested else { return .fp32 }
+    guard let precision = MatrixPrecision(rawValue: requested) else {
+        throw RPCError.invalidParams("params.precision: expected \"fp32\" or \"bf16\", got \"\(requested)\"")
+    }
+    guard BF16.availablePrecisions.contains(precision) else {
+        throw RPCError.invalidParams(
+            "params.precision: \"\(requested)\" needs a CPU with AVX-512 BF16, which this one lacks (initialize lists the precisions offered in capabilities.experimental.imagePrecisions)")
+    }
+    return precision
+}
+
 /// One image of a request, its input checked but not read yet.
 struct ImageSource: Sendable {
     let index: Int
@@ -153,7 +168,8 @@ extension CLIPRuntime {
     /// pixels before the next is read; cache hits are not encoded again; the misses go through the
     /// image tower in one forward pass.
     func encodeBatch(
-        _ sources: ArraySlice<ImageSource>, with clip: LoadedCLIP, dense: Bool, decoder: PNGDecoder, compute: ComputeContext
+        _ sources: ArraySlice<ImageSource>, with clip: LoadedCLIP, dense: Bool, precision: MatrixPrecision = .fp32,
+        decoder: PNGDecoder, compute: ComputeContext
     ) throws -> [EncodedImage] {
         var encoded: [EncodedImage?] = []
         var misses: [(slot: Int, image: PreparedImage)] = []
@@ -166,12 +182,14 @@ extension CLIPRuntime {
                 if dense {
                     throw RPCError.invalidParams("params.images[\(source.index)]: dense features need the image itself, not an imageId")
                 }
-                guard let hit = cachedEmbedding(of: request.imageId, clip: clip) else { throw notCached(request.imageId, index: source.index, clip: clip) }
+                guard let hit = cachedEmbedding(of: request.imageId, clip: clip, precision: precision) else {
+                    throw notCached(request.imageId, index: source.index, clip: clip, precision: precision)
+                }
                 encoded.append(EncodedImage(index: source.index, imageId: request.imageId, width: hit.width, height: hit.height,
                                             cached: true, embedding: hit.embedding))
                 continue
             }
-            let hit = cachedEmbedding(of: request.imageId, clip: clip)
+            let hit = cachedEmbedding(of: request.imageId, clip: clip, precision: precision)
             let pixels = hit == nil || dense ? clip.preprocessing(image) : []
             if let hit {
                 encoded.append(EncodedImage(index: source.index, imageId: request.imageId, width: hit.width, height: hit.height,
@@ -186,13 +204,13 @@ extension CLIPRuntime {
         var maps: DenseImageFeatures?
         let embeddings: [[Float]]
         if dense {
-            let pass = try clip.model.encodeImagesWithDense(densePixels.flatMap { $0 }, count: densePixels.count,
+            let pass = try clip.model.encodeImagesWithDense(densePixels.flatMap { $0 }, count: densePixels.count, precision: precision,
                                                             compute: compute)
             maps = pass.dense
             embeddings = misses.map { pass.embeddings[$0.slot] }
-            cache(misses.map(\.image), embeddings, clip: clip)
+            cache(misses.map(\.image), embeddings, clip: clip, precision: precision)
         } else {
-            embeddings = try encodeAndCache(misses.map(\.image), with: clip, compute: compute)
+            embeddings = try encodeAndCache(misses.map(\.image), with: clip, precision: precision, compute: compute)
         }
         for ((slot, image), embedding) in zip(misses, embeddings) {
             encoded[slot] = EncodedImage(index: sources[sources.startIndex + slot].index, imageId: image.imageId,

@@ -8,7 +8,8 @@ import VLMWire
 /// The CLIP side of the daemon: embeddings with their caches. Images are cached by content
 /// (SHA-256 of the decoded pixels) per model; text embeddings by (model, prompt).
 final class CLIPRuntime: Sendable {
-    struct ImageKey: Hashable, Sendable { let model: String; let imageId: String }
+    /// Embeddings differ by precision, so it is part of the key (visual reasoning's features are fp32).
+    struct ImageKey: Hashable, Sendable { let model: String; let imageId: String; var precision = MatrixPrecision.fp32 }
     struct TextKey: Hashable, Sendable { let model: String; let prompt: String }
     struct CachedImage: Sendable { let embedding: [Float]; let width: Int; let height: Int }
 
@@ -48,17 +49,17 @@ final class CLIPRuntime: Sendable {
     /// `onBatch` is called after each encoded batch with the number of images done.
     func embed(
         _ items: [(imageId: String, image: RGBImage?)], with clip: LoadedCLIP, batchSize: Int = CLIPModel.imageChunk,
-        compute: ComputeContext, onBatch: (Int) -> Void = { _ in }
+        precision: MatrixPrecision = .fp32, compute: ComputeContext, onBatch: (Int) -> Void = { _ in }
     ) throws -> [(embedding: [Float], cached: Bool, width: Int, height: Int)] {
         var results: [(embedding: [Float], cached: Bool, width: Int, height: Int)?] = Array(repeating: nil, count: items.count)
         var misses: [Int] = []
         for (index, item) in items.enumerated() {
-            if let hit = cachedEmbedding(of: item.imageId, clip: clip) {
+            if let hit = cachedEmbedding(of: item.imageId, clip: clip, precision: precision) {
                 results[index] = (hit.embedding, true, hit.width, hit.height)
             } else if item.image != nil {
                 misses.append(index)
             } else {
-                throw notCached(item.imageId, index: index, clip: clip)
+                throw notCached(item.imageId, index: index, clip: clip, precision: precision)
             }
         }
         var done = items.count - misses.count
@@ -68,7 +69,7 @@ final class CLIPRuntime: Sendable {
                 let image = items[index].image!
                 return PreparedImage(imageId: items[index].imageId, width: image.width, height: image.height, pixels: clip.preprocessing(image))
             }
-            let embeddings = try encodeAndCache(batch, with: clip, compute: compute)
+            let embeddings = try encodeAndCache(batch, with: clip, precision: precision, compute: compute)
             for (index, (image, embedding)) in zip(misses[start...], zip(batch, embeddings)) {
                 results[index] = (embedding, false, image.width, image.height)
             }
@@ -86,28 +87,29 @@ final class CLIPRuntime: Sendable {
         let pixels: [Float]
     }
 
-    func cachedEmbedding(of imageId: String, clip: LoadedCLIP) -> CachedImage? {
-        imageCache.value(for: ImageKey(model: clip.id, imageId: imageId))
+    func cachedEmbedding(of imageId: String, clip: LoadedCLIP, precision: MatrixPrecision = .fp32) -> CachedImage? {
+        imageCache.value(for: ImageKey(model: clip.id, imageId: imageId, precision: precision))
     }
 
-    func notCached(_ imageId: String, index: Int, clip: LoadedCLIP) -> RPCError {
+    func notCached(_ imageId: String, index: Int, clip: LoadedCLIP, precision: MatrixPrecision = .fp32) -> RPCError {
         RPCError(code: ErrorCode.imageUnreadable, message:
-            "params.images[\(index)].imageId: '\(imageId)' is not in the cache of model '\(clip.id)' (never encoded with it, or evicted); send the image itself")
+            "params.images[\(index)].imageId: '\(imageId)' is not in the cache of model '\(clip.id)' at precision \(precision.rawValue) (never encoded with it, or evicted); send the image itself")
     }
 
     /// Encodes prepared images in one forward pass and caches their embeddings.
-    func encodeAndCache(_ images: [PreparedImage], with clip: LoadedCLIP, compute: ComputeContext) throws -> [[Float]] {
+    func encodeAndCache(_ images: [PreparedImage], with clip: LoadedCLIP, precision: MatrixPrecision = .fp32,
+                        compute: ComputeContext) throws -> [[Float]] {
         guard !images.isEmpty else { return [] }
-        let embeddings = try clip.model.encodeImages(images.flatMap(\.pixels), count: images.count,
+        let embeddings = try clip.model.encodeImages(images.flatMap(\.pixels), count: images.count, precision: precision,
                                                      compute: compute)
-        cache(images, embeddings, clip: clip)
+        cache(images, embeddings, clip: clip, precision: precision)
         return embeddings
     }
 
-    func cache(_ images: [PreparedImage], _ embeddings: [[Float]], clip: LoadedCLIP) {
+    func cache(_ images: [PreparedImage], _ embeddings: [[Float]], clip: LoadedCLIP, precision: MatrixPrecision = .fp32) {
         for (image, embedding) in zip(images, embeddings) {
             imageCache.insert(CachedImage(embedding: embedding, width: image.width, height: image.height),
-                              for: ImageKey(model: clip.id, imageId: image.imageId), cost: embedding.count * 4 + 128)
+                              for: ImageKey(model: clip.id, imageId: image.imageId, precision: precision), cost: embedding.count * 4 + 128)
         }
     }
 

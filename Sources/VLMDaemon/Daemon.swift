@@ -250,7 +250,7 @@ public actor Daemon {
                     memoryBudgetBytes: configuration.memoryBudgetBytes, threads: services.threads,
                 maxJSONDepth: configuration.maxJSONDepth),
                 methods: [InitializeRequest.method, ShutdownRequest.method, Method.exit, Method.cancelRequest, Method.setTrace] + table.methods,
-                modelKinds: services.families.kinds)),
+                modelKinds: services.families.kinds, imagePrecisions: BF16.availablePrecisions.map(\.rawValue))),
             serverInfo: ServerInfo(name: "vlmd", version: ProtocolVersion.current))
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import VLMCLIP
 import VLMImage
+import VLMTensor
 import VLMWire
 
 /// A dataset as a request names it. dataset/evaluate and optimise-prompt both open theirs through
@@ -52,6 +53,7 @@ func evaluateDataset(_ params: EvaluateParams, context: RequestContext, services
     let templates = try resolveTemplates(params.templates, field: "params.templates")
     let batchSize = params.batchSize ?? 32
     guard (1...1024).contains(batchSize) else { throw RPCError.invalidParams("params.batchSize: expected an integer in 1...1024") }
+    let precision = try imagePrecision(params.precision)
     if let limit = params.limit, limit < 1 { throw RPCError.invalidParams("params.limit: expected at least 1 record") }
     let dataset = try request.open(limit: params.limit, pixelBudget: services.configuration.maxImagePixels)
     let labels = dataset.classNames
@@ -69,7 +71,8 @@ func evaluateDataset(_ params: EvaluateParams, context: RequestContext, services
         let end = min(start + batchSize, count)
         let embeddings = try await context.compute { compute in
             let images = try (start..<end).map { try dataset.image(at: $0) }
-            return try runtime.embed(images.map { (CLIPRuntime.imageId(for: $0), $0) }, with: clip, batchSize: batchSize, compute: compute)
+            return try runtime.embed(images.map { (CLIPRuntime.imageId(for: $0), $0) }, with: clip, batchSize: batchSize, precision: precision,
+                                     compute: compute)
         }
         evaluation.add(logits: classifier.logits(imageEmbeddings: embeddings.map(\.embedding), logitScale: clip.model.logitScale),
                        labels: Array(dataset.labels[start..<end]))

@@ -174,20 +174,8 @@ private struct TiledProduct {
     var columns: Int { matrix.columns }
     var panelCount: Int { matrix.panelCount }
 
-    /// Splits the rows across threads when there are enough of them, else the column panels.
     func run(m: Int, compute: ComputeContext) {
-        let tiles = (m + Self.tileRows - 1) / Self.tileRows
-        let work = 2 * Double(m) * Double(depth) * Double(columns)
-        let parts = work < 4e6 ? 1 : compute.threads
-        if parts == 1 {
-            block(rows: 0..<m, panels: 0..<panelCount)
-        } else if tiles >= 4 * parts || panelCount < parts {
-            compute.parallelFor(tiles) { part in
-                block(rows: (part.lowerBound * Self.tileRows)..<min(m, part.upperBound * Self.tileRows), panels: 0..<panelCount)
-            }
-        } else {
-            compute.parallelFor(panelCount) { part in block(rows: 0..<m, panels: part) }
-        }
+        compute.splitProduct(rows: m, depth: depth, columns: columns, tileRows: Self.tileRows, panels: panelCount, block)
     }
 
     /// The blocked loop nest over a sub-matrix: k-slices, then L2 row blocks, then panels, then 6-row tiles.

@@ -21,7 +21,7 @@ public struct WinogradConv3x3: Sendable {
     public let outChannels: Int
     public let padding: Int
     /// 36 filters U_p = (G g Gᵀ)_p as [in × out], p = 6·row + column of the transform position.
-    let transformed: [PackedMatrix]
+    let transformed: [any PackedProduct]
     let bias: [Float]
     private let zeros: [Float]
 
@@ -35,8 +35,9 @@ public struct WinogradConv3x3: Sendable {
         conv.kernelSize == 3 && conv.stride == 1 && conv.inChannels % lanes == 0 && conv.outChannels % lanes == 0
     }
 
-    /// Transforms an NCHW convolution's filter (PyTorch's [out, in, 3, 3]) once, at load.
-    public init(_ conv: Conv2D) {
+    /// Transforms an NCHW convolution's filter (PyTorch's [out, in, 3, 3]) once, at load; the 36 products
+    /// run at `precision`.
+    public init(_ conv: Conv2D, precision: MatrixPrecision = .fp32) {
         precondition(Self.supports(conv), "Winograd F(4,3) needs a 3×3 stride-1 convolution with channels in multiples of 8")
         (inChannels, outChannels, padding) = (conv.inChannels, conv.outChannels, conv.padding)
         let (cin, cout) = (inChannels, outChannels)
@@ -48,7 +49,7 @@ public struct WinogradConv3x3: Sendable {
                 for p in 0..<Self.positions { positions[p][c * cout + o] = Float(u[p]) }
             }
         }
-        transformed = positions.map { PackedMatrix($0, rows: cin, columns: cout) }
+        transformed = positions.map { precision.packed($0, rows: cin, columns: cout) }
         bias = conv.bias ?? [Float](repeating: 0, count: cout)
         zeros = [Float](repeating: 0, count: cout)
     }

@@ -55,12 +55,15 @@ public struct EncodeImageParams: Codable, Sendable {
     public var dense: Bool?
     /// Images read, encoded and streamed per step (1...256, default 8).
     public var batchSize: Int?
+    /// The image tower's arithmetic: "fp32" (default, exact) or "bf16" (bf16 weights and activations,
+    /// fp32 sums; only where `initialize` lists it in `capabilities.experimental.imagePrecisions`).
+    public var precision: String?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
 
-    public init(model: String? = nil, images: [ImageInput], dense: Bool? = nil, batchSize: Int? = nil,
+    public init(model: String? = nil, images: [ImageInput], dense: Bool? = nil, batchSize: Int? = nil, precision: String? = nil,
                 workDoneToken: RequestID? = nil, partialResultToken: RequestID? = nil) {
-        self.model = model; self.images = images; self.dense = dense; self.batchSize = batchSize
+        self.model = model; self.images = images; self.dense = dense; self.batchSize = batchSize; self.precision = precision
         self.workDoneToken = workDoneToken; self.partialResultToken = partialResultToken
     }
 }
@@ -133,14 +136,17 @@ public struct ClassifyParams: Codable, Sendable {
     public var learnedPrompt: String?
     /// Images read, encoded and streamed per step (1...256, default 8).
     public var batchSize: Int?
+    /// The image tower's arithmetic: "fp32" (default, exact) or "bf16" (bf16 weights and activations,
+    /// fp32 sums; only where `initialize` lists it in `capabilities.experimental.imagePrecisions`).
+    public var precision: String?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
 
     public init(model: String? = nil, images: [ImageInput], labels: [String], templates: TemplatesParam? = nil, topK: Int? = nil,
-                perTemplate: Bool? = nil, learnedPrompt: String? = nil, batchSize: Int? = nil, workDoneToken: RequestID? = nil,
-                partialResultToken: RequestID? = nil) {
+                perTemplate: Bool? = nil, learnedPrompt: String? = nil, batchSize: Int? = nil, precision: String? = nil,
+                workDoneToken: RequestID? = nil, partialResultToken: RequestID? = nil) {
         self.model = model; self.images = images; self.labels = labels; self.templates = templates; self.topK = topK
-        self.perTemplate = perTemplate; self.learnedPrompt = learnedPrompt; self.batchSize = batchSize
+        self.perTemplate = perTemplate; self.learnedPrompt = learnedPrompt; self.batchSize = batchSize; self.precision = precision
         self.workDoneToken = workDoneToken; self.partialResultToken = partialResultToken
     }
 }
@@ -194,14 +200,17 @@ public struct EvaluateParams: Codable, Sendable {
     public var limit: Int?
     /// Images per forward pass (default 32).
     public var batchSize: Int?
+    /// The image tower's arithmetic: "fp32" (default, exact) or "bf16" (bf16 weights and activations,
+    /// fp32 sums; only where `initialize` lists it in `capabilities.experimental.imagePrecisions`).
+    public var precision: String?
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
 
     public init(model: String? = nil, dataset: String, format: String? = nil, labels: [String]? = nil, labelsFile: String? = nil,
-                templates: TemplatesParam? = nil, limit: Int? = nil, batchSize: Int? = nil, workDoneToken: RequestID? = nil,
-                partialResultToken: RequestID? = nil) {
+                templates: TemplatesParam? = nil, limit: Int? = nil, batchSize: Int? = nil, precision: String? = nil,
+                workDoneToken: RequestID? = nil, partialResultToken: RequestID? = nil) {
         self.model = model; self.dataset = dataset; self.format = format; self.labels = labels; self.labelsFile = labelsFile
-        self.templates = templates; self.limit = limit; self.batchSize = batchSize; self.workDoneToken = workDoneToken
+        self.templates = templates; self.limit = limit; self.batchSize = batchSize; self.precision = precision; self.workDoneToken = workDoneToken
         self.partialResultToken = partialResultToken
     }
 }

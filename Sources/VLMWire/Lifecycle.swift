@@ -56,8 +56,13 @@ public struct ExperimentalCapabilities: Codable, Sendable {
     public var methods: [String]
     /// Model kinds `models/load` accepts, e.g. "clip" (open_clip directory), "gguf" (language model).
     public var modelKinds: [String]
+    /// The `precision` values image encoding accepts on this CPU: "fp32", and "bf16" where it has AVX-512 BF16.
+    public var imagePrecisions: [String]?
 
-    public init(protocolVersion: String, limits: Limits, methods: [String], modelKinds: [String]) { self.protocolVersion = protocolVersion; self.limits = limits; self.methods = methods; self.modelKinds = modelKinds }
+    public init(protocolVersion: String, limits: Limits, methods: [String], modelKinds: [String], imagePrecisions: [String]? = nil) {
+        self.protocolVersion = protocolVersion; self.limits = limits; self.methods = methods; self.modelKinds = modelKinds
+        self.imagePrecisions = imagePrecisions
+    }
 }
 
 public struct ServerCapabilities: Codable, Sendable {

@@ -18,6 +18,16 @@ struct ImageBatchOptions: ParsableArguments {
     }
 }
 
+/// The image tower's arithmetic, for the commands that encode images.
+struct ImagePrecisionOption: ParsableArguments {
+    @Option(help: "Image tower arithmetic: fp32 (the default, exact) or bf16 (bf16 weights and activations, fp32 sums; faster, offered only on CPUs with AVX-512 BF16).")
+    var precision: String?
+
+    func validate() throws {
+        try require(precision.map { ["fp32", "bf16"].contains($0) } ?? true, "--precision must be fp32 or bf16")
+    }
+}
+
 extension Session {
     /// Loads a model file or directory (`kind`: clip, gguf, mmproj) and returns its ModelInfo.
     func loadModel(kind: String, path: String, contextLength: Int? = nil) async throws -> ModelInfo {
@@ -67,6 +77,7 @@ struct EncodeImage: AsyncParsableCommand {
     @OptionGroup var options: DaemonOptions
     @OptionGroup var clip: CLIPOptions
     @OptionGroup var batching: ImageBatchOptions
+    @OptionGroup var arithmetic: ImagePrecisionOption
 
     @Flag(help: "Also output the per-position (patch) features.")
     var dense = false
@@ -82,7 +93,8 @@ struct EncodeImage: AsyncParsableCommand {
         let session = try await Session.start(options)
         let model = try await session.loadCLIP(clip.clip)
         let json = options.json, paths = images
-        let params = EncodeImageParams(model: model, images: imageInputs(paths), dense: dense, batchSize: batching.batchSize)
+        let params = EncodeImageParams(model: model, images: imageInputs(paths), dense: dense, batchSize: batching.batchSize,
+                                       precision: arithmetic.precision)
         _ = try await session.send(EncodeImageRequest.self, params, onPartial: { image in
             guard paths.indices.contains(image.index) else { return }
             if json {
@@ -101,6 +113,7 @@ struct Classify: AsyncParsableCommand {
     @OptionGroup var options: DaemonOptions
     @OptionGroup var clip: CLIPOptions
     @OptionGroup var batching: ImageBatchOptions
+    @OptionGroup var arithmetic: ImagePrecisionOption
 
     @Option(help: "Comma-separated labels, or a file with one label per line.")
     var labels: String
@@ -130,7 +143,7 @@ struct Classify: AsyncParsableCommand {
         let params = ClassifyParams(
             model: model, images: imageInputs(paths), labels: labelList,
             templates: learnedPrompt == nil ? try templatesArgument(templates) : nil, topK: top, learnedPrompt: learnedPrompt,
-            batchSize: batching.batchSize)
+            batchSize: batching.batchSize, precision: arithmetic.precision)
         _ = try await session.send(ClassifyRequest.self, params, onPartial: { result in
             guard paths.indices.contains(result.index) else { return }
             if json {
@@ -152,6 +165,7 @@ struct Evaluate: AsyncParsableCommand {
 
     @OptionGroup var options: DaemonOptions
     @OptionGroup var clip: CLIPOptions
+    @OptionGroup var arithmetic: ImagePrecisionOption
 
     @Option(help: "Dataset file in CIFAR's binary format (e.g. test_batch.bin), or an image list (--format list).")
     var dataset: String
@@ -182,7 +196,7 @@ struct Evaluate: AsyncParsableCommand {
         let model = try await session.loadCLIP(clip.clip)
         let params = EvaluateParams(
             model: model, dataset: absolute(dataset), format: format, labels: labelList, templates: try templatesArgument(templates),
-            limit: limit, batchSize: batchSize)
+            limit: limit, batchSize: batchSize, precision: arithmetic.precision)
         let json = options.json
         let latest = LatestValue<EvaluatePartial>()
         let result = try await session.send(EvaluateDatasetRequest.self, params, onPartial: { partial in

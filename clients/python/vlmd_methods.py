@@ -194,11 +194,13 @@ class TypedMethods:
             "kind": kind, "path": os.path.abspath(path), "id": model_id, "contextLength": context_length}))
 
     async def encode_image(self, images: Sequence[ImageLike], *, model: Optional[str] = None, dense: bool = False,
-                           batch_size: Optional[int] = None,
+                           batch_size: Optional[int] = None, precision: Optional[str] = None,
                            on_image: Optional[Callable[[EncodedImage], None]] = None) -> list:
-        """CLIP embeddings, one EncodedImage per image, in order."""
+        """CLIP embeddings, one EncodedImage per image, in order. `precision`: "fp32" (default) or "bf16"
+        (where `initialize` lists it in capabilities.experimental.imagePrecisions)."""
         result = await self.request("encode-image", without_none({
             "model": model, "images": [image_input(i) for i in images], "dense": dense or None, "batchSize": batch_size,
+            "precision": precision,
         }), on_partial=(lambda value: on_image(EncodedImage.from_wire(value))) if on_image else None)
         return [EncodedImage.from_wire(value) for value in result["images"]]
 
@@ -228,14 +230,15 @@ class TypedMethods:
     async def classify(self, images: Sequence[ImageLike], labels: Sequence[str], *, model: Optional[str] = None,
                        templates: Union[str, Sequence[str], None] = None, top_k: Optional[int] = None,
                        per_template: bool = False, learned_prompt: Optional[str] = None,
-                       batch_size: Optional[int] = None,
+                       batch_size: Optional[int] = None, precision: Optional[str] = None,
                        on_image: Optional[Callable[[Classification], None]] = None) -> list:
-        """Zero-shot classification, one Classification per image, in order."""
+        """Zero-shot classification, one Classification per image, in order (`precision` as encode_image)."""
         labels = list(labels)
         result = await self.request("classify", without_none({
             "model": model, "images": [image_input(i) for i in images], "labels": labels,
             "templates": templates if isinstance(templates, (str, type(None))) else list(templates), "topK": top_k,
             "perTemplate": per_template or None, "learnedPrompt": learned_prompt, "batchSize": batch_size,
+            "precision": precision,
         }), on_partial=(lambda value: on_image(Classification.from_wire(value, labels))) if on_image else None)
         return [Classification.from_wire(value, result["labels"], result["templates"]) for value in result["results"]]
 

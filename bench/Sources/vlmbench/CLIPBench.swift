@@ -2,11 +2,15 @@ import Foundation
 import VLMCLIP
 import VLMTensor
 
-// `vlmbench clip --model DIR [--threads N] [--repeats R] [--image-gflop G] [--workloads image1,image16,dense1,text,peak]`
+// `vlmbench clip --model DIR [--threads N] [--repeats R] [--image-gflop G] [--workloads image1,image16,dense1,text,peak]
+//                 [--precision fp32|bf16]`
 // Times CLIPModel on the workload of bench/clip_reference.py: image encoding at batch 1 and 16
 // (random pixels), text encoding of the 18 CIFAR templates × 10 CIFAR classes, tokenisation, and a
 // large sgemm as the machine's OpenBLAS peak; `dense1` times an image's embedding + dense features as
-// two calls (two tower passes) and as `encodeImagesWithDense` (one pass on a ViT). Prints one JSON object.
+// two calls (two tower passes) and as `encodeImagesWithDense` (one pass on a ViT). With `--precision bf16`
+// the image workloads run in fp32 and then in bf16 (keys "bf16_..."), and the 16 images' cosines of
+// bf16 to fp32 embeddings are reported.
+// Prints one JSON object.
 func runCLIPBench(_ args: [String]) {
     var options: [String: String] = [:]
     var index = 0
@@ -21,11 +25,16 @@ func runCLIPBench(_ args: [String]) {
     let threads = Int(options["threads"] ?? "2") ?? 2
     let repeats = Int(options["repeats"] ?? "5") ?? 5
     let workloads = Set((options["workloads"] ?? "peak,image1,image16,text").split(separator: ",").map(String.init))
+    guard let precision = MatrixPrecision(rawValue: options["precision"] ?? "fp32"), BF16.availablePrecisions.contains(precision) else {
+        FileHandle.standardError.write("vlmbench clip: --precision must be one of \(BF16.availablePrecisions.map(\.rawValue))\n".data(using: .utf8)!)
+        exit(2)
+    }
     ComputeContext.setBLASThreads(threads)
     let compute = ComputeContext(threads: threads)
     do {
         var result: [String: Any] = ["implementation": "vlmd VLMCLIP (Swift + OpenBLAS)", "threads": threads,
-                                     "openblas_core": MatrixMultiply.kernelName, "cpu_features": CPUFeatures.available]
+                                     "openblas_core": MatrixMultiply.kernelName, "cpu_features": CPUFeatures.available,
+                                     "precision": precision.rawValue, "bf16_kernel": BF16.kernelDescription ?? "none"]
         let loadStart = Date()
         let model = try CLIPModel(directory: URL(fileURLWithPath: modelPath))
         result["load_s"] = Date().timeIntervalSince(loadStart)
@@ -37,16 +46,29 @@ func runCLIPBench(_ args: [String]) {
 
         if workloads.contains("peak") { result["sgemm_peak_gflops"] = sgemmPeak() }
         let gflop = Double(options["image-gflop"] ?? "")
-        if workloads.contains("image1") {
-            _ = try model.encodeImages(image1, count: 1, compute: compute)
-            let batch1 = try timed(repeats) { _ = try model.encodeImages(image1, count: 1, compute: compute) }
-            result["image_batch1_ms_per_image"] = ["best": batch1.best * 1e3, "median": batch1.median * 1e3, "cpu": batch1.cpu * 1e3]
-            if let gflop { result["image_batch1_gflops"] = gflop / batch1.best }
+        if precision != .fp32 {
+            let reduced = try model.encodeImages(images16, count: 16, precision: precision, compute: compute)
+            let full = try model.encodeImages(images16, count: 16, compute: compute)
+            let cosines = zip(reduced, full).map { zip($0, $1).reduce(0) { $0 + Double($1.0) * Double($1.1) } }
+            result["image_cosine_vs_fp32"] = ["min": cosines.min()!, "mean": cosines.reduce(0, +) / Double(cosines.count)]
         }
-        if workloads.contains("image16") {
-            let batch16 = try timed(max(2, repeats / 2)) { _ = try model.encodeImages(images16, count: 16, compute: compute) }
-            result["image_batch16_ms_per_image"] = ["best": batch16.best * 1e3 / 16, "median": batch16.median * 1e3 / 16, "cpu": batch16.cpu * 1e3 / 16]
-            if let gflop { result["image_batch16_gflops"] = gflop * 16 / batch16.best }
+        // fp32 always; with --precision bf16 the same workloads again in bf16 ("bf16_" keys), alternating.
+        for precision in precision == .fp32 ? [.fp32] : [.fp32, precision] {
+            let prefix = precision == .fp32 ? "" : precision.rawValue + "_"
+            if workloads.contains("image1") {
+                _ = try model.encodeImages(image1, count: 1, precision: precision, compute: compute)
+                let batch1 = try timed(repeats) { _ = try model.encodeImages(image1, count: 1, precision: precision, compute: compute) }
+                result[prefix + "image_batch1_ms_per_image"] = ["best": batch1.best * 1e3, "median": batch1.median * 1e3, "cpu": batch1.cpu * 1e3]
+                if let gflop { result[prefix + "image_batch1_gflops"] = gflop / batch1.best }
+            }
+            if workloads.contains("image16") {
+                let batch16 = try timed(max(2, repeats / 2)) {
+                    _ = try model.encodeImages(images16, count: 16, precision: precision, compute: compute)
+                }
+                result[prefix + "image_batch16_ms_per_image"] = ["best": batch16.best * 1e3 / 16, "median": batch16.median * 1e3 / 16,
+                                                                 "cpu": batch16.cpu * 1e3 / 16]
+                if let gflop { result[prefix + "image_batch16_gflops"] = gflop * 16 / batch16.best }
+            }
         }
         if workloads.contains("dense1") {
             _ = try model.encodeImagesWithDense(image1, count: 1, compute: compute)
