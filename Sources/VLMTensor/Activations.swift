@@ -16,6 +16,8 @@ public enum Activation: Sendable, Equatable {
     /// ggml's CPU quick GELU (GGML_GELU_QUICK_FP16), tabulated the same way: x·σ(1.702x) at the input
     /// rounded to fp16, stored as fp16 (Qwen2-VL's tower runs it).
     case quickGELUHalfTable
+    /// x · σ(x) as ggml computes it (`ggmlSiLU`; Qwen2.5-VL's tower gates its MLP with it).
+    case silu
 
     public func apply(_ x: UnsafeMutablePointer<Float>, count: Int) {
         switch self {
@@ -32,6 +34,8 @@ public enum Activation: Sendable, Equatable {
                 let v = x[i]
                 if v <= -10 { x[i] = 0 } else if v < 10 { x[i] = Self.halfGELU(Float(Float16(v))) }
             }
+        case .silu:
+            for i in 0..<count { x[i] = ggmlSiLU(x[i]) }
         case .quickGELUHalfTable:
             for i in 0..<count {
                 let h = Float(Float16(x[i]))

@@ -105,20 +105,23 @@ public struct TransformerBlock<Weights: LinearLayer>: Sendable {
     public let norm1: LayerNorm
     public let attention: SelfAttention<Weights>
     public let norm2: LayerNorm
-    /// The MLP: down(activation(up(x))).
+    /// The MLP: down(activation(up(x))), or with a gate down(activation(gate(x)) · up(x)) (SwiGLU,
+    /// Shazeer 2020; Qwen2.5-VL's tower).
     public let up: Weights
     public let activation: Activation
     public let down: Weights
     public let placement: NormPlacement
+    public let gate: Weights?
 
     public init(norm1: LayerNorm, attention: SelfAttention<Weights>, norm2: LayerNorm, up: Weights, activation: Activation,
-                down: Weights, placement: NormPlacement) {
+                down: Weights, placement: NormPlacement, gate: Weights? = nil) {
         let width = attention.width
         precondition(norm1.width == width && norm2.width == width, "layer norms must be \(width) wide")
         precondition(up.inFeatures == width && down.outFeatures == width && down.inFeatures == up.outFeatures,
                      "MLP [\(up.inFeatures)→\(up.outFeatures)→\(down.outFeatures)] does not fit width \(width)")
+        precondition(gate.map { $0.inFeatures == width && $0.outFeatures == up.outFeatures } ?? true, "gate must match the up projection")
         (self.norm1, self.attention, self.norm2) = (norm1, attention, norm2)
-        (self.up, self.activation, self.down, self.placement) = (up, activation, down, placement)
+        (self.up, self.activation, self.down, self.placement, self.gate) = (up, activation, down, placement, gate)
     }
 
     public var width: Int { attention.width }
@@ -143,8 +146,9 @@ public struct TransformerBlock<Weights: LinearLayer>: Sendable {
     }
 
     public func mlp(_ x: [Float], rows: Int, compute: ComputeContext) -> [Float] {
-        var hidden = up.forward(x, rows: rows, compute: compute)
+        var hidden = (gate ?? up).forward(x, rows: rows, compute: compute)
         activation(&hidden, compute: compute)
+        if gate != nil { multiplyInPlace(&hidden, up.forward(x, rows: rows, compute: compute)) }
         return down.forward(hidden, rows: rows, compute: compute)
     }
 
@@ -164,7 +168,7 @@ extension TransformerBlock {
         }
         return TransformerBlock<Other>(
             norm1: norm1, attention: SelfAttention(projection: projection, output: convert(attention.output), heads: attention.heads),
-            norm2: norm2, up: convert(up), activation: activation, down: convert(down), placement: placement)
+            norm2: norm2, up: convert(up), activation: activation, down: convert(down), placement: placement, gate: gate.map(convert))
     }
 }
 

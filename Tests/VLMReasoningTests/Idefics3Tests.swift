@@ -152,7 +152,7 @@ private func relativeError(_ ours: [Float], _ theirs: [Float]) -> Float {
         }
         // An unsupported type is named, with the supported ones.
         let other = LLaVAReference.directory.appendingPathComponent("bad-projector-type.gguf")
-        #expect(throws: MMProjError.notSupported("projector type 'ldp' (supported: mlp, idefics3, gemma3, qwen2vl_merger)")) {
+        #expect(throws: MMProjError.notSupported("projector type 'ldp' (supported: mlp, idefics3, gemma3, qwen2vl_merger, qwen2.5vl_merger)")) {
             _ = try MultimodalProjectors.load(url: other)
         }
     }

@@ -168,7 +168,9 @@ struct MMProjTensors {
 
     func optionalNorm(_ prefix: String, _ a: ViTArchitecture) throws -> LayerNorm? {
         guard gguf.tensors[prefix + ".weight"] != nil else { return nil }
-        return a.layerNorm(weight: try vector(prefix + ".weight", a.width), bias: try vector(prefix + ".bias", a.width))
+        // RMSNorms (Qwen2.5-VL) are stored without a bias.
+        let bias = a.normStatistic == .rootMeanSquare ? try optionalVector(prefix + ".bias", a.width) : try vector(prefix + ".bias", a.width)
+        return a.layerNorm(weight: try vector(prefix + ".weight", a.width), bias: bias ?? [Float](repeating: 0, count: a.width))
     }
 
     func norm(_ prefix: String, _ a: ViTArchitecture) throws -> LayerNorm {
@@ -217,7 +219,8 @@ struct MMProjTensors {
                     output: try linear(b + "attn_out", in: d, out: d), heads: a.heads),
                 norm2: try norm(b + "ln2", a),
                 up: try linear(b + "ffn_up", in: d, out: a.mlpWidth), activation: a.activation,
-                down: try linear(b + "ffn_down", in: a.mlpWidth, out: d), placement: a.normPlacement)
+                down: try linear(b + "ffn_down", in: a.mlpWidth, out: d), placement: a.normPlacement,
+                gate: gguf.tensors[b + "ffn_gate.weight"] == nil ? nil : try linear(b + "ffn_gate", in: d, out: a.mlpWidth))
         }
     }
 }

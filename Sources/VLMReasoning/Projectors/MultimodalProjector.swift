@@ -77,7 +77,7 @@ extension MultimodalProjector {
 /// Opens a projector file by its declared type.
 public enum MultimodalProjectors {
     /// Projector types this runtime loads.
-    public static let supportedTypes = ["mlp", "idefics3", "gemma3", Qwen2VLProjector.fileType]
+    public static let supportedTypes = ["mlp", "idefics3", "gemma3"] + Qwen2VLProjector.fileTypes
 
     public static func load(url: URL) throws -> any MultimodalProjector {
         let gguf = try GGUFFile(url: url)
@@ -86,7 +86,7 @@ public enum MultimodalProjectors {
         case "mlp": return try LLaVAVisionTower(url: url)
         case "idefics3": return try Idefics3Projector(url: url)
         case "gemma3": return try Gemma3Projector(url: url)
-        case Qwen2VLProjector.fileType: return try Qwen2VLProjector(url: url)
+        case _ where Qwen2VLProjector.fileTypes.contains(type): return try Qwen2VLProjector(url: url)
         default:
             throw MMProjError.notSupported("projector type '\(type)' (supported: \(supportedTypes.joined(separator: ", ")))")
         }

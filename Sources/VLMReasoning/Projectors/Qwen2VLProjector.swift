@@ -1,12 +1,13 @@
-// The Qwen2-VL projector as llama.cpp runs it (tools/mtmd: clip_graph_qwen2vl, mtmd_image_preprocessor_dyn_size):
+// The Qwen2-VL and Qwen2.5-VL projectors as llama.cpp runs them (tools/mtmd: clip_graph_qwen2vl, mtmd_image_preprocessor_dyn_size):
 //
 //   image -> fitted (bicubic, black bars, PAD_CEIL) into the "smart" size: each side a multiple of
 //            28 = patch 14 x merge 2, the area kept within [minTokens, maxTokens] x 28²
 //         -> 14 px patches, each embedded by two conv kernels (`v.patch_embd.weight`, `.weight.1`: the two
 //            frames of a still image are the same picture) and summed
 //         -> patches ordered by 2x2 block (block row, block column, then the block's own 2x2 in raster order)
-//         -> pre-norm ViT blocks (LayerNorm, quick GELU) with 2-D rotary positions (row, column) on queries
-//            and keys, full attention
+//         -> pre-norm ViT blocks with 2-D rotary positions (row, column) on queries and keys: Qwen2-VL's
+//            LayerNorm / quick-GELU blocks with full attention; Qwen2.5-VL's RMSNorm / SwiGLU blocks, attending
+//            within 112 px windows (the blocks regrouped window by window) except every n_wa_pattern-th block
 //         -> post-LayerNorm (the merger's ln_q)
 //         -> each 2x2 block's 4 states concatenated -> mm.0 -> GELU -> mm.2         -> [rows x columns, lmWidth]
 //
@@ -20,13 +21,18 @@ import VLMVision
 
 /// `@unchecked Sendable`: immutable after load (weights are read-only views of a mapping).
 public final class Qwen2VLProjector: MultimodalProjector, @unchecked Sendable {
-    /// `clip.projector_type` of Qwen2-VL files.
-    public static let fileType = "qwen2vl_merger"
+    /// `clip.projector_type` of Qwen2-VL and Qwen2.5-VL files.
+    public static let fileTypes = ["qwen2vl_merger", "qwen2.5vl_merger"]
+    public let projectorType: String
     public let hyperparameters: MMProjHyperparameters
     /// Image tokens an image may become (mtmd: 8...4096 for Qwen-VL, or its context's `image_max_tokens`).
     public let tokenLimits: ClosedRange<Int>
     /// Patches merged per side (`clip.vision.spatial_merge_size`).
     public let mergeSize = 2
+    /// Qwen2.5-VL: every `windowPattern`-th block attends over the whole image, the others within windows
+    /// of `windowSide` x `windowSide` merged tokens (`clip.vision.n_wa_pattern`; mtmd's 112 px windows).
+    public let windowPattern: Int?
+    public let windowSide: Int
     let gguf: GGUFFile
     let patchKernels: (QuantizedLinear, QuantizedLinear)
     let encoder: TransformerEncoder<QuantizedLinear>
@@ -35,7 +41,11 @@ public final class Qwen2VLProjector: MultimodalProjector, @unchecked Sendable {
 
     public init(url: URL, tokenLimits: ClosedRange<Int> = 8...4096) throws {
         gguf = try GGUFFile(url: url)
-        var hp = try MMProjHyperparameters(gguf: gguf, projector: Self.fileType)
+        projectorType = try MMProjHyperparameters.projectorType(gguf)
+        guard Self.fileTypes.contains(projectorType) else {
+            throw MMProjError.notSupported("projector type '\(projectorType)' is not one of \(Self.fileTypes.joined(separator: ", "))")
+        }
+        var hp = try MMProjHyperparameters(gguf: gguf, projector: projectorType)
         hp.blocksRun = hp.blockCount
         hyperparameters = hp
         guard tokenLimits.lowerBound > 0 else { throw MMProjError.notSupported("an image token limit of \(tokenLimits)") }
@@ -43,10 +53,15 @@ public final class Qwen2VLProjector: MultimodalProjector, @unchecked Sendable {
         if let merge = gguf.metadata["clip.vision.spatial_merge_size"]?.intValue, merge != mergeSize {
             throw MMProjError.notSupported("clip.vision.spatial_merge_size \(merge) (Qwen2-VL merges 2x2)")
         }
+        let qwen25 = projectorType == "qwen2.5vl_merger"
+        windowPattern = qwen25 ? try Self.windowPattern(gguf, blocks: hp.blockCount) : nil
+        windowSide = max(1, 112 / hp.patchSize / mergeSize)
         let tensors = MMProjTensors(gguf: gguf)
         var architecture = ViTArchitecture(mmproj: hp, hasClassToken: false)
-        // ggml's CPU tables for both GELUs (clip_graph_qwen2vl's FFN_GELU_QUICK unless `clip.use_gelu`).
-        architecture.activation = hp.useGELU ? .geluTanhHalfTable : .quickGELUHalfTable
+        // ggml's CPU activations: its fp16 tables for both GELUs (FFN_GELU_QUICK unless `clip.use_gelu`), its SiLU.
+        let silu = gguf.metadata["clip.use_silu"]?.boolValue ?? false
+        architecture.activation = silu ? .silu : hp.useGELU ? .geluTanhHalfTable : .quickGELUHalfTable
+        if qwen25 { architecture.normStatistic = .rootMeanSquare }
         patchKernels = (try tensors.patchKernel("v.patch_embd.weight", architecture),
                         try tensors.patchKernel("v.patch_embd.weight.1", architecture))
         encoder = TransformerEncoder(blocks: try tensors.blocks(architecture))
@@ -55,7 +70,13 @@ public final class Qwen2VLProjector: MultimodalProjector, @unchecked Sendable {
         merger = (try tensors.linear("mm.0", in: merged, out: merged), try tensors.linear("mm.2", in: merged, out: hp.projectionWidth))
     }
 
-    public var projectorType: String { Self.fileType }
+    static func windowPattern(_ gguf: GGUFFile, blocks: Int) throws -> Int {
+        let key = "clip.vision.n_wa_pattern"
+        guard let pattern = gguf.metadata[key]?.intValue else { throw MMProjError.badKey(key: key, reason: "missing (Qwen2.5-VL needs it)") }
+        guard pattern >= 1, pattern <= blocks else { throw MMProjError.badKey(key: key, reason: "\(pattern) is outside 1...\(blocks)") }
+        return pattern
+    }
+
     public var outputWidth: Int { hyperparameters.projectionWidth }
 
     public func imageTokens(for image: RGBImage, compute: ComputeContext) throws -> ImageTokens {
@@ -74,16 +95,55 @@ public final class Qwen2VLProjector: MultimodalProjector, @unchecked Sendable {
         let count = rows.count
         var x = patchKernels.0.forward(patches, rows: count, compute: compute)
         addInPlace(&x, patchKernels.1.forward(patches, rows: count, compute: compute))
-        let rotary = RotaryAngles.grid2D(rows: rows, columns: columns, headDimension: hp.headDimension)
-        try encoder.apply(&x, sequenceLengths: [count], causal: false, rotary: rotary, scratch: ScratchBuffer(), compute: compute)
+        let grid = EmbeddingLayout.Grid(rows: size.height / unit, columns: size.width / unit)
+        let group = mergeSize * mergeSize, tokens = count / group
+        // Qwen2.5-VL: the 2x2 blocks regrouped window by window, so each window is one run of rows.
+        let windows = windowPattern == nil ? nil : Self.windows(grid, side: windowSide)
+        var order = Array(0..<tokens)
+        if let windows {
+            order = windows.order
+            x = Self.gathering(x, groups: order, groupSize: group * hp.width)
+        }
+        let rotary = RotaryAngles.grid2D(rows: Self.gathering(rows, groups: order, groupSize: group),
+                                         columns: Self.gathering(columns, groups: order, groupSize: group), headDimension: hp.headDimension)
+        let scratch = ScratchBuffer()
+        for (l, block) in encoder.blocks.enumerated() {
+            try compute.checkCancellation()
+            let full = windowPattern.map { (l + 1) % $0 == 0 } ?? true
+            block.apply(&x, sequenceLengths: full ? [count] : windows!.lengths.map { $0 * group }, causal: false, rotary: rotary,
+                        scratch: scratch, compute: compute)
+        }
         postNorm?(&x, rows: count)
         // [count, width] is [count / 4, 4 * width]: a 2x2 block's states side by side.
-        let tokens = count / (mergeSize * mergeSize)
         var hidden = merger.0.forward(x, rows: tokens, compute: compute)
         let gelu = Activation.geluTanhHalfTable  // ggml_gelu, as the merger's FFN_GELU runs it
         gelu(&hidden, compute: compute)
-        return (merger.1.forward(hidden, rows: tokens, compute: compute),
-                EmbeddingLayout.Grid(rows: size.height / unit, columns: size.width / unit))
+        let projected = merger.1.forward(hidden, rows: tokens, compute: compute)
+        guard windows != nil else { return (projected, grid) }
+        // Back to raster order: the token at window position i is grid token order[i].
+        var raster = projected
+        let width = hp.projectionWidth
+        for (i, token) in order.enumerated() { raster.replaceSubrange((token * width)..<((token + 1) * width), with: projected[(i * width)..<((i + 1) * width)]) }
+        return (raster, grid)
+    }
+
+    /// mtmd's Qwen2.5-VL windows over the merged-token grid: `side` x `side` tiles in raster order (cut at
+    /// the edges), each listing its tokens in raster order; `order` is all of them, `lengths` the tokens per window.
+    static func windows(_ grid: EmbeddingLayout.Grid, side: Int) -> (order: [Int], lengths: [Int]) {
+        var order: [Int] = [], lengths: [Int] = []
+        for top in stride(from: 0, to: grid.rows, by: side) {
+            for left in stride(from: 0, to: grid.columns, by: side) {
+                let rows = top..<min(top + side, grid.rows), columns = left..<min(left + side, grid.columns)
+                for y in rows { for x in columns { order.append(y * grid.columns + x) } }
+                lengths.append(rows.count * columns.count)
+            }
+        }
+        return (order, lengths)
+    }
+
+    /// `values` as consecutive groups of `groupSize`, re-ordered so group i is the old group `groups[i]`.
+    static func gathering<T>(_ values: [T], groups: [Int], groupSize: Int) -> [T] {
+        groups.flatMap { values[($0 * groupSize)..<(($0 + 1) * groupSize)] }
     }
 
     /// The patches of a [height][width][channel] image as rows of (channel, y, x) values, ordered by 2x2
