@@ -94,7 +94,7 @@ extension Activation {
                 let v = x[i]
                 gradient[i] *= 0.5 * (1 + erff(v * invSqrt2)) + v * invSqrt2Pi * expf(-0.5 * v * v)
             }
-        case .geluTanh, .geluTanhHalfTable:
+        case .geluTanh, .geluTanhHalfTable, .quickGELUHalfTable, .silu:
             preconditionFailure("open_clip text towers use GELU or QuickGELU (CLIPConfig.activation), never the tanh form")
         }
     }

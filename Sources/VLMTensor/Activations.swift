@@ -13,6 +13,11 @@ public enum Activation: Sendable, Equatable {
     /// looked up at the input rounded to fp16 (identity above 10, zero below -10). llama.cpp's mmproj
     /// towers run it; reproducing it keeps their activations exact rather than within fp16 of them.
     case geluTanhHalfTable
+    /// ggml's CPU quick GELU (GGML_GELU_QUICK_FP16), tabulated the same way: x·σ(1.702x) at the input
+    /// rounded to fp16, stored as fp16 (Qwen2-VL's tower runs it).
+    case quickGELUHalfTable
+    /// x · σ(x) as ggml computes it (`ggmlSiLU`; Qwen2.5-VL's tower gates its MLP with it).
+    case silu
 
     public func apply(_ x: UnsafeMutablePointer<Float>, count: Int) {
         switch self {
@@ -28,6 +33,13 @@ public enum Activation: Sendable, Equatable {
             for i in 0..<count {
                 let v = x[i]
                 if v <= -10 { x[i] = 0 } else if v < 10 { x[i] = Self.halfGELU(Float(Float16(v))) }
+            }
+        case .silu:
+            for i in 0..<count { x[i] = ggmlSiLU(x[i]) }
+        case .quickGELUHalfTable:
+            for i in 0..<count {
+                let h = Float(Float16(x[i]))
+                x[i] = Float(Float16(h * (1 / (1 + expf(-1.702 * h)))))
             }
         }
     }

@@ -76,3 +76,13 @@ public func addInPlace(_ x: inout [Float], _ y: [Float]) {
         }
     }
 }
+
+/// x *= y elementwise (a gated MLP's gate times its up projection).
+public func multiplyInPlace(_ x: inout [Float], _ y: [Float]) {
+    precondition(x.count == y.count, "multiplying \(x.count) values by \(y.count)")
+    x.withUnsafeMutableBufferPointer { x in
+        y.withUnsafeBufferPointer { y in
+            for i in x.indices { x[i] *= y[i] }
+        }
+    }
+}

@@ -7,10 +7,18 @@ public struct LayerNorm: Sendable {
         case double
     }
 
+    /// What a row is scaled by: its standard deviation after centring (LayerNorm), or its root mean
+    /// square without centring (RMSNorm, Zhang & Sennrich 2019; Qwen2.5-VL's tower).
+    public enum Statistic: Sendable, Equatable {
+        case standardDeviation
+        case rootMeanSquare
+    }
+
     public let weight: [Float]
     public let bias: [Float]
     public let eps: Float
     public let accumulation: Accumulation
+    public var statistic = Statistic.standardDeviation
 
     public init(weight: Tensor, bias: Tensor, eps: Float = 1e-5, accumulation: Accumulation = .float) {
         precondition(weight.shape.count == 1 && bias.shape == weight.shape, "layer norm weight/bias shapes \(weight.shape) \(bias.shape)")
@@ -26,11 +34,21 @@ public struct LayerNorm: Sendable {
 
     public func apply(_ x: UnsafeMutablePointer<Float>, rows: Int) {
         for r in 0..<rows {
-            switch accumulation {
-            case .float: normalizeSummingFloats(x + r * width)
-            case .double: normalizeSummingDoubles(x + r * width)
+            switch (statistic, accumulation) {
+            case (.standardDeviation, .float): normalizeSummingFloats(x + r * width)
+            case (.standardDeviation, .double): normalizeSummingDoubles(x + r * width)
+            case (.rootMeanSquare, _): scaleByRootMeanSquare(x + r * width)
             }
         }
+    }
+
+    /// ggml_rms_norm (squares summed in double, the scale in float), then the weight and bias.
+    private func scaleByRootMeanSquare(_ row: UnsafeMutablePointer<Float>) {
+        let n = width
+        var sum: Double = 0
+        for i in 0..<n { sum += Double(row[i] * row[i]) }
+        let scale = 1 / (Float(sum / Double(n)) + eps).squareRoot()
+        for i in 0..<n { row[i] = row[i] * scale * weight[i] + bias[i] }
     }
 
     private func normalizeSummingFloats(_ row: UnsafeMutablePointer<Float>) {

@@ -46,10 +46,15 @@ public struct SelfAttention<Weights: LinearLayer>: Sendable {
     public var width: Int { output.outFeatures }
 
     /// [Σ lengths, width] in and out; with `causal`, position i sees positions 0...i of its sequence.
-    public func callAsFunction(_ x: [Float], sequenceLengths: [Int], causal: Bool, scratch: ScratchBuffer, compute: ComputeContext) -> [Float] {
+    /// `rotary` (one row of angles per input row) turns queries and keys before their products: the
+    /// tower's positions are rotary rather than added (Qwen2-VL).
+    public func callAsFunction(_ x: [Float], sequenceLengths: [Int], causal: Bool, rotary: RotaryAngles? = nil, scratch: ScratchBuffer,
+                               compute: ComputeContext) -> [Float] {
         let rows = sequenceLengths.reduce(0, +), width = self.width
         var mixed = [Float](repeating: 0, count: rows * width)
         switch projection {
+        case .packed where rotary != nil:
+            preconditionFailure("rotary positions need separate query and key projections")
         case let .packed(p):
             let qkv = p.forward(x, rows: rows, compute: compute)
             qkv.withUnsafeBufferPointer { qkv in
@@ -57,7 +62,12 @@ public struct SelfAttention<Weights: LinearLayer>: Sendable {
                 attend(base, base + width, base + 2 * width, stride: 3 * width, sequenceLengths, causal, &mixed, scratch)
             }
         case let .separate(query, key, value):
-            let (q, k, v) = (query.forward(x, rows: rows, compute: compute), key.forward(x, rows: rows, compute: compute), value.forward(x, rows: rows, compute: compute))
+            var (q, k, v) = (query.forward(x, rows: rows, compute: compute), key.forward(x, rows: rows, compute: compute), value.forward(x, rows: rows, compute: compute))
+            if let rotary {
+                precondition(rotary.rows == rows, "\(rotary.rows) rows of rotary angles for \(rows) tokens")
+                q.withUnsafeMutableBufferPointer { rotary.rotate($0.baseAddress!, stride: width, heads: heads, headDimension: width / heads) }
+                k.withUnsafeMutableBufferPointer { rotary.rotate($0.baseAddress!, stride: width, heads: heads, headDimension: width / heads) }
+            }
             q.withUnsafeBufferPointer { q in
                 k.withUnsafeBufferPointer { k in
                     v.withUnsafeBufferPointer { v in
@@ -95,34 +105,40 @@ public struct TransformerBlock<Weights: LinearLayer>: Sendable {
     public let norm1: LayerNorm
     public let attention: SelfAttention<Weights>
     public let norm2: LayerNorm
-    /// The MLP: down(activation(up(x))).
+    /// The MLP: down(activation(up(x))), or with a gate down(activation(gate(x)) · up(x)) (SwiGLU,
+    /// Shazeer 2020; Qwen2.5-VL's tower).
     public let up: Weights
     public let activation: Activation
     public let down: Weights
     public let placement: NormPlacement
+    public let gate: Weights?
 
     public init(norm1: LayerNorm, attention: SelfAttention<Weights>, norm2: LayerNorm, up: Weights, activation: Activation,
-                down: Weights, placement: NormPlacement) {
+                down: Weights, placement: NormPlacement, gate: Weights? = nil) {
         let width = attention.width
         precondition(norm1.width == width && norm2.width == width, "layer norms must be \(width) wide")
         precondition(up.inFeatures == width && down.outFeatures == width && down.inFeatures == up.outFeatures,
                      "MLP [\(up.inFeatures)→\(up.outFeatures)→\(down.outFeatures)] does not fit width \(width)")
+        precondition(gate.map { $0.inFeatures == width && $0.outFeatures == up.outFeatures } ?? true, "gate must match the up projection")
         (self.norm1, self.attention, self.norm2) = (norm1, attention, norm2)
-        (self.up, self.activation, self.down, self.placement) = (up, activation, down, placement)
+        (self.up, self.activation, self.down, self.placement, self.gate) = (up, activation, down, placement, gate)
     }
 
     public var width: Int { attention.width }
 
-    /// Updates `x` in place: sequences of `sequenceLengths` rows stored back to back, [Σ lengths, width].
-    public func apply(_ x: inout [Float], sequenceLengths: [Int], causal: Bool, scratch: ScratchBuffer, compute: ComputeContext) {
+    /// Updates `x` in place: sequences of `sequenceLengths` rows stored back to back, [Σ lengths, width];
+    /// `rotary` as `SelfAttention` takes it.
+    public func apply(_ x: inout [Float], sequenceLengths: [Int], causal: Bool, rotary: RotaryAngles? = nil, scratch: ScratchBuffer,
+                      compute: ComputeContext) {
         let rows = sequenceLengths.reduce(0, +)
         precondition(x.count == rows * width, "block input has \(x.count) values, expected \(rows)×\(width)")
         switch placement {
         case .pre:
-            addInPlace(&x, attention(normalized(x, norm1, rows), sequenceLengths: sequenceLengths, causal: causal, scratch: scratch, compute: compute))
+            addInPlace(&x, attention(normalized(x, norm1, rows), sequenceLengths: sequenceLengths, causal: causal, rotary: rotary,
+                                     scratch: scratch, compute: compute))
             addInPlace(&x, mlp(normalized(x, norm2, rows), rows: rows, compute: compute))
         case .post:
-            addInPlace(&x, attention(x, sequenceLengths: sequenceLengths, causal: causal, scratch: scratch, compute: compute))
+            addInPlace(&x, attention(x, sequenceLengths: sequenceLengths, causal: causal, rotary: rotary, scratch: scratch, compute: compute))
             norm1(&x, rows: rows)
             addInPlace(&x, mlp(x, rows: rows, compute: compute))
             norm2(&x, rows: rows)
@@ -130,8 +146,9 @@ public struct TransformerBlock<Weights: LinearLayer>: Sendable {
     }
 
     public func mlp(_ x: [Float], rows: Int, compute: ComputeContext) -> [Float] {
-        var hidden = up.forward(x, rows: rows, compute: compute)
+        var hidden = (gate ?? up).forward(x, rows: rows, compute: compute)
         activation(&hidden, compute: compute)
+        if gate != nil { multiplyInPlace(&hidden, up.forward(x, rows: rows, compute: compute)) }
         return down.forward(hidden, rows: rows, compute: compute)
     }
 
@@ -151,7 +168,7 @@ extension TransformerBlock {
         }
         return TransformerBlock<Other>(
             norm1: norm1, attention: SelfAttention(projection: projection, output: convert(attention.output), heads: attention.heads),
-            norm2: norm2, up: convert(up), activation: activation, down: convert(down), placement: placement)
+            norm2: norm2, up: convert(up), activation: activation, down: convert(down), placement: placement, gate: gate.map(convert))
     }
 }
 
@@ -162,11 +179,11 @@ public struct TransformerEncoder<Weights: LinearLayer>: Sendable {
     public init(blocks: [TransformerBlock<Weights>]) { self.blocks = blocks }
 
     /// Runs every block, throwing `ComputeCancelled` before a block once the context is cancelled.
-    public func apply(_ x: inout [Float], sequenceLengths: [Int], causal: Bool, scratch: ScratchBuffer,
+    public func apply(_ x: inout [Float], sequenceLengths: [Int], causal: Bool, rotary: RotaryAngles? = nil, scratch: ScratchBuffer,
                       compute: ComputeContext) throws {
         for block in blocks {
             try compute.checkCancellation()
-            block.apply(&x, sequenceLengths: sequenceLengths, causal: causal, scratch: scratch, compute: compute)
+            block.apply(&x, sequenceLengths: sequenceLengths, causal: causal, rotary: rotary, scratch: scratch, compute: compute)
         }
     }
 }

@@ -55,6 +55,8 @@ public struct ViTArchitecture: Sendable, Equatable {
     public var normPlacement: NormPlacement
     public var layerNormEpsilon: Float
     public var layerNormAccumulation: LayerNorm.Accumulation
+    /// LayerNorm, or RMSNorm (Qwen2.5-VL).
+    public var normStatistic = LayerNorm.Statistic.standardDeviation
     public var classToken: ClassToken
     public var positions: PositionEncoding
     public var pixelLayout: ImageLayout
@@ -88,7 +90,9 @@ public struct ViTArchitecture: Sendable, Equatable {
 
     /// A LayerNorm of this architecture's epsilon and accumulation.
     public func layerNorm(weight: [Float], bias: [Float]) -> LayerNorm {
-        LayerNorm(weight: weight, bias: bias, eps: layerNormEpsilon, accumulation: layerNormAccumulation)
+        var norm = LayerNorm(weight: weight, bias: bias, eps: layerNormEpsilon, accumulation: layerNormAccumulation)
+        norm.statistic = normStatistic
+        return norm
     }
 }
 

@@ -45,7 +45,7 @@ private enum Piece: Equatable {
             switch segment {
             case let .tokens(ids):
                 if case let .text(previous)? = pieces.last { pieces[pieces.count - 1] = .text(previous + ids) } else { pieces.append(.text(ids)) }
-            case let .embeddings(_, count): pieces.append(.image(count))
+            case let .embeddings(_, count, _): pieces.append(.image(count))
             }
         }
         return pieces
@@ -152,7 +152,7 @@ private func relativeError(_ ours: [Float], _ theirs: [Float]) -> Float {
         }
         // An unsupported type is named, with the supported ones.
         let other = LLaVAReference.directory.appendingPathComponent("bad-projector-type.gguf")
-        #expect(throws: MMProjError.notSupported("projector type 'ldp' (supported: mlp, idefics3, gemma3)")) {
+        #expect(throws: MMProjError.notSupported("projector type 'ldp' (supported: mlp, idefics3, gemma3, qwen2vl_merger, qwen2.5vl_merger)")) {
             _ = try MultimodalProjectors.load(url: other)
         }
     }
@@ -162,22 +162,30 @@ private func relativeError(_ ours: [Float], _ theirs: [Float]) -> Float {
     /// "text <__media__> text" as mtmd tokenizes it (text pieces with BOS before the first, the image's
     /// chunks in place of the marker), prefilled and decoded greedily: llama.cpp's token ids.
     @Test func greedyTokensMatchLlamaCpp() throws {
-        let model = Idefics3Models.languageModel, projector = Idefics3Models.projector
-        try projector.checkCompatible(languageModelWidth: model.hyperparameters.embeddingLength)
-        for run in Idefics3Reference.load.greedy {
-            let image = try projector.imageTokens(for: LLaVAModels.image(run.image), compute: ComputeContext())
-            let pieces = run.prompt.components(separatedBy: Idefics3Reference.load.marker)
-            try #require(pieces.count == 2)
-            var segments: [PromptSegment] = [.tokens(model.tokenizer.encode(pieces[0], addSpecial: true, parseSpecial: true))]
-            segments += image.segments(tokenizer: model.tokenizer)
-            segments.append(.tokens(model.tokenizer.encode(pieces[1], addSpecial: false, parseSpecial: true)))
-            #expect(Piece.of(segments) == Piece.of(run.chunks), "\(run.prompt)")
+        try Self.check(Idefics3Reference.load.greedy, marker: Idefics3Reference.load.marker,
+                       model: Idefics3Models.languageModel, projector: Idefics3Models.projector)
+    }
 
+    /// The segments of `run`'s prompt: its text pieces around `image`'s chunks.
+    static func segments(_ run: Idefics3Reference.Run, marker: String, image: ImageTokens, model: LanguageModel) throws -> [PromptSegment] {
+        let pieces = run.prompt.components(separatedBy: marker)
+        try #require(pieces.count == 2)
+        var segments: [PromptSegment] = [.tokens(model.tokenizer.encode(pieces[0], addSpecial: true, parseSpecial: true))]
+        segments += image.segments(tokenizer: model.tokenizer)
+        segments.append(.tokens(model.tokenizer.encode(pieces[1], addSpecial: false, parseSpecial: true)))
+        #expect(Piece.of(segments) == Piece.of(run.chunks), "\(run.prompt)")
+        return segments
+    }
+
+    static func check(_ runs: [Idefics3Reference.Run], marker: String, model: LanguageModel, projector: any MultimodalProjector) throws {
+        try projector.checkCompatible(languageModelWidth: model.hyperparameters.embeddingLength)
+        for run in runs {
+            let image = try projector.imageTokens(for: LLaVAModels.image(run.image), compute: ComputeContext())
+            let segments = try segments(run, marker: marker, image: image, model: model)
             let (positions, generated) = try greedyDecode(model, segments: segments, count: run.greedy_ids.count, capacity: 512)
             #expect(positions == run.positions)
-            print("idefics3 greedy \(run.prompt): \(generated == run.greedy_ids ? "identical" : "DIFFERENT") (\(generated.count) tokens)")
+            print("\(projector.projectorType) greedy \(run.prompt): \(generated == run.greedy_ids ? "identical" : "DIFFERENT") (\(generated.count) tokens)")
             #expect(generated == run.greedy_ids, "\(run.prompt)")
         }
     }
 }
-

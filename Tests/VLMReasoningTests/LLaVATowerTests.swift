@@ -126,7 +126,7 @@ enum LLaVAModels {
             for (ours, theirs) in zip(segments, run.chunks) {
                 switch (ours, theirs) {
                 case let (.tokens(a), .text(b)): #expect(a == b, "\(run.prompt)")
-                case let (.embeddings(_, count), .image(n)): #expect(count == n)
+                case let (.embeddings(_, count, _), .image(n)): #expect(count == n)
                 default: Issue.record("chunk kinds differ for \(run.prompt)")
                 }
             }

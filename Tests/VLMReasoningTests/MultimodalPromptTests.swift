@@ -124,7 +124,7 @@ func expectChunks(_ layout: MultimodalLayout, _ chunks: [LLaVAReference.Chunk], 
     for (ours, theirs) in zip(layout.segments, chunks) {
         switch (ours, theirs) {
         case let (.tokens(a), .text(b)): #expect(a == b, "\(comment)")
-        case let (.embeddings(_, count), .image(n)): #expect(count == n, "\(comment)")
+        case let (.embeddings(_, count, _), .image(n)): #expect(count == n, "\(comment)")
         default: Issue.record("\(comment): chunk kinds differ")
         }
     }

@@ -39,11 +39,11 @@ func loadError(_ load: () throws -> Any) -> String {
 }
 
 /// `segments` prefilled, then `count` tokens decoded greedily (argmax, one token at a time as the parity
-/// fixtures' llama.cpp loops do): the positions after the prefill and the tokens.
+/// fixtures' llama.cpp loops do): the position after the prefill (mtmd's n_past) and the tokens.
 func greedyDecode(_ model: LanguageModel, segments: [PromptSegment], count: Int, capacity: Int) throws -> (positions: Int, tokens: [Int32]) {
     var cache = model.transformer.makeCache(capacity: capacity)
     var logits = try model.prefill(segments: segments, cache: &cache)
-    let positions = cache.count
+    let positions = cache.nextPosition
     var generated: [Int32] = []
     while generated.count < count {
         let token = Int32(logits.indices.max { logits[$0] < logits[$1] }!)

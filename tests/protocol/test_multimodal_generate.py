@@ -231,22 +231,27 @@ def test_text_only_content_parts_are_the_text_run_together():
 
 
 IDEFICS3 = ROOT / "Tests" / "VLMReasoningTests" / "Fixtures" / "idefics3"
+GEMMA3 = ROOT / "Tests" / "VLMReasoningTests" / "Fixtures" / "gemma3"
 FULL_PARITY = [
     (LLAVA, STORIES, "tiny-mmproj.gguf", case)
     for case in json.loads((LLAVA / "reference.json").read_text())["greedy"]
 ] + [
     (IDEFICS3, str(IDEFICS3 / "tiny-lm.gguf"), "tiny-mmproj.gguf", case)
     for case in json.loads((IDEFICS3 / "reference.json").read_text())["greedy"]
+] + [
+    (GEMMA3, str(GEMMA3 / "tiny-lm.gguf"), "tiny-mmproj.gguf", case)
+    for case in json.loads((GEMMA3 / "reference.json").read_text())["greedy"]
 ]
 
 
 @pytest.mark.parametrize("directory,lm,mmproj,case", FULL_PARITY,
                          ids=lambda v: v["prompt"][:16] if isinstance(v, dict) else getattr(v, "name", None))
 def test_vlm_generate_matches_mtmd_for_every_token_on_the_projector_fixtures(directory, lm, mmproj, case):
-    """The LLaVA-1.5 (stories260K) and idefics3 fixtures, whose references have no near ties: every greedy
-    token of `vlm generate --mmproj … --image … --temperature 0 --json` equals mtmd_helper_eval_chunks'
-    (written by make_llava_fixtures.py and make_idefics3_fixtures.py), with mtmd's text chunks around the
-    image tokens — for idefics3 the tile markers and the global view."""
+    """The LLaVA-1.5 (stories260K), idefics3 and gemma3 fixtures, whose references have no near ties: every
+    greedy token of `vlm generate --mmproj … --image … --temperature 0 --json` equals mtmd_helper_eval_chunks'
+    (written by make_llava_fixtures.py, make_idefics3_fixtures.py and make_gemma3_mmproj_fixtures.py), with
+    mtmd's text chunks around the image tokens — for idefics3 the tile markers and the global view, for
+    gemma3 the image tokens decoded with causal attention off."""
     args = [VLM, "generate", "--private", "--lm", lm, "--mmproj", str(directory / mmproj), "--image", str(IMAGES / case["image"]),
             "--temperature", "0", "--max-tokens", str(len(case["greedy_ids"])), "--json", case["prompt"]]
     result = subprocess.run(args, capture_output=True, text=True, timeout=600)

@@ -34,6 +34,9 @@ public struct Architecture: Sendable, Equatable {
     public let localRopeFrequencyBase: Float
     /// A `rope_freqs.weight` tensor may divide each RoPE frequency (Llama 3's `llama3` scaling).
     public let ropeFrequencyFactors: Bool
+    /// Multimodal RoPE (qwen2vl's M-RoPE): each rotated pair takes its angle from the temporal, row or
+    /// column position, as `rope.dimension_sections` assigns the pairs; text has one position in all three.
+    public var sectionedRope = false
 
     static let llama = Architecture(
         name: "llama", rope: .adjacentPairs, activation: .silu, attentionBias: false, queryKeyNorm: false,
@@ -43,6 +46,10 @@ public struct Architecture: Sendable, Equatable {
         name: "qwen2", rope: .halves, activation: .silu, attentionBias: true, queryKeyNorm: false,
         postNorms: false, scalesEmbeddings: false, scalesQueries: false, slidingWindowPattern: nil,
         localRopeFrequencyBase: 10000, ropeFrequencyFactors: false)
+    static let qwen2vl = Architecture(
+        name: "qwen2vl", rope: .halves, activation: .silu, attentionBias: true, queryKeyNorm: false,
+        postNorms: false, scalesEmbeddings: false, scalesQueries: false, slidingWindowPattern: nil,
+        localRopeFrequencyBase: 10000, ropeFrequencyFactors: false, sectionedRope: true)
     static let qwen3 = Architecture(
         name: "qwen3", rope: .halves, activation: .silu, attentionBias: false, queryKeyNorm: true,
         postNorms: false, scalesEmbeddings: false, scalesQueries: false, slidingWindowPattern: nil,
@@ -54,7 +61,7 @@ public struct Architecture: Sendable, Equatable {
 
     /// Every architecture this runtime runs, by `general.architecture`.
     public static let registry: [String: Architecture] =
-        Dictionary(uniqueKeysWithValues: [llama, qwen2, qwen3, gemma3].map { ($0.name, $0) })
+        Dictionary(uniqueKeysWithValues: [llama, qwen2, qwen2vl, qwen3, gemma3].map { ($0.name, $0) })
 
     /// The entry for `name`, or an error naming it and the supported ones.
     public static func named(_ name: String) throws -> Architecture {

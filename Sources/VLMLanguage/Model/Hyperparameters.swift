@@ -32,6 +32,9 @@ public struct Hyperparameters: Sendable, Equatable {
     public var attentionScale: Float
     /// Logits become c·tanh(logits/c) when set (`final_logit_softcapping`).
     public var finalLogitSoftcap: Float?
+    /// M-RoPE: rotated pairs per position section (temporal, row, column, extra; `rope.dimension_sections`),
+    /// empty for one-position RoPE.
+    public var ropeSections: [Int] = []
 
     public var queryDimension: Int { headCount * headDimension }
     public var keyValueDimension: Int { headCountKV * headDimension }
@@ -81,6 +84,17 @@ public struct Hyperparameters: Sendable, Equatable {
         }
         // Gemma 3 27B scales by the model width per head, the others by the head size (llama.cpp, after gemma_pytorch).
         attentionScale = 1 / Float(architecture == "gemma3" && blockCount == 62 ? embeddingLength / headCount : headDimension).squareRoot()
+        if family.sectionedRope {
+            let key = "\(a).rope.dimension_sections"
+            ropeSections = gguf.metadata[key]?.arrayValue?.compactMap(\.intValue) ?? []
+            // The fourth (extra) section is 0 for text in llama.cpp; none of the qwen2vl files uses it, and
+            // without it text tokens rotate exactly as with one-position RoPE.
+            guard ropeSections.count == 4, ropeSections.allSatisfy({ $0 >= 0 }), ropeSections[3] == 0,
+                  ropeSections.reduce(0, +) > 0, ropeSections.reduce(0, +) <= ropeDimensionCount / 2 else {
+                throw LanguageModelError.invalidHyperparameters(
+                    "\(key) must be 3 section sizes and 0, at most \(ropeDimensionCount / 2) pairs in all, got \(ropeSections)")
+            }
+        }
         let softcap = (try? gguf.double("\(a).final_logit_softcapping")) ?? 0
         finalLogitSoftcap = softcap != 0 ? Float(softcap) : nil
         let embedding = try gguf.tensor(TensorName.tokenEmbedding)

@@ -19,6 +19,13 @@ public struct KVCache: Sendable {
     var values: [Float16]
     /// Positions filled so far; the next token goes at `count`.
     public private(set) var count = 0
+    /// Where the RoPE position parts from the slot count: (slot count after an M-RoPE image, the image's
+    /// position advance minus its token count). Empty for every model without M-RoPE.
+    private var positionShifts: [(end: Int, shift: Int)] = []
+
+    /// RoPE position of the next token: `count`, except after M-RoPE images, whose grid moves the position
+    /// by max(rows, columns) rather than by their token count.
+    public var nextPosition: Int { positionShifts.reduce(count) { $0 + $1.shift } }
 
     public init(hyperparameters hp: Hyperparameters, capacity: Int) {
         self.capacity = capacity
@@ -43,9 +50,14 @@ public struct KVCache: Sendable {
     public mutating func truncate(to length: Int) {
         precondition(length >= 0 && length <= count, "cannot truncate a cache of \(count) to \(length)")
         count = length
+        positionShifts.removeAll { $0.end > length }
     }
 
-    mutating func advance(by n: Int) { count += n }
+    /// `n` slots filled, moving the position counter by `positions` (default: one a slot).
+    mutating func advance(by n: Int, positions: Int? = nil) {
+        count += n
+        if let positions, positions != n { positionShifts.append((count, positions - n)) }
+    }
 
     /// Start of the key of `position` in `keys`.
     @inline(__always)

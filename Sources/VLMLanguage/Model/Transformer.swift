@@ -55,15 +55,19 @@ public final class Transformer: @unchecked Sendable {
                                    compute: compute)
     }
 
-    /// The decoder from input embeddings `x` ([n][embeddingLength]) at positions `cache.count...` on
-    /// (`forward(_:)` after its token lookup; `forward(embeddings:)` for inputs such as image tokens).
+    /// The decoder from input embeddings `x` ([n][embeddingLength]) into cache slots `cache.count...`, at
+    /// RoPE positions `cache.nextPosition...` (or an M-RoPE image's `grid` positions), seeing each other as
+    /// `batchAttention` says (`forward(_:)` after its token lookup; `forward(embeddings:)` for inputs such
+    /// as image tokens).
     func forwardEmbedded(_ x: [Float], count n: Int, cache: inout KVCache, logits rows: LogitRows,
-                         attentionLayers: Set<Int>, compute: ComputeContext) throws -> ForwardOutput {
+                         attentionLayers: Set<Int>, batchAttention: BatchAttention = .causal, grid: GridPositions? = nil,
+                         compute: ComputeContext) throws -> ForwardOutput {
         let hp = hyperparameters
-        let d = hp.embeddingLength, start = cache.count
+        let d = hp.embeddingLength, start = cache.count, position = cache.nextPosition
         var x = x
-        let globalAngles = ropeAngles(positions: start..<(start + n), base: hp.ropeFrequencyBase)
-        let localAngles = hp.slidingWindow > 0 ? ropeAngles(positions: start..<(start + n), base: hp.ropeFrequencyBaseLocal) : globalAngles
+        let globalAngles = grid.map { grid in (0..<n).map { sectionedRopeAngles(grid.sections($0)) } }
+            ?? ropeAngles(positions: position..<(position + n), base: hp.ropeFrequencyBase)
+        let localAngles = hp.slidingWindow > 0 ? ropeAngles(positions: position..<(position + n), base: hp.ropeFrequencyBaseLocal) : globalAngles
 
         var normed = [Float](repeating: 0, count: n * d)
         var q = [Float](repeating: 0, count: n * hp.queryDimension)
@@ -99,7 +103,7 @@ public final class Transformer: @unchecked Sendable {
             if hp.family.scalesQueries { for i in 0..<q.count { q[i] *= hp.attentionScale } }
             store(keys: k, values: v, layer: l, at: start, count: n, in: &cache)
             let weightsOut = attend(q, layer: l, start: start, count: n, cache: cache, into: &attended,
-                                    record: attentionLayers.contains(l), compute: compute)
+                                    record: attentionLayers.contains(l), batchAttention: batchAttention, compute: compute)
             if let weightsOut { attention[l] = weightsOut }
             multiply(layer.attentionOutput, attended, rows: n, into: &projected, compute: compute)
             if let w = layer.postAttentionNorm { rmsNormInPlace(&projected, weight: w) }
@@ -124,7 +128,7 @@ public final class Transformer: @unchecked Sendable {
             if let w = layer.postFeedForwardNorm { rmsNormInPlace(&projected, weight: w) }
             for i in 0..<x.count { x[i] += projected[i] }
         }
-        cache.advance(by: n)
+        cache.advance(by: n, positions: grid?.advance)
 
         // Final norm and the vocabulary projection, only for the rows asked for.
         let first = rows == .last ? n - 1 : 0, outRows = n - first
@@ -174,6 +178,18 @@ public final class Transformer: @unchecked Sendable {
         }
     }
 
+    /// M-RoPE angles of one token at (temporal, row, column, extra) positions: pair k turns by the angle
+    /// of the position its section (k mod the sections' total) names, as ggml's rope_multi.
+    private func sectionedRopeAngles(_ positions: [Int]) -> [(cos: Float, sin: Float)] {
+        let hp = hyperparameters, total = hp.ropeSections.reduce(0, +)
+        let bySection = positions.map { ropeAngles(positions: $0..<($0 + 1), base: hp.ropeFrequencyBase)[0] }
+        let ends = hp.ropeSections.reduce(into: [Int]()) { $0.append(($0.last ?? 0) + $1) }
+        return (0..<(hp.ropeDimensionCount / 2)).map { k in
+            let sector = k % total
+            return bySection[ends.firstIndex { sector < $0 } ?? 3][k]
+        }
+    }
+
     private func multiply(_ w: QuantizedMatrix, _ x: [Float], rows: Int, into y: inout [Float], compute: ComputeContext) {
         x.withUnsafeBufferPointer { x in
             y.withUnsafeMutableBufferPointer { w.multiply(x.baseAddress!, batch: rows, into: $0.baseAddress!, compute: compute) }
@@ -207,7 +223,8 @@ public final class Transformer: @unchecked Sendable {
         }
     }
 
-    /// Causal grouped-query attention of `count` new queries over cache positions 0..<start+count.
+    /// Grouped-query attention of `count` new queries over cache positions 0..<start+count: causal, or
+    /// with every query seeing the whole batch (`.bidirectional`).
     ///
     /// As llama.cpp computes it with its default f16 cache (no flash attention): queries rounded to fp16
     /// for Q.K, softmax over the KV length padded to 16 lanes, weights rounded to fp16 before weighting V.
@@ -215,7 +232,8 @@ public final class Transformer: @unchecked Sendable {
     /// `ggml_vec_dot_f16` for a single token; the two sum in different orders, so we follow suit.
     /// Returns the weights when `record` is set.
     private func attend(_ q: [Float], layer: Int, start: Int, count n: Int, cache: KVCache,
-                        into out: inout [Float], record: Bool, compute: ComputeContext) -> [Float]? {
+                        into out: inout [Float], record: Bool, batchAttention: BatchAttention,
+                        compute: ComputeContext) -> [Float]? {
         let hp = hyperparameters, heads = hp.headCount, span = start + n
         let padded = (span + 15) / 16 * 16
         var recorded = record ? [Float](repeating: 0, count: n * heads * span) : []
@@ -238,14 +256,15 @@ public final class Transformer: @unchecked Sendable {
                                 var scratch = AttentionScratch(headDimension: hp.headDimension, padded: padded)
                                 for job in part {
                                     let i = job / heads, h = job % heads
+                                    let visible = batchAttention == .causal ? start + i + 1 : span
                                     attendOneHead(query: q.pointer + i * hp.queryDimension + h * hp.headDimension,
-                                                  kvHead: h / (heads / hp.headCountKV), visible: start + i + 1,
-                                                  window: window, scale: scoreScale,
+                                                  kvHead: h / (heads / hp.headCountKV), position: start + i,
+                                                  visible: visible, window: window, scale: scoreScale,
                                                   keys: keys.pointer, values: values.pointer, valueStride: capacity,
                                                   order: order, scratch: &scratch,
                                                   out: out.pointer + i * hp.queryDimension + h * hp.headDimension)
                                     if let r = rec.pointer {
-                                        for t in 0..<start + i + 1 { r[(i * heads + h) * span + t] = scratch.weights[t] }
+                                        for t in 0..<visible { r[(i * heads + h) * span + t] = scratch.weights[t] }
                                     }
                                 }
                             }
@@ -269,14 +288,15 @@ public final class Transformer: @unchecked Sendable {
         }
     }
 
-    /// One head of one query: softmax(scale q.K) V over the first `visible` positions, of which only
-    /// the last `window` are seen (llama.cpp masks the others to -inf: they keep their place in the sums).
-    private func attendOneHead(query qh: UnsafePointer<Float>, kvHead: Int, visible: Int, window: Int, scale: Float,
+    /// One head of the query at `position`: softmax(scale q.K) V over the first `visible` positions, of
+    /// which those `window` or more behind `position` are not seen (llama.cpp masks them to -inf: they keep
+    /// their place in the sums).
+    private func attendOneHead(query qh: UnsafePointer<Float>, kvHead: Int, position: Int, visible: Int, window: Int, scale: Float,
                                keys: UnsafePointer<Float16>, values: UnsafePointer<Float16>, valueStride: Int,
                                order: HalfDot.Order,
                                scratch: inout AttentionScratch, out o: UnsafeMutablePointer<Float>) {
         let hp = hyperparameters, hd = hp.headDimension, kvWidth = hp.keyValueDimension
-        let firstSeen = max(0, visible - window)
+        let firstSeen = max(0, position + 1 - window)
         for j in 0..<hd { scratch.query[j] = roundedThroughHalf(qh[j]) }
         let padded = scratch.weights.count
         scratch.query.withUnsafeBufferPointer { query in

@@ -168,7 +168,9 @@ struct MMProjTensors {
 
     func optionalNorm(_ prefix: String, _ a: ViTArchitecture) throws -> LayerNorm? {
         guard gguf.tensors[prefix + ".weight"] != nil else { return nil }
-        return a.layerNorm(weight: try vector(prefix + ".weight", a.width), bias: try vector(prefix + ".bias", a.width))
+        // RMSNorms (Qwen2.5-VL) are stored without a bias.
+        let bias = a.normStatistic == .rootMeanSquare ? try optionalVector(prefix + ".bias", a.width) : try vector(prefix + ".bias", a.width)
+        return a.layerNorm(weight: try vector(prefix + ".weight", a.width), bias: bias ?? [Float](repeating: 0, count: a.width))
     }
 
     func norm(_ prefix: String, _ a: ViTArchitecture) throws -> LayerNorm {
@@ -179,17 +181,35 @@ struct MMProjTensors {
     /// The ViT `v.*` of architecture `a`: patch kernel (and bias), positions, optional pre/post LayerNorms,
     /// blocks 0..<a.layers.
     func visionTransformer(_ a: ViTArchitecture, classEmbedding: [Float]?) throws -> VisionTransformer<QuantizedLinear> {
-        let d = a.width, p = a.patchSize
-        let patchShape = try dims("v.patch_embd.weight")
-        guard patchShape == [p, p, 3, d] else {
-            throw MMProjError.badTensor(name: "v.patch_embd.weight", reason: "shape \(patchShape), expected \([p, p, 3, d])")
+        let d = a.width
+        let patchEmbedding = try patchKernel("v.patch_embd.weight", a, bias: try optionalVector("v.patch_embd.bias", d))
+        do {
+            return try VisionTransformer(
+                architecture: a, patchEmbedding: patchEmbedding, classEmbedding: classEmbedding,
+                positionEmbedding: try vector("v.position_embd.weight", a.sequenceLength * d),
+                preNorm: try optionalNorm("v.pre_ln", a), blocks: try blocks(a), postNorm: try optionalNorm("v.post_ln", a))
+        } catch let error as VisionError {
+            throw MMProjError.notSupported("\(error)")
         }
-        // [width][3 * patch * patch], each row in (channel, y, x) order: ggml's conv kernel ne = [p, p, 3, width].
-        let info = try gguf.tensor("v.patch_embd.weight")
-        let patchEmbedding = QuantizedLinear(
-            weight: QuantizedMatrix(format: info.format, rows: d, columns: 3 * p * p, data: gguf.file.bytes + info.fileOffset),
-            bias: try optionalVector("v.patch_embd.bias", d))
-        let blocks = try (0..<a.layers).map { i in
+    }
+
+    /// A p×p patch convolution's kernel `name` as a [width][3 * p * p] matrix, each row in (channel, y, x)
+    /// order: ggml's conv kernel ne = [p, p, 3, width].
+    func patchKernel(_ name: String, _ a: ViTArchitecture, bias: [Float]? = nil) throws -> QuantizedLinear {
+        let d = a.width, p = a.patchSize
+        let patchShape = try dims(name)
+        guard patchShape == [p, p, 3, d] else {
+            throw MMProjError.badTensor(name: name, reason: "shape \(patchShape), expected \([p, p, 3, d])")
+        }
+        let info = try gguf.tensor(name)
+        return QuantizedLinear(weight: QuantizedMatrix(format: info.format, rows: d, columns: 3 * p * p, data: gguf.file.bytes + info.fileOffset),
+                               bias: bias)
+    }
+
+    /// The encoder blocks `v.blk.0..<a.layers`.
+    func blocks(_ a: ViTArchitecture) throws -> [TransformerBlock<QuantizedLinear>] {
+        let d = a.width
+        return try (0..<a.layers).map { i in
             let b = "v.blk.\(i)."
             return TransformerBlock(
                 norm1: try norm(b + "ln1", a),
@@ -199,15 +219,8 @@ struct MMProjTensors {
                     output: try linear(b + "attn_out", in: d, out: d), heads: a.heads),
                 norm2: try norm(b + "ln2", a),
                 up: try linear(b + "ffn_up", in: d, out: a.mlpWidth), activation: a.activation,
-                down: try linear(b + "ffn_down", in: a.mlpWidth, out: d), placement: a.normPlacement)
-        }
-        do {
-            return try VisionTransformer(
-                architecture: a, patchEmbedding: patchEmbedding, classEmbedding: classEmbedding,
-                positionEmbedding: try vector("v.position_embd.weight", a.sequenceLength * d),
-                preNorm: try optionalNorm("v.pre_ln", a), blocks: blocks, postNorm: try optionalNorm("v.post_ln", a))
-        } catch let error as VisionError {
-            throw MMProjError.notSupported("\(error)")
+                down: try linear(b + "ffn_down", in: a.mlpWidth, out: d), placement: a.normPlacement,
+                gate: gguf.tensors[b + "ffn_gate.weight"] == nil ? nil : try linear(b + "ffn_gate", in: d, out: a.mlpWidth))
         }
     }
 }

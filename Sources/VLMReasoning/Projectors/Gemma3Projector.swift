@@ -8,9 +8,9 @@
 //         -> RMS norm, times mm.soft_emb_norm.weight
 //         -> x · mm.input_projection.weight                         -> [(side/s)², lmWidth]
 //
-// In the context the tokens sit between "<start_of_image>" and "<end_of_image>". (llama.cpp also lets
-// gemma3's image tokens attend to each other both ways inside the language model; that is the language
-// model's business, not the projector's.)
+// In the context the tokens sit between "<start_of_image>" and "<end_of_image>", and the language model
+// decodes them with causal attention off (mtmd_decode_use_non_causal): the image's tokens see each other
+// both ways.
 import Foundation
 import VLMImage
 import VLMLanguage
@@ -52,7 +52,8 @@ public final class Gemma3Projector: MultimodalProjector, @unchecked Sendable {
 
     public func imageTokens(for image: RGBImage, compute: ComputeContext) throws -> ImageTokens {
         ImageTokens(chunks: [.text("<start_of_image>"), .embeddings(try encode(image, compute: compute), count: tokenCount),
-                             .text("<end_of_image>")])
+                             .text("<end_of_image>")],
+                    layout: EmbeddingLayout(attention: .bidirectional))
     }
 
     /// The image's tokens: [tokenCount][outputWidth], row-major.

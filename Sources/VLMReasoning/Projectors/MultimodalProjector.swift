@@ -20,8 +20,14 @@ public enum ImageChunk: Sendable {
 /// An encoded image: the chunks it contributes to the context.
 public struct ImageTokens: Sendable {
     public var chunks: [ImageChunk]
+    /// How the language model places each embeddings chunk: its attention (gemma3 in mtmd: the chunk's
+    /// tokens see each other both ways) and its token grid (M-RoPE positions for qwen2vl models).
+    public var layout: EmbeddingLayout
 
-    public init(chunks: [ImageChunk]) { self.chunks = chunks }
+    public init(chunks: [ImageChunk], layout: EmbeddingLayout = EmbeddingLayout()) {
+        self.chunks = chunks
+        self.layout = layout
+    }
 
     /// Image-token embeddings across all chunks (the count `imageTokens` reports).
     public var embeddingCount: Int {
@@ -36,7 +42,7 @@ public struct ImageTokens: Sendable {
         chunks.map { chunk in
             switch chunk {
             case let .text(text): .tokens(tokenizer.encode(text, addSpecial: false, parseSpecial: true))
-            case let .embeddings(values, count): .embeddings(values, count: count)
+            case let .embeddings(values, count): .embeddings(values, count: count, layout: layout)
             }
         }
     }
@@ -71,7 +77,7 @@ extension MultimodalProjector {
 /// Opens a projector file by its declared type.
 public enum MultimodalProjectors {
     /// Projector types this runtime loads.
-    public static let supportedTypes = ["mlp", "idefics3", "gemma3"]
+    public static let supportedTypes = ["mlp", "idefics3", "gemma3"] + Qwen2VLProjector.fileTypes
 
     public static func load(url: URL) throws -> any MultimodalProjector {
         let gguf = try GGUFFile(url: url)
@@ -80,6 +86,7 @@ public enum MultimodalProjectors {
         case "mlp": return try LLaVAVisionTower(url: url)
         case "idefics3": return try Idefics3Projector(url: url)
         case "gemma3": return try Gemma3Projector(url: url)
+        case _ where Qwen2VLProjector.fileTypes.contains(type): return try Qwen2VLProjector(url: url)
         default:
             throw MMProjError.notSupported("projector type '\(type)' (supported: \(supportedTypes.joined(separator: ", ")))")
         }

@@ -140,7 +140,7 @@ public struct MultimodalLayout: Sendable {
             for segment in images[index].segments(tokenizer: tokenizer) {
                 switch segment {
                 case let .tokens(tokens): builder.append(tokens: tokens)
-                case let .embeddings(values, count): builder.append(embeddings: values, count: count)
+                case let .embeddings(values, count, layout): builder.append(embeddings: values, count: count, layout: layout)
                 }
             }
         }
@@ -170,9 +170,9 @@ private struct LayoutBuilder {
 
     mutating func beginImage() { imagePositions.append([]) }
 
-    mutating func append(embeddings: [Float], count: Int) {
+    mutating func append(embeddings: [Float], count: Int, layout: EmbeddingLayout) {
         imagePositions[imagePositions.count - 1].append(position..<(position + count))
-        segments.append(.embeddings(embeddings, count: count))
+        segments.append(.embeddings(embeddings, count: count, layout: layout))
         position += count
     }
 
