@@ -34,6 +34,8 @@ final class ReasoningRun {
     var currentText = ""
     var pendingText = ""
     var stageGenerated = 0, stageChosen = 0, stageSamplingSeconds = 0.0
+    /// The chosen candidate's attention to the image in the last step unit (attention front ends).
+    var stepAttention: ImageAttention?
 
     init(reasoner: VisualReasoner, prepared: any PreparedImage, builder: PromptBuilder, question: String,
          evidence: [Evidence], start: Date, compute: ComputeContext, onEvent: @escaping (ReasoningEvent) -> Void) {
@@ -152,6 +154,9 @@ final class ReasoningRun {
         let unit = units
         units += 1
 
+        // A step on an attention front end records its own tokens' attention to the image, per candidate.
+        let readout = step == nil ? nil : prepared.attentionReadout
+        var attentions: [ImageAttention] = []
         var results: [GenerationResult] = []
         for candidate in 0..<config.beamWidth {
             parameters.seed = Self.seed(config.seed, unit: unit, candidate: candidate)
@@ -164,10 +169,16 @@ final class ReasoningRun {
                 logits = try model.prefill(visual?.textTokens(prefix) ?? prefix, cache: &fork, compute: compute)
                 try compute.checkCancellation()
             }
+            var attention = readout.map { ImageAttention(readout: $0, heads: model.hyperparameters.headCount) }
             let result = try model.continueGeneration(cache: &fork, lastLogits: logits, history: prefix, parameters: parameters,
-                                                      compute: compute) { token in
+                                                      compute: compute, attentionLayers: readout?.layers ?? [],
+                                                      onAttention: { attention?.add($0) }) { token in
                 if timings.firstTokenSeconds == nil { timings.firstTokenSeconds = Date().timeIntervalSince(start) }
                 onEvent(.token(stage: stage.tag, step: step, candidate: candidate, text: token.text))
+            }
+            if var recorded = attention {
+                try feedLastToken(of: result, cache: &fork, into: &recorded)
+                attentions.append(recorded)
             }
             stageGenerated += result.tokenIDs.count
             stageSamplingSeconds += result.timings.generationSeconds
@@ -180,7 +191,20 @@ final class ReasoningRun {
         }
         let winner = try choose(results, stage: stage, step: step)
         stageChosen += results[winner].tokenIDs.count
+        stepAttention = attentions.isEmpty ? nil : attentions[winner]
         return results[winner]
+    }
+
+    /// Generation never feeds its last token back (nothing reads its keys); a step's map includes it, so
+    /// it runs once here with attention recorded (one token's pass, counted as attribution time).
+    func feedLastToken(of result: GenerationResult, cache: inout KVCache, into attention: inout ImageAttention) throws {
+        guard attention.tokens < result.tokenIDs.count, let last = result.tokenIDs.last, cache.count < cache.capacity,
+              result.stopReason != .cancelled else { return }
+        let started = Date()
+        defer { timings.attributionSeconds += Date().timeIntervalSince(started) }
+        let output = try model.transformer.forward([last], cache: &cache, attentionLayers: attention.readout.layers,
+                                                   compute: compute.uncancellable)
+        attention.add(output.attention)
     }
 
     /// Candidate seeds: distinct per unit and candidate, reproducible from the configured seed.
@@ -223,7 +247,8 @@ final class ReasoningRun {
     /// crop whose tags join the context before the next step.
     func attributeAndLook(step: Int, stage: String, text: String) throws {
         let attributionStart = Date()
-        guard let map = try prepared.attribution(of: text, compute: compute) else {
+        let stepMap = try stepAttention.map { prepared.attribution(attention: $0.mean) } ?? prepared.attribution(of: text, compute: compute)
+        guard let map = stepMap else {
             steps.append(ReasoningStep(index: step, stage: stage, text: text, attribution: nil, look: nil))
             return
         }

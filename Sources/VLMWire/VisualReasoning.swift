@@ -15,10 +15,10 @@ public struct VisualReasoningParams: Codable, Sendable {
     /// CLIP model id and GGUF model id (each optional when exactly one of its kind is loaded).
     public var clip: String?
     public var lm: String?
-    /// An `mmproj` model id (LLaVA-style vision tower + projector): the image enters the language
-    /// model's context as projected tokens and attribution comes from its attention. Replaces `clip`.
+    /// An `mmproj` model id (a vision tower + projector of any loaded type): the image enters the language
+    /// model's context as the projector's chunks and attribution comes from its attention. Replaces `clip`.
     public var mmproj: String?
-    /// LLaVA path: decoder layers whose attention (mean over heads and step tokens) makes the maps;
+    /// Projector path: decoder layers whose attention (mean over heads and step tokens) makes the maps;
     /// default the last third.
     public var attentionLayers: [Int]?
     public var image: ImageInput
