@@ -36,6 +36,8 @@ final class ReasoningRun {
     var stageGenerated = 0, stageChosen = 0, stageSamplingSeconds = 0.0
     /// The chosen candidate's attention to the image in the last step unit (attention front ends).
     var stepAttention: ImageAttention?
+    /// Heatmaps draw here while decoding goes on; their steps' attribution events wait for them.
+    let worker = StepWorker()
 
     init(reasoner: VisualReasoner, prepared: any PreparedImage, builder: PromptBuilder, question: String,
          evidence: [Evidence], start: Date, compute: ComputeContext, onEvent: @escaping (ReasoningEvent) -> Void) {
@@ -58,8 +60,10 @@ final class ReasoningRun {
         var outcome = ReasoningResult.Outcome.completed
         do {
             for (index, stage) in config.stages.enumerated() { try runStage(index, stage) }
+            try joinStepWork()
         } catch {
             outcome = error is ComputeCancelled || compute.isCancelled ? .cancelled : .failed(String(describing: error))
+            try? joinStepWork()
             closeInterruptedStage()
         }
         timings.totalSeconds = Date().timeIntervalSince(start)
@@ -88,6 +92,7 @@ final class ReasoningRun {
             transcript += currentText
         }
         transcript += "</\(stage.tag)>\n"
+        try joinStepWork()
         finishStage(complete: true)
         onEvent(.stageEnded(index: index, tag: stage.tag, text: currentText))
     }
@@ -243,9 +248,11 @@ final class ReasoningRun {
 
     // MARK: Attribution and looks
 
-    /// The step's attribution map and selection (with its heatmap), then a closer look at the selected
-    /// crop whose tags join the context before the next step.
+    /// The step's attribution map and selection, then a closer look at the selected crop whose tokens or
+    /// tags join the context before the next step. The heatmap draws on the worker meanwhile; the
+    /// attribution event goes out once it is done (before the look's event).
     func attributeAndLook(step: Int, stage: String, text: String) throws {
+        try joinStepWork()
         let attributionStart = Date()
         let stepMap = try stepAttention.map { prepared.attribution(attention: $0.mean) } ?? prepared.attribution(of: text, compute: compute)
         guard let map = stepMap else {
@@ -253,16 +260,15 @@ final class ReasoningRun {
             return
         }
         let attribution = try Attribution.stepAttribution(
-            step: step, text: text, caption: "step \(step): \(text)", map: map, image: prepared.image, pixelBox: prepared.pixelBox(of:),
-            selection: config.selection, heatmaps: config.heatmaps, alpha: config.heatmapAlpha)
-        let selection = attribution.selection
+            step: step, text: text, caption: "", map: map, image: prepared.image, pixelBox: prepared.pixelBox(of:),
+            selection: config.selection, heatmaps: .off, alpha: config.heatmapAlpha)
         timings.attributionSeconds += Date().timeIntervalSince(attributionStart)
-        onEvent(.attribution(attribution))
+        steps.append(ReasoningStep(index: step, stage: stage, text: text, attribution: attribution, look: nil))
+        submitHeatmap(of: attribution, at: steps.count - 1)
 
-        var look: Evidence? = nil
         let wholeGrid = GridBox(row: 0, column: 0, rows: map.gridHeight, columns: map.gridWidth)
         // Looking at the whole grid again would only repeat the whole-image evidence.
-        if let selection, looks < config.maxLooks, selection.gridBox != wholeGrid {
+        if let selection = attribution.selection, looks < config.maxLooks, selection.gridBox != wholeGrid {
             try compute.checkCancellation()
             let lookStart = Date()
             let evidence = try prepared.lookEvidence(at: selection.pixelBox, step: step, compute: compute)
@@ -270,9 +276,31 @@ final class ReasoningRun {
             transcript += "[\(evidence.text)]\n"
             let seconds = Date().timeIntervalSince(lookStart)
             timings.lookSeconds += seconds
+            steps[steps.count - 1].look = evidence
+            try joinStepWork()
             onEvent(.look(LookEvent(step: step, evidence: evidence, seconds: seconds)))
-            look = evidence
         }
-        steps.append(ReasoningStep(index: step, stage: stage, text: text, attribution: attribution, look: look))
+    }
+
+    /// Draws `attribution`'s heatmap on the worker (or, with heatmaps off, reports it at once).
+    func submitHeatmap(of attribution: StepAttribution, at index: Int) {
+        guard config.heatmaps != .off else { return onEvent(.attribution(attribution)) }
+        let (image, heatmaps, alpha, pixelBox) = (prepared.image, config.heatmaps, config.heatmapAlpha, PixelBoxes(prepared: prepared))
+        worker.submit(tag: index) {
+            var drawn = attribution
+            try Attribution.drawHeatmap(&drawn, caption: "step \(drawn.step): \(drawn.text)", image: image, pixelBox: pixelBox.callAsFunction,
+                                        heatmaps: heatmaps, alpha: alpha)
+            return drawn
+        }
+    }
+
+    /// Takes back the worker's heatmaps, in order: each completes its step and its attribution event goes out.
+    func joinStepWork() throws {
+        for finished in worker.join() {
+            timings.heatmapSeconds += finished.seconds
+            let attribution = try finished.result.get()
+            steps[finished.tag].attribution = attribution
+            onEvent(.attribution(attribution))
+        }
     }
 }

@@ -201,7 +201,11 @@ public struct ReasoningTimingsInfo: Codable, Sendable, Equatable {
     /// From the start of the run to the first streamed token.
     public var firstTokenSeconds: Double?
     public var judgeSeconds: Double
+    /// Per-step maps and selections on the run's thread (the CLIP text encoding of each step, or the
+    /// attention of the step's last token), heatmaps excluded.
     public var attributionSeconds: Double
+    /// Drawing and encoding (or writing) heatmap PNGs, on a worker thread beside decoding.
+    public var heatmapSeconds: Double
     public var lookSeconds: Double
     public var totalSeconds: Double
     /// Tokens in the final context (prompt, evidence, chosen stages).
@@ -209,9 +213,10 @@ public struct ReasoningTimingsInfo: Codable, Sendable, Equatable {
     /// Tokens sampled over all stages and candidates.
     public var generatedTokens: Int
     public init(visionSeconds: Double = 0, firstTokenSeconds: Double? = nil, judgeSeconds: Double = 0, attributionSeconds: Double = 0,
-                lookSeconds: Double = 0, totalSeconds: Double = 0, contextTokens: Int = 0, generatedTokens: Int = 0) {
+                heatmapSeconds: Double = 0, lookSeconds: Double = 0, totalSeconds: Double = 0, contextTokens: Int = 0, generatedTokens: Int = 0) {
         self.visionSeconds = visionSeconds; self.firstTokenSeconds = firstTokenSeconds; self.judgeSeconds = judgeSeconds
-        self.attributionSeconds = attributionSeconds; self.lookSeconds = lookSeconds; self.totalSeconds = totalSeconds
+        self.attributionSeconds = attributionSeconds; self.heatmapSeconds = heatmapSeconds; self.lookSeconds = lookSeconds
+        self.totalSeconds = totalSeconds
         self.contextTokens = contextTokens; self.generatedTokens = generatedTokens
     }
 }

@@ -145,6 +145,16 @@ struct ProjectorPath: CustomStringConvertible, Sendable {
             let heatmap = try PNGDecoder().decode(try #require(attribution.heatmapPNG))
             #expect(isHeatmapLayout(heatmap, of: image))
         }
+        // Heatmaps draw on the worker, timed apart; a step's attribution event still precedes its look's.
+        #expect(result.timings.heatmapSeconds > 0 && result.steps.allSatisfy { $0.attribution?.heatmapPNG != nil })
+        let order = log.events.compactMap { event -> String? in
+            switch event {
+            case let .attribution(a): "map \(a.step)"
+            case let .look(l): "look \(l.step)"
+            default: nil
+            }
+        }
+        for look in log.looks { #expect((order.firstIndex(of: "map \(look.step)") ?? .max) < order.firstIndex(of: "look \(look.step)")!) }
         #expect(log.looks.count <= 2)
         for look in log.looks {
             guard case let .look(_, box) = look.evidence.source else { Issue.record("not a look"); continue }
