@@ -119,12 +119,7 @@ struct ProjectorPath: CustomStringConvertible, Sendable {
     @Test(arguments: ProjectorPath.all, ["chelsea.png", "astronaut.png"])
     func allStagesMapsAndLooks(_ path: ProjectorPath, _ imageName: String) throws {
         let image = try LLaVAModels.image(imageName)
-        var configuration = smallConfiguration()
-        configuration.heatmaps = .inline
-        configuration.selection = .box(mass: 0.4)
-        configuration.maxLooks = 2
-        configuration.maxSteps = 3
-        configuration.maxTokensPerStage = 40
+        let configuration = lookingConfiguration(looks: 2, steps: 3, tokensPerStage: 40)
         let reasoner = try VisualReasoner(frontEnd: ProjectorFrontEnd(projector: path.projector, languageModel: path.model),
                                           languageModel: path.model, configuration: configuration)
         let log = EventLog()
