@@ -7,7 +7,10 @@
 #
 # The model is found in $VLMD_MODEL_CACHE or models-cache/ (scripts/get-smollm2.sh). The numeric
 # modules are built with -O even in debug, so the debug test build measures optimised code. The table
-# goes to stderr.
+# goes to stderr. More rows: VLMD_REASONING_BENCH_MMPROJ=1 (the projector path on SmolLM2's mmproj fixture),
+# VLMD_REASONING_BENCH_CLIP=DIR (another open_clip checkpoint, e.g. ../shared/models/cifar-clip-rn64). For a
+# release build: swift build -c release --build-tests -Xswiftc -enable-testing, then the same swift test line
+# with -c release -Xswiftc -enable-testing (BENCHMARKS.md, "Visual reasoning").
 #
 # Measured 2026-11-26 (bench/reasoning.sh 16 1,2,4; 2 shared cores, load ~1; rn-tiny 64 px CLIP):
 #   beam share judge     total s  TTFT s  generated  gen tok/s per stage   judge s  s/look

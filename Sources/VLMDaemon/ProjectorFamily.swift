@@ -4,8 +4,8 @@ import VLMReasoning
 import VLMWire
 
 /// Vision towers + projectors in llama.cpp's mmproj GGUF layout, of any type `MultimodalProjectors`
-/// loads: what turns an image into language-model context for multimodal `generate`, and (LLaVA-1.5
-/// only) the seeing half of visual reasoning's LLaVA path.
+/// loads: what turns an image into language-model context for multimodal `generate` and for visual
+/// reasoning's projector path.
 struct ProjectorFamily: ModelFamily {
     static let kind = "mmproj"
 
@@ -28,14 +28,6 @@ final class LoadedProjector: ResidentModel {
         path = file.path
         projector = try MultimodalProjectors.load(url: file)
         bytes = fileBytes(file)
-    }
-
-    /// The LLaVA-1.5 tower, which visual reasoning's attribution and looks need; other types are refused there.
-    func llavaTower(field: String) throws -> LLaVAVisionTower {
-        guard let tower = projector as? LLaVAVisionTower else {
-            throw RPCError.invalidParams("\(field): '\(id)' is a '\(projector.projectorType)' projector; visual reasoning runs on LLaVA-1.5 ('mlp') projectors only")
-        }
-        return tower
     }
 
     var info: ModelInfo {

@@ -32,10 +32,10 @@ func registerVisualReasoningHandlers(_ table: inout HandlerTable, services: Serv
         let lm = try await services.languageModel(params.lm)
         let configuration = try reasoningConfiguration(params)
         if params.mmproj != nil, params.clip != nil {
-            throw RPCError.invalidParams("params: give 'clip' (composed path) or 'mmproj' (LLaVA path), not both")
+            throw RPCError.invalidParams("params: give 'clip' (composed path) or 'mmproj' (projector path), not both")
         }
         if params.attentionLayers != nil, params.mmproj == nil {
-            throw RPCError.invalidParams("params.attentionLayers: only the LLaVA path ('mmproj') attributes by attention")
+            throw RPCError.invalidParams("params.attentionLayers: only the projector path ('mmproj') attributes by attention")
         }
         guard let input = try services.decodeImages([params.image]).first, let image = input.image else {
             throw RPCError.invalidParams("params.image: expected a 'path' or 'png' (the image itself is needed to crop and look again)")
@@ -46,7 +46,7 @@ func registerVisualReasoningHandlers(_ table: inout HandlerTable, services: Serv
         if let projectorID = params.mmproj {
             let projector = try await services.model(projectorID, of: ProjectorFamily.self)
             // Checked here, before anything runs: a projector must emit the language model's width.
-            let frontEnd = try LLaVAFrontEnd(tower: projector.llavaTower(field: "params.mmproj"), languageModel: lm.model, attentionLayers: params.attentionLayers)
+            let frontEnd = try ProjectorFrontEnd(projector: projector.projector, languageModel: lm.model, attentionLayers: params.attentionLayers)
             makeReasoner = { _ in (try VisualReasoner(frontEnd: frontEnd, languageModel: lm.model, configuration: configuration), nil, nil) }
             seer = projector.id
         } else {
@@ -70,7 +70,7 @@ func registerVisualReasoningHandlers(_ table: inout HandlerTable, services: Serv
             seer = clip.id
         }
         // At most this many full-context caches live at once: the run's shared prefix, the candidate's fork,
-        // the judge's prefix and, on the LLaVA path, the prepared image's.
+        // the judge's prefix and, on the projector path, the prepared image's.
         let liveCaches = params.mmproj == nil ? 3 : 4
         let result = try await withGenerationCaches(liveCaches * lm.model.cacheBytes, registry: services.registry) {
             let progress = await context.beginProgress(title: "Reasoning about the image with \(lm.id) and \(seer)")

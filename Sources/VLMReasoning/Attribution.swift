@@ -87,14 +87,20 @@ extension Attribution {
     public static func stepAttribution(step: Int, text: String, caption: String, map: AttributionMap, image: RGBImage,
                                 pixelBox: (GridBox) -> PixelBox, selection: PatchSelection, heatmaps: HeatmapOutput,
                                 alpha: Float) throws -> StepAttribution {
-        let selected = select(selection, map: map, pixelBox: pixelBox)
-        var attribution = StepAttribution(step: step, text: text, map: map, selection: selected, heatmapPNG: nil, heatmapPath: nil)
-        if heatmaps != .off {
-            let visible = pixelBox(GridBox(row: 0, column: 0, rows: map.gridHeight, columns: map.gridWidth))
-            let heatmap = try HeatmapRenderer.render(image, map: map, visible: visible, selection: selected, pixelBox: pixelBox,
-                                                     caption: caption, alpha: alpha)
-            (attribution.heatmapPNG, attribution.heatmapPath) = try HeatmapRenderer.output(heatmap, step: step, to: heatmaps)
-        }
+        var attribution = StepAttribution(step: step, text: text, map: map, selection: select(selection, map: map, pixelBox: pixelBox),
+                                          heatmapPNG: nil, heatmapPath: nil)
+        try drawHeatmap(&attribution, caption: caption, image: image, pixelBox: pixelBox, heatmaps: heatmaps, alpha: alpha)
         return attribution
+    }
+
+    /// Draws `attribution`'s heatmap and delivers it as `heatmaps` asks (nothing when off).
+    static func drawHeatmap(_ attribution: inout StepAttribution, caption: String, image: RGBImage, pixelBox: (GridBox) -> PixelBox,
+                            heatmaps: HeatmapOutput, alpha: Float) throws {
+        guard heatmaps != .off else { return }
+        let map = attribution.map
+        let visible = pixelBox(GridBox(row: 0, column: 0, rows: map.gridHeight, columns: map.gridWidth))
+        let heatmap = try HeatmapRenderer.render(image, map: map, visible: visible, selection: attribution.selection, pixelBox: pixelBox,
+                                                 caption: caption, alpha: alpha)
+        (attribution.heatmapPNG, attribution.heatmapPath) = try HeatmapRenderer.output(heatmap, step: attribution.step, to: heatmaps)
     }
 }

@@ -34,6 +34,10 @@ final class ReasoningRun {
     var currentText = ""
     var pendingText = ""
     var stageGenerated = 0, stageChosen = 0, stageSamplingSeconds = 0.0
+    /// The chosen candidate's attention to the image in the last step unit (attention front ends).
+    var stepAttention: ImageAttention?
+    /// Heatmaps draw here while decoding goes on; their steps' attribution events wait for them.
+    let worker = StepWorker()
 
     init(reasoner: VisualReasoner, prepared: any PreparedImage, builder: PromptBuilder, question: String,
          evidence: [Evidence], start: Date, compute: ComputeContext, onEvent: @escaping (ReasoningEvent) -> Void) {
@@ -56,8 +60,10 @@ final class ReasoningRun {
         var outcome = ReasoningResult.Outcome.completed
         do {
             for (index, stage) in config.stages.enumerated() { try runStage(index, stage) }
+            try joinStepWork()
         } catch {
             outcome = error is ComputeCancelled || compute.isCancelled ? .cancelled : .failed(String(describing: error))
+            try? joinStepWork()
             closeInterruptedStage()
         }
         timings.totalSeconds = Date().timeIntervalSince(start)
@@ -86,6 +92,7 @@ final class ReasoningRun {
             transcript += currentText
         }
         transcript += "</\(stage.tag)>\n"
+        try joinStepWork()
         finishStage(complete: true)
         onEvent(.stageEnded(index: index, tag: stage.tag, text: currentText))
     }
@@ -152,6 +159,9 @@ final class ReasoningRun {
         let unit = units
         units += 1
 
+        // A step on an attention front end records its own tokens' attention to the image, per candidate.
+        let readout = step == nil ? nil : prepared.attentionReadout
+        var attentions: [ImageAttention] = []
         var results: [GenerationResult] = []
         for candidate in 0..<config.beamWidth {
             parameters.seed = Self.seed(config.seed, unit: unit, candidate: candidate)
@@ -164,10 +174,16 @@ final class ReasoningRun {
                 logits = try model.prefill(visual?.textTokens(prefix) ?? prefix, cache: &fork, compute: compute)
                 try compute.checkCancellation()
             }
+            var attention = readout.map { ImageAttention(readout: $0, heads: model.hyperparameters.headCount) }
             let result = try model.continueGeneration(cache: &fork, lastLogits: logits, history: prefix, parameters: parameters,
-                                                      compute: compute) { token in
+                                                      compute: compute, attentionLayers: readout?.layers ?? [],
+                                                      onAttention: { attention?.add($0) }) { token in
                 if timings.firstTokenSeconds == nil { timings.firstTokenSeconds = Date().timeIntervalSince(start) }
                 onEvent(.token(stage: stage.tag, step: step, candidate: candidate, text: token.text))
+            }
+            if var recorded = attention {
+                try feedLastToken(of: result, cache: &fork, into: &recorded)
+                attentions.append(recorded)
             }
             stageGenerated += result.tokenIDs.count
             stageSamplingSeconds += result.timings.generationSeconds
@@ -180,7 +196,20 @@ final class ReasoningRun {
         }
         let winner = try choose(results, stage: stage, step: step)
         stageChosen += results[winner].tokenIDs.count
+        stepAttention = attentions.isEmpty ? nil : attentions[winner]
         return results[winner]
+    }
+
+    /// Generation never feeds its last token back (nothing reads its keys); a step's map includes it, so
+    /// it runs once here with attention recorded (one token's pass, counted as attribution time).
+    func feedLastToken(of result: GenerationResult, cache: inout KVCache, into attention: inout ImageAttention) throws {
+        guard attention.tokens < result.tokenIDs.count, let last = result.tokenIDs.last, cache.count < cache.capacity,
+              result.stopReason != .cancelled else { return }
+        let started = Date()
+        defer { timings.attributionSeconds += Date().timeIntervalSince(started) }
+        let output = try model.transformer.forward([last], cache: &cache, attentionLayers: attention.readout.layers,
+                                                   compute: compute.uncancellable)
+        attention.add(output.attention)
     }
 
     /// Candidate seeds: distinct per unit and candidate, reproducible from the configured seed.
@@ -219,25 +248,27 @@ final class ReasoningRun {
 
     // MARK: Attribution and looks
 
-    /// The step's attribution map and selection (with its heatmap), then a closer look at the selected
-    /// crop whose tags join the context before the next step.
+    /// The step's attribution map and selection, then a closer look at the selected crop whose tokens or
+    /// tags join the context before the next step. The heatmap draws on the worker meanwhile; the
+    /// attribution event goes out once it is done (before the look's event).
     func attributeAndLook(step: Int, stage: String, text: String) throws {
+        try joinStepWork()
         let attributionStart = Date()
-        guard let map = try prepared.attribution(of: text, compute: compute) else {
+        let stepMap = try stepAttention.map { prepared.attribution(attention: $0.mean) } ?? prepared.attribution(of: text, compute: compute)
+        guard let map = stepMap else {
             steps.append(ReasoningStep(index: step, stage: stage, text: text, attribution: nil, look: nil))
             return
         }
         let attribution = try Attribution.stepAttribution(
-            step: step, text: text, caption: "step \(step): \(text)", map: map, image: prepared.image, pixelBox: prepared.pixelBox(of:),
-            selection: config.selection, heatmaps: config.heatmaps, alpha: config.heatmapAlpha)
-        let selection = attribution.selection
+            step: step, text: text, caption: "", map: map, image: prepared.image, pixelBox: prepared.pixelBox(of:),
+            selection: config.selection, heatmaps: .off, alpha: config.heatmapAlpha)
         timings.attributionSeconds += Date().timeIntervalSince(attributionStart)
-        onEvent(.attribution(attribution))
+        steps.append(ReasoningStep(index: step, stage: stage, text: text, attribution: attribution, look: nil))
+        submitHeatmap(of: attribution, at: steps.count - 1)
 
-        var look: Evidence? = nil
         let wholeGrid = GridBox(row: 0, column: 0, rows: map.gridHeight, columns: map.gridWidth)
         // Looking at the whole grid again would only repeat the whole-image evidence.
-        if let selection, looks < config.maxLooks, selection.gridBox != wholeGrid {
+        if let selection = attribution.selection, looks < config.maxLooks, selection.gridBox != wholeGrid {
             try compute.checkCancellation()
             let lookStart = Date()
             let evidence = try prepared.lookEvidence(at: selection.pixelBox, step: step, compute: compute)
@@ -245,9 +276,31 @@ final class ReasoningRun {
             transcript += "[\(evidence.text)]\n"
             let seconds = Date().timeIntervalSince(lookStart)
             timings.lookSeconds += seconds
+            steps[steps.count - 1].look = evidence
+            try joinStepWork()
             onEvent(.look(LookEvent(step: step, evidence: evidence, seconds: seconds)))
-            look = evidence
         }
-        steps.append(ReasoningStep(index: step, stage: stage, text: text, attribution: attribution, look: look))
+    }
+
+    /// Draws `attribution`'s heatmap on the worker (or, with heatmaps off, reports it at once).
+    func submitHeatmap(of attribution: StepAttribution, at index: Int) {
+        guard config.heatmaps != .off else { return onEvent(.attribution(attribution)) }
+        let (image, heatmaps, alpha, pixelBox) = (prepared.image, config.heatmaps, config.heatmapAlpha, PixelBoxes(prepared: prepared))
+        worker.submit(tag: index) {
+            var drawn = attribution
+            try Attribution.drawHeatmap(&drawn, caption: "step \(drawn.step): \(drawn.text)", image: image, pixelBox: pixelBox.callAsFunction,
+                                        heatmaps: heatmaps, alpha: alpha)
+            return drawn
+        }
+    }
+
+    /// Takes back the worker's heatmaps, in order: each completes its step and its attribution event goes out.
+    func joinStepWork() throws {
+        for finished in worker.join() {
+            timings.heatmapSeconds += finished.seconds
+            let attribution = try finished.result.get()
+            steps[finished.tag].attribution = attribution
+            onEvent(.attribution(attribution))
+        }
     }
 }

@@ -76,10 +76,25 @@ public protocol PreparedImage: AnyObject {
     /// Positions the language model reads before the prompt (e.g. LLaVA's image tokens); nil for a
     /// front end that gives the model text evidence only.
     var visualPrefix: VisualPrefix? { get }
+
+    /// When set, a step is attributed by the language model's attention from the step's generated
+    /// tokens to these positions, recorded during generation, instead of by `attribution(of:)`.
+    var attentionReadout: AttentionReadout? { get }
+    /// The map of `mass[i]`, the mean attention to the i-th position of `attentionReadout`.
+    func attribution(attention mass: [Double]) -> AttributionMap?
+}
+
+/// Which attention makes a step's map: the weights in `layers` to the image-token `positions`.
+public struct AttentionReadout: Sendable, Equatable {
+    public var layers: Set<Int>
+    /// Context positions of the image tokens, in order.
+    public var positions: [Range<Int>]
 }
 
 extension PreparedImage {
     public var visualPrefix: VisualPrefix? { nil }
+    public var attentionReadout: AttentionReadout? { nil }
+    public func attribution(attention mass: [Double]) -> AttributionMap? { nil }
 }
 
 /// A vision model the engine can reason with.

@@ -15,10 +15,10 @@ public struct VisualReasoningParams: Codable, Sendable {
     /// CLIP model id and GGUF model id (each optional when exactly one of its kind is loaded).
     public var clip: String?
     public var lm: String?
-    /// An `mmproj` model id (LLaVA-style vision tower + projector): the image enters the language
-    /// model's context as projected tokens and attribution comes from its attention. Replaces `clip`.
+    /// An `mmproj` model id (a vision tower + projector of any loaded type): the image enters the language
+    /// model's context as the projector's chunks and attribution comes from its attention. Replaces `clip`.
     public var mmproj: String?
-    /// LLaVA path: decoder layers whose attention (mean over heads and step tokens) makes the maps;
+    /// Projector path: decoder layers whose attention (mean over heads and step tokens) makes the maps;
     /// default the last third.
     public var attentionLayers: [Int]?
     public var image: ImageInput
@@ -201,7 +201,11 @@ public struct ReasoningTimingsInfo: Codable, Sendable, Equatable {
     /// From the start of the run to the first streamed token.
     public var firstTokenSeconds: Double?
     public var judgeSeconds: Double
+    /// Per-step maps and selections on the run's thread (the CLIP text encoding of each step, or the
+    /// attention of the step's last token), heatmaps excluded.
     public var attributionSeconds: Double
+    /// Drawing and encoding (or writing) heatmap PNGs, on a worker thread beside decoding.
+    public var heatmapSeconds: Double
     public var lookSeconds: Double
     public var totalSeconds: Double
     /// Tokens in the final context (prompt, evidence, chosen stages).
@@ -209,9 +213,10 @@ public struct ReasoningTimingsInfo: Codable, Sendable, Equatable {
     /// Tokens sampled over all stages and candidates.
     public var generatedTokens: Int
     public init(visionSeconds: Double = 0, firstTokenSeconds: Double? = nil, judgeSeconds: Double = 0, attributionSeconds: Double = 0,
-                lookSeconds: Double = 0, totalSeconds: Double = 0, contextTokens: Int = 0, generatedTokens: Int = 0) {
+                heatmapSeconds: Double = 0, lookSeconds: Double = 0, totalSeconds: Double = 0, contextTokens: Int = 0, generatedTokens: Int = 0) {
         self.visionSeconds = visionSeconds; self.firstTokenSeconds = firstTokenSeconds; self.judgeSeconds = judgeSeconds
-        self.attributionSeconds = attributionSeconds; self.lookSeconds = lookSeconds; self.totalSeconds = totalSeconds
+        self.attributionSeconds = attributionSeconds; self.heatmapSeconds = heatmapSeconds; self.lookSeconds = lookSeconds
+        self.totalSeconds = totalSeconds
         self.contextTokens = contextTokens; self.generatedTokens = generatedTokens
     }
 }

@@ -107,7 +107,7 @@ enum LLaVAModels {
         // A tiny tower that loads, but projects to 32 values: not for stories260K's 64-wide embeddings.
         let narrow = try LLaVAVisionTower(url: LLaVAReference.directory.appendingPathComponent("bad-width-32.gguf"))
         #expect(throws: MMProjError.widthMismatch(projector: 32, languageModel: 64)) {
-            _ = try LLaVAFrontEnd(tower: narrow, languageModel: Models.stories)
+            _ = try ProjectorFrontEnd(projector: narrow, languageModel: Models.stories)
         }
     }
 }

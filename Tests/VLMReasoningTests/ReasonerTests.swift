@@ -59,12 +59,7 @@ func reasoner(_ clip: CLIPModel, _ configuration: ReasoningConfiguration, model:
     func allStagesMapsHeatmapsAndLooks(_ modelName: String, _ imageName: String) throws {
         let clip = modelName == "rn-tiny" ? Models.rnTiny : Models.vitTiny
         let image = Models.image(imageName)
-        var configuration = smallConfiguration()
-        configuration.heatmaps = .inline
-        configuration.selection = .box(mass: 0.4)
-        configuration.maxLooks = 4
-        configuration.maxSteps = 4
-        configuration.maxTokensPerStage = 48
+        let configuration = lookingConfiguration(looks: 4, steps: 4, tokensPerStage: 48)
         let log = EventLog()
         let result = try reasoner(clip, configuration).run(image: image, question: "What animal is in the picture?", onEvent: log.record)
 

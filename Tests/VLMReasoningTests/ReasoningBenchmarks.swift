@@ -3,6 +3,7 @@
 // VLMD_REASONING_BENCH=1 (bench/reasoning.sh); prints a table.
 import Foundation
 import Testing
+import VLMCLIP
 import VLMLanguage
 @testable import VLMReasoning
 import VLMTensor
@@ -16,7 +17,10 @@ import VLMTensor
         let question = "What animal is in the photo, and what is it doing?"
         let tokens = Int(ProcessInfo.processInfo.environment["VLMD_REASONING_BENCH_TOKENS"] ?? "") ?? 32
         func report(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
-        report("SmolLM2-135M-Instruct Q4_1 (threads \(ComputeContext.processorCount)) + rn-tiny CLIP; \(tokens) tokens per stage, 2 steps, judge = log-likelihood unless noted")
+        // VLMD_REASONING_BENCH_CLIP=DIR: another open_clip checkpoint (e.g. ../shared/models/cifar-clip-rn64); default rn-tiny.
+        let clipDirectory = ProcessInfo.processInfo.environment["VLMD_REASONING_BENCH_CLIP"]
+        let clip = try clipDirectory.map { try CLIPModel(directory: URL(fileURLWithPath: $0)) } ?? Models.rnTiny
+        report("SmolLM2-135M-Instruct Q4_1 (threads \(ComputeContext.processorCount)) + \(clipDirectory ?? "rn-tiny") CLIP; \(tokens) tokens per stage, 2 steps, judge = log-likelihood unless noted")
         report("beam | share | judge    | total s | TTFT s | prompt tok | generated | gen tok/s (SUMMARY/CAPTION/REASONING/CONCLUSION) | judge s | looks | s/look")
         // VLMD_REASONING_BENCH_BEAMS="1,2,4" picks the beam widths; each runs with and without prefix
         // sharing (log-likelihood judge), then beam 2 once with the pairwise judge.
@@ -36,16 +40,41 @@ import VLMTensor
             configuration.maxLooks = 2
             configuration.selection = .box(mass: 0.3)
             configuration.seed = 3
-            let engine = try reasoner(Models.rnTiny, configuration, model: model)
+            let engine = try reasoner(clip, configuration, model: model)
+            func row(_ label: String = "") throws -> ReasoningResult {
+                var looks = 0
+                let result = try engine.run(image: image, question: question, onEvent: { if case .look = $0 { looks += 1 } })
+                report(Self.row(result, beam: beam, share: share, judge: judge.rawValue, looks: looks) + label)
+                return result
+            }
+            let result = try row()
+            // Paired: engine, plain baseline, engine again, so an order or load effect shows as two engine rows apart.
+            if beam == 1 && share {
+                try reportBaseline(result, configuration, model: model, question: question, report: report)
+                _ = try row(" (again, after the baseline)")
+            }
+        }
+        // VLMD_REASONING_BENCH_MMPROJ=1: the projector path (SmolLM2's random mmproj fixture), beam 1, where every
+        // step records its tokens' attention to the image positions.
+        if ProcessInfo.processInfo.environment["VLMD_REASONING_BENCH_MMPROJ"] == "1" {
+            var configuration = ReasoningConfiguration()
+            (configuration.maxTokensPerStage, configuration.maxSteps, configuration.maxLooks, configuration.seed) = (tokens, 2, 2, 3)
+            configuration.selection = .box(mass: 0.3)
+            let frontEnd = try ProjectorFrontEnd(mmproj: MultimodalChatReference.directory.appendingPathComponent("smollm2-mmproj.gguf"),
+                                                 languageModel: model)
+            let engine = try VisualReasoner(frontEnd: frontEnd, languageModel: model, configuration: configuration)
             var looks = 0
             let result = try engine.run(image: image, question: question, onEvent: { if case .look = $0 { looks += 1 } })
-            let t = result.timings
-            let rates = result.stages.map { String(format: "%.1f", $0.tokensPerSecond) }.joined(separator: "/")
-            report(String(format: "%4d | %5@ | %-8@ | %7.2f | %6.2f | %10d | %9d | %@ | %7.2f | %5d | %6.3f", beam, share ? "yes" : "no",
-                         judge.rawValue, t.totalSeconds, t.firstTokenSeconds ?? -1, t.contextTokens, t.generatedTokens, rates,
-                         t.judgeSeconds, looks, looks > 0 ? t.lookSeconds / Double(looks) : 0))
-            if beam == 1 && share { try reportBaseline(result, configuration, model: model, question: question, report: report) }
+            report(Self.row(result, beam: 1, share: true, judge: "loglik", looks: looks) + " (projector path, mlp)")
         }
+    }
+
+    static func row(_ result: ReasoningResult, beam: Int, share: Bool, judge: String, looks: Int) -> String {
+        let t = result.timings
+        let rates = result.stages.map { String(format: "%.1f", $0.tokensPerSecond) }.joined(separator: "/")
+        return String(format: "%4d | %5@ | %-8@ | %7.2f | %6.2f | %10d | %9d | %@ | %7.2f | %5d | %6.3f | attribution %.3f s", beam,
+                      share ? "yes" : "no", judge, t.totalSeconds, t.firstTokenSeconds ?? -1, t.contextTokens, t.generatedTokens, rates,
+                      t.judgeSeconds, looks, looks > 0 ? t.lookSeconds / Double(looks) : 0, t.attributionSeconds)
     }
 
     /// The same model without the engine: prefilling the first stage's prompt, and decoding with the

@@ -89,6 +89,15 @@ func smallConfiguration() -> ReasoningConfiguration {
     return c
 }
 
+/// `smallConfiguration` drawing inline heatmaps, selecting boxes of 40 % of the mass and looking.
+func lookingConfiguration(looks: Int, steps: Int, tokensPerStage: Int) -> ReasoningConfiguration {
+    var c = smallConfiguration()
+    c.heatmaps = .inline
+    c.selection = .box(mass: 0.4)
+    (c.maxLooks, c.maxSteps, c.maxTokensPerStage) = (looks, steps, tokensPerStage)
+    return c
+}
+
 /// A heatmap is the photo enlarged by a whole factor, with the caption band above and the legend below.
 func isHeatmapLayout(_ heatmap: RGBImage, of image: RGBImage) -> Bool {
     let zoom = heatmap.width / image.width

@@ -154,6 +154,52 @@ def test_llava_path_streams_attention_attribution_on_the_patch_grid(tmp_path):
     run(body(), timeout=600)
 
 
+FIXTURES_VLM = ROOT / "Tests" / "VLMReasoningTests" / "Fixtures"
+TINY_LM = FIXTURES_VLM / "idefics3" / "tiny-lm.gguf"
+# Every projector type with a fixture, each with a language model of its width (gemma3's reference LM is
+# idefics3's tiny llama: fixtures/gemma3/reference.json).
+PROJECTOR_PATHS = {
+    "mlp": (LLAVA / "tiny-mmproj.gguf", SHARED / "models/stories260K.gguf"),
+    "idefics3": (FIXTURES_VLM / "idefics3" / "tiny-mmproj.gguf", TINY_LM),
+    "gemma3": (FIXTURES_VLM / "gemma3" / "tiny-mmproj.gguf", TINY_LM),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PROJECTOR_PATHS))
+def test_every_projector_path_streams_stages_maps_and_looks(kind, tmp_path):
+    """A streamed run on each projector path: the four stages, one attention map per reasoning step over
+    the whole (wide) image, and a look whose evidence carries its pixel box inside the image."""
+    mmproj, lm = PROJECTOR_PATHS[kind]
+
+    async def body():
+        d = await Daemon().start()
+        await d.request("models/load", {"kind": "gguf", "path": str(lm), "contextLength": 1024, "id": "lm"})
+        info = await d.request("models/load", {"kind": "mmproj", "path": str(mmproj), "id": "proj"})
+        assert info.details.projectorType == kind
+        result = await d.request("generate-with-visual-selection", {
+            "lm": "lm", "mmproj": "proj", "image": {"path": str(IMAGES / "chelsea.png")}, "question": "What animal is it?",
+            "maxTokensPerStage": 24, "maxSteps": 3, "maxLooks": 1, "select": "box", "mass": 0.3,
+            "heatmapDir": str(tmp_path), "partialResultToken": "p"})
+        assert result.outcome == "completed"
+        assert [s.tag for s in result.stages] == ["SUMMARY", "CAPTION", "REASONING", "CONCLUSION"]
+        stage_ends = [e["stage"] for e in events(d, "stage") if e["phase"] == "end"]
+        assert stage_ends == ["SUMMARY", "CAPTION", "REASONING", "CONCLUSION"]
+        maps = events(d, "attribution")
+        assert result.steps and [m["step"] for m in maps] == [s.index for s in result.steps]
+        for m in maps:
+            a = m["attribution"]
+            check_attribution(a, 451, 300)
+            assert a["normalization"].startswith("attention")
+        looks = events(d, "look")
+        assert len(looks) == 1, [s.text for s in result.steps]
+        box = looks[0]["evidence"]["box"]
+        assert looks[0]["evidence"]["source"] == "look"
+        assert box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= 451 and box["y"] + box["height"] <= 300
+        assert box["width"] < 451 or box["height"] < 300
+        assert await d.stop() == 0
+    run(body(), timeout=600)
+
+
 def test_llava_projector_width_must_match_the_language_model():
     async def body():
         d = await Daemon().start()

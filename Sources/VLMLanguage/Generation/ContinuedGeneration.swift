@@ -14,6 +14,8 @@ extension LanguageModel {
     ///   - lastLogits: the logits after the sequence's last token (from `prefill` or a forward pass).
     ///   - history: the sequence's token ids, for the repetition penalty; reported as `promptTokenIDs`.
     ///   - parameters: sampling, stop strings and limits, exactly as for `generate`.
+    ///   - attentionLayers, onAttention: each sampled token fed back through the model reports its
+    ///     attention weights in these layers (`ForwardOutput.attention`); the last token is never fed.
     /// - Returns: the continuation. Prompt timings are zero: the prefix was run by the caller.
     ///
     /// Loop semantics (same as `generate`): cancellation is checked before every sampled token; an
@@ -23,6 +25,7 @@ extension LanguageModel {
     public func continueGeneration(cache: inout KVCache, lastLogits: [Float], history: [Int32],
                                    parameters: SamplingParameters,
                                    compute: ComputeContext = ComputeContext(),
+                                   attentionLayers: Set<Int> = [], onAttention: ([Int: [Float]]) -> Void = { _ in },
                                    onToken: (GeneratedToken) -> Void = { _ in }) throws -> GenerationResult {
         guard lastLogits.count == hyperparameters.vocabularySize else {
             throw LanguageModelError.invalidHyperparameters(
@@ -56,7 +59,9 @@ extension LanguageModel {
             guard cache.count < cache.capacity else { reason = .length; break }
             // One token's pass is short: cancellation is noticed before the next token, not mid-pass.
             if tokens.count < parameters.maxTokens {
-                logits = try transformer.forward([token], cache: &cache, compute: compute.uncancellable).logits
+                let output = try transformer.forward([token], cache: &cache, attentionLayers: attentionLayers, compute: compute.uncancellable)
+                logits = output.logits
+                if !attentionLayers.isEmpty { onAttention(output.attention) }
             }
         }
         if reason != .stop { text += stream.flush() }

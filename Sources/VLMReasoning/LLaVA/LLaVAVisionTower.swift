@@ -42,6 +42,17 @@ public final class LLaVAVisionTower: MultimodalProjector, @unchecked Sendable {
         ImageTokens(chunks: [.embeddings(try encode(image, compute: compute), count: tokenCount)])
     }
 
+    /// Token i is patch i+1 of the padded canvas (patch i without a class token); the class token, last,
+    /// summarises the whole image.
+    public func tokenGeometry(width: Int, height: Int) -> ImageTokenGeometry {
+        let hp = hyperparameters
+        let grid = PlacedGrid(side: hp.gridSide, canvas: hp.imageSize,
+                              placement: LLaVAPreprocessing(hp).placement(width: width, height: height), imageWidth: width, imageHeight: height)
+        let patches = grid.cells
+        let whole = TokenRegion(x0: 0, y0: 0, x1: Double(width), y1: Double(height))
+        return grid.geometry(tokenRegions: hasClassToken ? Array(patches.dropFirst()) + [whole] : patches)
+    }
+
     /// Preprocesses and encodes `image`: [tokenCount][outputWidth], row-major.
     public func encode(_ image: RGBImage, compute: ComputeContext = ComputeContext()) throws -> [Float] {
         let pixels = try LLaVAPreprocessing(hyperparameters).pixels(image)

@@ -56,6 +56,15 @@ public final class Gemma3Projector: MultimodalProjector, @unchecked Sendable {
                     layout: EmbeddingLayout(attention: .bidirectional))
     }
 
+    /// The pooled grid over the fitted square, row-major.
+    public func tokenGeometry(width: Int, height: Int) -> ImageTokenGeometry {
+        let side = hyperparameters.imageSize
+        let grid = PlacedGrid(side: hyperparameters.gridSide / poolSize, canvas: side,
+                              placement: PlacedGrid.mtmdFit(width: width, height: height, canvasWidth: side, canvasHeight: side),
+                              imageWidth: width, imageHeight: height)
+        return grid.geometry(tokenRegions: grid.cells)
+    }
+
     /// The image's tokens: [tokenCount][outputWidth], row-major.
     public func encode(_ image: RGBImage, compute: ComputeContext = ComputeContext()) throws -> [Float] {
         let hp = hyperparameters, side = hp.imageSize

@@ -68,6 +68,29 @@ public final class Idefics3Projector: MultimodalProjector, @unchecked Sendable {
         return ImageTokens(chunks: Idefics3Preprocessing.layout(rows: views.rows, columns: views.columns, views: encoded))
     }
 
+    /// Tiles' tokens at their place in the tiled canvas (the image stretched over it, or fitted inside it
+    /// for untiled files); the global view's over the whole image (stretched to one tile). The grid is
+    /// the tiles' token grid, so a global-view token covers a block of cells.
+    public func tokenGeometry(width: Int, height: Int) -> ImageTokenGeometry {
+        let per = hyperparameters.gridSide / scaleFactor, tile = hyperparameters.imageSize
+        let (rows, columns) = preprocessing.grid(width: width, height: height)
+        let canvas = (width: columns * tile, height: rows * tile)
+        let placement = preprocessing.longestEdge == nil
+            ? PlacedGrid.mtmdFit(width: width, height: height, canvasWidth: canvas.width, canvasHeight: canvas.height)
+            : PlacedGrid.stretched(width: canvas.width, height: canvas.height)
+        let tiles = PlacedGrid(columns: columns * per, rows: rows * per, canvasWidth: canvas.width, canvasHeight: canvas.height,
+                               placement: placement, imageWidth: width, imageHeight: height)
+        let global = PlacedGrid(side: per, canvas: tile, placement: PlacedGrid.stretched(width: tile, height: tile),
+                                imageWidth: width, imageHeight: height)
+        var regions: [TokenRegion] = []
+        for row in 0..<rows {
+            for column in 0..<columns {
+                for y in 0..<per { for x in 0..<per { regions.append(tiles.cell(row: row * per + y, column: column * per + x)) } }
+            }
+        }
+        return tiles.geometry(tokenRegions: regions + global.cells)
+    }
+
     /// One tile-sized view's image tokens: [tokensPerView][outputWidth], row-major.
     public func encode(_ view: RGBImage, compute: ComputeContext = ComputeContext()) throws -> [Float] {
         let hp = hyperparameters

@@ -5,7 +5,7 @@
 // Attribution: each sentence of the answer is read after everything before it (prompt, images and the
 // answer's earlier sentences), with attention weights recorded in the last third of the layers; the
 // weights from the sentence's tokens and every head to each image's tokens are averaged
-// (`Transformer.meanAttention`, as visual reasoning's LLaVA path reads a step), then laid on the
+// (`Transformer.meanAttention`), then laid on the
 // projector's grid and normalised over all the images' cells together.
 import Foundation
 import VLMLanguage
@@ -40,7 +40,7 @@ public enum MultimodalGeneration {
     /// One attention map set per sentence of `answer`, read after `prompt` (the cache of the prompt alone).
     public static func attribution(of answer: [Int32], after prompt: KVCache, model: LanguageModel, layout: MultimodalLayout,
                                    projectors: [any MultimodalProjector], compute: ComputeContext) throws -> [SentenceAttention] {
-        let layers = Set(LLaVAFrontEnd.defaultAttentionLayers(blockCount: model.hyperparameters.blockCount))
+        let layers = Set(ProjectorFrontEnd.defaultAttentionLayers(blockCount: model.hyperparameters.blockCount))
         let images = layout.imagePositions
         guard let first = images.flatMap({ $0 }).map(\.lowerBound).min(),
               let last = images.flatMap({ $0 }).map(\.upperBound).max() else { return [] }

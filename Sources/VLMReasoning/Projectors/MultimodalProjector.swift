@@ -59,6 +59,9 @@ public protocol MultimodalProjector: AnyObject, Sendable {
     /// The map an image's attention lies on: `mass[i]` is the attention to its i-th image token (all
     /// chunks in order); the scores sum to 1. Default: the tokens in one row.
     func attentionGrid(_ mass: [Double]) -> AttributionMap
+    /// Where each image token of a `width` x `height` image comes from (ImageTokenGeometry.swift).
+    /// Default: none stated (no regions), and the reasoning front end lays every token on the whole image.
+    func tokenGeometry(width: Int, height: Int) -> ImageTokenGeometry
 }
 
 extension MultimodalProjector {
@@ -66,6 +69,10 @@ extension MultimodalProjector {
         let total = mass.filter { $0.isFinite && $0 > 0 }.reduce(0, +)
         let scores = mass.map { total > 0 && $0.isFinite && $0 > 0 ? Float($0 / total) : total > 0 ? 0 : 1 / Float(mass.count) }
         return AttributionMap(gridHeight: 1, gridWidth: mass.count, scores: scores, normalization: "attention per image token")
+    }
+
+    public func tokenGeometry(width: Int, height: Int) -> ImageTokenGeometry {
+        .wholeImage(width: width, height: height, tokens: 0)
     }
 
     /// Checks the projector feeds a language model of width `width`.
