@@ -1,6 +1,7 @@
 // Per-step work that nothing downstream of decoding waits for (drawing, encoding and writing a step's
 // heatmap) runs here, in order, on one background thread, while the run goes on generating; the run
 // takes the results back on its own thread (`join`) before it reports them.
+import VLMTensor
 import Foundation
 
 /// `@unchecked Sendable`: `done` is guarded by `lock`; the queue runs one job at a time.

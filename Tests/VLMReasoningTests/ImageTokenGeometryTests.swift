@@ -1,3 +1,4 @@
+import VLMTensor
 import Foundation
 import Testing
 import VLMImage

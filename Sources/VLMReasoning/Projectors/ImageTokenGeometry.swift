@@ -12,6 +12,7 @@
 // token (a tiled projector's global view, a class token covering the whole image) is spread over the
 // cells under it by area, so the global view's mass adds to the tiles' at the same pixels; a token that
 // sees only padding has no pixels and its mass is dropped. The map is then normalised to sum to 1.
+import VLMTensor
 import Foundation
 
 /// A rectangle of original-image pixels with fractional edges: `x0..<x1`, `y0..<y1`.
