@@ -9,7 +9,6 @@
 //   VLMMCP       the daemon as a Model Context Protocol server (tools over newline-delimited JSON-RPC)
 //   VLMTensor    Float32 tensor core over OpenBLAS (+ quantised kernels for GGUF weights)
 //   VLMTensorVNNI  AVX-512 VNNI quantised tiles that VLMTensor picks at run time (compiled for those CPUs)
-//   VLMTensorAVX512  the AVX-512 fp32 packed-product micro-kernel VLMTensor picks at run time (likewise)
 //   VLMImage     PNG decoding/encoding (libpng), CLIP preprocessing, CIFAR-format datasets
 //   VLMVision    the transformer encoder block and the ViT image tower (open_clip and mmproj variants)
 //   VLMCLIP      CLIP: tokenizer, checkpoints, image and text towers
@@ -32,12 +31,9 @@ let numeric: [SwiftSetting] = [.unsafeFlags(["-O", "-target-cpu", "haswell"])]
 // VLMTensorVNNI holds the kernels for CPUs with AVX-512 VNNI, chosen at run time by cpuid: compiled for
 // the oldest such CPU so its intrinsics inline.
 let vnni: [SwiftSetting] = [.unsafeFlags(["-O", "-target-cpu", "cascadelake"])]
-// VLMTensorAVX512 holds the fp32 packed-product kernel for CPUs with AVX-512 F, chosen at run time the same way.
-let avx512: [SwiftSetting] = [.unsafeFlags(["-O", "-target-cpu", "skylake-avx512"])]
 #else
 let numeric: [SwiftSetting] = [.unsafeFlags(["-O"])]
 let vnni = numeric
-let avx512 = numeric
 #endif
 
 let package = Package(
@@ -57,8 +53,7 @@ let package = Package(
         .target(name: "VLMWire"),
         .target(name: "VLMRPC", dependencies: ["VLMWire"]),
         .target(name: "VLMTensorVNNI", swiftSettings: vnni),
-        .target(name: "VLMTensorAVX512", swiftSettings: avx512),
-        .target(name: "VLMTensor", dependencies: ["COpenBLAS", "VLMTensorVNNI", "VLMTensorAVX512"], swiftSettings: numeric),
+        .target(name: "VLMTensor", dependencies: ["COpenBLAS", "VLMTensorVNNI"], swiftSettings: numeric),
         .target(name: "VLMImage", dependencies: ["CPNG"], swiftSettings: numeric),
         .target(name: "VLMVision", dependencies: ["VLMTensor"], swiftSettings: numeric),
         .target(name: "VLMCLIP", dependencies: ["VLMTensor", "VLMImage", "VLMVision", "CZlib"], resources: [.copy("Resources")],

@@ -8,13 +8,11 @@
 // L1 while a block of A rows in L2 streams past it, and the panels of one k-slice are stored one after
 // the other, so that a product with few rows reads the weights as one sequential stream.
 //
-// On x86-64 the micro-kernel is AVX2 + FMA (the numeric modules are compiled for Haswell), or on CPUs
-// with AVX-512 F the 12×32 tile of VLMTensorAVX512 over the same packed layout (chosen once by cpuid).
-// Elsewhere, and with `-Xswiftc -DVLM_PORTABLE_KERNELS`, the product is OpenBLAS's sgemm followed by a
-// separate epilogue pass.
+// On x86-64 the micro-kernel is AVX2 + FMA (the numeric modules are compiled for Haswell; on AMD
+// Zen 4 AVX2 has the same FMA throughput as AVX-512). Elsewhere, and with `-Xswiftc
+// -DVLM_PORTABLE_KERNELS`, the product is OpenBLAS's sgemm followed by a separate epilogue pass.
 #if arch(x86_64) && canImport(_Builtin_intrinsics.intel) && !VLM_PORTABLE_KERNELS
 import _Builtin_intrinsics.intel
-import VLMTensorAVX512
 #endif
 
 /// A right-hand matrix B [rows × columns] (row-major, e.g. a convolution filter as [patch × out]),
@@ -167,9 +165,7 @@ private struct TiledProduct {
     let accumulate: Bool
     let relu: Bool
 
-    /// Rows per tile of the kernel in use: AVX-512's 12×32 or AVX2's 6×16.
-    static let tileRows = PackedProduct512.isSupported ? PackedProduct512.tileRows : avx2TileRows
-    static let avx2TileRows = 6
+    static let tileRows = 6
     /// A rows per L2 block: 120 rows × a k-slice of ≤ 320 floats ≤ 150 KiB. A panel's k-slice (≤ 20 KiB)
     /// and a tile's A rows (≤ 7.5 KiB) stay in L1.
     static let rowBlock = 120
@@ -190,21 +186,12 @@ private struct TiledProduct {
                 block(rows: (part.lowerBound * Self.tileRows)..<min(m, part.upperBound * Self.tileRows), panels: 0..<panelCount)
             }
         } else {
-            // Whole pairs of panels, the AVX-512 tile's width.
-            compute.parallelFor((panelCount + 1) / 2) { part in
-                block(rows: 0..<m, panels: (2 * part.lowerBound)..<min(panelCount, 2 * part.upperBound))
-            }
+            compute.parallelFor(panelCount) { part in block(rows: 0..<m, panels: part) }
         }
     }
 
     /// The blocked loop nest over a sub-matrix: k-slices, then L2 row blocks, then panels, then 6-row tiles.
     func block(rows: Range<Int>, panels: Range<Int>) {
-        if PackedProduct512.isSupported {
-            let operands = PackedProduct512.Operands(
-                a: a, lda: lda, b: b, c: c, ldc: ldc, bias: bias, depth: depth, columns: columns, depthBlock: matrix.depthBlock,
-                panelCount: panelCount, accumulate: accumulate, relu: relu)
-            return PackedProduct512.block(operands, rows: rows, panels: panels)
-        }
         for k0 in stride(from: 0, to: depth, by: matrix.depthBlock) {
             let kc = min(matrix.depthBlock, depth - k0)
             let (first, last) = (k0 == 0, k0 + kc == depth)
@@ -213,8 +200,8 @@ private struct TiledProduct {
                 for p in panels {
                     let panel = b + matrix.panelOffset(k0: k0, panel: p)
                     let j0 = p * PackedMatrix.panelWidth
-                    for t in stride(from: r0, to: r1, by: Self.avx2TileRows) {
-                        tile(a + t * lda + k0, rows: min(Self.avx2TileRows, r1 - t), depth: kc, panel: panel,
+                    for t in stride(from: r0, to: r1, by: Self.tileRows) {
+                        tile(a + t * lda + k0, rows: min(Self.tileRows, r1 - t), depth: kc, panel: panel,
                              c: c + t * ldc + j0, columns: min(PackedMatrix.panelWidth, columns - j0), bias: bias + j0,
                              load: !first || accumulate, finish: last)
                     }
