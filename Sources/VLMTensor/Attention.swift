@@ -1,5 +1,3 @@
-import Foundation
-
 /// softmax(Q Kᵀ / √d + mask) V for every head of one sequence.
 ///
 /// Q, K and V are rows of `heads · headDim` values addressed through row strides, so they can be
@@ -51,8 +49,10 @@ public func scaledDotProductAttention(
 
 /// softmax(q Kᵀ / √d) V for one head, in SIMD over contiguous rows: Kᵀ is copied once into the workspace
 /// (padded with zeros to whole blocks of 64 keys), so a block of 64 scores is a sum of query values times
-/// Kᵀ rows held in eight vector registers, and an output row a sum of probabilities times V rows. Queries
-/// go in blocks of 64 so their scores stay in L1/L2.
+/// Kᵀ rows held in eight vector registers, and an output row a sum of probabilities times V rows. Each
+/// query's score row is used up (softmax, mix) before the next, so the workspace holds one. The softmax
+/// stays `softmaxInPlace` (libm's expf): the llama.cpp parity of the Idefics3 tower (1e-5) does not hold
+/// with the 8-lane exponential of the activations.
 struct HeadAttention {
     let queryCount: Int
     let queryStride: Int
@@ -62,32 +62,28 @@ struct HeadAttention {
     let causal: Bool
     let outputStride: Int
 
-    static let queryBlock = 64
     /// Keys rounded up to whole blocks of eight 8-wide vectors.
     var paddedKeys: Int { (keyCount + 63) / 64 * 64 }
-    /// Floats of workspace: Kᵀ [headDim × paddedKeys], then the scores of one query block.
-    var workspaceCount: Int { (headDim + Self.queryBlock) * paddedKeys }
+    /// Floats of workspace: Kᵀ [headDim × paddedKeys], then one query's scores.
+    var workspaceCount: Int { (headDim + 1) * paddedKeys }
 
     func run(_ queries: UnsafePointer<Float>, _ keys: UnsafePointer<Float>, _ values: UnsafePointer<Float>,
              _ output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
         let width = paddedKeys
-        let transposed = workspace, scores = workspace + headDim * width
+        let (transposed, scores) = (workspace, workspace + headDim * width)
         for d in 0..<headDim {
             let row = transposed + d * width
             for k in 0..<keyCount { row[k] = keys[k * keyStride + d] }
             for k in keyCount..<width { row[k] = 0 }
         }
         let scale = 1 / Float(headDim).squareRoot()
-        for q0 in Swift.stride(from: 0, to: queryCount, by: Self.queryBlock) {
-            for q in q0..<min(queryCount, q0 + Self.queryBlock) {
-                let row = scores + (q - q0) * width
-                let visible = causal ? q + 1 : keyCount
-                for k0 in Swift.stride(from: 0, to: visible, by: 64) {
-                    scoreBlock(queries + q * queryStride, transposed + k0, into: row + k0, scale: scale)
-                }
-                softmax(row, count: visible)
-                mix(row, count: visible, values, into: output + q * outputStride)
+        for q in 0..<queryCount {
+            let visible = causal ? q + 1 : keyCount
+            for k0 in Swift.stride(from: 0, to: visible, by: 64) {
+                scoreBlock(queries + q * queryStride, transposed + k0, into: scores + k0, scale: scale)
             }
+            softmaxInPlace(scores, count: visible)
+            mix(scores, count: visible, values, into: output + q * outputStride)
         }
     }
 
@@ -107,24 +103,6 @@ struct HeadAttention {
         }
         storeVector8(s0, row); storeVector8(s1, row + 8); storeVector8(s2, row + 16); storeVector8(s3, row + 24)
         storeVector8(s4, row + 32); storeVector8(s5, row + 40); storeVector8(s6, row + 48); storeVector8(s7, row + 56)
-    }
-
-    /// `softmaxInPlace` with the exponentials taken eight at a time (within ~2 ulp of expf).
-    @inline(__always)
-    private func softmax(_ row: UnsafeMutablePointer<Float>, count: Int) {
-        var maximum = -Float.infinity
-        for k in 0..<count { maximum = max(maximum, row[k]) }
-        let whole = count - count % 8
-        var sums = SIMD8<Float>.zero
-        for k in Swift.stride(from: 0, to: whole, by: 8) {
-            let e = vectorExp(loadVector8(row + k) - maximum)
-            storeVector8(e, row + k)
-            sums += e
-        }
-        var sum = sums.sum()
-        for k in whole..<count { let e = expf(row[k] - maximum); row[k] = e; sum += e }
-        let inverse = 1 / sum
-        for k in 0..<count { row[k] *= inverse }
     }
 
     /// out = Σₖ p[k] · V[k] over the first `count` keys: 64 columns at a time in eight vector registers,
