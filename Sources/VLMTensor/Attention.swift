@@ -10,24 +10,132 @@ public func scaledDotProductAttention(
     output: UnsafeMutablePointer<Float>, outputStride: Int, scratch: ScratchBuffer
 ) {
     precondition(!causal || queryCount == keyCount, "causal attention needs as many queries as keys")
-    let scores = scratch.region(queryCount * keyCount)
-    let scale = 1 / Float(headDim).squareRoot()
+    let head = HeadAttention(queryCount: queryCount, queryStride: queryStride, keyCount: keyCount, keyStride: keyStride,
+                             headDim: headDim, causal: causal, outputStride: outputStride)
+    let workspace = scratch.region(head.workspaceCount)
     for h in 0..<heads {
         let offset = h * headDim
-        // scores[q, k] = scale · Q_h[q] · K_h[k]
-        MatrixMultiply.gemm(
-            transposeB: true, m: queryCount, n: keyCount, k: headDim, alpha: scale,
-            a: queries + offset, lda: queryStride, b: keys + offset, ldb: keyStride,
-            c: scores, ldc: keyCount)
-        for q in 0..<queryCount {
-            let row = scores + q * keyCount
-            if causal && q + 1 < keyCount { (row + q + 1).update(repeating: -.infinity, count: keyCount - q - 1) }
-            softmaxInPlace(row, count: keyCount)
+        head.run(queries + offset, keys + offset, values + offset, output + offset, workspace: workspace)
+    }
+}
+
+/// Self-attention within each of several sequences stored back to back (`sequenceLengths[i]` rows for
+/// sequence i; Q, K, V and the output addressed as in `scaledDotProductAttention`), every (sequence, head)
+/// pair an independent task split across the context's threads: a batch of 16 ViT images is 192 of them.
+public func scaledDotProductAttention(
+    queries: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int,
+    sequenceLengths: [Int], heads: Int, headDim: Int, causal: Bool,
+    output: UnsafeMutablePointer<Float>, outputStride: Int, compute: ComputeContext
+) {
+    var starts = [0]
+    for length in sequenceLengths { starts.append(starts.last! + length) }
+    let longest = sequenceLengths.max() ?? 0
+    compute.parallelFor(sequenceLengths.count * heads) { tasks in
+        let largest = HeadAttention(queryCount: longest, queryStride: stride, keyCount: longest, keyStride: stride,
+                                    headDim: headDim, causal: causal, outputStride: outputStride).workspaceCount
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: largest) { workspace in
+            for task in tasks {
+                let (sequence, h) = task.quotientAndRemainder(dividingBy: heads)
+                let (first, length) = (starts[sequence], sequenceLengths[sequence])
+                let head = HeadAttention(queryCount: length, queryStride: stride, keyCount: length, keyStride: stride,
+                                         headDim: headDim, causal: causal, outputStride: outputStride)
+                let input = first * stride + h * headDim
+                head.run(queries + input, keys + input, values + input, output + first * outputStride + h * headDim,
+                         workspace: workspace.baseAddress!)
+            }
         }
-        // out_h[q] = Σ_k scores[q, k] · V_h[k]
-        MatrixMultiply.gemm(
-            m: queryCount, n: headDim, k: keyCount, a: scores, lda: keyCount,
-            b: values + offset, ldb: keyStride, c: output + offset, ldc: outputStride)
+    }
+}
+
+/// softmax(q Kᵀ / √d) V for one head, in SIMD over contiguous rows: Kᵀ is copied once into the workspace
+/// (padded with zeros to whole blocks of 64 keys), so a block of 64 scores is a sum of query values times
+/// Kᵀ rows held in eight vector registers, and an output row a sum of probabilities times V rows. Each
+/// query's score row is used up (softmax, mix) before the next, so the workspace holds one. The softmax
+/// stays `softmaxInPlace` (libm's expf): the llama.cpp parity of the Idefics3 tower (1e-5) does not hold
+/// with the 8-lane exponential of the activations.
+struct HeadAttention {
+    let queryCount: Int
+    let queryStride: Int
+    let keyCount: Int
+    let keyStride: Int
+    let headDim: Int
+    let causal: Bool
+    let outputStride: Int
+
+    /// Keys rounded up to whole blocks of eight 8-wide vectors.
+    var paddedKeys: Int { (keyCount + 63) / 64 * 64 }
+    /// Floats of workspace: Kᵀ [headDim × paddedKeys], then one query's scores.
+    var workspaceCount: Int { (headDim + 1) * paddedKeys }
+
+    func run(_ queries: UnsafePointer<Float>, _ keys: UnsafePointer<Float>, _ values: UnsafePointer<Float>,
+             _ output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
+        let width = paddedKeys
+        let (transposed, scores) = (workspace, workspace + headDim * width)
+        for d in 0..<headDim {
+            let row = transposed + d * width
+            for k in 0..<keyCount { row[k] = keys[k * keyStride + d] }
+            for k in keyCount..<width { row[k] = 0 }
+        }
+        let scale = 1 / Float(headDim).squareRoot()
+        for q in 0..<queryCount {
+            let visible = causal ? q + 1 : keyCount
+            for k0 in Swift.stride(from: 0, to: visible, by: 64) {
+                scoreBlock(queries + q * queryStride, transposed + k0, into: scores + k0, scale: scale)
+            }
+            softmaxInPlace(scores, count: visible)
+            mix(scores, count: visible, values, into: output + q * outputStride)
+        }
+    }
+
+    /// row[0..<64] = scale · q · Kᵀ[·, 0..<64] (`transposed` points at the block's first key).
+    @inline(__always)
+    private func scoreBlock(_ query: UnsafePointer<Float>, _ transposed: UnsafePointer<Float>, into row: UnsafeMutablePointer<Float>,
+                            scale: Float) {
+        let width = paddedKeys
+        var (s0, s1, s2, s3) = (SIMD8<Float>.zero, SIMD8<Float>.zero, SIMD8<Float>.zero, SIMD8<Float>.zero)
+        var (s4, s5, s6, s7) = (SIMD8<Float>.zero, SIMD8<Float>.zero, SIMD8<Float>.zero, SIMD8<Float>.zero)
+        for d in 0..<headDim {
+            let x = SIMD8<Float>(repeating: query[d] * scale), k = transposed + d * width
+            s0 = s0.addingProduct(x, loadVector8(k)); s1 = s1.addingProduct(x, loadVector8(k + 8))
+            s2 = s2.addingProduct(x, loadVector8(k + 16)); s3 = s3.addingProduct(x, loadVector8(k + 24))
+            s4 = s4.addingProduct(x, loadVector8(k + 32)); s5 = s5.addingProduct(x, loadVector8(k + 40))
+            s6 = s6.addingProduct(x, loadVector8(k + 48)); s7 = s7.addingProduct(x, loadVector8(k + 56))
+        }
+        storeVector8(s0, row); storeVector8(s1, row + 8); storeVector8(s2, row + 16); storeVector8(s3, row + 24)
+        storeVector8(s4, row + 32); storeVector8(s5, row + 40); storeVector8(s6, row + 48); storeVector8(s7, row + 56)
+    }
+
+    /// out = Σₖ p[k] · V[k] over the first `count` keys: 64 columns at a time in eight vector registers,
+    /// then 8 at a time, then one.
+    @inline(__always)
+    private func mix(_ p: UnsafePointer<Float>, count: Int, _ values: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+        var d = 0
+        while d + 64 <= headDim {
+            var (s0, s1, s2, s3) = (SIMD8<Float>.zero, SIMD8<Float>.zero, SIMD8<Float>.zero, SIMD8<Float>.zero)
+            var (s4, s5, s6, s7) = (SIMD8<Float>.zero, SIMD8<Float>.zero, SIMD8<Float>.zero, SIMD8<Float>.zero)
+            for k in 0..<count {
+                let x = SIMD8<Float>(repeating: p[k]), v = values + k * keyStride + d
+                s0 = s0.addingProduct(x, loadVector8(v)); s1 = s1.addingProduct(x, loadVector8(v + 8))
+                s2 = s2.addingProduct(x, loadVector8(v + 16)); s3 = s3.addingProduct(x, loadVector8(v + 24))
+                s4 = s4.addingProduct(x, loadVector8(v + 32)); s5 = s5.addingProduct(x, loadVector8(v + 40))
+                s6 = s6.addingProduct(x, loadVector8(v + 48)); s7 = s7.addingProduct(x, loadVector8(v + 56))
+            }
+            let o = out + d
+            storeVector8(s0, o); storeVector8(s1, o + 8); storeVector8(s2, o + 16); storeVector8(s3, o + 24)
+            storeVector8(s4, o + 32); storeVector8(s5, o + 40); storeVector8(s6, o + 48); storeVector8(s7, o + 56)
+            d += 64
+        }
+        while d + 8 <= headDim {
+            var sum = SIMD8<Float>.zero
+            for k in 0..<count { sum = sum.addingProduct(p[k], loadVector8(values + k * keyStride + d)) }
+            storeVector8(sum, out + d)
+            d += 8
+        }
+        for j in d..<headDim {
+            var sum: Float = 0
+            for k in 0..<count { sum += p[k] * values[k * keyStride + j] }
+            out[j] = sum
+        }
     }
 }
 

@@ -134,29 +134,19 @@ public struct WinogradConv3x3: Sendable {
                         }
                         let row = source + (y * grid.width + x0) * cin + c
                         @inline(__always) func pixel(_ j: Int) -> SIMD8<Float> {
-                            columnsInside || (x0 + j >= 0 && x0 + j < grid.width) ? Self.load(row + j * cin) : .zero
+                            columnsInside || (x0 + j >= 0 && x0 + j < grid.width) ? loadVector8(row + j * cin) : .zero
                         }
                         Self.inputTransform(pixel(0), pixel(1), pixel(2), pixel(3), pixel(4), pixel(5)) { rowsDone[i * 6 + $0] = $1 }
                     }
                     for j in 0..<Self.window {
                         let column = rowsDone + j
                         Self.inputTransform(column[0], column[6], column[12], column[18], column[24], column[30]) {
-                            Self.store($1, target + ($0 * 6 + j) * block * cin + c)
+                            storeVector8($1, target + ($0 * 6 + j) * block * cin + c)
                         }
                     }
                 }
             }
         }
-    }
-
-    @inline(__always)
-    private static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-    }
-
-    @inline(__always)
-    private static func store(_ x: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-        UnsafeMutableRawPointer(p).storeBytes(of: x, as: SIMD8<Float>.self)
     }
 
     /// Bᵀ (d0 … d5): the rows of Bᵀ are the F(4,3) interpolation points 0, ±1, ±2, ∞. `write(i, value)`
@@ -196,17 +186,17 @@ public struct WinogradConv3x3: Sendable {
                         // M A, row by row, then Aᵀ (M A), column by column, straight to the output pixels.
                         for i in 0..<Self.window {
                             let m = source + i * 6 * step + o
-                            Self.outputTransform(Self.load(m), Self.load(m + step), Self.load(m + 2 * step), Self.load(m + 3 * step),
-                                                 Self.load(m + 4 * step), Self.load(m + 5 * step)) { rowsDone[i * 4 + $0] = $1 }
+                            Self.outputTransform(loadVector8(m), loadVector8(m + step), loadVector8(m + 2 * step), loadVector8(m + 3 * step),
+                                                 loadVector8(m + 4 * step), loadVector8(m + 5 * step)) { rowsDone[i * 4 + $0] = $1 }
                         }
-                        let b = Self.load(bias.baseAddress! + o)
+                        let b = loadVector8(bias.baseAddress! + o)
                         for j in 0..<columns {
                             let column = rowsDone + j
                             Self.outputTransform(column[0], column[4], column[8], column[12], column[16], column[20]) { i, value in
                                 guard i < rows else { return }
                                 let y = target + ((y0 + i) * grid.outWidth + x0 + j) * cout + o
-                                let sum = accumulate ? value + b + Self.load(y) : value + b
-                                Self.store(lanewiseMax(sum, floor), y)
+                                let sum = accumulate ? value + b + loadVector8(y) : value + b
+                                storeVector8(lanewiseMax(sum, floor), y)
                             }
                         }
                     }

@@ -59,7 +59,7 @@ public struct SelfAttention<Weights: LinearLayer>: Sendable {
             let qkv = p.forward(x, rows: rows, compute: compute)
             qkv.withUnsafeBufferPointer { qkv in
                 let base = qkv.baseAddress!
-                attend(base, base + width, base + 2 * width, stride: 3 * width, sequenceLengths, causal, &mixed, scratch)
+                attend(base, base + width, base + 2 * width, stride: 3 * width, sequenceLengths, causal, &mixed, compute)
             }
         case let .separate(query, key, value):
             var (q, k, v) = (query.forward(x, rows: rows, compute: compute), key.forward(x, rows: rows, compute: compute), value.forward(x, rows: rows, compute: compute))
@@ -71,7 +71,7 @@ public struct SelfAttention<Weights: LinearLayer>: Sendable {
             q.withUnsafeBufferPointer { q in
                 k.withUnsafeBufferPointer { k in
                     v.withUnsafeBufferPointer { v in
-                        attend(q.baseAddress!, k.baseAddress!, v.baseAddress!, stride: width, sequenceLengths, causal, &mixed, scratch)
+                        attend(q.baseAddress!, k.baseAddress!, v.baseAddress!, stride: width, sequenceLengths, causal, &mixed, compute)
                     }
                 }
             }
@@ -79,23 +79,16 @@ public struct SelfAttention<Weights: LinearLayer>: Sendable {
         return output.forward(mixed, rows: rows, compute: compute)
     }
 
-    /// softmax(QKᵀ/√d)V per head and sequence; Q, K, V rows are `stride` apart.
+    /// softmax(QKᵀ/√d)V per head and sequence, the pairs split across threads; Q, K, V rows are `stride` apart.
     private func attend(
         _ queries: UnsafePointer<Float>, _ keys: UnsafePointer<Float>, _ values: UnsafePointer<Float>, stride: Int,
-        _ sequenceLengths: [Int], _ causal: Bool, _ mixed: inout [Float], _ scratch: ScratchBuffer
+        _ sequenceLengths: [Int], _ causal: Bool, _ mixed: inout [Float], _ compute: ComputeContext
     ) {
         let width = self.width
         mixed.withUnsafeMutableBufferPointer { mixed in
-            var first = 0
-            for length in sequenceLengths {
-                let offset = first * stride
-                scaledDotProductAttention(
-                    queries: queries + offset, queryCount: length, queryStride: stride,
-                    keys: keys + offset, values: values + offset, keyCount: length, keyStride: stride,
-                    heads: heads, headDim: width / heads, causal: causal,
-                    output: mixed.baseAddress! + first * width, outputStride: width, scratch: scratch)
-                first += length
-            }
+            scaledDotProductAttention(
+                queries: queries, keys: keys, values: values, stride: stride, sequenceLengths: sequenceLengths,
+                heads: heads, headDim: width / heads, causal: causal, output: mixed.baseAddress!, outputStride: width, compute: compute)
         }
     }
 }
