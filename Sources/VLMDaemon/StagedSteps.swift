@@ -12,9 +12,9 @@ import VLMTensor
 /// error staging step i + 1 surfaces only after step i has been delivered (an earlier step's error
 /// wins when both fail).
 ///
-/// The tower keeps every thread of the context while the stager runs beside it: staging is a small
-/// part of a step (a few per cent for a 224-px tower), so taking a thread from the tower for the whole
-/// step would cost more than the brief oversubscription does (BENCHMARKS.md, `dataset/evaluate`).
+/// The tower keeps every thread of the context while the stager runs beside it: staging is the small
+/// part of a step, so a thread taken from the tower for the whole step would idle once staging is
+/// done; giving the tower one thread fewer was not faster when measured (BENCHMARKS.md, `vlm evaluate`).
 func runStagedSteps<Staged: Sendable, Output: Sendable>(
     count: Int, compute: ComputeContext,
     stage: @escaping @Sendable (Int, ComputeContext) throws -> Staged,
