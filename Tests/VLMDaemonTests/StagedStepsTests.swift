@@ -79,8 +79,10 @@ import VLMWire
                 }
                 return step
             }, process: { step, compute in
-                // Let the next step's staging get going, then cancel as a $/cancelRequest would.
-                while staged.withLock({ $0[step + 1] ?? 0 }) < 5 { usleep(1_000) }
+                // Let the next step's staging get going (for up to 20 s: a pipeline that does not stage
+                // ahead fails below instead of hanging), then cancel as a $/cancelRequest would.
+                let deadline = DispatchTime.now() + 20
+                while staged.withLock({ $0[step + 1] ?? 0 }) < 5, DispatchTime.now() < deadline { usleep(1_000) }
                 token.cancel()
                 try compute.checkCancellation()
                 return step
