@@ -36,29 +36,32 @@ import VLMWire
         #expect(overlapped.withLock { $0 } == [true, true, true])
     }
 
-    @Test func aStagingErrorSurfacesOnlyAfterTheStepBeforeIsDelivered() async {
+    /// Four steps where staging step 2 fails, and processing `failingProcess` too when given: the
+    /// steps delivered and the error the call threw.
+    func runFailing(processFailingAt failingProcess: Int?) async -> (delivered: [Int], error: Failure?) {
         var delivered: [Int] = []
-        await #expect(throws: Failure(name: "stage 2")) {
-            try await runStagedSteps(count: 4, compute: ComputeContext(), stage: { step, _ in
-                if step == 2 { throw Failure(name: "stage 2") }
-                return step
-            }, process: { step, _ in step }, deliver: { step, _ in delivered.append(step) })
-        }
-        #expect(delivered == [0, 1])
-    }
-
-    @Test func aProcessingErrorWinsOverTheNextStepsStagingError() async {
-        var delivered: [Int] = []
-        await #expect(throws: Failure(name: "process 1")) {
+        do {
             try await runStagedSteps(count: 4, compute: ComputeContext(), stage: { step, _ in
                 if step == 2 { throw Failure(name: "stage 2") }
                 return step
             }, process: { step, _ in
-                if step == 1 { throw Failure(name: "process 1") }
+                if step == failingProcess { throw Failure(name: "process \(step)") }
                 return step
             }, deliver: { step, _ in delivered.append(step) })
+        } catch {
+            return (delivered, error as? Failure)
         }
-        #expect(delivered == [0])
+        return (delivered, nil)
+    }
+
+    @Test func aStagingErrorSurfacesOnlyAfterTheStepBeforeIsDelivered() async {
+        let run = await runFailing(processFailingAt: nil)
+        #expect(run.delivered == [0, 1] && run.error == Failure(name: "stage 2"))
+    }
+
+    @Test func aProcessingErrorWinsOverTheNextStepsStagingError() async {
+        let run = await runFailing(processFailingAt: 1)
+        #expect(run.delivered == [0] && run.error == Failure(name: "process 1"))
     }
 
     /// A cancellation during processing stops the staging running beside it too (it polls the same
