@@ -20,7 +20,9 @@ func registerCLIPHandlers(_ table: inout HandlerTable, services: Services) {
         let runtime = services.clip, decoder = services.pngDecoder
         let progress = await context.beginProgress(title: "Encoding \(sources.count) image(s) with \(clip.id)")
         let images = try await streamBatches(sources, size: batchSize, context: context, progress: progress) { batch, compute in
-            try runtime.encodeBatch(batch, with: clip, dense: dense, precision: precision, decoder: decoder, compute: compute)
+            try runtime.stageBatch(batch, with: clip, dense: dense, precision: precision, decoder: decoder, compute: compute)
+        } process: { staged, compute in
+            try runtime.encodeBatch(staged, with: clip, dense: dense, precision: precision, compute: compute)
         } soFar: { done in
             EncodeImageResult(model: clip.id, images: done)
         }
@@ -59,7 +61,9 @@ func registerCLIPHandlers(_ table: inout HandlerTable, services: Services) {
         }
         let perTemplateWanted = params.perTemplate == true && !perTemplate.isEmpty
         let results = try await streamBatches(sources, size: batchSize, context: context, progress: progress) { batch, compute in
-            try runtime.encodeBatch(batch, with: clip, dense: false, precision: precision, decoder: decoder, compute: compute).map { image in
+            try runtime.stageBatch(batch, with: clip, dense: false, precision: precision, decoder: decoder, compute: compute)
+        } process: { staged, compute in
+            try runtime.encodeBatch(staged, with: clip, dense: false, precision: precision, compute: compute).map { image in
                 let probs = softmax(classifier.logits(imageEmbeddings: [image.embedding], logitScale: clip.model.logitScale)[0])
                 var item = ImageClassification(index: image.index, imageId: image.imageId, probs: probs,
                                                top: topLabels(probs, labels: labels, k: topK))
@@ -83,25 +87,26 @@ func registerCLIPHandlers(_ table: inout HandlerTable, services: Services) {
 }
 
 /// Runs `process` over a request's inputs (images, texts: `unit` names them in progress messages)
-/// `size` at a time on a compute thread, sending each result as a partial as soon as its batch is done. A cancelled request still gets its one -32800 reply,
-/// whose data is `soFar(results done)`, as generate and optimise-prompt return their best so far.
-func streamBatches<Source: Sendable, Item: Encodable & Sendable, Summary: Encodable & Sendable>(
+/// `size` at a time on a compute thread, sending each result as a partial as soon as its batch is done.
+/// `stage` prepares batch i + 1 (reads and decodes its images) while `process` handles batch i
+/// (`runStagedSteps`). A cancelled request still gets its one -32800 reply, whose data is
+/// `soFar(results done)`, as generate and optimise-prompt return their best so far.
+func streamBatches<Source: Sendable, Staged: Sendable, Item: Encodable & Sendable, Summary: Encodable & Sendable>(
     _ sources: [Source], size: Int, unit: String = "images", context: RequestContext, progress: ProgressReporter,
-    process: @escaping @Sendable (ArraySlice<Source>, ComputeContext) throws -> [Item],
+    stage: @escaping @Sendable (ArraySlice<Source>, ComputeContext) throws -> Staged,
+    process: @escaping @Sendable (Staged, ComputeContext) throws -> [Item],
     soFar: ([Item]) -> Summary
 ) async throws -> [Item] {
     var done: [Item] = []
+    let batch: @Sendable (Int) -> ArraySlice<Source> = { step in sources[step * size..<min((step + 1) * size, sources.count)] }
     do {
-        for start in stride(from: 0, to: sources.count, by: size) {
-            let batch = sources[start..<min(start + size, sources.count)]
-            let items = try await context.compute { compute in
-                try compute.checkCancellation()
-                return try process(batch, compute)
-            }
+        try await runStagedSteps(count: (sources.count + size - 1) / size, compute: context.computeContext, stage: { step, compute in
+            try stage(batch(step), compute)
+        }, process: process, deliver: { _, items in
             for item in items { await context.sendPartial(item) }
             done += items
             await progress.report(fraction: Double(done.count) / Double(sources.count), message: "\(done.count)/\(sources.count) \(unit)")
-        }
+        })
     } catch where context.cancellation.isCancelled {
         await progress.end(message: "cancelled")
         throw ComputeCancelled(partial: soFar(done))
@@ -111,6 +116,16 @@ func streamBatches<Source: Sendable, Item: Encodable & Sendable, Summary: Encoda
     }
     await progress.end()
     return done
+}
+
+/// `streamBatches` for inputs that need no staging (texts): each batch goes to `process` as it is.
+func streamBatches<Source: Sendable, Item: Encodable & Sendable, Summary: Encodable & Sendable>(
+    _ sources: [Source], size: Int, unit: String = "images", context: RequestContext, progress: ProgressReporter,
+    process: @escaping @Sendable (ArraySlice<Source>, ComputeContext) throws -> [Item],
+    soFar: ([Item]) -> Summary
+) async throws -> [Item] {
+    try await streamBatches(sources, size: size, unit: unit, context: context, progress: progress,
+                            stage: { batch, _ in batch }, process: process, soFar: soFar)
 }
 
 /// How many images encode-image and classify read and encode per step (default 8).
@@ -163,66 +178,66 @@ func readImage(_ source: ImageSource, decoder: PNGDecoder) throws -> RequestImag
     return RequestImage(imageId: CLIPRuntime.imageId(for: image), image: image)
 }
 
+/// One image of an encode-image or classify batch, read ahead of the tower (`CLIPRuntime.stageBatch`).
+struct StagedSource: Sendable {
+    let index: Int
+    let imageId: String
+    /// Nil for an image named by its `imageId`, which is looked up when its batch is encoded.
+    let image: CLIPRuntime.StagedImage?
+}
+
 extension CLIPRuntime {
-    /// Encodes one batch of a request's images. Each image is read and reduced to its preprocessed
-    /// pixels before the next is read; cache hits are not encoded again; the misses go through the
-    /// image tower in one forward pass.
-    func encodeBatch(
+    /// Reads one batch of a request's images, each reduced to its preprocessed pixels (none for a
+    /// cache hit unless `dense` needs them) before the next is read, so one decoded image at most is
+    /// held at a time.
+    func stageBatch(
         _ sources: ArraySlice<ImageSource>, with clip: LoadedCLIP, dense: Bool, precision: MatrixPrecision = .fp32,
         decoder: PNGDecoder, compute: ComputeContext
-    ) throws -> [EncodedImage] {
-        var encoded: [EncodedImage?] = []
-        var misses: [(slot: Int, image: PreparedImage)] = []
-        var densePixels: [[Float]] = []  // with `dense`, every image's, in slot order
-        for source in sources {
+    ) throws -> [StagedSource] {
+        try sources.map { source in
             try compute.checkCancellation()
-            let slot = encoded.count
             let request = try readImage(source, decoder: decoder)
             guard let image = request.image else {
                 if dense {
                     throw RPCError.invalidParams("params.images[\(source.index)]: dense features need the image itself, not an imageId")
                 }
-                guard let hit = cachedEmbedding(of: request.imageId, clip: clip, precision: precision) else {
-                    throw notCached(request.imageId, index: source.index, clip: clip, precision: precision)
-                }
-                encoded.append(EncodedImage(index: source.index, imageId: request.imageId, width: hit.width, height: hit.height,
-                                            cached: true, embedding: hit.embedding))
-                continue
+                return StagedSource(index: source.index, imageId: request.imageId, image: nil)
             }
-            let hit = cachedEmbedding(of: request.imageId, clip: clip, precision: precision)
-            let pixels = hit == nil || dense ? clip.preprocessing(image) : []
-            if let hit {
-                encoded.append(EncodedImage(index: source.index, imageId: request.imageId, width: hit.width, height: hit.height,
-                                            cached: true, embedding: hit.embedding))
-            } else {
-                encoded.append(nil)
-                misses.append((slot, PreparedImage(imageId: request.imageId, width: image.width, height: image.height, pixels: pixels)))
+            return StagedSource(index: source.index, imageId: request.imageId, image: stage(image, clip: clip, precision: precision, keepPixels: dense))
+        }
+    }
+
+    /// Encodes one staged batch: cache hits are not encoded again; the misses go through the image
+    /// tower in one forward pass (with `dense`, every image does: the dense features come from it).
+    func encodeBatch(_ batch: [StagedSource], with clip: LoadedCLIP, dense: Bool, precision: MatrixPrecision = .fp32,
+                     compute: ComputeContext) throws -> [EncodedImage] {
+        let images = try batch.map { source in
+            if let image = source.image { return image }
+            guard let hit = cachedEmbedding(of: source.imageId, clip: clip, precision: precision) else {
+                throw notCached(source.imageId, index: source.index, clip: clip, precision: precision)
             }
-            if dense { densePixels.append(pixels) }
+            return StagedImage(prepared: PreparedImage(imageId: source.imageId, width: hit.width, height: hit.height, pixels: []), hit: hit)
         }
-        // Dense features come with the embeddings from the same tower pass.
-        var maps: DenseImageFeatures?
-        let embeddings: [[Float]]
-        if dense {
-            let pass = try clip.model.encodeImagesWithDense(densePixels.flatMap { $0 }, count: densePixels.count, precision: precision,
-                                                            compute: compute)
-            maps = pass.dense
-            embeddings = misses.map { pass.embeddings[$0.slot] }
-            cache(misses.map(\.image), embeddings, clip: clip, precision: precision)
-        } else {
-            embeddings = try encodeAndCache(misses.map(\.image), with: clip, precision: precision, compute: compute)
+        let encoded = { (slot: Int, embedding: [Float], cached: Bool) in
+            let image = images[slot].prepared
+            return EncodedImage(index: batch[slot].index, imageId: image.imageId, width: image.width, height: image.height,
+                                cached: cached, embedding: embedding)
         }
-        for ((slot, image), embedding) in zip(misses, embeddings) {
-            encoded[slot] = EncodedImage(index: sources[sources.startIndex + slot].index, imageId: image.imageId,
-                                         width: image.width, height: image.height, cached: false, embedding: embedding)
+        guard dense else {
+            return try embed(staged: images, with: clip, precision: precision, compute: compute).enumerated()
+                .map { encoded($0, $1.embedding, $1.cached) }
         }
-        var result = encoded.map { $0! }
-        if let maps {
-            for slot in result.indices {
-                result[slot].dense = DenseFeatures(gridHeight: maps.gridHeight, gridWidth: maps.gridWidth, features: maps.features[slot])
-            }
+        let hits = hits(images, clip: clip, precision: precision)
+        let pass = try clip.model.encodeImagesWithDense(images.flatMap(\.prepared.pixels), count: images.count, precision: precision,
+                                                        compute: compute)
+        let misses = images.indices.filter { hits[$0] == nil }
+        cache(misses.map { images[$0].prepared }, misses.map { pass.embeddings[$0] }, clip: clip, precision: precision)
+        let maps = pass.dense
+        return images.indices.map { slot in
+            var item = encoded(slot, hits[slot]?.embedding ?? pass.embeddings[slot], hits[slot] != nil)
+            item.dense = DenseFeatures(gridHeight: maps.gridHeight, gridWidth: maps.gridWidth, features: maps.features[slot])
+            return item
         }
-        return result
     }
 }
 

@@ -87,6 +87,42 @@ final class CLIPRuntime: Sendable {
         let pixels: [Float]
     }
 
+    /// An image made ready for the tower ahead of its turn (see `runStagedSteps`): its cached
+    /// embedding when the cache held it then, and its preprocessed pixels when it did not (or when
+    /// `keepPixels` asks for them anyway). The decoded image itself is not kept.
+    struct StagedImage: Sendable {
+        let prepared: PreparedImage
+        let hit: CachedImage?
+    }
+
+    /// Reads what the tower will need of `image`; the cache lookup here only spares the
+    /// preprocessing of a hit, `embed(staged:)` decides.
+    func stage(_ image: RGBImage, clip: LoadedCLIP, precision: MatrixPrecision = .fp32, keepPixels: Bool = false) -> StagedImage {
+        let imageId = Self.imageId(for: image)
+        let hit = cachedEmbedding(of: imageId, clip: clip, precision: precision)
+        let pixels = hit == nil || keepPixels ? clip.preprocessing(image) : []
+        return StagedImage(prepared: PreparedImage(imageId: imageId, width: image.width, height: image.height, pixels: pixels),
+                           hit: hit)
+    }
+
+    /// The cached embedding of each staged image, or nil for those the tower must encode. An image
+    /// staged as a miss is looked up again: the step before it may have encoded the same picture
+    /// meanwhile, and a run without staging ahead would have found it there.
+    func hits(_ staged: [StagedImage], clip: LoadedCLIP, precision: MatrixPrecision = .fp32) -> [CachedImage?] {
+        staged.map { $0.hit ?? cachedEmbedding(of: $0.prepared.imageId, clip: clip, precision: precision) }
+    }
+
+    /// Embeddings of staged images in order, and whether each came from the cache; the misses go
+    /// through the tower in one forward pass and into the cache.
+    func embed(staged: [StagedImage], with clip: LoadedCLIP, precision: MatrixPrecision = .fp32, compute: ComputeContext) throws -> [(embedding: [Float], cached: Bool)] {
+        let hits = hits(staged, clip: clip, precision: precision)
+        let misses = staged.indices.filter { hits[$0] == nil }
+        let encoded = try encodeAndCache(misses.map { staged[$0].prepared }, with: clip, precision: precision, compute: compute)
+        var results = hits.map { $0.map { (embedding: $0.embedding, cached: true) } }
+        for (index, embedding) in zip(misses, encoded) { results[index] = (embedding, false) }
+        return results.map { $0! }
+    }
+
     func cachedEmbedding(of imageId: String, clip: LoadedCLIP, precision: MatrixPrecision = .fp32) -> CachedImage? {
         imageCache.value(for: ImageKey(model: clip.id, imageId: imageId, precision: precision))
     }

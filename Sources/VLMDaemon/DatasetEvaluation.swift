@@ -66,19 +66,25 @@ func evaluateDataset(_ params: EvaluateParams, context: RequestContext, services
             runtime.classTemplateEmbeddings(labels: labels, templates: templates, clip: clip, compute: compute))
     }
     var evaluation = ZeroShotEvaluation(classCount: labels.count)
-    for start in stride(from: 0, to: count, by: batchSize) {
-        try context.checkCancellation()
-        let end = min(start + batchSize, count)
-        let embeddings = try await context.compute { compute in
-            let images = try (start..<end).map { try dataset.image(at: $0) }
-            return try runtime.embed(images.map { (CLIPRuntime.imageId(for: $0), $0) }, with: clip, batchSize: batchSize, precision: precision,
-                                     compute: compute)
+    let steps = (count + batchSize - 1) / batchSize
+    let batch: @Sendable (Int) -> Range<Int> = { step in step * batchSize..<min((step + 1) * batchSize, count) }
+    // Records of batch i + 1 are read, hashed and preprocessed while the tower encodes batch i.
+    try await runStagedSteps(count: steps, compute: context.computeContext, stage: { step, compute in
+        try batch(step).map { index in
+            try compute.checkCancellation()
+            return runtime.stage(try dataset.image(at: index), clip: clip, precision: precision)
         }
-        evaluation.add(logits: classifier.logits(imageEmbeddings: embeddings.map(\.embedding), logitScale: clip.model.logitScale),
-                       labels: Array(dataset.labels[start..<end]))
-        await context.sendPartial(EvaluatePartial(processed: end, total: count, correct: evaluation.correct, accuracy: evaluation.accuracy))
-        await progress.report(fraction: Double(end) / Double(count), message: "\(end)/\(count), accuracy \(String(format: "%.2f", 100 * evaluation.accuracy))%")
-    }
+    }, process: { staged, compute in
+        try runtime.embed(staged: staged, with: clip, precision: precision, compute: compute).map(\.embedding)
+    }, deliver: { step, embeddings in
+        let range = batch(step)
+        evaluation.add(logits: classifier.logits(imageEmbeddings: embeddings, logitScale: clip.model.logitScale),
+                       labels: Array(dataset.labels[range]))
+        await context.sendPartial(EvaluatePartial(processed: range.upperBound, total: count, correct: evaluation.correct,
+                                                  accuracy: evaluation.accuracy))
+        await progress.report(fraction: Double(range.upperBound) / Double(count),
+                              message: "\(range.upperBound)/\(count), accuracy \(String(format: "%.2f", 100 * evaluation.accuracy))%")
+    })
     await progress.end()
     return EvaluateResult(
         model: clip.id, dataset: params.dataset, labels: labels, templates: templates.count, count: count,

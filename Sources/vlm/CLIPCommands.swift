@@ -182,12 +182,12 @@ struct Evaluate: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Evaluate only the first N records (the whole file otherwise: 10,000 for test_batch.bin).")
     var limit: Int?
 
-    @Option(parsing: .unconditional, help: "Images per forward pass.")
-    var batchSize = 32
+    @Option(parsing: .unconditional, help: "Images per step (the daemon's default, measured fastest, when omitted).")
+    var batchSize: Int?
 
     func validate() throws {
         try require(limit.map { $0 >= 1 } ?? true, "--limit must be at least 1")
-        try require(batchSize >= 1, "--batch-size must be at least 1")
+        try require(batchSize.map { $0 >= 1 } ?? true, "--batch-size must be at least 1")
     }
 
     func run() async throws {

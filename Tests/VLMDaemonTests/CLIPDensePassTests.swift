@@ -14,21 +14,26 @@ import VLMWire
         return try JSONDecoder().decode(ImageInput.self, from: JSONEncoder().encode(["path": path]))
     }
 
+    func encode(_ sources: [ImageSource], runtime: CLIPRuntime, clip: LoadedCLIP, dense: Bool) throws -> [EncodedImage] {
+        let staged = try runtime.stageBatch(sources[...], with: clip, dense: dense, decoder: PNGDecoder(), compute: ComputeContext())
+        return try runtime.encodeBatch(staged, with: clip, dense: dense, compute: ComputeContext())
+    }
+
     @Test func denseEncodingRunsTheViTTowerOncePerBatch() throws {
         let clip = try LoadedCLIP(id: "vit", directory: Self.root.appendingPathComponent("Tests/VLMCLIPTests/Fixtures/vit-tiny"))
         let runtime = CLIPRuntime(imageCacheBytes: 1 << 20, textCacheBytes: 1 << 20)
         let sources = try imageSources([input("astronaut.png"), input("coins.png")])
-        let dense = try runtime.encodeBatch(sources[...], with: clip, dense: true, decoder: PNGDecoder(), compute: ComputeContext())
+        let dense = try encode(sources, runtime: runtime, clip: clip, dense: true)
         #expect(clip.model.imageTowerPasses == 1)
         #expect(dense.map(\.cached) == [false, false])
         #expect(dense.allSatisfy { $0.dense.map { $0.features.count == $0.gridHeight * $0.gridWidth && $0.gridHeight == 4 } == true })
 
         // The embeddings are the pooled-only path's, and were cached: a second dense request reports them
         // cached and again runs one pass (dense features are not cached).
-        let plain = try runtime.encodeBatch(sources[...], with: clip, dense: false, decoder: PNGDecoder(), compute: ComputeContext())
+        let plain = try encode(sources, runtime: runtime, clip: clip, dense: false)
         #expect(plain.map(\.embedding) == dense.map(\.embedding))
         #expect(plain.map(\.cached) == [true, true])
-        let again = try runtime.encodeBatch(sources[...], with: clip, dense: true, decoder: PNGDecoder(), compute: ComputeContext())
+        let again = try encode(sources, runtime: runtime, clip: clip, dense: true)
         #expect(again.map(\.cached) == [true, true])
         #expect(again.map { $0.dense?.features } == dense.map { $0.dense?.features })
         #expect(clip.model.imageTowerPasses == 2)

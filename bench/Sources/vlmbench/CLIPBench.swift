@@ -2,14 +2,14 @@ import Foundation
 import VLMCLIP
 import VLMTensor
 
-// `vlmbench clip --model DIR [--threads N] [--repeats R] [--image-gflop G] [--workloads image1,image16,dense1,text,peak]
-//                 [--precision fp32|bf16]`
+// `vlmbench clip --model DIR [--threads N] [--repeats R] [--image-gflop G]
+//                 [--workloads image1,image16,dense1,text,peak,batches] [--batch-sizes 1,4,8,16,32,64] [--precision fp32|bf16]`
 // Times CLIPModel on the workload of bench/clip_reference.py: image encoding at batch 1 and 16
 // (random pixels), text encoding of the 18 CIFAR templates × 10 CIFAR classes, tokenisation, and a
 // large sgemm as the machine's OpenBLAS peak; `dense1` times an image's embedding + dense features as
-// two calls (two tower passes) and as `encodeImagesWithDense` (one pass on a ViT). With `--precision bf16`
-// the image workloads run in fp32 and then in bf16 (keys "bf16_..."), and the 16 images' cosines of
-// bf16 to fp32 embeddings are reported.
+// two calls (two tower passes) and as `encodeImagesWithDense` (one pass on a ViT); `batches` times one call per
+// batch size (per image). With `--precision bf16` the image workloads run in fp32 and then in bf16 (keys
+// "bf16_..."), and the 16 images' cosines of bf16 to fp32 embeddings are reported.
 // Prints one JSON object.
 func runCLIPBench(_ args: [String]) {
     var options: [String: String] = [:]
@@ -69,6 +69,19 @@ func runCLIPBench(_ args: [String]) {
                                                                  "cpu": batch16.cpu * 1e3 / 16]
                 if let gflop { result[prefix + "image_batch16_gflops"] = gflop * 16 / batch16.best }
             }
+        }
+        if workloads.contains("batches") {
+            // Per-image time of one encodeImages call of each size: what a request's batchSize costs the tower.
+            let sizes = (options["batch-sizes"] ?? "1,4,8,16,32,64").split(separator: ",").compactMap { Int($0) }
+            let images = (0..<(sizes.max()! * 3 * size * size)).map { _ in random.gaussian() }
+            var perSize: [String: Any] = [:]
+            for n in sizes {
+                let batch = Array(images[0..<(n * 3 * size * size)])
+                _ = try model.encodeImages(batch, count: n, compute: compute)
+                let time = try timed(max(2, repeats * 4 / n)) { _ = try model.encodeImages(batch, count: n, compute: compute) }
+                perSize[String(n)] = ["best": time.best * 1e3 / Double(n), "median": time.median * 1e3 / Double(n), "cpu": time.cpu * 1e3 / Double(n)]
+            }
+            result["image_ms_per_image_by_batch"] = perSize
         }
         if workloads.contains("dense1") {
             _ = try model.encodeImagesWithDense(image1, count: 1, compute: compute)
