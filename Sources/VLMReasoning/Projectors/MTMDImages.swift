@@ -13,12 +13,10 @@ extension RGBImage {
     /// Fitted inside `width` x `height` keeping the aspect ratio, centred on `fill` (mtmd's PAD_CEIL resize).
     func mtmdFitted(width: Int, height: Int, filter: ResampleFilter, fill: (UInt8, UInt8, UInt8) = (0, 0, 0)) throws -> RGBImage {
         if width == self.width && height == self.height { return self }
-        let scale = min(Float(width) / Float(self.width), Float(height) / Float(self.height))
-        let w = min(Int((Float(self.width) * scale).rounded(.up)), width)
-        let h = min(Int((Float(self.height) * scale).rounded(.up)), height)
+        // The fit is the one attribution maps undo (PlacedGrid.mtmdFit), so the two cannot drift apart.
+        let (left, top, w, h) = PlacedGrid.mtmdFit(width: self.width, height: self.height, canvasWidth: width, canvasHeight: height)
         let inner = try mtmdResized(width: w, height: h, filter: filter)
         var canvas = try RGBImage(width: width, height: height, fill: fill).pixels
-        let (left, top) = ((width - w) / 2, (height - h) / 2)
         for y in 0..<h {
             let source = y * w * 3, target = ((top + y) * width + left) * 3
             canvas.replaceSubrange(target..<(target + w * 3), with: inner.pixels[source..<(source + w * 3)])
