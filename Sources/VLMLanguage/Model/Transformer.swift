@@ -83,7 +83,7 @@ public final class Transformer: @unchecked Sendable {
             try compute.checkCancellation()
             // Attention block: x += post(Wo * attention(rope(Wq xn), rope(Wk xn), Wv xn)), xn = rmsnorm(x),
             // with the family's biases, per-head Q/K norms and post-norm.
-            rmsNormRows(x, weight: layer.attentionNorm, into: &normed, rows: n)
+            rmsNormRows(x, weight: layer.attentionNorm, into: &normed, rows: n, compute: compute)
             q.withUnsafeMutableBufferPointer { q in
                 k.withUnsafeMutableBufferPointer { k in
                     v.withUnsafeMutableBufferPointer { v in
@@ -95,37 +95,30 @@ public final class Transformer: @unchecked Sendable {
             if let b = layer.queryBias { addBias(b, to: &q) }
             if let b = layer.keyBias { addBias(b, to: &k) }
             if let b = layer.valueBias { addBias(b, to: &v) }
-            if let w = layer.queryNorm { rmsNormInPlace(&q, weight: w) }
-            if let w = layer.keyNorm { rmsNormInPlace(&k, weight: w) }
+            if let w = layer.queryNorm { rmsNormInPlace(&q, weight: w, compute: compute) }
+            if let w = layer.keyNorm { rmsNormInPlace(&k, weight: w, compute: compute) }
             let angles = hp.isSlidingWindowLayer(l) ? localAngles : globalAngles
-            applyRope(&q, heads: hp.headCount, angles: angles)
-            applyRope(&k, heads: hp.headCountKV, angles: angles)
+            applyRope(&q, heads: hp.headCount, angles: angles, compute: compute)
+            applyRope(&k, heads: hp.headCountKV, angles: angles, compute: compute)
             if hp.family.scalesQueries { for i in 0..<q.count { q[i] *= hp.attentionScale } }
             store(keys: k, values: v, layer: l, at: start, count: n, in: &cache)
             let weightsOut = attend(q, layer: l, start: start, count: n, cache: cache, into: &attended,
                                     record: attentionLayers.contains(l), batchAttention: batchAttention, compute: compute)
             if let weightsOut { attention[l] = weightsOut }
             multiply(layer.attentionOutput, attended, rows: n, into: &projected, compute: compute)
-            if let w = layer.postAttentionNorm { rmsNormInPlace(&projected, weight: w) }
+            if let w = layer.postAttentionNorm { rmsNormInPlace(&projected, weight: w, compute: compute) }
             for i in 0..<x.count { x[i] += projected[i] }
 
             // Feed-forward block: x += post(W_down (act(W_gate xn) * W_up xn)), xn = rmsnorm(x).
-            rmsNormRows(x, weight: layer.feedForwardNorm, into: &normed, rows: n)
+            rmsNormRows(x, weight: layer.feedForwardNorm, into: &normed, rows: n, compute: compute)
             gate.withUnsafeMutableBufferPointer { gate in
                 up.withUnsafeMutableBufferPointer { up in
                     multiply([(layer.gate, gate.baseAddress!), (layer.up, up.baseAddress!)], normed, rows: n, compute: compute)
                 }
             }
-            gate.withUnsafeMutableBufferPointer { g in
-                up.withUnsafeBufferPointer { u in
-                    switch hp.family.activation {
-                    case .silu: LayerMath.swiglu(g.baseAddress!, u.baseAddress!, count: g.count)
-                    case .geluTanh: LayerMath.geglu(g.baseAddress!, u.baseAddress!, count: g.count)
-                    }
-                }
-            }
+            gatedActivation(&gate, up, rows: n, compute: compute)
             multiply(layer.down, gate, rows: n, into: &projected, compute: compute)
-            if let w = layer.postFeedForwardNorm { rmsNormInPlace(&projected, weight: w) }
+            if let w = layer.postFeedForwardNorm { rmsNormInPlace(&projected, weight: w, compute: compute) }
             for i in 0..<x.count { x[i] += projected[i] }
         }
         cache.advance(by: n, positions: grid?.advance)
@@ -134,7 +127,7 @@ public final class Transformer: @unchecked Sendable {
         let first = rows == .last ? n - 1 : 0, outRows = n - first
         let lastRows = Array(x[(first * d)...])
         var finalNormed = [Float](repeating: 0, count: outRows * d)
-        rmsNormRows(lastRows, weight: weights.outputNorm, into: &finalNormed, rows: outRows)
+        rmsNormRows(lastRows, weight: weights.outputNorm, into: &finalNormed, rows: outRows, compute: compute)
         var logits = [Float](repeating: 0, count: outRows * hp.vocabularySize)
         multiply(weights.output, finalNormed, rows: outRows, into: &logits, compute: compute)
         if let cap = hp.finalLogitSoftcap { LayerMath.softcap(&logits, cap: cap) }
@@ -143,22 +136,49 @@ public final class Transformer: @unchecked Sendable {
 
     // MARK: - Steps
 
-    private func rmsNormRows(_ x: [Float], weight: [Float], into y: inout [Float], rows: Int) {
+    // The row-wise steps between the matrix products (norms, RoPE, the gated activation) are split
+    // over the threads by token (or head) rows: each row is computed exactly as alone, and left on one
+    // thread they kept the second core idle for a fifth of a two-thread prefill.
+
+    private func rmsNormRows(_ x: [Float], weight: [Float], into y: inout [Float], rows: Int, compute: ComputeContext) {
         let d = weight.count, eps = hyperparameters.rmsEpsilon
         x.withUnsafeBufferPointer { x in
             y.withUnsafeMutableBufferPointer { y in
-                for r in 0..<rows { LayerMath.rmsNorm(x.baseAddress! + r * d, weight: weight, epsilon: eps, into: y.baseAddress! + r * d) }
+                let (x, y) = (Shared(x.baseAddress!), Shared(y.baseAddress!))
+                compute.parallelFor(rows, minimumPartSize: 16) { part in
+                    for r in part { LayerMath.rmsNorm(x.pointer + r * d, weight: weight, epsilon: eps, into: y.pointer + r * d) }
+                }
+            }
+        }
+    }
+
+    /// act(gate) * up of each of `rows` token rows, into `gate` (SwiGLU or GeGLU by family).
+    private func gatedActivation(_ gate: inout [Float], _ up: [Float], rows: Int, compute: ComputeContext) {
+        let width = gate.count / max(rows, 1), activation = hyperparameters.family.activation
+        gate.withUnsafeMutableBufferPointer { g in
+            up.withUnsafeBufferPointer { u in
+                let (g, u) = (Shared(g.baseAddress!), Shared(u.baseAddress!))
+                compute.parallelFor(rows, minimumPartSize: 4) { part in
+                    let offset = part.lowerBound * width, count = part.count * width
+                    switch activation {
+                    case .silu: LayerMath.swiglu(g.pointer + offset, u.pointer + offset, count: count)
+                    case .geluTanh: LayerMath.geglu(g.pointer + offset, u.pointer + offset, count: count)
+                    }
+                }
             }
         }
     }
 
     /// RMSNorm of each `weight.count`-long row of `x` (each head of Q or K, or each token), in place.
-    private func rmsNormInPlace(_ x: inout [Float], weight: [Float]) {
-        let width = weight.count, eps = hyperparameters.rmsEpsilon
+    private func rmsNormInPlace(_ x: inout [Float], weight: [Float], compute: ComputeContext) {
+        let width = weight.count, eps = hyperparameters.rmsEpsilon, rows = x.count / width
         x.withUnsafeMutableBufferPointer { x in
-            for r in 0..<(x.count / width) {
-                let row = x.baseAddress! + r * width
-                LayerMath.rmsNorm(row, weight: weight, epsilon: eps, into: row)
+            let x = Shared(x.baseAddress!)
+            compute.parallelFor(rows, minimumPartSize: 16) { part in
+                for r in part {
+                    let row = x.pointer + r * width
+                    LayerMath.rmsNorm(row, weight: weight, epsilon: eps, into: row)
+                }
             }
         }
     }
@@ -202,12 +222,15 @@ public final class Transformer: @unchecked Sendable {
         x.withUnsafeBufferPointer { QuantizedMatrix.multiply(products, $0.baseAddress!, batch: rows, compute: compute) }
     }
 
-    private func applyRope(_ x: inout [Float], heads: Int, angles: [[(cos: Float, sin: Float)]]) {
+    private func applyRope(_ x: inout [Float], heads: Int, angles: [[(cos: Float, sin: Float)]], compute: ComputeContext) {
         let hp = hyperparameters, width = heads * hp.headDimension
         x.withUnsafeMutableBufferPointer { x in
-            for (i, a) in angles.enumerated() {
-                LayerMath.applyRope(x.baseAddress! + i * width, heads: heads, headDimension: hp.headDimension,
-                                    angles: a, adjacentPairs: hp.family.rope == .adjacentPairs)
+            let x = Shared(x.baseAddress!)
+            compute.parallelFor(angles.count, minimumPartSize: 16) { part in
+                for i in part {
+                    LayerMath.applyRope(x.pointer + i * width, heads: heads, headDimension: hp.headDimension,
+                                        angles: angles[i], adjacentPairs: hp.family.rope == .adjacentPairs)
+                }
             }
         }
     }

@@ -24,14 +24,16 @@ public struct QuantizedActivation {
     /// f32/f16/bf16: the activation values as the weight format sees them (rounded if needed).
     public var values: [Float] = []
 
-    public init(_ x: UnsafeBufferPointer<Float>, for format: WeightFormat) {
+    /// Blocks are independent, so a prefill batch's blocks are shared out over `compute`'s threads
+    /// (single-threaded, this step alone kept a second core idle for several percent of a prefill).
+    public init(_ x: UnsafeBufferPointer<Float>, for format: WeightFormat, compute: ComputeContext = .init(threads: 1)) {
         switch format {
         case .f32: values = Array(x)
         case .f16: values = x.map(roundedThroughHalf)
         case .bf16: values = x.map { bfloat16ToFloat(floatToBFloat16($0)) }
         case .q4_0, .q5_0, .q8_0: quantizeQ8(x, withSums: false)
         case .q4_1, .q5_1: quantizeQ8(x, withSums: true)
-        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K: quantizeQ8K(x)
+        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K: quantizeQ8K(x, compute: compute)
         }
     }
 
@@ -67,7 +69,7 @@ public struct QuantizedActivation {
     }
 
     /// `quantize_row_q8_K`: the signed value of largest magnitude maps to -127 (sic, as ggml does).
-    private mutating func quantizeQ8K(_ x: UnsafeBufferPointer<Float>) {
+    private mutating func quantizeQ8K(_ x: UnsafeBufferPointer<Float>, compute: ComputeContext) {
         let blocks = x.count / 256
         var scales = [Float](repeating: 0, count: blocks)
         var quants = [Int8](repeating: 0, count: blocks * 256)
@@ -75,8 +77,12 @@ public struct QuantizedActivation {
         // Through raw buffers: element by element on the arrays, this was slower than the K-quant products.
         quants.withUnsafeMutableBufferPointer { quants in
             groupSums.withUnsafeMutableBufferPointer { groupSums in
-                for b in 0..<blocks {
-                    let xb = x.baseAddress! + b * 256, qb = quants.baseAddress! + b * 256
+              scales.withUnsafeMutableBufferPointer { scales in
+                let (x, quants, groupSums, scales) = (SharedBuffer(x.baseAddress!), SharedBuffer(quants.baseAddress!),
+                                                      SharedBuffer(groupSums.baseAddress!), SharedBuffer(scales.baseAddress!))
+                compute.parallelFor(blocks, minimumPartSize: 16) { part in
+                  for b in part {
+                    let xb = x.pointer + b * 256, qb = quants.pointer + b * 256
                     var amax: Float = 0, signedMax: Float = 0
                     for j in 0..<256 where abs(xb[j]) > amax {
                         amax = abs(xb[j]); signedMax = xb[j]
@@ -90,14 +96,23 @@ public struct QuantizedActivation {
                             qb[j] = q
                             sum &+= Int32(q)
                         }
-                        groupSums[b * 16 + group] = sum
+                        groupSums.pointer[b * 16 + group] = sum
                     }
-                    scales[b] = 1 / inverseScale
+                    scales.pointer[b] = 1 / inverseScale
+                  }
                 }
+              }
             }
         }
         self.scales = scales
         self.quants = quants
         self.groupSums = groupSums
     }
+}
+
+/// A buffer's base pointer handed to workers that write disjoint blocks of it.
+private struct SharedBuffer<T>: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<T>
+    init(_ pointer: UnsafeMutablePointer<T>) { self.pointer = pointer }
+    init(_ pointer: UnsafePointer<T>) { self.pointer = UnsafeMutablePointer(mutating: pointer) }
 }

@@ -70,7 +70,8 @@ public struct QuantizedMatrix: @unchecked Sendable {
             for p in products { p.matrix.multiply(x, batch: batch, into: p.output, compute: compute) }
             return
         }
-        let activations = QuantizedActivation(UnsafeBufferPointer(start: x, count: batch * columns), for: first.matrix.format)
+        let activations = QuantizedActivation(UnsafeBufferPointer(start: x, count: batch * columns), for: first.matrix.format,
+                                              compute: compute)
         activations.withViews(rows: batch) { views in
             // More chunks than threads, handed out dynamically, so a core that is busy elsewhere
             // does not hold everyone up.
