@@ -78,8 +78,8 @@ public struct QuantizedActivation {
         quants.withUnsafeMutableBufferPointer { quants in
             groupSums.withUnsafeMutableBufferPointer { groupSums in
               scales.withUnsafeMutableBufferPointer { scales in
-                let (x, quants, groupSums, scales) = (SharedBuffer(x.baseAddress!), SharedBuffer(quants.baseAddress!),
-                                                      SharedBuffer(groupSums.baseAddress!), SharedBuffer(scales.baseAddress!))
+                let (x, quants) = (SendablePointer(UnsafeMutablePointer(mutating: x.baseAddress!)), SendablePointer(quants.baseAddress!))
+                let (groupSums, scales) = (SendablePointer(groupSums.baseAddress!), SendablePointer(scales.baseAddress!))
                 compute.parallelFor(blocks, minimumPartSize: 16) { part in
                   for b in part {
                     let xb = x.pointer + b * 256, qb = quants.pointer + b * 256
@@ -110,9 +110,3 @@ public struct QuantizedActivation {
     }
 }
 
-/// A buffer's base pointer handed to workers that write disjoint blocks of it.
-private struct SharedBuffer<T>: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<T>
-    init(_ pointer: UnsafeMutablePointer<T>) { self.pointer = pointer }
-    init(_ pointer: UnsafePointer<T>) { self.pointer = UnsafeMutablePointer(mutating: pointer) }
-}
