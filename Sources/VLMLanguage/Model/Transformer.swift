@@ -154,7 +154,7 @@ public final class Transformer: @unchecked Sendable {
 
     /// act(gate) * up of each of `rows` token rows, into `gate` (SwiGLU or GeGLU by family).
     private func gatedActivation(_ gate: inout [Float], _ up: [Float], rows: Int, compute: ComputeContext) {
-        let width = gate.count / max(rows, 1), activation = hyperparameters.family.activation
+        let width = hyperparameters.feedForwardLength, activation = hyperparameters.family.activation
         gate.withUnsafeMutableBufferPointer { g in
             up.withUnsafeBufferPointer { u in
                 let (g, u) = (Shared(g.baseAddress!), Shared(u.baseAddress!))
