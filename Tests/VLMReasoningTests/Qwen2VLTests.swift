@@ -123,6 +123,39 @@ struct Qwen2VLReference: Decodable {
         #expect(small.width * small.height >= 8 * 28 * 28)
     }
 
+    /// Tall 100x300 with at most 32 tokens: smart size 84x252 (β = √(30000 / 25088); 300/β = 274.3 px -> 9
+    /// units of 28, 100/β = 91.4 -> 3), the image fitted onto it whole (scale 0.84 both ways), so each token
+    /// is 100/3 px square. Wide 300x100: 252x84, 9 x 3 tokens. A box maps to the one cell under it, and that
+    /// cell back to the box's token.
+    @Test func tokenGeometryOfTallAndWideImages() {
+        let tall = Self.qwen2.tokenGeometry(width: 100, height: 300)
+        #expect(tall.gridWidth == 3 && tall.gridHeight == 9 && tall.tokenRegions.count == 27)
+        // x 40..<50, y 110..<120: column 1 (33.3..<66.7), row 3 (100..<133.3) -> token and cell 3·3 + 1.
+        #expect(ImageTokenGeometryTests.cells(hitBy: ImageTokenGeometryTests.rect(40, 110, 10, 10), tall) == [10])
+        #expect(tall.pixelBox(of: GridBox(row: 3, column: 1, rows: 1, columns: 1)) == PixelBox(x: 33, y: 100, width: 34, height: 34))
+
+        let wide = Self.qwen2.tokenGeometry(width: 300, height: 100)
+        #expect(wide.gridWidth == 9 && wide.gridHeight == 3 && wide.tokenRegions.count == 27)
+        // x 210..<220, y 70..<80: column 6 (200..<233.3), row 2 (66.7..<100) -> cell 2·9 + 6.
+        #expect(ImageTokenGeometryTests.cells(hitBy: ImageTokenGeometryTests.rect(210, 70, 10, 10), wide) == [24])
+        #expect(wide.pixelBox(of: GridBox(row: 2, column: 6, rows: 1, columns: 1)) == PixelBox(x: 200, y: 66, width: 34, height: 34))
+        #expect(wide.pixelBox(of: GridBox(row: 0, column: 0, rows: 3, columns: 9)) == PixelBox(x: 0, y: 0, width: 300, height: 100))
+    }
+
+    /// On mtmd's own grids (the fixtures' images): one region per token mtmd made, the regions tiling the
+    /// image once. 741x500 is fitted 166 px wide at x 1 of its 168x112 canvas, so token column 0 is image
+    /// x 0..<27·741/166.
+    @Test func tokenGeometryMatchesMtmdsGrids() throws {
+        for encoding in Qwen2VLReference.load.encodings {
+            let (w, h) = (encoding.size[0], encoding.size[1])
+            let g = Self.qwen2.tokenGeometry(width: w, height: h)
+            #expect(g.gridWidth == encoding.nx && g.gridHeight == encoding.ny && g.tokenRegions.count == encoding.nx * encoding.ny)
+            #expect(abs(g.tokenRegions.reduce(0) { $0 + $1.area } - Double(w * h)) < 1e-6, "\(encoding.image)")
+        }
+        let motorcycle = Self.qwen2.tokenGeometry(width: 741, height: 500)
+        #expect(abs(motorcycle.tokenRegions[0].x1 - 27.0 * 741 / 166) < 1e-9 && motorcycle.tokenRegions[0].x0 == 0)
+    }
+
     /// mtmd's windows on a 5x5 merged grid with 4x4 windows: a 4x4, a 4x1, a 1x4 and a 1x1 window.
     @Test func windowsTileTheGridLikeMtmd() {
         let (order, lengths) = Qwen2VLProjector.windows(.init(rows: 5, columns: 5), side: 4)
@@ -152,25 +185,45 @@ struct Qwen2VLReference: Decodable {
             for (a, b) in zip(mine, theirs) { difference += (a - b) * (a - b); norm += b * b }
             let relative = (difference / norm).squareRoot()
             print("\(name) \(encoding.image): \(encoding.nx)x\(encoding.ny) tokens, relative error \(relative)")
-            #expect(relative <= 2e-4, "\(encoding.image)")  // 1.5e-5..6e-5 today; the brief asks 1e-3
+            #expect(relative <= 2e-4, "\(encoding.image)")  // 1.5e-5..6e-5 today; the issue asks 1e-3
         }
     }
 
-    /// Our projector's tokens in the "text <__media__> text" prompts: mtmd's n_past, and llama.cpp's greedy
-    /// ids up to its first near tie (top two logits within 0.05). Our embeddings are within ~6e-5 of mtmd's,
-    /// not bit-identical (its F32 attention sums in another order), and this random language model turns that
-    /// into logit shifts of a few hundredths: closer races go either way (qwen2vl's first run flips at a 0.042
-    /// tie, qwen25vl's second at 0.031). The language model itself is exact: `Qwen2VLLanguageTests` matches
-    /// every token on mtmd's own embeddings.
-    @Test(arguments: ["qwen2vl", "qwen25vl"]) func greedyTokensMatchLlamaCppUpToItsFirstNearTie(_ name: String) throws {
-        let (projector, reference) = Self.fixture(name), model = Qwen2VLReference.languageModel
+    /// Our projector's tokens in `run`'s prompt, greedy-decoded: the position after the prompt and the tokens.
+    static func projectorGreedy(_ projector: Qwen2VLProjector, _ reference: Qwen2VLReference,
+                                _ run: Idefics3Reference.Run) throws -> (positions: Int, tokens: [Int32]) {
+        let model = Qwen2VLReference.languageModel
+        let image = try projector.imageTokens(for: LLaVAModels.image(run.image), compute: ComputeContext())
+        let segments = try Idefics3LanguageParityTests.segments(run, marker: reference.marker, image: image, model: model)
+        return try greedyDecode(model, segments: segments, count: run.greedy_ids.count, capacity: 512)
+    }
+
+    /// Qwen2.5-VL on its decisive fixture (the generator chose mmproj weights whose llama.cpp runs keep the top
+    /// two logits more than 0.1 apart at every step): our projector's tokens, in the two "text <__media__>
+    /// text" prompts on a non-square and a square image, give mtmd's n_past and every one of llama.cpp's 24
+    /// greedy tokens.
+    @Test func qwen25GreedyTokensMatchLlamaCppAtEveryStep() throws {
+        let reference = Qwen2VLReference.qwen25
+        try #require(reference.greedy.count >= 2 && reference.margins.allSatisfy { $0.count == 24 && $0.allSatisfy { $0 > 0.1 } })
+        for run in reference.greedy {
+            let (positions, generated) = try Self.projectorGreedy(Self.qwen25, reference, run)
+            #expect(positions == run.positions, "\(run.prompt)")
+            #expect(generated == run.greedy_ids, "\(run.prompt)")
+        }
+    }
+
+    /// Qwen2-VL's fixture has near ties: our projector's tokens give mtmd's n_past, and llama.cpp's greedy ids
+    /// up to its first near tie (top two logits within 0.05). Our embeddings are within ~6e-5 of mtmd's, not
+    /// bit-identical (its F32 attention sums in another order), and this random language model turns that into
+    /// logit shifts of a few hundredths: closer races go either way (the first run flips at a 0.042 tie). The
+    /// language model itself is exact: `Qwen2VLLanguageTests` matches every token on mtmd's own embeddings.
+    @Test func qwen2GreedyTokensMatchLlamaCppUpToItsFirstNearTie() throws {
+        let reference = Qwen2VLReference.load
         for (run, margins) in zip(reference.greedy, reference.margins) {
-            let image = try projector.imageTokens(for: LLaVAModels.image(run.image), compute: ComputeContext())
-            let segments = try Idefics3LanguageParityTests.segments(run, marker: reference.marker, image: image, model: model)
-            let (positions, generated) = try greedyDecode(model, segments: segments, count: run.greedy_ids.count, capacity: 512)
+            let (positions, generated) = try Self.projectorGreedy(Self.qwen2, reference, run)
             #expect(positions == run.positions, "\(run.prompt)")
             let clear = margins.firstIndex { $0 < 0.05 } ?? margins.count
-            print("\(name) projector greedy \(run.prompt): \(clear) tokens before llama.cpp's first near tie, "
+            print("qwen2vl projector greedy \(run.prompt): \(clear) tokens before llama.cpp's first near tie, "
                   + "\(zip(generated, run.greedy_ids).prefix { $0 == $1 }.count) identical")
             #expect(Array(generated.prefix(clear)) == Array(run.greedy_ids.prefix(clear)), "\(run.prompt)")
         }

@@ -86,14 +86,16 @@ public enum MultimodalProjectors {
     /// Projector types this runtime loads.
     public static let supportedTypes = ["mlp", "idefics3", "gemma3"] + Qwen2VLProjector.fileTypes
 
-    public static func load(url: URL) throws -> any MultimodalProjector {
+    /// `tokenLimits`: how many tokens an image may become, for the types that size images dynamically
+    /// (Qwen2-VL's; mtmd's image_min_tokens...image_max_tokens); the fixed-size types have no such choice.
+    public static func load(url: URL, tokenLimits: ClosedRange<Int>? = nil) throws -> any MultimodalProjector {
         let gguf = try GGUFFile(url: url)
         let type = try MMProjHyperparameters.projectorType(gguf)
         switch type {
         case "mlp": return try LLaVAVisionTower(url: url)
         case "idefics3": return try Idefics3Projector(url: url)
         case "gemma3": return try Gemma3Projector(url: url)
-        case _ where Qwen2VLProjector.fileTypes.contains(type): return try Qwen2VLProjector(url: url)
+        case _ where Qwen2VLProjector.fileTypes.contains(type): return try Qwen2VLProjector(url: url, tokenLimits: tokenLimits ?? Qwen2VLProjector.defaultTokenLimits)
         default:
             throw MMProjError.notSupported("projector type '\(type)' (supported: \(supportedTypes.joined(separator: ", ")))")
         }

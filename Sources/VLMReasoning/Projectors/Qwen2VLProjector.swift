@@ -25,8 +25,10 @@ public final class Qwen2VLProjector: MultimodalProjector, @unchecked Sendable {
     public static let fileTypes = ["qwen2vl_merger", "qwen2.5vl_merger"]
     public let projectorType: String
     public let hyperparameters: MMProjHyperparameters
-    /// Image tokens an image may become (mtmd: 8...4096 for Qwen-VL, or its context's `image_max_tokens`).
+    /// Image tokens an image may become (mtmd: 8...4096 for Qwen-VL, or its context's `image_min_tokens`
+    /// ...`image_max_tokens`).
     public let tokenLimits: ClosedRange<Int>
+    public static let defaultTokenLimits = 8...4096
     /// Patches merged per side (`clip.vision.spatial_merge_size`).
     public let mergeSize = 2
     /// Qwen2.5-VL: every `windowPattern`-th block attends over the whole image, the others within windows
@@ -39,7 +41,7 @@ public final class Qwen2VLProjector: MultimodalProjector, @unchecked Sendable {
     let postNorm: LayerNorm?
     let merger: (QuantizedLinear, QuantizedLinear)
 
-    public init(url: URL, tokenLimits: ClosedRange<Int> = 8...4096) throws {
+    public init(url: URL, tokenLimits: ClosedRange<Int> = defaultTokenLimits) throws {
         gguf = try GGUFFile(url: url)
         projectorType = try MMProjHyperparameters.projectorType(gguf)
         guard Self.fileTypes.contains(projectorType) else {
@@ -85,10 +87,29 @@ public final class Qwen2VLProjector: MultimodalProjector, @unchecked Sendable {
                            layout: EmbeddingLayout(grid: grid))
     }
 
+    /// Each merged token's 28 px cell of the smart-sized canvas, in raster order as the tokens come out,
+    /// taken back through the fit that drew the image on it (`mtmdFitted`: its rounding may leave a pixel
+    /// or two of padding at the sides).
+    public func tokenGeometry(width: Int, height: Int) -> ImageTokenGeometry {
+        let unit = tokenSide, size = canvasSize(width: width, height: height)
+        let grid = PlacedGrid(columns: size.width / unit, rows: size.height / unit, canvasWidth: size.width, canvasHeight: size.height,
+                              placement: PlacedGrid.mtmdFit(width: width, height: height, canvasWidth: size.width, canvasHeight: size.height),
+                              imageWidth: width, imageHeight: height)
+        return grid.geometry(tokenRegions: grid.cells)
+    }
+
+    /// A merged token's side in canvas pixels: patch x merge (28 for Qwen2-VL's 14 px patches).
+    var tokenSide: Int { hyperparameters.patchSize * mergeSize }
+
+    /// The canvas a `width` x `height` image is fitted into before the tower.
+    func canvasSize(width: Int, height: Int) -> (width: Int, height: Int) {
+        Self.smartSize(width: width, height: height, unit: tokenSide, tokenLimits: tokenLimits)
+    }
+
     /// The image's tokens, [rows x columns][outputWidth] row-major, and their grid.
     public func encode(_ image: RGBImage, compute: ComputeContext = ComputeContext()) throws -> ([Float], EmbeddingLayout.Grid) {
-        let hp = hyperparameters, unit = hp.patchSize * mergeSize
-        let size = Self.smartSize(width: image.width, height: image.height, unit: unit, tokenLimits: tokenLimits)
+        let hp = hyperparameters, unit = tokenSide
+        let size = canvasSize(width: image.width, height: image.height)
         let input = try image.mtmdFitted(width: size.width, height: size.height, filter: .bicubic)
         let pixels = input.mtmdTowerInput(mean: hp.imageMean, std: hp.imageStd)
         let (patches, rows, columns) = blockOrderedPatches(pixels, width: size.width, height: size.height)
