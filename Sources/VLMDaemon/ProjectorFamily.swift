@@ -9,8 +9,40 @@ import VLMWire
 struct ProjectorFamily: ModelFamily {
     static let kind = "mmproj"
 
+    /// The most image tokens `imageMinTokens` / `imageMaxTokens` may ask for.
+    static let tokenLimitRange = 1...65536
+
+    func validate(_ request: ModelLoadArguments) throws {
+        _ = try Self.tokenLimits(request.params)
+    }
+
     func load(_ request: ModelLoadArguments) throws -> LoadedProjector {
-        try LoadedProjector(id: request.id, file: request.file)
+        try LoadedProjector(id: request.id, file: request.file, tokenLimits: Self.tokenLimits(request.params))
+    }
+
+    /// A resident projector answers a load that asks for image token limits only when it has those limits.
+    func satisfies(_ params: ModelsLoadParams, resident: ModelInfo) -> Bool {
+        guard let wanted = try? Self.tokenLimits(params) else { return true }
+        return resident.details?["imageMinTokens"]?.intValue == Int64(wanted.lowerBound)
+            && resident.details?["imageMaxTokens"]?.intValue == Int64(wanted.upperBound)
+    }
+
+    /// The image token range a load asks for (nil: the projector's default), the unnamed bound taken from
+    /// the default range unless that would cross the named one.
+    static func tokenLimits(_ params: ModelsLoadParams) throws -> ClosedRange<Int>? {
+        let (low, high) = (params.imageMinTokens, params.imageMaxTokens)
+        for (name, value) in [("imageMinTokens", low), ("imageMaxTokens", high)] {
+            if let value, !tokenLimitRange.contains(value) {
+                throw RPCError.invalidParams("params.\(name): expected an integer in \(tokenLimitRange.lowerBound)...\(tokenLimitRange.upperBound), got \(value)")
+            }
+        }
+        if low == nil, high == nil { return nil }
+        let defaults = Qwen2VLProjector.defaultTokenLimits
+        let lower = low ?? min(defaults.lowerBound, high!), upper = high ?? max(defaults.upperBound, low!)
+        guard lower <= upper else {
+            throw RPCError.invalidParams("params.imageMinTokens: \(lower) is more than imageMaxTokens \(upper)")
+        }
+        return lower...upper
     }
 
     func unloaded(id: String, services: Services) { services.projectorImages.forget(projector: id) }
@@ -23,10 +55,14 @@ final class LoadedProjector: ResidentModel {
     let projector: any MultimodalProjector
     let bytes: Int
 
-    init(id: String, file: URL) throws {
+    init(id: String, file: URL, tokenLimits: ClosedRange<Int>? = nil) throws {
         self.id = id
         path = file.path
-        projector = try MultimodalProjectors.load(url: file)
+        projector = try MultimodalProjectors.load(url: file, tokenLimits: tokenLimits)
+        if tokenLimits != nil, !(projector is Qwen2VLProjector) {
+            throw RPCError.invalidParams("params.imageMaxTokens: projector type '\(projector.projectorType)' makes every image the same "
+                                         + "tokens; image token limits apply to \(Qwen2VLProjector.fileTypes.joined(separator: " and "))")
+        }
         bytes = fileBytes(file)
     }
 
@@ -39,6 +75,10 @@ final class LoadedProjector: ResidentModel {
             details["imageTokens"] = .int(Int64(tower.tokenCount))
             details["imageSize"] = .int(Int64(hp.imageSize))
             details["patchSize"] = .int(Int64(hp.patchSize))
+        }
+        if let qwen = projector as? Qwen2VLProjector {
+            details["imageMinTokens"] = .int(Int64(qwen.tokenLimits.lowerBound))
+            details["imageMaxTokens"] = .int(Int64(qwen.tokenLimits.upperBound))
         }
         return ModelInfo(id: id, kind: ProjectorFamily.kind, path: path, memoryBytes: bytes, details: .object(details))
     }

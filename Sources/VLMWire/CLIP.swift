@@ -10,13 +10,18 @@ public struct ModelsLoadParams: Codable, Sendable {
     public var id: String?
     /// Language models: KV-cache length in tokens (default: the model's, capped at 4096).
     public var contextLength: Int?
+    /// Projectors that size images dynamically (qwen2vl_merger, qwen2.5vl_merger): the fewest and most
+    /// image tokens an image may become (mtmd's image_min_tokens / image_max_tokens; default 8 and 4096).
+    public var imageMinTokens: Int?
+    public var imageMaxTokens: Int?
     /// Accepted as on every request (StreamingTokens), though models/load streams no partial results.
     public var workDoneToken: RequestID?
     public var partialResultToken: RequestID?
 
-    public init(kind: String, path: String, id: String? = nil, contextLength: Int? = nil, workDoneToken: RequestID? = nil,
-                partialResultToken: RequestID? = nil) {
+    public init(kind: String, path: String, id: String? = nil, contextLength: Int? = nil, imageMinTokens: Int? = nil,
+                imageMaxTokens: Int? = nil, workDoneToken: RequestID? = nil, partialResultToken: RequestID? = nil) {
         self.kind = kind; self.path = path; self.id = id; self.contextLength = contextLength; self.workDoneToken = workDoneToken
+        self.imageMinTokens = imageMinTokens; self.imageMaxTokens = imageMaxTokens
         self.partialResultToken = partialResultToken
     }
 }

@@ -68,6 +68,12 @@ struct Generate: AsyncParsableCommand {
     @Option(help: "An mmproj GGUF (llama.cpp's vision projector) for --image; for visual reasoning, a LLaVA one instead of --clip.")
     var mmproj: String?
 
+    @Option(parsing: .unconditional, help: "With --mmproj of a dynamic-resolution projector (Qwen2-VL, Qwen2.5-VL): the fewest image tokens an image becomes (default 8).")
+    var imageMinTokens: Int?
+
+    @Option(parsing: .unconditional, help: "With --mmproj of a dynamic-resolution projector (Qwen2-VL, Qwen2.5-VL): the most image tokens an image becomes (default 4096).")
+    var imageMaxTokens: Int?
+
     @Option(parsing: .unconditional, help: "Candidates per stage for stage-level beam search (1: plain decoding).")
     var beam = 1
 
@@ -99,13 +105,21 @@ struct Generate: AsyncParsableCommand {
         try require(repetitionPenalty > 0, "--repetition-penalty must be > 0 (1: off), got \(repetitionPenalty)")
         try require(contextLength.map { $0 >= 1 } ?? true, "--context-length must be at least 1")
         try require((1...8).contains(beam), "--beam must be in 1...8, got \(beam)")
+        try require(mmproj != nil || imageMinTokens == nil && imageMaxTokens == nil, "--image-min-tokens and --image-max-tokens need --mmproj")
+    }
+
+    /// The --mmproj file loaded with the image token limits asked for; its id.
+    private func loadProjector(_ session: Session) async throws -> String? {
+        guard let mmproj else { return nil }
+        let params = ModelsLoadParams(kind: "mmproj", path: absolute(mmproj), imageMinTokens: imageMinTokens, imageMaxTokens: imageMaxTokens)
+        return try await session.send(ModelsLoadRequest.self, params).id
     }
 
     func run() async throws {
         if let image = image.first, let question { return try await reason(image: image, question: question) }
         let prompt = self.prompt ?? ""
         let session = try await Session.start(options)
-        let projector = try await mmproj.asyncMap { try await session.loadModelID(kind: "mmproj", path: $0) }
+        let projector = try await loadProjector(session)
         let model = try await session.loadModelID(kind: "gguf", path: lm, contextLength: contextLength)
         let json = options.json
         let params = GenerateParams(
@@ -141,9 +155,9 @@ struct Generate: AsyncParsableCommand {
     /// generate-with-visual-selection, rendered live (see `ReasoningRenderer`).
     private func reason(image: String, question: String) async throws {
         let session = try await Session.start(options)
-        var clipID: String?, mmprojID: String?
+        var clipID: String?
         if let clip { clipID = try await session.loadCLIP(clip) }
-        if let mmproj { mmprojID = try await session.loadModelID(kind: "mmproj", path: mmproj) }
+        let mmprojID = try await loadProjector(session)
         let lmID = try await session.loadModelID(kind: "gguf", path: lm, contextLength: contextLength)
         let heatmapDirectory = try heatmaps.map(prepareHeatmapDirectory)
         let params = VisualReasoningParams(
@@ -166,14 +180,6 @@ struct Generate: AsyncParsableCommand {
         if json { Terminal.json(result); return }
         Terminal.finishLine()
         Terminal.line("\nanswer: \(result.answer)")
-    }
-}
-
-extension Optional {
-    /// The wrapped value through an async `transform`, or nil.
-    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
-        guard let value = self else { return nil }
-        return try await transform(value)
     }
 }
 

@@ -188,10 +188,14 @@ class TypedMethods:
     """Mixed into VlmdClient; relies on its `request`."""
 
     async def load_model(self, kind: str, path: str, *, model_id: Optional[str] = None,
-                         context_length: Optional[int] = None) -> dict:
-        """models/load; returns the ModelInfo (its "id" names the model in later requests)."""
+                         context_length: Optional[int] = None, image_min_tokens: Optional[int] = None,
+                         image_max_tokens: Optional[int] = None) -> dict:
+        """models/load; returns the ModelInfo (its "id" names the model in later requests). `image_min_tokens` /
+        `image_max_tokens`: for an mmproj that sizes images dynamically (Qwen2-VL, Qwen2.5-VL), the range of
+        image tokens an image becomes."""
         return await self.request("models/load", without_none({
-            "kind": kind, "path": os.path.abspath(path), "id": model_id, "contextLength": context_length}))
+            "kind": kind, "path": os.path.abspath(path), "id": model_id, "contextLength": context_length,
+            "imageMinTokens": image_min_tokens, "imageMaxTokens": image_max_tokens}))
 
     async def encode_image(self, images: Sequence[ImageLike], *, model: Optional[str] = None, dense: bool = False,
                            batch_size: Optional[int] = None, precision: Optional[str] = None,

@@ -261,3 +261,84 @@ def test_vlm_generate_matches_mtmd_for_every_token_on_the_projector_fixtures(dir
     assert [i["tokens"] for i in final["imageTokens"]] == [sum(c["image"] for c in case["chunks"] if "image" in c)]
     assert final["promptTokens"] == case["positions"]
     assert final["tokenIds"] == case["greedy_ids"]
+
+
+QWEN_FIXTURES = {name: ROOT / "Tests" / "VLMReasoningTests" / "Fixtures" / name for name in ("qwen2vl", "qwen25vl")}
+QWEN_LM = QWEN_FIXTURES["qwen2vl"] / "tiny-lm.gguf"  # both qwen fixtures' language model
+QWEN_PARITY = [(name, json.loads((directory / "reference.json").read_text()), case)
+               for name, directory in QWEN_FIXTURES.items()
+               for case in json.loads((directory / "reference.json").read_text())["greedy"]]
+
+
+@pytest.mark.parametrize("name,reference,case", QWEN_PARITY, ids=[f"{name}-{case['prompt'][:16]}" for name, _, case in QWEN_PARITY])
+def test_vlm_generate_matches_mtmd_on_the_qwen_fixtures(name, reference, case):
+    """`vlm generate --mmproj … --image-max-tokens 32 --image … --temperature 0 --json` on the Qwen2-VL and
+    Qwen2.5-VL fixtures (make_qwen2vl_fixtures.py; mtmd ran with image_max_tokens 32): mtmd's text chunks around
+    the image, its image-token count, and its greedy tokens — all 24 on qwen25vl, whose generator chose weights
+    that keep llama.cpp's top two logits apart at every step, on qwen2vl up to llama.cpp's first near tie (top
+    two within 0.05), where our tower's other summation order may flip a token."""
+    args = [VLM, "generate", "--private", "--lm", str(QWEN_LM), "--mmproj", str(QWEN_FIXTURES[name] / "tiny-mmproj.gguf"),
+            "--image-max-tokens", str(reference["image_max_tokens"]), "--image", str(IMAGES / case["image"]),
+            "--temperature", "0", "--max-tokens", str(len(case["greedy_ids"])), "--json", case["prompt"]]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    final = json.loads(result.stdout.strip().splitlines()[-1])
+    assert final["promptTokenIds"] == text_tokens(case["chunks"])
+    image = sum(c["image"] for c in case["chunks"] if "image" in c)
+    assert [i["tokens"] for i in final["imageTokens"]] == [image]
+    # M-RoPE: the cache holds every token, though mtmd's n_past (positions) advances max(nx, ny) over the image.
+    assert final["promptTokens"] == len(final["promptTokenIds"]) + image
+    clear = next((i for i, m in enumerate(case["margins"]) if m < 0.05), len(case["margins"]))
+    if name == "qwen25vl":
+        assert clear == len(case["greedy_ids"]) == 24
+    assert final["tokenIds"][:clear] == case["greedy_ids"][:clear]
+
+
+def test_models_load_sets_and_checks_image_token_limits():
+    """`imageMinTokens`/`imageMaxTokens` on a Qwen mmproj: the range in force in its details and in the tokens an
+    image becomes (astronaut.png, 512 px: 18 x 18 tokens by default, 5 x 5 within 32); bad values, crossed bounds
+    and limits for a fixed-size projector are refused with -32602 naming the field, and the daemon serves on."""
+    mmproj = str(QWEN_FIXTURES["qwen25vl"] / "tiny-mmproj.gguf")
+
+    async def body():
+        d = await Daemon().start()
+        await d.request("models/load", {"kind": "gguf", "path": str(QWEN_LM), "contextLength": 512})
+        wide = await d.request("models/load", {"kind": "mmproj", "path": mmproj, "id": "wide"})
+        assert (wide.details.imageMinTokens, wide.details.imageMaxTokens) == (8, 4096)
+        small = await d.request("models/load", {"kind": "mmproj", "path": mmproj, "id": "small", "imageMaxTokens": 32})
+        assert (small.details.imageMinTokens, small.details.imageMaxTokens) == (8, 32)
+        again = await d.request("models/load", {"kind": "mmproj", "path": mmproj, "id": "small", "imageMaxTokens": 32})
+        assert again.alreadyLoaded
+        image = [{"path": str(IMAGES / "astronaut.png")}]
+        for projector, tokens in [("small", 25), ("wide", 18 * 18)]:
+            result = await d.request("generate", {"prompt": "<__media__>", "images": image, "mmproj": projector, "maxTokens": 1})
+            assert result.imageTokens[0].tokens == tokens
+        for params, words in [({"imageMaxTokens": 0}, "params.imageMaxTokens"),
+                              ({"imageMinTokens": 70000}, "params.imageMinTokens"),
+                              ({"imageMinTokens": 64, "imageMaxTokens": 32}, "params.imageMinTokens: 64 is more than imageMaxTokens 32"),
+                              ({"imageMaxTokens": "many"}, "imageMaxTokens")]:
+            with pytest.raises(JsonRpcException) as err:
+                await d.request("models/load", {"kind": "mmproj", "path": mmproj, "id": "bad", **params})
+            assert err.value.code == -32602 and words in err.value.message, err.value.message
+        with pytest.raises(JsonRpcException) as err:
+            await d.request("models/load", {"kind": "mmproj", "path": str(LLAVA / "tiny-mmproj.gguf"), "imageMaxTokens": 32})
+        assert err.value.code == -32602 and "'mlp'" in err.value.message, err.value.message
+        assert sorted(m["id"] for m in await d.request("models/list") if m["kind"] == "mmproj") == ["small", "wide"]
+        assert await d.stop() == 0
+    run(body(), timeout=300)
+
+
+def test_python_client_loads_a_qwen_projector_with_image_token_limits():
+    import sys
+    sys.path.insert(0, str(ROOT / "clients" / "python"))
+    from vlmd_client import VlmdClient
+
+    async def body():
+        async with await VlmdClient.start([vlmd_path(), "--log-level", "off"]) as vlm:
+            await vlm.load_model("gguf", QWEN_LM, context_length=512)
+            info = await vlm.load_model("mmproj", QWEN_FIXTURES["qwen25vl"] / "tiny-mmproj.gguf", image_min_tokens=4,
+                                        image_max_tokens=32)
+            assert (info["details"]["imageMinTokens"], info["details"]["imageMaxTokens"]) == (4, 32)
+            generation = await vlm.generate("<__media__>", images=[IMAGES / "astronaut.png"], max_tokens=1)
+            assert [i["tokens"] for i in generation.image_tokens] == [25]
+    run(body(), timeout=300)
