@@ -162,7 +162,13 @@ PROJECTOR_PATHS = {
     "mlp": (LLAVA / "tiny-mmproj.gguf", SHARED / "models/stories260K.gguf"),
     "idefics3": (FIXTURES_VLM / "idefics3" / "tiny-mmproj.gguf", TINY_LM),
     "gemma3": (FIXTURES_VLM / "gemma3" / "tiny-mmproj.gguf", TINY_LM),
+    "qwen2vl_merger": (FIXTURES_VLM / "qwen2vl" / "tiny-mmproj.gguf", FIXTURES_VLM / "qwen2vl" / "tiny-lm.gguf"),
+    "qwen2.5vl_merger": (FIXTURES_VLM / "qwen25vl" / "tiny-mmproj.gguf", FIXTURES_VLM / "qwen2vl" / "tiny-lm.gguf"),
 }
+# Load params beyond the path: the qwen fixtures' image-token budget (a 451x300 image becomes 6 x 4 tokens).
+PROJECTOR_LOAD = {"qwen2vl_merger": {"imageMaxTokens": 32}, "qwen2.5vl_merger": {"imageMaxTokens": 32}}
+# Maps on the qwen paths lie on the merged-token grid (gridHeight, gridWidth): one cell per token.
+PROJECTOR_GRID = {"qwen2vl_merger": (4, 6), "qwen2.5vl_merger": (4, 6)}
 
 
 @pytest.mark.parametrize("kind", sorted(PROJECTOR_PATHS))
@@ -174,7 +180,7 @@ def test_every_projector_path_streams_stages_maps_and_looks(kind, tmp_path):
     async def body():
         d = await Daemon().start()
         await d.request("models/load", {"kind": "gguf", "path": str(lm), "contextLength": 1024, "id": "lm"})
-        info = await d.request("models/load", {"kind": "mmproj", "path": str(mmproj), "id": "proj"})
+        info = await d.request("models/load", {"kind": "mmproj", "path": str(mmproj), "id": "proj", **PROJECTOR_LOAD.get(kind, {})})
         assert info.details.projectorType == kind
         result = await d.request("generate-with-visual-selection", {
             "lm": "lm", "mmproj": "proj", "image": {"path": str(IMAGES / "chelsea.png")}, "question": "What animal is it?",
@@ -190,6 +196,7 @@ def test_every_projector_path_streams_stages_maps_and_looks(kind, tmp_path):
             a = m["attribution"]
             check_attribution(a, 451, 300)
             assert a["normalization"].startswith("attention")
+            assert PROJECTOR_GRID.get(kind, (a["gridHeight"], a["gridWidth"])) == (a["gridHeight"], a["gridWidth"])
         looks = events(d, "look")
         assert len(looks) == 1, [s.text for s in result.steps]
         box = looks[0]["evidence"]["box"]
