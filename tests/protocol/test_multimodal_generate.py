@@ -192,14 +192,18 @@ def test_attribution_maps_lie_on_the_patch_grid_and_sum_to_one():
     run(body(), timeout=300)
 
 
-def test_python_client_generate_with_images():
+async def python_client():
+    """The Python client (clients/python) on a fresh daemon."""
     import sys
     sys.path.insert(0, str(ROOT / "clients" / "python"))
     from vlmd_client import VlmdClient
-    from vlmd_methods import Generation
+    return await VlmdClient.start([vlmd_path(), "--log-level", "off"])
 
+
+def test_python_client_generate_with_images():
     async def body():
-        async with await VlmdClient.start([vlmd_path(), "--log-level", "off"]) as vlm:
+        async with await python_client() as vlm:
+            from vlmd_methods import Generation
             await vlm.load_model("gguf", STORIES, context_length=256)
             await vlm.load_model("mmproj", str(LLAVA / "tiny-mmproj.gguf"))
             tokens = []
@@ -329,12 +333,8 @@ def test_models_load_sets_and_checks_image_token_limits():
 
 
 def test_python_client_loads_a_qwen_projector_with_image_token_limits():
-    import sys
-    sys.path.insert(0, str(ROOT / "clients" / "python"))
-    from vlmd_client import VlmdClient
-
     async def body():
-        async with await VlmdClient.start([vlmd_path(), "--log-level", "off"]) as vlm:
+        async with await python_client() as vlm:
             await vlm.load_model("gguf", QWEN_LM, context_length=512)
             info = await vlm.load_model("mmproj", QWEN_FIXTURES["qwen25vl"] / "tiny-mmproj.gguf", image_min_tokens=4,
                                         image_max_tokens=32)
