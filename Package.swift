@@ -79,7 +79,7 @@ let package = Package(
         .executableTarget(name: "vlmd", dependencies: ["VLMDaemon", "VLMMCP", "VLMRPC", argumentParser]),
         .executableTarget(name: "vlm", dependencies: ["VLMWire", "VLMRPC", argumentParser]),
         .executableTarget(
-            name: "vlmbench", dependencies: ["VLMTensor", "VLMCLIP", "VLMLanguage"],
+            name: "vlmbench", dependencies: ["VLMTensor", "VLMImage", "VLMCLIP", "VLMLanguage", "VLMReasoning"],
             path: "bench/Sources/vlmbench"),
 
         .testTarget(name: "VLMWireTests", dependencies: ["VLMWire"]),
