@@ -12,7 +12,8 @@
 //   CVLMBF16     AVX-512 BF16 (vdpbf16ps) tiles for bf16 image encoding, picked at run time by cpuid (C:
 //                Swift cannot import the `__bf16`-typed intrinsics)
 //   VLMImage     PNG decoding/encoding (libpng), CLIP preprocessing, CIFAR-format datasets
-//   VLMVision    the transformer encoder block and the ViT image tower (open_clip and mmproj variants)
+//   VLMVision    the image towers: the transformer encoder block, the ViT (open_clip and mmproj variants)
+//                and the ModifiedResNet (RN50-style), configured by VLMCLIP / VLMReasoning
 //   VLMCLIP      CLIP: tokenizer, checkpoints, image and text towers
 //   VLMLanguage  GGUF language models: reader, decoder, tokenizers, sampling
 //   VLMPromptLearning  few-shot prompt learning for CLIP (CoOp, projection, template banks, LM proposals)
@@ -78,7 +79,7 @@ let package = Package(
         .executableTarget(name: "vlmd", dependencies: ["VLMDaemon", "VLMMCP", "VLMRPC", argumentParser]),
         .executableTarget(name: "vlm", dependencies: ["VLMWire", "VLMRPC", argumentParser]),
         .executableTarget(
-            name: "vlmbench", dependencies: ["VLMTensor", "VLMCLIP", "VLMLanguage"],
+            name: "vlmbench", dependencies: ["VLMTensor", "VLMImage", "VLMCLIP", "VLMLanguage", "VLMReasoning"],
             path: "bench/Sources/vlmbench"),
 
         .testTarget(name: "VLMWireTests", dependencies: ["VLMWire"]),
@@ -88,7 +89,7 @@ let package = Package(
         .testTarget(name: "VLMTensorTests", dependencies: ["VLMTensor"]),
         .testTarget(name: "VLMVisionTests", dependencies: ["VLMVision", "VLMTensor"], exclude: ["Fixtures"]),
         .testTarget(name: "VLMImageTests", dependencies: ["VLMImage"], exclude: ["Fixtures"]),
-        .testTarget(name: "VLMCLIPTests", dependencies: ["VLMCLIP", "VLMTensor"], exclude: ["Fixtures"]),
+        .testTarget(name: "VLMCLIPTests", dependencies: ["VLMCLIP", "VLMVision", "VLMTensor"], exclude: ["Fixtures"]),
         .testTarget(name: "VLMLanguageTests", dependencies: ["VLMLanguage", "VLMTensor"], exclude: ["Fixtures"]),
         .testTarget(
             name: "VLMPromptLearningTests", dependencies: ["VLMPromptLearning", "VLMCLIP", "VLMTensor", "VLMImage", "VLMLanguage"],

@@ -1,7 +1,8 @@
 // VLMCLIP: OpenAI/open_clip CLIP on the CPU, numerically the same model as open_clip in float32.
 //
 // Reading order: CLIPModel (this file, the public entry point) → CLIPConfig (open_clip_config.json)
-// → ModifiedResNet / VisionTransformer (image towers) and TextTransformer, built from Transformer
+// → the image towers (VLMVision's ModifiedResNet and VisionTransformer, configured from open_clip in
+// ImageTower.swift and VisionTransformer.swift) and TextTransformer, built from Transformer
 // (ResidualAttentionBlock) and the VLMTensor kernels → CLIPTokenizer + TextCleaning (text to ids)
 // → PromptTemplates + ZeroShotClassifier (class names to classifier weights).
 //
@@ -14,6 +15,7 @@
 import Foundation
 import Synchronization
 import VLMTensor
+import VLMVision
 
 /// A CLIP model loaded from an open_clip model directory (`open_clip_config.json` +
 /// `open_clip_model.safetensors`, the Hugging Face hub layout), computing the same embeddings as
@@ -62,7 +64,7 @@ public final class CLIPModel: @unchecked Sendable {
     {
         switch (config.vision.tower, precision) {
         case let (.modifiedResNet(stageBlocks), _):
-            try ModifiedResNet(checkpoint, config: config, stageBlocks: stageBlocks, precision: precision)
+            try ModifiedResNet(checkpoint, architecture: .init(openCLIP: config, stageBlocks: stageBlocks), precision: precision)
         case let (.visionTransformer(layers, patchSize), .fp32):
             try CLIPVisionTower(checkpoint, config: config, layers: layers, patchSize: patchSize, packing: PackedLinear.init)
         case let (.visionTransformer(layers, patchSize), .bf16):

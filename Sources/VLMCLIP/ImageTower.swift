@@ -1,4 +1,5 @@
 import VLMTensor
+import VLMVision
 
 /// Dense per-position image features, for attributing a text query to image regions.
 public struct DenseImageFeatures: Sendable, Equatable {
@@ -21,17 +22,14 @@ protocol ImageTower: Sendable {
         -> (pooled: [Float], dense: (values: [Float], gridHeight: Int, gridWidth: Int)?)
 }
 
-/// Swaps the two inner axes of [batch, rows, cols] (NCHW feature maps ↔ [batch, positions, channels]).
-func transposeInner(_ x: [Float], batch: Int, rows: Int, cols: Int) -> [Float] {
-    var out = [Float](repeating: 0, count: x.count)
-    x.withUnsafeBufferPointer { x in
-        out.withUnsafeMutableBufferPointer { out in
-            for b in 0..<batch {
-                let src = x.baseAddress! + b * rows * cols
-                let dst = out.baseAddress! + b * rows * cols
-                for r in 0..<rows { for c in 0..<cols { dst[c * rows + r] = src[r * cols + c] } }
-            }
-        }
+/// VLMVision's ModifiedResNet is one of CLIP's towers as it stands (its output is the embedding).
+extension ModifiedResNet: ImageTower {}
+
+extension ModifiedResNet.Architecture {
+    /// open_clip's ModifiedResNet (`vision_cfg.layers` a list of four stage depths): the attention pool
+    /// has `32 · width / head_width` heads and projects to `embed_dim`.
+    init(openCLIP config: CLIPConfig, stageBlocks: [Int]) {
+        self.init(imageSize: config.vision.imageSize, width: config.vision.width, stageBlocks: stageBlocks,
+                  headWidth: config.vision.headWidth, outputWidth: config.embedDim)
     }
-    return out
 }

@@ -34,14 +34,15 @@ func generateWithImages(_ params: GenerateParams, lm: LoadedLanguageModel, sampl
         let reply = try await context.compute { compute in
             let encodeStart = Date()
             var cached: [Bool] = []
-            let tokens = try images.map { image -> ImageTokens in
+            let located = try images.map { image -> LocatedImageTokens in
                 if let hit = cache.tokens(of: image.imageId, projector: loaded.id) { cached.append(true); return hit }
-                let encoded = try projector.imageTokens(for: image.image!, compute: compute)
+                let encoded = try projector.locatedImageTokens(for: image.image!, compute: compute)
                 cache.insert(encoded, of: image.imageId, projector: loaded.id)
                 cached.append(false)
                 return encoded
             }
             let encodeSeconds = Date().timeIntervalSince(encodeStart)
+            let tokens = located.map(\.tokens), geometries = located.map(\.geometry)
             let layout = try MultimodalLayout(text: promptText, images: tokens, tokenizer: lm.model.tokenizer, addSpecial: true,
                                               parseSpecial: chat || params.parseSpecial == true)
             try checkContext(layout.positionCount, lm: lm.model, field: "params.images")
@@ -56,9 +57,8 @@ func generateWithImages(_ params: GenerateParams, lm: LoadedLanguageModel, sampl
             }
             if let promptCache {
                 let sentences = try MultimodalGeneration.attribution(
-                    of: result.tokenIDs, after: promptCache, model: lm.model, layout: layout,
-                    projectors: Array(repeating: projector, count: images.count), compute: compute)
-                reply.attributions = sentences.enumerated().map { wireSentence($1, index: $0) }
+                    of: result.tokenIDs, after: promptCache, model: lm.model, layout: layout, geometries: geometries, compute: compute)
+                reply.attributions = sentences.enumerated().map { wireSentence($1, index: $0, geometries: geometries) }
             }
             return reply
         }
@@ -107,8 +107,11 @@ func chatPrompt(_ messages: [MultimodalMessage<ImageInput>], images: [ImageInput
     try withChatTemplate(of: lm) { template in try MultimodalPrompt(messages: messages, images: images, template: template) }
 }
 
-func wireSentence(_ sentence: SentenceAttention, index: Int) -> SentenceAttribution {
-    SentenceAttribution(sentence: index, text: sentence.text, maps: sentence.maps.enumerated().map { image, map in
-        ImageAttentionMap(image: image, gridHeight: map.gridHeight, gridWidth: map.gridWidth, scores: map.scores)
+/// `geometries[i]`: image i's token geometry, whose grid its map lies on (the cells' pixel edges go out with it).
+func wireSentence(_ sentence: SentenceAttention, index: Int, geometries: [ImageTokenGeometry]) -> SentenceAttribution {
+    SentenceAttribution(sentence: index, text: sentence.text, maps: zip(sentence.maps, geometries).enumerated().map { image, item in
+        let (map, geometry) = item
+        return ImageAttentionMap(image: image, gridHeight: map.gridHeight, gridWidth: map.gridWidth, scores: map.scores,
+                                 columnEdges: geometry.columnEdges, rowEdges: geometry.rowEdges)
     })
 }

@@ -84,18 +84,18 @@ final class LoadedProjector: ResidentModel {
     }
 }
 
-/// Image tokens a projector made, cached by the image's pixels (its content id) and the projector, so
-/// a second question about the same picture encodes nothing.
+/// Image tokens a projector made (with each token's pixels, for attribution), cached by the image's pixels
+/// (its content id) and the projector, so a second question about the same picture encodes nothing.
 final class ProjectorImageCache: Sendable {
     struct Key: Hashable, Sendable { let projector: String; let imageId: String }
-    let cache: LRUCache<Key, ImageTokens>
+    let cache: LRUCache<Key, LocatedImageTokens>
 
     init(budgetBytes: Int) { cache = LRUCache(name: "projector-image-tokens", budgetBytes: budgetBytes) }
 
-    func tokens(of imageId: String, projector: String) -> ImageTokens? { cache.value(for: Key(projector: projector, imageId: imageId)) }
+    func tokens(of imageId: String, projector: String) -> LocatedImageTokens? { cache.value(for: Key(projector: projector, imageId: imageId)) }
 
-    func insert(_ tokens: ImageTokens, of imageId: String, projector: String) {
-        let floats = tokens.chunks.reduce(0) { total, chunk in
+    func insert(_ tokens: LocatedImageTokens, of imageId: String, projector: String) {
+        let floats = tokens.tokens.chunks.reduce(0) { total, chunk in
             if case let .embeddings(values, _) = chunk { return total + values.count }
             return total
         }

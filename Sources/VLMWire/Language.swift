@@ -161,8 +161,13 @@ public struct ImageAttentionMap: Codable, Sendable {
     public var gridWidth: Int
     /// Row-major, gridHeight x gridWidth.
     public var scores: [Float]
-    public init(image: Int, gridHeight: Int, gridWidth: Int, scores: [Float]) {
+    /// The cells' edges in the original image's pixels: column c spans x columnEdges[c]..<columnEdges[c+1]
+    /// (gridWidth + 1 edges, 0 first, the image's width last), row r y rowEdges[r]..<rowEdges[r+1].
+    public var columnEdges: [Double]
+    public var rowEdges: [Double]
+    public init(image: Int, gridHeight: Int, gridWidth: Int, scores: [Float], columnEdges: [Double], rowEdges: [Double]) {
         self.image = image; self.gridHeight = gridHeight; self.gridWidth = gridWidth; self.scores = scores
+        self.columnEdges = columnEdges; self.rowEdges = rowEdges
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VLMTensor
 @testable import VLMCLIP
+@testable import VLMVision
 
 /// Dense features at another input size, against PyTorch (scripts/fixtures/make_native_dense_fixtures.py).
 @Suite struct NativeResolutionTests {

@@ -23,14 +23,16 @@ struct MultimodalWireTests {
                 ["role": "user", "content": [["type": "text", "text": "a"], ["type": "image", "image": ["path": "/x.png"]]]])
     }
 
-    @Test func sentenceAttentionNumbersEachImagesMap() throws {
+    @Test func sentenceAttentionNumbersEachImagesMapWithItsCellEdges() throws {
         let sentence = SentenceAttention(text: "A cat.", maps: [
             AttributionMap(gridHeight: 1, gridWidth: 2, scores: [0.25, 0.25], normalization: "n"),
             AttributionMap(gridHeight: 1, gridWidth: 1, scores: [0.5], normalization: "n"),
         ])
-        #expect(try JSONCoding.value(of: wireSentence(sentence, index: 3)) == ["sentence": 3, "text": "A cat.", "maps": [
-            ["image": 0, "gridHeight": 1, "gridWidth": 2, "scores": [0.25, 0.25]],
-            ["image": 1, "gridHeight": 1, "gridWidth": 1, "scores": [0.5]],
+        let geometries = [ImageTokenGeometry(width: 30, height: 10, columnEdges: [0, 12.5, 30], rowEdges: [0, 10], tokenRegions: []),
+                          .wholeImage(width: 8, height: 6, tokens: 4)]
+        #expect(try JSONCoding.value(of: wireSentence(sentence, index: 3, geometries: geometries)) == ["sentence": 3, "text": "A cat.", "maps": [
+            ["image": 0, "gridHeight": 1, "gridWidth": 2, "scores": [0.25, 0.25], "columnEdges": [0, 12.5, 30], "rowEdges": [0, 10]],
+            ["image": 1, "gridHeight": 1, "gridWidth": 1, "scores": [0.5], "columnEdges": [0, 8], "rowEdges": [0, 6]],
         ]])
     }
 }

@@ -214,11 +214,35 @@ func expectChunks(_ layout: MultimodalLayout, _ chunks: [LLaVAReference.Chunk], 
         #expect(MultimodalGeneration.jointlyNormalised(empty).map(\.scores) == uniform)
     }
 
-    /// The LLaVA tower's grid is the patch grid; the default projector grid is one row of its tokens.
-    @Test func attentionGridsFollowTheProjector() {
-        let tower: any MultimodalProjector = LLaVAModels.tower
-        let llava = tower.attentionGrid((0..<16).map { $0 == 0 ? 1.0 : 0 })
-        #expect(llava.gridHeight == 4 && llava.gridWidth == 4 && abs(llava.scores.reduce(0, +) - 1) < 1e-6)
-        #expect(llava.scores[1] == 1)  // image token 0 carries patch 1 (llama.cpp drops the class token's row)
+    /// generate's maps lie on each image's token pixels (ImageTokenGeometryTests works the cells out by
+    /// hand): a tall image on LLaVA's padded square (16 tokens at positions 10..<26) and a wide one in
+    /// idefics3's three 32-px tiles of 2x2 tokens, each its own chunk between marker text, plus the global
+    /// view. LLaVA token 5 (patch 6, image x 54.5..<100, y 75..<150) is cell (1, 1) of the 4 x 2 grid; the
+    /// wide image's grid is 6 x 2 cells of 50 px, tile t in columns 2t and 2t + 1.
+    @Test func mapsLieOnEachImagesTokenPixels() {
+        let tall = LLaVAModels.tower.tokenGeometry(width: 100, height: 300, count: 16)
+        let wide = Idefics3Models.projector.tokenGeometry(width: 300, height: 100, count: 16)
+        let images: [[Range<Int>]] = [[10..<26], [30..<34, 36..<40, 42..<46, 50..<54]]
+        func maps(_ mass: [Int: Float]) -> [AttributionMap] {
+            var span = [Float](repeating: 0, count: 54 - 10)
+            for (position, m) in mass { span[position - 10] = m }
+            return MultimodalGeneration.imageMaps(span, from: 10, images: images, geometries: [tall, wide])
+        }
+        func near(_ a: [Float], _ b: [Float]) -> Bool { a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) < 1e-6 } }
+
+        // Tile 2's token (1, 1) is the third chunk's last token, position 45: image x 250..<300, y 50..<100.
+        let both = maps([15: 0.3, 45: 0.1])
+        #expect(both[0].gridHeight == 4 && both[0].gridWidth == 2 && both[1].gridHeight == 2 && both[1].gridWidth == 6)
+        #expect(near(both[0].scores, (0..<8).map { $0 == 3 ? 0.75 : 0 }))
+        #expect(near(both[1].scores, (0..<12).map { $0 == 11 ? 0.25 : 0 }))
+        // Each tile's tokens land in its own two columns, at the tile's place in the image.
+        for (tile, chunk) in images[1].prefix(3).enumerated() {
+            let map = maps(Dictionary(uniqueKeysWithValues: chunk.map { ($0, Float(1)) }))[1]
+            #expect(near(map.scores, (0..<12).map { $0 % 6 / 2 == tile ? 0.25 : 0 }), "tile \(tile)")
+        }
+        // The global view's token (0, 0) covers x 0..<150, y 0..<50: three cells, by area.
+        #expect(near(maps([50: 1])[1].scores, (0..<12).map { $0 < 3 ? 1.0 / 3 : 0 }))
+        // No attention at all: uniform over every cell of both maps.
+        #expect(near(maps([:]).flatMap(\.scores), [Float](repeating: 1.0 / 20, count: 20)))
     }
 }

@@ -76,13 +76,6 @@ struct ProjectorPath: CustomStringConvertible, Sendable {
         #expect(prepared.visualPrefix?.cache.count == position)
     }
 
-    @Test func classTokenShareIsSpreadOverTheGrid() {
-        // Four tokens of a 2x2 grid: tokens 0...2 carry cells 1...3, token 3 (class) is spread evenly.
-        let scores = LLaVAVisionTower.gridScores([1, 2, 3, 4], cells: 4, classTokenLast: true)
-        #expect(scores == [0.1, 0.2, 0.3, 0.4].map(Float.init))
-        #expect(LLaVAVisionTower.gridScores([0, 0, 0, 0], cells: 4, classTokenLast: true) == [0.25, 0.25, 0.25, 0.25])
-    }
-
     /// A step's map is its own generated tokens' attention in the full context: the mean weight the
     /// step's tokens give each image position, recorded token by token while generating, equals one
     /// batched pass of the same tokens after the same context (Transformer.meanAttention).

@@ -104,7 +104,8 @@ class Generation:
     raw: dict = field(repr=False, default_factory=dict)
     # With images: how each entered the context (tokens, position, imageId, cached).
     image_tokens: Optional[list] = None
-    # With attribution: per sentence of the answer, its attention maps over each image's grid.
+    # With attribution: per sentence of the answer, its attention maps over each image's grid (wire dicts:
+    # gridHeight x gridWidth scores, row-major, on cells whose pixel edges are columnEdges / rowEdges).
     attributions: Optional[list] = None
 
     @classmethod

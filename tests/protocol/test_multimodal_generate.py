@@ -13,6 +13,7 @@ import pytest
 from pygls.exceptions import JsonRpcException
 
 from conftest import ROOT, Daemon, run, vlmd_path
+from test_attribute import png
 from test_language import smollm2_path
 
 VLM = os.path.join(os.path.dirname(vlmd_path()), "vlm")
@@ -172,22 +173,68 @@ def test_cancellation_returns_what_was_generated():
     run(body(), timeout=300)
 
 
-def test_attribution_maps_lie_on_the_patch_grid_and_sum_to_one():
+def llava_edges(width, height, canvas=32, patch=8):
+    """The cell edges in image pixels of LLaVA-1.5's grid as mtmd lays an image on its square canvas: fitted
+    (sides rounded up) and centred, padding around; the canvas's patch rows and columns that show the image,
+    with their edges mapped back to the image and clipped to it."""
+    scale = min(canvas / width, canvas / height)
+    fitted = (min(canvas, math.ceil(width * scale)), min(canvas, math.ceil(height * scale)))
+    edges = []
+    for side, size in zip((width, height), fitted):
+        offset = (canvas - size) // 2
+        inner = [(i * patch - offset) * side / size for i in range(1, canvas // patch)]
+        edges.append([0] + [e for e in inner if 0 < e < side] + [side])
+    return edges
+
+
+def solid_png(width, height):
+    return {"png": base64.b64encode(png(width, height, bytes([90, 160, 30]) * (width * height))).decode()}
+
+
+def check_sentence_maps(result, images):
+    """One map per image and sentence, on the grid its edges describe, all of a sentence's summing to 1."""
+    assert result.attributions, "expected one entry per sentence"
+    assert "".join(s.text for s in result.attributions) == result.text
+    for sentence in result.attributions:
+        assert [m.image for m in sentence.maps] == list(range(len(images)))
+        total = 0
+        for m, (columns, rows) in zip(sentence.maps, images):
+            assert list(m.columnEdges) == pytest.approx(columns) and list(m.rowEdges) == pytest.approx(rows)
+            assert (m.gridHeight, m.gridWidth) == (len(rows) - 1, len(columns) - 1) and len(m.scores) == m.gridHeight * m.gridWidth
+            assert all(math.isfinite(s) and s >= 0 for s in m.scores)
+            total += sum(m.scores)
+        assert abs(total - 1) < 1e-4
+
+
+def test_attribution_maps_lie_on_each_images_token_pixels():
+    """LLaVA's 4x4 patch grid clipped to each image: chelsea (451x300) shows in all four patch rows, with
+    uneven edges; a wide 64x16 image only in rows 1-2 (cells of 16x8 px), a tall 16x64 one in columns 1-2."""
     async def body():
         d = await stories_with_projector()
+        images = [{"path": str(IMAGES / "chelsea.png")}, solid_png(64, 16), solid_png(16, 64)]
         result = await d.request("generate", {
-            "prompt": "<__media__> and <__media__> Lily saw a big", "maxTokens": 24, "attribution": True,
-            "images": [{"path": str(IMAGES / "chelsea.png")}, {"path": str(IMAGES / "coins.png")}]})
-        assert result.attributions, "expected one entry per sentence"
-        assert "".join(s.text for s in result.attributions) == result.text
-        for sentence in result.attributions:
-            assert [m.image for m in sentence.maps] == [0, 1]
-            total = 0
-            for m in sentence.maps:
-                assert (m.gridHeight, m.gridWidth) == (4, 4) and len(m.scores) == 16
-                assert all(math.isfinite(s) and s >= 0 for s in m.scores)
-                total += sum(m.scores)
-            assert abs(total - 1) < 1e-4
+            "prompt": "<__media__> and <__media__> and <__media__> Lily saw a big", "maxTokens": 24, "attribution": True,
+            "images": images})
+        expected = [llava_edges(451, 300), llava_edges(64, 16), llava_edges(16, 64)]
+        assert expected[1] == [[0, 16, 32, 48, 64], [0, 8, 16]] and expected[2] == [[0, 8, 16], [0, 16, 32, 48, 64]]
+        assert len(expected[0][1]) == 5 and expected[0][1][1] == pytest.approx(3 * 300 / 22)
+        check_sentence_maps(result, expected)
+        assert await d.stop() == 0
+    run(body(), timeout=300)
+
+
+def test_idefics3_attribution_places_the_tiles_back_on_the_image():
+    """idefics3 (32-px tiles of 2x2 tokens, longest edge 96): a 300x100 image is stretched over a row of three
+    tiles, so its map is 6 x 2 cells of 50 px, each tile's tokens on its own part of the image, and a 100x300
+    one over a column of three (2 x 6 cells)."""
+    async def body():
+        d = await Daemon().start()
+        await d.request("models/load", {"kind": "gguf", "path": str(IDEFICS3 / "tiny-lm.gguf"), "contextLength": 256})
+        await d.request("models/load", {"kind": "mmproj", "path": str(IDEFICS3 / "tiny-mmproj.gguf")})
+        result = await d.request("generate", {"prompt": "<__media__> <__media__> a", "maxTokens": 12, "attribution": True,
+                                              "images": [solid_png(300, 100), solid_png(100, 300)]})
+        fifties = [50.0 * i for i in range(7)]
+        check_sentence_maps(result, [(fifties, fifties[:3]), (fifties[:3], fifties)])
         assert await d.stop() == 0
     run(body(), timeout=300)
 

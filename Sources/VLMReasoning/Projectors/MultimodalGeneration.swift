@@ -5,8 +5,9 @@
 // Attribution: each sentence of the answer is read after everything before it (prompt, images and the
 // answer's earlier sentences), with attention weights recorded in the last third of the layers; the
 // weights from the sentence's tokens and every head to each image's tokens are averaged
-// (`Transformer.meanAttention`), then laid on the
-// projector's grid and normalised over all the images' cells together.
+// (`Transformer.meanAttention`), then laid on the image by each token's pixels (the projector's
+// `tokenGeometry`, as visual reasoning lays them: tiles back at their pixel positions, a global view
+// or class token spread by area) and normalised over all the images' cells together.
 import Foundation
 import VLMLanguage
 import VLMTensor
@@ -38,10 +39,12 @@ public enum MultimodalGeneration {
     }
 
     /// One attention map set per sentence of `answer`, read after `prompt` (the cache of the prompt alone).
+    /// `geometries`: per image in marker order, its tokens' pixels (`LocatedImageTokens.geometry`).
     public static func attribution(of answer: [Int32], after prompt: KVCache, model: LanguageModel, layout: MultimodalLayout,
-                                   projectors: [any MultimodalProjector], compute: ComputeContext) throws -> [SentenceAttention] {
+                                   geometries: [ImageTokenGeometry], compute: ComputeContext) throws -> [SentenceAttention] {
         let layers = Set(ProjectorFrontEnd.defaultAttentionLayers(blockCount: model.hyperparameters.blockCount))
         let images = layout.imagePositions
+        precondition(geometries.count == images.count, "one geometry per image")
         guard let first = images.flatMap({ $0 }).map(\.lowerBound).min(),
               let last = images.flatMap({ $0 }).map(\.upperBound).max() else { return [] }
         var cache = prompt
@@ -50,17 +53,24 @@ public enum MultimodalGeneration {
             if compute.isCancelled { break }
             guard cache.count + tokens.count <= cache.capacity else { break }
             let span = try model.transformer.meanAttention(of: tokens, after: cache, layers: layers, to: first..<last)
-            let maps = zip(images, projectors).map { ranges, projector in
-                let mass = ranges.flatMap { range in range.map { Double(span[$0 - first]) } }
-                var map = projector.attentionGrid(mass)
-                let total = Float(mass.filter { $0.isFinite && $0 > 0 }.reduce(0, +))
-                map.scores = map.scores.map { $0 * total }  // back to mass, so images compare
-                return map
-            }
-            sentences.append(SentenceAttention(text: model.tokenizer.decode(tokens), maps: jointlyNormalised(maps)))
+            let maps = imageMaps(span, from: first, images: images, geometries: geometries)
+            sentences.append(SentenceAttention(text: model.tokenizer.decode(tokens), maps: maps))
             _ = try model.transformer.forward(tokens, cache: &cache)
         }
         return sentences
+    }
+
+    /// Each image's share of `span` (the attention to context positions `first...`), laid on its geometry's
+    /// grid; the maps together sum to 1, each image weighted by the attention its tokens got.
+    static func imageMaps(_ span: [Float], from first: Int, images: [[Range<Int>]], geometries: [ImageTokenGeometry]) -> [AttributionMap] {
+        let maps = zip(images, geometries).map { ranges, geometry in
+            let mass = ranges.flatMap { range in range.map { Double(span[$0 - first]) } }
+            var map = geometry.map(mass, normalization: "attention(mean over the sentence's tokens and heads, by token pixels)")
+            let total = Float(mass.filter { $0.isFinite && $0 > 0 }.reduce(0, +))
+            map.scores = map.scores.map { $0 * total }  // back to mass, so images compare
+            return map
+        }
+        return jointlyNormalised(maps)
     }
 
     /// The answer cut after each token whose text ends a sentence (., !, ? or a line break); the rest is the last one.

@@ -48,6 +48,14 @@ public struct ImageTokens: Sendable {
     }
 }
 
+/// An image's tokens and each token's pixels in it: what a map of attention to the tokens lies on.
+public struct LocatedImageTokens: Sendable {
+    public var tokens: ImageTokens
+    public var geometry: ImageTokenGeometry
+
+    public init(tokens: ImageTokens, geometry: ImageTokenGeometry) { (self.tokens, self.geometry) = (tokens, geometry) }
+}
+
 /// A vision tower plus projector that turns an image into language-model context.
 public protocol MultimodalProjector: AnyObject, Sendable {
     /// `clip.projector_type` of the file ("mlp" for LLaVA-1.5, "idefics3", ...).
@@ -56,23 +64,28 @@ public protocol MultimodalProjector: AnyObject, Sendable {
     var outputWidth: Int { get }
     /// Preprocesses and encodes `image` into its chunks.
     func imageTokens(for image: RGBImage, compute: ComputeContext) throws -> ImageTokens
-    /// The map an image's attention lies on: `mass[i]` is the attention to its i-th image token (all
-    /// chunks in order); the scores sum to 1. Default: the tokens in one row.
-    func attentionGrid(_ mass: [Double]) -> AttributionMap
     /// Where each image token of a `width` x `height` image comes from (ImageTokenGeometry.swift).
-    /// Default: none stated (no regions), and the reasoning front end lays every token on the whole image.
+    /// Default: none stated (no regions), and attribution (reasoning's and `generate`'s) lays every token on
+    /// the whole image.
     func tokenGeometry(width: Int, height: Int) -> ImageTokenGeometry
 }
 
 extension MultimodalProjector {
-    public func attentionGrid(_ mass: [Double]) -> AttributionMap {
-        let total = mass.filter { $0.isFinite && $0 > 0 }.reduce(0, +)
-        let scores = mass.map { total > 0 && $0.isFinite && $0 > 0 ? Float($0 / total) : total > 0 ? 0 : 1 / Float(mass.count) }
-        return AttributionMap(gridHeight: 1, gridWidth: mass.count, scores: scores, normalization: "attention per image token")
-    }
-
     public func tokenGeometry(width: Int, height: Int) -> ImageTokenGeometry {
         .wholeImage(width: width, height: height, tokens: 0)
+    }
+
+    /// `tokenGeometry` when it states `count` tokens; otherwise (no geometry stated) every token on the whole image.
+    public func tokenGeometry(width: Int, height: Int, count: Int) -> ImageTokenGeometry {
+        let stated = tokenGeometry(width: width, height: height)
+        return stated.tokenRegions.count == count ? stated : .wholeImage(width: width, height: height, tokens: count)
+    }
+
+    /// `imageTokens(for:)` with each token's pixels in `image` beside them, so that attention to the
+    /// tokens can be laid on the image later without the image (from a cache of tokens).
+    public func locatedImageTokens(for image: RGBImage, compute: ComputeContext) throws -> LocatedImageTokens {
+        let tokens = try imageTokens(for: image, compute: compute)
+        return LocatedImageTokens(tokens: tokens, geometry: tokenGeometry(width: image.width, height: image.height, count: tokens.embeddingCount))
     }
 
     /// Checks the projector feeds a language model of width `width`.

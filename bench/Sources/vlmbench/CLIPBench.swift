@@ -119,7 +119,7 @@ func runCLIPBench(_ args: [String]) {
 
 /// Best and median wall time of `repeats` runs, and the best process CPU time (a load-robust figure
 /// at 1 thread), in seconds.
-private func timed(_ repeats: Int, _ body: () throws -> Void) rethrows -> (best: Double, median: Double, cpu: Double) {
+func timed(_ repeats: Int, _ body: () throws -> Void) rethrows -> (best: Double, median: Double, cpu: Double) {
     var times: [Double] = []
     var cpu = Double.infinity
     for _ in 0..<max(1, repeats) {

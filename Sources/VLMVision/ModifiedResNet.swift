@@ -8,16 +8,36 @@ import VLMTensor
 /// Every batch norm is folded into the preceding convolution at load time. Feature maps are kept
 /// channels-last (NHWC) from the stem to the attention pool: 1×1 convolutions are then plain matrix
 /// products over the whole batch, and the attention pool reads positions as rows without a transpose.
-struct ModifiedResNet: ImageTower {
+public struct ModifiedResNet: Sendable {
+    /// The tower's shape: read from an open_clip config by VLMCLIP, or from any source of the same numbers.
+    public struct Architecture: Sendable, Equatable {
+        /// Input side in pixels (a multiple of 32).
+        public var imageSize: Int
+        /// Channels after the stem; stage i works at `width << i` planes (×4 out of each bottleneck).
+        public var width: Int
+        /// Bottleneck blocks per stage, e.g. [3, 4, 6, 3] for RN50.
+        public var stageBlocks: [Int]
+        /// Channels per attention-pool head.
+        public var headWidth: Int
+        /// Width of the attention pool's output (the embedding).
+        public var outputWidth: Int
+
+        public init(imageSize: Int, width: Int, stageBlocks: [Int], headWidth: Int, outputWidth: Int) {
+            (self.imageSize, self.width, self.stageBlocks) = (imageSize, width, stageBlocks)
+            (self.headWidth, self.outputWidth) = (headWidth, outputWidth)
+        }
+    }
+
     let stem: [ChannelsLastConv2D]  // three 3×3 convolutions, the first with stride 2, each followed by ReLU
     let stages: [[Bottleneck]]
     let attentionPool: AttentionPool2D
     let imageSize: Int
 
     /// The convolutions' products run at `precision`; the attention pool stays fp32 (a few percent of the work).
-    init(_ checkpoint: CheckpointReader, config: CLIPConfig, stageBlocks: [Int], precision: MatrixPrecision = .fp32) throws {
-        let width = config.vision.width
-        imageSize = config.vision.imageSize
+    /// `checkpoint` holds open_clip's state-dict names (`visual.conv1.weight`, `visual.layer1.0.conv1.weight`, ...).
+    public init(_ checkpoint: some StateDictReader, architecture: Architecture, precision: MatrixPrecision = .fp32) throws {
+        let width = architecture.width
+        imageSize = architecture.imageSize
         stem = try [
              checkpoint.convolutionWithBatchNorm("visual.conv1.weight", "visual.bn1.", in: 3, out: width / 2, kernel: 3, stride: 2, padding: 1),
             try checkpoint.convolutionWithBatchNorm("visual.conv2.weight", "visual.bn2.", in: width / 2, out: width / 2, kernel: 3, padding: 1),
@@ -25,7 +45,7 @@ struct ModifiedResNet: ImageTower {
         ].map { ChannelsLastConv2D($0, precision: precision) }
         var inPlanes = width
         var stages: [[Bottleneck]] = []
-        for (index, blocks) in stageBlocks.enumerated() {
+        for (index, blocks) in architecture.stageBlocks.enumerated() {
             let planes = width << index
             var stage: [Bottleneck] = []
             for block in 0..<blocks {
@@ -39,8 +59,8 @@ struct ModifiedResNet: ImageTower {
         self.stages = stages
         let featureWidth = width * 32
         attentionPool = try AttentionPool2D(
-            checkpoint, prefix: "visual.attnpool.", grid: config.vision.imageSize / 32, width: featureWidth,
-            heads: featureWidth / config.vision.headWidth, outputDim: config.embedDim)
+            checkpoint, prefix: "visual.attnpool.", grid: architecture.imageSize / 32, width: featureWidth,
+            heads: featureWidth / architecture.headWidth, outputDim: architecture.outputWidth)
     }
 
     /// The stem and the four stages: NCHW pixels → channels-last [count, size/32, size/32, 32·width]
@@ -65,12 +85,12 @@ struct ModifiedResNet: ImageTower {
         return x
     }
 
-    func encode(_ pixels: [Float], count: Int, scratch: ScratchBuffer, compute: ComputeContext) throws -> [Float] {
+    public func encode(_ pixels: [Float], count: Int, scratch: ScratchBuffer, compute: ComputeContext) throws -> [Float] {
         let x = try features(pixels, count: count, scratch: scratch, compute: compute)
         return attentionPool.pooled(x.values, batch: count, scratch: scratch, compute: compute)
     }
 
-    func encodeDense(_ pixels: [Float], count: Int, scratch: ScratchBuffer, compute: ComputeContext) throws
+    public func encodeDense(_ pixels: [Float], count: Int, scratch: ScratchBuffer, compute: ComputeContext) throws
         -> (values: [Float], gridHeight: Int, gridWidth: Int)
     {
         let x = try features(pixels, count: count, scratch: scratch, compute: compute)
@@ -78,7 +98,7 @@ struct ModifiedResNet: ImageTower {
     }
 
     /// Per-cell features with the trunk run at `size` px (NativeResolution.swift resizes the positional embedding).
-    func encodeDense(_ pixels: [Float], count: Int, size: Int, scratch: ScratchBuffer, compute: ComputeContext) throws
+    public func encodeDense(_ pixels: [Float], count: Int, size: Int, scratch: ScratchBuffer, compute: ComputeContext) throws
         -> (values: [Float], gridHeight: Int, gridWidth: Int)
     {
         let x = try features(pixels, count: count, size: size, scratch: scratch, compute: compute)
@@ -86,7 +106,7 @@ struct ModifiedResNet: ImageTower {
     }
 
     /// The pooled embedding and the per-position features share the trunk: one pass, two heads.
-    func encodeWithDense(_ pixels: [Float], count: Int, dense: Bool, scratch: ScratchBuffer, compute: ComputeContext) throws
+    public func encodeWithDense(_ pixels: [Float], count: Int, dense: Bool, scratch: ScratchBuffer, compute: ComputeContext) throws
         -> (pooled: [Float], dense: (values: [Float], gridHeight: Int, gridWidth: Int)?)
     {
         let x = try features(pixels, count: count, scratch: scratch, compute: compute)
@@ -105,7 +125,7 @@ struct Bottleneck: Sendable {
     /// avgpool(stride) then 1×1 convolution (+BN), present when the shape changes.
     let downsample: ChannelsLastConv2D?
 
-    init(_ checkpoint: CheckpointReader, prefix: String, inPlanes: Int, planes: Int, stride: Int, precision: MatrixPrecision) throws {
+    init(_ checkpoint: some StateDictReader, prefix: String, inPlanes: Int, planes: Int, stride: Int, precision: MatrixPrecision) throws {
         let outPlanes = planes * Self.expansion
         reduce = ChannelsLastConv2D(try checkpoint.convolutionWithBatchNorm(
             prefix + "conv1.weight", prefix + "bn1.", in: inPlanes, out: planes, kernel: 1), precision: precision)
@@ -162,7 +182,7 @@ struct AttentionPool2D: Sendable {
     let width: Int
     let cells: Int
 
-    init(_ checkpoint: CheckpointReader, prefix: String, grid: Int, width: Int, heads: Int, outputDim: Int) throws {
+    init(_ checkpoint: some StateDictReader, prefix: String, grid: Int, width: Int, heads: Int, outputDim: Int) throws {
         cells = grid * grid
         positionalEmbedding = try checkpoint.tensor(prefix + "positional_embedding", [cells + 1, width]).storage
         query = PackedLinear(try checkpoint.linear(prefix + "q_proj.", in: width, out: width))
@@ -233,4 +253,19 @@ struct AttentionPool2D: Sendable {
         }
         return output(value(positionTokens, rows: batch * cells, compute: compute), rows: batch * cells, compute: compute)
     }
+}
+
+/// Swaps the two inner axes of [batch, rows, cols] (NCHW feature maps ↔ [batch, positions, channels]).
+func transposeInner(_ x: [Float], batch: Int, rows: Int, cols: Int) -> [Float] {
+    var out = [Float](repeating: 0, count: x.count)
+    x.withUnsafeBufferPointer { x in
+        out.withUnsafeMutableBufferPointer { out in
+            for b in 0..<batch {
+                let src = x.baseAddress! + b * rows * cols
+                let dst = out.baseAddress! + b * rows * cols
+                for r in 0..<rows { for c in 0..<cols { dst[c * rows + r] = src[r * cols + c] } }
+            }
+        }
+    }
+    return out
 }
