@@ -105,6 +105,23 @@ struct PrefixCache {
         return logits
     }
 
+    /// Runs `body` on the cache itself (no fork to copy) to append a continuation of what it holds;
+    /// `appended` names the token ids of its result, of which those that reached the cache stay cached
+    /// for the next `extend`, which keeps what its target shares with them.
+    mutating func continueInPlace<Result>(_ body: (inout KVCache) throws -> Result,
+                                          appended: (Result) -> [Int32]) throws -> Result {
+        let start = cache.count
+        logits = []
+        do {
+            let result = try body(&cache)
+            units += appended(result).prefix(cache.count - start).map { .token($0) }
+            return result
+        } catch {
+            cache.truncate(to: start)
+            throw error
+        }
+    }
+
     private static func units(_ piece: ContextPiece) -> [Unit] {
         switch piece {
         case let .tokens(tokens): tokens.map { .token($0) }

@@ -169,26 +169,25 @@ final class ReasoningRun {
         var results: [GenerationResult] = []
         for candidate in 0..<config.beamWidth {
             parameters.seed = Self.seed(config.seed, unit: unit, candidate: candidate)
-            // Forking the cache copies it lazily: candidates share the prefix's keys and values.
-            var fork: KVCache, logits: [Float]
-            if config.sharePrefix {
-                (fork, logits) = (cache.cache, sharedLogits)
-            } else {
+            let sample = { [parameters] (kv: inout KVCache, logits: [Float]) in
+                try self.sampleCandidate(candidate, of: stage, step: step, cache: &kv, logits: logits, history: history,
+                                         parameters: parameters, readout: readout)
+            }
+            let (result, attention): (GenerationResult, ImageAttention?)
+            if !config.sharePrefix {
                 var own = PrefixCache(model: model)
-                logits = try own.extend(to: pieces, model: model, visual: visual, compute: compute)
-                fork = own.cache
+                let logits = try own.extend(to: pieces, model: model, visual: visual, compute: compute)
+                (result, attention) = try own.continueInPlace({ try sample(&$0, logits) }, appended: { $0.0.tokenIDs })
+            } else if config.beamWidth == 1 {
+                // One candidate samples on the shared cache itself: no fork to copy, and the tokens it
+                // samples stay cached for the next unit, which re-runs only where the re-tokenized text differs.
+                (result, attention) = try cache.continueInPlace({ try sample(&$0, sharedLogits) }, appended: { $0.0.tokenIDs })
+            } else {
+                // Forking the cache copies it lazily: candidates share the prefix's keys and values.
+                var fork = cache.cache
+                (result, attention) = try sample(&fork, sharedLogits)
             }
-            var attention = readout.map { ImageAttention(readout: $0, heads: model.hyperparameters.headCount) }
-            let result = try model.continueGeneration(cache: &fork, lastLogits: logits, history: history, parameters: parameters,
-                                                      compute: compute, attentionLayers: readout?.layers ?? [],
-                                                      onAttention: { attention?.add($0) }) { token in
-                if timings.firstTokenSeconds == nil { timings.firstTokenSeconds = Date().timeIntervalSince(start) }
-                onEvent(.token(stage: stage.tag, step: step, candidate: candidate, text: token.text))
-            }
-            if var recorded = attention {
-                try feedLastToken(of: result, cache: &fork, into: &recorded)
-                attentions.append(recorded)
-            }
+            if let attention { attentions.append(attention) }
             stageGenerated += result.tokenIDs.count
             stageSamplingSeconds += result.timings.generationSeconds
             timings.generatedTokens += result.tokenIDs.count
@@ -202,6 +201,25 @@ final class ReasoningRun {
         stageChosen += results[winner].tokenIDs.count
         stepAttention = attentions.isEmpty ? nil : attentions[winner]
         return results[winner]
+    }
+
+    /// One candidate sampled on `cache` (the context, which gets the candidate's tokens); a step on an
+    /// attention front end records its own tokens' attention to the image.
+    func sampleCandidate(_ candidate: Int, of stage: StageSpecification, step: Int?, cache: inout KVCache, logits: [Float],
+                         history: [Int32], parameters: SamplingParameters,
+                         readout: AttentionReadout?) throws -> (GenerationResult, ImageAttention?) {
+        var attention = readout.map { ImageAttention(readout: $0, heads: model.hyperparameters.headCount) }
+        let result = try model.continueGeneration(cache: &cache, lastLogits: logits, history: history, parameters: parameters,
+                                                  compute: compute, attentionLayers: readout?.layers ?? [],
+                                                  onAttention: { attention?.add($0) }) { token in
+            if timings.firstTokenSeconds == nil { timings.firstTokenSeconds = Date().timeIntervalSince(start) }
+            onEvent(.token(stage: stage.tag, step: step, candidate: candidate, text: token.text))
+        }
+        if var recorded = attention {
+            try feedLastToken(of: result, cache: &cache, into: &recorded)
+            attention = recorded
+        }
+        return (result, attention)
     }
 
     /// Generation never feeds its last token back (nothing reads its keys); a step's map includes it, so

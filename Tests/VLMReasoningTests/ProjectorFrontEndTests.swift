@@ -99,6 +99,7 @@ struct ProjectorPath: CustomStringConvertible, Sendable {
                                compute: ComputeContext(), onEvent: { _ in })
         run.transcript = "<SUMMARY>coins</SUMMARY>\n<REASONING>\n"
         let stage = configuration.stages[2]
+        let contextEnd = PrefixCache.endSlot(of: run.contextPieces(), after: prepared.visualPrefix)
         let result = try run.generateUnit(stage, step: 0, maxTokens: 12, extraStops: StepBoundary.stops)
         let recorded = try #require(run.stepAttention)
         try #require(!result.tokenIDs.isEmpty)
@@ -106,7 +107,10 @@ struct ProjectorPath: CustomStringConvertible, Sendable {
 
         let readout = try #require(prepared.attentionReadout)
         let first = readout.positions.first!.lowerBound, last = readout.positions.last!.upperBound
-        let batched = try path.model.transformer.meanAttention(of: result.tokenIDs, after: run.cache.cache, layers: readout.layers,
+        // The one candidate sampled on the shared cache: the context is what it held before the step.
+        var context = run.cache.cache
+        context.truncate(to: contextEnd)
+        let batched = try path.model.transformer.meanAttention(of: result.tokenIDs, after: context, layers: readout.layers,
                                                                to: first..<last)
         let expected = readout.positions.flatMap { range in range.map { Double(batched[$0 - first]) } }
         #expect(expected.count == recorded.mean.count)
