@@ -13,6 +13,13 @@ extension ProjectorPath {
     static let gemma3LM = ProjectorPath(
         name: "gemma3+gemma3-lm", projector: gemma3.projector,
         model: try! LanguageModel(path: Gemma3ProjectorTests.directory.appendingPathComponent("tiny-lm.gguf"), contextLength: 2048))
+
+    /// A whole run on this path, its events streamed to `log`.
+    func reason(about image: RGBImage, configuration: ReasoningConfiguration, log: EventLog) throws -> ReasoningResult {
+        let reasoner = try VisualReasoner(frontEnd: ProjectorFrontEnd(projector: projector, languageModel: model),
+                                          languageModel: model, configuration: configuration)
+        return try reasoner.run(image: image, question: "What is in the picture?", onEvent: log.record)
+    }
 }
 
 @Suite struct LookInContextTests {
@@ -136,10 +143,8 @@ extension ProjectorPath {
         let path = ProjectorPath.gemma3LM
         let image = try LLaVAModels.image("astronaut.png")
         let configuration = lookingConfiguration(looks: 1, steps: 3, tokensPerStage: 40)
-        let reasoner = try VisualReasoner(frontEnd: ProjectorFrontEnd(projector: path.projector, languageModel: path.model),
-                                          languageModel: path.model, configuration: configuration)
         let log = EventLog()
-        let result = try reasoner.run(image: image, question: "What is in the picture?", onEvent: log.record)
+        let result = try path.reason(about: image, configuration: configuration, log: log)
         try #require(result.outcome == .completed, "\(result.outcome)\n\(result.transcript)")
         #expect(log.stageBoundaries == ["SUMMARY", "CAPTION", "REASONING", "CONCLUSION"].flatMap { ["begin \($0)", "end \($0)"] })
         #expect(!result.steps.isEmpty && log.attributions.map(\.step) == result.steps.map(\.index))

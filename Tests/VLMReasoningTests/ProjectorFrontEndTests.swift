@@ -124,10 +124,8 @@ struct ProjectorPath: CustomStringConvertible, Sendable {
     func allStagesMapsAndLooks(_ path: ProjectorPath, _ imageName: String) throws {
         let image = try LLaVAModels.image(imageName)
         let configuration = lookingConfiguration(looks: 2, steps: 3, tokensPerStage: 40)
-        let reasoner = try VisualReasoner(frontEnd: ProjectorFrontEnd(projector: path.projector, languageModel: path.model),
-                                          languageModel: path.model, configuration: configuration)
         let log = EventLog()
-        let result = try reasoner.run(image: image, question: "What is in the picture?", onEvent: log.record)
+        let result = try path.reason(about: image, configuration: configuration, log: log)
         try #require(result.outcome == .completed, "\(result.outcome)\n\(result.transcript)")
         #expect(result.stages.map(\.tag) == ["SUMMARY", "CAPTION", "REASONING", "CONCLUSION"])
         #expect(result.stages.allSatisfy { $0.complete })
