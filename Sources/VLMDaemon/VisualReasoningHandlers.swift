@@ -74,20 +74,29 @@ func registerVisualReasoningHandlers(_ table: inout HandlerTable, services: Serv
         let liveCaches = params.mmproj == nil ? 3 : 4
         let result = try await withGenerationCaches(liveCaches * lm.model.cacheBytes, registry: services.registry) {
             let progress = await context.beginProgress(title: "Reasoning about the image with \(lm.id) and \(seer)")
-            let reasoned = try await context.compute { compute in
-                let (reasoner, precomputed, selected) = try makeReasoner(compute)
-                return try reasoner.run(image: image, question: params.question, precomputed: precomputed, selected: selected,
-                                        compute: compute) { event in
-                    let wire = wireEvent(event)
-                    context.sendPartialFromComputeThread(wire)
-                    if wire.event == "stage" {
-                        let message = "\(wire.phase ?? "") \(wire.stage ?? "")"
-                        Task { await progress.report(message: message) }
-                    }
+            // Events go out in order from one task: the decoding thread hands each over and goes on with the
+            // next token instead of waiting for it to be encoded and written. Every event is out before the reply.
+            let (events, sink) = AsyncStream.makeStream(of: VisualReasoningEvent.self)
+            let writer = Task {
+                for await wire in events {
+                    await context.sendPartial(wire)
+                    if wire.event == "stage" { await progress.report(message: "\(wire.phase ?? "") \(wire.stage ?? "")") }
                 }
             }
+            let reasoned: Result<ReasoningResult, any Error>
+            do {
+                reasoned = .success(try await context.compute { compute in
+                    let (reasoner, precomputed, selected) = try makeReasoner(compute)
+                    return try reasoner.run(image: image, question: params.question, precomputed: precomputed, selected: selected,
+                                            compute: compute) { sink.yield(wireEvent($0)) }
+                })
+            } catch {
+                reasoned = .failure(error)
+            }
+            sink.finish()
+            await writer.value
             await progress.end()
-            return reasoned
+            return try reasoned.get()
         }
         let reply = wireResult(result)
         switch result.outcome {

@@ -13,8 +13,10 @@
 // the cells it covers, a look's tokens over the crop it saw.
 //
 // Looks: the selected crop of the original image is encoded by the same projector (its own chunks,
-// markers included) and appended to the visual prefix; the reasoning context restarts from the longer
-// prefix, so later steps read the crop's tokens too.
+// markers included, with their layout: bidirectional image attention, M-RoPE grid) and appended to the
+// running context right after the step that asked for it, so nothing already in the cache runs again;
+// later steps read the crop's tokens there, and their maps include them (laid over the crop's pixels).
+// A look chosen before the run (a request's box) joins the visual prefix instead, before the prompt.
 import Foundation
 import VLMImage
 import VLMLanguage
@@ -122,31 +124,58 @@ final class ProjectorPreparedImage: PreparedImage {
     /// appends its chunks to the prefix; returns the picture's own geometry.
     @discardableResult
     func append(_ picture: RGBImage, at area: TokenRegion, compute: ComputeContext) throws -> ImageTokenGeometry {
-        let model = frontEnd.languageModel
+        let (segments, regions, own) = try encode(picture, at: area, compute: compute)
+        var cache = prefix.cache
+        let start = cache.count
+        _ = try ProjectorFrontEnd.prefill(segments, model: frontEnd.languageModel, cache: &cache, compute: compute)
+        try compute.checkCancellation()
+        place(segments: segments, regions: regions, at: start)
+        lastChunkTokens = regions.count
+        prefix = VisualPrefix(cache: cache, leadingTokens: prefix.leadingTokens, version: prefix.version + (geometry == nil ? 0 : 1))
+        return own
+    }
+
+    /// `picture`'s chunks, each image token's pixels in the original image, and the picture's own geometry.
+    func encode(_ picture: RGBImage, at area: TokenRegion,
+                compute: ComputeContext) throws -> (segments: [PromptSegment], regions: [TokenRegion], own: ImageTokenGeometry) {
         let tokens = try frontEnd.projector.imageTokens(for: picture, compute: compute)
         try compute.checkCancellation()
         var own = frontEnd.projector.tokenGeometry(width: picture.width, height: picture.height)
         if own.tokenRegions.count != tokens.embeddingCount {
             own = .wholeImage(width: picture.width, height: picture.height, tokens: tokens.embeddingCount)
         }
-        var cache = prefix.cache
-        let segments = tokens.segments(tokenizer: model.tokenizer)
-        var position = cache.count, positions: [Range<Int>] = []
-        for segment in segments {
-            if case .embeddings = segment { positions.append(position..<(position + segment.positionCount)) }
-            position += segment.positionCount
-        }
-        _ = try ProjectorFrontEnd.prefill(segments, model: model, cache: &cache, compute: compute)
-        try compute.checkCancellation()
-        imagePositions += positions
         // The picture's pixels scaled into the original image's.
         let sx = (area.x1 - area.x0) / Double(picture.width), sy = (area.y1 - area.y0) / Double(picture.height)
-        imageRegions += own.tokenRegions.map {
+        let regions = own.tokenRegions.map {
             TokenRegion(x0: area.x0 + $0.x0 * sx, y0: area.y0 + $0.y0 * sy, x1: area.x0 + $0.x1 * sx, y1: area.y0 + $0.y1 * sy)
         }
-        lastChunkTokens = tokens.embeddingCount
-        prefix = VisualPrefix(cache: cache, leadingTokens: prefix.leadingTokens, version: prefix.version + (geometry == nil ? 0 : 1))
-        return own
+        return (tokens.segments(tokenizer: frontEnd.languageModel.tokenizer), regions, own)
+    }
+
+    /// Records chunks starting at context slot `slot`: their embedding runs' slots join the readout.
+    private func place(segments: [PromptSegment], regions: [TokenRegion], at slot: Int) {
+        var position = slot
+        for segment in segments {
+            if case .embeddings = segment { imagePositions.append(position..<(position + segment.positionCount)) }
+            position += segment.positionCount
+        }
+        imageRegions += regions
+    }
+
+    func place(_ look: LookChunks, at slot: Int) { place(segments: look.segments, regions: look.regions, at: slot) }
+
+    func lookChunks(at box: PixelBox, step: Int, compute: ComputeContext) throws -> LookChunks? {
+        let crop = try image.cropped(x: box.x, y: box.y, width: box.width, height: box.height)
+        let (segments, regions, _) = try encode(crop, at: Self.area(of: box), compute: compute)
+        return LookChunks(evidence: Self.lookEvidence(at: box, step: step, tokens: regions.count), segments: segments, regions: regions)
+    }
+
+    static func area(of box: PixelBox) -> TokenRegion {
+        TokenRegion(x0: Double(box.x), y0: Double(box.y), x1: Double(box.x + box.width), y1: Double(box.y + box.height))
+    }
+
+    static func lookEvidence(at box: PixelBox, step: Int, tokens: Int) -> Evidence {
+        Evidence(source: .look(step: step, box: box), tags: [], text: "closer look at \(box): \(tokens) more image tokens in the context")
     }
 
     func initialEvidence(compute: ComputeContext) throws -> [Evidence] {
@@ -164,11 +193,11 @@ final class ProjectorPreparedImage: PreparedImage {
 
     func pixelBox(of box: GridBox) -> PixelBox { geometry.pixelBox(of: box) }
 
+    /// A look before the run (a box the request chose): the crop's chunks join the visual prefix, before
+    /// the prompt. Looks during the run join the context where their step ended (`lookChunks`).
     func lookEvidence(at box: PixelBox, step: Int, compute: ComputeContext) throws -> Evidence {
         let crop = try image.cropped(x: box.x, y: box.y, width: box.width, height: box.height)
-        try append(crop, at: TokenRegion(x0: Double(box.x), y0: Double(box.y), x1: Double(box.x + box.width), y1: Double(box.y + box.height)),
-                   compute: compute)
-        return Evidence(source: .look(step: step, box: box), tags: [],
-                        text: "closer look at \(box): \(lastChunkTokens) more image tokens in the context")
+        try append(crop, at: Self.area(of: box), compute: compute)
+        return Self.lookEvidence(at: box, step: step, tokens: lastChunkTokens)
     }
 }

@@ -35,4 +35,10 @@ struct PromptBuilder {
     func tokens(_ assistantText: String) -> [Int32] {
         model.tokenize(prefix + assistantText, parseSpecial: true)
     }
+
+    /// Token ids of assistant text that follows an image in the context (no BOS), tokenized on its own
+    /// as mtmd tokenizes each text chunk.
+    func continuation(_ assistantText: String) -> [Int32] {
+        model.tokenizer.encode(assistantText, addSpecial: false, parseSpecial: true)
+    }
 }

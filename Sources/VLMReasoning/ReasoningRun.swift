@@ -18,8 +18,11 @@ final class ReasoningRun {
     let compute: ComputeContext
     let onEvent: (ReasoningEvent) -> Void
 
-    /// The assistant turn so far: what the model reads after the prompt.
+    /// The assistant turn so far: what the model reads after the prompt (with the looks' chunks at
+    /// `lookMarks`).
     var transcript = ""
+    /// Looks' chunks in the context: each after the transcript's first `offset` UTF-8 bytes.
+    var lookMarks: [(offset: Int, look: ContextPiece)] = []
     var cache: PrefixCache
     var stages: [StageResult] = []
     var steps: [ReasoningStep] = []
@@ -67,7 +70,7 @@ final class ReasoningRun {
             closeInterruptedStage()
         }
         timings.totalSeconds = Date().timeIntervalSince(start)
-        timings.contextTokens = builder.tokens(transcript).count
+        timings.contextTokens = ContextPiece.slotCount(contextPieces())
         let answerTag = (config.stages.first { $0.role == .answer } ?? config.stages.last!).tag
         return ReasoningResult(outcome: outcome, stages: stages, answer: stages.first { $0.tag == answerTag }?.text ?? "",
                                steps: steps, evidence: evidence, verdicts: verdicts, transcript: transcript, timings: timings)
@@ -144,18 +147,19 @@ final class ReasoningRun {
 
     /// Samples `beamWidth` candidates continuing the transcript and returns the judge's choice.
     func generateUnit(_ stage: StageSpecification, step: Int?, maxTokens: Int, extraStops: [String]) throws -> GenerationResult {
-        let prefix = builder.tokens(transcript)
+        let pieces = contextPieces()
+        let history = ContextPiece.textTokens(pieces)
         let visual = prepared.visualPrefix
-        let visualPositions = visual.map { $0.cache.count - $0.leadingTokens.count } ?? 0
+        let used = PrefixCache.endSlot(of: pieces, after: visual)
         // Keep room to close the tag after the stage.
-        let room = model.contextLength - visualPositions - prefix.count - 8
+        let room = model.contextLength - used - 8
         guard room > 0 else {
-            throw LanguageModelError.contextFull(needed: visualPositions + prefix.count + 8, capacity: model.contextLength)
+            throw LanguageModelError.contextFull(needed: used + 8, capacity: model.contextLength)
         }
         var parameters = SamplingParameters(temperature: config.temperature, topP: config.topP,
                                             repetitionPenalty: config.repetitionPenalty, maxTokens: min(maxTokens, room),
                                             stopStrings: parser.stopStrings + extraStops, logProbabilities: true)
-        let sharedLogits = config.sharePrefix ? try cache.extend(to: prefix, model: model, visual: visual, compute: compute) : []
+        let sharedLogits = config.sharePrefix ? try cache.extend(to: pieces, model: model, visual: visual, compute: compute) : []
         let unit = units
         units += 1
 
@@ -165,26 +169,25 @@ final class ReasoningRun {
         var results: [GenerationResult] = []
         for candidate in 0..<config.beamWidth {
             parameters.seed = Self.seed(config.seed, unit: unit, candidate: candidate)
-            // Forking the cache copies it lazily: candidates share the prefix's keys and values.
-            var fork: KVCache, logits: [Float]
-            if config.sharePrefix {
-                (fork, logits) = (cache.cache, sharedLogits)
+            let sample = { [parameters] (kv: inout KVCache, logits: [Float]) in
+                try self.sampleCandidate(candidate, of: stage, step: step, cache: &kv, logits: logits, history: history,
+                                         parameters: parameters, readout: readout)
+            }
+            let (result, attention): (GenerationResult, ImageAttention?)
+            if !config.sharePrefix {
+                var own = PrefixCache(model: model)
+                let logits = try own.extend(to: pieces, model: model, visual: visual, compute: compute)
+                (result, attention) = try own.continueInPlace({ try sample(&$0, logits) }, appended: { $0.0.tokenIDs })
+            } else if config.beamWidth == 1 {
+                // One candidate samples on the shared cache itself: no fork to copy, and the tokens it
+                // samples stay cached for the next unit, which re-runs only where the re-tokenized text differs.
+                (result, attention) = try cache.continueInPlace({ try sample(&$0, sharedLogits) }, appended: { $0.0.tokenIDs })
             } else {
-                fork = visual?.cache ?? model.transformer.makeCache(capacity: model.contextLength)
-                logits = try model.prefill(visual?.textTokens(prefix) ?? prefix, cache: &fork, compute: compute)
-                try compute.checkCancellation()
+                // Forking the cache copies it lazily: candidates share the prefix's keys and values.
+                var fork = cache.cache
+                (result, attention) = try sample(&fork, sharedLogits)
             }
-            var attention = readout.map { ImageAttention(readout: $0, heads: model.hyperparameters.headCount) }
-            let result = try model.continueGeneration(cache: &fork, lastLogits: logits, history: prefix, parameters: parameters,
-                                                      compute: compute, attentionLayers: readout?.layers ?? [],
-                                                      onAttention: { attention?.add($0) }) { token in
-                if timings.firstTokenSeconds == nil { timings.firstTokenSeconds = Date().timeIntervalSince(start) }
-                onEvent(.token(stage: stage.tag, step: step, candidate: candidate, text: token.text))
-            }
-            if var recorded = attention {
-                try feedLastToken(of: result, cache: &fork, into: &recorded)
-                attentions.append(recorded)
-            }
+            if let attention { attentions.append(attention) }
             stageGenerated += result.tokenIDs.count
             stageSamplingSeconds += result.timings.generationSeconds
             timings.generatedTokens += result.tokenIDs.count
@@ -198,6 +201,25 @@ final class ReasoningRun {
         stageChosen += results[winner].tokenIDs.count
         stepAttention = attentions.isEmpty ? nil : attentions[winner]
         return results[winner]
+    }
+
+    /// One candidate sampled on `cache` (the context, which gets the candidate's tokens); a step on an
+    /// attention front end records its own tokens' attention to the image.
+    func sampleCandidate(_ candidate: Int, of stage: StageSpecification, step: Int?, cache: inout KVCache, logits: [Float],
+                         history: [Int32], parameters: SamplingParameters,
+                         readout: AttentionReadout?) throws -> (GenerationResult, ImageAttention?) {
+        var attention = readout.map { ImageAttention(readout: $0, heads: model.hyperparameters.headCount) }
+        let result = try model.continueGeneration(cache: &cache, lastLogits: logits, history: history, parameters: parameters,
+                                                  compute: compute, attentionLayers: readout?.layers ?? [],
+                                                  onAttention: { attention?.add($0) }) { token in
+            if timings.firstTokenSeconds == nil { timings.firstTokenSeconds = Date().timeIntervalSince(start) }
+            onEvent(.token(stage: stage.tag, step: step, candidate: candidate, text: token.text))
+        }
+        if var recorded = attention {
+            try feedLastToken(of: result, cache: &cache, into: &recorded)
+            attention = recorded
+        }
+        return (result, attention)
     }
 
     /// Generation never feeds its last token back (nothing reads its keys); a step's map includes it, so
@@ -271,15 +293,58 @@ final class ReasoningRun {
         if let selection = attribution.selection, looks < config.maxLooks, selection.gridBox != wholeGrid {
             try compute.checkCancellation()
             let lookStart = Date()
-            let evidence = try prepared.lookEvidence(at: selection.pixelBox, step: step, compute: compute)
+            let evidence = try look(at: selection.pixelBox, step: step)
             looks += 1
-            transcript += "[\(evidence.text)]\n"
             let seconds = Date().timeIntervalSince(lookStart)
             timings.lookSeconds += seconds
             steps[steps.count - 1].look = evidence
             try joinStepWork()
             onEvent(.look(LookEvent(step: step, evidence: evidence, seconds: seconds)))
         }
+    }
+
+    /// A closer look at `box`: on a front end that encodes crops into the context, the crop's chunks join
+    /// it here, after the step that asked for them, and (sharing the prefix) run at once on the end of
+    /// the running cache; otherwise the front end's text evidence does. The evidence line follows.
+    func look(at box: PixelBox, step: Int) throws -> Evidence {
+        guard let chunks = try prepared.lookChunks(at: box, step: step, compute: compute) else {
+            let evidence = try prepared.lookEvidence(at: box, step: step, compute: compute)
+            transcript += "[\(evidence.text)]\n"
+            return evidence
+        }
+        let slot = PrefixCache.endSlot(of: contextPieces(), after: prepared.visualPrefix)
+        let lookSlots = ContextPiece.image(id: lookMarks.count, segments: chunks.segments).slotCount
+        // The crop, its evidence line and room for a step after it.
+        let needed = slot + lookSlots + builder.continuation("[\(chunks.evidence.text)]\n").count + ReasoningRun.roomAfterLook
+        guard needed <= model.contextLength else { throw ReasoningError.contextTooSmall(needed: needed, capacity: model.contextLength) }
+        lookMarks.append((transcript.utf8.count, .image(id: lookMarks.count, segments: chunks.segments)))
+        prepared.place(chunks, at: slot)
+        transcript += "[\(chunks.evidence.text)]\n"
+        if config.sharePrefix {
+            _ = try cache.extend(to: contextPieces(), model: model, visual: prepared.visualPrefix, compute: compute)
+        }
+        return chunks.evidence
+    }
+
+    /// Positions a look leaves free after its chunks and evidence line: enough to close the stage.
+    static let roomAfterLook = 16
+
+    /// The context after the visual prefix: the prompt and transcript as text tokens, with each look's
+    /// chunks where it was taken (the text after a look tokenized on its own, as mtmd does).
+    func contextPieces() -> [ContextPiece] {
+        var pieces: [ContextPiece] = [], from = transcript.startIndex
+        for mark in lookMarks {
+            let to = transcript.utf8.index(transcript.startIndex, offsetBy: mark.offset)
+            pieces += [.tokens(tokens(of: from..<to)), mark.look]
+            from = to
+        }
+        return pieces + [.tokens(tokens(of: from..<transcript.endIndex))]
+    }
+
+    /// Tokens of a stretch of the transcript: with the prompt before it when it starts the transcript.
+    private func tokens(of range: Range<String.Index>) -> [Int32] {
+        let text = String(transcript[range])
+        return range.lowerBound == transcript.startIndex ? builder.tokens(text) : builder.continuation(text)
     }
 
     /// Draws `attribution`'s heatmap on the worker (or, with heatmaps off, reports it at once).

@@ -3,6 +3,7 @@
 // of text relates to, and evidence about a crop.
 import VLMImage
 import VLMWire
+import VLMLanguage
 import VLMTensor
 
 /// A rectangle of pixels of the original image: `x..<x+width`, `y..<y+height`. A deliberate mirror of
@@ -82,6 +83,20 @@ public protocol PreparedImage: AnyObject {
     var attentionReadout: AttentionReadout? { get }
     /// The map of `mass[i]`, the mean attention to the i-th position of `attentionReadout`.
     func attribution(attention mass: [Double]) -> AttributionMap?
+
+    /// A crop of the original image encoded as chunks that join the reasoning context where the step
+    /// that asked for them ended; nil for a front end that looks by text evidence (`lookEvidence`).
+    func lookChunks(at box: PixelBox, step: Int, compute: ComputeContext) throws -> LookChunks?
+    /// Records that `look`'s chunks start at context slot `slot`: their image tokens join `attentionReadout`.
+    func place(_ look: LookChunks, at slot: Int)
+}
+
+/// A look's chunks for the context: marker tokens and image embeddings as the projector lays them.
+public struct LookChunks: Sendable {
+    public var evidence: Evidence
+    public var segments: [PromptSegment]
+    /// Each image token's pixels in the original image, in order.
+    public var regions: [TokenRegion]
 }
 
 /// Which attention makes a step's map: the weights in `layers` to the image-token `positions`.
@@ -95,6 +110,8 @@ extension PreparedImage {
     public var visualPrefix: VisualPrefix? { nil }
     public var attentionReadout: AttentionReadout? { nil }
     public func attribution(attention mass: [Double]) -> AttributionMap? { nil }
+    public func lookChunks(at box: PixelBox, step: Int, compute: ComputeContext) throws -> LookChunks? { nil }
+    public func place(_ look: LookChunks, at slot: Int) {}
 }
 
 /// A vision model the engine can reason with.

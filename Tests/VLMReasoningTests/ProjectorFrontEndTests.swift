@@ -92,6 +92,7 @@ struct ProjectorPath: CustomStringConvertible, Sendable {
                                compute: ComputeContext(), onEvent: { _ in })
         run.transcript = "<SUMMARY>coins</SUMMARY>\n<REASONING>\n"
         let stage = configuration.stages[2]
+        let contextEnd = PrefixCache.endSlot(of: run.contextPieces(), after: prepared.visualPrefix)
         let result = try run.generateUnit(stage, step: 0, maxTokens: 12, extraStops: StepBoundary.stops)
         let recorded = try #require(run.stepAttention)
         try #require(!result.tokenIDs.isEmpty)
@@ -99,7 +100,10 @@ struct ProjectorPath: CustomStringConvertible, Sendable {
 
         let readout = try #require(prepared.attentionReadout)
         let first = readout.positions.first!.lowerBound, last = readout.positions.last!.upperBound
-        let batched = try path.model.transformer.meanAttention(of: result.tokenIDs, after: run.cache.cache, layers: readout.layers,
+        // The one candidate sampled on the shared cache: the context is what it held before the step.
+        var context = run.cache.cache
+        context.truncate(to: contextEnd)
+        let batched = try path.model.transformer.meanAttention(of: result.tokenIDs, after: context, layers: readout.layers,
                                                                to: first..<last)
         let expected = readout.positions.flatMap { range in range.map { Double(batched[$0 - first]) } }
         #expect(expected.count == recorded.mean.count)
@@ -113,10 +117,8 @@ struct ProjectorPath: CustomStringConvertible, Sendable {
     func allStagesMapsAndLooks(_ path: ProjectorPath, _ imageName: String) throws {
         let image = try LLaVAModels.image(imageName)
         let configuration = lookingConfiguration(looks: 2, steps: 3, tokensPerStage: 40)
-        let reasoner = try VisualReasoner(frontEnd: ProjectorFrontEnd(projector: path.projector, languageModel: path.model),
-                                          languageModel: path.model, configuration: configuration)
         let log = EventLog()
-        let result = try reasoner.run(image: image, question: "What is in the picture?", onEvent: log.record)
+        let result = try path.reason(about: image, configuration: configuration, log: log)
         try #require(result.outcome == .completed, "\(result.outcome)\n\(result.transcript)")
         #expect(result.stages.map(\.tag) == ["SUMMARY", "CAPTION", "REASONING", "CONCLUSION"])
         #expect(result.stages.allSatisfy { $0.complete })
