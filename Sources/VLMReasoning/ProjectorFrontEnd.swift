@@ -138,12 +138,9 @@ final class ProjectorPreparedImage: PreparedImage {
     /// `picture`'s chunks, each image token's pixels in the original image, and the picture's own geometry.
     func encode(_ picture: RGBImage, at area: TokenRegion,
                 compute: ComputeContext) throws -> (segments: [PromptSegment], regions: [TokenRegion], own: ImageTokenGeometry) {
-        let tokens = try frontEnd.projector.imageTokens(for: picture, compute: compute)
+        let located = try frontEnd.projector.locatedImageTokens(for: picture, compute: compute)
         try compute.checkCancellation()
-        var own = frontEnd.projector.tokenGeometry(width: picture.width, height: picture.height)
-        if own.tokenRegions.count != tokens.embeddingCount {
-            own = .wholeImage(width: picture.width, height: picture.height, tokens: tokens.embeddingCount)
-        }
+        let tokens = located.tokens, own = located.geometry
         // The picture's pixels scaled into the original image's.
         let sx = (area.x1 - area.x0) / Double(picture.width), sy = (area.y1 - area.y0) / Double(picture.height)
         let regions = own.tokenRegions.map {
