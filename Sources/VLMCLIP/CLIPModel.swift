@@ -33,8 +33,14 @@ public final class CLIPModel: @unchecked Sendable {
     public let config: CLIPConfig
     /// exp(logit_scale): the factor applied to cosine similarities to form logits.
     public let logitScale: Float
-    /// Bytes held by the converted float32 weights.
-    public let memoryBytes: Int
+    /// Bytes held by the converted weights: float32 for the whole model, plus bf16 copies of the image
+    /// tower's once a `precision: .bf16` request has built it.
+    public var memoryBytes: Int {
+        float32Bytes + (bf16ImageTower.withLock { $0 == nil } ? 0 : 2 * imageTowerParameters)
+    }
+    private let float32Bytes: Int
+    /// Values in the checkpoint's `visual.` tensors.
+    private let imageTowerParameters: Int
     /// open_clip's preprocessing parameters for this model (size, mean, std, interpolation, resize mode).
     public var preprocess: CLIPConfig.Preprocess { config.preprocess }
     public var embedDim: Int { config.embedDim }
@@ -54,9 +60,9 @@ public final class CLIPModel: @unchecked Sendable {
         imageTower = try Self.imageTower(checkpoint, config: config, precision: .fp32)
         textTower = try TextTransformer(checkpoint, config: config)
         logitScale = exp(try checkpoint.tensor("logit_scale", []).storage[0])
-        memoryBytes = file.entries.values.reduce(0) { total, entry in
-            total + ([.F32, .F16, .BF16].contains(entry.dtype) ? 4 * entry.shape.reduce(1, *) : 0)
-        }
+        let floats = file.entries.filter { [.F32, .F16, .BF16].contains($0.value.dtype) }
+        float32Bytes = 4 * floats.values.reduce(0) { $0 + $1.shape.reduce(1, *) }
+        imageTowerParameters = floats.filter { $0.key.hasPrefix("visual.") }.values.reduce(0) { $0 + $1.shape.reduce(1, *) }
     }
 
     private static func imageTower(_ checkpoint: CheckpointReader, config: CLIPConfig, precision: MatrixPrecision) throws

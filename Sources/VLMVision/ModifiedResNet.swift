@@ -175,8 +175,9 @@ struct AttentionPool2D: Sendable {
     let positionalEmbedding: [Float]  // [cells + 1, width]
     // Packed at load: the pool sees 50 tokens per image, too few to amortise repacking 2048×2048 weights per call.
     let query: PackedLinear
-    let key: PackedLinear
-    let value: PackedLinear
+    /// The key and value projections folded into the pooled query's attention (`pooled`).
+    let folded: FoldedAttentionPool
+    let value: PackedLinear  // per position, for the dense map
     let output: PackedLinear
     let heads: Int
     let width: Int
@@ -186,8 +187,9 @@ struct AttentionPool2D: Sendable {
         cells = grid * grid
         positionalEmbedding = try checkpoint.tensor(prefix + "positional_embedding", [cells + 1, width]).storage
         query = PackedLinear(try checkpoint.linear(prefix + "q_proj.", in: width, out: width))
-        key = PackedLinear(try checkpoint.linear(prefix + "k_proj.", in: width, out: width))
-        value = PackedLinear(try checkpoint.linear(prefix + "v_proj.", in: width, out: width))
+        let value = try checkpoint.linear(prefix + "v_proj.", in: width, out: width)
+        folded = FoldedAttentionPool(key: try checkpoint.linear(prefix + "k_proj.", in: width, out: width), value: value, heads: heads)
+        self.value = PackedLinear(value)
         output = PackedLinear(try checkpoint.linear(prefix + "c_proj.", in: width, out: outputDim))
         self.heads = heads
         self.width = width
@@ -213,31 +215,16 @@ struct AttentionPool2D: Sendable {
         return tokens
     }
 
-    /// [batch, outputDim]. Only the first token's output is used, so only its query is computed.
+    /// [batch, outputDim]. Only the first token's output is used, so only its query is computed, and
+    /// its attention over the tokens runs with the key and value projections folded in (exact up to
+    /// float32 rounding; see `FoldedAttentionPool`).
     func pooled(_ features: [Float], batch: Int, scratch: ScratchBuffer, compute: ComputeContext) -> [Float] {
         let sequence = cells + 1
         let x = tokens(features, batch: batch)
-        let keys = key(x, rows: batch * sequence, compute: compute)
-        let values = value(x, rows: batch * sequence, compute: compute)
         var firstTokens = [Float](repeating: 0, count: batch * width)
         for b in 0..<batch { for d in 0..<width { firstTokens[b * width + d] = x[b * sequence * width + d] } }
         let queries = query(firstTokens, rows: batch, compute: compute)
-        var mixed = [Float](repeating: 0, count: batch * width)
-        queries.withUnsafeBufferPointer { q in
-            keys.withUnsafeBufferPointer { k in
-                values.withUnsafeBufferPointer { v in
-                    mixed.withUnsafeMutableBufferPointer { out in
-                        for b in 0..<batch {
-                            scaledDotProductAttention(
-                                queries: q.baseAddress! + b * width, queryCount: 1, queryStride: width,
-                                keys: k.baseAddress! + b * sequence * width, values: v.baseAddress! + b * sequence * width,
-                                keyCount: sequence, keyStride: width, heads: heads, headDim: width / heads, causal: false,
-                                output: out.baseAddress! + b * width, outputStride: width, scratch: scratch)
-                        }
-                    }
-                }
-            }
-        }
+        let mixed = folded(queries: queries, tokens: x, batch: batch, sequence: sequence, scratch: scratch)
         return output(mixed, rows: batch, compute: compute)
     }
 

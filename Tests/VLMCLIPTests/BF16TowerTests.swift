@@ -12,7 +12,9 @@ import VLMTensor
         let reference = try ModelReference.load(name)
         let pixels = try Fixtures.floats(Fixtures.model(name).appendingPathComponent("pixels.f32"))
         let count = reference.image_shape[0]
+        let fp32Bytes = model.memoryBytes
         let bf16 = try model.encodeImagesWithDense(pixels, count: count, precision: .bf16)
+        #expect(model.memoryBytes > fp32Bytes, "the bf16 tower, once built, is counted in memoryBytes")
         let fp32 = try model.encodeImages(pixels, count: count)
         for ((ours, theirs), exact) in zip(zip(bf16.embeddings, reference.image_embeddings), fp32) {
             #expect(cosine(ours, theirs) > 0.999)
