@@ -43,8 +43,9 @@ public struct ComputeContext: Sendable {
 
     /// Splits 0..<count into `parts` contiguous ranges (default: one per thread; fewer when a part
     /// would hold less than `minimumPartSize` items) and runs `body` on each. The ranges are handed
-    /// out one at a time to at most `threads` workers, the calling thread among them, so more parts
-    /// than threads balance uneven work and a core busy elsewhere does not hold the others up.
+    /// out one at a time to at most `threads` workers, the calling thread among them (the others are a
+    /// `WorkerPool`'s helpers, kept between loops), so more parts than threads balance uneven work and
+    /// a core busy elsewhere does not hold the others up.
     /// One part (or one thread) runs inline as `body(0..<count)`. `body` must only write memory that
     /// is disjoint for disjoint ranges.
     public func parallelFor(_ count: Int, parts: Int? = nil, minimumPartSize: Int = 1, _ body: (Range<Int>) -> Void) {
@@ -52,18 +53,10 @@ public struct ComputeContext: Sendable {
         let parts = max(1, min(parts ?? threads, count / max(minimumPartSize, 1)))
         let workers = min(threads, parts)
         guard workers > 1 else { return body(0..<count) }
-        let next = Atomic<Int>(0)
         withoutActuallyEscaping(body) { body in
-            // concurrentPerform returns only after every worker has finished, so sharing the closure
-            // (and the pointers it captured) across the workers is safe.
-            let shared = SharedBody(body)
-            DispatchQueue.concurrentPerform(iterations: workers) { _ in
-                while true {
-                    let part = next.add(1, ordering: .relaxed).oldValue
-                    if part >= parts { return }
-                    shared.body((count * part / parts)..<(count * (part + 1) / parts))
-                }
-            }
+            // The pool returns only after every helper has finished the loop, so sharing the closure
+            // (and the pointers it captured) with the helpers is safe.
+            WorkerPools.withPool(helpers: workers - 1) { $0.run(count, parts: parts, SharedBody(body)) }
         }
     }
 }
@@ -101,10 +94,4 @@ public final class CancellationToken: Sendable {
 
     /// How many times `isCancelled` has been read: a test's evidence that a computation polls.
     public var polls: Int { pollCount.load(ordering: .relaxed) }
-}
-
-/// `@unchecked Sendable`: the bodies `parallelFor` shares only write disjoint memory.
-private struct SharedBody: @unchecked Sendable {
-    let body: (Range<Int>) -> Void
-    init(_ body: @escaping (Range<Int>) -> Void) { self.body = body }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
-import VLMTensor
+@testable import VLMTensor
 
 /// The one compute context: its parallel-for splits work exactly and stays within its thread count,
 /// and its token is the one cancellation every engine throws for.
@@ -39,6 +39,72 @@ import VLMTensor
         if threads == 1 { #expect(onCaller.load(ordering: .relaxed) == 1) }
     }
 
+    /// Loops run back to back on one context reuse its pool's helpers; each loop still covers every
+    /// index exactly once (a helper that saw a loop twice, or missed one, would double or drop parts).
+    @Test func backToBackLoopsCoverEveryIndexOnce() {
+        let context = ComputeContext(threads: 3)
+        for loop in 0..<500 {
+            let count = 1 + loop % 37
+            var hits = [Int](repeating: 0, count: count)
+            hits.withUnsafeMutableBufferPointer { hits in
+                let hits = UnsafeSendable(hits.baseAddress!)
+                context.parallelFor(count, parts: count) { part in
+                    for i in part { hits.pointer[i] += 1 }
+                }
+            }
+            #expect(hits == [Int](repeating: 1, count: count), "loop \(loop)")
+        }
+    }
+
+    /// Several contexts at once (concurrent requests) and a loop inside another loop's body each get
+    /// helpers of their own: every index of every loop is covered once and nothing waits forever.
+    @Test func concurrentAndNestedLoopsCoverEveryIndexOnce() {
+        let outer = 4, inner = 300
+        let sums = Mutex([Int](repeating: 0, count: outer))
+        DispatchQueue.concurrentPerform(iterations: outer) { request in
+            let context = ComputeContext(threads: 2)
+            for _ in 0..<50 {
+                context.parallelFor(8, parts: 8) { part in
+                    for _ in part {
+                        context.parallelFor(inner, parts: 4) { range in
+                            sums.withLock { $0[request] += range.reduce(0, +) }
+                        }
+                    }
+                }
+            }
+        }
+        let expected = 50 * 8 * (inner * (inner - 1) / 2)
+        #expect(sums.withLock { $0 } == [Int](repeating: expected, count: outer))
+    }
+
+    /// A computation cancelled part-way (its bodies return early once the token is set, as the
+    /// engines' do) leaves the pool usable: the next loop on the same threads covers everything.
+    @Test func cancelledLoopLeavesThePoolUsable() throws {
+        let context = ComputeContext(threads: 2, cancellation: CancellationToken(cancellingAtPoll: 5))
+        let done = Atomic<Int>(0)
+        context.parallelFor(64, parts: 64) { part in
+            if context.isCancelled { return }
+            _ = done.add(part.count, ordering: .relaxed)
+        }
+        #expect(done.load(ordering: .relaxed) < 64)
+        #expect(throws: ComputeCancelled.self) { try context.checkCancellation() }
+        let after = Atomic<Int>(0)
+        context.uncancellable.parallelFor(64, parts: 64) { part in _ = after.add(part.count, ordering: .relaxed) }
+        #expect(after.load(ordering: .relaxed) == 64)
+    }
+
+    /// Between loops the helpers poll only briefly, then sleep: an idle daemon uses no CPU. Seven
+    /// threads (six helpers) is a pool no other test uses.
+    @Test func idleHelpersSleep() {
+        let context = ComputeContext(threads: 7)
+        context.parallelFor(70, parts: 7) { _ in usleep(100) }
+        let sixHelperPools = { WorkerPools.idlePools.filter { $0.helpers == 6 } }
+        #expect(!sixHelperPools().isEmpty)
+        // The helpers spin for WorkerPool.spinNanoseconds (0.2 ms); allow a loaded machine seconds.
+        for _ in 0..<500 where !sixHelperPools().allSatisfy({ $0.sleepingHelpers == 6 }) { usleep(10_000) }
+        #expect(sixHelperPools().allSatisfy { $0.sleepingHelpers == 6 })
+    }
+
     @Test func cancellationIsOneErrorAndOneToken() {
         let token = CancellationToken()
         let context = ComputeContext(threads: 3, cancellation: token)
@@ -63,4 +129,10 @@ import VLMTensor
         for _ in 0..<100 { #expect(!plain.isCancelled) }
         #expect(plain.polls == 100)
     }
+}
+
+/// A pointer the loops above write disjoint parts of.
+private struct UnsafeSendable<T>: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<T>
+    init(_ pointer: UnsafeMutablePointer<T>) { self.pointer = pointer }
 }

@@ -100,14 +100,14 @@ public final class Transformer: @unchecked Sendable {
             let angles = hp.isSlidingWindowLayer(l) ? localAngles : globalAngles
             applyRope(&q, heads: hp.headCount, angles: angles, compute: compute)
             applyRope(&k, heads: hp.headCountKV, angles: angles, compute: compute)
-            if hp.family.scalesQueries { for i in 0..<q.count { q[i] *= hp.attentionScale } }
-            store(keys: k, values: v, layer: l, at: start, count: n, in: &cache)
+            if hp.family.scalesQueries { scaleRows(&q, by: hp.attentionScale, rows: n, compute: compute) }
+            store(keys: k, values: v, layer: l, at: start, count: n, in: &cache, compute: compute)
             let weightsOut = attend(q, layer: l, start: start, count: n, cache: cache, into: &attended,
                                     record: attentionLayers.contains(l), batchAttention: batchAttention, compute: compute)
             if let weightsOut { attention[l] = weightsOut }
             multiply(layer.attentionOutput, attended, rows: n, into: &projected, compute: compute)
             if let w = layer.postAttentionNorm { rmsNormInPlace(&projected, weight: w, compute: compute) }
-            for i in 0..<x.count { x[i] += projected[i] }
+            addRows(projected, to: &x, rows: n, compute: compute)
 
             // Feed-forward block: x += post(W_down (act(W_gate xn) * W_up xn)), xn = rmsnorm(x).
             rmsNormRows(x, weight: layer.feedForwardNorm, into: &normed, rows: n, compute: compute)
@@ -119,7 +119,7 @@ public final class Transformer: @unchecked Sendable {
             gatedActivation(&gate, up, rows: n, compute: compute)
             multiply(layer.down, gate, rows: n, into: &projected, compute: compute)
             if let w = layer.postFeedForwardNorm { rmsNormInPlace(&projected, weight: w, compute: compute) }
-            for i in 0..<x.count { x[i] += projected[i] }
+            addRows(projected, to: &x, rows: n, compute: compute)
         }
         cache.advance(by: n, positions: grid?.advance)
 
@@ -235,13 +235,53 @@ public final class Transformer: @unchecked Sendable {
         }
     }
 
-    private func store(keys k: [Float], values v: [Float], layer: Int, at start: Int, count n: Int, in cache: inout KVCache) {
+    /// Each token's keys and values into the cache as fp16, split over the threads by token (a token's
+    /// key is one row; its values one column of the transposed value rows, disjoint from the others').
+    private func store(keys k: [Float], values v: [Float], layer: Int, at start: Int, count n: Int, in cache: inout KVCache,
+                       compute: ComputeContext) {
         let width = hyperparameters.keyValueDimension
-        for i in 0..<n {
-            let offset = cache.keyOffset(layer: layer, position: start + i)
-            for j in 0..<width {
-                cache.keys[offset + j] = Float16(k[i * width + j])
-                cache.values[cache.valueOffset(layer: layer, dimension: j) + start + i] = Float16(v[i * width + j])
+        let keyBase = cache.keyOffset(layer: layer, position: start), valueBase = cache.valueOffset(layer: layer, dimension: 0) + start
+        let valueStride = cache.capacity
+        k.withUnsafeBufferPointer { k in
+            v.withUnsafeBufferPointer { v in
+                cache.keys.withUnsafeMutableBufferPointer { keys in
+                    cache.values.withUnsafeMutableBufferPointer { values in
+                        let (k, v) = (Shared(k.baseAddress!), Shared(v.baseAddress!))
+                        let (keys, values) = (Shared(keys.baseAddress! + keyBase), Shared(values.baseAddress! + valueBase))
+                        compute.parallelFor(n, minimumPartSize: 16) { part in
+                            for i in part {
+                                for j in 0..<width {
+                                    keys.pointer[i * width + j] = Float16(k.pointer[i * width + j])
+                                    values.pointer[j * valueStride + i] = Float16(v.pointer[i * width + j])
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// x += y (the residual stream plus a block's output), split over the threads by token rows.
+    private func addRows(_ y: [Float], to x: inout [Float], rows: Int, compute: ComputeContext) {
+        let width = x.count / rows
+        y.withUnsafeBufferPointer { y in
+            x.withUnsafeMutableBufferPointer { x in
+                let (x, y) = (Shared(x.baseAddress!), Shared(y.baseAddress!))
+                compute.parallelFor(rows, minimumPartSize: 16) { part in
+                    for i in part.lowerBound * width..<part.upperBound * width { x.pointer[i] += y.pointer[i] }
+                }
+            }
+        }
+    }
+
+    /// x *= scale, split over the threads by token rows.
+    private func scaleRows(_ x: inout [Float], by scale: Float, rows: Int, compute: ComputeContext) {
+        let width = x.count / rows
+        x.withUnsafeMutableBufferPointer { x in
+            let x = Shared(x.baseAddress!)
+            compute.parallelFor(rows, minimumPartSize: 16) { part in
+                for i in part.lowerBound * width..<part.upperBound * width { x.pointer[i] *= scale }
             }
         }
     }
@@ -274,8 +314,9 @@ public final class Transformer: @unchecked Sendable {
                             let q = Shared(q.baseAddress!), keys = Shared(keys.baseAddress! + keyBase)
                             let values = Shared(values.baseAddress! + valueBase), out = Shared(out.baseAddress!)
                             let rec = Shared(record ? recorded.baseAddress : nil)  // an empty array may still have a base address
-                            // Several parts per thread: with a causal batch, later tokens see more keys.
-                            compute.parallelFor(jobs, parts: 4 * compute.threads) { part in
+                            // Many parts per thread: with a causal batch later tokens see more keys, so the last
+                            // parts are the heaviest, and while one runs the other threads may have nothing left.
+                            compute.parallelFor(jobs, parts: 16 * compute.threads) { part in
                                 var scratch = AttentionScratch(headDimension: hp.headDimension, padded: padded)
                                 for job in part {
                                     let i = job / heads, h = job % heads

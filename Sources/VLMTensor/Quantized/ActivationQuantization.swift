@@ -25,39 +25,61 @@ public struct QuantizedActivation {
     public var values: [Float] = []
 
     /// Blocks are independent, so a prefill batch's blocks are shared out over `compute`'s threads
-    /// (single-threaded, this step alone kept a second core idle for several percent of a prefill).
+    /// (single-threaded, this step alone kept a second core idle for several percent of a prefill;
+    /// a decoded token's few blocks stay on the caller's thread).
     public init(_ x: UnsafeBufferPointer<Float>, for format: WeightFormat, compute: ComputeContext = .init(threads: 1)) {
         switch format {
         case .f32: values = Array(x)
         case .f16: values = x.map(roundedThroughHalf)
         case .bf16: values = x.map { bfloat16ToFloat(floatToBFloat16($0)) }
-        case .q4_0, .q5_0, .q8_0: quantizeQ8(x, withSums: false)
-        case .q4_1, .q5_1: quantizeQ8(x, withSums: true)
+        case .q4_0, .q5_0, .q8_0: quantizeQ8(x, withSums: false, compute: compute)
+        case .q4_1, .q5_1: quantizeQ8(x, withSums: true, compute: compute)
         case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K: quantizeQ8K(x, compute: compute)
         }
     }
 
     /// `quantize_row_q8_0` / `quantize_row_q8_1` as ggml's AVX2 path computes them (the path llama.cpp
     /// takes on this hardware): d = max|x| / 127, q = round-half-even(x * (127 / max|x|)).
-    private mutating func quantizeQ8(_ x: UnsafeBufferPointer<Float>, withSums: Bool) {
+    private mutating func quantizeQ8(_ x: UnsafeBufferPointer<Float>, withSums: Bool, compute: ComputeContext) {
         let blocks = x.count / 32
-        scales = .init(repeating: 0, count: blocks)
-        quants = .init(repeating: 0, count: blocks * 32)
-        if withSums { blockSums = .init(repeating: 0, count: blocks) }
-        for b in 0..<blocks {
-            var amax: Float = 0
-            for j in 0..<32 { amax = max(amax, abs(x[b * 32 + j])) }
-            let d = amax / 127
-            let inverse: Float = amax != 0 ? 127 / amax : 0
-            var sum: Int32 = 0
-            for j in 0..<32 {
-                let q = Int8((x[b * 32 + j] * inverse).rounded(.toNearestOrEven))
-                quants[b * 32 + j] = q
-                sum += Int32(q)
+        var scales = [Float](repeating: 0, count: blocks)
+        var quants = [Int8](repeating: 0, count: blocks * 32)
+        var blockSums = [Float](repeating: 0, count: withSums ? blocks : 0)
+        quants.withUnsafeMutableBufferPointer { quants in
+            scales.withUnsafeMutableBufferPointer { scales in
+                blockSums.withUnsafeMutableBufferPointer { blockSums in
+                    let (x, quants) = (SendablePointer(UnsafeMutablePointer(mutating: x.baseAddress!)), SendablePointer(quants.baseAddress!))
+                    let scales = SendablePointer(scales.baseAddress!)
+                    let blockSums = withSums ? SendablePointer(blockSums.baseAddress!) : nil
+                    compute.parallelFor(blocks, minimumPartSize: 64) { part in
+                        for b in part {
+                            // Raw pointers and eight-lane maxima: a decoded token quantises its row alone, on
+                            // the caller's thread, so this step is part of what a second thread cannot share.
+                            let xb = x.pointer + b * 32, qb = quants.pointer + b * 32
+                            var largest = SIMD8<UInt32>(repeating: 0)
+                            for i in 0..<4 {  // |x| as bits: for non-negative floats the integer order is the float order
+                                let bits = UnsafeRawPointer(xb + 8 * i).loadUnaligned(as: SIMD8<UInt32>.self) & 0x7FFF_FFFF
+                                largest = pointwiseMax(largest, bits)
+                            }
+                            let amax = Float(bitPattern: largest.max())
+                            let d = amax / 127
+                            let inverse: Float = amax != 0 ? 127 / amax : 0
+                            var sum: Int32 = 0
+                            for j in 0..<32 {
+                                let q = Int8((xb[j] * inverse).rounded(.toNearestOrEven))
+                                qb[j] = q
+                                sum += Int32(q)
+                            }
+                            scales.pointer[b] = roundedThroughHalf(d)
+                            if let blockSums { blockSums.pointer[b] = roundedThroughHalf(Float(sum) * d) }
+                        }
+                    }
+                }
             }
-            scales[b] = roundedThroughHalf(d)
-            if withSums { blockSums[b] = roundedThroughHalf(Float(sum) * d) }
         }
+        self.scales = scales
+        self.quants = quants
+        if withSums { self.blockSums = blockSums }
         guard activationsNeedSplitQuants else { return }
         splitQuants = .init(repeating: 0, count: blocks * 32)
         for b in 0..<blocks {
