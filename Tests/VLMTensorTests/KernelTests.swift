@@ -199,6 +199,48 @@ import VLMTensor
         }
     }
 
+    /// A sequence long enough for the BLAS path (a tower's 1024+ patches; here 530, in two query blocks)
+    /// mixed with short ones on the per-head kernel, against the naive attention of each sequence alone.
+    @Test(arguments: [false, true]) func longSequenceAttentionMatchesNaive(causal: Bool) {
+        var random = SeededRandom(causal ? 25 : 26)
+        let (lengths, heads, headDim) = ([9, 530, 3], 2, 40)
+        let width = heads * headDim, rows = lengths.reduce(0, +)
+        let qkv = random.floats(rows * 3 * width)
+        var out = [Float](repeating: 0, count: rows * width)
+        qkv.withUnsafeBufferPointer { qkv in out.withUnsafeMutableBufferPointer { o in
+            let base = qkv.baseAddress!
+            scaledDotProductAttention(queries: base, keys: base + width, values: base + 2 * width, stride: 3 * width, sequenceLengths: lengths,
+                                      heads: heads, headDim: headDim, causal: causal, output: o.baseAddress!, outputStride: width,
+                                      compute: ComputeContext(threads: 2))
+        } }
+        var first = 0
+        for length in lengths {
+            func part(_ column: Int) -> [Float] {
+                (first..<(first + length)).flatMap { r in qkv[(r * 3 + column) * width..<(r * 3 + column + 1) * width] }
+            }
+            let expected = Self.naiveAttention(q: part(0), k: part(1), v: part(2), sequence: length, heads: heads, headDim: headDim, causal: causal)
+            #expect(maxAbsDifference(Array(out[(first * width)..<((first + length) * width)]), expected) < 1e-5)
+            first += length
+        }
+    }
+
+    /// ggml's fp16 GELU and quick GELU tables: at every fp16 input in ±10 (and past it), the formula ggml
+    /// tabulates (ggml_gelu_f32 / ggml_gelu_quick_f32 in Double at the fp16 input, stored as fp16); identity
+    /// above 10 and zero below -10 for the tanh GELU.
+    @Test func halfTableActivationsMatchGGMLFormula() {
+        let halves = (0..<65536).map { Float(Float16(bitPattern: UInt16($0))) }.filter { $0.isFinite && abs($0) <= 12 }
+        var gelu = halves, quick = halves
+        Activation.geluTanhHalfTable(&gelu, compute: ComputeContext(threads: 2))
+        Activation.quickGELUHalfTable(&quick, compute: ComputeContext(threads: 2))
+        for (i, h) in halves.enumerated() {
+            let x = Double(h)
+            let expectedGELU = h <= -10 ? 0 : h >= 10 ? h : Float(Float16(0.5 * x * (1 + tanh(0.7978845608028654 * x * (1 + 0.044715 * x * x)))))
+            let expectedQuick = Float(Float16(x / (1 + exp(-1.702 * x))))
+            #expect(abs(gelu[i] - expectedGELU) <= Float(Float16(expectedGELU).ulp), "gelu(\(h))")
+            #expect(abs(quick[i] - expectedQuick) <= Float(Float16(expectedQuick).ulp), "quick gelu(\(h))")
+        }
+    }
+
     /// The vectorised GELU and QuickGELU (eight at a time, with a scalar rest) over a wide range of inputs,
     /// against the exact functions in Double: within 2e-6 (relative above 1), also where exp over- or underflows.
     @Test func vectorisedActivationsMatchDouble() {
