@@ -236,7 +236,8 @@ import VLMTensor
             let x = Double(h)
             let expectedGELU = h <= -10 ? 0 : h >= 10 ? h : Float(Float16(0.5 * x * (1 + tanh(0.7978845608028654 * x * (1 + 0.044715 * x * x)))))
             let expectedQuick = Float(Float16(x / (1 + exp(-1.702 * x))))
-            #expect(abs(gelu[i] - expectedGELU) <= Float(Float16(expectedGELU).ulp), "gelu(\(h))")
+            // One fp16 step, plus float's cancellation in 1 + tanh(·) for negative inputs (~0.5·|h|·2⁻²⁴).
+            #expect(abs(gelu[i] - expectedGELU) <= Float(Float16(expectedGELU).ulp) + 5e-7, "gelu(\(h))")
             #expect(abs(quick[i] - expectedQuick) <= Float(Float16(expectedQuick).ulp), "quick gelu(\(h))")
         }
     }
