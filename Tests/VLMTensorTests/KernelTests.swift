@@ -177,33 +177,19 @@ import VLMTensor
     /// row stride: lengths past one block of 64 keys and with a ragged last vector, a head width of 72
     /// (one 64-column block plus an 8-column rest), against the naive attention of each sequence alone.
     @Test(arguments: [false, true]) func raggedBatchAttentionMatchesNaive(causal: Bool) {
-        var random = SeededRandom(causal ? 15 : 16)
-        let (lengths, heads, headDim) = ([3, 70, 1, 9], 2, 72)
-        let width = heads * headDim, rows = lengths.reduce(0, +)
-        let qkv = random.floats(rows * 3 * width)
-        var out = [Float](repeating: 0, count: rows * width)
-        qkv.withUnsafeBufferPointer { qkv in out.withUnsafeMutableBufferPointer { o in
-            let base = qkv.baseAddress!
-            scaledDotProductAttention(queries: base, keys: base + width, values: base + 2 * width, stride: 3 * width, sequenceLengths: lengths,
-                                      heads: heads, headDim: headDim, causal: causal, output: o.baseAddress!, outputStride: width,
-                                      compute: ComputeContext(threads: 2))
-        } }
-        var first = 0
-        for length in lengths {
-            func part(_ column: Int) -> [Float] {
-                (first..<(first + length)).flatMap { r in qkv[(r * 3 + column) * width..<(r * 3 + column + 1) * width] }
-            }
-            let expected = Self.naiveAttention(q: part(0), k: part(1), v: part(2), sequence: length, heads: heads, headDim: headDim, causal: causal)
-            #expect(maxAbsDifference(Array(out[(first * width)..<((first + length) * width)]), expected) < 1e-5)
-            first += length
-        }
+        Self.expectPackedAttentionMatchesNaive(lengths: [3, 70, 1, 9], heads: 2, headDim: 72, causal: causal, seed: causal ? 15 : 16)
     }
 
     /// A sequence long enough for the BLAS path (a tower's 1024+ patches; here 530, in two query blocks)
     /// mixed with short ones on the per-head kernel, against the naive attention of each sequence alone.
     @Test(arguments: [false, true]) func longSequenceAttentionMatchesNaive(causal: Bool) {
-        var random = SeededRandom(causal ? 25 : 26)
-        let (lengths, heads, headDim) = ([9, 530, 3], 2, 40)
+        Self.expectPackedAttentionMatchesNaive(lengths: [9, 530, 3], heads: 2, headDim: 40, causal: causal, seed: causal ? 25 : 26)
+    }
+
+    /// The threaded attention over `lengths` sequences stored back to back in packed [q | k | v] rows, on 2
+    /// threads, within 1e-5 of the naive attention of each sequence alone.
+    static func expectPackedAttentionMatchesNaive(lengths: [Int], heads: Int, headDim: Int, causal: Bool, seed: UInt64) {
+        var random = SeededRandom(seed)
         let width = heads * headDim, rows = lengths.reduce(0, +)
         let qkv = random.floats(rows * 3 * width)
         var out = [Float](repeating: 0, count: rows * width)
@@ -218,7 +204,7 @@ import VLMTensor
             func part(_ column: Int) -> [Float] {
                 (first..<(first + length)).flatMap { r in qkv[(r * 3 + column) * width..<(r * 3 + column + 1) * width] }
             }
-            let expected = Self.naiveAttention(q: part(0), k: part(1), v: part(2), sequence: length, heads: heads, headDim: headDim, causal: causal)
+            let expected = naiveAttention(q: part(0), k: part(1), v: part(2), sequence: length, heads: heads, headDim: headDim, causal: causal)
             #expect(maxAbsDifference(Array(out[(first * width)..<((first + length) * width)]), expected) < 1e-5)
             first += length
         }
