@@ -29,19 +29,65 @@ public func scaledDotProductAttention(
 ) {
     var starts = [0]
     for length in sequenceLengths { starts.append(starts.last! + length) }
-    let longest = sequenceLengths.max() ?? 0
-    compute.parallelFor(sequenceLengths.count * heads) { tasks in
+    for (sequence, length) in sequenceLengths.enumerated() where length >= LongSequenceAttention.minimumLength {
+        let head = LongSequenceAttention(length: length, stride: stride, headDim: headDim, causal: causal, outputStride: outputStride)
+        for h in 0..<heads {
+            let input = starts[sequence] * stride + h * headDim
+            head.run(queries + input, keys + input, values + input, output + starts[sequence] * outputStride + h * headDim,
+                     compute: compute)
+        }
+    }
+    let short = sequenceLengths.indices.filter { sequenceLengths[$0] < LongSequenceAttention.minimumLength }
+    let longest = short.map { sequenceLengths[$0] }.max() ?? 0
+    compute.parallelFor(short.count * heads) { tasks in
         let largest = HeadAttention(queryCount: longest, queryStride: stride, keyCount: longest, keyStride: stride,
                                     headDim: headDim, causal: causal, outputStride: outputStride).workspaceCount
         withUnsafeTemporaryAllocation(of: Float.self, capacity: largest) { workspace in
             for task in tasks {
-                let (sequence, h) = task.quotientAndRemainder(dividingBy: heads)
+                let (index, h) = task.quotientAndRemainder(dividingBy: heads)
+                let sequence = short[index]
                 let (first, length) = (starts[sequence], sequenceLengths[sequence])
                 let head = HeadAttention(queryCount: length, queryStride: stride, keyCount: length, keyStride: stride,
                                          headDim: headDim, causal: causal, outputStride: outputStride)
                 let input = first * stride + h * headDim
                 head.run(queries + input, keys + input, values + input, output + first * outputStride + h * headDim,
                          workspace: workspace.baseAddress!)
+            }
+        }
+    }
+}
+
+/// softmax(Q Kᵀ / √d) V for one head of one long sequence (a 512–896 px tower's 1024–4096 patches), as two
+/// BLAS products around a row softmax: at that length the products dominate, and OpenBLAS runs them several
+/// times faster than `HeadAttention`'s one-query-at-a-time kernel, threading them itself (so the heads run one
+/// after another, not split across the context's threads). Queries go in blocks whose scores fit in ~1 MB (L2).
+/// Short sequences (CLIP's 50–257 tokens, Qwen2.5-VL's windows) stay on `HeadAttention`, split across heads.
+struct LongSequenceAttention {
+    static let minimumLength = 512
+    let length: Int
+    let stride: Int
+    let headDim: Int
+    let causal: Bool
+    let outputStride: Int
+
+    func run(_ queries: UnsafePointer<Float>, _ keys: UnsafePointer<Float>, _ values: UnsafePointer<Float>,
+             _ output: UnsafeMutablePointer<Float>, compute: ComputeContext) {
+        let block = min(length, max(64, (1 << 18) / length)), scale = 1 / Float(headDim).squareRoot()
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: block * length) { scores in
+            let scores = scores.baseAddress!
+            for q0 in Swift.stride(from: 0, to: length, by: block) {
+                let rows = min(block, length - q0)
+                MatrixMultiply.gemm(transposeB: true, m: rows, n: length, k: headDim, alpha: scale, a: queries + q0 * stride, lda: stride,
+                                    b: keys, ldb: stride, c: scores, ldc: length)
+                compute.parallelFor(rows, minimumPartSize: 16) { part in
+                    for r in part {
+                        let row = scores + r * length, visible = causal ? q0 + r + 1 : length
+                        softmaxInPlace(row, count: visible)
+                        for k in visible..<length { row[k] = 0 }
+                    }
+                }
+                MatrixMultiply.gemm(m: rows, n: headDim, k: length, a: scores, lda: length, b: values, ldb: stride,
+                                    c: output + q0 * outputStride, ldc: outputStride)
             }
         }
     }

@@ -177,8 +177,19 @@ import VLMTensor
     /// row stride: lengths past one block of 64 keys and with a ragged last vector, a head width of 72
     /// (one 64-column block plus an 8-column rest), against the naive attention of each sequence alone.
     @Test(arguments: [false, true]) func raggedBatchAttentionMatchesNaive(causal: Bool) {
-        var random = SeededRandom(causal ? 15 : 16)
-        let (lengths, heads, headDim) = ([3, 70, 1, 9], 2, 72)
+        Self.expectPackedAttentionMatchesNaive(lengths: [3, 70, 1, 9], heads: 2, headDim: 72, causal: causal, seed: causal ? 15 : 16)
+    }
+
+    /// A sequence long enough for the BLAS path (a tower's 1024+ patches; here 530, in two query blocks)
+    /// mixed with short ones on the per-head kernel, against the naive attention of each sequence alone.
+    @Test(arguments: [false, true]) func longSequenceAttentionMatchesNaive(causal: Bool) {
+        Self.expectPackedAttentionMatchesNaive(lengths: [9, 530, 3], heads: 2, headDim: 40, causal: causal, seed: causal ? 25 : 26)
+    }
+
+    /// The threaded attention over `lengths` sequences stored back to back in packed [q | k | v] rows, on 2
+    /// threads, within 1e-5 of the naive attention of each sequence alone.
+    static func expectPackedAttentionMatchesNaive(lengths: [Int], heads: Int, headDim: Int, causal: Bool, seed: UInt64) {
+        var random = SeededRandom(seed)
         let width = heads * headDim, rows = lengths.reduce(0, +)
         let qkv = random.floats(rows * 3 * width)
         var out = [Float](repeating: 0, count: rows * width)
@@ -193,9 +204,27 @@ import VLMTensor
             func part(_ column: Int) -> [Float] {
                 (first..<(first + length)).flatMap { r in qkv[(r * 3 + column) * width..<(r * 3 + column + 1) * width] }
             }
-            let expected = Self.naiveAttention(q: part(0), k: part(1), v: part(2), sequence: length, heads: heads, headDim: headDim, causal: causal)
+            let expected = naiveAttention(q: part(0), k: part(1), v: part(2), sequence: length, heads: heads, headDim: headDim, causal: causal)
             #expect(maxAbsDifference(Array(out[(first * width)..<((first + length) * width)]), expected) < 1e-5)
             first += length
+        }
+    }
+
+    /// ggml's fp16 GELU and quick GELU tables: at every fp16 input in ±10 (and past it), the formula ggml
+    /// tabulates (ggml_gelu_f32 / ggml_gelu_quick_f32 in Double at the fp16 input, stored as fp16); identity
+    /// above 10 and zero below -10 for the tanh GELU.
+    @Test func halfTableActivationsMatchGGMLFormula() {
+        let halves = (0..<65536).map { Float(Float16(bitPattern: UInt16($0))) }.filter { $0.isFinite && abs($0) <= 12 }
+        var gelu = halves, quick = halves
+        Activation.geluTanhHalfTable(&gelu, compute: ComputeContext(threads: 2))
+        Activation.quickGELUHalfTable(&quick, compute: ComputeContext(threads: 2))
+        for (i, h) in halves.enumerated() {
+            let x = Double(h)
+            let expectedGELU = h <= -10 ? 0 : h >= 10 ? h : Float(Float16(0.5 * x * (1 + tanh(0.7978845608028654 * x * (1 + 0.044715 * x * x)))))
+            let expectedQuick = Float(Float16(x / (1 + exp(-1.702 * x))))
+            // One fp16 step, plus float's cancellation in 1 + tanh(·) for negative inputs (~0.5·|h|·2⁻²⁴).
+            #expect(abs(gelu[i] - expectedGELU) <= Float(Float16(expectedGELU).ulp) + 5e-7, "gelu(\(h))")
+            #expect(abs(quick[i] - expectedQuick) <= Float(Float16(expectedQuick).ulp), "quick gelu(\(h))")
         }
     }
 
