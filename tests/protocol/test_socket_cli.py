@@ -112,7 +112,11 @@ def test_ctrl_c_cancels_only_this_clients_request_and_keeps_the_daemon(shared):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=shared)
     proc = subprocess.Popen([VLM, "call", "ping", '{"delayMs": 60000}'],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=shared)
-    time.sleep(1.0)
+    # Interrupted once its ping runs in the daemon (a fixed pause could end before a loaded machine got there).
+    deadline = time.monotonic() + 60
+    while not any(r["method"] == "ping" for r in status(shared)["inFlight"]):
+        assert time.monotonic() < deadline and proc.poll() is None, "the ping never reached the daemon"
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130
