@@ -27,6 +27,9 @@ protocol ModelFamily: Sendable {
     /// (so `models/load` returns it marked `alreadyLoaded` instead of loading a copy).
     func satisfies(_ params: ModelsLoadParams, resident: ModelInfo) -> Bool
 
+    /// The id of a load that names none: by default the file's (or directory's) name.
+    func defaultId(_ params: ModelsLoadParams, file: URL) -> String
+
     /// Called after a model of this family was unloaded, to drop what the daemon keeps for it.
     func unloaded(id: String, services: Services)
 
@@ -39,6 +42,7 @@ extension ModelFamily {
     func validate(_ request: ModelLoadArguments) throws {}
     func memoryEstimate(_ request: ModelLoadArguments) -> Int { fileBytes(request.file) }
     func satisfies(_ params: ModelsLoadParams, resident: ModelInfo) -> Bool { true }
+    func defaultId(_ params: ModelsLoadParams, file: URL) -> String { file.lastPathComponent }
     func unloaded(id: String, services: Services) {}
     func registerHandlers(_ table: inout HandlerTable, services: Services) {}
 }

@@ -11,8 +11,11 @@ func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
     table.register(ModelsLoadRequest.self) { params, context in
         let family = try services.families.family(kind: params.kind)
         let url = URL(fileURLWithPath: params.path)
-        let id = params.id ?? url.lastPathComponent
+        let id = params.id ?? family.defaultId(params, file: url)
         guard !id.isEmpty else { throw RPCError.invalidParams("params.id: must not be empty") }
+        let request = ModelLoadArguments(id: id, file: url, params: params)
+        // Before a resident copy is looked for: bad options are refused even when one is loaded.
+        try family.validate(request)
         if let resident = await alreadyLoaded(params, by: family, registry: services.registry) { return resident }
         if await services.registry.model(id) != nil {
             throw RPCError.invalidParams("params.id: a model with id '\(id)' is already loaded; unload it first or choose another id")
@@ -20,8 +23,6 @@ func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
         guard FileManager.default.fileExists(atPath: params.path) else {
             throw RPCError(code: ErrorCode.modelLoadFailed, message: "\(params.path): no such file or directory")
         }
-        let request = ModelLoadArguments(id: id, file: url, params: params)
-        try family.validate(request)
         let reservation = try await services.registry.reserve(family.memoryEstimate(request))
         let progress = await context.beginProgress(title: "Loading \(params.kind) model \(id)", cancellable: false)
         let model: any ResidentModel
@@ -66,9 +67,10 @@ func registerModelHandlers(_ table: inout HandlerTable, services: Services) {
 /// models/load is idempotent: a model of the same kind from the same file (and the same id, when
 /// asked for, and whatever else its family checks) is returned as it is, marked `alreadyLoaded`,
 /// instead of loaded twice. That is what keeps models resident across `vlm` commands on a shared daemon.
+/// Of several copies of a file (loaded with other options), the first that answers the load.
 private func alreadyLoaded(_ params: ModelsLoadParams, by family: any ModelFamily, registry: ModelRegistry) async -> ModelInfo? {
-    guard var info = await registry.identical(kind: params.kind, path: params.path, id: params.id),
-          family.satisfies(params, resident: info) else { return nil }
+    let copies = await registry.loaded(kind: params.kind, path: params.path, id: params.id)
+    guard var info = copies.first(where: { family.satisfies(params, resident: $0) }) else { return nil }
     info.alreadyLoaded = true
     return info
 }

@@ -78,10 +78,11 @@ actor ModelRegistry {
         loads += 1
     }
 
-    /// The loaded model `models/load` would load again: same kind and file, and the same id when one is asked for.
-    func identical(kind: String, path: String, id: String?) -> ModelInfo? {
+    /// The loaded models `models/load` might load again, in load order: same kind and file, and the same id
+    /// when one is asked for (its family tells which of them answer the load).
+    func loaded(kind: String, path: String, id: String?) -> [ModelInfo] {
         let file = URL(fileURLWithPath: path).standardizedFileURL.path
-        return list.first { info in
+        return list.filter { info in
             info.kind == kind && URL(fileURLWithPath: info.path).standardizedFileURL.path == file && (id == nil || id == info.id)
         }
     }

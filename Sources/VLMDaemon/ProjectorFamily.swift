@@ -20,11 +20,22 @@ struct ProjectorFamily: ModelFamily {
         try LoadedProjector(id: request.id, file: request.file, tokenLimits: Self.tokenLimits(request.params))
     }
 
-    /// A resident projector answers a load that asks for image token limits only when it has those limits.
+    /// A resident dynamic-resolution projector answers a load only when it has the image token limits the
+    /// load asks for, the defaults when it names none (`vlm generate --mmproj X` means the defaults, whatever
+    /// an earlier command asked for); a fixed-size one answers the loads that name none.
     func satisfies(_ params: ModelsLoadParams, resident: ModelInfo) -> Bool {
-        guard let wanted = try? Self.tokenLimits(params) else { return true }
-        return resident.details?["imageMinTokens"]?.intValue == Int64(wanted.lowerBound)
-            && resident.details?["imageMaxTokens"]?.intValue == Int64(wanted.upperBound)
+        let named = try? Self.tokenLimits(params)
+        guard let low = resident.details?["imageMinTokens"]?.intValue, let high = resident.details?["imageMaxTokens"]?.intValue,
+              low <= high else { return named == nil }
+        return Int(low)...Int(high) == named ?? Qwen2VLProjector.defaultTokenLimits
+    }
+
+    /// The file's name, then `@MIN-MAX` when the load names image token limits other than the defaults: on a
+    /// shared daemon each range the commands ask for is a copy of its own, beside the default one.
+    func defaultId(_ params: ModelsLoadParams, file: URL) -> String {
+        let name = file.lastPathComponent
+        guard let limits = try? Self.tokenLimits(params), limits != Qwen2VLProjector.defaultTokenLimits else { return name }
+        return "\(name)@\(limits.lowerBound)-\(limits.upperBound)"
     }
 
     /// The image token range a load asks for (nil: the projector's default), the unnamed bound taken from

@@ -10,7 +10,8 @@ import Synchronization
 /// microseconds), then sleep on a condition variable, so an idle daemon uses no CPU.
 ///
 /// A pool runs one loop at a time: `WorkerPools.withPool` hands it to one caller, so concurrent
-/// requests (and a loop nested in another's body) each get a pool of their own. The caller takes parts
+/// requests (and a loop nested in another's body) each get a pool of their own; a pool beyond the few
+/// kept idle is retired once its loop is over, its helpers ended. The caller takes parts
 /// too and returns once every part has finished, so the loop's body (which does not escape
 /// `parallelFor`) is never used after it returns. It never waits for a helper that holds no part: on a
 /// loaded machine a descheduled helper would otherwise hold every loop up by a time slice.
@@ -31,42 +32,61 @@ final class WorkerPool: @unchecked Sendable {
     private let finishedParts = Atomic<Int>(0)
     private let sleepers = Atomic<Int>(0)
     private let wake = NSCondition()
+    /// Set before the ticket of the pool's last "loop": a helper that sees that loop ends instead.
+    private let retiring = Atomic<Bool>(false)
+    /// Helper threads started and not yet ended.
+    private let runningHelpers = Atomic<Int>(0)
+    private var threads: [pthread_t] = []
     private var loop = 0
     private var count = 0
     private var body: UnsafeRawPointer?
 
     init(helpers: Int) {
         self.helpers = helpers
-        for _ in 0..<helpers {
-            let thread = Thread { self.serve() }  // pools are never released: their helpers hold them
-            thread.name = "vlmd compute"
-            thread.stackSize = 8 << 20  // as a main thread's: bodies may keep large temporaries on the stack
-            thread.start()
-        }
+        threads = (0..<helpers).map { _ in startHelper() }
     }
 
     /// Helpers asleep on the condition variable (not polling, not working): tests check that an idle
     /// pool ends with all of them here.
     var sleepingHelpers: Int { sleepers.load(ordering: .sequentiallyConsistent) }
 
+    /// Helper threads that have not ended: `helpers` until the pool is retired, 0 once `retire` returns.
+    var liveHelpers: Int { runningHelpers.load(ordering: .acquiring) }
+
+    /// A joinable thread running `serve`, with a main thread's stack (bodies may keep large temporaries
+    /// on the stack). The thread holds the pool until it ends.
+    private func startHelper() -> pthread_t {
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setstacksize(&attributes, 8 << 20)
+        runningHelpers.add(1, ordering: .relaxed)
+        var thread = pthread_t()
+        let error = pthread_create(&thread, &attributes, { pool in
+            Unmanaged<WorkerPool>.fromOpaque(pool!).takeRetainedValue().serve()
+            return nil
+        }, Unmanaged.passRetained(self).toOpaque())
+        precondition(error == 0, "cannot start a compute thread (pthread_create: \(error))")
+        return thread
+    }
+
+    /// Ends the helpers and waits until their threads have exited. Only its holder calls it, between loops;
+    /// the pool runs nothing afterwards.
+    func retire() {
+        retiring.store(true, ordering: .relaxed)  // published by the ticket's store
+        startLoop(parts: 0)
+        for thread in threads { pthread_join(thread, nil) }
+        threads = []
+    }
+
     /// Splits 0..<count into `parts` ranges as `parallelFor` does and runs `body` on them, the caller
     /// and the helpers taking ranges until none is left.
     func run(_ count: Int, parts: Int, _ body: SharedBody) {
         precondition(parts < 1 << 32, "too many parts for one loop")
         withUnsafePointer(to: body) { pointer in
-            loop = (loop + 1) & 0x7FFF_FFFF  // the ticket's high half; a helper never lags 2^31 loops
             self.count = count
             self.body = UnsafeRawPointer(pointer)
-            self.parts.store(parts, ordering: .relaxed)
-            finishedParts.store(0, ordering: .relaxed)
-            // Sequentially consistent with the helper's `sleepers` increment: either a helper going to
-            // sleep sees the new ticket, or this sees it asleep and wakes it.
-            ticket.store(loop << 32, ordering: .sequentiallyConsistent)
-            if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
-                wake.lock()
-                wake.broadcast()
-                wake.unlock()
-            }
+            let loop = startLoop(parts: parts)
             takeParts(of: loop)
             var polls = 0
             while finishedParts.load(ordering: .acquiring) < parts {
@@ -75,6 +95,23 @@ final class WorkerPool: @unchecked Sendable {
             }
             self.body = nil
         }
+    }
+
+    /// Publishes the next loop's ticket, of `parts` parts, and wakes the helpers asleep; its number.
+    @discardableResult
+    private func startLoop(parts: Int) -> Int {
+        loop = (loop + 1) & 0x7FFF_FFFF  // the ticket's high half; a helper never lags 2^31 loops
+        self.parts.store(parts, ordering: .relaxed)
+        finishedParts.store(0, ordering: .relaxed)
+        // Sequentially consistent with the helper's `sleepers` increment: either a helper going to
+        // sleep sees the new ticket, or this sees it asleep and wakes it.
+        ticket.store(loop << 32, ordering: .sequentiallyConsistent)
+        if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+            wake.lock()
+            wake.broadcast()
+            wake.unlock()
+        }
+        return loop
     }
 
     /// Parts of loop `loop` until none is left. Not inlined so that every reference the calls take to
@@ -94,9 +131,14 @@ final class WorkerPool: @unchecked Sendable {
     }
 
     private func serve() {
+        Thread.current.name = "vlmd compute"  // Foundation sets the pthread name of the current thread
+        defer { runningHelpers.subtract(1, ordering: .releasing) }
         var seen = 0
         while true {
             seen = awaitLoop(after: seen)
+            // Relaxed: the acquiring load of the ticket that announced the last loop ordered this after
+            // `retire`'s store.
+            if retiring.load(ordering: .relaxed) { return }
             takeParts(of: seen)
         }
     }
@@ -124,14 +166,30 @@ final class WorkerPool: @unchecked Sendable {
 }
 
 /// The idle pools, by helper count. A caller takes one for the length of a loop (creating it when none
-/// is idle) and puts it back, so there are only ever as many pools as loops that ran at once.
+/// is idle) and puts it back, unless `idleLimit` pools of its helper count are idle already: then it is
+/// retired, so a burst of concurrent requests does not leave its threads asleep for the daemon's life.
 enum WorkerPools {
     private static let idle = Mutex<[Int: [WorkerPool]]>([:])
 
+    /// Idle pools kept per helper count: one per core covers as many concurrent computations as the
+    /// machine runs at full speed, and no fewer than two so that two requests do not start threads for
+    /// each loop.
+    static let idleLimit = max(2, ComputeContext.processorCount)
+
     static func withPool<R>(helpers: Int, _ body: (WorkerPool) -> R) -> R {
         let pool = idle.withLock { $0[helpers]?.popLast() } ?? WorkerPool(helpers: helpers)
-        defer { idle.withLock { $0[helpers, default: []].append(pool) } }
+        defer { putBack(pool) }
         return body(pool)
+    }
+
+    /// Keeps `pool` idle, or retires it (outside the lock: it waits for the helpers to end).
+    private static func putBack(_ pool: WorkerPool) {
+        let kept = idle.withLock { idle in
+            guard idle[pool.helpers, default: []].count < idleLimit else { return false }
+            idle[pool.helpers, default: []].append(pool)
+            return true
+        }
+        if !kept { pool.retire() }
     }
 
     /// Every pool created so far that is not running a loop.

@@ -158,11 +158,15 @@ struct Harness {
     @Test func duplicateInFlightIDIsRejected() async {
         let h = Harness()
         await h.initialize()
-        await h.request(1, PingRequest.self, PingParams(delayMs: 200))
+        // The first ping waits until it is cancelled: the second arrives while it is in flight, however slow the machine.
+        await h.request(1, PingRequest.self, PingParams(delayMs: 60_000))
         await h.request(1, PingRequest.self, PingParams())
         await h.recorder.waitFor(2)
         let first = await h.recorder.messages[1]
         #expect(first["error"]?["code"] == .int(-32600))
+        await h.send(["jsonrpc": "2.0", "method": "$/cancelRequest", "params": ["id": 1]])
+        while await h.recorder.replies(to: 1) < 2 { try? await Task.sleep(for: .milliseconds(2)) }
+        #expect(await h.recorder.messages.last { $0["id"] == .int(1) }?["error"]?["code"] == .int(-32800))
     }
 
     @Test func shutdownThenExitCodes() async {

@@ -105,6 +105,45 @@ import Testing
         #expect(sixHelperPools().allSatisfy { $0.sleepingHelpers == 6 })
     }
 
+    /// A burst of loops run at once (concurrent requests) leaves at most `idleLimit` idle pools of its
+    /// helper count; each surplus pool is retired as its loop returns, its helper threads joined, so none
+    /// is left asleep for the daemon's life. Five helpers is a pool no other test uses.
+    @Test func aBurstOfConcurrentLoopsLeavesABoundedNumberOfPools() {
+        let helpers = 5, burst = WorkerPools.idleLimit + 3
+        // Each caller's pool, the indices its loop covered and its live helpers during the loop.
+        let held = SharedCell(Mutex<[(pool: WorkerPool, covered: Int, live: Int)]>([])), arrived = SharedCell(Atomic<Int>(0))
+        let done = DispatchGroup()
+        for _ in 0..<burst {
+            done.enter()
+            Thread {
+                WorkerPools.withPool(helpers: helpers) { pool in
+                    // Every caller holds its pool until all have one: the burst really runs at once.
+                    _ = arrived.value.add(1, ordering: .relaxed)
+                    while arrived.value.load(ordering: .relaxed) < burst { sched_yield() }
+                    let covered = SharedCell(Atomic<Int>(0))
+                    pool.run(60, parts: 12, SharedBody { part in _ = covered.value.add(part.count, ordering: .relaxed) })
+                    held.value.withLock { $0.append((pool, covered.value.load(ordering: .relaxed), pool.liveHelpers)) }
+                }
+                done.leave()
+            }.start()
+        }
+        done.wait()
+        let loops = held.value.withLock { $0 }
+        #expect(loops.allSatisfy { $0.covered == 60 && $0.live == helpers })
+        let pools = loops.map(\.pool)
+        #expect(Set(pools.map(ObjectIdentifier.init)).count == burst)
+        let idle = Set(WorkerPools.idlePools.filter { $0.helpers == helpers }.map(ObjectIdentifier.init))
+        #expect(idle.count <= WorkerPools.idleLimit)
+        let retired = pools.filter { !idle.contains(ObjectIdentifier($0)) }
+        #expect(retired.count >= burst - WorkerPools.idleLimit)
+        #expect(retired.allSatisfy { $0.liveHelpers == 0 })
+        #expect(pools.filter { idle.contains(ObjectIdentifier($0)) }.allSatisfy { $0.liveHelpers == helpers })
+        // The pools kept still serve loops.
+        let covered = Atomic<Int>(0)
+        ComputeContext(threads: helpers + 1).parallelFor(600, parts: 60) { part in _ = covered.add(part.count, ordering: .relaxed) }
+        #expect(covered.load(ordering: .relaxed) == 600)
+    }
+
     @Test func cancellationIsOneErrorAndOneToken() {
         let token = CancellationToken()
         let context = ComputeContext(threads: 3, cancellation: token)
@@ -135,4 +174,10 @@ import Testing
 private struct UnsafeSendable<T>: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<T>
     init(_ pointer: UnsafeMutablePointer<T>) { self.pointer = pointer }
+}
+
+/// A lock or atomic (not copyable) that escaping closures on other threads share.
+private final class SharedCell<Value: ~Copyable & Sendable>: Sendable {
+    let value: Value
+    init(_ value: consuming Value) { self.value = value }
 }

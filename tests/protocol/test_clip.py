@@ -172,10 +172,16 @@ def test_model_lifecycle_errors():
 def test_classify_answered_while_a_long_request_streams():
     async def body():
         d = await with_model()
-        long = asyncio.ensure_future(d.request("debug/stream", {"count": 50, "intervalMs": 20, "partialResultToken": "s"}))
-        await asyncio.sleep(0.05)
+        # The stream runs until it is cancelled: classify is answered while it runs however long it takes.
+        long = asyncio.ensure_future(d.request("debug/stream", {"count": 1_000_000, "intervalMs": 20, "partialResultToken": "s"},
+                                               msg_id="long"))
+        while not d.progress("s"):
+            await asyncio.sleep(0.01)
         result = await d.request("classify", {"images": [{"path": str(IMAGES / "coins.png")}], "labels": ["coin", "cat"]})
         assert len(result.results) == 1 and not long.done()
-        await long
+        d.notify("$/cancelRequest", {"id": "long"})
+        with pytest.raises(JsonRpcException) as err:
+            await long
+        assert err.value.code == -32800
         assert await d.stop() == 0
     run(body())

@@ -75,14 +75,22 @@ def test_status_reports_uptime_and_requests_in_flight():
     async def body():
         import asyncio
         d = await Daemon().start()
-        slow = asyncio.ensure_future(d.request("ping", {"delayMs": 500}))
-        await asyncio.sleep(0.1)
-        status = await d.request("daemon/status")
+        # The ping waits until it is cancelled, so once the daemon has it, it stays in flight however slow the
+        # machine: ask until it shows (it was sent first, so a status without it was read before it).
+        slow = asyncio.ensure_future(d.request("ping", {"delayMs": 60_000}, msg_id="slow"))
+        for _ in range(1000):
+            status = await d.request("daemon/status")
+            if any(r.method == "ping" for r in status.inFlight):
+                break
+            await asyncio.sleep(0.01)
         assert status.uptimeSeconds > 0
         methods = [r.method for r in status.inFlight]
         assert "ping" in methods and "daemon/status" in methods
         assert status.memory.budgetBytes > 0
-        await slow
+        d.notify("$/cancelRequest", {"id": "slow"})
+        with pytest.raises(JsonRpcException) as err:
+            await slow
+        assert err.value.code == -32800
         assert await d.stop() == 0
     run(body())
 

@@ -360,6 +360,10 @@ def test_models_load_sets_and_checks_image_token_limits():
         assert (small.details.imageMinTokens, small.details.imageMaxTokens) == (8, 32)
         again = await d.request("models/load", {"kind": "mmproj", "path": mmproj, "id": "small", "imageMaxTokens": 32})
         assert again.alreadyLoaded
+        # No limits means the defaults: the copy with others does not answer, and its id is taken.
+        with pytest.raises(JsonRpcException) as err:
+            await d.request("models/load", {"kind": "mmproj", "path": mmproj, "id": "small"})
+        assert err.value.code == -32602 and "'small' is already loaded" in err.value.message, err.value.message
         image = [{"path": str(IMAGES / "astronaut.png")}]
         for projector, tokens in [("small", 25), ("wide", 18 * 18)]:
             result = await d.request("generate", {"prompt": "<__media__>", "images": image, "mmproj": projector, "maxTokens": 1})
@@ -368,8 +372,9 @@ def test_models_load_sets_and_checks_image_token_limits():
                               ({"imageMinTokens": 70000}, "params.imageMinTokens"),
                               ({"imageMinTokens": 64, "imageMaxTokens": 32}, "params.imageMinTokens: 64 is more than imageMaxTokens 32"),
                               ({"imageMaxTokens": "many"}, "imageMaxTokens")]:
+            # Under the id of a resident copy of the file: bad options are refused, not answered by the copy.
             with pytest.raises(JsonRpcException) as err:
-                await d.request("models/load", {"kind": "mmproj", "path": mmproj, "id": "bad", **params})
+                await d.request("models/load", {"kind": "mmproj", "path": mmproj, "id": "wide", **params})
             assert err.value.code == -32602 and words in err.value.message, err.value.message
         with pytest.raises(JsonRpcException) as err:
             await d.request("models/load", {"kind": "mmproj", "path": str(LLAVA / "tiny-mmproj.gguf"), "imageMaxTokens": 32})

@@ -212,7 +212,9 @@ def test_daemon_stop_answers_in_flight_requests_and_removes_the_socket(tmp_path)
         busy = await SocketClient(path).start()
         stopper = await SocketClient(path).start()
         running = asyncio.ensure_future(busy.request("debug/stream", {"count": 100000, "intervalMs": 10}))
-        await asyncio.sleep(0.2)
+        # Stopped once the stream runs (a fixed pause could end before a loaded machine started it).
+        while not any(r.method == "debug/stream" for r in (await stopper.request("daemon/status", {})).inFlight):
+            await asyncio.sleep(0.01)
         assert await stopper.request("daemon/stop", None) is None
         with pytest.raises(Exception) as cancelled:
             await asyncio.wait_for(running, 30)

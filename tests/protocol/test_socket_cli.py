@@ -12,6 +12,7 @@ import time
 import pytest
 
 from test_cli import IMAGES, RN, VLM
+from test_multimodal_generate import QWEN_FIXTURES, QWEN_LM
 
 
 def vlm(env, *args, timeout=120):
@@ -70,6 +71,29 @@ def test_two_classify_runs_load_the_model_once(shared):
     assert "model loads since start: 1" in human and "rn-tiny" in human
 
 
+def test_image_token_limits_on_a_shared_daemon_load_a_copy_of_their_own(shared):
+    """`vlm generate --mmproj X --image-max-tokens 32` after a command with the default limits, on one shared
+    daemon: the second loads a copy with its limits as `X@8-32` (rather than failing on X's id); a third with
+    the same limits reuses that copy, and a command with no limits keeps the defaults (astronaut.png, 512 px:
+    18 x 18 image tokens by default, 5 x 5 within 32)."""
+    mmproj = QWEN_FIXTURES["qwen25vl"] / "tiny-mmproj.gguf"
+
+    def image_tokens(*limits):
+        out = vlm(shared, "generate", "--lm", str(QWEN_LM), "--context-length", "512", "--mmproj", str(mmproj), *limits,
+                  "--image", str(IMAGES / "astronaut.png"), "--max-tokens", "1", "--json", "<__media__>", timeout=300)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])["imageTokens"][0]["tokens"]
+
+    assert image_tokens() == 18 * 18
+    assert image_tokens("--image-max-tokens", "32") == 25
+    assert image_tokens("--image-max-tokens", "32") == 25
+    assert image_tokens() == 18 * 18
+    now = status(shared)
+    assert now["modelLoads"] == 3  # the language model, and the projector with each range once
+    projectors = {m["id"]: (m["details"]["imageMinTokens"], m["details"]["imageMaxTokens"]) for m in now["models"] if m["kind"] == "mmproj"}
+    assert projectors == {"tiny-mmproj.gguf": (8, 4096), "tiny-mmproj.gguf@8-32": (8, 32)}
+
+
 def test_private_flag_ignores_the_shared_daemon(shared):
     args = ["classify", "--private", "--clip", str(RN), "--labels", "cat,dog", str(IMAGES / "chelsea.png")]
     assert vlm(shared, *args).returncode == 0
@@ -88,7 +112,11 @@ def test_ctrl_c_cancels_only_this_clients_request_and_keeps_the_daemon(shared):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=shared)
     proc = subprocess.Popen([VLM, "call", "ping", '{"delayMs": 60000}'],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=shared)
-    time.sleep(1.0)
+    # Interrupted once its ping runs in the daemon (a fixed pause could end before a loaded machine got there).
+    deadline = time.monotonic() + 60
+    while not any(r["method"] == "ping" for r in status(shared)["inFlight"]):
+        assert time.monotonic() < deadline and proc.poll() is None, "the ping never reached the daemon"
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130

@@ -21,12 +21,13 @@ public final class LLaVAVisionTower: MultimodalProjector, @unchecked Sendable {
     public let hyperparameters: MMProjHyperparameters
     let weights: MMProjWeights
 
-    /// Loads `url` and checks every tensor against the header.
-    public init(url: URL) throws {
-        let gguf = try GGUFFile(url: url)
+    /// Reads the tower from an opened mmproj file and checks every tensor against the header.
+    public init(gguf: GGUFFile) throws {
         hyperparameters = try MMProjHyperparameters(gguf: gguf)
         weights = try MMProjWeights(gguf: gguf, hyperparameters: hyperparameters)
     }
+
+    public convenience init(url: URL) throws { try self.init(gguf: GGUFFile(url: url)) }
 
     /// Width of the image-token embeddings (the LM's embedding width).
     public var outputWidth: Int { hyperparameters.projectionWidth }

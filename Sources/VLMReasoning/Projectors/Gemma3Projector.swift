@@ -28,8 +28,10 @@ public final class Gemma3Projector: MultimodalProjector, @unchecked Sendable {
     /// mm.input_projection.weight, used as x · P.
     let projection: Linear
 
-    public init(url: URL) throws {
-        gguf = try GGUFFile(url: url)
+    public convenience init(url: URL) throws { try self.init(gguf: GGUFFile(url: url)) }
+
+    public init(gguf: GGUFFile) throws {
+        self.gguf = gguf
         let hp = try SigLIPTower.hyperparameters(gguf, projector: "gemma3")
         hyperparameters = hp
         // llama.cpp's default for every gemma3 size; test models may set the key.

@@ -30,9 +30,11 @@ public final class Idefics3Projector: MultimodalProjector, @unchecked Sendable {
 
     public static let longestEdgeKey = "clip.vision.preproc_image_size"
 
-    /// Loads `url` and checks every key and tensor, naming any that is missing or wrong.
-    public init(url: URL) throws {
-        gguf = try GGUFFile(url: url)
+    public convenience init(url: URL) throws { try self.init(gguf: GGUFFile(url: url)) }
+
+    /// Reads an opened mmproj file and checks every key and tensor, naming any that is missing or wrong.
+    public init(gguf: GGUFFile) throws {
+        self.gguf = gguf
         let hp = try SigLIPTower.hyperparameters(gguf, projector: "idefics3")
         hyperparameters = hp
         scaleFactor = try SigLIPTower.scaleFactor(gguf, gridSide: hp.gridSide, minimum: 2, fallback: nil)

@@ -102,13 +102,17 @@ public enum MultimodalProjectors {
     /// `tokenLimits`: how many tokens an image may become, for the types that size images dynamically
     /// (Qwen2-VL's; mtmd's image_min_tokens...image_max_tokens); the fixed-size types have no such choice.
     public static func load(url: URL, tokenLimits: ClosedRange<Int>? = nil) throws -> any MultimodalProjector {
-        let gguf = try GGUFFile(url: url)
+        try load(gguf: GGUFFile(url: url), tokenLimits: tokenLimits)
+    }
+
+    /// The projector of an opened file: its type and its weights come from the same bytes, read once.
+    public static func load(gguf: GGUFFile, tokenLimits: ClosedRange<Int>? = nil) throws -> any MultimodalProjector {
         let type = try MMProjHyperparameters.projectorType(gguf)
         switch type {
-        case "mlp": return try LLaVAVisionTower(url: url)
-        case "idefics3": return try Idefics3Projector(url: url)
-        case "gemma3": return try Gemma3Projector(url: url)
-        case _ where Qwen2VLProjector.fileTypes.contains(type): return try Qwen2VLProjector(url: url, tokenLimits: tokenLimits ?? Qwen2VLProjector.defaultTokenLimits)
+        case "mlp": return try LLaVAVisionTower(gguf: gguf)
+        case "idefics3": return try Idefics3Projector(gguf: gguf)
+        case "gemma3": return try Gemma3Projector(gguf: gguf)
+        case _ where Qwen2VLProjector.fileTypes.contains(type): return try Qwen2VLProjector(gguf: gguf, tokenLimits: tokenLimits ?? Qwen2VLProjector.defaultTokenLimits)
         default:
             throw MMProjError.notSupported("projector type '\(type)' (supported: \(supportedTypes.joined(separator: ", ")))")
         }

@@ -41,8 +41,12 @@ public final class Qwen2VLProjector: MultimodalProjector, @unchecked Sendable {
     let postNorm: LayerNorm?
     let merger: (QuantizedLinear, QuantizedLinear)
 
-    public init(url: URL, tokenLimits: ClosedRange<Int> = defaultTokenLimits) throws {
-        gguf = try GGUFFile(url: url)
+    public convenience init(url: URL, tokenLimits: ClosedRange<Int> = defaultTokenLimits) throws {
+        try self.init(gguf: GGUFFile(url: url), tokenLimits: tokenLimits)
+    }
+
+    public init(gguf: GGUFFile, tokenLimits: ClosedRange<Int> = defaultTokenLimits) throws {
+        self.gguf = gguf
         projectorType = try MMProjHyperparameters.projectorType(gguf)
         guard Self.fileTypes.contains(projectorType) else {
             throw MMProjError.notSupported("projector type '\(projectorType)' is not one of \(Self.fileTypes.joined(separator: ", "))")
