@@ -15,30 +15,13 @@ import VLMTensor
           arguments: [(2, 13, 11, 8, 16, 1, false), (4, 52, 50, 16, 16, 1, true), (1, 7, 7, 24, 8, 1, true), (2, 10, 9, 32, 24, 0, false)])
     func bf16WinogradMatchesDirectLoops(batch: Int, height: Int, width: Int, inChannels: Int, outChannels: Int, padding: Int,
                                         residual: Bool) {
-        var random = SeededRandom(UInt64(1900 + height * 10 + padding))
-        let x = random.floats(batch * inChannels * height * width)
-        let weight = random.floats(outChannels * inChannels * 9)
-        let bias = random.floats(outChannels)
-        let conv = Conv2D(weight: Tensor(shape: [outChannels, inChannels, 3, 3], storage: weight), bias: bias, padding: padding)
-        let winograd = WinogradConv3x3(conv, precision: .bf16)
-        let (oh, ow) = winograd.outputSize(height: height, width: width)
-        let shortcut = residual ? random.floats(batch * oh * ow * outChannels) : [Float](repeating: 0, count: batch * oh * ow * outChannels)
-        var ours = shortcut
-        let input = ChannelsLastConvolutionTests.swapped(x, images: batch, rows: inChannels, cols: height * width)
-        input.withUnsafeBufferPointer { input in
-            ours.withUnsafeMutableBufferPointer { output in
-                winograd.apply(input.baseAddress!, batch: batch, height: height, width: width, into: output.baseAddress!,
-                               scratch: ScratchBuffer(), compute: ComputeContext(threads: 2), accumulate: residual, relu: residual)
-            }
-        }
-        let plain = KernelTests.naiveConvolution(x, batch: batch, inChannels: inChannels, height: height, width: width, weight: weight,
-                                                 bias: bias, outChannels: outChannels, kernel: 3, stride: 1, padding: padding)
-        let sum = zip(ChannelsLastConvolutionTests.swapped(plain, images: batch, rows: outChannels, cols: oh * ow), shortcut).map(+)
-        let expected = residual ? sum.map { max($0, 0) } : sum
+        let run = WinogradCase(seed: UInt64(1900 + height * 10 + padding), precision: .bf16, batch: batch, height: height, width: width,
+                               inChannels: inChannels, outChannels: outChannels, padding: padding, residual: residual)
+        let (ours, expected, bias) = (run.ours, run.expected, run.bias)
         #expect(relativeRMS(ours, expected.map(Double.init)) < 4e-2)
-        let inDouble = Self.roundedWinograd(x, batch: batch, inChannels: inChannels, height: height, width: width, weight: weight,
+        let inDouble = Self.roundedWinograd(run.x, batch: batch, inChannels: inChannels, height: height, width: width, weight: run.weight,
                                              outChannels: outChannels, padding: padding)
-        let withBias = zip(inDouble, shortcut).enumerated().map { $1.0 + Double(bias[$0 % outChannels]) + Double($1.1) }
+        let withBias = zip(inDouble, run.shortcut).enumerated().map { $1.0 + Double(bias[$0 % outChannels]) + Double($1.1) }
         let reference = residual ? withBias.map { max($0, 0) } : withBias
         #expect(relativeRMS(ours, reference) < 1e-3)
     }
