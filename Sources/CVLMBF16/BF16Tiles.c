@@ -24,16 +24,17 @@ BF16_TARGET void vlm_bf16_round_rows(const float *a, size_t lda, int rows, int d
     }
 }
 
-BF16_TARGET void vlm_bf16_tile(const uint16_t *a, size_t lda, int rows, int pairs, const uint16_t *panel,
-                               float *c, size_t ldc, int columns, const float *bias, int load, int finish, int relu) {
-    enum { R = vlm_bf16_tile_rows };
-    // Missing rows of a ragged tile read row 0 and are not stored.
-    const uint32_t *row[R];
+/// The tile for at most `R` rows (R a constant where this is inlined, so the accumulators stay in registers).
+/// Missing rows of a ragged tile read row 0 and are not stored.
+static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx512bf16,evex512")))
+void tile_of(const int R, const uint16_t *a, size_t lda, int rows, int pairs, const uint16_t *panel,
+             float *c, size_t ldc, int columns, const float *bias, int load, int finish, int relu) {
+    const uint32_t *row[vlm_bf16_tile_rows];
     for (int i = 0; i < R; i++) row[i] = (const uint32_t *)(a + (size_t)(i < rows ? i : 0) * lda);
     __mmask16 m0 = columns >= 16 ? 0xFFFF : (__mmask16)((1u << columns) - 1);
     __mmask16 m1 = columns >= 32 ? 0xFFFF : columns <= 16 ? 0 : (__mmask16)((1u << (columns - 16)) - 1);
 
-    __m512 acc[R][2];
+    __m512 acc[vlm_bf16_tile_rows][2];
     for (int i = 0; i < R; i++) {
         if (load && i < rows) {
             acc[i][0] = _mm512_maskz_loadu_ps(m0, c + (size_t)i * ldc);
@@ -65,6 +66,16 @@ BF16_TARGET void vlm_bf16_tile(const uint16_t *a, size_t lda, int rows, int pair
         _mm512_mask_storeu_ps(c + (size_t)i * ldc, m0, acc[i][0]);
         _mm512_mask_storeu_ps(c + (size_t)i * ldc + 16, m1, acc[i][1]);
     }
+}
+
+// A short tile (the few Winograd tiles of RN50's 7×7 and 14×14 stages at batch 1, a product's last
+// rows) runs a kernel of 4 or 8 rows instead of computing 12 and dropping the rest. Every value is
+// summed in the same order whichever kernel computes it.
+BF16_TARGET void vlm_bf16_tile(const uint16_t *a, size_t lda, int rows, int pairs, const uint16_t *panel,
+                               float *c, size_t ldc, int columns, const float *bias, int load, int finish, int relu) {
+    if (rows <= 4) tile_of(4, a, lda, rows, pairs, panel, c, ldc, columns, bias, load, finish, relu);
+    else if (rows <= 8) tile_of(8, a, lda, rows, pairs, panel, c, ldc, columns, bias, load, finish, relu);
+    else tile_of(vlm_bf16_tile_rows, a, lda, rows, pairs, panel, c, ldc, columns, bias, load, finish, relu);
 }
 
 #else

@@ -163,6 +163,36 @@ public struct BF16Matrix: PackedProduct {
             }
         }
     }
+
+    /// c[m × columns] = a · B on this thread, `a` already bf16: m rows of `rows` values (an even count),
+    /// row stride `lda`. For callers that round while producing A (the Winograd input transform).
+    func multiplyOnThisThread(rounded a: UnsafePointer<UInt16>, lda: Int, m: Int, into c: UnsafeMutablePointer<Float>, ldc: Int) {
+        precondition(rows % 2 == 0, "pre-rounded bf16 rows come in whole pairs")
+        guard m > 0, columns > 0 else { return }
+        storage.withUnsafeBufferPointer { b in
+            for k0 in Swift.stride(from: 0, to: rows, by: depthBlock) {
+                let kc = min(depthBlock, rows - k0)
+                multiplySlice(a + k0, lda: lda, rows: m, k0: k0, pairs: kc / 2, panels: 0..<panelCount, b: b.baseAddress!,
+                              into: c, ldc: ldc, bias: nil, load: k0 > 0, finish: false, relu: false)
+            }
+        }
+    }
+
+    /// c[rows × panels' columns] (+)= a · (k-slice `k0` of B, `pairs` row pairs), tile by tile: `a` holds the
+    /// slice's bf16 rows (stride `lda`); `load` starts from c, `finish` adds `bias` (then ReLU with `relu`).
+    func multiplySlice(_ a: UnsafePointer<UInt16>, lda: Int, rows m: Int, k0: Int, pairs: Int, panels: Range<Int>,
+                       b: UnsafePointer<UInt16>, into c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>?,
+                       load: Bool, finish: Bool, relu: Bool) {
+        let width = Self.panelWidth
+        for p in panels {
+            let panel = b + Self.panelOffset(k0: k0, panel: p, rows: rows, depthBlock: depthBlock, panels: panelCount)
+            let j0 = p * width
+            for t in Swift.stride(from: 0, to: m, by: Self.tileRows) {
+                vlm_bf16_tile(a + t * lda, lda, Int32(min(Self.tileRows, m - t)), Int32(pairs), panel, c + t * ldc + j0, ldc,
+                              Int32(min(width, columns - j0)), bias.map { $0 + j0 }, load ? 1 : 0, finish ? 1 : 0, relu ? 1 : 0)
+            }
+        }
+    }
 }
 
 /// One bf16 product over raw pointers, split across threads and blocked for the caches.
@@ -184,7 +214,7 @@ private struct BF16Product {
 
     /// k-slices, then L2 row blocks (rounded to bf16 once per slice), then panels, then 12-row tiles.
     func block(rows: Range<Int>, panels: Range<Int>) {
-        let (depth, depthBlock, width) = (matrix.rows, matrix.depthBlock, BF16Matrix.panelWidth)
+        let (depth, depthBlock) = (matrix.rows, matrix.depthBlock)
         withUnsafeTemporaryAllocation(of: UInt16.self, capacity: BF16Matrix.rowBlock * depthBlock) { rounded in
             let roundedRows = rounded.baseAddress!
             for k0 in stride(from: 0, to: depth, by: depthBlock) {
@@ -194,16 +224,8 @@ private struct BF16Product {
                 for r0 in stride(from: rows.lowerBound, to: rows.upperBound, by: BF16Matrix.rowBlock) {
                     let r1 = min(rows.upperBound, r0 + BF16Matrix.rowBlock)
                     vlm_bf16_round_rows(a + r0 * lda + k0, lda, Int32(r1 - r0), Int32(kc), roundedRows, 2 * pairs)
-                    for p in panels {
-                        let panel = b + BF16Matrix.panelOffset(k0: k0, panel: p, rows: depth, depthBlock: depthBlock,
-                                                               panels: matrix.panelCount)
-                        let j0 = p * width
-                        for t in stride(from: r0, to: r1, by: BF16Matrix.tileRows) {
-                            vlm_bf16_tile(roundedRows + (t - r0) * 2 * pairs, 2 * pairs, Int32(min(BF16Matrix.tileRows, r1 - t)),
-                                          Int32(pairs), panel, c + t * ldc + j0, ldc, Int32(min(width, matrix.columns - j0)),
-                                          bias + j0, !first || accumulate ? 1 : 0, last ? 1 : 0, relu ? 1 : 0)
-                        }
-                    }
+                    matrix.multiplySlice(roundedRows, lda: 2 * pairs, rows: r1 - r0, k0: k0, pairs: pairs, panels: panels, b: b,
+                                         into: c + r0 * ldc, ldc: ldc, bias: bias, load: !first || accumulate, finish: last, relu: relu)
                 }
             }
         }

@@ -1,3 +1,4 @@
+import CVLMBF16
 #if arch(x86_64) && canImport(_Builtin_intrinsics.intel)
 import _Builtin_intrinsics.intel
 #endif
@@ -16,12 +17,15 @@ import _Builtin_intrinsics.intel
 /// output stay in cache between the three stages (input transform, 36 products, output transform).
 /// F(4,3)'s transforms grow rounding error by a small constant factor over direct convolution
 /// (the filter transform is computed in Double at load); the CLIP parity tests bound the result.
+///
+/// At bf16 the transforms are AVX-512 kernels (CVLMBF16/BF16Winograd.c): the input transform rounds
+/// V straight into the bf16 rows the products read, and the output transform works 16 channels at a time.
 public struct WinogradConv3x3: Sendable {
     public let inChannels: Int
     public let outChannels: Int
     public let padding: Int
     /// 36 filters U_p = (G g Gᵀ)_p as [in × out], p = 6·row + column of the transform position.
-    let transformed: [any PackedProduct]
+    let transformed: Filters
     let bias: [Float]
     private let zeros: [Float]
 
@@ -29,6 +33,12 @@ public struct WinogradConv3x3: Sendable {
     static let window = 6
     static let positions = 36
     static let lanes = 8
+
+    /// The transformed filters, packed for the precision of the products.
+    enum Filters: Sendable {
+        case fp32([any PackedProduct])
+        case bf16([BF16Matrix])
+    }
 
     /// True when `conv` can run through this path: 3×3, stride 1, channel counts in whole vectors.
     public static func supports(_ conv: Conv2D) -> Bool {
@@ -49,7 +59,10 @@ public struct WinogradConv3x3: Sendable {
                 for p in 0..<Self.positions { positions[p][c * cout + o] = Float(u[p]) }
             }
         }
-        transformed = positions.map { precision.packed($0, rows: cin, columns: cout) }
+        switch precision {
+        case .fp32: transformed = .fp32(positions.map { precision.packed($0, rows: cin, columns: cout) })
+        case .bf16: transformed = .bf16(positions.map { BF16Matrix($0, rows: cin, columns: cout) })
+        }
         bias = conv.bias ?? [Float](repeating: 0, count: cout)
         zeros = [Float](repeating: 0, count: cout)
     }
@@ -87,6 +100,14 @@ public struct WinogradConv3x3: Sendable {
         let (oh, ow) = outputSize(height: height, width: width)
         guard batch > 0, oh > 0, ow > 0 else { return }
         let grid = TileGrid(height: height, width: width, outHeight: oh, outWidth: ow, padding: padding)
+        let filters: [any PackedProduct]
+        switch transformed {
+        case let .bf16(matrices):
+            return applyBF16(matrices, input, batch: batch, grid: grid, into: output, scratch: scratch, compute: compute,
+                             accumulate: accumulate, relu: relu)
+        case let .fp32(matrices):
+            filters = matrices
+        }
         let tiles = batch * grid.tilesPerImage
         let block = min(tiles, blockTiles)
         let transformedInput = scratch.region(Self.positions * block * (inChannels + outChannels))
@@ -99,7 +120,7 @@ public struct WinogradConv3x3: Sendable {
             }
             compute.parallelFor(Self.positions) { part in
                 for p in part {
-                    transformed[p].multiplyOnThisThread(transformedInput + p * block * inChannels, lda: inChannels, m: count,
+                    filters[p].multiplyOnThisThread(transformedInput + p * block * inChannels, lda: inChannels, m: count,
                                                         into: products + p * block * outChannels, ldc: outChannels, bias: zeros)
                 }
             }
@@ -109,6 +130,45 @@ public struct WinogradConv3x3: Sendable {
             }
         }
     }
+
+    /// `apply` with bf16 products. Where the tiles are many and a core's L2 holds a good block of them
+    /// (the stem and stage 1 of RN50), each thread convolves its own share of the tiles, block by block,
+    /// with no synchronisation between the three steps; otherwise the threads share every block.
+    private func applyBF16(
+        _ filters: [BF16Matrix], _ input: UnsafePointer<Float>, batch: Int, grid: TileGrid,
+        into output: UnsafeMutablePointer<Float>, scratch: ScratchBuffer, compute: ComputeContext, accumulate: Bool, relu: Bool
+    ) {
+        let tiles = batch * grid.tilesPerImage
+        let job = BF16WinogradJob(convolution: self, filters: filters, input: input, grid: grid, output: output, accumulate: accumulate,
+                                  relu: relu)
+        let perCore = bf16TilesPerCore
+        guard perCore >= 36, tiles >= compute.threads * perCore else {
+            let block = min(tiles, blockTiles)
+            return job.run(tiles: 0..<tiles, block: block, workspace: scratch.region(bf16BlockFloats(block)), compute: compute)
+        }
+        let (parts, space) = (compute.threads, bf16BlockFloats(perCore))
+        let workspace = scratch.region(parts * space)
+        let alone = compute.with(threads: 1)
+        compute.parallelFor(parts, parts: parts) { range in
+            for part in range {
+                job.run(tiles: (part * tiles / parts)..<((part + 1) * tiles / parts), block: perCore, workspace: workspace + part * space,
+                        compute: alone)
+            }
+        }
+    }
+
+    /// Tiles per block when one core works on its own: bf16 V and fp32 products within ¾ MiB (most of a
+    /// core's L2), a whole number of micro-kernel tiles.
+    private var bf16TilesPerCore: Int {
+        let bytes = Self.positions * (2 * inChannels + 4 * outChannels)
+        return (3 << 18) / bytes / BF16Matrix.tileRows * BF16Matrix.tileRows
+    }
+
+    /// Floats of workspace for a bf16 block of `block` tiles: V (bf16, half a float each), then the products.
+    private func bf16BlockFloats(_ block: Int) -> Int { bf16InputFloats(block) + Self.positions * block * outChannels }
+
+    /// Floats' room for the bf16 V of a block of `block` tiles.
+    fileprivate func bf16InputFloats(_ block: Int) -> Int { (Self.positions * block * inChannels + 1) / 2 }
 
     /// V_p[t][c] = (Bᵀ d B)_p for each tile t of `tiles` (numbered across the batch), d its 6×6 input
     /// window (zero outside the image), 8 channels at a time: each window row is loaded and transformed
@@ -259,5 +319,55 @@ private struct TileGrid {
     func window(of t: Int) -> (image: Int, y: Int, x: Int) {
         let (image, y, x) = outputTile(of: t)
         return (image, y - padding, x - padding)
+    }
+}
+
+/// One bf16 Winograd convolution's operands, run over ranges of tiles block by block: V in bf16 (rounded
+/// by the input transform), the 36 products from it, then the output transform with bias, residual and
+/// ReLU, all in AVX-512 (CVLMBF16/BF16Winograd.c).
+private struct BF16WinogradJob {
+    let convolution: WinogradConv3x3
+    let filters: [BF16Matrix]
+    let input: UnsafePointer<Float>
+    let grid: TileGrid
+    let output: UnsafeMutablePointer<Float>
+    let accumulate: Bool
+    let relu: Bool
+
+    /// Convolves `tiles` in blocks of `block` in `workspace` (`bf16BlockFloats(block)` floats), each step
+    /// split across `compute`'s threads.
+    func run(tiles: Range<Int>, block: Int, workspace: UnsafeMutablePointer<Float>, compute: ComputeContext) {
+        let (cin, cout) = (convolution.inChannels, convolution.outChannels)
+        let roundedFloats = convolution.bf16InputFloats(block)
+        let products = workspace + roundedFloats
+        UnsafeMutableRawPointer(workspace).withMemoryRebound(to: UInt16.self, capacity: 2 * roundedFloats) { v in
+            for first in Swift.stride(from: tiles.lowerBound, to: tiles.upperBound, by: block) {
+                let count = min(block, tiles.upperBound - first)
+                compute.parallelFor(count, minimumPartSize: 4) { part in
+                    for t in (first + part.lowerBound)..<(first + part.upperBound) {
+                        let (image, y0, x0) = grid.window(of: t)
+                        vlm_bf16_winograd_input(input + image * grid.height * grid.width * cin, Int32(grid.height), Int32(grid.width),
+                                                Int32(cin), Int32(y0), Int32(x0), v + (t - first) * cin, block * cin)
+                    }
+                }
+                compute.parallelFor(WinogradConv3x3.positions) { part in
+                    for p in part {
+                        filters[p].multiplyOnThisThread(rounded: v + p * block * cin, lda: cin, m: count,
+                                                        into: products + p * block * cout, ldc: cout)
+                    }
+                }
+                convolution.bias.withUnsafeBufferPointer { bias in
+                    compute.parallelFor(count, minimumPartSize: 4) { part in
+                        for t in (first + part.lowerBound)..<(first + part.upperBound) {
+                            let (image, y0, x0) = grid.outputTile(of: t)
+                            let corner = output + ((image * grid.outHeight + y0) * grid.outWidth + x0) * cout
+                            vlm_winograd_output(products + (t - first) * cout, block * cout, Int32(cout), bias.baseAddress!, corner,
+                                                grid.outWidth * cout, Int32(min(WinogradConv3x3.tile, grid.outHeight - y0)),
+                                                Int32(min(WinogradConv3x3.tile, grid.outWidth - x0)), accumulate ? 1 : 0, relu ? 1 : 0)
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -73,14 +73,44 @@ import VLMTensor
 @Suite struct WinogradConvolutionTests {
     @Test(arguments: [(2, 13, 11, 8, 16, 1, false), (4, 52, 50, 16, 16, 1, true), (1, 7, 7, 16, 8, 1, true), (2, 10, 9, 8, 8, 0, false)])
     func winogradMatchesDirectLoops(batch: Int, height: Int, width: Int, inChannels: Int, outChannels: Int, padding: Int, residual: Bool) {
-        var random = SeededRandom(UInt64(900 + height * 10 + padding))
-        let x = random.floats(batch * inChannels * height * width)
-        let weight = random.floats(outChannels * inChannels * 9)
-        let bias = random.floats(outChannels)
+        let run = WinogradCase(seed: UInt64(900 + height * 10 + padding), precision: .fp32, batch: batch, height: height, width: width,
+                               inChannels: inChannels, outChannels: outChannels, padding: padding, residual: residual)
+        let (oh, ow, ours, expected) = (run.outputHeight, run.outputWidth, run.ours, run.expected)
+        #expect(oh == height + 2 * padding - 2 && ow == width + 2 * padding - 2)
+        #expect(maxAbsDifference(ours, expected) < 1e-4)
+    }
+
+    @Test func stridedOrOddChannelConvolutionsAreNotWinogradCandidates() {
+        let filter = Tensor(shape: [8, 8, 3, 3], storage: [Float](repeating: 0, count: 576))
+        #expect(!WinogradConv3x3.supports(Conv2D(weight: filter, stride: 2, padding: 1)))
+        #expect(!WinogradConv3x3.supports(Conv2D(weight: Tensor(shape: [8, 3, 3, 3], storage: [Float](repeating: 0, count: 216)), padding: 1)))
+        #expect(!WinogradConv3x3.supports(Conv2D(weight: Tensor(shape: [8, 8, 1, 1], storage: [Float](repeating: 0, count: 64)))))
+        #expect(WinogradConv3x3.supports(Conv2D(weight: filter, padding: 1)))
+    }
+}
+
+/// One random 3×3 convolution through `WinogradConv3x3` at `precision` (with a random residual and ReLU
+/// when `residual`), and the direct NCHW loops' result for it, both channels-last.
+struct WinogradCase {
+    let x: [Float]
+    let weight: [Float]
+    let bias: [Float]
+    let shortcut: [Float]
+    let outputHeight: Int
+    let outputWidth: Int
+    let ours: [Float]
+    let expected: [Float]
+
+    init(seed: UInt64, precision: MatrixPrecision, batch: Int, height: Int, width: Int, inChannels: Int, outChannels: Int, padding: Int,
+         residual: Bool) {
+        var random = SeededRandom(seed)
+        (x, weight, bias) = (random.floats(batch * inChannels * height * width), random.floats(outChannels * inChannels * 9),
+                             random.floats(outChannels))
         let conv = Conv2D(weight: Tensor(shape: [outChannels, inChannels, 3, 3], storage: weight), bias: bias, padding: padding)
         #expect(WinogradConv3x3.supports(conv))
-        let winograd = WinogradConv3x3(conv)
+        let winograd = WinogradConv3x3(conv, precision: precision)
         let (oh, ow) = winograd.outputSize(height: height, width: width)
+        (outputHeight, outputWidth) = (oh, ow)
         let shortcut = residual ? random.floats(batch * oh * ow * outChannels) : [Float](repeating: 0, count: batch * oh * ow * outChannels)
         var ours = shortcut
         let input = ChannelsLastConvolutionTests.swapped(x, images: batch, rows: inChannels, cols: height * width)
@@ -93,16 +123,6 @@ import VLMTensor
         let plain = KernelTests.naiveConvolution(x, batch: batch, inChannels: inChannels, height: height, width: width, weight: weight,
                                                  bias: bias, outChannels: outChannels, kernel: 3, stride: 1, padding: padding)
         let sum = zip(ChannelsLastConvolutionTests.swapped(plain, images: batch, rows: outChannels, cols: oh * ow), shortcut).map(+)
-        let expected = residual ? sum.map { max($0, 0) } : sum
-        #expect(oh == height + 2 * padding - 2 && ow == width + 2 * padding - 2)
-        #expect(maxAbsDifference(ours, expected) < 1e-4)
-    }
-
-    @Test func stridedOrOddChannelConvolutionsAreNotWinogradCandidates() {
-        let filter = Tensor(shape: [8, 8, 3, 3], storage: [Float](repeating: 0, count: 576))
-        #expect(!WinogradConv3x3.supports(Conv2D(weight: filter, stride: 2, padding: 1)))
-        #expect(!WinogradConv3x3.supports(Conv2D(weight: Tensor(shape: [8, 3, 3, 3], storage: [Float](repeating: 0, count: 216)), padding: 1)))
-        #expect(!WinogradConv3x3.supports(Conv2D(weight: Tensor(shape: [8, 8, 1, 1], storage: [Float](repeating: 0, count: 64)))))
-        #expect(WinogradConv3x3.supports(Conv2D(weight: filter, padding: 1)))
+        (self.shortcut, self.ours, expected) = (shortcut, ours, residual ? sum.map { max($0, 0) } : sum)
     }
 }

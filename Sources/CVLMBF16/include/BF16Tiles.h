@@ -2,7 +2,7 @@
 //
 // Why C: Swift's Clang importer drops every intrinsic typed with `__bf16` vectors (`__m512bh`), so
 // `_mm512_dpbf16_ps` and `_mm512_cvtneps_pbh` cannot be reached through `_Builtin_intrinsics.intel`.
-// Only these two leaf kernels live here; packing, blocking, threading and the cpuid check are Swift's.
+// Only leaf kernels live here (and in BF16Winograd.h); packing, blocking, threading and the cpuid check are Swift's.
 // The functions are compiled for AVX-512 BF16 by a target attribute (the rest of the package keeps its
 // Haswell baseline) and must only be called when `BF16.isSupported`; elsewhere they are empty stubs.
 #ifndef VLM_BF16_TILES_H
