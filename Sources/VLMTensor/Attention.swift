@@ -37,8 +37,10 @@ public func scaledDotProductAttention(
         }
     }
     let short = sequenceLengths.indices.filter { sequenceLengths[$0] < LongSequenceAttention.minimumLength }
-    let spans = short.map { AttentionSpan(queryRow: starts[$0], queryCount: sequenceLengths[$0], keyRow: starts[$0],
-                                          keyCount: sequenceLengths[$0], outputRow: starts[$0]) }
+    let spans = short.map {
+        let rows = starts[$0]..<(starts[$0] + sequenceLengths[$0])
+        return AttentionSpan(queries: rows, keys: rows, outputRow: rows.lowerBound)
+    }
     attendInParallel(spans, queries: queries, queryStride: stride, keys: keys, values: values, keyStride: stride, heads: heads,
                      headDim: headDim, causal: causal, output: output, outputStride: outputStride, compute: compute)
 }
@@ -55,7 +57,7 @@ public func scaledDotProductAttention(
     precondition(queryRows.count == sequenceLengths.count, "\(queryRows.count) query rows for \(sequenceLengths.count) sequences")
     let starts = sequenceStarts(sequenceLengths)
     let spans = sequenceLengths.indices.map {
-        AttentionSpan(queryRow: queryRows[$0], queryCount: 1, keyRow: starts[$0], keyCount: sequenceLengths[$0], outputRow: $0)
+        AttentionSpan(queries: queryRows[$0]..<(queryRows[$0] + 1), keys: starts[$0]..<(starts[$0] + sequenceLengths[$0]), outputRow: $0)
     }
     attendInParallel(spans, queries: queries, queryStride: queryStride, keys: keys, values: values, keyStride: keyStride, heads: heads,
                      headDim: headDim, causal: false, output: output, outputStride: outputStride, compute: compute)
@@ -71,13 +73,11 @@ public func sequenceStarts(_ sequenceLengths: [Int]) -> [Int] {
     return starts
 }
 
-/// `queryCount` consecutive query rows attending to `keyCount` consecutive key rows, written to output
-/// rows from `outputRow` on (row indices into the matrices' strided storage).
+/// Query rows `queries` attending to key rows `keys`, written to output rows from `outputRow` on (row
+/// indices into the matrices' strided storage).
 private struct AttentionSpan {
-    let queryRow: Int
-    let queryCount: Int
-    let keyRow: Int
-    let keyCount: Int
+    let queries: Range<Int>
+    let keys: Range<Int>
     let outputRow: Int
 }
 
@@ -88,7 +88,7 @@ private func attendInParallel(
     heads: Int, headDim: Int, causal: Bool, output: UnsafeMutablePointer<Float>, outputStride: Int, compute: ComputeContext
 ) {
     func head(_ span: AttentionSpan) -> HeadAttention {
-        HeadAttention(queryCount: span.queryCount, queryStride: queryStride, keyCount: span.keyCount, keyStride: keyStride,
+        HeadAttention(queryCount: span.queries.count, queryStride: queryStride, keyCount: span.keys.count, keyStride: keyStride,
                       headDim: headDim, causal: causal, outputStride: outputStride)
     }
     let largest = spans.map { head($0).workspaceCount }.max() ?? 0
@@ -97,8 +97,8 @@ private func attendInParallel(
             for task in tasks {
                 let (index, h) = task.quotientAndRemainder(dividingBy: heads)
                 let span = spans[index], offset = h * headDim
-                head(span).run(queries + span.queryRow * queryStride + offset, keys + span.keyRow * keyStride + offset,
-                               values + span.keyRow * keyStride + offset, output + span.outputRow * outputStride + offset,
+                head(span).run(queries + span.queries.lowerBound * queryStride + offset, keys + span.keys.lowerBound * keyStride + offset,
+                               values + span.keys.lowerBound * keyStride + offset, output + span.outputRow * outputStride + offset,
                                workspace: workspace.baseAddress!)
             }
         }
