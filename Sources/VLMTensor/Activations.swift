@@ -79,12 +79,15 @@ public enum Activation: Sendable, Equatable {
     /// ggml_gelu_quick_f32 at an fp16 input, rounded to fp16.
     fileprivate static func halfQuickGELU(_ h: Float) -> Float { Float(Float16(h * (1 / (1 + expf(-1.702 * h))))) }
 
-    /// Applies the activation in place, split across the context's threads (erf is not cheap).
+    /// Applies the activation in place, split across the context's threads (erf is not cheap). The parts
+    /// are whole vectors of 8, so each value takes the same path (vector or scalar tail) however the
+    /// array is split: a row's activations do not depend on how many rows came with it.
     public func callAsFunction(_ x: inout [Float], compute: ComputeContext) {
         x.withUnsafeMutableBufferPointer { buffer in
-            let base = buffer.baseAddress!
-            compute.parallelFor(buffer.count, minimumPartSize: 4096) { range in
-                apply(base + range.lowerBound, count: range.count)
+            let (base, count) = (buffer.baseAddress!, buffer.count)
+            compute.parallelFor((count + 7) / 8, minimumPartSize: 512) { vectors in
+                let start = 8 * vectors.lowerBound
+                apply(base + start, count: min(count, 8 * vectors.upperBound) - start)
             }
         }
     }

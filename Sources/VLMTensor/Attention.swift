@@ -27,8 +27,7 @@ public func scaledDotProductAttention(
     sequenceLengths: [Int], heads: Int, headDim: Int, causal: Bool,
     output: UnsafeMutablePointer<Float>, outputStride: Int, compute: ComputeContext
 ) {
-    var starts = [0]
-    for length in sequenceLengths { starts.append(starts.last! + length) }
+    let starts = sequenceStarts(sequenceLengths)
     for (sequence, length) in sequenceLengths.enumerated() where length >= LongSequenceAttention.minimumLength {
         let head = LongSequenceAttention(length: length, stride: stride, headDim: headDim, causal: causal, outputStride: outputStride)
         for h in 0..<heads {
@@ -38,20 +37,69 @@ public func scaledDotProductAttention(
         }
     }
     let short = sequenceLengths.indices.filter { sequenceLengths[$0] < LongSequenceAttention.minimumLength }
-    let longest = short.map { sequenceLengths[$0] }.max() ?? 0
-    compute.parallelFor(short.count * heads) { tasks in
-        let largest = HeadAttention(queryCount: longest, queryStride: stride, keyCount: longest, keyStride: stride,
-                                    headDim: headDim, causal: causal, outputStride: outputStride).workspaceCount
+    let spans = short.map {
+        let rows = starts[$0]..<(starts[$0] + sequenceLengths[$0])
+        return AttentionSpan(queries: rows, keys: rows, outputRow: rows.lowerBound)
+    }
+    attendInParallel(spans, queries: queries, queryStride: stride, keys: keys, values: values, keyStride: stride, heads: heads,
+                     headDim: headDim, causal: causal, output: output, outputStride: outputStride, compute: compute)
+}
+
+/// Self-attention of one query row per sequence (`queryRows[i]` of `queries` for sequence i, e.g. a class
+/// token) over every key of its sequence (sequences of `sequenceLengths` rows stored back to back in
+/// `keys` and `values`); writes row i of `output` for sequence i. Per query the same arithmetic as the
+/// full attention above, so a tower that only needs its class token can skip the other queries exactly.
+public func scaledDotProductAttention(
+    queries: UnsafePointer<Float>, queryStride: Int, queryRows: [Int],
+    keys: UnsafePointer<Float>, values: UnsafePointer<Float>, keyStride: Int, sequenceLengths: [Int],
+    heads: Int, headDim: Int, output: UnsafeMutablePointer<Float>, outputStride: Int, compute: ComputeContext
+) {
+    precondition(queryRows.count == sequenceLengths.count, "\(queryRows.count) query rows for \(sequenceLengths.count) sequences")
+    let starts = sequenceStarts(sequenceLengths)
+    let spans = sequenceLengths.indices.map {
+        AttentionSpan(queries: queryRows[$0]..<(queryRows[$0] + 1), keys: starts[$0]..<(starts[$0] + sequenceLengths[$0]), outputRow: $0)
+    }
+    attendInParallel(spans, queries: queries, queryStride: queryStride, keys: keys, values: values, keyStride: keyStride, heads: heads,
+                     headDim: headDim, causal: false, output: output, outputStride: outputStride, compute: compute)
+}
+
+/// The first row of each of several sequences stored back to back.
+public func sequenceStarts(_ sequenceLengths: [Int]) -> [Int] {
+    var starts = [Int](), first = 0
+    for length in sequenceLengths {
+        starts.append(first)
+        first += length
+    }
+    return starts
+}
+
+/// Query rows `queries` attending to key rows `keys`, written to output rows from `outputRow` on (row
+/// indices into the matrices' strided storage).
+private struct AttentionSpan {
+    let queries: Range<Int>
+    let keys: Range<Int>
+    let outputRow: Int
+}
+
+/// Every (span, head) pair as an independent task across the context's threads, each on `HeadAttention`.
+private func attendInParallel(
+    _ spans: [AttentionSpan], queries: UnsafePointer<Float>, queryStride: Int,
+    keys: UnsafePointer<Float>, values: UnsafePointer<Float>, keyStride: Int,
+    heads: Int, headDim: Int, causal: Bool, output: UnsafeMutablePointer<Float>, outputStride: Int, compute: ComputeContext
+) {
+    func head(_ span: AttentionSpan) -> HeadAttention {
+        HeadAttention(queryCount: span.queries.count, queryStride: queryStride, keyCount: span.keys.count, keyStride: keyStride,
+                      headDim: headDim, causal: causal, outputStride: outputStride)
+    }
+    let largest = spans.map { head($0).workspaceCount }.max() ?? 0
+    compute.parallelFor(spans.count * heads) { tasks in
         withUnsafeTemporaryAllocation(of: Float.self, capacity: largest) { workspace in
             for task in tasks {
                 let (index, h) = task.quotientAndRemainder(dividingBy: heads)
-                let sequence = short[index]
-                let (first, length) = (starts[sequence], sequenceLengths[sequence])
-                let head = HeadAttention(queryCount: length, queryStride: stride, keyCount: length, keyStride: stride,
-                                         headDim: headDim, causal: causal, outputStride: outputStride)
-                let input = first * stride + h * headDim
-                head.run(queries + input, keys + input, values + input, output + first * outputStride + h * headDim,
-                         workspace: workspace.baseAddress!)
+                let span = spans[index], offset = h * headDim
+                head(span).run(queries + span.queries.lowerBound * queryStride + offset, keys + span.keys.lowerBound * keyStride + offset,
+                               values + span.keys.lowerBound * keyStride + offset, output + span.outputRow * outputStride + offset,
+                               workspace: workspace.baseAddress!)
             }
         }
     }

@@ -234,16 +234,19 @@ private struct BF16Product {
 
 extension ComputeContext {
     /// Runs `block(rows, panels)` over a packed product of `rows` × `columns` (inner dimension `depth`):
-    /// on this thread when it is small, else split across threads by row tiles when there are enough of
-    /// them, else by column panels.
+    /// on this thread when it is small, else split across threads by row tiles, or by column panels where
+    /// a few tiles do not divide evenly among the threads (one ViT image's 50 rows are 9 tiles of 6, the
+    /// last ragged, 5 + 4 by tiles) and the panel split leaves the busiest thread ≥ 5 % less work (each
+    /// thread then reads all of A, but only its share of the weights). Same arithmetic per element either way.
     func splitProduct(rows m: Int, depth: Int, columns: Int, tileRows: Int, panels: Int,
                       _ block: (_ rows: Range<Int>, _ panels: Range<Int>) -> Void) {
         let tiles = (m + tileRows - 1) / tileRows
         let work = 2 * Double(m) * Double(depth) * Double(columns)
         let parts = work < 4e6 ? 1 : threads
+        let busiestByTiles = (tiles + parts - 1) / parts * panels, busiestByPanels = tiles * ((panels + parts - 1) / parts)
         if parts == 1 {
             block(0..<m, 0..<panels)
-        } else if tiles >= 4 * parts || panels < parts {
+        } else if (tiles >= 4 * parts || panels < parts) && 20 * busiestByPanels > 19 * busiestByTiles {
             parallelFor(tiles) { part in block((part.lowerBound * tileRows)..<min(m, part.upperBound * tileRows), 0..<panels) }
         } else {
             parallelFor(panels) { part in block(0..<m, part) }

@@ -8,14 +8,16 @@ public protocol LinearLayer: Sendable {
 }
 
 extension LinearLayer {
-    /// Array form of `apply`.
+    /// Array form of `apply`. The output is not zeroed first: `apply` writes every value of it (a
+    /// ViT's products would otherwise clear megabytes per layer only to overwrite them).
     public func forward(_ input: [Float], rows: Int, compute: ComputeContext) -> [Float] {
         precondition(input.count == rows * inFeatures, "linear input has \(input.count) values, expected \(rows)×\(inFeatures)")
-        var output = [Float](repeating: 0, count: rows * outFeatures)
-        input.withUnsafeBufferPointer { x in
-            output.withUnsafeMutableBufferPointer { y in apply(x.baseAddress!, rows: rows, into: y.baseAddress!, compute: compute) }
+        let count = rows * outFeatures
+        guard count > 0 else { return [] }
+        return [Float](unsafeUninitializedCapacity: count) { output, initialized in
+            input.withUnsafeBufferPointer { x in apply(x.baseAddress!, rows: rows, into: output.baseAddress!, compute: compute) }
+            initialized = count
         }
-        return output
     }
 }
 

@@ -79,6 +79,45 @@ public struct SelfAttention<Weights: LinearLayer>: Sendable {
         return output.forward(mixed, rows: rows, compute: compute)
     }
 
+    /// The attention output at row `queryPosition` of each sequence only, [sequences, width]: every row
+    /// still projects its key and value, but only the kept rows attend and go through the output
+    /// projection (with separate projections, only they project a query). Per kept row the arithmetic
+    /// of the full call.
+    public func callAsFunction(_ x: [Float], sequenceLengths: [Int], queryPosition: Int, compute: ComputeContext) -> [Float] {
+        let rows = sequenceLengths.reduce(0, +), width = self.width, count = sequenceLengths.count
+        let keptRows = sequenceStarts(sequenceLengths).map { $0 + queryPosition }
+        var mixed = [Float](repeating: 0, count: count * width)
+        func attend(_ queries: UnsafePointer<Float>, queryStride: Int, queryRows: [Int], _ keys: UnsafePointer<Float>,
+                    _ values: UnsafePointer<Float>, keyStride: Int) {
+            mixed.withUnsafeMutableBufferPointer { mixed in
+                scaledDotProductAttention(
+                    queries: queries, queryStride: queryStride, queryRows: queryRows, keys: keys, values: values, keyStride: keyStride,
+                    sequenceLengths: sequenceLengths, heads: heads, headDim: width / heads, output: mixed.baseAddress!,
+                    outputStride: width, compute: compute)
+            }
+        }
+        switch projection {
+        case let .packed(p):
+            let qkv = p.forward(x, rows: rows, compute: compute)
+            qkv.withUnsafeBufferPointer { qkv in
+                let base = qkv.baseAddress!
+                attend(base, queryStride: 3 * width, queryRows: keptRows, base + width, base + 2 * width, keyStride: 3 * width)
+            }
+        case let .separate(query, key, value):
+            let q = query.forward(gatherRows(x, keptRows, width: width), rows: count, compute: compute)
+            let (k, v) = (key.forward(x, rows: rows, compute: compute), value.forward(x, rows: rows, compute: compute))
+            q.withUnsafeBufferPointer { q in
+                k.withUnsafeBufferPointer { k in
+                    v.withUnsafeBufferPointer { v in
+                        attend(q.baseAddress!, queryStride: width, queryRows: Array(0..<count), k.baseAddress!, v.baseAddress!,
+                               keyStride: width)
+                    }
+                }
+            }
+        }
+        return output.forward(mixed, rows: count, compute: compute)
+    }
+
     /// softmax(QKᵀ/√d)V per head and sequence, the pairs split across threads; Q, K, V rows are `stride` apart.
     private func attend(
         _ queries: UnsafePointer<Float>, _ keys: UnsafePointer<Float>, _ values: UnsafePointer<Float>, stride: Int,
@@ -125,16 +164,42 @@ public struct TransformerBlock<Weights: LinearLayer>: Sendable {
                       compute: ComputeContext) {
         let rows = sequenceLengths.reduce(0, +)
         precondition(x.count == rows * width, "block input has \(x.count) values, expected \(rows)×\(width)")
+        let attended = attention(attentionInput(x, rows: rows, compute: compute), sequenceLengths: sequenceLengths, causal: causal, rotary: rotary,
+                                 scratch: scratch, compute: compute)
+        finish(&x, rows: rows, attended: attended, compute: compute)
+    }
+
+    /// `apply`'s output at row `position` of each sequence only, [sequences, width]: the last block of a
+    /// tower whose caller wants only its class token. Every row still gives its key and value, but the
+    /// residual stream, out projection, norms and MLP run for the kept rows alone (about three quarters of
+    /// the block saved), each kept row with the same arithmetic as in `apply`. Non-causal, no rotary.
+    public func applied(_ x: [Float], sequenceLengths: [Int], keepingPosition position: Int, compute: ComputeContext) -> [Float] {
+        let rows = sequenceLengths.reduce(0, +)
+        precondition(x.count == rows * width, "block input has \(x.count) values, expected \(rows)×\(width)")
+        precondition(sequenceLengths.allSatisfy { position < $0 }, "position \(position) past a sequence of \(sequenceLengths)")
+        var kept = gatherRows(x, sequenceStarts(sequenceLengths).map { $0 + position }, width: width)
+        let attended = attention(attentionInput(x, rows: rows, compute: compute), sequenceLengths: sequenceLengths, queryPosition: position,
+                                 compute: compute)
+        finish(&kept, rows: sequenceLengths.count, attended: attended, compute: compute)
+        return kept
+    }
+
+    /// What the attention reads: the normalised rows (pre-norm) or the residual stream itself (post-norm).
+    private func attentionInput(_ x: [Float], rows: Int, compute: ComputeContext) -> [Float] {
+        placement == .pre ? norm1.normalized(x, rows: rows, compute: compute) : x
+    }
+
+    /// The rest of the block after attention, on the residual stream `x` ([rows, width]) and the
+    /// attention's output for the same rows.
+    private func finish(_ x: inout [Float], rows: Int, attended: [Float], compute: ComputeContext) {
+        addInPlace(&x, attended)
         switch placement {
         case .pre:
-            addInPlace(&x, attention(normalized(x, norm1, rows), sequenceLengths: sequenceLengths, causal: causal, rotary: rotary,
-                                     scratch: scratch, compute: compute))
-            addInPlace(&x, mlp(normalized(x, norm2, rows), rows: rows, compute: compute))
+            addInPlace(&x, mlp(norm2.normalized(x, rows: rows, compute: compute), rows: rows, compute: compute))
         case .post:
-            addInPlace(&x, attention(x, sequenceLengths: sequenceLengths, causal: causal, rotary: rotary, scratch: scratch, compute: compute))
-            norm1(&x, rows: rows)
+            norm1(&x, rows: rows, compute: compute)
             addInPlace(&x, mlp(x, rows: rows, compute: compute))
-            norm2(&x, rows: rows)
+            norm2(&x, rows: rows, compute: compute)
         }
     }
 
@@ -143,12 +208,6 @@ public struct TransformerBlock<Weights: LinearLayer>: Sendable {
         activation(&hidden, compute: compute)
         if gate != nil { multiplyInPlace(&hidden, up.forward(x, rows: rows, compute: compute)) }
         return down.forward(hidden, rows: rows, compute: compute)
-    }
-
-    private func normalized(_ x: [Float], _ norm: LayerNorm, _ rows: Int) -> [Float] {
-        var y = x
-        norm(&y, rows: rows)
-        return y
     }
 }
 
@@ -174,9 +233,34 @@ public struct TransformerEncoder<Weights: LinearLayer>: Sendable {
     /// Runs every block, throwing `ComputeCancelled` before a block once the context is cancelled.
     public func apply(_ x: inout [Float], sequenceLengths: [Int], causal: Bool, rotary: RotaryAngles? = nil, scratch: ScratchBuffer,
                       compute: ComputeContext) throws {
+        try run(blocks[...], &x, sequenceLengths: sequenceLengths, causal: causal, rotary: rotary, scratch: scratch, compute: compute)
+    }
+
+    /// Row `position` of each sequence after every block, [sequences, width], for a caller that needs no
+    /// other row (a pooled class token): the last block runs `TransformerBlock.applied`, which skips the
+    /// other rows' queries, attention outputs and MLPs. `x` is left as the last block's input (updated in
+    /// place, as `apply` does, to spare a copy). Non-causal; cancellation as in `apply`.
+    public func states(at position: Int, of x: inout [Float], sequenceLengths: [Int], scratch: ScratchBuffer,
+                       compute: ComputeContext) throws -> [Float] {
+        guard let last = blocks.last else { preconditionFailure("an encoder without blocks has no last block to prune") }
+        try run(blocks.dropLast(), &x, sequenceLengths: sequenceLengths, causal: false, scratch: scratch, compute: compute)
+        try compute.checkCancellation()
+        return last.applied(x, sequenceLengths: sequenceLengths, keepingPosition: position, compute: compute)
+    }
+
+    private func run(_ blocks: ArraySlice<TransformerBlock<Weights>>, _ x: inout [Float], sequenceLengths: [Int], causal: Bool,
+                     rotary: RotaryAngles? = nil, scratch: ScratchBuffer, compute: ComputeContext) throws {
         for block in blocks {
             try compute.checkCancellation()
             block.apply(&x, sequenceLengths: sequenceLengths, causal: causal, rotary: rotary, scratch: scratch, compute: compute)
         }
     }
+}
+
+/// Rows `rows` of a [_, width] matrix, in that order.
+func gatherRows(_ x: [Float], _ rows: [Int], width: Int) -> [Float] {
+    var out = [Float]()
+    out.reserveCapacity(rows.count * width)
+    for r in rows { out += x[(r * width)..<((r + 1) * width)] }
+    return out
 }

@@ -177,14 +177,21 @@ public struct VisionTransformer<Weights: LinearLayer>: Sendable {
             throw VisionError.notSupported("a pooled output without a class token")
         }
         var x = embed(pixels, count: count, compute: compute)
-        preNorm?(&x, rows: count * a.sequenceLength)
-        try encoder.apply(&x, sequenceLengths: [Int](repeating: a.sequenceLength, count: count), causal: false,
-                          scratch: scratch, compute: compute)
+        preNorm?(&x, rows: count * a.sequenceLength, compute: compute)
+        let sequenceLengths = [Int](repeating: a.sequenceLength, count: count)
         var result = ViTOutputs()
-        if outputs.contains(.pooled), let position = a.classTokenPosition {
-            result.pooled = finalStates(x, count: count, rows: position..<(position + 1))
+        if outputs == .pooled, let position = a.classTokenPosition, !encoder.blocks.isEmpty {
+            // Only the class token is wanted: the last block need not finish the patch tokens.
+            var pooled = try encoder.states(at: position, of: &x, sequenceLengths: sequenceLengths, scratch: scratch, compute: compute)
+            postNorm?(&pooled, rows: count, compute: compute)
+            result.pooled = pooled
+            return result
         }
-        if outputs.contains(.patches) { result.patches = finalStates(x, count: count, rows: a.patchPositions) }
+        try encoder.apply(&x, sequenceLengths: sequenceLengths, causal: false, scratch: scratch, compute: compute)
+        if outputs.contains(.pooled), let position = a.classTokenPosition {
+            result.pooled = finalStates(x, count: count, rows: position..<(position + 1), compute: compute)
+        }
+        if outputs.contains(.patches) { result.patches = finalStates(x, count: count, rows: a.patchPositions, compute: compute) }
         return result
     }
 
@@ -207,12 +214,12 @@ public struct VisionTransformer<Weights: LinearLayer>: Sendable {
     }
 
     /// Sequence rows `rows` of every image, after the post-LayerNorm: [count, rows.count, width].
-    private func finalStates(_ x: [Float], count: Int, rows: Range<Int>) -> [Float] {
+    private func finalStates(_ x: [Float], count: Int, rows: Range<Int>, compute: ComputeContext) -> [Float] {
         let d = architecture.width, sequence = architecture.sequenceLength
         var out = [Float]()
         out.reserveCapacity(count * rows.count * d)
         for b in 0..<count { out += x[((b * sequence + rows.lowerBound) * d)..<((b * sequence + rows.upperBound) * d)] }
-        postNorm?(&out, rows: count * rows.count)
+        postNorm?(&out, rows: count * rows.count, compute: compute)
         return out
     }
 }

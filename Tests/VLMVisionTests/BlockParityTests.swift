@@ -34,10 +34,21 @@ func linear(_ weight: [Float], _ bias: [Float], out: Int, in inFeatures: Int) ->
 }
 
 extension BlockFixtures.Block {
-    var block: TransformerBlock<Linear> {
+    var block: TransformerBlock<Linear> { block(projection: .packed(linear(inProjWeight, inProjBias, out: 3 * width, in: width))) }
+
+    /// The same block with in_proj split into its query, key and value thirds (llama.cpp's layout).
+    var separateProjectionsBlock: TransformerBlock<Linear> {
+        let (d, w) = (width, width * width)
+        func third(_ i: Int) -> Linear {
+            linear(Array(inProjWeight[(i * w)..<((i + 1) * w)]), Array(inProjBias[(i * d)..<((i + 1) * d)]), out: d, in: d)
+        }
+        return block(projection: .separate(query: third(0), key: third(1), value: third(2)))
+    }
+
+    func block(projection: SelfAttention<Linear>.Projection) -> TransformerBlock<Linear> {
         TransformerBlock(
             norm1: LayerNorm(weight: norm1Weight, bias: norm1Bias),
-            attention: SelfAttention(projection: .packed(linear(inProjWeight, inProjBias, out: 3 * width, in: width)),
+            attention: SelfAttention(projection: projection,
                                      output: linear(outProjWeight, outProjBias, out: width, in: width), heads: heads),
             norm2: LayerNorm(weight: norm2Weight, bias: norm2Bias),
             up: linear(upWeight, upBias, out: mlpWidth, in: width), activation: activation == "gelu" ? .gelu : .geluTanh,
@@ -78,4 +89,41 @@ extension BlockFixtures.Block {
             #expect(maxAbsDifference(x, reference.output) > 1e-2)
         }
     }
+
+    /// The pruned block (`applied`: one kept row per sequence, the last block of a tower asked only for its
+    /// class token) gives PyTorch's output at that row, and the full block's own value there, for both norm
+    /// placements and both projection layouts, at the first and the last position.
+    @Test(arguments: 0..<4) func keptRowMatchesTheFullBlock(index: Int) {
+        let reference = BlockFixtures.shared.blocks[index]
+        let (d, n) = (reference.width, reference.sequence)
+        let lengths = [Int](repeating: n, count: reference.batch)
+        for block in [reference.block, reference.separateProjectionsBlock] {
+            var full = reference.input
+            block.apply(&full, sequenceLengths: lengths, causal: false, scratch: ScratchBuffer(), compute: ComputeContext())
+            for position in [0, n - 1] {
+                let rows = (0..<reference.batch).map { $0 * n + position }
+                let kept = block.applied(reference.input, sequenceLengths: lengths, keepingPosition: position, compute: ComputeContext())
+                #expect(maxAbsDifference(kept, selectRows(reference.output, rows, width: d)) < 2e-5)
+                #expect(maxAbsDifference(kept, selectRows(full, rows, width: d)) < 1e-6)
+            }
+        }
+    }
+
+    /// With packed weights (the CLIP towers' layers) every row's product is the same arithmetic whatever
+    /// the row count, so the kept rows are bit for bit the full block's, also for ragged sequences.
+    @Test(arguments: 0..<4) func keptRowOfPackedWeightsIsExact(index: Int) {
+        let reference = BlockFixtures.shared.blocks[index]
+        let block = reference.block.convertingWeights(PackedLinear.init)
+        let (d, lengths, position) = (reference.width, [3, 7], 2)
+        var full = reference.input
+        block.apply(&full, sequenceLengths: lengths, causal: false, scratch: ScratchBuffer(), compute: ComputeContext())
+        let kept = block.applied(reference.input, sequenceLengths: lengths, keepingPosition: position, compute: ComputeContext())
+        #expect(kept == selectRows(full, [position, 3 + position], width: d))
+        #expect(kept != selectRows(reference.input, [position, 3 + position], width: d))
+    }
+}
+
+/// Rows `rows` of a [_, width] matrix.
+func selectRows(_ x: [Float], _ rows: [Int], width: Int) -> [Float] {
+    rows.flatMap { x[($0 * width)..<(($0 + 1) * width)] }
 }

@@ -56,15 +56,22 @@ struct TinyViT {
     /// The same model with the class token (and its position embedding) where `classToken` says.
     func tower(_ classToken: ViTArchitecture.ClassToken, _ layout: ImageLayout = .channelsFirst,
                positions: ViTArchitecture.PositionEncoding = .learned) throws -> VisionTransformer<Linear> {
+        try tower(classToken, layout, positions: positions, weights: { $0 })
+    }
+
+    /// The same model with every weight matrix converted (e.g. packed, as the CLIP towers run).
+    func tower<Weights: LinearLayer>(_ classToken: ViTArchitecture.ClassToken, _ layout: ImageLayout = .channelsFirst,
+                                     positions: ViTArchitecture.PositionEncoding = .learned,
+                                     weights: (Linear) -> Weights) throws -> VisionTransformer<Weights> {
         let positionEmbedding = switch classToken {
         case .none: patchPositions
         case .first: classPosition + patchPositions
         case .last: patchPositions + classPosition
         }
         return try VisionTransformer(
-            architecture: architecture(classToken, layout, positions: positions), patchEmbedding: patchEmbedding,
+            architecture: architecture(classToken, layout, positions: positions), patchEmbedding: weights(patchEmbedding),
             classEmbedding: classToken == .none ? nil : classEmbedding, positionEmbedding: positionEmbedding,
-            preNorm: preNorm, blocks: blocks, postNorm: postNorm)
+            preNorm: preNorm, blocks: blocks.map { $0.convertingWeights(weights) }, postNorm: postNorm)
     }
 }
 
@@ -87,7 +94,7 @@ func channelsLast(_ pixels: [Float], count: Int, size: Int) -> [Float] {
         return random.floats(count * 3 * TinyViT.imageSize * TinyViT.imageSize)
     }
 
-    func run(_ tower: VisionTransformer<Linear>, _ pixels: [Float], _ outputs: ViTOutputRequest) throws -> ViTOutputs {
+    func run<Weights>(_ tower: VisionTransformer<Weights>, _ pixels: [Float], _ outputs: ViTOutputRequest) throws -> ViTOutputs {
         try tower.forward(pixels, count: count, outputs: outputs, scratch: ScratchBuffer(), compute: ComputeContext())
     }
 
@@ -98,6 +105,23 @@ func channelsLast(_ pixels: [Float], count: Int, size: Int) -> [Float] {
         #expect(both.patches == (try run(tower, pixels, .patches)).patches)
         #expect(both.pooled?.count == count * TinyViT.width)
         #expect(both.patches?.count == count * TinyViT.patches * TinyViT.width)
+    }
+
+    /// A pooled-only request runs the last block for the class token alone; with packed weights (as the
+    /// CLIP towers run) its embedding is bit for bit the full pass's, wherever the class token sits, and a
+    /// request that includes the patches still gets every token.
+    @Test(arguments: [ViTArchitecture.ClassToken.first, .last])
+    func pooledOnlyPassGivesTheFullPassesClassToken(classToken: ViTArchitecture.ClassToken) throws {
+        let tower = try model.tower(classToken, weights: PackedLinear.init)
+        let pooledOnly = try run(tower, pixels, .pooled)
+        let both = try run(tower, pixels, [.pooled, .patches])
+        #expect(pooledOnly.patches == nil)
+        #expect(pooledOnly.pooled?.count == count * TinyViT.width)
+        #expect(pooledOnly.pooled == both.pooled)
+        #expect(both.patches == (try run(tower, pixels, .patches)).patches)
+        #expect(both.patches?.count == count * TinyViT.patches * TinyViT.width)
+        // The packed weights compute what the BLAS ones do (so the comparison above is of the real model).
+        #expect(maxAbsDifference(pooledOnly.pooled!, try run(model.tower(classToken), pixels, .pooled).pooled!) < 1e-5)
     }
 
     /// Attention without a mask is permutation-equivariant: moving the class token (with its position
