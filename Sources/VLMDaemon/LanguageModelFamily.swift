@@ -23,6 +23,14 @@ struct LanguageModelFamily: ModelFamily {
         return resident.details?["contextLength"]?.intValue == Int64(wanted)
     }
 
+    /// The file's name, then `@ctxN` when the load names a context length: on a shared daemon two commands
+    /// asking for different lengths each get a copy of their own instead of the second failing on the id.
+    func defaultId(_ params: ModelsLoadParams, file: URL) -> String {
+        let name = file.lastPathComponent
+        guard let length = params.contextLength else { return name }
+        return "\(name)@ctx\(length)"
+    }
+
     func registerHandlers(_ table: inout HandlerTable, services: Services) {
         registerLanguageHandlers(&table, services: services)
         registerVisualReasoningHandlers(&table, services: services)

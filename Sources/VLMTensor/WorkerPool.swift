@@ -131,7 +131,18 @@ final class WorkerPool: @unchecked Sendable {
     }
 
     private func serve() {
-        Thread.current.name = "vlmd compute"  // Foundation sets the pthread name of the current thread
+        // Named with pthreads, not `Thread.current.name`: a Foundation `Thread` made for a foreign pthread
+        // keeps its pthread_t after the thread exits (swift-corelibs-foundation#5240), and these threads exit.
+        // (Glibc's module leaves pthread_setname_np out; the kernel's own file for it is this.)
+        #if os(Linux)
+        let comm = open("/proc/thread-self/comm", O_WRONLY)
+        if comm >= 0 {
+            _ = write(comm, "vlmd compute", 12)
+            close(comm)
+        }
+        #elseif canImport(Darwin)
+        pthread_setname_np("vlmd compute")
+        #endif
         defer { runningHelpers.subtract(1, ordering: .releasing) }
         var seen = 0
         while true {

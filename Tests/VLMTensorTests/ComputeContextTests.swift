@@ -105,6 +105,22 @@ import Testing
         #expect(sixHelperPools().allSatisfy { $0.sleepingHelpers == 6 })
     }
 
+    #if os(Linux)
+    /// Helper threads carry a name a profiler or `top -H` shows; each part waits for the other, so both the
+    /// caller and the helper of a two-thread pool (four helpers here: a pool no other test uses) take one.
+    @Test func helperThreadsAreNamed() throws {
+        let started = Atomic<Int>(0), names = Mutex<Set<String>>([])
+        ComputeContext(threads: 5).parallelFor(5, parts: 5) { _ in
+            _ = started.add(1, ordering: .relaxed)
+            for _ in 0..<20_000 where started.load(ordering: .relaxed) < 5 { usleep(100) }
+            let name = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? ""
+            names.withLock { _ = $0.insert(name.trimmingCharacters(in: .newlines)) }
+        }
+        #expect(started.load(ordering: .relaxed) == 5)
+        #expect(names.withLock { $0 }.contains("vlmd compute"))
+    }
+    #endif
+
     /// A burst of loops run at once (concurrent requests) leaves at most `idleLimit` idle pools of its
     /// helper count; each surplus pool is retired as its loop returns, its helper threads joined, so none
     /// is left asleep for the daemon's life. Five helpers is a pool no other test uses.

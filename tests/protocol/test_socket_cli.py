@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from test_cli import IMAGES, RN, VLM
+from test_cli import IMAGES, RN, SHARED, VLM
 from test_multimodal_generate import QWEN_FIXTURES, QWEN_LM
 
 
@@ -92,6 +92,25 @@ def test_image_token_limits_on_a_shared_daemon_load_a_copy_of_their_own(shared):
     assert now["modelLoads"] == 3  # the language model, and the projector with each range once
     projectors = {m["id"]: (m["details"]["imageMinTokens"], m["details"]["imageMaxTokens"]) for m in now["models"] if m["kind"] == "mmproj"}
     assert projectors == {"tiny-mmproj.gguf": (8, 4096), "tiny-mmproj.gguf@8-32": (8, 32)}
+
+
+def test_context_lengths_on_a_shared_daemon_load_a_copy_of_their_own(shared):
+    """`vlm generate --context-length 2048` after a command with 1024, on one shared daemon: the second loads
+    its own copy as `X@ctx2048` rather than failing on the id; repeating either length reuses its copy, and a
+    command naming no length is served by the first copy."""
+    stories = SHARED / "models" / "stories260K.gguf"
+
+    def generate(*length):
+        out = vlm(shared, "generate", "--lm", str(stories), *length, "--max-tokens", "3", "--json", "Once upon a time")
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    for length in (["--context-length", "1024"], ["--context-length", "2048"], ["--context-length", "1024"], []):
+        assert generate(*length)["generatedTokens"] == 3
+    now = status(shared)
+    assert now["modelLoads"] == 2
+    lengths = {m["id"]: m["details"]["contextLength"] for m in now["models"] if m["kind"] == "gguf"}
+    assert lengths == {"stories260K.gguf@ctx1024": 1024, "stories260K.gguf@ctx2048": 2048}
 
 
 def test_private_flag_ignores_the_shared_daemon(shared):

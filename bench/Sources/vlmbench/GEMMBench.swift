@@ -4,7 +4,8 @@ import VLMTensor
 // `vlmbench gemm [--threads N] [--repeats R]`
 // The matrix products of RN50's convolutions at 224 px (one image, channels-last: pixels × patch ·
 // patch × out), each timed with OpenBLAS sgemm and with the packed-weight product of PackedGEMM.swift
-// (bias + ReLU fused), alternately. Prints GFLOP/s per shape.
+// (bias + ReLU fused), alternately. Prints GFLOP/s per shape. `--precision bf16` times the bf16 packed
+// product (BF16GEMM.swift) too, in GFLOP/s-equivalent (same FLOP count), on CPUs with AVX-512 BF16.
 func runGEMMBench(_ args: [String]) {
     var options: [String: String] = [:]
     for pair in stride(from: 0, to: args.count - 1, by: 2) where args[pair].hasPrefix("--") {
@@ -24,8 +25,9 @@ func runGEMMBench(_ args: [String]) {
         return Double(t.tv_sec) * 1e9 + Double(t.tv_nsec)
     }
     print("threads \(threads), OpenBLAS core \(MatrixMultiply.kernelName)")
-    print("| m × k × n | OpenBLAS GFLOP/s | packed GFLOP/s |")
-    print("|---|---|---|")
+    let bf16 = options["precision"] == "bf16" && BF16.isSupported
+    print("| m × k × n | OpenBLAS GFLOP/s | packed GFLOP/s |" + (bf16 ? " bf16 packed GFLOP/s |" : ""))
+    print("|---|---|---|" + (bf16 ? "---|" : ""))
     // `--shapes vit`: ViT-B/32's linears at batch 16 (800 tokens) and batch 1 (50 tokens).
     let vit = [(800, 768, 2304), (800, 768, 768), (800, 768, 3072), (800, 3072, 768), (50, 768, 2304), (50, 768, 3072), (50, 3072, 768)]
     let shapes = options["shapes"] == "vit" ? vit : [(3136, 576, 64), (3136, 64, 256), (3136, 256, 64), (784, 1152, 128), (784, 128, 512), (196, 2304, 256),
@@ -38,7 +40,8 @@ func runGEMMBench(_ args: [String]) {
         let bias = [Float](repeating: 0.1, count: n)
         var c = [Float](repeating: 0, count: m * n)
         let packed = PackedMatrix(b, rows: k, columns: n)
-        var best = (blas: Double.infinity, packed: Double.infinity)
+        let packedBF16 = bf16 ? BF16Matrix(b, rows: k, columns: n) : nil
+        var best = (blas: Double.infinity, packed: Double.infinity, bf16: Double.infinity)
         for _ in 0..<repeats {
             a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in c.withUnsafeMutableBufferPointer { c in
                 var start = now()
@@ -47,9 +50,16 @@ func runGEMMBench(_ args: [String]) {
                 start = now()
                 packed.multiply(a.baseAddress!, lda: k, m: m, into: c.baseAddress!, ldc: n, bias: bias, accumulate: false, relu: true, compute: compute)
                 best.packed = min(best.packed, now() - start)
+                if let packedBF16 {
+                    start = now()
+                    packedBF16.multiply(a.baseAddress!, lda: k, m: m, into: c.baseAddress!, ldc: n, bias: bias, accumulate: false, relu: true,
+                                        compute: compute)
+                    best.bf16 = min(best.bf16, now() - start)
+                }
             } } }
         }
         let flop = 2 * Double(m * k * n)
-        print("| \(m) × \(k) × \(n) | \(String(format: "%.0f", flop / best.blas)) | \(String(format: "%.0f", flop / best.packed)) |")
+        print("| \(m) × \(k) × \(n) | \(String(format: "%.0f", flop / best.blas)) | \(String(format: "%.0f", flop / best.packed)) |"
+              + (bf16 ? " \(String(format: "%.0f", flop / best.bf16)) |" : ""))
     }
 }
