@@ -29,12 +29,10 @@ public func scaledDotProductAttention(
 ) {
     let starts = sequenceStarts(sequenceLengths)
     for (sequence, length) in sequenceLengths.enumerated() where length >= LongSequenceAttention.minimumLength {
-        let head = LongSequenceAttention(length: length, stride: stride, headDim: headDim, causal: causal, outputStride: outputStride)
-        for h in 0..<heads {
-            let input = starts[sequence] * stride + h * headDim
-            head.run(queries + input, keys + input, values + input, output + starts[sequence] * outputStride + h * headDim,
-                     compute: compute)
-        }
+        let attention = LongSequenceAttention(length: length, stride: stride, headDim: headDim, causal: causal, outputStride: outputStride)
+        let input = starts[sequence] * stride
+        attention.run(heads: heads, queries + input, keys + input, values + input, output + starts[sequence] * outputStride,
+                      compute: compute)
     }
     let short = sequenceLengths.indices.filter { sequenceLengths[$0] < LongSequenceAttention.minimumLength }
     let spans = short.map {
@@ -105,11 +103,13 @@ private func attendInParallel(
     }
 }
 
-/// softmax(Q Kᵀ / √d) V for one head of one long sequence (a 512–896 px tower's 1024–4096 patches), as two
-/// BLAS products around a row softmax: at that length the products dominate, and OpenBLAS runs them several
-/// times faster than `HeadAttention`'s one-query-at-a-time kernel, threading them itself (so the heads run one
-/// after another, not split across the context's threads). Queries go in blocks whose scores fit in ~1 MB (L2).
-/// Short sequences (CLIP's 50–257 tokens, Qwen2.5-VL's windows) stay on `HeadAttention`, split across heads.
+/// softmax(Q Kᵀ / √d) V for every head of one long sequence (a 512–896 px tower's 1024–4096 patches), as two
+/// packed products around a row softmax: at that length the products dominate, and `PackedMatrix` runs them
+/// several times faster than `HeadAttention`'s one-query-at-a-time kernel. The heads are split across the
+/// context's threads, each head's products on its own thread (its Kᵀ and V packed there once), so the whole
+/// tower stays on the context's pool: OpenBLAS's threads would spin beside it between steps. Queries go in
+/// blocks whose scores fit in ~1 MB (L2). Short sequences (CLIP's 50–257 tokens, Qwen2.5-VL's windows) stay
+/// on `HeadAttention`.
 struct LongSequenceAttention {
     static let minimumLength = 512
     let length: Int
@@ -118,24 +118,37 @@ struct LongSequenceAttention {
     let causal: Bool
     let outputStride: Int
 
-    func run(_ queries: UnsafePointer<Float>, _ keys: UnsafePointer<Float>, _ values: UnsafePointer<Float>,
+    /// Head h reads columns h·headDim..<(h+1)·headDim of the query, key and value rows and writes the same
+    /// columns of the output rows.
+    func run(heads: Int, _ queries: UnsafePointer<Float>, _ keys: UnsafePointer<Float>, _ values: UnsafePointer<Float>,
              _ output: UnsafeMutablePointer<Float>, compute: ComputeContext) {
+        let (length, stride, headDim) = (self.length, self.stride, self.headDim)
         let block = min(length, max(64, (1 << 18) / length)), scale = 1 / Float(headDim).squareRoot()
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: block * length) { scores in
-            let scores = scores.baseAddress!
-            for q0 in Swift.stride(from: 0, to: length, by: block) {
-                let rows = min(block, length - q0)
-                MatrixMultiply.gemm(transposeB: true, m: rows, n: length, k: headDim, alpha: scale, a: queries + q0 * stride, lda: stride,
-                                    b: keys, ldb: stride, c: scores, ldc: length)
-                compute.parallelFor(rows, minimumPartSize: 16) { part in
-                    for r in part {
-                        let row = scores + r * length, visible = causal ? q0 + r + 1 : length
-                        softmaxInPlace(row, count: visible)
-                        for k in visible..<length { row[k] = 0 }
+        let (noScoreBias, noOutputBias) = ([Float](repeating: 0, count: length), [Float](repeating: 0, count: headDim))
+        compute.parallelFor(heads) { part in
+            let thisThread = ComputeContext(threads: 1, cancellation: compute.cancellation)
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: block * length) { scores in
+                let scores = scores.baseAddress!
+                for h in part {
+                    let (q, k, v, out) = (queries + h * headDim, keys + h * headDim, values + h * headDim, output + h * headDim)
+                    // B = Kᵀ/√d [headDim × length], given as its transpose's rows (K's rows); B = V [length × headDim],
+                    // given as Vᵀ's rows (V's columns).
+                    let scaledKeys = PackedMatrix(transposing: { t, row in for d in 0..<headDim { row[d] = k[t * stride + d] * scale } },
+                                                  rows: headDim, columns: length, compute: thisThread)
+                    let valueMatrix = PackedMatrix(transposing: { d, row in for t in 0..<length { row[t] = v[t * stride + d] } },
+                                                   rows: length, columns: headDim, compute: thisThread)
+                    for q0 in Swift.stride(from: 0, to: length, by: block) {
+                        let rows = min(block, length - q0)
+                        scaledKeys.multiplyOnThisThread(q + q0 * stride, lda: stride, m: rows, into: scores, ldc: length, bias: noScoreBias)
+                        for r in 0..<rows {
+                            let row = scores + r * length, visible = causal ? q0 + r + 1 : length
+                            softmaxInPlace(row, count: visible)
+                            for t in visible..<length { row[t] = 0 }
+                        }
+                        valueMatrix.multiplyOnThisThread(scores, lda: length, m: rows, into: out + q0 * outputStride, ldc: outputStride,
+                                                         bias: noOutputBias)
                     }
                 }
-                MatrixMultiply.gemm(m: rows, n: headDim, k: length, a: scores, lda: length, b: values, ldb: stride,
-                                    c: output + q0 * outputStride, ldc: outputStride)
             }
         }
     }

@@ -31,18 +31,27 @@ extension Linear: LinearLayer {
 /// A linear layer over a GGUF weight matrix (ggml ne = [in, out]) with a float32 bias.
 ///
 /// F32 weights are read in place, and block formats (Q8_0...) run ggml's quantised arithmetic in place.
-/// F16 and BF16 are expanded to float32 for the product: that costs
-/// O(weights), the product O(rows × weights), and one BLAS call over all of an image's tokens is about
-/// 100× faster than the per-row fp16 kernels at a vision tower's ~200-600 rows. (llama.cpp rounds
-/// activations to fp16 for F16 weights; the difference stays far inside its parity tolerance.)
-/// Either way the product is one BLAS call, so the layer needs no thread count of its own.
+/// F16 and BF16 are expanded to float32 per product, into `PackedMatrix`'s layout: that costs O(weights),
+/// the product O(rows × weights), and one packed product over all of an image's tokens is about 100×
+/// faster than the per-row fp16 kernels at a vision tower's ~200-600 rows, while the weights stay half
+/// the size in memory. (llama.cpp rounds activations to fp16 for F16 weights; the difference stays far
+/// inside its parity tolerance.)
 public struct QuantizedLinear: LinearLayer, @unchecked Sendable {
+    /// How F16/BF16 weights, expanded per product, are multiplied.
+    public enum ExpandedProduct: Sendable {
+        /// `PackedMatrix` on the context's threads (the default).
+        case packed
+        /// One OpenBLAS sgemm: its summation order, for a product whose reference parity depends on it.
+        case blas
+    }
+
     public let weight: QuantizedMatrix
     public let bias: [Float]?
+    public let expandedProduct: ExpandedProduct
 
-    public init(weight: QuantizedMatrix, bias: [Float]?) {
+    public init(weight: QuantizedMatrix, bias: [Float]?, expandedProduct: ExpandedProduct = .packed) {
         precondition(bias == nil || bias!.count == weight.rows, "bias has \(bias!.count) values for \(weight.rows) outputs")
-        (self.weight, self.bias) = (weight, bias)
+        (self.weight, self.bias, self.expandedProduct) = (weight, bias, expandedProduct)
     }
 
     public var inFeatures: Int { weight.columns }
@@ -53,13 +62,21 @@ public struct QuantizedLinear: LinearLayer, @unchecked Sendable {
             // Block formats (Q8_0, K-quants...) go through ggml's own arithmetic: activations quantised to
             // the partner format, integer block dot products, as llama.cpp's mmproj matrices run.
             weight.multiply(input, batch: rows, into: output, compute: compute)
-        } else {
+        } else if expandedProduct == .blas {
             var expanded = [Float](repeating: 0, count: weight.rows * weight.columns)
             expanded.withUnsafeMutableBufferPointer { e in
                 for r in 0..<weight.rows { weight.dequantizeRow(r, into: e.baseAddress! + r * weight.columns) }
                 MatrixMultiply.gemm(transposeB: true, m: rows, n: weight.rows, k: weight.columns, a: input, lda: weight.columns,
                                     b: e.baseAddress!, ldb: weight.columns, c: output, ldc: weight.rows)
             }
+        } else {
+            // Expanded straight into the packed layout, on the context's threads, and multiplied there too:
+            // OpenBLAS's own threads would spin beside this pool's between the tower's steps.
+            let packed = PackedMatrix(transposing: { weight.dequantizeRow($0, into: $1) }, rows: inFeatures, columns: outFeatures,
+                                      compute: compute)
+            packed.multiply(input, lda: inFeatures, m: rows, into: output, ldc: outFeatures,
+                            bias: bias ?? [Float](repeating: 0, count: outFeatures), accumulate: false, relu: false, compute: compute)
+            return
         }
         guard let bias else { return }
         for r in 0..<rows {

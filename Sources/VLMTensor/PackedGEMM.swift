@@ -65,6 +65,49 @@ public struct PackedMatrix: Sendable {
         #endif
     }
 
+    /// B = Wᵀ for a weight W [columns × rows] held in another form (a GGUF matrix in F16), packed with its
+    /// panels shared out across the context's threads: `row(j, into:)` writes W's row j (`rows` floats).
+    /// For weights expanded per product rather than kept in float32 (half the memory).
+    public init(transposing row: (Int, UnsafeMutablePointer<Float>) -> Void, rows: Int, columns: Int, compute: ComputeContext) {
+        (self.rows, self.columns) = (rows, columns)
+        let slices = max(1, (rows + 319) / 320)
+        depthBlock = max(1, (rows + slices - 1) / slices)
+        #if arch(x86_64) && canImport(_Builtin_intrinsics.intel) && !VLM_PORTABLE_KERNELS
+        let (width, panels, depthBlock) = (Self.panelWidth, (columns + Self.panelWidth - 1) / Self.panelWidth, depthBlock)
+        storage = [Float](unsafeUninitializedCapacity: panels * width * rows) { packed, initialized in
+            let base = packed.baseAddress!
+            compute.parallelFor(panels) { part in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: rows) { line in
+                    for p in part {
+                        for c in 0..<width {
+                            let j = p * width + c
+                            if j < columns { row(j, line.baseAddress!) } else { line.initialize(repeating: 0) }
+                            for k0 in Swift.stride(from: 0, to: rows, by: depthBlock) {
+                                let panel = base + Self.panelOffset(k0: k0, panel: p, rows: rows, depthBlock: depthBlock, panels: panels)
+                                for k in k0..<min(rows, k0 + depthBlock) { panel[(k - k0) * width + c] = line[k] }
+                            }
+                        }
+                    }
+                }
+            }
+            initialized = panels * width * rows
+        }
+        #else
+        storage = [Float](unsafeUninitializedCapacity: rows * columns) { b, initialized in
+            let base = b.baseAddress!
+            compute.parallelFor(columns) { part in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: rows) { line in
+                    for j in part {
+                        row(j, line.baseAddress!)
+                        for k in 0..<rows { base[k * columns + j] = line[k] }
+                    }
+                }
+            }
+            initialized = rows * columns
+        }
+        #endif
+    }
+
     /// c[m × columns] = (accumulate ? c : 0) + a[m × rows] · B + bias, then max(·, 0) when `relu`.
     /// `bias` has `columns` values; `lda` and `ldc` are row strides.
     public func multiply(

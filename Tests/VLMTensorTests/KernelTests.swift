@@ -180,7 +180,32 @@ import VLMTensor
         Self.expectPackedAttentionMatchesNaive(lengths: [3, 70, 1, 9], heads: 2, headDim: 72, causal: causal, seed: causal ? 15 : 16)
     }
 
-    /// A sequence long enough for the BLAS path (a tower's 1024+ patches; here 530, in two query blocks)
+    /// A GGUF F16 matrix, expanded per product into the packed layout on two threads (ragged panels, two
+    /// k-slices, 1152 outputs) or through OpenBLAS, with and without a bias: within fp32 rounding of the
+    /// product in Double.
+    @Test(arguments: [(37, 70, 9), (64, 48, 130), (96, 330, 40), (1152, 768, 20)])
+    func f16LinearMatchesDouble(outputs: Int, inputs: Int, rows: Int) {
+        var random = SeededRandom(UInt64(outputs * 7 + inputs))
+        let halves = random.floats(outputs * inputs).map(Float16.init), x = random.floats(rows * inputs), bias = random.floats(outputs)
+        halves.withUnsafeBytes { raw in
+            let matrix = QuantizedMatrix(format: .f16, rows: outputs, columns: inputs, data: raw.baseAddress!)
+            for (product, withBias) in [(QuantizedLinear.ExpandedProduct.packed, true), (.packed, false), (.blas, true)] {
+                let y = QuantizedLinear(weight: matrix, bias: withBias ? bias : nil, expandedProduct: product)
+                    .forward(x, rows: rows, compute: ComputeContext(threads: 2))
+                var worst: Double = 0
+                for r in 0..<rows {
+                    for j in 0..<outputs {
+                        var sum = withBias ? Double(bias[j]) : 0
+                        for k in 0..<inputs { sum += Double(x[r * inputs + k]) * Double(Float(halves[j * inputs + k])) }
+                        worst = max(worst, abs(sum - Double(y[r * outputs + j])))
+                    }
+                }
+                #expect(worst < 5e-5, "\(product) \(outputs)x\(inputs)")
+            }
+        }
+    }
+
+    /// A sequence long enough for the packed-product path (a tower's 1024+ patches; here 530, in two query blocks)
     /// mixed with short ones on the per-head kernel, against the naive attention of each sequence alone.
     @Test(arguments: [false, true]) func longSequenceAttentionMatchesNaive(causal: Bool) {
         Self.expectPackedAttentionMatchesNaive(lengths: [9, 530, 3], heads: 2, headDim: 40, causal: causal, seed: causal ? 25 : 26)

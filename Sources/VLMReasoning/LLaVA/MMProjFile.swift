@@ -122,10 +122,11 @@ public struct MMProjHyperparameters: Sendable, Equatable {
 extension ViTArchitecture {
     /// The tower of a LLaVA-1.5 mmproj as llama.cpp's CLIP graph runs it: class token (if any) after
     /// the patches, learned positions, pre-norm blocks with double-accumulated LayerNorms (ggml_norm),
-    /// tanh GELU (`clip.use_gelu`) or quick GELU, [y][x][channel] pixels.
+    /// tanh GELU (`clip.use_gelu`) or quick GELU, each through ggml's fp16 tables as its CPU backend runs them,
+    /// [y][x][channel] pixels.
     init(mmproj hp: MMProjHyperparameters, hasClassToken: Bool) {
         self.init(imageSize: hp.imageSize, patchSize: hp.patchSize, width: hp.width, heads: hp.headCount,
-                  mlpWidth: hp.feedForwardLength, layers: hp.blocksRun, activation: hp.useGELU ? .geluTanh : .quickGELU,
+                  mlpWidth: hp.feedForwardLength, layers: hp.blocksRun, activation: hp.useGELU ? .geluTanhHalfTable : .quickGELUHalfTable,
                   normPlacement: .pre, layerNormEpsilon: hp.layerNormEpsilon, layerNormAccumulation: .double,
                   classToken: hasClassToken ? .last : .none, positions: .learned, pixelLayout: .channelsLast)
     }
@@ -202,8 +203,11 @@ struct MMProjTensors {
             throw MMProjError.badTensor(name: name, reason: "shape \(patchShape), expected \([p, p, 3, d])")
         }
         let info = try gguf.tensor(name)
+        // OpenBLAS's product: with it an F16 patch convolution sums closely enough to mtmd's that the idefics3
+        // fixture's embeddings are bit-identical (its Q8_0 connector rounds activations to int8, so another
+        // summation order shows as whole int8 steps: 5e-3 relative with the packed product). One product an image.
         return QuantizedLinear(weight: QuantizedMatrix(format: info.format, rows: d, columns: 3 * p * p, data: gguf.file.bytes + info.fileOffset),
-                               bias: bias)
+                               bias: bias, expandedProduct: .blas)
     }
 
     /// The encoder blocks `v.blk.0..<a.layers`.
