@@ -111,7 +111,7 @@ public enum VNNITiles {
     /// `hsum_float_8`: (x0+x4 + x2+x6) + (x1+x5 + x3+x7).
     @inline(__always)
     private static func hsum8(_ x: __m256) -> Float {
-        let v = unsafeBitCast(x, to: SIMD8<Float>.self), r = v.highHalf + v.lowHalf
+        let r = x.highHalf + x.lowHalf  // __m256 is SIMD8<Float> in Swift
         return (r[0] + r[2]) + (r[1] + r[3])
     }
 }

@@ -120,7 +120,7 @@ func wrappedSums(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>, _ c: SIMD8<Int32>, _ d: S
 /// `_mm256_cvtepi32_ps`: eight int32 lanes to Float, rounding to nearest (exact below 2^24).
 @inline(__always)
 func laneFloats(_ lanes: SIMD8<Int32>) -> SIMD8<Float> {
-    unsafeBitCast(_mm256_cvtepi32_ps(unsafeBitCast(lanes, to: __m256i.self)), to: SIMD8<Float>.self)
+    _mm256_cvtepi32_ps(unsafeBitCast(lanes, to: __m256i.self))  // __m256 is SIMD8<Float> in Swift
 }
 
 extension ActivationView {
