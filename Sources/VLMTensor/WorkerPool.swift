@@ -25,10 +25,8 @@ final class WorkerPool: @unchecked Sendable {
     /// How long a helper keeps polling for the next loop before it sleeps.
     static let spinNanoseconds: UInt64 = 200_000
 
-    /// The loop's number (high 32 bits) and its next unclaimed part (low 32 bits): a part is claimed by
-    /// a compare-and-swap of both, so a helper that looks late, after its loop ended, claims nothing.
+    /// The current loop's `Ticket`: its number, part count and next unclaimed part.
     private let ticket = Atomic<Int>(0)
-    private let parts = Atomic<Int>(0)
     private let finishedParts = Atomic<Int>(0)
     private let sleepers = Atomic<Int>(0)
     private let wake = NSCondition()
@@ -82,7 +80,7 @@ final class WorkerPool: @unchecked Sendable {
     /// Splits 0..<count into `parts` ranges as `parallelFor` does and runs `body` on them, the caller
     /// and the helpers taking ranges until none is left.
     func run(_ count: Int, parts: Int, _ body: SharedBody) {
-        precondition(parts < 1 << 32, "too many parts for one loop")
+        precondition(parts < Ticket.partLimit, "too many parts for one loop")
         withUnsafePointer(to: body) { pointer in
             self.count = count
             self.body = UnsafeRawPointer(pointer)
@@ -100,12 +98,11 @@ final class WorkerPool: @unchecked Sendable {
     /// Publishes the next loop's ticket, of `parts` parts, and wakes the helpers asleep; its number.
     @discardableResult
     private func startLoop(parts: Int) -> Int {
-        loop = (loop + 1) & 0x7FFF_FFFF  // the ticket's high half; a helper never lags 2^31 loops
-        self.parts.store(parts, ordering: .relaxed)
+        loop = (loop + 1) & Ticket.loopMask
         finishedParts.store(0, ordering: .relaxed)
         // Sequentially consistent with the helper's `sleepers` increment: either a helper going to
         // sleep sees the new ticket, or this sees it asleep and wakes it.
-        ticket.store(loop << 32, ordering: .sequentiallyConsistent)
+        ticket.store(Ticket(loop: loop, parts: parts, next: 0).value, ordering: .sequentiallyConsistent)
         if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
             wake.lock()
             wake.broadcast()
@@ -119,12 +116,13 @@ final class WorkerPool: @unchecked Sendable {
     @inline(never)
     private func takeParts(of loop: Int) {
         while true {
-            let current = ticket.load(ordering: .acquiring)
-            let part = current & 0xFFFF_FFFF
-            guard current >> 32 == loop, part < parts.load(ordering: .relaxed) else { return }
-            guard ticket.compareExchange(expected: current, desired: current + 1, ordering: .acquiring).exchanged else { continue }
+            let current = Ticket(ticket.load(ordering: .acquiring))
+            // The part count comes from the same value as the loop number: read beside it, the next loop's
+            // count (set before its ticket) could let a late helper claim a part past this loop's end.
+            let (part, parts) = (current.next, current.parts)
+            guard current.loop == loop, part < parts else { return }
+            guard ticket.compareExchange(expected: current.value, desired: current.value + 1, ordering: .acquiring).exchanged else { continue }
             let body = self.body!.assumingMemoryBound(to: SharedBody.self), count = self.count
-            let parts = self.parts.load(ordering: .relaxed)
             body.pointee.body((count * part / parts)..<(count * (part + 1) / parts))
             finishedParts.add(1, ordering: .releasing)
         }
@@ -159,7 +157,7 @@ final class WorkerPool: @unchecked Sendable {
         let deadline = DispatchTime.now().uptimeNanoseconds + Self.spinNanoseconds
         var polls = 0
         while true {
-            let current = ticket.load(ordering: .acquiring) >> 32
+            let current = Ticket(ticket.load(ordering: .acquiring)).loop
             if current != seen { return current }
             polls += 1
             if polls % 128 == 0 {
@@ -169,10 +167,10 @@ final class WorkerPool: @unchecked Sendable {
         }
         wake.lock()
         sleepers.add(1, ordering: .sequentiallyConsistent)
-        while ticket.load(ordering: .sequentiallyConsistent) >> 32 == seen { wake.wait() }
+        while Ticket(ticket.load(ordering: .sequentiallyConsistent)).loop == seen { wake.wait() }
         sleepers.subtract(1, ordering: .sequentiallyConsistent)
         wake.unlock()
-        return ticket.load(ordering: .acquiring) >> 32
+        return Ticket(ticket.load(ordering: .acquiring)).loop
     }
 }
 
@@ -211,4 +209,20 @@ enum WorkerPools {
 struct SharedBody: @unchecked Sendable {
     let body: (Range<Int>) -> Void
     init(_ body: @escaping (Range<Int>) -> Void) { self.body = body }
+}
+
+/// A pool's ticket, one atomic word: the loop's number (23 bits; a helper never lags 2^23 loops), its part
+/// count and its next unclaimed part (20 bits each). A part is claimed by a compare-and-swap of the whole
+/// word, so a helper that looks late, after its loop ended, claims nothing.
+private struct Ticket {
+    static let loopMask = (1 << 23) - 1
+    static let partLimit = 1 << 20
+    let value: Int
+
+    init(_ value: Int) { self.value = value }
+    init(loop: Int, parts: Int, next: Int) { value = loop << 40 | parts << 20 | next }
+
+    var loop: Int { value >> 40 }
+    var parts: Int { (value >> 20) & (Self.partLimit - 1) }
+    var next: Int { value & (Self.partLimit - 1) }
 }

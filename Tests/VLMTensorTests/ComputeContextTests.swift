@@ -105,6 +105,25 @@ import Testing
         #expect(sixHelperPools().allSatisfy { $0.sleepingHelpers == 6 })
     }
 
+    /// Loops back to back whose part counts keep changing (a layer's small loop, then a larger one): every
+    /// index of every loop runs exactly once. A helper that read the next loop's part count beside the
+    /// previous loop's ticket could claim a part past that loop's end and run it against the next loop's
+    /// body, once too often, and count it finished (stop 22 and 23's one-off SIGILLs in CI).
+    @Test func loopsWithChangingPartCountsRunEachIndexOnce() {
+        let context = ComputeContext(threads: 3), count = 12
+        let seen = UnsafeMutableBufferPointer<Int>.allocate(capacity: count)
+        defer { seen.deallocate() }
+        var failures = 0
+        for round in 0..<20_000 {
+            seen.initialize(repeating: 0)
+            context.parallelFor(count, parts: [1, 3, 2, 7, 3, 12][round % 6]) { range in
+                for i in range { seen[i] += 1 }
+            }
+            if seen.contains(where: { $0 != 1 }) { failures += 1 }
+        }
+        #expect(failures == 0)
+    }
+
     #if os(Linux)
     /// Helper threads carry a name a profiler or `top -H` shows; each part waits for the other, so both the
     /// caller and the helper of a two-thread pool (four helpers here: a pool no other test uses) take one.
