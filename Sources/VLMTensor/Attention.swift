@@ -126,7 +126,7 @@ struct LongSequenceAttention {
         let block = min(length, max(64, (1 << 18) / length)), scale = 1 / Float(headDim).squareRoot()
         let (noScoreBias, noOutputBias) = ([Float](repeating: 0, count: length), [Float](repeating: 0, count: headDim))
         compute.parallelFor(heads) { part in
-            let thisThread = ComputeContext(threads: 1, cancellation: compute.cancellation)
+            let thisThread = compute.with(threads: 1)
             withUnsafeTemporaryAllocation(of: Float.self, capacity: block * length) { scores in
                 let scores = scores.baseAddress!
                 for h in part {

@@ -29,6 +29,13 @@ public struct PackedMatrix: Sendable {
     let depthBlock: Int
 
     static let panelWidth = 16
+
+    /// Rows per k-slice for an inner dimension of `rows`: split evenly into slices of at most 320.
+    static func depthBlock(rows: Int) -> Int {
+        let slices = max(1, (rows + 319) / 320)
+        return max(1, (rows + slices - 1) / slices)
+    }
+
     var panelCount: Int { (columns + Self.panelWidth - 1) / Self.panelWidth }
 
     /// Where the panel `panel` of the k-slice starting at row `k0` begins in the micro-kernel layout.
@@ -45,8 +52,7 @@ public struct PackedMatrix: Sendable {
     public init(_ b: [Float], rows: Int, columns: Int) {
         precondition(b.count == rows * columns, "packed matrix of \(rows)×\(columns) given \(b.count) values")
         (self.rows, self.columns) = (rows, columns)
-        let slices = max(1, (rows + 319) / 320)
-        depthBlock = max(1, (rows + slices - 1) / slices)
+        depthBlock = Self.depthBlock(rows: rows)
         #if arch(x86_64) && canImport(_Builtin_intrinsics.intel) && !VLM_PORTABLE_KERNELS
         let width = Self.panelWidth
         let panels = (columns + width - 1) / width
@@ -70,8 +76,7 @@ public struct PackedMatrix: Sendable {
     /// For weights expanded per product rather than kept in float32 (half the memory).
     public init(transposing row: (Int, UnsafeMutablePointer<Float>) -> Void, rows: Int, columns: Int, compute: ComputeContext) {
         (self.rows, self.columns) = (rows, columns)
-        let slices = max(1, (rows + 319) / 320)
-        depthBlock = max(1, (rows + slices - 1) / slices)
+        depthBlock = Self.depthBlock(rows: rows)
         #if arch(x86_64) && canImport(_Builtin_intrinsics.intel) && !VLM_PORTABLE_KERNELS
         let (width, panels, depthBlock) = (Self.panelWidth, (columns + Self.panelWidth - 1) / Self.panelWidth, depthBlock)
         storage = [Float](unsafeUninitializedCapacity: panels * width * rows) { packed, initialized in
